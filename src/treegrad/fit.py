@@ -1,0 +1,213 @@
+"""The training loop: `fit(model, inputs, targets, ...)`.
+
+It runs the compiled evaluator (`compiled.py`) by default; `engine="reference"` runs the
+node-by-node forward/backward of `graph.py` instead, with the same arithmetic in the same
+order, so both give the same numbers. `fit` never prints: progress goes to `callback`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .compiled import program
+from .errors import TrainingError
+from .graph import Graph
+from .losses import LOSSES, Loss
+from .nodes import Node
+from .optim import OPTIMIZERS, Optimizer
+
+# callback(epoch, train_loss, validation_loss or None) -> False to stop training
+Callback = Callable[[int, float, "float | None"], "bool | None"]
+
+
+class History(list[float]):
+    """Per-epoch mean training loss (a list), with validation losses alongside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.validation: list[float] = []
+        self.best_epoch: int | None = None
+        self.stopped_early = False
+
+
+def resolve_loss(graph: Graph, loss: str | Loss) -> Loss:
+    """The loss object for a name, checked against the model's kind of output."""
+    if isinstance(loss, Loss):
+        obj = loss
+    elif loss in LOSSES:
+        obj = LOSSES[loss]
+    else:
+        raise TrainingError(f"unknown loss '{loss}'; use one of {', '.join(LOSSES)}")
+    if graph.is_softmax and not obj.on_softmax:
+        raise TrainingError(f"loss '{obj.name}' does not fit a softmax output; use cross_entropy")
+    if obj.on_softmax and not graph.is_softmax:
+        raise TrainingError(f"loss '{obj.name}' needs a softmax output; use mse, mae or bce here")
+    return obj
+
+
+def check_targets(graph: Graph, loss: Loss, targets: Sequence[Any]) -> list[Any]:
+    """Targets in the form the generated code expects, or a TrainingError saying why not."""
+    k = len(graph.elements)
+    out: list[Any] = []
+    for i, t in enumerate(targets):
+        if graph.is_softmax:
+            if isinstance(t, float) and t.is_integer():
+                t = int(t)
+            if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < k:
+                raise TrainingError(f"target {i} is {t!r}: a softmax of {k} needs a class index 0..{k - 1}")
+            out.append(t)
+        elif graph.is_list:
+            if not isinstance(t, (list, tuple)) or len(t) != k:
+                raise TrainingError(f"target {i} is {t!r}: a list output of {k} needs {k} numbers per sample")
+            out.append(tuple(_finite(v, i) for v in t))
+        else:
+            v = _finite(t, i)
+            if loss.name == "bce" and not 0.0 <= v <= 1.0:
+                raise TrainingError(f"target {i} is {v}: bce needs labels between 0 and 1")
+            out.append(v)
+    return out
+
+
+def _finite(v: Any, i: int) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise TrainingError(f"target {i} is {v!r}, not a number") from None
+    if not math.isfinite(f):
+        raise TrainingError(f"target {i} is {f}: targets must be finite")
+    return f
+
+
+def _check_rows(graph: Graph, rows: Sequence[Sequence[float]]) -> list[list[float]]:
+    n = len(graph.input_names)
+    out = []
+    for i, r in enumerate(rows):
+        if len(r) != n:
+            raise TrainingError(f"sample {i} has {len(r)} value(s), the model has {n} input(s)")
+        out.append([float(v) for v in r])
+    return out
+
+
+def fit(model: Node, inputs: Sequence[Sequence[float]], targets: Sequence[Any], *,
+        loss: str | Loss = "mse", epochs: int = 100, learning_rate: float = 0.01,
+        batch_size: int = 1, optimizer: str = "sgd", shuffle: bool = False, seed: int = 0,
+        validation: tuple[Sequence[Sequence[float]], Sequence[Any]] | None = None,
+        patience: int | None = None, callback: Callback | None = None,
+        engine: str = "compiled") -> History:
+    """Train a model; return the per-epoch mean training loss.
+
+    Per-sample steps when `batch_size` is 1, mean-gradient mini-batches otherwise.
+    With `validation` = (inputs, targets) the validation loss is computed each epoch,
+    and with `patience` training stops when it has not improved for that many epochs,
+    keeping the parameters of the best epoch.
+    """
+    if model.graph is None:
+        model.compile()
+    graph = model.graph
+    assert graph is not None
+    lossobj = resolve_loss(graph, loss)
+    if optimizer not in OPTIMIZERS:
+        raise TrainingError(f"unknown optimizer '{optimizer}'; use one of {', '.join(OPTIMIZERS)}")
+    opt = OPTIMIZERS[optimizer]
+    if not (isinstance(epochs, int) and epochs >= 0):
+        raise TrainingError(f"epochs must be a whole number >= 0, got {epochs!r}")
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise TrainingError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise TrainingError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    if engine not in ("compiled", "reference"):
+        raise TrainingError(f"unknown engine '{engine}'; use compiled or reference")
+    X = _check_rows(graph, inputs)
+    T = check_targets(graph, lossobj, targets)
+    if len(X) != len(T):
+        raise TrainingError(f"{len(X)} input rows but {len(T)} targets")
+    if not X:
+        raise TrainingError("no training samples")
+    val = None
+    if validation is not None and len(validation[0]):
+        val = (_check_rows(graph, validation[0]), check_targets(graph, lossobj, validation[1]))
+
+    prog = program(graph)
+    P = graph.param_values()
+    C = prog.constant_values()
+    S = [[0.0] * len(P) for _ in opt.state]
+    STEP = [0]
+    batched = batch_size > 1
+    run_epoch = (prog.epoch_fn(lossobj, opt, batched) if engine == "compiled"
+                 else _reference_epoch(graph, lossobj, opt, batched))
+    val_loss = prog.loss_fn(lossobj) if val else None
+    rng = random.Random(seed)
+    order = list(range(len(X)))
+    hist = History()
+    best = (math.inf, list(P))
+    since_best = 0
+    for epoch in range(1, epochs + 1):
+        if shuffle:
+            rng.shuffle(order)
+        idx: Any = [order[i:i + batch_size] for i in range(0, len(order), batch_size)] if batched else order
+        try:
+            total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate)
+        except (ArithmeticError, ValueError) as e:
+            raise _diverged(epoch, f"({e})") from None
+        mean = total / len(X)
+        if not math.isfinite(mean) or not all(math.isfinite(p) for p in P):
+            raise _diverged(epoch, "")
+        hist.append(mean)
+        v = None
+        if val and val_loss is not None:
+            try:
+                v = val_loss(P, C, val[0], val[1]) / len(val[0])
+            except (ArithmeticError, ValueError):
+                v = math.inf
+            hist.validation.append(v)
+            if v < best[0]:
+                best, since_best, hist.best_epoch = (v, list(P)), 0, epoch
+            else:
+                since_best += 1
+        if callback is not None and callback(epoch, mean, v) is False:
+            break
+        if patience is not None and val and since_best >= patience:
+            hist.stopped_early = True
+            break
+    if patience is not None and val and hist.best_epoch is not None:
+        P = best[1]
+    graph.set_param_values(P)
+    return hist
+
+
+def _diverged(epoch: int, detail: str) -> TrainingError:
+    return TrainingError(f"training diverged in epoch {epoch}: the loss became NaN or infinite {detail}".strip()
+                         + ". Try a smaller learning rate, or normalize the inputs (training.normalize: true).")
+
+
+def _reference_epoch(graph: Graph, loss: Loss, opt: Optimizer, batched: bool) -> Callable[..., float]:
+    """One epoch with the node-by-node evaluator (same signature as the compiled one)."""
+    lossfn = loss.fn(len(graph.elements))
+    step = opt.step_fn(len(graph.params))
+
+    def sample(row: list[float], t: Any, G: list[float]) -> float:
+        out = graph.predict(row)
+        L, g = lossfn(out if graph.is_list else [out], t)
+        graph.output.backward(g if graph.is_list else g[0])
+        for k, p in enumerate(graph.params):
+            G[k] += p.grad
+        return float(L)
+
+    def epoch(P: list[float], C: list[float], S: list[list[float]], STEP: list[int],
+              X: list[list[float]], T: list[Any], idx: Any, lr: float) -> float:
+        graph.set_param_values(P)
+        total = 0.0
+        for chunk in (idx if batched else ([i] for i in idx)):
+            G = [0.0] * len(P)
+            for i in chunk:
+                total += sample(X[i], T[i], G)
+            if batched:
+                G = [gk / len(chunk) for gk in G]
+            step(P, G, S, STEP, lr)
+            graph.set_param_values(P)
+        return total
+
+    return epoch

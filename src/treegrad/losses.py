@@ -1,0 +1,101 @@
+"""The loss table: each loss's value and gradient, defined once, like the ops.
+
+A loss entry writes straight-line statements for one sample: given the output variables
+`p` (one per output element), the target variable `t` and the names to assign, it sets
+the loss and dL/dp for each element. The reference evaluator runs these statements as
+a function (`Loss.fn`); the compiled evaluator pastes them into its training loop.
+
+Targets are a number for a single output, a sequence of numbers for a plain list output
+(the loss is then the mean over the elements), and a class index for a softmax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from .ops import NAMESPACE
+
+BCE_EPS = 1e-8  # bce clamps p to [BCE_EPS, 1 - BCE_EPS]: no log(0), as in PyTorch-style BCE
+CE_TINY = 1e-300  # cross-entropy clamps the true class's probability only to avoid log(0)
+
+# Elementwise: (p, t, loss, grad, tmp) -> statements setting `loss` and `grad` (= dL/dp).
+Elementwise = Callable[[str, str, str, str, str], list[str]]
+
+
+def _mse(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
+    return [f"{tmp}d = {p} - {t}", f"{loss} = {tmp}d * {tmp}d", f"{grad} = 2.0 * {tmp}d"]
+
+
+def _mae(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
+    return [f"{tmp}d = {p} - {t}", f"{loss} = abs({tmp}d)",
+            f"{grad} = (1.0 if {tmp}d > 0.0 else (-1.0 if {tmp}d < 0.0 else 0.0))"]
+
+
+def _bce(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
+    # Written so that a NaN prediction stays NaN (and is caught as divergence) instead
+    # of being clamped into a finite loss.
+    lo, hi = repr(BCE_EPS), repr(1.0 - BCE_EPS)
+    pc = f"{tmp}pc"
+    return [
+        f"{pc} = {lo} if {p} < {lo} else {p}",
+        f"{pc} = {hi} if {pc} > {hi} else {pc}",
+        f"{loss} = -{t} * log({pc}) - (1.0 - {t}) * log(1.0 - {pc})",
+        f"{grad} = ({pc} - {t}) / ({pc} * (1.0 - {pc}))",
+    ]
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss: its name, which outputs it fits, and the statements computing it."""
+
+    name: str
+    doc: str
+    on_softmax: bool  # True: only on a softmax output; False: never on one
+    classifier: bool
+    elementwise: Elementwise | None = None
+
+    def code(self, p: Sequence[str], t: str, loss: str, grads: Sequence[str], tmp: str) -> list[str]:
+        """Statements setting `loss` and each `grads[i]` = dL/dp[i] for one sample."""
+        if self.name == "cross_entropy":
+            # t is the true class index; the gradient flows only into its probability.
+            pt, lo = f"{tmp}pt", repr(CE_TINY)
+            lines = [f"{pt} = ({', '.join(p)},)[{t}]", f"{pt} = {lo} if {pt} < {lo} else {pt}",
+                     f"{loss} = -log({pt})"]
+            return lines + [f"{g} = -1.0 / {pt} if {t} == {i} else 0.0" for i, g in enumerate(grads)]
+        assert self.elementwise is not None
+        if len(p) == 1:
+            return self.elementwise(p[0], t, loss, grads[0], tmp)
+        lines, k = [], len(p)
+        for i, (pi, gi) in enumerate(zip(p, grads)):
+            lines += self.elementwise(pi, f"{t}[{i}]", f"{tmp}l{i}", gi, f"{tmp}{i}")
+            lines.append(f"{gi} = {gi} / {k}.0")
+        lines.append(f"{loss} = ({' + '.join(f'{tmp}l{i}' for i in range(k))}) / {k}.0")
+        return lines
+
+    def fn(self, n: int) -> Callable[[Sequence[float], object], tuple[float, list[float]]]:
+        """(predictions, target) -> (loss, dL/dprediction per element), for n outputs."""
+        return _loss_fn(self.name, n)
+
+
+LOSSES: dict[str, Loss] = {
+    loss.name: loss
+    for loss in [
+        Loss("mse", "mean squared error", False, False, _mse),
+        Loss("mae", "mean absolute error", False, False, _mae),
+        Loss("bce", "binary cross-entropy on a probability (a sigmoid output), labels 0/1", False, True, _bce),
+        Loss("cross_entropy", "categorical cross-entropy on a softmax, target a class index", True, True),
+    ]
+}
+
+
+@cache
+def _loss_fn(name: str, n: int) -> Callable[[Sequence[float], object], tuple[float, list[float]]]:
+    p, g = [f"p{i}" for i in range(n)], [f"g{i}" for i in range(n)]
+    body = LOSSES[name].code(p, "t", "L", g, "_")
+    src = (f"def loss(P, t):\n {', '.join(p)}, = P\n " + "\n ".join(body)
+           + f"\n return L, [{', '.join(g)}]")
+    ns: dict[str, object] = dict(NAMESPACE)
+    exec(src, ns)  # noqa: S102 - treegrad's own text
+    return ns["loss"]  # type: ignore[return-value]

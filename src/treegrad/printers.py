@@ -1,0 +1,104 @@
+"""funcify: a model as a human-readable formula (text, LaTeX, or a Python expression).
+
+Driven by the op table's printed forms: infix ops print between their arguments with
+parentheses only where precedence needs them, other ops as `name(x)`. A subexpression
+used more than once (the graph is a DAG) is printed once, as a line `h1 = ...`, and
+referred to by name, so shared layers do not blow the text up exponentially.
+"""
+
+from __future__ import annotations
+
+from .errors import ModelError
+from .nodes import Constant, Input, Leaf, Macro, Node, Output, Parameter, Softmax
+
+FORMATS = ("text", "latex", "python")
+_ATOM = 9
+_UNARY = 3
+
+
+def number(v: float, precision: int) -> str:
+    """A number at `precision` significant digits, without a trailing '.0'."""
+    s = f"{v:.{precision}g}"
+    return "0" if s == "-0" else s
+
+
+def _order(root: Node) -> list[Node]:
+    from .graph import expand_macros, topological_order
+
+    if root.graph is not None:
+        return root.graph.order
+    if expand_macros(root) != [root] or isinstance(root, Macro):
+        raise ModelError("this model contains a Linear (a macro): call .compile() before printing it")
+    return topological_order([root])
+
+
+def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
+    """The model below `root` as a formula; shared subexpressions become `h1 = ...` lines."""
+    if format not in FORMATS:
+        raise ModelError(f"unknown format '{format}'; use one of {', '.join(FORMATS)}")
+    order = _order(root)
+    uses: dict[int, int] = {}
+    for n in order:
+        for c in n.children:
+            uses[id(c)] = uses.get(id(c), 0) + 1
+    text: dict[int, tuple[str, int]] = {}
+    lines: list[str] = []
+    for n in order:
+        s = _print(n, [text[id(c)] for c in n.children], precision, format)
+        if uses.get(id(n), 0) > 1 and not isinstance(n, Leaf):
+            name = f"h_{{{len(lines) + 1}}}" if format == "latex" else f"h{len(lines) + 1}"
+            lines.append(f"{name} = {s[0]}")
+            s = (name, _ATOM)
+        text[id(n)] = s
+    final = text[id(order[-1])][0]
+    if format == "latex" and lines:
+        return " \\\\\n".join(lines + [final])
+    return "\n".join(lines + [final])
+
+
+def _wrap(s: tuple[str, int], prec: int, latex: bool, strict: bool = False) -> str:
+    if s[1] < prec or (strict and s[1] == prec):
+        return f"\\left({s[0]}\\right)" if latex else f"({s[0]})"
+    return s[0]
+
+
+def _print(n: Node, args: list[tuple[str, int]], precision: int, fmt: str) -> tuple[str, int]:
+    latex = fmt == "latex"
+    if isinstance(n, Input):
+        return (n.name or "x", _ATOM)
+    if isinstance(n, (Parameter, Constant)):
+        s = number(float(n._value), precision)  # type: ignore[arg-type]
+        return (s, _UNARY if s.startswith("-") else _ATOM)
+    if isinstance(n, Output):
+        inner = ", ".join(a[0] for a in args)
+        if isinstance(n, Softmax):
+            return (f"\\operatorname{{softmax}}\\left({inner}\\right)" if latex else f"softmax({inner})", _ATOM)
+        return (f"\\left[{inner}\\right]" if latex else f"[{inner}]", _ATOM)
+    op = n.op
+    assert op is not None
+    if op.name == "add":
+        out = _wrap(args[0], op.prec, latex)
+        for a in args[1:]:
+            s = _wrap(a, op.prec, latex)
+            out += f" - {s[1:]}" if s.startswith("-") and a[1] >= op.prec else f" + {s}"
+        return (out, op.prec)
+    if op.name == "div" and latex:
+        return (f"\\frac{{{args[0][0]}}}{{{args[1][0]}}}", _ATOM)
+    if op.name == "pow":
+        base = _wrap(args[0], op.prec, latex, strict=True)
+        if latex:
+            return (f"{base}^{{{args[1][0]}}}", op.prec)
+        return (f"{base}{' ** ' if fmt == 'python' else '^'}{_wrap(args[1], op.prec, latex)}", op.prec)
+    if op.name == "neg":
+        return ("-" + _wrap(args[0], _UNARY, latex, strict=False), _UNARY)
+    if op.infix:
+        sym = op.latex if latex and op.latex else op.infix
+        left = _wrap(args[0], op.prec, latex)
+        rest = [_wrap(a, op.prec, latex, strict=op.name in ("sub", "div")) for a in args[1:]]
+        return (sym.join([left, *rest]), op.prec)
+    if latex:
+        fname = op.latex or f"\\operatorname{{{op.name}}}"
+        if op.name == "abs":
+            return (f"\\left|{args[0][0]}\\right|", _ATOM)
+        return (f"{fname}\\left({args[0][0]}\\right)", _ATOM)
+    return (f"{op.name}({args[0][0]})", _ATOM)
