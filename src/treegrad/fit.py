@@ -31,6 +31,7 @@ class History(list[float]):
         self.validation: list[float] = []
         self.best_epoch: int | None = None
         self.stopped_early = False
+        self.interrupted = False
 
 
 def resolve_loss(graph: Graph, loss: str | Loss) -> Loss:
@@ -99,6 +100,8 @@ def fit(model: Node, inputs: Sequence[Sequence[float]], targets: Sequence[Any], 
         engine: str = "compiled") -> History:
     """Train a model; return the per-epoch mean training loss.
 
+    Ctrl-C stops training after the last complete epoch (`History.interrupted`).
+
     Per-sample steps when `batch_size` is 1, mean-gradient mini-batches otherwise.
     With `validation` = (inputs, targets) the validation loss is computed each epoch,
     and with `patience` training stops when it has not improved for that many epochs,
@@ -152,6 +155,11 @@ def fit(model: Node, inputs: Sequence[Sequence[float]], targets: Sequence[Any], 
             total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate)
         except (ArithmeticError, ValueError) as e:
             raise _diverged(epoch, f"({e})") from None
+        except KeyboardInterrupt:
+            # The epoch function writes P back only at its end, so P still holds the
+            # parameters after the last complete epoch: keep those, and say so.
+            hist.interrupted = True
+            break
         mean = total / len(X)
         if not math.isfinite(mean) or not all(math.isfinite(p) for p in P):
             raise _diverged(epoch, "")
