@@ -19,8 +19,8 @@ from .losses import LOSSES, Loss
 from .nodes import Node
 from .optim import OPTIMIZERS, Optimizer
 
-# callback(epoch, train_loss, validation_loss or None) -> False to stop training
-Callback = Callable[[int, float, "float | None"], "bool | None"]
+# callback(epoch, train_loss, validation_loss or None, current parameter values) -> False to stop
+Callback = Callable[[int, float, "float | None", list[float]], "bool | None"]
 
 
 class History(list[float]):
@@ -175,7 +175,7 @@ def fit(model: Node, inputs: Sequence[Sequence[float]], targets: Sequence[Any], 
                 best, since_best, hist.best_epoch = (v, list(P)), 0, epoch
             else:
                 since_best += 1
-        if callback is not None and callback(epoch, mean, v) is False:
+        if callback is not None and callback(epoch, mean, v, P) is False:
             break
         if patience is not None and val and since_best >= patience:
             hist.stopped_early = True

@@ -1,0 +1,161 @@
+"""The saved model file: versioned JSON, validated on load, written atomically.
+
+A model file holds the spec as the user wrote it (its text), the learned parameter
+values by stable name, the input names, class labels, normalisation statistics, the
+training settings used, the data source, and the loss history. Loading rebuilds the
+graph from the embedded spec and checks that the parameters match it exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import ModelFileError, SpecError
+
+FORMAT = "treegrad-model"
+VERSION = 1
+MAX_BYTES = 64 * 1024 * 1024
+
+
+class DataInfo(BaseModel):
+    """Where the training data came from and how it was split."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str
+    target: str
+    rows: int
+    train_rows: int
+    validation_rows: int
+
+
+class HistoryInfo(BaseModel):
+    """Per-epoch mean losses."""
+
+    model_config = ConfigDict(extra="forbid")
+    train: list[float]
+    validation: list[float] = []
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+
+class ModelRecord(BaseModel):
+    """Everything in a model file (format `treegrad-model`, version 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+    format: str
+    version: int
+    name: str
+    spec_file: str
+    spec_text: str
+    inputs: list[str]
+    task: Literal["regression", "binary", "classes"]
+    loss: str
+    classes: list[str] | None = None
+    normalization: dict[str, tuple[float, float]] | None = None
+    parameters: dict[str, float]
+    training: dict[str, Any]
+    data: DataInfo
+    history: HistoryInfo
+    metrics: dict[str, Any] = {}
+    treegrad_version: str = ""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` so that the old file stays whole until the new one is complete.
+
+    The text goes to a temporary file in the same folder, is flushed to disk, and then
+    renamed over `path` in one step; a crash or Ctrl-C at any moment leaves either the
+    old file or the new one, never half of one.
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ModelFileError(f"cannot write {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise ModelFileError(f"cannot write {path}: it is a directory; give a file name such as {path / 'model.json'}")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise ModelFileError(f"cannot write in {folder}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def save(path: Path, record: ModelRecord) -> None:
+    """Write a model file atomically."""
+    write_atomic(path, json.dumps(record.model_dump(mode="json"), indent=1) + "\n")
+
+
+def read(path: Path) -> ModelRecord:
+    """Read and validate a model file (format, version, fields, finite parameters)."""
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such model file")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory, not a model file")
+    if path.stat().st_size > MAX_BYTES:
+        raise ModelFileError(f"{path} is larger than {MAX_BYTES // 2**20} MB: not a treegrad model file")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ModelFileError(f"{path} is not a text file, so not a treegrad model file") from None
+    except json.JSONDecodeError as e:
+        raise ModelFileError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); "
+                             "the file may be truncated — train the model again") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ModelFileError(f"{path} is not a treegrad model file (format {found!r}, expected '{FORMAT}'); "
+                             "pass the .json file written by `treegrad train`")
+    if doc.get("version") != VERSION:
+        raise ModelFileError(f"{path} is a treegrad model file of version {doc.get('version')!r}; this treegrad "
+                             f"reads version {VERSION}: train the model again with this version")
+    try:
+        record = ModelRecord.model_validate(doc)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()[:5])
+        raise ModelFileError(f"{path} is damaged: {problems}") from None
+    bad = [k for k, v in record.parameters.items() if not math.isfinite(v)]
+    if bad:
+        raise ModelFileError(f"{path}: parameter(s) {', '.join(bad)} are not finite numbers")
+    return record
+
+
+def load_graph(path: Path, record: ModelRecord) -> Any:
+    """Rebuild the model graph from the record's spec and set its learned parameters."""
+    from .build import build_model
+    from .spec import parse_spec
+
+    try:
+        spec = parse_spec(record.spec_text, filename=f"{path} (its embedded spec {record.spec_file})")
+        stats = {k: (float(v[0]), float(v[1])) for k, v in record.normalization.items()} \
+            if record.normalization else None
+        root = build_model(spec, seed=int(record.training.get("seed", 0)), stats=stats)
+    except SpecError as e:
+        raise ModelFileError(f"the spec inside {path} no longer validates: {e}") from None
+    graph = root.graph
+    names = [p.name for p in graph.params]
+    missing = [n for n in names if n not in record.parameters]
+    extra = [n for n in record.parameters if n not in names]
+    if missing or extra:
+        raise ModelFileError(f"{path}: its parameters do not match its spec"
+                             + (f"; missing {', '.join(missing[:10])}" if missing else "")
+                             + (f"; unexpected {', '.join(extra[:10])}" if extra else "")
+                             + ". The file was edited or damaged: train the model again.")
+    if list(graph.input_names) != list(record.inputs):
+        raise ModelFileError(f"{path}: its inputs {record.inputs} do not match its spec's {graph.input_names}")
+    graph.set_param_values([record.parameters[n] for n in names])
+    return root
