@@ -1,0 +1,5 @@
+"""`python -m treegrad` runs the command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,43 @@
+"""Pictures in plain text: a learning curve drawn with characters (no dependencies)."""
+
+from __future__ import annotations
+
+import math
+
+
+def text_curve(train: list[float], validation: list[float] | None = None, *, width: int = 60,
+               height: int = 8) -> list[str]:
+    """Lines of a small chart of the loss per epoch (log scale when it spans decades).
+
+    Training loss is drawn with '*', validation loss with 'o'.
+    """
+    series = [("*", train)] + ([("o", validation)] if validation else [])
+    values = [v for _, s in series for v in s if math.isfinite(v)]
+    if not values:
+        return []
+    use_log = min(values) > 0 and max(values) / min(values) > 100
+    def f(v: float) -> float:
+        return math.log10(v) if use_log else v
+    lo, hi = f(min(values)), f(max(values))
+    span = (hi - lo) or 1.0
+    n = max(len(s) for _, s in series)
+    cols = min(width, n)
+    grid = [[" "] * cols for _ in range(height)]
+    for mark, s in series:
+        for c in range(cols):
+            i = min(len(s) - 1, round(c * (n - 1) / max(1, cols - 1)))
+            if i < 0 or not math.isfinite(s[i]):
+                continue
+            r = round((f(s[i]) - lo) / span * (height - 1))
+            grid[height - 1 - r][c] = mark
+    top, bottom = max(values), min(values)
+    label_w = 10
+    lines = []
+    for r, row in enumerate(grid):
+        label = f"{top:.3g}" if r == 0 else (f"{bottom:.3g}" if r == height - 1 else "")
+        lines.append(f"{label:>{label_w}} |" + "".join(row))
+    lines.append(" " * label_w + " +" + "-" * cols)
+    legend = "loss per epoch" + (" (log scale)" if use_log else "") + ": * training" + (", o validation" if validation else "")
+    lines.append(" " * label_w + f"  1{' ' * max(1, cols - len(str(n)) - 1)}{n}")
+    lines.append(" " * label_w + "  " + legend)
+    return lines

@@ -1,0 +1,283 @@
+"""What the commands do, as library functions: train a spec on data and save the model,
+load a saved model, predict, evaluate. The CLI calls these and only renders the results.
+
+Data flows one way: spec file -> spec -> nodes -> compiled graph -> fit -> model file ->
+predict/show/eval.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .compiled import predict_many, program
+from .errors import DataError, SpecError, TrainingError
+from .fit import History, fit
+from .modelfile import FORMAT, VERSION, DataInfo, HistoryInfo, ModelRecord
+
+Progress = Callable[[int, float, "float | None", "dict[str, float]"], None]
+
+TRAINING_KEYS = ("epochs", "learning_rate", "batch_size", "optimizer", "seed", "shuffle",
+                 "validation_split", "normalize")
+
+
+@dataclass
+class Trained:
+    """The outcome of `train`: the model, its record (as saved), and what happened."""
+
+    root: Any
+    record: ModelRecord
+    history: History
+    seconds: float
+    out: Path | None
+    parameter_count: int
+    node_count: int
+    interrupted: bool = False
+
+
+@dataclass
+class Loaded:
+    """A model file read back: its record and the rebuilt graph with learned parameters."""
+
+    path: Path
+    record: ModelRecord
+    root: Any = field(repr=False)
+
+
+def load_spec_file(path: Path) -> tuple[Any, str]:
+    """(spec, its text as written) for a spec file."""
+    from .spec import load_spec
+
+    spec = load_spec(path)
+    return spec, path.read_text(encoding="utf-8-sig")
+
+
+def training_settings(spec: Any, overrides: dict[str, Any]) -> Any:
+    """The spec's `training:` with command-line overrides applied and validated."""
+    from pydantic import ValidationError
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return spec.training
+    cls = type(spec.training)
+    try:
+        return cls.model_validate({**spec.training.model_dump(), **given})
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        raise SpecError(f"--{key.replace('_', '-')}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def _targets(spec: Any, kind: str, raw: list[Any], source: str, classes: list[str] | None) -> tuple[list[Any], list[str] | None]:
+    from .build import output_count
+    from .data import encode_targets
+
+    y, found = encode_targets(raw, kind, classes, source=source)
+    k = output_count(spec)
+    if kind == "classes" and found is not None and len(found) != k:
+        raise DataError(f"the model's softmax has {k} outputs but {source} has {len(found)} classes "
+                        f"({', '.join(found)}): make the softmax {len(found)} wide, or list the classes in `classes:`")
+    if kind != "classes" and k != 1:
+        raise SpecError(f"a list output of {k} values without softmax cannot be trained from one target column; "
+                        "use a softmax for classes, or combine the heads into one output")
+    return y, found
+
+
+def train(spec_path: Path, *, data: str | None = None, target: str | None = None,
+          overrides: dict[str, Any] | None = None, out: Path | None = None,
+          progress: Progress | None = None, checkpoint: bool = False) -> Trained:
+    """Train the model of a spec file on data and (if `out`) save it atomically.
+
+    Nothing is written unless training finishes (or is interrupted with `checkpoint`);
+    a diverging run raises TrainingError and leaves any existing `out` untouched.
+    """
+    from .build import build_model, loss_name, task_kind
+    from .data import load_data, select, split, standardize_stats
+
+    spec, text = load_spec_file(spec_path)
+    settings = training_settings(spec, overrides or {})
+    if data is not None:
+        table = load_data(data, base_dir=Path.cwd(), seed=settings.seed)
+    elif spec.data:
+        table = load_data(spec.data, base_dir=spec_path.parent, seed=settings.seed)
+    else:
+        raise DataError(f"{spec_path} names no data: pass --data NAME or --data FILE.csv "
+                        "(see `treegrad datasets`), or add `data:` to the spec")
+    kind = task_kind(spec)
+    X, raw, tname = select(table, list(spec.inputs), target or spec.target)
+    y, classes = _targets(spec, kind, raw, table.source, spec.classes)
+    Xtr, ytr, Xva, yva = split(X, y, settings.validation_split, settings.seed)
+    if not Xtr:
+        raise DataError(f"{table.source}: no rows left for training after the validation split")
+    stats = standardize_stats(Xtr, list(spec.inputs)) if settings.normalize else None
+    root = build_model(spec, seed=settings.seed, stats=stats)
+    graph = root.graph
+    loss = loss_name(spec)
+    patience = settings.early_stopping.patience if settings.early_stopping else None
+    if patience is not None and not Xva:
+        raise TrainingError("early_stopping needs a validation set: set training.validation_split "
+                            "(e.g. 0.2) or pass --validation-split")
+
+    watch_X, watch_y = (Xva, yva) if Xva else (Xtr, ytr)
+    pred_fn = program(graph).predict_fn() if progress else None
+    consts = program(graph).constant_values()
+
+    def on_epoch(epoch: int, train_loss: float, val_loss: float | None, params: list[float]) -> None:
+        if progress is None or pred_fn is None:
+            return
+        extra: dict[str, float] = {}
+        if kind != "regression" and (epoch == settings.epochs or epoch % max(1, settings.epochs // 100) == 0):
+            try:
+                extra["accuracy"] = accuracy(kind, pred_fn(params, consts, watch_X), watch_y)
+            except (ArithmeticError, ValueError):
+                pass
+        progress(epoch, train_loss, val_loss, extra)
+
+    t0 = time.perf_counter()
+    hist = fit(root, Xtr, ytr, loss=loss, epochs=settings.epochs, learning_rate=settings.learning_rate,
+               batch_size=settings.batch_size, optimizer=settings.optimizer, shuffle=settings.shuffle,
+               seed=settings.seed, validation=(Xva, yva) if Xva else None, patience=patience,
+               callback=on_epoch)
+    seconds = time.perf_counter() - t0
+    if hist.interrupted and not checkpoint:
+        raise KeyboardInterrupt
+    metrics = {"train": evaluate_rows(root, kind, loss, Xtr, ytr)}
+    if Xva:
+        metrics["validation"] = evaluate_rows(root, kind, loss, Xva, yva)
+    record = ModelRecord(
+        format=FORMAT, version=VERSION, name=spec.name or spec_path.stem, spec_file=str(spec_path),
+        spec_text=text, inputs=list(graph.input_names), task=kind, loss=loss, classes=classes,
+        normalization={k: (m, s) for k, (m, s) in stats.items()} if stats else None,
+        parameters={p.name: float(p.value) for p in graph.params},
+        training={k: getattr(settings, k) for k in TRAINING_KEYS}
+        | {"early_stopping": {"patience": patience} if patience is not None else None},
+        data=DataInfo(source=table.source, target=tname, rows=len(X), train_rows=len(Xtr), validation_rows=len(Xva)),
+        history=HistoryInfo(train=list(hist), validation=hist.validation, best_epoch=hist.best_epoch,
+                            stopped_early=hist.stopped_early),
+        metrics=metrics, treegrad_version=__version__,
+    )
+    if out is not None:
+        from .modelfile import save
+
+        save(out, record)
+    return Trained(root, record, hist, seconds, out, len(graph.params), len(graph.order), hist.interrupted)
+
+
+def load(path: Path) -> Loaded:
+    """Read a model file and rebuild its graph with the learned parameters."""
+    from .modelfile import load_graph, read
+
+    record = read(path)
+    return Loaded(path, record, load_graph(path, record))
+
+
+# ----------------------------------------------------------------- predictions and metrics
+
+
+def decode(record: ModelRecord, out: Any) -> dict[str, Any]:
+    """One raw model output as a result: value, or class label with its probability."""
+    if record.task == "binary":
+        p = float(out)
+        labels = record.classes or ["0", "1"]
+        return {"label": labels[1] if p >= 0.5 else labels[0], "probability": p if p >= 0.5 else 1.0 - p,
+                "output": p}
+    if record.task == "classes":
+        probs = [float(v) for v in out]
+        k = max(range(len(probs)), key=probs.__getitem__)
+        labels = record.classes or [str(i) for i in range(len(probs))]
+        return {"label": labels[k], "probability": probs[k], "probabilities": dict(zip(labels, probs))}
+    return {"prediction": float(out)}
+
+
+def predict(loaded: Loaded, rows: Sequence[Sequence[float]]) -> list[dict[str, Any]]:
+    """Decoded predictions for rows of raw input values (in input order)."""
+    return [decode(loaded.record, o) for o in predict_many(loaded.root, rows)]
+
+
+def parse_values(inputs: list[str], values: Sequence[str]) -> list[float]:
+    """Command-line values, in input order or as name=value, as one row."""
+    named = [v for v in values if "=" in v]
+    if named and len(named) != len(values):
+        raise DataError("give the values either all in input order or all as name=value, not mixed")
+    row: dict[str, float] = {}
+    if named:
+        for item in values:
+            name, _, text = item.partition("=")
+            name = name.strip()
+            if name not in inputs:
+                raise DataError(f"unknown input '{name}'; the model's inputs are {', '.join(inputs)}")
+            if name in row:
+                raise DataError(f"input '{name}' is given twice")
+            row[name] = _number(text, name)
+        missing = [n for n in inputs if n not in row]
+        if missing:
+            raise DataError(f"missing value(s) for {', '.join(missing)}; the model's inputs are {', '.join(inputs)}")
+        return [row[n] for n in inputs]
+    if len(values) != len(inputs):
+        raise DataError(f"the model takes {len(inputs)} value(s), for {', '.join(inputs)}; got {len(values)}. "
+                        f"Example: treegrad predict MODEL.json " + " ".join(f"{n}=..." for n in inputs))
+    return [_number(v, n) for v, n in zip(values, inputs)]
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise DataError(f"the value for '{name}' is {text!r}, not a number") from None
+    if not math.isfinite(v):
+        raise DataError(f"the value for '{name}' is {text}: give a finite number")
+    return v
+
+
+def accuracy(kind: str, outputs: Sequence[Any], y: Sequence[Any]) -> float:
+    """Fraction of samples classified right (binary: output >= 0.5 means class 1)."""
+    if not y:
+        return math.nan
+    if kind == "binary":
+        right = sum((float(o) >= 0.5) == (t >= 0.5) for o, t in zip(outputs, y))
+    else:
+        right = sum(max(range(len(o)), key=o.__getitem__) == t for o, t in zip(outputs, y))
+    return right / len(y)
+
+
+def evaluate_rows(root: Any, kind: str, loss: str, X: Sequence[Sequence[float]], y: Sequence[Any]) -> dict[str, Any]:
+    """Loss and metrics of a model on rows: accuracy and a confusion matrix for classifiers,
+    MSE/MAE/R² for regression."""
+    from .losses import LOSSES
+
+    outs = predict_many(root, X)
+    k = len(root.graph.elements)
+    fn = LOSSES[loss].fn(k)
+    total = sum(fn(o if isinstance(o, list) else [o], t)[0] for o, t in zip(outs, y))
+    result: dict[str, Any] = {"loss": total / len(y) if y else math.nan, "rows": len(y)}
+    if kind == "regression":
+        errs = [float(o) - t for o, t in zip(outs, y)]
+        mean_y = sum(y) / len(y)
+        ss_tot = sum((t - mean_y) ** 2 for t in y)
+        result["mse"] = sum(e * e for e in errs) / len(y)
+        result["mae"] = sum(abs(e) for e in errs) / len(y)
+        result["r2"] = 1.0 - sum(e * e for e in errs) / ss_tot if ss_tot > 0 else math.nan
+    else:
+        result["accuracy"] = accuracy(kind, outs, y)
+        n = 2 if kind == "binary" else k
+        matrix = [[0] * n for _ in range(n)]
+        for o, t in zip(outs, y):
+            pred = int(float(o) >= 0.5) if kind == "binary" else max(range(k), key=o.__getitem__)
+            matrix[int(t)][pred] += 1
+        result["confusion"] = matrix
+    return result
+
+
+def evaluate(loaded: Loaded, table: Any, target: str | None = None) -> dict[str, Any]:
+    """Loss and metrics of a saved model on a table that has the target column."""
+    from .data import encode_targets, select
+
+    rec = loaded.record
+    X, raw, _ = select(table, list(rec.inputs), target or rec.data.target)
+    y, _ = encode_targets(raw, rec.task, rec.classes, source=table.source)
+    return evaluate_rows(loaded.root, rec.task, rec.loss, X, y)
