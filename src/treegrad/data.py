@@ -1,0 +1,553 @@
+"""Datasets: reading CSV files, the built-in generated datasets, and turning a table into
+model inputs and targets (column selection, label encoding, splitting, standardization).
+
+A table keeps numeric cells as floats and everything else as text, so a CSV of a million
+rows costs floats, not strings. Nothing is checked against a model here until `select`
+and `encode_targets` are asked for columns; they report bad cells by file, line and column.
+In a CSV table, row i (0-based) is line i + 2 of the file: the header is line 1, and
+`read_csv` refuses the blank or multi-line records that would break that correspondence.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import math
+import random
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import DataError
+
+Cell = float | str
+
+MAX_GENERATED = 10_000_000
+
+
+@dataclass
+class Table:
+    """A dataset: column names and rows; numeric cells as float, other cells as str."""
+
+    source: str  # "f2c", "f2c:500", or the CSV path as given
+    columns: list[str]
+    rows: list[list[Cell]]
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A built-in dataset made on the fly: `make(n, seed)` gives a table of n rows."""
+
+    name: str
+    description: str
+    columns: tuple[str, ...]
+    target: str
+    kind: str  # "regression" | "binary" | "classes"
+    default_n: int
+    make: Callable[[int, int], Table]
+
+
+# --- generated datasets -------------------------------------------------------------
+
+
+def _f2c(n: int, seed: int) -> list[list[Cell]]:
+    # The article's setup: Fahrenheit in [-1, 1] (so the inputs need no scaling) and the
+    # exact conversion, which a single Linear unit can learn perfectly.
+    rng = random.Random(seed)
+    rows: list[list[Cell]] = []
+    for _ in range(n):
+        f = rng.uniform(-1.0, 1.0)
+        rows.append([f, (f - 32.0) * 5.0 / 9.0])
+    return rows
+
+
+def _line(n: int, seed: int) -> list[list[Cell]]:
+    rng = random.Random(seed)
+    rows: list[list[Cell]] = []
+    for _ in range(n):
+        x, y = rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0)
+        rows.append([x, y, 1.0 if y > x else 0.0])
+    return rows
+
+
+def _xor(n: int, seed: int) -> list[list[Cell]]:
+    rng = random.Random(seed)
+    rows: list[list[Cell]] = []
+    for _ in range(n):
+        x, y = rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0)
+        rows.append([x, y, 1.0 if x * y > 0 else 0.0])
+    return rows
+
+
+def _circles(n: int, seed: int) -> list[list[Cell]]:
+    # Alternating rings keep the classes balanced whatever n is.
+    rng = random.Random(seed)
+    rows: list[list[Cell]] = []
+    for i in range(n):
+        inner = i % 2 == 0
+        radius = 0.5 if inner else 1.0
+        angle = rng.uniform(0.0, 2.0 * math.pi)
+        x = radius * math.cos(angle) + rng.gauss(0.0, 0.05)
+        y = radius * math.sin(angle) + rng.gauss(0.0, 0.05)
+        rows.append([x, y, 1.0 if inner else 0.0])
+    return rows
+
+
+def _moons(n: int, seed: int) -> list[list[Cell]]:
+    # The upper half circle (label 0) and the lower one shifted right and up (label 1),
+    # then the whole picture moved so that it is centred on the origin.
+    rng = random.Random(seed)
+    rows: list[list[Cell]] = []
+    for i in range(n):
+        t = rng.uniform(0.0, math.pi)
+        label = i % 2
+        if label == 0:
+            x, y = math.cos(t), math.sin(t)
+        else:
+            x, y = 1.0 - math.cos(t), 0.5 - math.sin(t)
+        x += rng.gauss(0.0, 0.1) - 0.5
+        y += rng.gauss(0.0, 0.1) - 0.25
+        rows.append([x, y, float(label)])
+    return rows
+
+
+def _spiral(n: int, seed: int) -> list[list[Cell]]:
+    # Three arms winding out from the origin, each a third of a turn apart, with noise on
+    # the angle; one class per arm.
+    rng = random.Random(seed)
+    rows: list[list[Cell]] = []
+    for i in range(n):
+        arm = i % 3
+        r = rng.uniform(0.0, 1.0)
+        theta = arm * 2.0 * math.pi / 3.0 + 4.0 * r + rng.gauss(0.0, 0.2)
+        rows.append([r * math.cos(theta), r * math.sin(theta), "abc"[arm]])
+    return rows
+
+
+def _sine(n: int, seed: int) -> list[list[Cell]]:
+    rng = random.Random(seed)
+    rows: list[list[Cell]] = []
+    for _ in range(n):
+        x = rng.uniform(-3.0, 3.0)
+        rows.append([x, math.sin(x) + rng.gauss(0.0, 0.05)])
+    return rows
+
+
+def _generator(
+    name: str, description: str, columns: tuple[str, ...], kind: str, rows: Callable[[int, int], list[list[Cell]]]
+) -> Generator:
+    default_n = 1000
+
+    def make(n: int, seed: int) -> Table:
+        source = name if n == default_n else f"{name}:{n}"
+        return Table(source, list(columns), rows(n, seed))
+
+    return Generator(name, description, columns, columns[-1], kind, default_n, make)
+
+
+GENERATORS: dict[str, Generator] = {
+    g.name: g
+    for g in [
+        _generator("f2c", "Fahrenheit f in [-1, 1] to Celsius c = (f - 32) * 5 / 9", ("f", "c"), "regression", _f2c),
+        _generator("line", "points in [-1, 1]^2, label 1 above the line y = x", ("x", "y", "label"), "binary", _line),
+        _generator("xor", "points in [-1, 1]^2, label 1 where x * y > 0", ("x", "y", "label"), "binary", _xor),
+        _generator(
+            "circles",
+            "two noisy concentric rings (radius 0.5 and 1), label 1 on the inner one",
+            ("x", "y", "label"),
+            "binary",
+            _circles,
+        ),
+        _generator("moons", "two interleaving noisy half circles", ("x", "y", "label"), "binary", _moons),
+        _generator("spiral", "three noisy spiral arms, classes a, b, c", ("x", "y", "class"), "classes", _spiral),
+        _generator("sine", "x in [-3, 3], y = sin(x) plus noise", ("x", "y"), "regression", _sine),
+    ]
+}
+
+_GENERATED = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)(?::(.*))?$")
+
+
+def _generated_name(source: str) -> str | None:
+    """The generator named by "NAME" or "NAME:N", or None if `source` is not of that form."""
+    m = _GENERATED.match(source)
+    return m.group(1) if m and m.group(1) in GENERATORS else None
+
+
+def _did_you_mean(name: str, names: list[str]) -> str:
+    """A 'did you mean' hint naming the closest of `names`, or an empty string if none is close."""
+    close = difflib.get_close_matches(name, names, n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def load_data(source: str, base_dir: Path | None = None, seed: int = 0) -> Table:
+    """A generated dataset ("NAME" or "NAME:N", seeded) or the CSV file at `source`.
+
+    A relative path is taken from `base_dir` (default: the current directory).
+    """
+    source = source.strip()
+    m = _GENERATED.match(source)
+    if m and m.group(1) in GENERATORS:
+        gen = GENERATORS[m.group(1)]
+        n = gen.default_n
+        if m.group(2) is not None:
+            count = m.group(2).strip()
+            if not re.fullmatch(r"[0-9]+", count) or not 1 <= int(count) <= MAX_GENERATED:
+                raise DataError(
+                    f"dataset '{source}': the sample count '{count}' must be a whole number "
+                    f"from 1 to {MAX_GENERATED:,}, e.g. '{gen.name}:500'"
+                )
+            n = int(count)
+        table = gen.make(n, seed)
+        table.source = source
+        return table
+    path = Path(source)
+    if not path.is_absolute():
+        path = (base_dir if base_dir is not None else Path.cwd()) / path
+    if m and not path.exists():
+        # A bare word that is not a file either: most likely a misspelt built-in name.
+        names = list(GENERATORS)
+        raise DataError(
+            f"unknown dataset '{source}' (not a built-in name, and no file of that name in {path.parent})."
+            f"{_did_you_mean(m.group(1), names)} Built-in datasets: {', '.join(names)}; "
+            "or give the path of a CSV file."
+        )
+    return read_csv(path, source)
+
+
+# --- CSV ----------------------------------------------------------------------------
+
+
+def _checked_lines(f: IO[str], name: str) -> Iterator[str]:
+    """The file's lines, refusing NUL characters (binary data or UTF-16 text)."""
+    for number, line in enumerate(f, start=1):
+        if "\x00" in line:
+            raise DataError(
+                f"{name} is not a text CSV file: line {number} contains NUL bytes "
+                "(a binary file, or text saved as UTF-16); save it as UTF-8 CSV"
+            )
+        yield line
+
+
+def _first_bad_utf8_line(path: Path) -> int:
+    """The number of the first line that is not valid UTF-8 (0 if none is found)."""
+    # The text reader decodes in blocks, so its error does not say which line; a newline
+    # byte never occurs inside a UTF-8 character, so decoding line by line finds it.
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_header(cells: list[str], name: str) -> list[str]:
+    header = [c.strip() for c in cells]
+    if all(_is_number(c) for c in header):
+        raise DataError(
+            f"{name} has no header row: line 1 holds numbers ({', '.join(header[:5])}); "
+            "add a first line with the column names, e.g. 'x,y,label'"
+        )
+    if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+        sep = "';'" if ";" in header[0] else "tabs"
+        raise DataError(
+            f"{name}, line 1: the columns seem to be separated by {sep}; treegrad reads "
+            "comma-separated files, so save it with commas"
+        )
+    seen: dict[str, int] = {}
+    for k, col in enumerate(header, start=1):
+        if not col:
+            raise DataError(f"{name}, line 1: column {k} of the header has no name; give every column a name")
+        if col in seen:
+            raise DataError(
+                f"{name}, line 1: the column name '{col}' appears twice (columns {seen[col]} and {k}); rename one"
+            )
+        seen[col] = k
+    return header
+
+
+def read_csv(path: Path, source: str | None = None) -> Table:
+    """Read a CSV file with a header row; `source` is the name used in messages (default: path)."""
+    path = Path(path)
+    name = source if source is not None else str(path)
+    if path.is_dir():
+        raise DataError(f"{name} is a directory, not a CSV file; give the path of a .csv file")
+    if not path.exists():
+        raise DataError(f"no such file: {name} (looked for {path.resolve()}); check the path")
+    try:
+        # utf-8-sig drops a byte order mark if there is one; newline="" lets the csv module
+        # handle CRLF, LF and CR line endings alike.
+        f = open(path, encoding="utf-8-sig", newline="")
+    except OSError as e:
+        raise DataError(f"cannot open {name}: {e.strerror}") from e
+    header: list[str] | None = None
+    rows: list[list[Cell]] = []
+    texts: dict[str, str] = {}  # one string object per distinct text cell (labels repeat)
+    blank_line: int | None = None
+    previous_line = 0
+    with f:
+        reader = csv.reader(_checked_lines(f, name))
+        try:
+            for record in reader:
+                line = reader.line_num
+                if line != previous_line + 1:
+                    raise DataError(
+                        f"{name}, lines {previous_line + 1}-{line}: a quoted cell spans several lines; "
+                        "treegrad reads one row per line, so remove the line breaks inside quotes"
+                    )
+                previous_line = line
+                if not record or (len(record) == 1 and not record[0].strip()):
+                    if header is None:
+                        raise DataError(f"{name}, line 1 is empty: the first line must be the header with column names")
+                    if blank_line is None:
+                        blank_line = line
+                    continue
+                if blank_line is not None:
+                    raise DataError(f"{name}, line {blank_line} is empty but more rows follow; delete the empty line")
+                if header is None:
+                    header = _check_header(record, name)
+                    continue
+                if len(record) != len(header):
+                    raise DataError(
+                        f"{name}, line {line} has {len(record)} cells but the header has {len(header)} columns "
+                        f"({', '.join(header)}); fix that line"
+                    )
+                row: list[Cell] = []
+                for cell in record:
+                    text = cell.strip()
+                    try:
+                        value = float(text)
+                    except ValueError:
+                        row.append(texts.setdefault(text, text))
+                        continue
+                    # "nan" and "inf" parse as floats but are no data: keep them as text so
+                    # that `select` reports them where they are.
+                    row.append(value if math.isfinite(value) else texts.setdefault(text, text))
+                rows.append(row)
+        except UnicodeDecodeError as e:
+            raise DataError(
+                f"{name} is not a UTF-8 text file: line {_first_bad_utf8_line(path)} has bytes that are not "
+                "UTF-8 (a binary file, or text in another encoding); save it as UTF-8 CSV"
+            ) from e
+        except csv.Error as e:
+            raise DataError(f"{name}, line {reader.line_num}: {e}; fix that line") from e
+    if header is None:
+        raise DataError(f"{name} is empty; a CSV file needs a header line with column names and rows of data")
+    if not rows:
+        raise DataError(f"{name} has a header ({', '.join(header)}) but no rows of data")
+    return Table(name, header, rows)
+
+
+# --- from a table to inputs and targets ----------------------------------------------
+
+
+def _where(source: str, i: int) -> str:
+    """Where row i (0-based) of a table is, in words a user can find in the file."""
+    if _generated_name(source) is not None:
+        return f"{source}, row {i + 1}"
+    return f"{source}, line {i + 2}"
+
+
+def _column_index(table: Table, column: str, role: str) -> int:
+    if column in table.columns:
+        return table.columns.index(column)
+    raise DataError(
+        f"{role} column '{column}' is not in {table.source}.{_did_you_mean(column, table.columns)} "
+        f"Its columns are: {', '.join(table.columns)}."
+    )
+
+
+def _bad_number(cell: Cell) -> str:
+    if cell == "":
+        return "is empty"
+    if isinstance(cell, str) and _is_number(cell):
+        return f"is '{cell}', not a finite number"
+    return f"is '{cell}', not a number"
+
+
+def select(table: Table, inputs: list[str], target: str | None) -> tuple[list[list[float]], list[Cell], str]:
+    """(input rows in the order of `inputs`, raw target cells, target column name).
+
+    With `target` None the target is the one column that is not an input.
+    """
+    idx = [_column_index(table, c, "input") for c in inputs]
+    if target is None:
+        rest = [c for c in table.columns if c not in inputs]
+        if not rest:
+            raise DataError(
+                f"every column of {table.source} is an input ({', '.join(table.columns)}), "
+                "so there is no target; name the target column"
+            )
+        if len(rest) > 1:
+            raise DataError(
+                f"{table.source} has several columns that are not inputs ({', '.join(rest)}); "
+                "say which one is the target"
+            )
+        target = rest[0]
+    elif target in inputs:
+        raise DataError(f"column '{target}' of {table.source} is both an input and the target; remove it from one")
+    t = _column_index(table, target, "target")
+    return _numbers(table, idx), [row[t] for row in table.rows], target
+
+
+def input_rows(table: Table, inputs: list[str]) -> list[list[float]]:
+    """The input columns only, in the order of `inputs` (for predicting; no target needed)."""
+    return _numbers(table, [_column_index(table, c, "input") for c in inputs])
+
+
+def _numbers(table: Table, idx: list[int]) -> list[list[float]]:
+    """Columns `idx` of every row as floats, or a DataError naming the first bad cell."""
+    X: list[list[float]] = []
+    for i, row in enumerate(table.rows):
+        x: list[float] = []
+        for j in idx:
+            v = row[j]
+            if isinstance(v, str) or not math.isfinite(v):
+                raise DataError(
+                    f"{_where(table.source, i)}, column '{table.columns[j]}': the input {_bad_number(v)}; "
+                    "fix or remove that row"
+                )
+            x.append(float(v))
+        X.append(x)
+    return X
+
+
+def label_text(v: Cell) -> str:
+    """The canonical text of a class label: 1.0 -> "1", 2.5 -> "2.5", text unchanged."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return str(v)
+    if math.isfinite(v) and v.is_integer():
+        return str(int(v))
+    return repr(v)
+
+
+def _label_order(text: str) -> tuple[int, float, str]:
+    # Numeric labels in numeric order ("2" before "10"), then text labels alphabetically.
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def _labels(raw: list[Cell], source: str) -> list[str]:
+    out: list[str] = []
+    for i, v in enumerate(raw):
+        text = label_text(v)
+        if text == "":
+            raise DataError(f"{_where(source, i)}: the target is empty; give every row a label")
+        out.append(text)
+    return out
+
+
+def encode_targets(
+    raw: list[Cell], kind: str, classes: list[str] | None = None, source: str = ""
+) -> tuple[list[float] | list[int], list[str] | None]:
+    """Targets as a model needs them, and the class names (None for regression).
+
+    kind "regression": the numbers; "binary": 0.0/1.0 for the first/second of two classes;
+    "classes": indices into `classes` (default: the distinct labels, sorted).
+    """
+    where = source or "the data"
+    if not raw:
+        raise DataError(f"{where} has no rows, so there are no targets")
+    if kind == "regression":
+        values: list[float] = []
+        for i, v in enumerate(raw):
+            if isinstance(v, str) or not math.isfinite(v):
+                raise DataError(
+                    f"{_where(where, i)}: the target {_bad_number(v)}; a regression target must be a number "
+                    "(for labels, use a sigmoid or softmax output)"
+                )
+            values.append(float(v))
+        if all(v == values[0] for v in values):
+            raise DataError(
+                f"the target in {where} is {label_text(values[0])} in every row: nothing to learn; "
+                "check the target column"
+            )
+        return values, None
+    if kind not in ("binary", "classes"):
+        raise DataError(f"unknown kind of target '{kind}'; use regression, binary or classes")
+    labels = _labels(raw, where)
+    if classes is None:
+        classes = sorted(set(labels), key=_label_order)
+    else:
+        classes = list(classes)
+        known = set(classes)
+        for i, text in enumerate(labels):
+            if text not in known:
+                raise DataError(
+                    f"{_where(where, i)}: the label '{text}' is not one of the known classes "
+                    f"({', '.join(classes)}); fix the label or the list of classes"
+                )
+    if kind == "binary":
+        if len(classes) < 2:
+            raise DataError(
+                f"the target in {where} has a single class ({', '.join(classes)}): nothing to learn; "
+                "a binary target needs two labels"
+            )
+        if len(classes) > 2:
+            shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+            raise DataError(
+                f"the target in {where} has {len(classes)} classes ({shown}) but a binary output "
+                "tells two apart; use a softmax output for several classes"
+            )
+        second = classes[1]
+        return [1.0 if text == second else 0.0 for text in labels], classes
+    if len(classes) < 2:
+        raise DataError(
+            f"the target in {where} has fewer than two classes ({', '.join(classes)}): nothing to learn; "
+            "a classifier needs at least two labels"
+        )
+    index = {c: k for k, c in enumerate(classes)}
+    return [index[text] for text in labels], classes
+
+
+def split(
+    X: list[list[float]], y: list[Any], fraction: float, seed: int
+) -> tuple[list[list[float]], list[Any], list[list[float]], list[Any]]:
+    """(X_train, y_train, X_val, y_val): a seeded shuffle with its last `fraction` held out.
+
+    With fraction > 0 and two rows or more, each side gets at least one row.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"the validation fraction is {fraction}; it must be at least 0 and below 1, e.g. 0.2")
+    assert len(X) == len(y), "inputs and targets must have the same number of rows"
+    n = len(X)
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    n_val = round(n * fraction)
+    if fraction > 0.0:
+        n_val = max(n_val, 1)
+    n_val = min(n_val, max(n - 1, 0))
+    train, val = order[: n - n_val], order[n - n_val :]
+    return [X[i] for i in train], [y[i] for i in train], [X[i] for i in val], [y[i] for i in val]
+
+
+def standardize_stats(X: list[list[float]], names: list[str]) -> dict[str, tuple[float, float]]:
+    """Per input: (mean, population standard deviation); 1.0 for a constant column."""
+    if not X:
+        raise DataError("there are no rows to compute the input means and standard deviations from")
+    n = len(X)
+    stats: dict[str, tuple[float, float]] = {}
+    for j, name in enumerate(names):
+        column = [row[j] for row in X]
+        mean = math.fsum(column) / n
+        if min(column) == max(column):
+            # Dividing by 1 leaves a constant column as it is instead of dividing by zero.
+            stats[name] = (mean, 1.0)
+            continue
+        std = math.sqrt(math.fsum((v - mean) ** 2 for v in column) / n)
+        stats[name] = (mean, std if std > 0.0 else 1.0)
+    return stats
