@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -27,14 +26,14 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _debug(ctx: click.Context) -> bool:
+def _debug(ctx: typer.Context) -> bool:
     return bool(ctx.params.get("debug")) or os.environ.get("TREEGRAD_DEBUG", "") not in ("", "0")
 
 
 class TreegradGroup(TyperGroup):
     """Runs a command and turns every error into one message and an exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except TreegradError as e:
@@ -45,8 +44,8 @@ class TreegradGroup(TyperGroup):
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: nothing was written.")
             raise typer.Exit(130) from None
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
+        except (typer.TyperException, typer.Exit, typer.Abort):
+            raise  # usage errors and exits: Typer renders them (exit code 2 for usage)
         except Exception as e:
             if _debug(ctx):
                 raise

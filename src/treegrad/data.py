@@ -452,9 +452,12 @@ def _labels(raw: list[Cell], source: str) -> list[str]:
 
 
 def encode_targets(
-    raw: list[Cell], kind: str, classes: list[str] | None = None, source: str = ""
+    raw: list[Cell], kind: str, classes: list[str] | None = None, source: str = "", training: bool = True
 ) -> tuple[list[float] | list[int], list[str] | None]:
     """Targets as a model needs them, and the class names (None for regression).
+
+    With `training` (the default) a constant regression target is refused: there is
+    nothing to learn. Evaluating a trained model on such data is fine.
 
     kind "regression": the numbers; "binary": 0.0/1.0 for the first/second of two classes;
     "classes": indices into `classes` (default: the distinct labels, sorted).
@@ -471,7 +474,7 @@ def encode_targets(
                     "(for labels, use a sigmoid or softmax output)"
                 )
             values.append(float(v))
-        if all(v == values[0] for v in values):
+        if training and all(v == values[0] for v in values):
             raise DataError(
                 f"the target in {where} is {label_text(values[0])} in every row: nothing to learn; "
                 "check the target column"

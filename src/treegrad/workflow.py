@@ -279,5 +279,5 @@ def evaluate(loaded: Loaded, table: Any, target: str | None = None) -> dict[str,
 
     rec = loaded.record
     X, raw, _ = select(table, list(rec.inputs), target or rec.data.target)
-    y, _ = encode_targets(raw, rec.task, rec.classes, source=table.source)
+    y, _ = encode_targets(raw, rec.task, rec.classes, source=table.source, training=False)
     return evaluate_rows(loaded.root, rec.task, rec.loss, X, y)
