@@ -183,14 +183,15 @@ class Program:
         sample += loss.code(self.outputs, "t", "L", gouts, "_l") + ["total += L"]
         back, pgrads = self.backward(gouts)
         sample += back
-        state = [[f"{s}{k}" for s in optimizer.state] for k in range(np_)]
+        # `m_3`, not `m3`: Adam's state `v` would otherwise take the names of node values.
+        state = [[f"{s}_{k}" for s in optimizer.state] for k in range(np_)]
         update = list(optimizer.prelude)
         for k in range(np_):
             update += optimizer.update(f"p{k}", f"gp{k}", state[k])
         body = [*self.header()]
         for j, s in enumerate(optimizer.state):
             if np_:
-                body.append(f"{', '.join(f'{s}{k}' for k in range(np_))}, = S[{j}]")
+                body.append(f"{', '.join(f'{s}_{k}' for k in range(np_))}, = S[{j}]")
         body += ["step = STEP[0]", "total = 0.0"]
         if not batched:
             body.append("for i in idx:")
@@ -205,7 +206,7 @@ class Program:
             body.append(f"P[:] = [{self.param_tuple()}]")
         for j, s in enumerate(optimizer.state):
             if np_:
-                body.append(f"S[{j}][:] = [{', '.join(f'{s}{k}' for k in range(np_))}]")
+                body.append(f"S[{j}][:] = [{', '.join(f'{s}_{k}' for k in range(np_))}]")
         body += ["STEP[0] = step", "return total"]
         return self._build(_def("epoch", "P, C, S, STEP, X, T, idx, lr", body), "epoch")
 
