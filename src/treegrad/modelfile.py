@@ -68,8 +68,8 @@ class ModelRecord(BaseModel):
     treegrad_version: str = ""
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so that the old file stays whole until the new one is complete.
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write `text` (or bytes) to `path` so that the old file stays whole until the new one is complete.
 
     The text goes to a temporary file in the same folder, is flushed to disk, and then
     renamed over `path` in one step; a crash or Ctrl-C at any moment leaves either the
@@ -85,8 +85,9 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as e:
         raise ModelFileError(f"cannot write in {folder}: {e.strerror}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        data = text if isinstance(text, bytes) else text.encode("utf-8")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
