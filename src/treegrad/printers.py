@@ -22,6 +22,20 @@ def number(v: float, precision: int) -> str:
     return "0" if s == "-0" else s
 
 
+# Characters that mean something to LaTeX, as they are written inside math.
+_LATEX_ESCAPES = {"\\": r"\backslash ", "{": r"\{", "}": r"\}", "_": r"\_", "^": r"\wedge ", "~": r"\sim ",
+                  "#": r"\#", "$": r"\$", "%": r"\%", "&": r"\&", " ": r"\ "}
+
+
+def latex_name(name: str) -> str:
+    """An input name in LaTeX math: `x` and `x_{1}` as they are, a longer name escaped in \\mathit{}."""
+    if len(name) == 1 and name.isascii() and name.isalpha():
+        return name
+    if len(name) > 1 and name.isascii() and name[0].isalpha() and name[1:].isdigit():
+        return f"{name[0]}_{{{name[1:]}}}"
+    return r"\mathit{" + "".join(_LATEX_ESCAPES.get(ch, ch if ch.isprintable() else "?") for ch in name) + "}"
+
+
 def _order(root: Node) -> list[Node]:
     from .graph import expand_macros, topological_order
 
@@ -65,7 +79,7 @@ def _wrap(s: tuple[str, int], prec: int, latex: bool, strict: bool = False) -> s
 def _print(n: Node, args: list[tuple[str, int]], precision: int, fmt: str) -> tuple[str, int]:
     latex = fmt == "latex"
     if isinstance(n, Input):
-        return (n.name or "x", _ATOM)
+        return (latex_name(n.name or "x") if latex else n.name or "x", _ATOM)
     if isinstance(n, (Parameter, Constant)):
         s = number(float(n._value), precision)  # type: ignore[arg-type]
         return (s, _UNARY if s.startswith("-") else _ATOM)
