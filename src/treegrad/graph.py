@@ -157,17 +157,21 @@ def backward(root: Node, seed: Any = 1.0) -> None:
     for node in reversed(order):
         if isinstance(node, Leaf):
             continue
-        if isinstance(node, Softmax):
-            grads = softmax_fns(len(node.children))[1](*node._value, *node.grad)  # type: ignore[misc]
-        elif isinstance(node, Output):
-            grads = node.grad
-        else:
-            assert node.op is not None
-            args = [c._value for c in node.children]
-            derivs = node.op.deriv_fns(len(args))
-            grads = [0.0 if d is None else node.grad * d(node._value, *args) for d in derivs]
-        for child, g in zip(node.children, grads):
+        for child, g in zip(node.children, local_gradients(node), strict=True):
             child.grad += g
+
+
+def local_gradients(node: Node) -> list[float]:
+    """What an evaluated node sends each child in the backward pass: its `.grad` times
+    d node / d child (the chain rule, one step); `trace` shows these numbers."""
+    if isinstance(node, Softmax):
+        return softmax_fns(len(node.children))[1](*node._value, *node.grad)  # type: ignore[misc,no-any-return]
+    if isinstance(node, Output):
+        return list(node.grad)
+    assert node.op is not None
+    args = [c._value for c in node.children]
+    derivs = node.op.deriv_fns(len(args))
+    return [0.0 if d is None else node.grad * d(node._value, *args) for d in derivs]
 
 
 class Graph:
