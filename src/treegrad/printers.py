@@ -103,12 +103,14 @@ def _print(n: Node, args: list[tuple[str, int]], precision: int, fmt: str) -> tu
         if latex:
             return (f"{base}^{{{args[1][0]}}}", op.prec)
         return (f"{base}{' ** ' if fmt == 'python' else '^'}{_wrap(args[1], op.prec, latex)}", op.prec)
+    # A sign right after an operator or a minus gets parentheses, -(-x) and a - (-3), as in (-2)^2.
     if op.name == "neg":
-        return ("-" + _wrap(args[0], _UNARY, latex, strict=False), _UNARY)
+        return ("-" + _wrap(args[0], _UNARY, latex, strict=True), _UNARY)
     if op.infix:
         sym = op.latex if latex and op.latex else op.infix
         left = _wrap(args[0], op.prec, latex)
-        rest = [_wrap(a, op.prec, latex, strict=op.name in ("sub", "div")) for a in args[1:]]
+        rest = [_wrap(a, _UNARY, latex, strict=True) if a[1] == _UNARY
+                else _wrap(a, op.prec, latex, strict=op.name in ("sub", "div")) for a in args[1:]]
         return (sym.join([left, *rest]), op.prec)
     if latex:
         fname = op.latex or f"\\operatorname{{{op.name}}}"
