@@ -18,6 +18,7 @@ from .graph import Graph
 from .losses import LOSSES, Loss
 from .nodes import Node
 from .optim import OPTIMIZERS, Optimizer
+from .vectorized import vectorized_epoch_fn
 
 # callback(epoch, train_loss, validation_loss or None, current parameter values) -> False to stop
 Callback = Callable[[int, float, "float | None", list[float]], "bool | None"]
@@ -139,8 +140,10 @@ def fit(model: Node, inputs: Sequence[Sequence[float]], targets: Sequence[Any], 
     S = [[0.0] * len(P) for _ in opt.state]
     STEP = [0]
     batched = batch_size > 1
-    run_epoch = (prog.epoch_fn(lossobj, opt, batched) if engine == "compiled"
-                 else _reference_epoch(graph, lossobj, opt, batched))
+    # Mini-batches run on NumPy arrays where the graph has dense layers that pay for it, else as scalar code.
+    run_epoch = (((batched and vectorized_epoch_fn(graph, lossobj, opt, batch_size))
+                  or prog.epoch_fn(lossobj, opt, batched))
+                 if engine == "compiled" else _reference_epoch(graph, lossobj, opt, batched))
     val_loss = prog.loss_fn(lossobj) if val else None
     rng = random.Random(seed)
     order = list(range(len(X)))

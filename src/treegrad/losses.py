@@ -7,6 +7,10 @@ a function (`Loss.fn`); the compiled evaluator pastes them into its training loo
 
 Targets are a number for a single output, a sequence of numbers for a plain list output
 (the loss is then the mean over the elements), and a class index for a softmax.
+
+With `vectorized=True` the statements work on NumPy arrays, one element per sample of a
+batch, for the vectorized evaluator; a loss whose statements branch with `if` gives its
+array form beside them (`np_elementwise`), as the ops do.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ def _mae(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
             f"{grad} = (1.0 if {tmp}d > 0.0 else (-1.0 if {tmp}d < 0.0 else 0.0))"]
 
 
+def _mae_array(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
+    return _mae(p, t, loss, grad, tmp)[:2] + [f"{grad} = sign({tmp}d)"]
+
+
 def _bce(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
     # Written so that a NaN prediction stays NaN (and is caught as divergence) instead
     # of being clamped into a finite loss.
@@ -46,6 +54,12 @@ def _bce(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
     ]
 
 
+def _bce_array(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
+    # The same clamp without branches; maximum and minimum keep a NaN a NaN too.
+    lo, hi = repr(BCE_EPS), repr(1.0 - BCE_EPS)
+    return [f"{tmp}pc = minimum(maximum({p}, {lo}), {hi})"] + _bce(p, t, loss, grad, tmp)[2:]
+
+
 @dataclass(frozen=True)
 class Loss:
     """A loss: its name, which outputs it fits, and the statements computing it."""
@@ -55,21 +69,32 @@ class Loss:
     on_softmax: bool  # True: only on a softmax output; False: never on one
     classifier: bool
     elementwise: Elementwise | None = None
+    np_elementwise: Elementwise | None = None  # None: `elementwise` works on arrays as it is
 
-    def code(self, p: Sequence[str], t: str, loss: str, grads: Sequence[str], tmp: str) -> list[str]:
-        """Statements setting `loss` and each `grads[i]` = dL/dp[i] for one sample."""
+    def code(self, p: Sequence[str], t: str, loss: str, grads: Sequence[str], tmp: str,
+             vectorized: bool = False) -> list[str]:
+        """Statements setting `loss` and each `grads[i]` = dL/dp[i] for one sample.
+
+        `vectorized`: for a batch, on arrays with one element per sample; a list output's
+        `t[i]` is then the array of the i-th target element.
+        """
         if self.name == "cross_entropy":
             # t is the true class index; the gradient flows only into its probability.
             pt, lo = f"{tmp}pt", repr(CE_TINY)
+            if vectorized:
+                lines = [f"{pt} = stack(({', '.join(p)},), 1)[arange(len({t})), {t}]",
+                         f"{pt} = maximum({pt}, {lo})", f"{loss} = -log({pt})", f"{tmp}r = -1.0 / {pt}"]
+                return lines + [f"{g} = where({t} == {i}, {tmp}r, 0.0)" for i, g in enumerate(grads)]
             lines = [f"{pt} = ({', '.join(p)},)[{t}]", f"{pt} = {lo} if {pt} < {lo} else {pt}",
                      f"{loss} = -log({pt})"]
             return lines + [f"{g} = -1.0 / {pt} if {t} == {i} else 0.0" for i, g in enumerate(grads)]
-        assert self.elementwise is not None
+        elementwise = self.np_elementwise if vectorized and self.np_elementwise else self.elementwise
+        assert elementwise is not None
         if len(p) == 1:
-            return self.elementwise(p[0], t, loss, grads[0], tmp)
+            return elementwise(p[0], t, loss, grads[0], tmp)
         lines, k = [], len(p)
         for i, (pi, gi) in enumerate(zip(p, grads)):
-            lines += self.elementwise(pi, f"{t}[{i}]", f"{tmp}l{i}", gi, f"{tmp}{i}")
+            lines += elementwise(pi, f"{t}[{i}]", f"{tmp}l{i}", gi, f"{tmp}{i}")
             lines.append(f"{gi} = {gi} / {k}.0")
         lines.append(f"{loss} = ({' + '.join(f'{tmp}l{i}' for i in range(k))}) / {k}.0")
         return lines
@@ -83,8 +108,9 @@ LOSSES: dict[str, Loss] = {
     loss.name: loss
     for loss in [
         Loss("mse", "mean squared error", False, False, _mse),
-        Loss("mae", "mean absolute error", False, False, _mae),
-        Loss("bce", "binary cross-entropy on a probability (a sigmoid output), labels 0/1", False, True, _bce),
+        Loss("mae", "mean absolute error", False, False, _mae, _mae_array),
+        Loss("bce", "binary cross-entropy on a probability (a sigmoid output), labels 0/1", False, True, _bce,
+             _bce_array),
         Loss("cross_entropy", "categorical cross-entropy on a softmax, target a class index", True, True),
     ]
 }

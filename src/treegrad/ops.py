@@ -9,6 +9,12 @@ straight-line code, and the printers and exporters read the printed forms.
 The expressions are written by treegrad, here, and only ever receive variable names that
 treegrad generates; nothing from a user's spec or model file becomes part of them.
 Derivatives may use the op's own output (`out`), so that no subtree is evaluated twice.
+
+The vectorized evaluator (`vectorized.py`) evaluates the same expressions on NumPy arrays
+(one element per sample of a batch), with the names of NAMESPACE bound to NumPy's
+functions. Where an expression branches with `if`, which arrays cannot do, the entry also
+gives its array form (`np_value`, `np_deriv`), which may also use `where`, `sign`,
+`minimum` and `maximum`.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ class Op:
     latex: str | None = None
     prec: int = 9
     constant_args: tuple[int, ...] = field(default=())
+    np_value: Code | None = None  # None: `value` works on arrays as it is
+    np_deriv: Deriv | None = None  # None: `deriv` works on arrays as it is
 
     def check_arity(self, n: int) -> str | None:
         """None if `n` arguments fit this op, else a sentence saying what fits."""
@@ -63,6 +71,14 @@ class Op:
             what = "one argument" if self.arity == 1 else f"{self.arity} arguments"
             return f"'{self.name}' takes {what}, got {n}"
         return None
+
+    def array_value(self, args: Sequence[str]) -> str:
+        """The value as an expression over NumPy arrays (elementwise)."""
+        return (self.np_value or self.value)(args)
+
+    def array_deriv(self, args: Sequence[str], out: str, i: int) -> str:
+        """d out / d args[i] as an expression over NumPy arrays (elementwise)."""
+        return (self.np_deriv or self.deriv)(args, out, i)
 
     def value_fn(self, n: int) -> Callable[..., float]:
         """The value as a Python function of `n` floats (compiled once per arity)."""
@@ -100,11 +116,13 @@ _OPS = [
        "base to a constant exponent", infix="^", prec=4, constant_args=(1,)),
     Op("relu", "ReLU", 1, lambda a: f"({a[0]} if {a[0]} > 0.0 else 0.0)",
        lambda a, o, i: f"(1.0 if {a[0]} > 0.0 else 0.0)",
-       "max(0, x)", latex=r"\operatorname{relu}"),
+       "max(0, x)", latex=r"\operatorname{relu}",
+       np_value=lambda a: f"where({a[0]} > 0.0, {a[0]}, 0.0)", np_deriv=lambda a, o, i: f"({a[0]} > 0.0)"),
     Op("sigmoid", "Sigmoid", 1,
        lambda a: f"(1.0 / (1.0 + exp(-{a[0]})) if {a[0]} > {SIGMOID_FLOOR} else exp({a[0]}))",
        lambda a, o, i: f"({o} * (1.0 - {o}))",
-       "1 / (1 + exp(-x))", latex=r"\sigma"),
+       "1 / (1 + exp(-x))", latex=r"\sigma",
+       np_value=lambda a: f"where({a[0]} > {SIGMOID_FLOOR}, 1.0 / (1.0 + exp(-{a[0]})), exp({a[0]}))"),
     Op("tanh", "Tanh", 1, lambda a: f"tanh({a[0]})", lambda a, o, i: f"(1.0 - {o} * {o})",
        "hyperbolic tangent", latex=r"\tanh"),
     Op("exp", "Exp", 1, lambda a: f"exp({a[0]})", lambda a, o, i: o,
@@ -113,7 +131,7 @@ _OPS = [
        "natural logarithm (x > 0)", latex=r"\log"),
     Op("abs", "Abs", 1, lambda a: f"abs({a[0]})",
        lambda a, o, i: f"(1.0 if {a[0]} > 0.0 else (-1.0 if {a[0]} < 0.0 else 0.0))",
-       "absolute value"),
+       "absolute value", np_deriv=lambda a, o, i: f"sign({a[0]})"),
 ]
 
 OPS: dict[str, Op] = {op.name: op for op in _OPS}
@@ -156,6 +174,17 @@ def softmax_grad_code(p: Sequence[str], gp: Sequence[str], gz: Sequence[str], tm
     """Statements for the vector-Jacobian product: gz_i = p_i * (gp_i - sum_j gp_j p_j)."""
     dot = " + ".join(f"{g} * {q}" for g, q in zip(gp, p))
     return [f"{tmp}d = {dot}"] + [f"{g} = {q} * ({gpi} - {tmp}d)" for g, q, gpi in zip(gz, p, gp)]
+
+
+def softmax_array_code(z: str, p: str, tmp: str) -> list[str]:
+    """The same for a (batch, k) array of logits `z`, one sample per row."""
+    return [f"{tmp}m = {z}.max(axis=1, keepdims=True)", f"{p} = exp({z} - {tmp}m)",
+            f"{p} = {p} / {p}.sum(axis=1, keepdims=True)"]
+
+
+def softmax_grad_array_code(p: str, gp: str, gz: str, tmp: str) -> list[str]:
+    """The same vector-Jacobian product for (batch, k) arrays, one sample per row."""
+    return [f"{tmp}d = ({gp} * {p}).sum(axis=1, keepdims=True)", f"{gz} = {p} * ({gp} - {tmp}d)"]
 
 
 @cache

@@ -1,0 +1,551 @@
+"""The vectorized trainer: a whole mini-batch at once, as NumPy arrays.
+
+The elementary graph stays the model; this module only finds, in a compiled graph, the
+structure that arrays can compute together, and writes one epoch function (the signature
+and meaning of `Program.epoch_fn(..., batched=True)`) that evaluates each batch with NumPy:
+
+- a *dense layer* is a set of Add nodes that are each a sum of `Multiply([w, a_k])` terms
+  over the same ordered activations a_1..a_n (either factor order), plus at most one bias
+  Parameter anywhere in the sum, every w and bias used nowhere else. Its neurons become the
+  columns of one (batch, width) array, `Z = A @ W + b`, and its gradients matmuls;
+- a *map* is one unary op (ReLU, Sigmoid, ...) applied to columns of such an array, by the
+  op's array form from the op table;
+- every other node is computed elementwise over a (batch,) array, from the op table too.
+
+The arithmetic is that of the scalar code up to the order of the additions inside a sum
+(a matmul adds in its own order), so both agree to about 1e-15 per step. Arrays do not pay
+for every graph: each NumPy statement costs about a microsecond whatever the batch, so for
+a graph without dense layers, or a small one in small batches, `vectorized_epoch_fn`
+returns None and the caller runs the scalar code.
+
+Safety, as in compiled.py: the generated text holds only names made here, the expressions
+of the op/loss/optimizer tables and integer literals; parameter values and the index arrays
+that place them go in as arrays, never as text. NumPy is imported only when this module
+builds a trainer, so that importing treegrad stays fast.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .graph import Graph
+from .losses import Loss
+from .nodes import Constant, Input, Leaf, Node, Output, Parameter
+from .ops import NAMESPACE, Op, softmax_array_code, softmax_grad_array_code
+from .optim import Optimizer
+
+# One NumPy statement on a small batch (~1.1 us) costs about what 37 scalar operations of the
+# generated code cost (~30 ns each; measured on the benchmark MLPs and chains): arrays pay when
+# statements * STATEMENT_COST < batch size * (nodes + parameters).
+STATEMENT_COST = 37
+
+
+class _Unit:
+    """Nodes computed by one statement: an array of columns (input, dense, map) or one node (vec)."""
+
+    def __init__(self, kind: str, name: str, first: int) -> None:
+        self.kind = kind
+        self.name = name
+        self.first = first  # position of its first node in the graph's order: ties in the unit order
+        self.members: list[Node] = []
+        self.width = 0
+        self.needs_grad = False
+        # dense: per member its weights (one per activation) and bias
+        self.acts: list[Node] = []
+        self.weights: list[list[Parameter]] = []
+        self.biases: list[Parameter] = []
+        # map: the op, the unit it reads and which of its columns
+        self.op: Op | None = None
+        self.source: _Unit | None = None
+        self.cols: list[int] = []
+        self.deps: list[_Unit] = []
+
+
+def _is_op(node: Node, name: str) -> bool:
+    return node.op is not None and node.op.name == name and not isinstance(node, Output)
+
+
+def _is_name(expr: str) -> bool:
+    return expr.replace("_", "a").isalnum() and expr[:1].isalpha()
+
+
+def _factor(d: str) -> str:
+    """A derivative expression ready to multiply by."""
+    return d if _is_name(d) or d.startswith("(") else f"({d})"
+
+
+class _Lowering:
+    """A compiled graph cut into units, and the epoch function's source written from them."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.uses: Counter[int] = Counter(id(c) for n in graph.order for c in n.children)
+        self.param_index = {id(p): k for k, p in enumerate(graph.params)}
+        self.const_index = {id(c): k for k, c in enumerate(graph.constants)}
+        self.position = {id(n): i for i, n in enumerate(graph.order)}
+        self.needs: set[int] = set()
+        for n in graph.order:
+            if isinstance(n, Parameter) or any(id(c) in self.needs for c in n.children):
+                self.needs.add(id(n))
+        self.owned: set[int] = set()  # weights, biases and products inside dense layers
+        self.where: dict[int, tuple[_Unit, int]] = {}
+        self.vec_name: dict[int, str] = {}
+        self.per_sample: set[int] = set()  # vec nodes whose value depends on the sample
+        self.units: list[_Unit] = []
+        self.arrays: dict[str, Any] = {}  # index arrays the generated code reads, by name
+        self._cut()
+
+    # ------------------------------------------------------------ finding the units
+
+    def _exclusive_param(self, node: Node) -> bool:
+        return isinstance(node, Parameter) and self.uses[id(node)] == 1
+
+    def _dense_terms(self, node: Node) -> tuple[list[Node], list[Parameter], Parameter | None] | None:
+        """(activations, weights, bias) if `node` is a neuron of a dense layer, else None."""
+        if not _is_op(node, "add"):
+            return None
+        acts: list[Node] = []
+        weights: list[Parameter] = []
+        bias: Parameter | None = None
+        for c in node.children:
+            if self._exclusive_param(c):
+                if bias is not None:
+                    return None
+                assert isinstance(c, Parameter)
+                bias = c
+                continue
+            if not (_is_op(c, "mul") and len(c.children) == 2 and self.uses[id(c)] == 1):
+                return None
+            a, b = c.children
+            if self._exclusive_param(a) and self._activation(b):
+                w, x = a, b
+            elif self._exclusive_param(b) and self._activation(a):
+                w, x = b, a
+            else:
+                return None
+            assert isinstance(w, Parameter)
+            acts.append(x)
+            weights.append(w)
+        return (acts, weights, bias) if acts else None
+
+    @staticmethod
+    def _activation(node: Node) -> bool:
+        return isinstance(node, Input) or not isinstance(node, (Leaf, Output))
+
+    def _ref(self, node: Node) -> object:
+        """What a node's value is: inputs of one name are one column, other nodes themselves."""
+        if node.name is not None and isinstance(node, Input):
+            return ("x", self.graph.input_names.index(node.name))
+        return id(node)
+
+    def _cut(self) -> None:
+        g = self.graph
+        xunit = self._new("input", "Xb", -1)
+        for name in g.input_names:
+            nodes = g.inputs_by_name.get(name, [])
+            for node in nodes:
+                self.where[id(node)] = (xunit, xunit.width)
+            xunit.members.append(nodes[0] if nodes else Input(name))  # a declared input the model ignores
+            xunit.width += 1
+        dense: dict[int, tuple[list[Node], list[Parameter], Parameter | None]] = {}
+        for n in g.order:
+            terms = self._dense_terms(n)
+            if terms is not None:
+                dense[id(n)] = terms
+                acts, weights, bias = terms
+                self.owned.update(id(w) for w in weights)
+                self.owned.update(id(c) for c in n.children if not isinstance(c, Parameter))
+                if bias is not None:
+                    self.owned.add(id(bias))
+        layers: dict[tuple[object, ...], _Unit] = {}
+        maps: dict[tuple[str, int], _Unit] = {}
+        for i, n in enumerate(g.order):
+            if isinstance(n, (Leaf, Output)) or id(n) in self.owned:
+                continue
+            if id(n) in dense:
+                acts, weights, bias = dense[id(n)]
+                key = (tuple(self._ref(a) for a in acts), bias is not None)
+                unit = layers.get(key)
+                if unit is None:
+                    unit = layers[key] = self._new("dense", f"Z{len(self.units)}", i)
+                    unit.acts = acts
+                    unit.needs_grad = True
+                unit.weights.append(weights)
+                if bias is not None:
+                    unit.biases.append(bias)
+                self._add(unit, n)
+                continue
+            assert n.op is not None
+            child = n.children[0]
+            if len(n.children) == 1 and id(child) in self.where:
+                src, col = self.where[id(child)]
+                unit = maps.get((n.op.name, id(src)))
+                if unit is None or col in unit.cols:
+                    unit = maps[(n.op.name, id(src))] = self._new("map", f"H{len(self.units)}", i)
+                    unit.op, unit.source, unit.needs_grad = n.op, src, src.needs_grad
+                unit.cols.append(col)
+                self._add(unit, n)
+                continue
+            unit = self._new("vec", f"v{i}", i)
+            unit.needs_grad = id(n) in self.needs
+            unit.members.append(n)
+            self.vec_name[id(n)] = unit.name
+            if any(id(c) in self.where or id(c) in self.per_sample for c in n.children):
+                self.per_sample.add(id(n))
+
+    def _new(self, kind: str, name: str, first: int) -> _Unit:
+        unit = _Unit(kind, name, first)
+        self.units.append(unit)
+        return unit
+
+    def _add(self, unit: _Unit, node: Node) -> None:
+        self.where[id(node)] = (unit, unit.width)
+        unit.members.append(node)
+        unit.width += 1
+
+    def ordered_units(self) -> list[_Unit] | None:
+        """The units, each after those it reads (by first node, on ties); None on a cycle."""
+        by_name = {u.name: u for u in self.units}
+        for u in self.units:
+            if u.kind == "dense":
+                reads = u.acts
+            elif u.kind == "map":
+                assert u.source is not None
+                u.deps = [u.source]
+                continue
+            else:
+                reads = [c for m in u.members for c in m.children]
+            deps = {}
+            for c in reads:
+                if id(c) in self.where:
+                    d = self.where[id(c)][0]
+                    deps[d.name] = d
+                elif id(c) in self.vec_name:
+                    deps[self.vec_name[id(c)]] = by_name[self.vec_name[id(c)]]
+            u.deps = list(deps.values())
+        waiting = {u.name: len(u.deps) for u in self.units}
+        readers: dict[str, list[_Unit]] = {}
+        for u in self.units:
+            for d in u.deps:
+                readers.setdefault(d.name, []).append(u)
+        ready = [(u.first, u.name) for u in self.units if not u.deps]
+        heapq.heapify(ready)
+        out: list[_Unit] = []
+        while ready:
+            _, name = heapq.heappop(ready)
+            out.append(by_name[name])
+            for r in readers.get(name, ()):
+                waiting[r.name] -= 1
+                if waiting[r.name] == 0:
+                    heapq.heappush(ready, (r.first, r.name))
+        return out if len(out) == len(self.units) else None
+
+    # ------------------------------------------------------------ expressions
+
+    def expr(self, node: Node) -> str:
+        """The value of a node inside the batch loop: a column, an array or a number."""
+        if id(node) in self.where:
+            unit, col = self.where[id(node)]
+            return f"{unit.name}[:, {col}]"
+        if id(node) in self.vec_name:
+            return self.vec_name[id(node)]
+        if isinstance(node, Parameter):
+            return f"p{self.param_index[id(node)]}"
+        assert isinstance(node, Constant)
+        return f"c{self.const_index[id(node)]}"
+
+    def batched(self, node: Node) -> bool:
+        """True if the node's value differs per sample (an array), False for a number."""
+        return id(node) in self.where or id(node) in self.per_sample
+
+    def columns(self, nodes: Sequence[Node], name: str) -> tuple[list[str], str, str | None]:
+        """Statements making a (batch, n) array of `nodes`' values, its expression, and how
+        its gradient goes back: "full" (the whole of one unit), an index array's name
+        (some columns of one unit), or None (column by column)."""
+        refs = [self.where[id(n)] for n in nodes if id(n) in self.where]
+        if len(refs) == len(nodes):
+            unit = refs[0][0]
+            if all(r[0] is unit for r in refs):
+                cols = [r[1] for r in refs]
+                if cols == list(range(unit.width)):
+                    return [], unit.name, "full"
+                if len(set(cols)) == len(cols):
+                    ix = f"ix_{name}"
+                    self.arrays[ix] = cols
+                    return [f"{name} = {unit.name}[:, {ix}]"], name, ix
+        parts = [self.expr(n) if self.batched(n) else f"np.full(nb, {self.expr(n)})" for n in nodes]
+        return [f"{name} = np.stack(({', '.join(parts)},), axis=1)"], name, None
+
+
+class VectorizedEpoch:
+    """One epoch of mini-batch training on NumPy arrays; call it as `Program.epoch_fn`'s result."""
+
+    def __init__(self, core: Callable[..., float], source: str, graph: Graph) -> None:
+        self.core = core
+        self.source = source  # the generated text, for reading and for tests
+        self.kind = "softmax" if graph.is_softmax else "list" if graph.is_list else "single"
+        self._cache: tuple[object, object, Any, Any] | None = None
+
+    def __call__(self, P: list[float], C: list[float], S: list[list[float]], STEP: list[int],
+                 X: Sequence[Sequence[float]], T: Sequence[Any], idx: Sequence[Sequence[int]],
+                 lr: float) -> float:
+        """Train one epoch over the batches `idx`; update P, S, STEP; return the summed loss."""
+        import numpy as np
+
+        # fit passes the same (never changed) lists every epoch: convert them once.
+        if self._cache is None or self._cache[0] is not X or self._cache[1] is not T:
+            Xa = np.array(X, dtype=np.float64).reshape(len(X), -1 if len(X) and len(X[0]) else 0)
+            Ta = np.array(T, dtype=np.intp if self.kind == "softmax" else np.float64)
+            self._cache = (X, T, Xa, Ta)
+        # Overflow and NaN are not errors here: fit sees a non-finite loss or parameter.
+        with np.errstate(all="ignore"):
+            return self.core(P, C, S, STEP, self._cache[2], self._cache[3], idx, lr)
+
+
+def array_namespace() -> dict[str, object]:
+    """The names the op, loss and optimizer expressions use, bound to NumPy's functions."""
+    import numpy as np
+
+    ns: dict[str, object] = {
+        "np": np, "exp": np.exp, "log": np.log, "tanh": np.tanh, "sqrt": np.sqrt, "fpow": np.power,
+        "where": np.where, "sign": np.sign, "minimum": np.minimum, "maximum": np.maximum,
+        "stack": np.stack, "arange": np.arange,
+    }
+    assert set(NAMESPACE) <= set(ns), "every name of the scalar expressions needs an array binding"
+    return ns
+
+
+def vectorized_epoch_fn(graph: Graph, loss: Loss, optimizer: Optimizer,
+                        batch_size: int | None = None) -> VectorizedEpoch | None:
+    """A mini-batch epoch function that evaluates each batch with NumPy, or None where the
+    scalar code serves better: a graph without dense layers, or (given `batch_size`) one
+    whose batches are too small for arrays to pay for NumPy's cost per statement."""
+    low = _Lowering(graph)
+    if not any(u.kind == "dense" for u in low.units):
+        return None
+    order = low.ordered_units()
+    if order is None:
+        return None
+    src, statements = _write(low, order, graph, loss, optimizer)
+    scalar_ops = len(graph.order) + len(graph.params)  # about what one sample costs the scalar code
+    if batch_size is not None and statements * STATEMENT_COST >= batch_size * scalar_ops:
+        return None
+    import numpy as np
+
+    ns = array_namespace()
+    ns.update({name: np.array(v, dtype=np.intp) for name, v in low.arrays.items()})
+    exec(compile(src, "<treegrad vectorized epoch>", "exec"), ns)  # noqa: S102 - generated from treegrad's tables only
+    return VectorizedEpoch(ns["epoch"], src, graph)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- writing the epoch function
+
+
+def _write(low: _Lowering, order: list[_Unit], graph: Graph, loss: Loss, opt: Optimizer) -> tuple[str, int]:
+    """The source of `epoch(P, C, S, STEP, Xa, Ta, idx, lr)` (Xa, Ta: the data as arrays), and
+    the number of statements run per batch."""
+    head: list[str] = ["Pa = np.array(P, dtype=np.float64)"]
+    tail: list[str] = []
+    # Parameter arrays: W (n, width) and b (width,) per dense layer, numbers for the rest.
+    arrays: list[tuple[str, str]] = []  # (variable, index array) of each parameter array
+    for u in order:
+        if u.kind != "dense":
+            continue
+        tag = u.name[1:]
+        low.arrays[f"iw{tag}"] = [[low.param_index[id(ws[a])] for ws in u.weights] for a in range(len(u.acts))]
+        arrays.append((f"W{tag}", f"iw{tag}"))
+        if u.biases:
+            low.arrays[f"ib{tag}"] = [low.param_index[id(b)] for b in u.biases]
+            arrays.append((f"B{tag}", f"ib{tag}"))
+    scalars = [k for k, p in enumerate(graph.params) if id(p) not in low.owned]
+    head += [f"{v} = Pa[{ix}]" for v, ix in arrays] + [f"p{k} = P[{k}]" for k in scalars]
+    tail += [f"Pa[{ix}] = {v}" for v, ix in arrays] + [f"Pa[{k}] = p{k}" for k in scalars]
+    tail.append("P[:] = Pa.tolist()")
+    if graph.constants:
+        head.append(f"{', '.join(f'c{k}' for k in range(len(graph.constants)))}, = C")
+    for j, s in enumerate(opt.state):
+        head.append(f"Sa{j} = np.array(S[{j}], dtype=np.float64)")
+        head += [f"{s}_{v} = Sa{j}[{ix}]" for v, ix in arrays] + [f"{s}_{k} = S[{j}][{k}]" for k in scalars]
+        tail += [f"Sa{j}[{ix}] = {s}_{v}" for v, ix in arrays] + [f"Sa{j}[{k}] = {s}_{k}" for k in scalars]
+        tail.append(f"S[{j}][:] = Sa{j}.tolist()")
+    head += ["step = STEP[0]", "total = 0.0"]
+    tail += ["STEP[0] = step", "return float(total)"]
+
+    body = ["nb = len(batch)"]
+    if graph.input_names:
+        body.append("Xb = Xa[batch]")
+    body.append("Tb = Ta[batch].T" if graph.is_list and not graph.is_softmax else "Tb = Ta[batch]")
+    back = _Backward(low)
+    reads: dict[str, str | None] = {}  # per dense or map unit: how its input gets its gradient
+    inputs: dict[str, str] = {}  # per dense or map unit: the expression of its input array
+    for u in order:
+        if u.kind == "dense":
+            tag = u.name[1:]
+            lines, a, how = low.columns(u.acts, f"A{tag}")
+            body += lines
+            inputs[u.name], reads[u.name] = a, how
+            body.append(f"{u.name} = {a} @ W{tag}" + (f" + B{tag}" if u.biases else ""))
+        elif u.kind == "map":
+            assert u.op is not None and u.source is not None
+            lines, a, how = low.columns(_cols_of(u), f"S{u.name[1:]}")
+            body += lines
+            inputs[u.name], reads[u.name] = a, how
+            body.append(f"{u.name} = {u.op.array_value([a])}")
+        elif u.kind == "vec":
+            n = u.members[0]
+            assert n.op is not None
+            body.append(f"{u.name} = {n.op.array_value([low.expr(c) for c in n.children])}")
+
+    # the loss, and its gradient sent to the output elements
+    gouts = [f"go{j}" for j in range(len(graph.elements))]
+    if graph.is_softmax:
+        lines, z, how = low.columns(graph.elements, "Zs")
+        body += lines + softmax_array_code(z, "Pm", "_sm")
+        outs = [f"Pm[:, {j}]" for j in range(len(graph.elements))]
+    else:
+        outs = [low.expr(e) for e in graph.elements]
+    body += loss.code(outs, "Tb", "L", gouts, "_l", vectorized=True)
+    body.append("total += L.sum()")
+    if graph.is_softmax:
+        body.append(f"_smg = np.stack(({', '.join(gouts)},), axis=1)")
+        body += softmax_grad_array_code("Pm", "_smg", "GZ", "_sm")
+        back.send_array(graph.elements, "GZ", how)
+    else:
+        for e, gname in zip(graph.elements, gouts, strict=True):
+            back.send(e, gname)
+
+    # backward, units in reverse order, then the mean gradient of each parameter
+    for u in reversed(order):
+        if u.needs_grad:
+            body += back.unit(u, inputs.get(u.name, ""), reads.get(u.name))
+    for k in scalars:
+        parts = back.params.pop(k, [])
+        body.append(f"gp{k} = ({' + '.join(parts)}).sum() / nb" if parts else f"gp{k} = 0.0")
+
+    body += list(opt.prelude)
+    for v, _ in arrays:
+        body += opt.update(v, f"g{v}", [f"{s}_{v}" for s in opt.state])
+    for k in scalars:
+        body += opt.update(f"p{k}", f"gp{k}", [f"{s}_{k}" for s in opt.state])
+
+    lines = head + ["for batch in idx:"] + [f"    {line}" for line in body] + tail
+    return "def epoch(P, C, S, STEP, Xa, Ta, idx, lr):\n" + "\n".join(f"    {line}" for line in lines) + "\n", len(body)
+
+
+def _cols_of(u: _Unit) -> list[Node]:
+    """The nodes a map unit reads, one per column, as nodes of its source unit."""
+    assert u.source is not None
+    return [u.source.members[c] for c in u.cols]
+
+
+class _Backward:
+    """Gradient bookkeeping: what each unit, node and parameter has been sent so far."""
+
+    def __init__(self, low: _Lowering) -> None:
+        self.low = low
+        self.full: dict[str, list[str]] = {}  # (batch, width) arrays for a whole unit
+        self.scatter: dict[str, list[tuple[str, str]]] = {}  # (index array, (batch, k) array)
+        self.column: dict[str, dict[int, list[str]]] = {}  # per column, (batch,) arrays
+        self.node: dict[int, list[str]] = {}  # per vec node
+        self.params: dict[int, list[str]] = {}  # per parameter outside dense layers
+
+    def send(self, node: Node, expr: str) -> None:
+        """Add d loss / d node (a (batch,) array) to what `node` has received."""
+        low = self.low
+        if id(node) not in low.needs:
+            return
+        if id(node) in low.where:
+            unit, col = low.where[id(node)]
+            self.column.setdefault(unit.name, {}).setdefault(col, []).append(expr)
+        elif id(node) in low.vec_name:
+            self.node.setdefault(id(node), []).append(expr)
+        elif isinstance(node, Parameter):
+            self.params.setdefault(low.param_index[id(node)], []).append(expr)
+
+    def send_array(self, nodes: Sequence[Node], grad: str, how: str | None) -> None:
+        """Send the columns of a (batch, n) gradient to `nodes`, as `columns()` made them."""
+        if not any(id(n) in self.low.needs for n in nodes):
+            return
+        unit = self.low.where[id(nodes[0])][0] if how is not None else None
+        if how == "full":
+            assert unit is not None
+            self.full.setdefault(unit.name, []).append(grad)
+        elif how is not None:
+            assert unit is not None
+            self.scatter.setdefault(unit.name, []).append((how, grad))
+        else:
+            for k, n in enumerate(nodes):
+                self.send(n, f"{grad}[:, {k}]")
+
+    def _gather(self, u: _Unit) -> tuple[list[str], str]:
+        """Statements summing what unit `u` was sent into d{name}, and that name."""
+        name = f"d{u.name}"
+        full = self.full.pop(u.name, [])
+        scatter = self.scatter.pop(u.name, [])
+        cols = self.column.pop(u.name, {})
+        if not scatter and not cols:
+            if len(full) == 1:
+                return [], full[0]
+            return [f"{name} = {' + '.join(full) if full else f'np.zeros((nb, {u.width}))'}"], name
+        if not full and not scatter and len(cols) == u.width:
+            sums = [" + ".join(cols[j]) for j in range(u.width)]
+            if u.width == 1:
+                return [f"{name} = ({sums[0]})[:, None]"], name
+            return [f"{name} = np.stack(({', '.join(sums)},), axis=1)"], name
+        if full:
+            start = " + ".join(full) if len(full) > 1 else f"{full[0]}.copy()"
+        else:
+            start = f"np.zeros((nb, {u.width}))"
+        lines = [f"{name} = {start}"]
+        lines += [f"{name}[:, {ix}] += {g}" for ix, g in scatter]
+        lines += [f"{name}[:, {j}] += {' + '.join(parts)}" for j, parts in sorted(cols.items())]
+        return lines, name
+
+    def unit(self, u: _Unit, a: str, how: str | None) -> list[str]:
+        """Backward statements of one unit (`a`: its input array, `how`: as columns() said)."""
+        low = self.low
+        if u.kind == "vec":
+            n = u.members[0]
+            parts = self.node.pop(id(n), [])
+            if not parts:
+                return []
+            lines: list[str] = []
+            if len(parts) == 1 and _is_name(parts[0]):
+                g = parts[0]
+            else:
+                g = f"g{u.name[1:]}"
+                lines.append(f"{g} = {' + '.join(parts)}")
+            assert n.op is not None
+            args = [low.expr(c) for c in n.children]
+            for k, c in enumerate(n.children):
+                if id(c) not in low.needs:
+                    continue
+                self.send(c, _times(g, n.op.array_deriv(args, u.name, k)))
+            return lines
+        lines, d = self._gather(u)
+        tag = u.name[1:]
+        if u.kind == "map":
+            assert u.op is not None and u.source is not None
+            if u.source.needs_grad:
+                lines.append(f"dS{tag} = {_times(d, u.op.array_deriv([a], u.name, 0))}")
+                self.send_array(_cols_of(u), f"dS{tag}", how)
+            return lines
+        # dense: Z = A @ W + b; the mean over the batch of each sample's gradient
+        lines.append(f"gW{tag} = ({a}.T @ {d}) / nb")
+        if u.biases:
+            lines.append(f"gB{tag} = {d}.sum(axis=0) / nb")
+        if any(id(x) in low.needs for x in u.acts):
+            lines.append(f"dA{tag} = {d} @ W{tag}.T")
+            self.send_array(u.acts, f"dA{tag}", how)
+        return lines
+
+
+def _times(g: str, d: str) -> str:
+    if d == "1.0":
+        return g
+    if d == "-1.0":
+        return f"-{g}"
+    return f"{g} * {_factor(d)}"
