@@ -5,8 +5,27 @@ from .errors import DataError, ModelError, ModelFileError, SpecError, TrainingEr
 from .fit import History, fit
 from .losses import LOSSES
 from .nodes import (
-    Abs, Add, Constant, Divide, Exp, Input, Linear, Log, Macro, Multiply, Negate, Node,
-    Output, Parameter, Power, ReLU, Sigmoid, Softmax, Subtract, Tanh, seed,
+    Abs,
+    Add,
+    Constant,
+    Divide,
+    Exp,
+    Input,
+    Linear,
+    Log,
+    Macro,
+    Multiply,
+    Negate,
+    Node,
+    Output,
+    Parameter,
+    Power,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Subtract,
+    Tanh,
+    seed,
 )
 from .ops import OPS
 from .printers import funcify

@@ -288,18 +288,34 @@ def _model_root(path: Path) -> tuple[Any, str]:
 @app.command()
 def show(
     model: Path = typer.Argument(..., help="A model file, or a spec (shown with its initial parameters)."),
-    format: str = typer.Option("text", "--format", "-f", help="text, latex, python or tree."),
+    format: str = typer.Option("text", "--format", "-f",
+                               help="text, latex, tree, python (a standalone module), dot (Graphviz) or json."),
     precision: int = typer.Option(4, "--precision", "-p", min=1, max=17, help="Significant digits of numbers."),
+    simplify: bool = typer.Option(False, "--simplify", help="Simplify the formula with sympy (text and latex)."),
 ) -> None:
     """Print the model as a formula (or draw its node graph with --format tree)."""
+    if format in ("python", "dot", "json"):
+        from .export import load_exportable, render
+
+        text = render(load_exportable(model), format, precision)
+        assert isinstance(text, str)
+        sys.stdout.write(text)
+        return
     root, name = _model_root(model)
+    if simplify:
+        from .export import simplified
+
+        if format not in ("text", "latex"):
+            raise typer.BadParameter("--simplify works with --format text or latex", param_hint="--simplify")
+        out.print(_escape(simplified(root, precision=precision, format=format)))
+        return
     if format == "tree":
         out.print(_tree(root, precision))
         return
     from .printers import FORMATS, funcify
 
     if format not in FORMATS:
-        raise typer.BadParameter(f"unknown format '{format}'; use one of {', '.join(FORMATS)}, tree",
+        raise typer.BadParameter(f"unknown format '{format}'; use one of {', '.join(FORMATS)}, tree, dot, json",
                                  param_hint="--format")
     out.print(_escape(funcify(root, precision=precision, format=format)))
 
@@ -310,7 +326,7 @@ def _tree(root: Any, precision: int) -> Any:
     from .nodes import Constant, Input, Output, Parameter, Softmax
     from .printers import number
 
-    g = root.graph
+    g = root.compiled_graph
     uses: dict[int, int] = {}
     for n in g.order:
         for c in n.children:
@@ -318,9 +334,9 @@ def _tree(root: Any, precision: int) -> Any:
 
     def label(n: Any) -> str:
         if isinstance(n, Input):
-            return f"[green]{_escape(n.name)}[/]"
+            return f"[green]{_escape(n.name or '')}[/]"
         if isinstance(n, Parameter):
-            return f"[cyan]{_escape(n.name)} = {number(n.value, precision)}[/]"
+            return f"[cyan]{_escape(n.name or '')} = {number(n.value, precision)}[/]"
         if isinstance(n, Constant):
             return number(n.value, precision)
         if isinstance(n, Softmax):
@@ -361,7 +377,7 @@ def check(
 
     spec_obj, _ = workflow.load_spec_file(spec)
     root = build_model(spec_obj)
-    g = root.graph
+    g = root.compiled_graph
     worst, count = gradient_check(root)
     t = Table(title=f"{_escape(str(spec))} is valid", show_header=False, title_justify="left")
     t.add_column(style="bold")
@@ -409,6 +425,107 @@ def bench(ctx: typer.Context) -> None:
 
     code = bench_main(list(ctx.args))
     raise typer.Exit(code or 0)
+
+
+# ----------------------------------------------------------------- export, plot, trace
+
+
+@app.command("export")
+def export_(
+    model: Path = typer.Argument(..., help="A model file (or a spec, exported with its initial parameters)."),
+    format: str = typer.Option("python", "--format", "-f", help="python, onnx, latex, dot or json."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o",
+                                            help="The file to write (text formats print without it)."),
+    precision: int = typer.Option(4, "--precision", "-p", min=1, max=17,
+                                  help="Significant digits of numbers in latex and dot."),
+) -> None:
+    """Export a model: a dependency-free Python module, ONNX, a LaTeX document, Graphviz DOT or JSON."""
+    from .export import FORMATS, export, load_exportable, render
+
+    if format not in FORMATS:
+        raise typer.BadParameter(f"unknown format '{format}'; use one of {', '.join(FORMATS)}", param_hint="--format")
+    if out_path is None and format == "onnx":
+        raise typer.BadParameter("an ONNX model is binary: give the file to write, e.g. -o model.onnx",
+                                 param_hint="--out")
+    exportable = load_exportable(model)
+    if out_path is None:
+        text = render(exportable, format, precision)
+        assert isinstance(text, str)
+        sys.stdout.write(text)
+        return
+    export(exportable, format, out_path, precision)
+    err.print(f"wrote {format} to {_escape(str(out_path))}")
+
+
+@app.command()
+def plot(
+    model: Path = typer.Argument(..., help="A model file written by `treegrad train`."),
+    data: Optional[str] = typer.Option(None, "--data", "-d",
+                                       help="Draw these points (default: the data it was trained on)."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The image to write: .png, .svg or .pdf."),
+) -> None:
+    """Draw the learning curve and, for one or two inputs, the decision boundary or fitted surface."""
+    from . import workflow
+    from .plotting import load_points, plot_format, plot_model
+
+    plot_format(out_path)
+    loaded = workflow.load(model)
+    points, notes = load_points(loaded.record, data)
+    result = plot_model(loaded.root, loaded.record, points, out_path)
+    for note in notes + result.notes:
+        err.print(f"note: {_escape(note)}")
+    err.print(f"wrote {' and '.join(result.panels)} to {_escape(str(out_path))}")
+
+
+@app.command()
+def trace(
+    model: Path = typer.Argument(..., help="A spec (initial parameters) or a model file (learned ones)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="A built-in dataset or a CSV file."),
+    steps: int = typer.Option(1, "--steps", "-n", min=1, help="SGD steps, one per sample, from the first row."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr",
+                                                  help="Step size (default: the spec's)."),
+    precision: int = typer.Option(4, "--precision", "-p", min=1, max=17, help="Significant digits of numbers."),
+) -> None:
+    """Backpropagation by hand: each node's value and the gradients it receives, step by step."""
+    from .trace import prepare
+    from .trace import trace as run_trace
+
+    setup = prepare(model, data, learning_rate, rows=steps)
+    for step in run_trace(setup.root, setup.inputs, setup.targets, loss=setup.loss,
+                          learning_rate=setup.learning_rate, steps=steps, precision=precision):
+        _render_step(step, setup.loss, setup.learning_rate, precision)
+
+
+def _num(v: Any, precision: int) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(_num(x, precision) for x in v) + "]"
+    return f"{v:.{precision}g}" if isinstance(v, float) else _escape(str(v))
+
+
+def _render_step(step: Any, loss: str, lr: float, precision: int) -> None:
+    def cut(s: str, n: int = 48) -> str:
+        return _escape(s if len(s) <= n else s[:n - 1] + "…")
+
+    sample = ", ".join(f"{_escape(k)}={_num(v, precision)}" for k, v in step.inputs.items())
+    out.print(f"\n[bold]step {step.step}[/]: sample {step.sample + 1} ({sample}), "
+              f"target {_num(step.target, precision)}")
+    t = Table(title="forward (children first), then backward: dL/dnode from each parent", title_justify="left")
+    for name, justify in (("#", "right"), ("node", "left"), ("computes", "left"), ("formula", "left"),
+                          ("value", "right"), ("dL/dnode arriving", "left"), ("dL/dnode", "right")):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for n in step.nodes:
+        arriving = "  ".join(f"from #{p}: {_num(g, precision)}" for p, g in n.arrivals) or (
+            "seed from the loss" if n.index == len(step.nodes) - 1 else "-")
+        t.add_row(str(n.index), cut(n.label, 16), cut(n.expr), cut(n.formula) if n.kind in ("op", "softmax", "output")
+                  else "", _num(n.value, precision), arriving, _num(n.grad, precision))
+    out.print(t)
+    out.print(f"loss ({loss}) = {_num(step.loss, precision)};  dL/doutput = {_num(step.loss_grad, precision)}")
+    p = Table(title=f"update: new = old - {_num(lr, precision)} * gradient", title_justify="left")
+    for name in ("parameter", "old", "gradient", "new"):
+        p.add_column(name, justify="left" if name == "parameter" else "right")
+    for u in step.params:
+        p.add_row(_escape(u.name), _num(u.old, precision), _num(u.grad, precision), _num(u.new, precision))
+    out.print(p)
 
 
 def main() -> None:

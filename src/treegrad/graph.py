@@ -198,6 +198,7 @@ class Graph:
             raise ModelError("a Softmax or Output can only be the model's output, not inside it")
         self.input_names, self.inputs_by_name = self._find_inputs(inputs)
         self.params = self._name_params()
+        self.param_names = [p.name or "" for p in self.params]
         self.index = {id(n): i for i, n in enumerate(self.order)}
 
     def _preorder(self) -> Iterator[Node]:

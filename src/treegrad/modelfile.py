@@ -147,8 +147,8 @@ def load_graph(path: Path, record: ModelRecord) -> Any:
         root = build_model(spec, seed=int(record.training.get("seed", 0)), stats=stats)
     except SpecError as e:
         raise ModelFileError(f"the spec inside {path} no longer validates: {e}") from None
-    graph = root.graph
-    names = [p.name for p in graph.params]
+    graph = root.compiled_graph
+    names = graph.param_names
     missing = [n for n in names if n not in record.parameters]
     extra = [n for n in record.parameters if n not in names]
     if missing or extra:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from .errors import ModelError
 from .ops import OPS, Op
@@ -25,8 +25,8 @@ from .ops import OPS, Op
 if TYPE_CHECKING:
     from .graph import Graph
 
-Number = Union[int, float]
-Value = Union[float, list[float]]
+Number = int | float
+Value = float | list[float]
 
 # The generator behind `Parameter()` without a value; `seed()` resets it.
 _default_rng = random.Random(0)
@@ -88,6 +88,14 @@ class Node:
 
         self.graph = Graph(self, inputs)
         return self
+
+    @property
+    def compiled_graph(self) -> Graph:
+        """The compiled graph of this node (compiled on first use)."""
+        if self.graph is None:
+            self.compile()
+        assert self.graph is not None
+        return self.graph
 
     def forward(self) -> Any:
         """This node's value, recomputing only what changed since the last evaluation."""

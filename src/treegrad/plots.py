@@ -37,7 +37,8 @@ def text_curve(train: list[float], validation: list[float] | None = None, *, wid
         label = f"{top:.3g}" if r == 0 else (f"{bottom:.3g}" if r == height - 1 else "")
         lines.append(f"{label:>{label_w}} |" + "".join(row))
     lines.append(" " * label_w + " +" + "-" * cols)
-    legend = "loss per epoch" + (" (log scale)" if use_log else "") + ": * training" + (", o validation" if validation else "")
+    legend = "loss per epoch" + (" (log scale)" if use_log else "") + ": * training"
+    legend += ", o validation" if validation else ""
     lines.append(" " * label_w + f"  1{' ' * max(1, cols - len(str(n)) - 1)}{n}")
     lines.append(" " * label_w + "  " + legend)
     return lines

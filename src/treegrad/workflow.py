@@ -73,7 +73,8 @@ def training_settings(spec: Any, overrides: dict[str, Any]) -> Any:
         raise SpecError(f"--{key.replace('_', '-')}: {err['msg']} (got {err.get('input')!r})") from None
 
 
-def _targets(spec: Any, kind: str, raw: list[Any], source: str, classes: list[str] | None) -> tuple[list[Any], list[str] | None]:
+def _targets(spec: Any, kind: str, raw: list[Any], source: str,
+             classes: list[str] | None) -> tuple[list[Any], list[str] | None]:
     from .build import output_count
     from .data import encode_targets
 
@@ -116,7 +117,7 @@ def train(spec_path: Path, *, data: str | None = None, target: str | None = None
         raise DataError(f"{table.source}: no rows left for training after the validation split")
     stats = standardize_stats(Xtr, list(spec.inputs)) if settings.normalize else None
     root = build_model(spec, seed=settings.seed, stats=stats)
-    graph = root.graph
+    graph = root.compiled_graph
     loss = loss_name(spec)
     patience = settings.early_stopping.patience if settings.early_stopping else None
     if patience is not None and not Xva:
@@ -153,7 +154,7 @@ def train(spec_path: Path, *, data: str | None = None, target: str | None = None
         format=FORMAT, version=VERSION, name=spec.name or spec_path.stem, spec_file=str(spec_path),
         spec_text=text, inputs=list(graph.input_names), task=kind, loss=loss, classes=classes,
         normalization={k: (m, s) for k, (m, s) in stats.items()} if stats else None,
-        parameters={p.name: float(p.value) for p in graph.params},
+        parameters=dict(zip(graph.param_names, graph.param_values())),
         training={k: getattr(settings, k) for k in TRAINING_KEYS}
         | {"early_stopping": {"patience": patience} if patience is not None else None},
         data=DataInfo(source=table.source, target=tname, rows=len(X), train_rows=len(Xtr), validation_rows=len(Xva)),
@@ -251,7 +252,7 @@ def evaluate_rows(root: Any, kind: str, loss: str, X: Sequence[Sequence[float]],
     from .losses import LOSSES
 
     outs = predict_many(root, X)
-    k = len(root.graph.elements)
+    k = len(root.compiled_graph.elements)
     fn = LOSSES[loss].fn(k)
     total = sum(fn(o if isinstance(o, list) else [o], t)[0] for o, t in zip(outs, y))
     result: dict[str, Any] = {"loss": total / len(y) if y else math.nan, "rows": len(y)}
