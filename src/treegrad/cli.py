@@ -119,19 +119,30 @@ def _train_with_progress(spec: Path, data: str | None, target: str | None, overr
 
     columns = [TextColumn("[bold]training[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
                TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
-    with Progress(*columns, console=err, refresh_per_second=8) as bar:
-        task = bar.add_task("train", total=epochs, status="")
+    # The bar appears only once training starts, so an error in the spec or the data
+    # is not preceded by an empty bar.
+    bar = Progress(*columns, console=err, refresh_per_second=8)
+    task = bar.add_task("train", total=epochs, status="", start=False)
 
-        def progress(epoch: int, train_loss: float, val_loss: float | None, extra: dict[str, float]) -> None:
-            status = f"loss {train_loss:.4g}"
-            if val_loss is not None:
-                status += f"  val {val_loss:.4g}"
-            if "accuracy" in extra:
-                status += f"  acc {extra['accuracy']:.1%}"
-            bar.update(task, completed=epoch, status=status)
+    def progress(epoch: int, train_loss: float, val_loss: float | None, extra: dict[str, float]) -> None:
+        if not bar.live.is_started:
+            bar.start()
+            bar.start_task(task)
+        if epoch == 0:
+            return
+        status = f"loss {train_loss:.4g}"
+        if val_loss is not None:
+            status += f"  val {val_loss:.4g}"
+        if "accuracy" in extra:
+            status += f"  acc {extra['accuracy']:.1%}"
+        bar.update(task, completed=epoch, status=status)
 
+    try:
         return workflow.train(spec, data=data, target=target, overrides=overrides, out=out_path,
                               progress=progress, checkpoint=checkpoint)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 def _summary(result: Any) -> None:

@@ -139,6 +139,8 @@ def train(spec_path: Path, *, data: str | None = None, target: str | None = None
                 pass
         progress(epoch, train_loss, val_loss, extra)
 
+    if progress is not None:
+        progress(0, math.nan, None, {})  # training starts now
     t0 = time.perf_counter()
     hist = fit(root, Xtr, ytr, loss=loss, epochs=settings.epochs, learning_rate=settings.learning_rate,
                batch_size=settings.batch_size, optimizer=settings.optimizer, shuffle=settings.shuffle,
