@@ -41,6 +41,7 @@ from .optim import Optimizer
 # generated code cost (~30 ns each; measured on the benchmark MLPs and chains): arrays pay when
 # statements * STATEMENT_COST < batch size * (nodes + parameters).
 STATEMENT_COST = 37
+WIDE = 100  # sums of more parts than this are written with sum()
 
 
 class _Unit:
@@ -409,21 +410,24 @@ def _write(low: _Lowering, order: list[_Unit], graph: Graph, loss: Loss, opt: Op
         outs = [low.expr(e) for e in graph.elements]
     body += loss.code(outs, "Tb", "L", gouts, "_l", vectorized=True)
     body.append("total += L.sum()")
+    # The batch's gradient is the mean of its samples': dividing d loss / d output by the batch
+    # size here makes every sum over the batch below that mean, with one division in all.
     if graph.is_softmax:
         body.append(f"_smg = np.stack(({', '.join(gouts)},), axis=1)")
-        body += softmax_grad_array_code("Pm", "_smg", "GZ", "_sm")
+        body += softmax_grad_array_code("Pm", "_smg", "GZ", "_sm") + ["GZ = GZ / nb"]
         back.send_array(graph.elements, "GZ", how)
     else:
+        body += [f"{g} = {g} / nb" for g in gouts]
         for e, gname in zip(graph.elements, gouts, strict=True):
             back.send(e, gname)
 
-    # backward, units in reverse order, then the mean gradient of each parameter
+    # backward, units in reverse order, then each parameter's gradient summed over the batch
     for u in reversed(order):
         if u.needs_grad:
             body += back.unit(u, inputs.get(u.name, ""), reads.get(u.name))
     for k in scalars:
         parts = back.params.pop(k, [])
-        body.append(f"gp{k} = ({' + '.join(parts)}).sum() / nb" if parts else f"gp{k} = 0.0")
+        body.append(f"gp{k} = ({_plus(parts)}).sum()" if parts else f"gp{k} = 0.0")
 
     body += list(opt.prelude)
     for v, _ in arrays:
@@ -489,19 +493,19 @@ class _Backward:
         if not scatter and not cols:
             if len(full) == 1:
                 return [], full[0]
-            return [f"{name} = {' + '.join(full) if full else f'np.zeros((nb, {u.width}))'}"], name
+            return [f"{name} = {_plus(full) if full else f'np.zeros((nb, {u.width}))'}"], name
         if not full and not scatter and len(cols) == u.width:
-            sums = [" + ".join(cols[j]) for j in range(u.width)]
+            sums = [_plus(cols[j]) for j in range(u.width)]
             if u.width == 1:
                 return [f"{name} = ({sums[0]})[:, None]"], name
             return [f"{name} = np.stack(({', '.join(sums)},), axis=1)"], name
         if full:
-            start = " + ".join(full) if len(full) > 1 else f"{full[0]}.copy()"
+            start = _plus(full) if len(full) > 1 else f"{full[0]}.copy()"
         else:
             start = f"np.zeros((nb, {u.width}))"
         lines = [f"{name} = {start}"]
         lines += [f"{name}[:, {ix}] += {g}" for ix, g in scatter]
-        lines += [f"{name}[:, {j}] += {' + '.join(parts)}" for j, parts in sorted(cols.items())]
+        lines += [f"{name}[:, {j}] += {_plus(parts)}" for j, parts in sorted(cols.items())]
         return lines, name
 
     def unit(self, u: _Unit, a: str, how: str | None) -> list[str]:
@@ -517,7 +521,7 @@ class _Backward:
                 g = parts[0]
             else:
                 g = f"g{u.name[1:]}"
-                lines.append(f"{g} = {' + '.join(parts)}")
+                lines.append(f"{g} = {_plus(parts)}")
             assert n.op is not None
             args = [low.expr(c) for c in n.children]
             for k, c in enumerate(n.children):
@@ -533,14 +537,20 @@ class _Backward:
                 lines.append(f"dS{tag} = {_times(d, u.op.array_deriv([a], u.name, 0))}")
                 self.send_array(_cols_of(u), f"dS{tag}", how)
             return lines
-        # dense: Z = A @ W + b; the mean over the batch of each sample's gradient
-        lines.append(f"gW{tag} = ({a}.T @ {d}) / nb")
+        # dense: Z = A @ W + b, summed over the batch
+        lines.append(f"gW{tag} = {a}.T @ {d}")
         if u.biases:
-            lines.append(f"gB{tag} = {d}.sum(axis=0) / nb")
+            lines.append(f"gB{tag} = {d}.sum(axis=0)")
         if any(id(x) in low.needs for x in u.acts):
             lines.append(f"dA{tag} = {d} @ W{tag}.T")
             self.send_array(u.acts, f"dA{tag}", how)
         return lines
+
+
+def _plus(parts: Sequence[str]) -> str:
+    """The sum of `parts`, left to right; past WIDE parts as `sum((b, c, ...), a)`, since a long
+    `a + b + ...` nests as deep as it is long and Python's compiler gives up at a few thousand."""
+    return " + ".join(parts) if len(parts) <= WIDE else f"sum(({', '.join(parts[1:])},), {parts[0]})"
 
 
 def _times(g: str, d: str) -> str:
