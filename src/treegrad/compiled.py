@@ -22,7 +22,7 @@ from typing import Any
 from .graph import Graph
 from .losses import Loss
 from .nodes import Constant, Leaf, Node, Output, Parameter, Softmax
-from .ops import NAMESPACE, softmax_code, softmax_grad_code
+from .ops import NAMESPACE, WIDE, softmax_code, softmax_grad_code
 from .optim import Optimizer
 
 _IDENT_TAIL = set("abcdefghijklmnopqrstuvwxyz0123456789_")
@@ -121,13 +121,16 @@ class Program:
                 continue
             parts = contribs.pop(id(n), ["0.0"])
             if isinstance(n, Parameter):
+                if len(parts) > WIDE:
+                    lines += _sum_into(f"g{i}", parts)
+                    parts = [f"g{i}"]
                 param_grads[id(n)] = " + ".join(parts)
                 continue
             if len(parts) == 1 and _is_name(parts[0]):
                 gname = parts[0]
             else:
                 gname = f"g{i}"
-                lines.append(f"{gname} = {' + '.join(parts)}")
+                lines += _sum_into(gname, parts)
             assert n.op is not None
             args = [self.names[id(c)] for c in n.children]
             for k, c in enumerate(n.children):
@@ -212,6 +215,14 @@ class Program:
 
     def constant_values(self) -> list[float]:
         return [float(c._value) for c in self.constants]  # type: ignore[arg-type]
+
+
+def _sum_into(name: str, parts: Sequence[str]) -> list[str]:
+    """`name = a + b + ...`; with many parts one `+=` per part, the same sum without an
+    expression nested too deep for Python's compiler (a node with thousands of parents)."""
+    if len(parts) <= WIDE:
+        return [f"{name} = {' + '.join(parts)}"]
+    return [f"{name} = {parts[0]}", *(f"{name} += {part}" for part in parts[1:])]
 
 
 def _indent(lines: list[str]) -> list[str]:

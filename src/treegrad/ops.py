@@ -93,13 +93,23 @@ def _args(n: int) -> list[str]:
     return [f"a{i}" for i in range(n)]
 
 
+# Past this many arguments an add is written `sum((a1, ...), a0)`, the same left-to-right
+# sum: a long `a0 + a1 + ...` nests as deep as it is long, and Python's compiler gives up
+# at a depth of a few thousand (an add over the rows of a CSV).
+WIDE = 100
+
+
+def _sum(args: Sequence[str]) -> str:
+    return " + ".join(args) if len(args) <= WIDE else f"sum(({', '.join(args[1:])},), {args[0]})"
+
+
 def _product_except(args: Sequence[str], i: int) -> str:
     rest = [a for j, a in enumerate(args) if j != i]
     return " * ".join(rest) if len(rest) > 1 else rest[0]
 
 
 _OPS = [
-    Op("add", "Add", None, lambda a: " + ".join(a), lambda a, o, i: "1.0",
+    Op("add", "Add", None, _sum, lambda a, o, i: "1.0",
        "sum of its arguments", infix=" + ", latex=" + ", prec=1),
     Op("sub", "Subtract", 2, lambda a: f"{a[0]} - {a[1]}",
        lambda a, o, i: "1.0" if i == 0 else "-1.0",
