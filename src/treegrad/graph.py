@@ -170,8 +170,8 @@ def local_gradients(node: Node) -> list[float]:
         return list(node.grad)
     assert node.op is not None
     args = [c._value for c in node.children]
-    derivs = node.op.deriv_fns(len(args))
-    return [0.0 if d is None else node.grad * d(node._value, *args) for d in derivs]
+    derivs = node.op.derivs_fn(len(args))(node._value, *args)
+    return [0.0 if d is None else node.grad * d for d in derivs]
 
 
 class Graph:

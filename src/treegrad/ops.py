@@ -88,6 +88,14 @@ class Op:
         """Per argument, d out/d arg as a function of (out, *args); None for constant args."""
         return _deriv_fns(self.name, n)
 
+    def derivs_fn(self, n: int) -> Callable[..., list[float | None]]:
+        """All n local derivatives from one call of (out, *args); None for constant args.
+
+        One function per arity: n per-argument functions of n arguments each would cost
+        n^2 to compile and call for a wide node (an add over thousands of terms).
+        """
+        return _derivs_fn(self.name, n)
+
 
 def _args(n: int) -> list[str]:
     return [f"a{i}" for i in range(n)]
@@ -160,6 +168,13 @@ def _deriv_fns(name: str, n: int) -> tuple[Callable[..., float] | None, ...]:
         None if i in op.constant_args else _lambda(["out", *args], op.deriv(args, "out", i))
         for i in range(n)
     )
+
+
+@cache
+def _derivs_fn(name: str, n: int) -> Callable[..., list[float | None]]:
+    op, args = OPS[name], _args(n)
+    items = ["None" if i in op.constant_args else op.deriv(args, "out", i) for i in range(n)]
+    return _lambda(["out", *args], f"[{', '.join(items)}]")  # type: ignore[return-value]
 
 
 def _lambda(params: list[str], body: str) -> Callable[..., float]:
