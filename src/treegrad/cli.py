@@ -445,8 +445,8 @@ def bench(ctx: typer.Context) -> None:
 def export_(
     model: Path = typer.Argument(..., help="A model file (or a spec, exported with its initial parameters)."),
     format: str = typer.Option("python", "--format", "-f", help="python, onnx, latex, dot or json."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o",
-                                            help="The file to write (text formats print without it)."),
+    out_path: Path | None = typer.Option(None, "--out", "-o",
+                                         help="The file to write (text formats print without it)."),
     precision: int = typer.Option(4, "--precision", "-p", min=1, max=17,
                                   help="Significant digits of numbers in latex and dot."),
 ) -> None:
@@ -471,8 +471,8 @@ def export_(
 @app.command()
 def plot(
     model: Path = typer.Argument(..., help="A model file written by `treegrad train`."),
-    data: Optional[str] = typer.Option(None, "--data", "-d",
-                                       help="Draw these points (default: the data it was trained on)."),
+    data: str | None = typer.Option(None, "--data", "-d",
+                                    help="Draw these points (default: the data it was trained on)."),
     out_path: Path = typer.Option(..., "--out", "-o", help="The image to write: .png, .svg or .pdf."),
 ) -> None:
     """Draw the learning curve and, for one or two inputs, the decision boundary or fitted surface."""
@@ -491,10 +491,10 @@ def plot(
 @app.command()
 def trace(
     model: Path = typer.Argument(..., help="A spec (initial parameters) or a model file (learned ones)."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="A built-in dataset or a CSV file."),
+    data: str | None = typer.Option(None, "--data", "-d", help="A built-in dataset or a CSV file."),
     steps: int = typer.Option(1, "--steps", "-n", min=1, help="SGD steps, one per sample, from the first row."),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr",
-                                                  help="Step size (default: the spec's)."),
+    learning_rate: float | None = typer.Option(None, "--learning-rate", "--lr",
+                                               help="Step size (default: the spec's)."),
     precision: int = typer.Option(4, "--precision", "-p", min=1, max=17, help="Significant digits of numbers."),
 ) -> None:
     """Backpropagation by hand: each node's value and the gradients it receives, step by step."""
@@ -508,9 +508,11 @@ def trace(
 
 
 def _num(v: Any, precision: int) -> str:
+    from .printers import number
+
     if isinstance(v, list):
         return "[" + ", ".join(_num(x, precision) for x in v) + "]"
-    return f"{v:.{precision}g}" if isinstance(v, float) else _escape(str(v))
+    return number(v, precision) if isinstance(v, float) else _escape(str(v))
 
 
 def _render_step(step: Any, loss: str, lr: float, precision: int) -> None:

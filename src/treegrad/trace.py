@@ -1,0 +1,229 @@
+"""Backpropagation shown by hand: per-sample SGD steps with every number laid out.
+
+For each step, `trace` runs the reference engine (`graph.py`) on one sample: the forward
+pass gives every node's value, the loss table gives the loss and its gradient with
+respect to the output, `graph.backward` gives every node's total gradient, and
+`graph.local_gradients` the part of it that arrived from each parent. The parameters
+are then updated by the optimizer table's plain SGD rule, the same function the
+reference trainer (`fit(engine="reference")`) calls, so the numbers are the trainer's.
+
+The result is plain data; the CLI draws the tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError, TrainingError
+from .fit import check_targets, resolve_loss
+from .graph import local_gradients
+from .nodes import Constant, Input, Leaf, Node, Output, Parameter, Softmax
+from .optim import OPTIMIZERS
+from .printers import funcify, number
+
+
+@dataclass
+class NodeTrace:
+    """One node in one step: what it computes, its value, and the gradient it received."""
+
+    index: int
+    label: str  # the input's or parameter's name, the constant's value, or "#index" for an op
+    kind: str  # input, parameter, constant, op, output, softmax
+    expr: str  # what it computes from its children's labels, e.g. "p0 * f" or "relu(#3)"
+    formula: str  # the whole subexpression below it, as funcify prints it
+    value: Any  # a float, or a list for an output
+    arrivals: list[tuple[int, float]]  # (parent index, dL/d this node along that edge)
+    grad: Any  # dL/d this node: the sum of the arrivals (a list for an output)
+
+
+@dataclass
+class ParamUpdate:
+    """One parameter in one step: before, gradient, after."""
+
+    name: str
+    old: float
+    grad: float
+    new: float
+
+
+@dataclass
+class TraceStep:
+    """Everything that happened in one per-sample SGD step."""
+
+    step: int  # 1-based
+    sample: int  # 0-based row of the data
+    inputs: dict[str, float]
+    target: Any
+    output: Any
+    loss: float
+    loss_grad: list[float]  # dL/d output element
+    nodes: list[NodeTrace]
+    params: list[ParamUpdate]
+
+
+def _labels(order: list[Node], precision: int) -> list[str]:
+    out = []
+    for i, n in enumerate(order):
+        if isinstance(n, (Input, Parameter)):
+            out.append(n.name or f"#{i}")
+        elif isinstance(n, Constant):
+            out.append(number(float(n.value), precision))
+        else:
+            out.append(f"#{i}")
+    return out
+
+
+def _kind(n: Node) -> str:
+    for cls, kind in ((Input, "input"), (Parameter, "parameter"), (Constant, "constant"),
+                      (Softmax, "softmax"), (Output, "output")):
+        if isinstance(n, cls):
+            return kind
+    return "op"
+
+
+def _expr(n: Node, args: list[str]) -> str:
+    """The node's own computation over its children's labels, in the op table's printed form."""
+    if isinstance(n, Leaf):
+        return n.__class__.__name__.lower()
+    if isinstance(n, Softmax):
+        return f"softmax({', '.join(args)})"
+    if isinstance(n, Output):
+        return f"[{', '.join(args)}]"
+    op = n.op
+    assert op is not None
+    if op.name == "neg":
+        return f"-{args[0]}"
+    if op.infix:
+        return op.infix.join(args)
+    return f"{op.name}({', '.join(args)})"
+
+
+def trace(root: Node, inputs: list[list[float]], targets: list[Any], *, loss: str = "mse",
+          learning_rate: float = 0.01, steps: int = 1, precision: int = 4) -> list[TraceStep]:
+    """Run `steps` per-sample SGD steps on the first rows (cycling) and record every number.
+
+    The parameters of `root` are updated as training would update them.
+    """
+    if root.graph is None:
+        root.compile()
+    g = root.graph
+    assert g is not None
+    lossobj = resolve_loss(g, loss)
+    if steps < 1:
+        raise TrainingError(f"--steps must be at least 1, got {steps}")
+    if not inputs:
+        raise DataError("no samples to trace")
+    if len(inputs) != len(targets):
+        raise DataError(f"{len(inputs)} input rows but {len(targets)} targets")
+    T = check_targets(g, lossobj, targets)
+    lossfn = lossobj.fn(len(g.elements))
+    sgd = OPTIMIZERS["sgd"].step_fn(len(g.params))
+    order = g.order
+    index = {id(n): i for i, n in enumerate(order)}
+    result: list[TraceStep] = []
+    for s in range(steps):
+        i = s % len(inputs)
+        row = g.row(inputs[i])
+        out = g.predict(row)
+        L, dL = lossfn(out if g.is_list else [out], T[i])
+        g.output.backward(dL if g.is_list else dL[0])
+        arrivals: dict[int, list[tuple[int, float]]] = {id(n): [] for n in order}
+        for n in reversed(order):  # the order backward() visits them, so sums add up alike
+            if isinstance(n, Leaf):
+                continue
+            for c, grad in zip(n.children, local_gradients(n), strict=True):
+                arrivals[id(c)].append((index[id(n)], grad))
+        labels = _labels(order, precision)
+        nodes = [NodeTrace(k, labels[k], _kind(n), _expr(n, [labels[index[id(c)]] for c in n.children]),
+                           funcify(n, precision=precision) if not isinstance(n, Leaf) else labels[k],
+                           _copy(n.value), arrivals[id(n)], _copy(n.grad))
+                 for k, n in enumerate(order)]
+        P = g.param_values()
+        G = [0.0 + float(p.grad) for p in g.params]  # as the reference trainer sums them
+        new = list(P)
+        sgd(new, G, [], [0], learning_rate)
+        params = [ParamUpdate(p.name or f"p{k}", P[k], G[k], new[k]) for k, p in enumerate(g.params)]
+        g.set_param_values(new)
+        result.append(TraceStep(s + 1, i, dict(zip(g.input_names, row, strict=True)), targets[i], _copy(out),
+                                float(L), list(dL), nodes, params))
+    return result
+
+
+def _copy(v: Any) -> Any:
+    return list(v) if isinstance(v, list) else v
+
+
+# ----------------------------------------------------------------- from files
+
+
+@dataclass
+class TraceSetup:
+    """A model and the data to trace it on, read from a spec or a model file."""
+
+    root: Node
+    inputs: list[list[float]]
+    targets: list[Any]
+    loss: str
+    learning_rate: float
+    source: str
+    classes: list[str] | None
+
+
+def prepare(path: Path, data: str | None = None, learning_rate: float | None = None,
+            rows: int | None = None) -> TraceSetup:
+    """The model of a spec (its initial parameters) or of a model file (learned ones), with its data.
+
+    Data come from `data` or the spec's / model file's own source; rows keep the file's order
+    (no shuffle, no validation split). A spec with `normalize: true` standardises with the
+    statistics of all rows.
+    """
+    from . import workflow
+    from .data import encode_targets, load_data, select, standardize_stats
+    from .export import is_model_file
+
+    if path.suffix.lower() == ".json" and is_model_file(path):
+        loaded = workflow.load(path)
+        rec = loaded.record
+        table = model_table(rec, data)
+        X, raw, _ = select(table, list(rec.inputs), rec.data.target)
+        y, classes = encode_targets(raw, rec.task, rec.classes, source=table.source, training=False)
+        lr = learning_rate if learning_rate is not None else float(rec.training.get("learning_rate", 0.01))
+        return TraceSetup(loaded.root, X[:rows], y[:rows], rec.loss, lr, table.source, classes)
+    from .build import build_model, loss_name, task_kind
+
+    spec, _ = workflow.load_spec_file(path)
+    settings = spec.training
+    if data is not None:
+        table = load_data(data, base_dir=Path.cwd(), seed=settings.seed)
+    elif spec.data:
+        table = load_data(spec.data, base_dir=path.parent, seed=settings.seed)
+    else:
+        raise DataError(f"{path} names no data: pass --data NAME or --data FILE.csv (see `treegrad datasets`)")
+    X, raw, _ = select(table, list(spec.inputs), spec.target)
+    y, classes = encode_targets(raw, task_kind(spec), spec.classes, source=table.source, training=False)
+    stats = standardize_stats(X, list(spec.inputs)) if settings.normalize else None
+    root = build_model(spec, seed=settings.seed, stats=stats)
+    lr = learning_rate if learning_rate is not None else settings.learning_rate
+    return TraceSetup(root, X[:rows], y[:rows], loss_name(spec), lr, table.source, classes)
+
+
+def model_table(record: Any, data: str | None = None) -> Any:
+    """The table `data` names, or the one the model was trained on.
+
+    A training source that is a relative path was relative to the current folder or to
+    the spec's folder at training time: both are tried, in that order.
+    """
+    from .data import load_data
+
+    seed = int(record.training.get("seed", 0))
+    if data is not None:
+        return load_data(data, base_dir=Path.cwd(), seed=seed)
+    try:
+        return load_data(record.data.source, base_dir=Path.cwd(), seed=seed)
+    except DataError:
+        spec_dir = Path(record.spec_file).parent
+        if Path(record.data.source).is_absolute() or not (spec_dir / record.data.source).exists():
+            raise
+        return load_data(record.data.source, base_dir=spec_dir, seed=seed)
