@@ -162,3 +162,12 @@ def test_text_curve_marks_both_series() -> None:
     assert "*" in body and "o" in body
     assert lines[0].strip().startswith("1.2")  # the top label is the largest loss
     assert "o validation" in lines[-1]
+
+
+def test_text_curve_shows_where_the_series_overlap_and_labels_the_middle() -> None:
+    same = [4.0, 3.0, 2.0, 1.0, 0.0]
+    lines = text_curve(same, list(same), width=5, height=5)
+    assert [line.split("|")[1] for line in lines[:5]] == ["#    ", " #   ", "  #  ", "   # ", "    #"]
+    assert [line.split("|")[0].strip() for line in lines[:5]] == ["4", "", "2", "", "0"]
+    log = text_curve([100.0, 10.0, 1.0, 0.1, 0.01], None, width=5, height=5)
+    assert log[2].split("|")[0].strip() == "1"  # the middle of 1e2 .. 1e-2 on a log scale

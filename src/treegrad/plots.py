@@ -9,7 +9,9 @@ def text_curve(train: list[float], validation: list[float] | None = None, *, wid
                height: int = 8) -> list[str]:
     """Lines of a small chart of the loss per epoch (log scale when it spans decades).
 
-    Training loss is drawn with '*', validation loss with 'o'.
+    Training loss is drawn with '*', validation loss with 'o', and '#' where both fall in
+    the same cell (so neither hides the other). The axis is labelled at its top, middle
+    and bottom.
     """
     series = [("*", train)] + ([("o", validation)] if validation else [])
     values = [v for _, s in series for v in s if math.isfinite(v)]
@@ -29,16 +31,22 @@ def text_curve(train: list[float], validation: list[float] | None = None, *, wid
             if i < 0 or not math.isfinite(s[i]):
                 continue
             r = round((f(s[i]) - lo) / span * (height - 1))
-            grid[height - 1 - r][c] = mark
+            cell = grid[height - 1 - r][c]
+            grid[height - 1 - r][c] = mark if cell in (" ", mark) else "#"
     top, bottom = max(values), min(values)
     label_w = 10
     lines = []
+    middle_row = (height - 1) // 2 if height >= 5 else -1
+    # The value at the middle row: on a log scale the geometric mean, not the arithmetic one.
+    mid_f = hi - span * middle_row / max(1, height - 1)
+    middle = 10 ** mid_f if use_log else mid_f
     for r, row in enumerate(grid):
-        label = f"{top:.3g}" if r == 0 else (f"{bottom:.3g}" if r == height - 1 else "")
+        label = (f"{top:.3g}" if r == 0 else f"{bottom:.3g}" if r == height - 1
+                 else f"{middle:.3g}" if r == middle_row else "")
         lines.append(f"{label:>{label_w}} |" + "".join(row))
     lines.append(" " * label_w + " +" + "-" * cols)
     legend = "loss per epoch" + (" (log scale)" if use_log else "") + ": * training"
-    legend += ", o validation" if validation else ""
+    legend += ", o validation, # both" if validation else ""
     lines.append(" " * label_w + f"  1{' ' * max(1, cols - len(str(n)) - 1)}{n}")
     lines.append(" " * label_w + "  " + legend)
     return lines
