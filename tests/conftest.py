@@ -1,0 +1,119 @@
+"""Shared test helpers: a builder of random DAGs over every elementary op.
+
+The builder knows each node's value as it builds (leaves get values first), so it can
+keep every op on the smooth part of its domain without rejecting examples: a log, a
+division or a fractional power gets a guarded argument (x*x + 0.5) when its plain
+argument is too close to the edge, relu/abs get their argument shifted away from the
+kink, and a value that grows past 10 is squashed by a tanh. Nodes are drawn from the
+whole pool, so they are shared (the graph is a DAG, not a tree).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from treegrad import (
+    Abs,
+    Add,
+    Constant,
+    Divide,
+    Exp,
+    Input,
+    Log,
+    Multiply,
+    Negate,
+    Node,
+    Parameter,
+    Power,
+    ReLU,
+    Sigmoid,
+    Subtract,
+    Tanh,
+)
+
+OP_KINDS = ("add", "sub", "mul", "div", "neg", "pow", "relu", "sigmoid", "tanh", "exp", "log", "abs")
+EXPONENTS = (2.0, 3.0, -1.0, 0.5, 1.5, -2.5)
+KINK_MARGIN = 0.05  # relu/abs arguments stay at least this far from 0
+
+
+@dataclass
+class Dag:
+    """A random graph: its root, its leaves, and every node built on the way."""
+
+    root: Node
+    inputs: list[Input]
+    params: list[Parameter]
+    nodes: list[Node]
+
+
+def build_dag(pick: Callable[[int], int], real: Callable[[float, float], float], n_ops: int) -> Dag:
+    """A random DAG of `n_ops` operations; `pick(n)` chooses in range(n), `real(lo, hi)` a float."""
+    inputs = [Input(name) for name in ("a", "b", "c")[: 1 + pick(3)]]
+    for x in inputs:
+        x.value = real(-1.5, 1.5)
+    params = [Parameter(real(-1.5, 1.5)) for _ in range(1 + pick(3))]
+    constants = [Constant(round(real(-2.0, 2.0), 3)) for _ in range(pick(2))]
+    pool: list[Node] = [*inputs, *params, *constants]
+    ops: list[Node] = []
+
+    def arg() -> Node:
+        # Favour recent nodes so that graphs get deep, but reach back to share old ones.
+        k = len(pool)
+        return pool[k - 1 - pick(min(k, 4))] if pick(2) else pool[pick(k)]
+
+    def positive(x: Node, lo: float) -> Node:
+        return x if x.forward() > lo else Add([Multiply([x, x]), Constant(0.5)])
+
+    for _ in range(n_ops):
+        kind = OP_KINDS[pick(len(OP_KINDS))]
+        node: Node
+        if kind in ("add", "mul"):
+            cls = Add if kind == "add" else Multiply
+            node = cls([arg() for _ in range(2 + pick(3))])
+        elif kind == "sub":
+            node = Subtract([arg(), arg()])
+        elif kind == "div":
+            num, den = arg(), arg()
+            node = Divide([num, den if abs(den.forward()) > 0.3 else Add([Multiply([den, den]), Constant(0.5)])])
+        elif kind == "pow":
+            e = EXPONENTS[pick(len(EXPONENTS))]
+            base = arg()
+            node = Power([base if e in (2.0, 3.0) else positive(base, 0.3), Constant(e)])
+        elif kind == "log":
+            node = Log([positive(arg(), 0.3)])
+        elif kind in ("relu", "abs"):
+            x = arg()
+            if abs(x.forward()) < KINK_MARGIN:
+                x = Add([x, Constant(2 * KINK_MARGIN)])
+            node = (ReLU if kind == "relu" else Abs)([x])
+        else:
+            node = {"neg": Negate, "sigmoid": Sigmoid, "tanh": Tanh, "exp": Exp}[kind]([arg()])
+        if abs(node.forward()) > 10.0:
+            node = Tanh([node])
+        ops.append(node)
+        pool.append(node)
+    sinks = [n for n in ops if not n.parents]  # nodes no other node uses
+    root = sinks[0] if len(sinks) == 1 else Add(sinks)
+    return Dag(root, inputs, params, [*pool, root])
+
+
+def dag_from_seed(seed: int, n_ops: int = 12) -> Dag:
+    """A random DAG from a plain `random.Random` (for tests outside hypothesis)."""
+    rng = random.Random(seed)
+    return build_dag(rng.randrange, rng.uniform, n_ops)
+
+
+@pytest.fixture(scope="session")
+def dag_builder() -> Callable[..., Dag]:
+    """`build_dag` as a fixture, so test modules need not import conftest."""
+    return build_dag
+
+
+@pytest.fixture(scope="session")
+def seeded_dag() -> Callable[..., Dag]:
+    """`dag_from_seed` as a fixture."""
+    return dag_from_seed

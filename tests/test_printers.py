@@ -1,0 +1,264 @@
+"""funcify: text, LaTeX and Python formulas, parentheses only where needed, shared
+subexpressions printed once, and Python output that evaluates back to forward()."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import treegrad as tg
+from treegrad import (
+    Abs,
+    Add,
+    Constant,
+    Divide,
+    Exp,
+    Input,
+    Linear,
+    Log,
+    ModelError,
+    Multiply,
+    Negate,
+    Node,
+    Output,
+    Parameter,
+    Power,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Subtract,
+    Tanh,
+    fit,
+    funcify,
+)
+
+
+def _softmax(*z: float) -> list[float]:
+    m = max(z)
+    e = [math.exp(v - m) for v in z]
+    return [v / sum(e) for v in e]
+
+
+PY_NAMESPACE: dict[str, object] = {
+    "relu": lambda v: v if v > 0 else 0.0,
+    "sigmoid": lambda v: 1 / (1 + math.exp(-v)),
+    "tanh": math.tanh,
+    "exp": math.exp,
+    "log": math.log,
+    "abs": abs,
+    "softmax": _softmax,
+}
+
+
+def run_python(src: str, inputs: dict[str, float]) -> object:
+    """Evaluate funcify(format="python"): `h = ...` lines first, the last line is the value."""
+    *lines, last = src.split("\n")
+    ns = dict(PY_NAMESPACE, **inputs)
+    for line in lines:
+        name, expr = line.split(" = ", 1)
+        assert name.isidentifier()
+        ns[name] = eval(expr, {"__builtins__": {}}, ns)  # noqa: S307 - text made by the test's own model
+    return eval(last, {"__builtins__": {}}, ns)  # noqa: S307
+
+
+# ----------------------------------------------------------------- text
+
+
+def test_the_readme_examples() -> None:
+    assert Add([Parameter(0.1), Parameter(0.2)]).funcify() == "0.1 + 0.2"
+    f = Input("f")
+    assert Add([Multiply([Parameter(0.5556), f]), Parameter(-17.78)]).funcify() == "0.5556 * f - 17.78"
+    assert funcify(Add([Parameter(0.1), Parameter(0.2)])) == "0.1 + 0.2"
+
+
+def test_trained_fahrenheit_model_prints_its_formula() -> None:
+    tg.seed(0)
+    f = Input("f")
+    model = Add([Multiply([Parameter(), f]), Parameter()])
+    r = random.Random(0)
+    rows = [[r.uniform(-1, 1)] for _ in range(200)]
+    fit(model, rows, [(v[0] - 32) * 5 / 9 for v in rows], epochs=300, learning_rate=0.05)
+    assert model.funcify() == "0.5556 * f - 17.78"
+    assert model.funcify(precision=6) == "0.555556 * f - 17.7778"
+
+
+def _xyz() -> tuple[Input, Input, Input]:
+    return Input("a"), Input("b"), Input("c")
+
+
+@pytest.mark.parametrize(
+    "build, text",
+    [
+        (lambda a, b, c: Multiply([Add([a, b]), c]), "(a + b) * c"),
+        (lambda a, b, c: Add([Multiply([a, b]), c]), "a * b + c"),
+        (lambda a, b, c: Add([a, Multiply([b, c])]), "a + b * c"),
+        (lambda a, b, c: Subtract([a, Subtract([b, c])]), "a - (b - c)"),
+        (lambda a, b, c: Subtract([Subtract([a, b]), c]), "a - b - c"),
+        (lambda a, b, c: Subtract([a, Add([b, c])]), "a - (b + c)"),
+        (lambda a, b, c: Add([a, Subtract([b, c])]), "a + b - c"),
+        (lambda a, b, c: Divide([a, Multiply([b, c])]), "a / (b * c)"),
+        (lambda a, b, c: Divide([Multiply([a, b]), c]), "a * b / c"),
+        (lambda a, b, c: Divide([a, Divide([b, c])]), "a / (b / c)"),
+        (lambda a, b, c: Divide([Divide([a, b]), c]), "a / b / c"),
+        (lambda a, b, c: Multiply([a, Divide([b, c])]), "a * b / c"),
+        (lambda a, b, c: Negate([Add([a, b])]), "-(a + b)"),
+        (lambda a, b, c: Negate([a]), "-a"),
+        (lambda a, b, c: Negate([Power([a, Constant(2)])]), "-a^2"),
+        (lambda a, b, c: Power([Negate([a]), Constant(2)]), "(-a)^2"),
+        (lambda a, b, c: Power([Constant(-2), Constant(2)]), "(-2)^2"),
+        (lambda a, b, c: Power([Add([a, b]), Constant(2)]), "(a + b)^2"),
+        (lambda a, b, c: Power([Power([a, Constant(2)]), Constant(3)]), "(a^2)^3"),
+        (lambda a, b, c: Power([a, Constant(-1)]), "a^(-1)"),
+        (lambda a, b, c: Power([Multiply([a, b]), Constant(0.5)]), "(a * b)^0.5"),
+        (lambda a, b, c: Multiply([Negate([a]), b]), "-a * b"),
+        (lambda a, b, c: Add([a, Multiply([Constant(-2), b])]), "a - 2 * b"),
+        (lambda a, b, c: Add([a, Negate([b])]), "a - b"),
+        (lambda a, b, c: Add([Negate([a]), b]), "-a + b"),
+        (lambda a, b, c: Add([a, Constant(-3)]), "a - 3"),
+        (lambda a, b, c: Add([a, Negate([Add([b, c])])]), "a - (b + c)"),
+        # a sign after an operator gets parentheses, as in (-2)^2
+        (lambda a, b, c: Negate([Negate([a])]), "-(-a)"),
+        (lambda a, b, c: Negate([Constant(-2)]), "-(-2)"),
+        (lambda a, b, c: Subtract([a, Constant(-3)]), "a - (-3)"),
+        (lambda a, b, c: Subtract([a, Negate([b])]), "a - (-b)"),
+        (lambda a, b, c: Multiply([a, Negate([b])]), "a * (-b)"),
+        (lambda a, b, c: Divide([a, Constant(-4)]), "a / (-4)"),
+        (lambda a, b, c: Multiply([Tanh([Add([a, b])]), Sigmoid([c])]), "tanh(a + b) * sigmoid(c)"),
+        (lambda a, b, c: Add([ReLU([a]), Abs([b]), Exp([c]), Log([a])]), "relu(a) + abs(b) + exp(c) + log(a)"),
+        (lambda a, b, c: Multiply([a, b, c]), "a * b * c"),
+    ],
+)
+def test_text_parentheses_only_where_needed(build, text: str) -> None:
+    a, b, c = _xyz()
+    model = build(a, b, c)
+    assert model.funcify() == text
+    # and the text means what the graph computes
+    inputs = {"a": 1.7, "b": 0.6, "c": -2.3}
+    for name, v in inputs.items():
+        {"a": a, "b": b, "c": c}[name].value = v
+    assert run_python(model.funcify(precision=17, format="python"), inputs) == pytest.approx(model.forward(),
+                                                                                            rel=1e-14)
+
+
+def test_numbers_print_at_the_requested_precision() -> None:
+    x = Input("x")
+    assert Multiply([Parameter(1 / 3), x]).funcify() == "0.3333 * x"
+    assert Multiply([Parameter(1 / 3), x]).funcify(precision=2) == "0.33 * x"
+    assert Multiply([Parameter(2.0), x]).funcify() == "2 * x"
+    assert Add([x, Parameter(-0.0)]).funcify() == "x + 0"
+    assert Multiply([Parameter(1.5e-7), x]).funcify() == "1.5e-07 * x"
+
+
+def test_shared_subexpressions_are_printed_once() -> None:
+    x, y = Input("x"), Input("y")
+    h = Tanh([x + y])
+    model = h * h + Sigmoid([h])
+    assert model.funcify() == "h1 = tanh(x + y)\nh1 * h1 + sigmoid(h1)"
+    assert model.funcify(format="latex") == (
+        r"h_{1} = \tanh\left(x + y\right) \\" + "\n" + r"h_{1} \cdot h_{1} + \sigma\left(h_{1}\right)")
+
+
+def test_a_chain_of_doublings_stays_linear_in_size() -> None:
+    x = Input("x")
+    h: Node = x
+    for _ in range(50):
+        h = h + h
+    text = h.funcify()
+    lines = text.split("\n")
+    assert len(lines) == 50
+    assert lines[0] == "h1 = x + x" and lines[1] == "h2 = h1 + h1" and lines[-1] == "h49 + h49"
+    assert len(text) < 50 * 20
+    assert run_python(h.funcify(format="python"), {"x": 3.0}) == 3.0 * 2**50
+
+
+def test_list_outputs_print_as_lists() -> None:
+    x, y = Input("x"), Input("y")
+    assert Output([x * 2, y]).funcify() == "[x * 2, y]"
+    assert Softmax([x, Negate([y])]).funcify() == "softmax(x, -y)"
+    assert Softmax([x, y]).funcify(format="latex") == r"\operatorname{softmax}\left(x, y\right)"
+    assert Output([x, y]).funcify(format="latex") == r"\left[x, y\right]"
+
+
+def test_compiled_macro_prints_its_expansion() -> None:
+    x, y = Input("x"), Input("y")
+    neuron = Linear([x, y], activation="sigmoid", rng=random.Random(0))
+    with pytest.raises(ModelError, match="compile"):
+        neuron.funcify()
+    neuron.compile()
+    assert neuron.graph is not None
+    w1, w2, _ = neuron.graph.params
+    assert neuron.funcify() == f"sigmoid({w1.value:.4g} * x {'-' if w2.value < 0 else '+'} {abs(w2.value):.4g} * y + 0)"
+
+
+def test_unknown_format_is_an_error() -> None:
+    with pytest.raises(ModelError, match="unknown format 'html'"):
+        Input("x").funcify(format="html")
+
+
+# ----------------------------------------------------------------- LaTeX
+
+
+@pytest.mark.parametrize(
+    "build, latex",
+    [
+        (lambda a, b, c: Multiply([Add([a, b]), c]), r"\left(a + b\right) \cdot c"),
+        (lambda a, b, c: Divide([a, Multiply([b, c])]), r"\frac{a}{b \cdot c}"),
+        (lambda a, b, c: Divide([Add([a, b]), c]), r"\frac{a + b}{c}"),
+        (lambda a, b, c: Power([Add([a, b]), Constant(2)]), r"\left(a + b\right)^{2}"),
+        (lambda a, b, c: Power([a, Constant(-1)]), r"a^{-1}"),
+        (lambda a, b, c: Sigmoid([a]), r"\sigma\left(a\right)"),
+        (lambda a, b, c: Tanh([a]), r"\tanh\left(a\right)"),
+        (lambda a, b, c: ReLU([a]), r"\operatorname{relu}\left(a\right)"),
+        (lambda a, b, c: Exp([a]), r"\exp\left(a\right)"),
+        (lambda a, b, c: Log([a]), r"\log\left(a\right)"),
+        (lambda a, b, c: Abs([Subtract([a, b])]), r"\left|a - b\right|"),
+        (lambda a, b, c: Negate([Add([a, b])]), r"-\left(a + b\right)"),
+        (lambda a, b, c: Subtract([a, Subtract([b, c])]), r"a - \left(b - c\right)"),
+    ],
+)
+def test_latex(build, latex: str) -> None:
+    assert build(*_xyz()).funcify(format="latex") == latex
+
+
+def test_latex_input_names() -> None:
+    model = Multiply([Input("x1"), Input("sepal_length")])
+    assert model.funcify(format="latex") == r"x_{1} \cdot \mathit{sepal\_length}"
+
+
+# ----------------------------------------------------------------- Python, on random graphs
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10**9), n_ops=st.integers(1, 16))
+def test_python_output_reproduces_forward_on_random_graphs(seeded_dag, seed: int, n_ops: int) -> None:
+    dag = seeded_dag(seed, n_ops)
+    inputs = {x.name: x.value for x in dag.inputs}
+    want = dag.root.forward()
+    exact = run_python(dag.root.funcify(precision=17, format="python"), inputs)
+    assert exact == pytest.approx(want, rel=1e-9, abs=1e-12)
+    # the text form is the python form with ^ for **
+    assert dag.root.funcify(precision=17).replace("^", " ** ") == dag.root.funcify(precision=17, format="python")
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**9))
+def test_python_output_at_default_precision_is_close(seeded_dag, seed: int) -> None:
+    """Parameters printed to 4 digits move the value by about that much, on a small graph."""
+    dag = seeded_dag(seed, 3)
+    inputs = {x.name: x.value for x in dag.inputs}
+    want = dag.root.forward()
+    got = run_python(dag.root.funcify(format="python"), inputs)
+    assert got == pytest.approx(want, rel=2e-2, abs=2e-2)
+
+
+def test_python_output_of_list_models() -> None:
+    x, y = Input("x"), Input("y")
+    h = Tanh([Parameter(0.25) * x + y])
+    for model in (Softmax([h, Exp([y]), h * x]), Output([h, ReLU([x - y])])):
+        model.compile()
+        got = run_python(model.funcify(precision=17, format="python"), {"x": 0.7, "y": -1.1})
+        assert got == pytest.approx(model.predict([0.7, -1.1]), rel=1e-14)
