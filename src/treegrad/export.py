@@ -43,7 +43,6 @@ class Exportable:
     name: str
     task: str | None = None  # "regression" | "binary" | "classes"; None when unknown
     classes: list[str] | None = None
-    record: Any = None  # the ModelRecord of a model file; None for a spec
 
 
 def load_exportable(path: Path) -> Exportable:
@@ -53,7 +52,7 @@ def load_exportable(path: Path) -> Exportable:
     if path.suffix.lower() == ".json" and is_model_file(path):
         loaded = workflow.load(path)
         rec = loaded.record
-        return Exportable(loaded.root, rec.name, rec.task, rec.classes, rec)
+        return Exportable(loaded.root, rec.name, rec.task, rec.classes)
     from .build import build_model, task_kind
 
     spec, _ = workflow.load_spec_file(path)
