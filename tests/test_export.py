@@ -56,7 +56,7 @@ from treegrad.printers import funcify
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 runner = CliRunner()
-ALLOWED_CALLS = {"exp", "log", "tanh", "sqrt", "fpow", "abs", "max", "float", "predict", "range", "len"}
+ALLOWED_CALLS = {"exp", "log", "tanh", "sqrt", "fpow", "abs", "max", "sum", "float", "predict", "range", "len"}
 
 
 # ----------------------------------------------------------------- models to export
