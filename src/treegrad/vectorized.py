@@ -34,14 +34,13 @@ from typing import Any
 from .graph import Graph
 from .losses import Loss
 from .nodes import Constant, Input, Leaf, Node, Output, Parameter
-from .ops import NAMESPACE, Op, softmax_array_code, softmax_grad_array_code
+from .ops import NAMESPACE, WIDE, Op, softmax_array_code, softmax_grad_array_code
 from .optim import Optimizer
 
 # One NumPy statement on a small batch (~1.1 us) costs about what 37 scalar operations of the
 # generated code cost (~30 ns each; measured on the benchmark MLPs and chains): arrays pay when
 # statements * STATEMENT_COST < batch size * (nodes + parameters).
 STATEMENT_COST = 37
-WIDE = 100  # sums of more parts than this are written with sum()
 
 
 class _Unit:
