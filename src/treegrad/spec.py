@@ -68,6 +68,9 @@ MAX_BYTES = 1024 * 1024  # a spec is a page of text; anything bigger is not one
 MAX_NESTING = 100  # deeper than this, pydantic's own recursion guard would trip: name parts in nodes:
 MAX_SHOWN = 3  # pydantic problems listed in one message
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# A model's name becomes the default file name NAME.model.json in the current folder, so it
+# may not hold a path: `name: ../../x` must not write outside it.
+MODEL_NAME = re.compile(r"\w[\w.-]{0,99}\Z")
 RESERVED = ("param",)  # `param` in an expression makes a fresh parameter, so it cannot name anything
 
 SpecPath = tuple[str | int, ...]
@@ -748,6 +751,14 @@ class Spec(_Strict):
 
     _source: Source = PrivateAttr(default_factory=lambda: Source("<spec>"))
     _analysis: Analysis | None = PrivateAttr(default=None)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_file_name(cls, v: str | None) -> str | None:
+        if v is not None and not MODEL_NAME.match(v):
+            raise _custom(f"the name {v[:40]!r} cannot be used: it names the model file (NAME.model.json), so "
+                          "write letters, digits, _, - and . (not first; at most 100), e.g. name: f2c_v2")
+        return v
 
     @field_validator("classes", mode="before")
     @classmethod
