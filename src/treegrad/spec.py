@@ -88,13 +88,13 @@ def format_path(path: Iterable[str | int]) -> str:
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
-    """` — did you mean 'x'?` for the closest option, or an empty string if none is close."""
+    """` — did you mean 'x'?` for the closest option, or `.` (ending the sentence) if none is close."""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     if not close and isinstance(word, str):
         folded = {o.lower(): o for o in options}
         close = difflib.get_close_matches(word.lower(), list(folded), n=1, cutoff=0.6)
         close = [folded[c] for c in close]
-    return f" — did you mean '{close[0]}'?" if close else ""
+    return f" — did you mean '{close[0]}'?" if close else "."
 
 
 @dataclass
@@ -877,7 +877,7 @@ def _problem(err: Any, data: Any, source: Source) -> tuple[tuple[int, int], str]
     elif kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         got = err.get("input")
-        mean = did_you_mean(got, choices) if isinstance(got, str) else ""
+        mean = did_you_mean(got, choices) if isinstance(got, str) else "."
         text = f"{_describe(got)} is not allowed{mean} Allowed: {', '.join(choices)}"
     elif kind == "recursion_loop" or kind == "recursion_depth_exceeded":
         text = "nested too deeply; give intermediate results names under nodes:"
