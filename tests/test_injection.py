@@ -219,6 +219,7 @@ def test_tricky_identifiers_train_predict_and_show_like_plain_ones(work: Path) -
     ("inputs: [x]\noutput: {pow: [x, 1e-400]}\n", None),  # underflows to 0.0: a valid exponent
     ("inputs: [x]\noutput: {mul: [x, 1e400]}\n", "not a finite number"),
     ("inputs: [x]\noutput: {mul: [x, 1e99999999999]}\n", "not a finite number"),
+    ("inputs: [x]\noutput: {mul: [x, " + "9" * 4000 + "]}\n", "too large"),
     ("inputs: [x]\noutput: {mul: [x, 0x1F]}\n", "unknown name '0x1F'"),
     ("inputs: [x]\noutput: {mul: [x, 1_000]}\n", "unknown name '1_000'"),
     ("inputs: [x]\noutput: {mul: [x, '1+1']}\n", "unknown name '1+1'"),

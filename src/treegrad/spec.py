@@ -218,6 +218,11 @@ def _describe(v: Any) -> str:
     return type(v).__name__
 
 
+def _clip(text: str) -> str:
+    """A scalar's text as quoted in messages: long ones cut, so that a message stays one line."""
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _scalar(node: yaml.ScalarNode, filename: str) -> Any:
     """A scalar node's value, for the plain-data tags only."""
     tag, text = node.tag, node.value
@@ -232,23 +237,27 @@ def _scalar(node: yaml.ScalarNode, filename: str) -> Any:
     if tag == _BOOL:
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
-        raise SpecError(f"{where}: '{text}' is not a boolean; write true or false")
+        raise SpecError(f"{where}: '{_clip(text)}' is not a boolean; write true or false")
     if tag == _INT:
+        # No float has more than 309 digits before the point, and int() refuses to read
+        # more than 4300 (a ValueError that would read as "not a whole number").
+        if len(text) > 400:
+            raise SpecError(f"{where}: {_clip(text)} ({len(text)} digits) is too large to be a number here")
         try:
             value: int | float = int(text, 10)
             float(value)
         except ValueError:
-            raise SpecError(f"{where}: '{text}' is not a whole number") from None
+            raise SpecError(f"{where}: '{_clip(text)}' is not a whole number") from None
         except OverflowError:
-            raise SpecError(f"{where}: {text} is too large to be a number here") from None
+            raise SpecError(f"{where}: {_clip(text)} is too large to be a number here") from None
         return value
     if tag == _FLOAT:
         try:
             value = float(re.sub(r"^([-+]?)\.(?=[a-zA-Z])", r"\1", text))  # YAML's .inf is Python's inf
         except ValueError:
-            raise SpecError(f"{where}: '{text}' is not a number") from None
+            raise SpecError(f"{where}: '{_clip(text)}' is not a number") from None
         if not math.isfinite(value):
-            raise SpecError(f"{where}: {text} is not a finite number; spec files take finite numbers only "
+            raise SpecError(f"{where}: {_clip(text)} is not a finite number; spec files take finite numbers only "
                             "(no NaN or infinity)")
         return value
     raise _tag_error(tag, where)
@@ -365,21 +374,23 @@ def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _read_json(text: str, filename: str) -> tuple[Any, Source]:
     """JSON is checked by the json module (for JSON's own error messages), then composed as
     YAML (JSON is YAML's flow style) for positions."""
-    duplicate: _DuplicateKey | None = None
+    problem: str | None = None  # found by the json module, located by the composer below
     data: Any = None
     try:
         data = json.loads(text, object_pairs_hook=_json_pairs)
     except json.JSONDecodeError as e:
         raise SpecError(f"{filename}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
     except _DuplicateKey as e:
-        duplicate = e
+        problem = str(e)
+    except ValueError:  # int() refuses a number of more than 4300 digits
+        problem = "a number has thousands of digits, too large to be a number here"
     except RecursionError:
         raise SpecError(f"{filename}: the spec is nested too deeply to read") from None
     composed = _try_compose(text, filename)  # reports a duplicate key with its position
     if composed is not None:
         return composed
-    if duplicate is not None:
-        raise SpecError(f"{filename}: {duplicate}")
+    if problem is not None:
+        raise SpecError(f"{filename}: {problem}")
     # Valid JSON that PyYAML cannot compose (rare escapes): the data, without positions.
     return data, Source(filename)
 
