@@ -381,6 +381,8 @@ BAD_MODELS: list[tuple[str, str, Callable[[str], str], tuple[str, ...]]] = [
     ("parameter-nan", "line", lambda t: _json_edit(t, "parameters.p0", float("nan")), ("p0", "not finite")),
     ("parameter-infinity", "line", lambda t: _json_edit(t, "parameters.p1", float("inf")), ("p1", "not finite")),
     ("parameter-1e999", "line", lambda t: t.replace('"p0": ', '"p0": 1e999, "p9": ', 1), ("p0", "not finite")),
+    ("parameter-5000-digits", "line", lambda t: t.replace('"p0": ', '"p0": ' + "1" * 5000 + ', "p9": ', 1),
+     ("thousands of digits",)),
     ("spec-no-longer-validates", "line", lambda t: _json_edit(t, "spec_text", "inputs: [x]\noutput: {frob: x}\n"),
      ("the spec inside line.model.json no longer validates", "unknown op 'frob'")),
     ("spec-not-yaml", "line", lambda t: _json_edit(t, "spec_text", "inputs: [x\n"), ("no longer validates",)),

@@ -117,6 +117,9 @@ def read(path: Path) -> ModelRecord:
     except json.JSONDecodeError as e:
         raise ModelFileError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); "
                              "the file may be truncated — train the model again") from None
+    except ValueError:  # int() refuses a number of more than 4300 digits
+        raise ModelFileError(f"{path} holds a number thousands of digits long, which treegrad never writes: "
+                             "the file was edited or damaged — train the model again") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ModelFileError(f"{path} is not a treegrad model file (format {found!r}, expected '{FORMAT}'); "
