@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictFloat, ValidationError
 
 from .errors import ModelFileError, SpecError
 
@@ -59,8 +59,9 @@ class ModelRecord(BaseModel):
     task: Literal["regression", "binary", "classes"]
     loss: str
     classes: list[str] | None = None
-    normalization: dict[str, tuple[float, float]] | None = None
-    parameters: dict[str, float]
+    # Strict: a parameter written as true or "0.5" is an edited file, not a number.
+    normalization: dict[str, tuple[StrictFloat, StrictFloat]] | None = None
+    parameters: dict[str, StrictFloat]
     training: dict[str, Any]
     data: DataInfo
     history: HistoryInfo
@@ -138,6 +139,34 @@ def read(path: Path) -> ModelRecord:
     return record
 
 
+def _check_record(path: Path, record: ModelRecord, spec: Any) -> None:
+    """The record's own claims (task, loss, classes, seed, normalisation) agree with its spec.
+
+    predict and eval trust them to decode outputs, so a file edited to say "binary" over
+    a regression spec would otherwise print nonsense or fail deep inside.
+    """
+    from .build import loss_name, output_count, task_kind
+
+    def damaged(what: str) -> ModelFileError:
+        return ModelFileError(f"{path}: {what}. The file was edited or damaged: train the model again.")
+
+    kind, loss = task_kind(spec), loss_name(spec)
+    if record.task != kind or record.loss != loss:
+        raise damaged(f"it says task '{record.task}' with loss '{record.loss}', but its spec makes a {kind} "
+                      f"model trained with {loss}")
+    if record.classes is not None:
+        wanted = {"binary": 2, "classes": output_count(spec)}.get(kind, 0)
+        if len(record.classes) != wanted or len(set(record.classes)) != len(record.classes):
+            raise damaged(f"its classes {record.classes[:10]} do not fit a {kind} model "
+                          + (f"of {wanted} distinct classes" if wanted else "(which has none)"))
+    seed = record.training.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise damaged(f"its training seed is {seed!r}, not a whole number")
+    if record.normalization is not None and set(record.normalization) != set(spec.inputs):
+        raise damaged(f"it normalises {', '.join(sorted(record.normalization)) or 'nothing'} but the model's "
+                      f"inputs are {', '.join(spec.inputs)}")
+
+
 def load_graph(path: Path, record: ModelRecord) -> Any:
     """Rebuild the model graph from the record's spec and set its learned parameters."""
     from .build import build_model
@@ -145,11 +174,15 @@ def load_graph(path: Path, record: ModelRecord) -> Any:
 
     try:
         spec = parse_spec(record.spec_text, filename=f"{path} (its embedded spec {record.spec_file})")
-        stats = {k: (float(v[0]), float(v[1])) for k, v in record.normalization.items()} \
-            if record.normalization else None
-        root = build_model(spec, seed=int(record.training.get("seed", 0)), stats=stats)
     except SpecError as e:
         raise ModelFileError(f"the spec inside {path} no longer validates: {e}") from None
+    _check_record(path, record, spec)
+    stats = {k: (float(v[0]), float(v[1])) for k, v in record.normalization.items()} \
+        if record.normalization else None
+    try:
+        root = build_model(spec, seed=record.training.get("seed", 0), stats=stats)
+    except SpecError as e:
+        raise ModelFileError(f"{e}. The file was edited or damaged: train the model again.") from None
     graph = root.compiled_graph
     names = graph.param_names
     missing = [n for n in names if n not in record.parameters]
