@@ -264,6 +264,7 @@ BAD_DATA: list[tuple[str, str, bytes | str, tuple[str, ...]]] = [
     ("inf-cell", "line.yaml", "x,y\n1,2\n-inf,3\n", ("line 3", "'-inf', not a finite number")),
     ("overflow-cell", "line.yaml", "x,y\n1,2\n1e999,3\n", ("line 3", "'1e999', not a finite number")),
     ("nan-target", "line.yaml", "x,y\n1,2\n2,NaN\n", ("line 3", "'NaN', not a finite number")),
+    ("huge-cell", "line.yaml", "x,y\n1,2\n" + "9" * 5000 + ",3\n", ("line 3", "'99999", "...', not a finite number")),
     ("ragged-short", "line.yaml", "x,y\n1,2\n3\n", ("line 3 has 1 cells", "header has 2 columns")),
     ("ragged-long", "line.yaml", "x,y\n1,2\n3,4,5\n", ("line 3 has 3 cells",)),
     ("no-header", "line.yaml", "1,2\n3,4\n", ("no header row", "add a first line")),
@@ -306,6 +307,7 @@ EVAL_DATA: list[tuple[str, str, str | None, tuple[str, ...]]] = [
      ("line 3", "label 'zebra' is not one of the known classes (a, b)")),
     ("unseen-class", "three", "x,y\n1,a\n2,d\n", ("label 'd' is not one of the known classes (a, b, c)",)),
     ("text-regression-target", "line", "x,y\n1,cat\n", ("target is 'cat', not a number",)),
+    ("long-label", "binary", "x,y\n1,a\n2," + "z" * 3000 + "\n", ("label 'zzzzz", "...' is not one of")),
 ]
 
 

@@ -367,12 +367,17 @@ def _column_index(table: Table, column: str, role: str) -> int:
     )
 
 
+def _clip(text: str) -> str:
+    """A cell as quoted in messages: a long one is cut, so that the message stays one line."""
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _bad_number(cell: Cell) -> str:
     if cell == "":
         return "is empty"
     if isinstance(cell, str) and _is_number(cell):
-        return f"is '{cell}', not a finite number"
-    return f"is '{cell}', not a number"
+        return f"is '{_clip(cell)}', not a finite number"
+    return f"is '{_clip(str(cell))}', not a number"
 
 
 def select(table: Table, inputs: list[str], target: str | None) -> tuple[list[list[float]], list[Cell], str]:
@@ -491,7 +496,7 @@ def encode_targets(
         for i, text in enumerate(labels):
             if text not in known:
                 raise DataError(
-                    f"{_where(where, i)}: the label '{text}' is not one of the known classes "
+                    f"{_where(where, i)}: the label '{_clip(text)}' is not one of the known classes "
                     f"({', '.join(classes)}); fix the label or the list of classes"
                 )
     if kind == "binary":
