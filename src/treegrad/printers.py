@@ -57,8 +57,14 @@ def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
             uses[id(c)] = uses.get(id(c), 0) + 1
     text: dict[int, tuple[str, int]] = {}
     lines: list[str] = []
+    waiting = dict(uses)  # uses not printed yet: a text is dropped after its last one
     for n in order:
         s = _print(n, [text[id(c)] for c in n.children], precision, format)
+        for c in n.children:
+            # Without this, a chain of n nodes keeps n ever longer texts: O(n^2) memory.
+            waiting[id(c)] -= 1
+            if not waiting[id(c)]:
+                del text[id(c)]
         if uses.get(id(n), 0) > 1 and not isinstance(n, Leaf):
             name = f"h_{{{len(lines) + 1}}}" if format == "latex" else f"h{len(lines) + 1}"
             lines.append(f"{name} = {s[0]}")
