@@ -150,39 +150,40 @@ def fit(model: Node, inputs: Sequence[Sequence[float]], targets: Sequence[Any], 
     hist = History()
     best = (math.inf, list(P))
     since_best = 0
-    for epoch in range(1, epochs + 1):
-        if shuffle:
-            rng.shuffle(order)
-        idx: Any = [order[i:i + batch_size] for i in range(0, len(order), batch_size)] if batched else order
-        try:
-            total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate)
-        except (ArithmeticError, ValueError) as e:
-            raise _diverged(epoch, f"({e})") from None
-        except KeyboardInterrupt:
-            # The epoch function writes P back only at its end, so P still holds the
-            # parameters after the last complete epoch: keep those, and say so.
-            hist.interrupted = True
-            break
-        mean = total / len(X)
-        if not math.isfinite(mean) or not all(math.isfinite(p) for p in P):
-            raise _diverged(epoch, "")
-        hist.append(mean)
-        v = None
-        if val and val_loss is not None:
+    try:
+        for epoch in range(1, epochs + 1):
+            if shuffle:
+                rng.shuffle(order)
+            idx: Any = [order[i:i + batch_size] for i in range(0, len(order), batch_size)] if batched else order
             try:
-                v = val_loss(P, C, val[0], val[1]) / len(val[0])
-            except (ArithmeticError, ValueError):
-                v = math.inf
-            hist.validation.append(v)
-            if v < best[0]:
-                best, since_best, hist.best_epoch = (v, list(P)), 0, epoch
-            else:
-                since_best += 1
-        if callback is not None and callback(epoch, mean, v, P) is False:
-            break
-        if patience is not None and val and since_best >= patience:
-            hist.stopped_early = True
-            break
+                total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate)
+            except (ArithmeticError, ValueError) as e:
+                raise _diverged(epoch, f"({e})") from None
+            mean = total / len(X)
+            if not math.isfinite(mean) or not all(math.isfinite(p) for p in P):
+                raise _diverged(epoch, "")
+            hist.append(mean)
+            v = None
+            if val and val_loss is not None:
+                try:
+                    v = val_loss(P, C, val[0], val[1]) / len(val[0])
+                except (ArithmeticError, ValueError):
+                    v = math.inf
+                hist.validation.append(v)
+                if v < best[0]:
+                    best, since_best, hist.best_epoch = (v, list(P)), 0, epoch
+                else:
+                    since_best += 1
+            if callback is not None and callback(epoch, mean, v, P) is False:
+                break
+            if patience is not None and val and since_best >= patience:
+                hist.stopped_early = True
+                break
+    except KeyboardInterrupt:
+        # Ctrl-C may land anywhere in an epoch: in the epoch function, the validation loss
+        # or the callback (a progress bar). Epoch functions write P back only at their
+        # end, so P holds the parameters after the last complete epoch: keep those.
+        hist.interrupted = True
     if patience is not None and val and hist.best_epoch is not None:
         P = best[1]
     graph.set_param_values(P)
@@ -209,16 +210,23 @@ def _reference_epoch(graph: Graph, loss: Loss, opt: Optimizer, batched: bool) ->
 
     def epoch(P: list[float], C: list[float], S: list[list[float]], STEP: list[int],
               X: list[list[float]], T: list[Any], idx: Any, lr: float) -> float:
-        graph.set_param_values(P)
+        # Steps go to copies, written back at the end, as the compiled epoch does: an
+        # interrupted epoch leaves P as it was after the previous one.
+        Q, S2, STEP2 = list(P), [list(s) for s in S], list(STEP)
+        graph.set_param_values(Q)
         total = 0.0
         for chunk in (idx if batched else ([i] for i in idx)):
-            G = [0.0] * len(P)
+            G = [0.0] * len(Q)
             for i in chunk:
                 total += sample(X[i], T[i], G)
             if batched:
                 G = [gk / len(chunk) for gk in G]
-            step(P, G, S, STEP, lr)
-            graph.set_param_values(P)
+            step(Q, G, S2, STEP2, lr)
+            graph.set_param_values(Q)
+        P[:] = Q
+        for s, s2 in zip(S, S2):
+            s[:] = s2
+        STEP[:] = STEP2
         return total
 
     return epoch
