@@ -269,3 +269,17 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_whole(work: Path) -> None
     assert invoke("train", "f2c.yaml", "--out", "old.model.json", "--quiet", "--epochs", "2").exit_code == 0
     assert json.loads((work / "old.model.json").read_text())["training"]["epochs"] == 2
 
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_written_files_get_ordinary_permissions(work: Path) -> None:
+    """mkstemp makes private 0600 files; a model file is an ordinary file (umask applies),
+    and a replaced file keeps the permissions it had."""
+    umask = os.umask(0o022)
+    try:
+        write_atomic(work / "fresh.json", "{}")
+        assert (work / "fresh.json").stat().st_mode & 0o777 == 0o644
+        (work / "old.model.json").chmod(0o640)
+        write_atomic(work / "old.model.json", "{}")
+        assert (work / "old.model.json").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(umask)

@@ -69,6 +69,16 @@ class ModelRecord(BaseModel):
     treegrad_version: str = ""
 
 
+def _file_mode(path: Path) -> int:
+    """The permissions the written file gets: those of the file it replaces, else 0o666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0o022)  # the only way to read the umask is to set it; put it straight back
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(path: Path, text: str | bytes) -> None:
     """Write `text` (or bytes) to `path` so that the old file stays whole until the new one is complete.
 
@@ -81,6 +91,7 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         raise ModelFileError(f"cannot write {path}: the folder {folder} does not exist")
     if path.is_dir():
         raise ModelFileError(f"cannot write {path}: it is a directory; give a file name such as {path / 'model.json'}")
+    mode = _file_mode(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as e:
@@ -91,6 +102,7 @@ def write_atomic(path: Path, text: str | bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # mkstemp makes the file private (0o600); a model or CSV is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
