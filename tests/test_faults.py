@@ -270,6 +270,44 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_whole(work: Path) -> None
     assert json.loads((work / "old.model.json").read_text())["training"]["epochs"] == 2
 
 
+@pytest.mark.parametrize(("target", "error"), [
+    ("fsync", OSError(errno.ENOSPC, "No space left on device")),
+    ("replace", OSError(errno.EROFS, "Read-only file system")),
+    ("fsync", KeyboardInterrupt()),
+])
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(work: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             target: str, error: BaseException) -> None:
+    from treegrad import modelfile
+
+    def fail(*args: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(modelfile.os, target, fail)
+    old = (work / "old.model.json").read_bytes()
+    with pytest.raises(ModelFileError if isinstance(error, OSError) else KeyboardInterrupt) as info:
+        write_atomic(work / "old.model.json", "new text")
+    if isinstance(error, OSError):
+        assert "cannot write" in str(info.value) and error.strerror in str(info.value)
+        assert "unchanged" in str(info.value)
+    assert (work / "old.model.json").read_bytes() == old
+    assert temp_files(work) == []
+
+
+def test_a_full_disk_during_train_is_a_message_not_a_bug(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from treegrad import modelfile
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(modelfile.os, "fsync", full)
+    before = snapshot(work)
+    result = invoke("train", "f2c.yaml", "--out", "old.model.json", "--quiet")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot write old.model.json: No space left on device")
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert snapshot(work) == before
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
 def test_written_files_get_ordinary_permissions(work: Path) -> None:
     """mkstemp makes private 0600 files; a model file is an ordinary file (umask applies),

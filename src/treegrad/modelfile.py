@@ -84,7 +84,8 @@ def write_atomic(path: Path, text: str | bytes) -> None:
 
     The text goes to a temporary file in the same folder, is flushed to disk, and then
     renamed over `path` in one step; a crash or Ctrl-C at any moment leaves either the
-    old file or the new one, never half of one.
+    old file or the new one, never half of one. A process killed outright (SIGKILL, power
+    loss) can leave its temporary file behind: it is hidden (`.NAME.*.tmp`) and never read.
     """
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -104,9 +105,12 @@ def write_atomic(path: Path, text: str | bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, mode)  # mkstemp makes the file private (0o600); a model or CSV is an ordinary file
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):  # a full disk, a quota, a read-only file system: the user's to fix
+            raise ModelFileError(f"cannot write {path}: {e.strerror or e}; the previous file, if any, "
+                                 "is unchanged") from None
         raise
 
 
