@@ -308,6 +308,17 @@ def test_a_full_disk_during_train_is_a_message_not_a_bug(work: Path, monkeypatch
     assert snapshot(work) == before
 
 
+def test_a_bad_out_path_fails_before_training(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in --out is reported before the first epoch, not after the last."""
+    def must_not_train(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("training started although the model could not be saved")
+
+    monkeypatch.setattr(treegrad.workflow, "fit", must_not_train)
+    for out, words in (("nowhere/m.json", "does not exist"), (".", "is a directory")):
+        result = invoke("train", "f2c.yaml", "--out", out, "--quiet")
+        assert result.exit_code == 1 and words in result.stderr, result.stderr
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
 def test_written_files_get_ordinary_permissions(work: Path) -> None:
     """mkstemp makes private 0600 files; a model file is an ordinary file (umask applies),

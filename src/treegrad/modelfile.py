@@ -69,6 +69,18 @@ class ModelRecord(BaseModel):
     treegrad_version: str = ""
 
 
+def check_writable(path: Path) -> None:
+    """Raise ModelFileError now if `path` could not be written later (no such folder, a directory).
+
+    Training calls this before it starts, so that a typo in --out does not cost the run.
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ModelFileError(f"cannot write {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise ModelFileError(f"cannot write {path}: it is a directory; give a file name such as {path / 'model.json'}")
+
+
 def _file_mode(path: Path) -> int:
     """The permissions the written file gets: those of the file it replaces, else 0o666 less the umask."""
     try:
@@ -87,11 +99,8 @@ def write_atomic(path: Path, text: str | bytes) -> None:
     old file or the new one, never half of one. A process killed outright (SIGKILL, power
     loss) can leave its temporary file behind: it is hidden (`.NAME.*.tmp`) and never read.
     """
+    check_writable(path)
     folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ModelFileError(f"cannot write {path}: the folder {folder} does not exist")
-    if path.is_dir():
-        raise ModelFileError(f"cannot write {path}: it is a directory; give a file name such as {path / 'model.json'}")
     mode = _file_mode(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)

@@ -102,6 +102,10 @@ def train(spec_path: Path, *, data: str | None = None, target: str | None = None
 
     spec, text = load_spec_file(spec_path)
     settings = training_settings(spec, overrides or {})
+    if out is not None:
+        from .modelfile import check_writable
+
+        check_writable(out)  # now, not after an hour of training
     if data is not None:
         table = load_data(data, base_dir=Path.cwd(), seed=settings.seed)
     elif spec.data:
