@@ -198,6 +198,18 @@ def test_ctrl_c_writes_nothing(work: Path, monkeypatch: pytest.MonkeyPatch, quie
     assert snapshot(work) == before
 
 
+def test_ctrl_c_before_the_first_epoch_ends_writes_nothing_even_with_checkpoint(
+        work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No complete epoch means no trained model: a checkpoint of the initial guess would be
+    a model file that looks trained and is not."""
+    _interrupt_after(monkeypatch, 0)
+    before = snapshot(work)
+    result = invoke("train", "f2c.yaml", "--out", "old.model.json", "--checkpoint", "--quiet")
+    assert result.exit_code == 130
+    assert "nothing was written" in result.stderr
+    assert snapshot(work) == before
+
+
 LONG = F2C.replace("epochs: 5", "epochs: 10000000")
 
 

@@ -151,7 +151,8 @@ def train(spec_path: Path, *, data: str | None = None, target: str | None = None
                seed=settings.seed, validation=(Xva, yva) if Xva else None, patience=patience,
                callback=on_epoch)
     seconds = time.perf_counter() - t0
-    if hist.interrupted and not checkpoint:
+    if hist.interrupted and not (checkpoint and hist):
+        # With no complete epoch there is no trained model to keep, checkpoint or not.
         raise KeyboardInterrupt
     metrics = {"train": evaluate_rows(root, kind, loss, Xtr, ytr)}
     if Xva:
