@@ -267,6 +267,20 @@ def test_a_plain_name_still_names_the_default_file(work: Path) -> None:
     assert (work / "f2c_v2.1-beta.model.json").is_file()
 
 
+def test_rich_markup_in_a_message_is_printed_as_it_is(work: Path) -> None:
+    """Messages quote file names and cells; `[/x]` in one must not be read as markup (a
+    closing tag without an opening one made rich raise, and the CLI crash with a traceback)."""
+    for name in ("[/x].yaml", "[bold]hidden[/bold].yaml", "[link=evil]x[/link].yaml"):
+        result = invoke("check", name)
+        assert result.exit_code == 1, result.stderr
+        assert result.stderr == f"error: {name}: no such file; check the path (relative paths start from the " \
+                                "current folder)\n"
+    (work / "markup.csv").write_text("x,y\n1,2\n[/red]oops,3\n")
+    (work / "m.yaml").write_text("inputs: [x]\noutput: {mul: [param, x]}\ntarget: y\n")
+    result = invoke("train", "m.yaml", "--data", "markup.csv", "--quiet")
+    assert result.exit_code == 1 and "'[/red]oops', not a number" in result.stderr
+
+
 # ----------------------------------------------------------------- labels in a CSV
 
 LABELS = ["__import__('os').system('touch PWNED')", "=cmd|' /C calc'!A0", "[red]x[/red]", "[/bold]",
@@ -348,6 +362,19 @@ def test_a_model_file_with_a_crafted_spec_is_refused(work: Path, model: dict[str
                               f"output: {{sigmoid: {json.dumps(payload)}}}\nloss: bce\n"
     results = _run_all(work, record)
     assert all(r.exit_code == 1 for r in results)
+
+
+def test_free_text_in_a_model_file_is_inert(work: Path, model: dict[str, Any]) -> None:
+    """Fields that are only ever shown: the model's name, where it came from, its labels."""
+    payload = shell_payload(work)
+    record = dict(model)
+    record["name"] = "[/bold]" + payload
+    record["spec_file"] = "[red]" + payload + '"""'
+    record["classes"] = [payload, "[/x]" + payload]
+    record["data"] = dict(record["data"], source="[/]" + payload, target=payload)
+    results = _run_all(work, record)
+    assert all(r.exit_code == 0 for r in results[:2] + results[3:]), [r.stderr for r in results]
+    assert json.loads(results[1].stdout)[0]["label"] in record["classes"]
 
 
 def test_subprocess_sees_no_side_effect(work: Path, model: dict[str, Any]) -> None:

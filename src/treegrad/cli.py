@@ -39,7 +39,7 @@ class TreegradGroup(TyperGroup):
         except TreegradError as e:
             if _debug(ctx):
                 raise
-            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+            err.print(f"[bold red]error:[/] {_escape(str(e))}", markup=True, highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: nothing was written.")
@@ -49,7 +49,8 @@ class TreegradGroup(TyperGroup):
         except Exception as e:
             if _debug(ctx):
                 raise
-            err.print(f"[bold red]internal error[/] ({type(e).__name__}: {e}). This is a bug in treegrad, "
+            err.print(f"[bold red]internal error[/] ({type(e).__name__}: {_escape(str(e))}). "
+                      "This is a bug in treegrad, "
                       "not in your input: run again with --debug to see the traceback, and report it.")
             raise typer.Exit(1) from None
 
@@ -153,7 +154,7 @@ def _summary(result: Any) -> None:
     if hist.train:
         curve = text_curve(hist.train, hist.validation or None, width=60, height=8)
         out.print("\n".join(curve))
-    t = Table(title=f"trained {rec.name}", show_header=False, title_justify="left")
+    t = Table(title=f"trained {_escape(rec.name)}", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
     t.add_row("epochs", f"{len(hist.train)}" + (" (stopped early)" if hist.stopped_early else "")
@@ -258,7 +259,7 @@ def eval_(
     if as_json:
         out.print_json(json.dumps(m))
         return
-    t = Table(title=f"{loaded.record.name} on {_escape(data)}", show_header=False, title_justify="left")
+    t = Table(title=f"{_escape(loaded.record.name)} on {_escape(data)}", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
     t.add_row("rows", str(m["rows"]))
