@@ -145,6 +145,7 @@ BAD_SPECS: list[tuple[str, str, bytes | str, tuple[str, ...]]] = [
      ("bad.json:1:43", "too large")),
     ("yaml-huge-integer", "bad.yaml", "inputs: [x]\noutput: {mul: [x, " + "7" * 5000 + "]}\n",
      ("bad.yaml:2:19", "too large")),
+    ("json-deep", "bad.json", "[" * 100_000, ("bad.json",)),
     ("yaml-deep", "bad.yaml", "inputs: [x]\noutput: " + "[" * 500 + "x" + "]" * 500 + "\n",
      ("bad.yaml:2:", "nested more than")),
     ("not-a-mapping", "bad.yaml", "- inputs\n- output\n", ("bad.yaml:1:1", "a spec is a mapping")),

@@ -286,7 +286,7 @@ def _model_root(path: Path) -> tuple[Any, str]:
     if path.suffix.lower() == ".json":
         try:
             head = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             head = None
         if isinstance(head, dict) and "format" in head:
             loaded = workflow.load(path)
