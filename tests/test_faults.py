@@ -198,6 +198,20 @@ def test_ctrl_c_writes_nothing(work: Path, monkeypatch: pytest.MonkeyPatch, quie
     assert snapshot(work) == before
 
 
+@pytest.mark.parametrize("quiet", [True, False])
+def test_ctrl_c_with_checkpoint_saves_the_last_complete_epoch(work: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              quiet: bool) -> None:
+    _interrupt_after(monkeypatch, 3)
+    result = invoke("train", "f2c.yaml", "--out", "new.model.json", "--epochs", "50", "--checkpoint",
+                    *(["--quiet"] if quiet else []))
+    assert result.exit_code == 130, result.stderr
+    assert "interrupted: saved the model after epoch 3, the last complete one, to new.model.json" in result.stderr
+    record = json.loads((work / "new.model.json").read_text())
+    assert len(record["history"]["train"]) == 3 and record["training"]["epochs"] == 50
+    assert invoke("predict", "new.model.json", "0.5").exit_code == 0
+    assert temp_files(work) == []
+
+
 def test_ctrl_c_before_the_first_epoch_ends_writes_nothing_even_with_checkpoint(
         work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No complete epoch means no trained model: a checkpoint of the initial guess would be
@@ -244,6 +258,22 @@ def test_sigint_to_a_real_training_process_writes_nothing(work: Path) -> None:
     assert err.strip() == "interrupted: nothing was written." and out == ""
     (work / "long.yaml").unlink()
     assert snapshot(work) == before, "the old model changed, or a (temporary) file was left"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_sigint_with_checkpoint_saves_a_model_that_predict_accepts(work: Path) -> None:
+    proc = _start_training(work, "--out", "long.model.json", "--checkpoint")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted: saved the model after epoch" in err
+    record = json.loads((work / "long.model.json").read_text())
+    epochs = int(err.split("after epoch ")[1].split(",")[0])
+    assert epochs >= 1 and len(record["history"]["train"]) == epochs
+    assert "trained f2c" in out  # the summary of what was saved
+    result = invoke("predict", "long.model.json", "f=212")
+    assert result.exit_code == 0, result.stderr
+    assert temp_files(work) == []
 
 
 # ----------------------------------------------------------------- interrupted or failed writes

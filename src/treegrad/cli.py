@@ -108,8 +108,12 @@ def train(
         result = _train_with_progress(spec, data, target, overrides, out_path, checkpoint, total)
     if quiet:
         out.print(str(out_path))
-        return
-    _summary(result)
+    else:
+        _summary(result)
+    if result.interrupted:
+        err.print(f"[yellow]interrupted[/]: saved the model after epoch {len(result.history)}, the last complete "
+                  f"one, to {_escape(str(out_path))}")
+        raise typer.Exit(130)
 
 
 def _train_with_progress(spec: Path, data: str | None, target: str | None, overrides: dict[str, Any],
