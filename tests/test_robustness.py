@@ -566,3 +566,25 @@ def test_errors_through_a_real_process(work: Path, args: list[str], word: str, c
         assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") <= 3
     assert snapshot(work) == before
 
+
+# ----------------------------------------------------------------- what the CLI prints is well formed
+
+
+def test_json_output_is_strict_json(work: Path) -> None:
+    """JSON has no NaN or Infinity: an undefined R² (a constant column) and an overflowing
+    prediction are null, so that any JSON reader takes the output."""
+    def strict(text: str) -> Any:
+        def refuse(word: str) -> None:
+            raise AssertionError(f"{word} in JSON output")
+        return json.loads(text, parse_constant=refuse)
+
+    (work / "flat.csv").write_text("x,y\n1,2\n2,2\n")
+    metrics = strict(succeeds("eval", "line.model.json", "--data", "flat.csv", "--json").stdout)
+    assert metrics["r2"] is None and metrics["rows"] == 2
+    record = json.loads((work / "line.model.json").read_text())
+    record["parameters"] = {k: 1e308 for k in record["parameters"]}
+    (work / "huge.model.json").write_text(json.dumps(record))
+    assert strict(succeeds("predict", "huge.model.json", "1e308", "--json").stdout) == [{"prediction": None}]
+    (work / "big.csv").write_text("x\n1e308\n-1\n")
+    rows = strict(succeeds("predict", "huge.model.json", "--data", "big.csv", "--json").stdout)
+    assert rows == [{"prediction": None}, {"prediction": 0.0}]

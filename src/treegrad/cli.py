@@ -207,7 +207,7 @@ def predict(
         rows = input_rows(table, list(rec.inputs))
         results = workflow.predict(loaded, rows)
         if as_json:
-            out.print_json(json.dumps(results))
+            out.print_json(_json(results))
             return
         text = _results_csv(table, results)
         if out_path is not None:
@@ -223,11 +223,26 @@ def predict(
     row = workflow.parse_values(list(rec.inputs), values)
     result = workflow.predict(loaded, [row])[0]
     if as_json:
-        out.print_json(json.dumps([result]))
+        out.print_json(_json([result]))
     elif "label" in result:
         out.print(f"{_escape(result['label'])}  (probability {result['probability']:.4f})")
     else:
         out.print(f"{result['prediction']:.6g}")
+
+
+def _json(value: Any) -> str:
+    """JSON for --json. JSON has no NaN or infinity: an undefined metric (R² of a constant
+    column) or an overflowing prediction is null, so that any JSON reader can read it."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), allow_nan=False)
 
 
 def _results_csv(table: Any, results: list[dict[str, Any]]) -> str:
@@ -261,7 +276,7 @@ def eval_(
     loaded = workflow.load(model)
     m = workflow.evaluate(loaded, load_data(data, base_dir=Path.cwd()), target)
     if as_json:
-        out.print_json(json.dumps(m))
+        out.print_json(_json(m))
         return
     t = Table(title=f"{_escape(loaded.record.name)} on {_escape(data)}", show_header=False, title_justify="left")
     t.add_column(style="bold")
