@@ -570,6 +570,15 @@ def test_errors_through_a_real_process(work: Path, args: list[str], word: str, c
 # ----------------------------------------------------------------- what the CLI prints is well formed
 
 
+def test_negative_values_are_values_not_options(work: Path) -> None:
+    """`predict MODEL -40` is the value -40; it was read as an unknown option -4 (exit 2)."""
+    by_position = succeeds("predict", "line.model.json", "-40", "--json")
+    by_name = succeeds("predict", "line.model.json", "x=-40", "--json")
+    assert by_position.stdout == by_name.stdout
+    assert succeeds("predict", "line.model.json", "-1.5e-3").stdout.strip()
+    fails(work, ["predict", "line.model.json", "--jsno"], "'--jsno', not a number")
+
+
 def test_json_output_is_strict_json(work: Path) -> None:
     """JSON has no NaN or Infinity: an undefined R² (a constant column) and an overflowing
     prediction are null, so that any JSON reader takes the output."""

@@ -185,7 +185,9 @@ def _summary(result: Any) -> None:
 # ----------------------------------------------------------------- predict, eval, show
 
 
-@app.command()
+# Unknown options pass through as values, so that `predict MODEL -40` is the value -40
+# rather than "No such option: -4".
+@app.command(context_settings={"ignore_unknown_options": True})
 def predict(
     model: Path = typer.Argument(..., help="A model file written by `treegrad train`."),
     values: Optional[list[str]] = typer.Argument(None, help="One sample: values in input order, or name=value."),
