@@ -11,10 +11,12 @@ would fail too. Run with `-s` to see the counts.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import string
 import sys
@@ -270,7 +272,8 @@ def csv_texts(draw: st.DrawFn) -> bytes:
     return text.encode(encoding, "replace")
 
 
-FOLDER = Path(tempfile.mkdtemp(prefix="treegrad-fuzz-"))
+FOLDER = Path(tempfile.mkdtemp(prefix="treegrad-fuzz-"))  # hypothesis examples cannot take tmp_path
+atexit.register(shutil.rmtree, FOLDER, True)
 
 
 @FUZZ
