@@ -28,15 +28,17 @@ resource = pytest.importorskip("resource")  # ru_maxrss: POSIX only
 
 
 def run_python(code: str, cwd: Path, timeout: float = 120) -> str:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "treegrad", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "treegrad", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     return proc
@@ -49,7 +51,8 @@ def test_a_model_of_100000_parameters_compiles_trains_and_saves(tmp_path: Path) 
     (tmp_path / "wide.yaml").write_text(
         "name: wide\ninputs: [x, y]\n"
         "layers: [{linear: 316, activation: relu}, {linear: 316, activation: relu}, {linear: 1}]\n"
-        "target: label\ntraining: {epochs: 1, learning_rate: 0.001, batch_size: 32, optimizer: adam}\n")
+        "target: label\ntraining: {epochs: 1, learning_rate: 0.001, batch_size: 32, optimizer: adam}\n"
+    )
     run_cli("train", "wide.yaml", "--data", "xor:64", "--out", "wide.model.json", "--quiet", cwd=tmp_path)
     record = json.loads((tmp_path / "wide.model.json").read_text())
     assert len(record["parameters"]) == 2 * 316 + 316 + 316 * 316 + 316 + 316 + 1 == 101_437
@@ -58,15 +61,17 @@ def test_a_model_of_100000_parameters_compiles_trains_and_saves(tmp_path: Path) 
     assert abs(value) < 1e3
 
 
-def test_loading_a_model_does_not_search_its_parameter_list_per_parameter(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loading_a_model_does_not_search_its_parameter_list_per_parameter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """load_graph looked each saved name up in the list of the graph's names: quadratic,
     40 s for the model above. It must not scan that list at all."""
     import treegrad.build
     from treegrad import workflow
 
-    (tmp_path / "m.yaml").write_text("inputs: [x, y]\nlayers: [{linear: 30, activation: tanh}, {linear: 1}]\n"
-                                     "target: label\ntraining: {epochs: 1}\n")
+    (tmp_path / "m.yaml").write_text(
+        "inputs: [x, y]\nlayers: [{linear: 30, activation: tanh}, {linear: 1}]\ntarget: label\ntraining: {epochs: 1}\n"
+    )
     monkeypatch.chdir(tmp_path)
     workflow.train(Path("m.yaml"), data="xor:20", out=Path("m.json"))
     scans = [0]
@@ -108,8 +113,11 @@ def chain_spec(depth: int) -> str:
     """A spec whose nodes: form one chain of `depth` nodes, neg and tanh by turns."""
     lines = ["inputs: [x]", "nodes:", f"  {_name(0)}: {{mul: [x, {{param: 1.0}}]}}"]
     lines += [f"  {_name(i)}: {{{'neg' if i % 2 else 'tanh'}: {_name(i - 1)}}}" for i in range(1, depth)]
-    lines += [f"output: {{add: [{_name(depth - 1)}, {{param: 0.5}}]}}", "target: y",
-              "training: {epochs: 1, learning_rate: 0.01}"]
+    lines += [
+        f"output: {{add: [{_name(depth - 1)}, {{param: 0.5}}]}}",
+        "target: y",
+        "training: {epochs: 1, learning_rate: 0.01}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -137,14 +145,20 @@ def test_the_largest_chain_a_spec_file_may_hold_is_refused_beyond_it(tmp_path: P
     """100,000 chained nodes written as a spec is bigger than the 1 MB a spec may be: a clear
     message, not an attempt. (The library takes such a chain: the next test.)"""
     (tmp_path / "huge.yaml").write_text(chain_spec(100_000))
-    proc = subprocess.run([sys.executable, "-m", "treegrad", "check", "huge.yaml"], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "treegrad", "check", "huge.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert "too large for a spec file (the limit is 1 MB)" in proc.stderr
 
 
 def test_a_chain_of_100000_nodes_end_to_end_through_the_library(tmp_path: Path) -> None:
-    out = run_python("""
+    out = run_python(
+        """
         import json, math
         from treegrad import Input, Parameter, Add, Multiply, Tanh, Negate, fit
         from treegrad.compiled import predict_many
@@ -160,7 +174,9 @@ def test_a_chain_of_100000_nodes_end_to_end_through_the_library(tmp_path: Path) 
         text = root.funcify()
         print(json.dumps({"nodes": len(root.graph.order), "loss": hist[0], "grad": w.grad,
                           "predict": predict_many(root, [[0.3]])[0], "value": root.value, "formula": len(text)}))
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     r = json.loads(out)
     assert r["nodes"] == 100_004  # x, w, x*w, 99,999 links, b, the sum
     assert math_is_finite(r["loss"]) and math_is_finite(r["grad"]) and r["grad"] != 0.0
@@ -203,17 +219,22 @@ def rows_100k(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for _ in range(100_000):
             x = rng.uniform(-1, 1)
             f.write(f"{x!r},{3 * x - 1 + rng.gauss(0, 0.1)!r}\n")
-    (folder / "line.yaml").write_text("name: line\ninputs: [x]\noutput: {add: [{mul: [param, x]}, param]}\n"
-                                      "target: y\ntraining: {learning_rate: 0.01}\n")
-    (folder / "mlp.yaml").write_text("name: mlp\ninputs: [x]\nlayers: [{linear: 16, activation: tanh}, {linear: 1}]\n"
-                                     "target: y\ntraining: {learning_rate: 0.01, batch_size: 256, optimizer: adam,"
-                                     " validation_split: 0.1}\n")
+    (folder / "line.yaml").write_text(
+        "name: line\ninputs: [x]\noutput: {add: [{mul: [param, x]}, param]}\n"
+        "target: y\ntraining: {learning_rate: 0.01}\n"
+    )
+    (folder / "mlp.yaml").write_text(
+        "name: mlp\ninputs: [x]\nlayers: [{linear: 16, activation: tanh}, {linear: 1}]\n"
+        "target: y\ntraining: {learning_rate: 0.01, batch_size: 256, optimizer: adam,"
+        " validation_split: 0.1}\n"
+    )
     return folder
 
 
 def _peak_kb(folder: Path, spec: str, epochs: int) -> int:
     """Peak resident size of one training run, in its own process."""
-    out = run_python(f"""
+    out = run_python(
+        f"""
         import resource
         from pathlib import Path
         from treegrad import workflow
@@ -221,7 +242,9 @@ def _peak_kb(folder: Path, spec: str, epochs: int) -> int:
                                 out=Path("m{epochs}.json"))
         assert len(result.history) == {epochs}
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    """, folder)
+    """,
+        folder,
+    )
     return int(out)
 
 

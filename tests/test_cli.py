@@ -94,8 +94,21 @@ def test_overrides_are_recorded(tmp_path: Path) -> None:
     spec = tmp_path / "f2c.yaml"
     spec.write_text(F2C_SPEC)
     out = tmp_path / "m.json"
-    result = run("train", str(spec), "--out", str(out), "--quiet", "--epochs", "3", "--learning-rate", "0.001",
-                 "--optimizer", "adam", "--batch-size", "10")
+    result = run(
+        "train",
+        str(spec),
+        "--out",
+        str(out),
+        "--quiet",
+        "--epochs",
+        "3",
+        "--learning-rate",
+        "0.001",
+        "--optimizer",
+        "adam",
+        "--batch-size",
+        "10",
+    )
     assert result.exit_code == 0, result.output
     rec = json.loads(out.read_text())
     assert rec["training"]["epochs"] == 3 and rec["training"]["optimizer"] == "adam"
@@ -122,10 +135,13 @@ def test_divergence_keeps_existing_model(f2c_model: Path, tmp_path: Path) -> Non
     assert f2c_model.read_bytes() == before
 
 
-@pytest.mark.parametrize("args, message", [
-    (["predict", "missing.json", "1"], "no such model file"),
-    (["train", "missing.yaml"], "missing.yaml"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["predict", "missing.json", "1"], "no such model file"),
+        (["train", "missing.yaml"], "missing.yaml"),
+    ],
+)
 def test_missing_files_exit_1(args: list[str], message: str, tmp_path: Path) -> None:
     os.chdir(tmp_path)
     result = run(*args)
@@ -175,7 +191,9 @@ def test_check_reports_gradients(tmp_path: Path) -> None:
 
 def test_show_spec_before_training_and_formats(tmp_path: Path) -> None:
     spec = tmp_path / "f2c.yaml"
-    spec.write_text(F2C_SPEC.replace("- mul: [param, f]", "- mul: [{param: 0.5}, f]").replace("    - param\n", "    - {param: 2}\n"))
+    spec.write_text(
+        F2C_SPEC.replace("- mul: [param, f]", "- mul: [{param: 0.5}, f]").replace("    - param\n", "    - {param: 2}\n")
+    )
     assert run("show", str(spec)).output.strip() == "0.5 * f + 2"
     latex = run("show", str(spec), "--format", "latex")
     assert latex.exit_code == 0 and r"\cdot" in latex.output
@@ -188,12 +206,18 @@ def test_subprocess_entry_points(tmp_path: Path) -> None:
     spec = tmp_path / "f2c.yaml"
     spec.write_text(F2C_SPEC.replace("epochs: 1000", "epochs: 5"))
     out = tmp_path / "m.json"
-    proc = subprocess.run([sys.executable, "-m", "treegrad", "train", str(spec), "--out", str(out), "--quiet"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "treegrad", "train", str(spec), "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert out.exists()
-    proc = subprocess.run([sys.executable, "-m", "treegrad", "predict", str(out), "x"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "treegrad", "predict", str(out), "x"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 1
     assert "error:" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""

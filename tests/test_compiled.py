@@ -95,8 +95,9 @@ def _classifier() -> Node:
 
 def _softmax_mlp() -> Node:
     x, y = Input("x"), Input("y")
-    return Softmax([Linear([Linear([x, y], units=3, activation="tanh", rng=random.Random(4))], units=3,
-                           rng=random.Random(5))])
+    return Softmax(
+        [Linear([Linear([x, y], units=3, activation="tanh", rng=random.Random(4))], units=3, rng=random.Random(5))]
+    )
 
 
 def _two_outputs() -> Node:
@@ -126,8 +127,9 @@ CASES: list[tuple[str, Callable[[], Node], str]] = [
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("batch_size", [1, 4, 7])
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_engines_give_identical_training_runs(case: tuple[str, Callable[[], Node], str], optimizer: str,
-                                               batch_size: int) -> None:
+def test_engines_give_identical_training_runs(
+    case: tuple[str, Callable[[], Node], str], optimizer: str, batch_size: int
+) -> None:
     _, make, loss = case
     kind = "bce" if loss == "bce" else ("cross_entropy" if loss == "cross_entropy" else "list")
     rows, targets = _data(20, kind)
@@ -135,8 +137,20 @@ def test_engines_give_identical_training_runs(case: tuple[str, Callable[[], Node
     runs = {}
     for engine in ("compiled", "reference"):
         model = make()
-        hist = fit(model, rows, targets, loss=loss, epochs=4, learning_rate=0.05, optimizer=optimizer,
-                   batch_size=batch_size, shuffle=True, seed=3, validation=(val_rows, val_targets), engine=engine)
+        hist = fit(
+            model,
+            rows,
+            targets,
+            loss=loss,
+            epochs=4,
+            learning_rate=0.05,
+            optimizer=optimizer,
+            batch_size=batch_size,
+            shuffle=True,
+            seed=3,
+            validation=(val_rows, val_targets),
+            engine=engine,
+        )
         assert model.graph is not None
         runs[engine] = (list(hist), hist.validation, model.graph.param_values())
     (hc, vc, pc), (hr, vr, pr) = runs["compiled"], runs["reference"]
@@ -147,8 +161,12 @@ def test_engines_give_identical_training_runs(case: tuple[str, Callable[[], Node
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10**9), n_ops=st.integers(1, 12), optimizer=st.sampled_from(sorted(OPTIMIZERS)),
-       batch_size=st.sampled_from([1, 2]))
+@given(
+    seed=st.integers(0, 10**9),
+    n_ops=st.integers(1, 12),
+    optimizer=st.sampled_from(sorted(OPTIMIZERS)),
+    batch_size=st.sampled_from([1, 2]),
+)
 def test_engines_agree_on_random_dags(seeded_dag, seed: int, n_ops: int, optimizer: str, batch_size: int) -> None:
     dag = seeded_dag(seed, n_ops)
     root = dag.root
@@ -162,8 +180,9 @@ def test_engines_agree_on_random_dags(seeded_dag, seed: int, n_ops: int, optimiz
     runs = {}
     for engine in ("compiled", "reference"):
         g.set_param_values(start)
-        hist = fit(root, rows, targets, epochs=2, learning_rate=1e-4, optimizer=optimizer, batch_size=batch_size,
-                   engine=engine)
+        hist = fit(
+            root, rows, targets, epochs=2, learning_rate=1e-4, optimizer=optimizer, batch_size=batch_size, engine=engine
+        )
         runs[engine] = (list(hist), g.param_values())
     assert runs["compiled"][0] == pytest.approx(runs["reference"][0], rel=1e-12, abs=1e-12)
     assert runs["compiled"][1] == pytest.approx(runs["reference"][1], rel=1e-12, abs=1e-12)
@@ -210,7 +229,8 @@ def test_names_from_the_user_never_reach_the_generated_code(monkeypatch: pytest.
 
 
 def test_a_node_used_by_one_parent_with_derivative_one_needs_no_gradient_statement(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     x = Input("x")
     model = Add([Multiply([Parameter(2.0), x]), Parameter(1.0)])
     model.compile()

@@ -83,8 +83,16 @@ def test_operator_sugar_with_numbers_on_either_side() -> None:
     x = Input("x")
     x.value = 4.0
     cases = {
-        x + 1: 5.0, 1 + x: 5.0, x - 1: 3.0, 1 - x: -3.0, x * 2: 8.0, 2 * x: 8.0,
-        x / 2: 2.0, 2 / x: 0.5, x**2: 16.0, -x: -4.0,
+        x + 1: 5.0,
+        1 + x: 5.0,
+        x - 1: 3.0,
+        1 - x: -3.0,
+        x * 2: 8.0,
+        2 * x: 8.0,
+        x / 2: 2.0,
+        2 / x: 0.5,
+        x**2: 16.0,
+        -x: -4.0,
     }
     for node, want in cases.items():
         assert node.forward() == want
@@ -611,8 +619,16 @@ def test_validation_and_patience_stop_early_and_restore_the_best_parameters() ->
     val = ([[1.0]], [0.0])
     model, w = _linear_one_param(0.5)
     seen: list[float | None] = []
-    hist = fit(model, rows, targets, epochs=50, learning_rate=0.1, validation=val, patience=3,
-               callback=lambda epoch, loss, v, params: seen.append(v))
+    hist = fit(
+        model,
+        rows,
+        targets,
+        epochs=50,
+        learning_rate=0.1,
+        validation=val,
+        patience=3,
+        callback=lambda epoch, loss, v, params: seen.append(v),
+    )
     assert hist.stopped_early and hist.best_epoch == 1
     assert len(hist) == len(hist.validation) == 4 == len(seen)
     assert hist.validation == sorted(hist.validation)
@@ -643,13 +659,21 @@ def test_divergence_raises_a_training_error_naming_the_epoch(engine: str) -> Non
         fit(model, [[10.0]], [1.0], epochs=1000, learning_rate=10.0, engine=engine)
 
 
-@pytest.mark.parametrize("engine", [
-    "compiled",
-    pytest.param("reference", marks=pytest.mark.xfail(
-        strict=True, raises=ModelError,
-        reason="known bug: fit catches ArithmeticError/ValueError around an epoch, but the reference "
-               "evaluator turns them into ModelError ('cannot evaluate exp'), which names no epoch")),
-])
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "compiled",
+        pytest.param(
+            "reference",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=ModelError,
+                reason="known bug: fit catches ArithmeticError/ValueError around an epoch, but the reference "
+                "evaluator turns them into ModelError ('cannot evaluate exp'), which names no epoch",
+            ),
+        ),
+    ],
+)
 def test_divergence_through_an_overflow_names_the_epoch(engine: str) -> None:
     model = Exp([Parameter(1.0) * Input("x")])
     with pytest.raises(TrainingError, match="diverged in epoch 2"):

@@ -40,18 +40,17 @@ from treegrad.compiled import predict_many
 from treegrad.export import (
     ONNX_OPS,
     SYMPY_OPS,
-    Exportable,
     argument_names,
     dot_source,
     graph_dict,
     is_plain_name,
     latex_document,
-    load_exportable,
     python_module,
     render,
 )
 from treegrad.ops import OPS, softmax_fns
 from treegrad.printers import funcify
+from treegrad.workflow import Opened, open_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -88,7 +87,9 @@ def softmax_model() -> Node:
 
 
 NAMED_MODELS: dict[str, tuple[Callable[[], Node], str | None]] = {
-    "f2c": (f2c_model, "regression"), "line": (line_model, "binary"), "mlp": (mlp_model, "binary"),
+    "f2c": (f2c_model, "regression"),
+    "line": (line_model, "binary"),
+    "mlp": (mlp_model, "binary"),
     "softmax": (softmax_model, "classes"),
 }
 
@@ -142,7 +143,7 @@ def load_module(text: str) -> dict[str, Any]:
 def test_python_module_predicts_exactly_as_predict(name: str) -> None:
     build, task = NAMED_MODELS[name]
     root = build()
-    ns = load_module(python_module(Exportable(root, name, task)))
+    ns = load_module(python_module(Opened(root, name, task)))
     rows = random_rows(root, 25, seed=1)
     expected = predict_many(root, rows)
     got = [ns["predict"](*r) for r in rows]
@@ -155,7 +156,7 @@ def test_python_module_of_every_op(seeded_dag: Callable[..., Any]) -> None:
     for seed in range(40):
         dag = seeded_dag(seed)
         root = dag.root.compile()
-        ns = load_module(python_module(Exportable(root, "dag")))
+        ns = load_module(python_module(Opened(root, "dag")))
         for row in dag_rows(dag):
             assert ns["predict"](*row) == predict_many(root, [row])[0]
             checked += 1
@@ -164,12 +165,12 @@ def test_python_module_of_every_op(seeded_dag: Callable[..., Any]) -> None:
 
 def test_classifier_module_has_labels() -> None:
     root = softmax_model()
-    ns = load_module(python_module(Exportable(root, "s", "classes", ["cat", "dog", "eel"])))
+    ns = load_module(python_module(Opened(root, "s", "classes", ["cat", "dog", "eel"])))
     assert ns["CLASSES"] == ["cat", "dog", "eel"]
     for row in random_rows(root, 20, seed=2):
         probs = predict_many(root, [row])[0]
         assert ns["predict_label"](*row) == ["cat", "dog", "eel"][probs.index(max(probs))]
-    binary = load_module(python_module(Exportable(line_model(), "line", "binary", ["below", "above"])))
+    binary = load_module(python_module(Opened(line_model(), "line", "binary", ["below", "above"])))
     assert binary["predict_label"](0.0, 1.0) in ("below", "above")
     p = binary["predict"](0.0, 1.0)
     assert binary["predict_label"](0.0, 1.0) == ("above" if p >= 0.5 else "below")
@@ -185,7 +186,7 @@ def test_every_example_model_runs_the_same_in_a_separate_interpreter(tmp_path: P
         out = tmp_path / f"{spec.stem}.model.json"
         workflow.train(spec, overrides={"epochs": 2}, out=out)
         loaded = workflow.load(out)
-        model = load_exportable(out)
+        model = open_model(out)
         (tmp_path / f"m_{spec.stem}.py").write_text(render(model, "python"))  # type: ignore[arg-type]
         rows = [[v * (1 + 0.1 * k) for v in row] for k, row in enumerate(random_rows(loaded.root, 10, seed=3))]
         from treegrad.data import input_rows
@@ -193,8 +194,11 @@ def test_every_example_model_runs_the_same_in_a_separate_interpreter(tmp_path: P
 
         rows += input_rows(model_table(loaded.record, None), list(loaded.record.inputs))[:20]
         results = workflow.predict(loaded, rows)
-        expected[spec.stem] = {"rows": rows, "outputs": predict_many(loaded.root, rows),
-                               "labels": [r.get("label") for r in results]}
+        expected[spec.stem] = {
+            "rows": rows,
+            "outputs": predict_many(loaded.root, rows),
+            "labels": [r.get("label") for r in results],
+        }
     (tmp_path / "cases.json").write_text(json.dumps(expected))
     driver = tmp_path / "driver.py"
     driver.write_text(
@@ -208,10 +212,17 @@ def test_every_example_model_runs_the_same_in_a_separate_interpreter(tmp_path: P
         "    out[name] = {'outputs': [m.predict(*r) for r in case['rows']],\n"
         "                 'labels': [m.predict_label(*r) if hasattr(m, 'predict_label') else None\n"
         "                            for r in case['rows']]}\n"
-        "print(json.dumps(out))\n")
+        "print(json.dumps(out))\n"
+    )
     # -I: no environment variables or user site; -S: no site-packages (where treegrad is installed).
-    proc = subprocess.run([sys.executable, "-I", "-S", str(driver), str(tmp_path)], env={}, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", str(driver), str(tmp_path)],
+        env={},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     for name, case in expected.items():
@@ -243,9 +254,10 @@ def _calls_and_imports(tree: ast.AST) -> tuple[set[str], list[ast.AST]]:
 
 def test_hostile_names_stay_inside_string_literals() -> None:
     inputs = [Input(n) for n in HOSTILE]
-    root = Add([Multiply([Parameter(1.5, name="'); import os; ('"), inputs[0]]), *inputs[1:],
-                Parameter(-0.5, name='p"""\n')]).compile()
-    text = python_module(Exportable(root, '"""\nimport os\n', "binary", ["'", '"""\nboom()']))
+    root = Add(
+        [Multiply([Parameter(1.5, name="'); import os; ('"), inputs[0]]), *inputs[1:], Parameter(-0.5, name='p"""\n')]
+    ).compile()
+    text = python_module(Opened(root, '"""\nimport os\n', "binary", ["'", '"""\nboom()']))
     tree = ast.parse(text)
     calls, bad = _calls_and_imports(tree)
     assert calls <= ALLOWED_CALLS and not bad
@@ -260,11 +272,26 @@ def test_hostile_names_stay_inside_string_literals() -> None:
     assert ns["INPUTS"] == HOSTILE and ns["NAME"] == '"""\nimport os\n'
 
 
-@pytest.mark.parametrize(("name", "plain"), [
-    ("f", True), ("sepal_length", True), ("x0", True), ("class", False), ("max", False), ("exp", False),
-    ("fpow", False), ("_x0", False), ("predict", False), ("CLASSES", False), ("a b", False), ("é", False),
-    ("match", False), ("", False), ("1x", False),
-])
+@pytest.mark.parametrize(
+    ("name", "plain"),
+    [
+        ("f", True),
+        ("sepal_length", True),
+        ("x0", True),
+        ("class", False),
+        ("max", False),
+        ("exp", False),
+        ("fpow", False),
+        ("_x0", False),
+        ("predict", False),
+        ("CLASSES", False),
+        ("a b", False),
+        ("é", False),
+        ("match", False),
+        ("", False),
+        ("1x", False),
+    ],
+)
 def test_plain_names(name: str, plain: bool) -> None:
     assert is_plain_name(name) is plain
 
@@ -358,21 +385,26 @@ def test_json_graph_evaluates_to_predict(seeded_dag: Callable[..., Any]) -> None
         dag = seeded_dag(seed)
         cases.append((dag.root.compile(), 0))
         for row in dag_rows(dag, 3):
-            doc = json.loads(json.dumps(graph_dict(Exportable(dag.root, "dag"))))
+            doc = json.loads(json.dumps(graph_dict(Opened(dag.root, "dag"))))
             assert eval_graph_dict(doc, row) == predict_many(dag.root, [row])[0]
     for root, n in cases:
-        doc = json.loads(json.dumps(graph_dict(Exportable(root, "m"))))
+        doc = json.loads(json.dumps(graph_dict(Opened(root, "m"))))
         assert len(doc["nodes"]) == len(root.graph.order)  # type: ignore[union-attr]
         for row in random_rows(root, n, seed=4):
             assert eval_graph_dict(doc, row) == predict_many(root, [row])[0]
 
 
 def test_json_graph_fields() -> None:
-    doc = graph_dict(Exportable(f2c_model(), "f2c", "regression"))
+    doc = graph_dict(Opened(f2c_model(), "f2c", "regression"))
     assert doc["inputs"] == ["f"] and doc["classes"] is None
     kinds = [(n["kind"], n.get("op"), n.get("name"), n.get("value")) for n in doc["nodes"]]
-    assert kinds == [("parameter", None, "p0", 5 / 9), ("input", None, "f", None), ("op", "mul", None, None),
-                     ("parameter", None, "p1", -160 / 9), ("op", "add", None, None)]
+    assert kinds == [
+        ("parameter", None, "p0", 5 / 9),
+        ("input", None, "f", None),
+        ("op", "mul", None, None),
+        ("parameter", None, "p1", -160 / 9),
+        ("op", "add", None, None),
+    ]
     assert doc["nodes"][doc["output"]]["children"] == [2, 3]
 
 
@@ -394,18 +426,28 @@ def latex_to_python(tex: str) -> str:
     s = tex.replace(" \\\\\n", "\n")
     s = re.sub(r"\\mathit\{([A-Za-z0-9]|\\_)+\}", lambda m: m.group(0)[8:-1].replace("\\_", "_"), s)
     s = re.sub(r"([A-Za-z])_\{(\d+)\}", r"\1\2", s)
-    for a, b in [(r"\left(", "("), (r"\right)", ")"), (r"\left[", "["), (r"\right]", "]"), (r"\left|", "abs("),
-                 (r"\right|", ")"), (r" \cdot ", " * "), (r"\sigma", "sigmoid"), (r"\tanh", "tanh"),
-                 (r"\exp", "exp"), (r"\log", "log")]:
+    for a, b in [
+        (r"\left(", "("),
+        (r"\right)", ")"),
+        (r"\left[", "["),
+        (r"\right]", "]"),
+        (r"\left|", "abs("),
+        (r"\right|", ")"),
+        (r" \cdot ", " * "),
+        (r"\sigma", "sigmoid"),
+        (r"\tanh", "tanh"),
+        (r"\exp", "exp"),
+        (r"\log", "log"),
+    ]:
         s = s.replace(a, b)
     s = re.sub(r"\\operatorname\{(\w+)\}", r"\1", s)
     while (i := s.find(r"\frac{")) >= 0:
         j = _match_brace(s, i + 5)
         k = _match_brace(s, j + 1)
-        s = s[:i] + f"(({s[i + 6:j]}) / ({s[j + 2:k]}))" + s[k + 1:]
+        s = s[:i] + f"(({s[i + 6 : j]}) / ({s[j + 2 : k]}))" + s[k + 1 :]
     while (i := s.find("^{")) >= 0:
         j = _match_brace(s, i + 1)
-        s = s[:i] + f" ** ({s[i + 2:j]})" + s[j + 1:]
+        s = s[:i] + f" ** ({s[i + 2 : j]})" + s[j + 1 :]
     assert "\\" not in s and "{" not in s, s
     return s
 
@@ -417,9 +459,14 @@ def text_to_python(text: str) -> str:
 def run_formula(code: str, names: list[str], row: list[float]) -> Any:
     """Evaluate a printed formula: its `h = ...` lines, then its final expression."""
     ns: dict[str, Any] = {
-        "relu": lambda v: v if v > 0 else 0.0, "sigmoid": lambda v: 1 / (1 + math.exp(-v)),
-        "tanh": math.tanh, "exp": math.exp, "log": math.log, "abs": abs,
-        "softmax": lambda *z: softmax_fns(len(z))[0](*z), **dict(zip(names, row, strict=True)),
+        "relu": lambda v: v if v > 0 else 0.0,
+        "sigmoid": lambda v: 1 / (1 + math.exp(-v)),
+        "tanh": math.tanh,
+        "exp": math.exp,
+        "log": math.log,
+        "abs": abs,
+        "softmax": lambda *z: softmax_fns(len(z))[0](*z),
+        **dict(zip(names, row, strict=True)),
     }
     *lines, final = code.strip().splitlines()
     for line in lines:
@@ -445,7 +492,7 @@ def test_printed_formulas_evaluate_to_predict(fmt: str, seeded_dag: Callable[...
 
 def test_latex_document_holds_the_formula() -> None:
     root = Add([Multiply([Parameter(2.0), Input("sepal_length")]), Parameter(1.0)]).compile()
-    doc = latex_document(Exportable(root, "m"))
+    doc = latex_document(Opened(root, "m"))
     assert doc.startswith("\\documentclass{article}\n\\usepackage{amsmath}\n")
     assert "2 \\cdot \\mathit{sepal\\_length} + 1" in doc
     assert doc.index("\\begin{gather*}") < doc.index("sepal") < doc.index("\\end{gather*}")
@@ -462,8 +509,14 @@ def test_simplify_prints_the_learned_conversion() -> None:
     assert simplified(f2c_model()) == "0.5556*f - 17.78"
     # Written the long way round, it still comes out as one line.
     f = Input("f")
-    root = Add([Multiply([Parameter(0.25), f]), Multiply([f, Parameter(5 / 9 - 0.25)]),
-                Parameter(-20.0), Constant(20 - 160 / 9)]).compile()
+    root = Add(
+        [
+            Multiply([Parameter(0.25), f]),
+            Multiply([f, Parameter(5 / 9 - 0.25)]),
+            Parameter(-20.0),
+            Constant(20 - 160 / 9),
+        ]
+    ).compile()
     assert simplified(root) == "0.5556*f - 17.78"
     assert simplified(f2c_model(), precision=2, format="latex") == "0.56 f - 18.0"
 
@@ -504,8 +557,10 @@ def test_show_simplify_from_the_cli(tmp_path: Path) -> None:
     from treegrad.cli import app
 
     spec = tmp_path / "f2c.yaml"
-    spec.write_text(f"name: f2c\ninputs: [f]\noutput:\n  add:\n    - mul: [{{param: {5 / 9!r}}}, f]\n"
-                    f"    - {{param: {-160 / 9!r}}}\n")
+    spec.write_text(
+        f"name: f2c\ninputs: [f]\noutput:\n  add:\n    - mul: [{{param: {5 / 9!r}}}, f]\n"
+        f"    - {{param: {-160 / 9!r}}}\n"
+    )
     result = runner.invoke(app, ["show", str(spec), "--simplify"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "0.5556*f - 17.78"
@@ -516,7 +571,7 @@ def test_show_simplify_from_the_cli(tmp_path: Path) -> None:
 # ----------------------------------------------------------------- ONNX
 
 
-def onnx_outputs(model: Exportable, rows: list[list[float]]) -> Any:
+def onnx_outputs(model: Opened, rows: list[list[float]]) -> Any:
     np = pytest.importorskip("numpy")
     ort = pytest.importorskip("onnxruntime")
     from treegrad.export import onnx_bytes
@@ -533,12 +588,14 @@ def test_onnx_agrees_with_predict(name: str) -> None:
     build, task = NAMED_MODELS[name]
     root = build()
     rows = random_rows(root, 200, seed=8, scale=3.0)
-    y = onnx_outputs(Exportable(root, name, task), rows)
+    y = onnx_outputs(Opened(root, name, task), rows)
     want = predict_many(root, rows)
     assert y.shape == ((200, 3) if name == "softmax" else (200,))
-    worst = max(abs(a - b) for got, w in zip(y.tolist(), want, strict=True)
-                for a, b in zip(got if isinstance(got, list) else [got], w if isinstance(w, list) else [w],
-                                strict=True))
+    worst = max(
+        abs(a - b)
+        for got, w in zip(y.tolist(), want, strict=True)
+        for a, b in zip(got if isinstance(got, list) else [got], w if isinstance(w, list) else [w], strict=True)
+    )
     assert worst <= 1e-9
 
 
@@ -548,7 +605,7 @@ def test_onnx_of_every_op(seeded_dag: Callable[..., Any]) -> None:
         dag = seeded_dag(seed)
         root = dag.root.compile()
         rows = dag_rows(dag)
-        y = onnx_outputs(Exportable(root, "dag"), rows)
+        y = onnx_outputs(Opened(root, "dag"), rows)
         assert close(y.tolist(), predict_many(root, rows), 1e-9), seed
 
 
@@ -556,7 +613,7 @@ def test_onnx_broadcasts_outputs_that_ignore_the_inputs() -> None:
     pytest.importorskip("onnx")
     x = Input("x")
     root = Output([Parameter(0.25), Multiply([x, Constant(2.0)]), Add([Parameter(1.0), Constant(3.0)])]).compile()
-    y = onnx_outputs(Exportable(root, "m"), [[1.0], [2.0], [3.0]])
+    y = onnx_outputs(Opened(root, "m"), [[1.0], [2.0], [3.0]])
     assert y.tolist() == [[0.25, 2.0, 4.0], [0.25, 4.0, 4.0], [0.25, 6.0, 4.0]]
 
 
@@ -564,7 +621,7 @@ def test_onnx_records_inputs_and_classes() -> None:
     onnx = pytest.importorskip("onnx")
     from treegrad.export import onnx_model
 
-    m = onnx_model(Exportable(softmax_model(), "s", "classes", ["a", "b", "c"]))
+    m = onnx_model(Opened(softmax_model(), "s", "classes", ["a", "b", "c"]))
     meta = {p.key: p.value for p in m.metadata_props}
     assert json.loads(meta["inputs"]) == ["u", "v"] and json.loads(meta["classes"]) == ["a", "b", "c"]
     assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
@@ -597,7 +654,7 @@ def test_export_without_onnx_says_what_to_install(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(TreegradError, match="pip install onnx"):
-        onnx_bytes(Exportable(f2c_model(), "f2c"))
+        onnx_bytes(Opened(f2c_model(), "f2c"))
 
 
 def test_export_command_errors(tmp_path: Path) -> None:

@@ -76,11 +76,14 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # ----------------------------------------------------------------- divergence
 
 
-@pytest.mark.parametrize(("spec", "options"), [
-    ("f2c.yaml", ["--learning-rate", "100"]),  # per-sample compiled code
-    ("f2c.yaml", ["--learning-rate", "100", "--batch-size", "8"]),  # scalar mini-batches
-    ("mlp.yaml", ["--learning-rate", "100", "--optimizer", "sgd", "--data", "sine:400"]),  # NumPy batches
-])
+@pytest.mark.parametrize(
+    ("spec", "options"),
+    [
+        ("f2c.yaml", ["--learning-rate", "100"]),  # per-sample compiled code
+        ("f2c.yaml", ["--learning-rate", "100", "--batch-size", "8"]),  # scalar mini-batches
+        ("mlp.yaml", ["--learning-rate", "100", "--optimizer", "sgd", "--data", "sine:400"]),  # NumPy batches
+    ],
+)
 def test_divergence_stops_at_once_and_keeps_the_old_model(work: Path, spec: str, options: list[str]) -> None:
     before = snapshot(work)
     result = invoke("train", spec, "--out", "old.model.json", "--quiet", "--epochs", "50", *options)
@@ -110,8 +113,15 @@ def test_divergence_names_the_epoch_where_it_happened() -> None:
     root = build_model(spec)
     seen: list[int] = []
     with pytest.raises(TrainingError) as info:
-        fit(root, [[10.0]] * 4, [0.0] * 4, epochs=10_000, learning_rate=0.021, batch_size=4,
-            callback=lambda epoch, *rest: seen.append(epoch))
+        fit(
+            root,
+            [[10.0]] * 4,
+            [0.0] * 4,
+            epochs=10_000,
+            learning_rate=0.021,
+            batch_size=4,
+            callback=lambda epoch, *rest: seen.append(epoch),
+        )
     message = str(info.value)
     epoch = int(message.split("in epoch ")[1].split(":")[0])
     assert seen == list(range(1, epoch)), "no epoch ran after the one that diverged"
@@ -143,7 +153,8 @@ def test_ctrl_c_in_fit_keeps_the_last_complete_epoch() -> None:
 
 
 def test_ctrl_c_inside_an_epoch_of_the_reference_engine_keeps_the_previous_epoch(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Ctrl-C in the middle of epoch 3 of the node-by-node engine, which steps after every
     sample: the half-done epoch is dropped, as the compiled engine drops it."""
     from treegrad.graph import Graph
@@ -178,6 +189,7 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, epochs_done: int) -> None:
             if epoch == epochs_done:
                 raise KeyboardInterrupt
             return callback(epoch, *rest) if callback else None
+
         if epochs_done == 0:
             kwargs["epochs"] = 0
             hist = real(*args, callback=callback, **kwargs)
@@ -199,11 +211,20 @@ def test_ctrl_c_writes_nothing(work: Path, monkeypatch: pytest.MonkeyPatch, quie
 
 
 @pytest.mark.parametrize("quiet", [True, False])
-def test_ctrl_c_with_checkpoint_saves_the_last_complete_epoch(work: Path, monkeypatch: pytest.MonkeyPatch,
-                                                              quiet: bool) -> None:
+def test_ctrl_c_with_checkpoint_saves_the_last_complete_epoch(
+    work: Path, monkeypatch: pytest.MonkeyPatch, quiet: bool
+) -> None:
     _interrupt_after(monkeypatch, 3)
-    result = invoke("train", "f2c.yaml", "--out", "new.model.json", "--epochs", "50", "--checkpoint",
-                    *(["--quiet"] if quiet else []))
+    result = invoke(
+        "train",
+        "f2c.yaml",
+        "--out",
+        "new.model.json",
+        "--epochs",
+        "50",
+        "--checkpoint",
+        *(["--quiet"] if quiet else []),
+    )
     assert result.exit_code == 130, result.stderr
     assert "interrupted: saved the model after epoch 3, the last complete one, to new.model.json" in result.stderr
     record = json.loads((work / "new.model.json").read_text())
@@ -213,7 +234,8 @@ def test_ctrl_c_with_checkpoint_saves_the_last_complete_epoch(work: Path, monkey
 
 
 def test_ctrl_c_before_the_first_epoch_ends_writes_nothing_even_with_checkpoint(
-        work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No complete epoch means no trained model: a checkpoint of the initial guess would be
     a model file that looks trained and is not."""
     _interrupt_after(monkeypatch, 0)
@@ -230,8 +252,13 @@ LONG = F2C.replace("epochs: 5", "epochs: 10000000")
 def _start_training(work: Path, *options: str) -> subprocess.Popen[str]:
     """`python -m treegrad train` on a run of ten million epochs, returned once it is training."""
     (work / "long.yaml").write_text(LONG)
-    proc = subprocess.Popen([sys.executable, "-m", "treegrad", "train", "long.yaml", *options],
-                            cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "treegrad", "train", "long.yaml", *options],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # Under way means past the imports and the data: wait for 1.5 s of the child's own CPU time
     # (its clock, not ours, so a busy machine does not make the wait too short).
     stat = Path(f"/proc/{proc.pid}/stat")
@@ -298,8 +325,12 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_whole(work: Path) -> None
     and still loads. The temporary file survives (nothing can clean up after SIGKILL), but it
     is hidden, named .NAME.*.tmp, and nothing reads it; the next write succeeds beside it."""
     old = (work / "old.model.json").read_bytes()
-    proc = subprocess.Popen([sys.executable, "-c", KILL_WRITER, str(work / "old.model.json")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_WRITER, str(work / "old.model.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "written, not yet renamed", proc.stderr.read() if proc.stderr else ""
     proc.kill()
@@ -312,13 +343,17 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_whole(work: Path) -> None
     assert json.loads((work / "old.model.json").read_text())["training"]["epochs"] == 2
 
 
-@pytest.mark.parametrize(("target", "error"), [
-    ("fsync", OSError(errno.ENOSPC, "No space left on device")),
-    ("replace", OSError(errno.EROFS, "Read-only file system")),
-    ("fsync", KeyboardInterrupt()),
-])
-def test_a_failed_write_leaves_the_old_file_and_no_temporary(work: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             target: str, error: BaseException) -> None:
+@pytest.mark.parametrize(
+    ("target", "error"),
+    [
+        ("fsync", OSError(errno.ENOSPC, "No space left on device")),
+        ("replace", OSError(errno.EROFS, "Read-only file system")),
+        ("fsync", KeyboardInterrupt()),
+    ],
+)
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(
+    work: Path, monkeypatch: pytest.MonkeyPatch, target: str, error: BaseException
+) -> None:
     from treegrad import modelfile
 
     def fail(*args: Any) -> None:
@@ -352,6 +387,7 @@ def test_a_full_disk_during_train_is_a_message_not_a_bug(work: Path, monkeypatch
 
 def test_a_bad_out_path_fails_before_training(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A typo in --out is reported before the first epoch, not after the last."""
+
     def must_not_train(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("training started although the model could not be saved")
 

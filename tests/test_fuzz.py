@@ -42,9 +42,13 @@ from treegrad.workflow import parse_values
 EXAMPLES = int(os.environ.get("TREEGRAD_FUZZ_EXAMPLES", "200"))  # raise it for a deeper run by hand
 SECONDS_PER_EXAMPLE = 10
 
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 COUNTS: Counter[str] = Counter()
 
@@ -72,10 +76,19 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 NAMES = ["x", "y", "h", "g", "param", "softmax", "relu", "_", "x1", "é", "__import__", "1x", "", "x y", "linear"]
 UNITS = st.one_of(st.integers(-2, 5), st.sampled_from([2.5, "3", True, None]))
-NUMBERS = st.one_of(st.integers(-10, 10), st.floats(allow_nan=True, allow_infinity=True),
-                    st.sampled_from([0, 1e308, -1e308, 1e-320, 2**63, 10**30]))
-SCALARS = st.one_of(st.sampled_from(NAMES), NUMBERS, st.booleans(), st.none(),
-                    st.text(max_size=8), st.sampled_from(["relu", "tanh", "none", "mse", "bce", "adam", "sgd"]))
+NUMBERS = st.one_of(
+    st.integers(-10, 10),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 1e308, -1e308, 1e-320, 2**63, 10**30]),
+)
+SCALARS = st.one_of(
+    st.sampled_from(NAMES),
+    NUMBERS,
+    st.booleans(),
+    st.none(),
+    st.text(max_size=8),
+    st.sampled_from(["relu", "tanh", "none", "mse", "bce", "adam", "sgd"]),
+)
 OP_KEYS = sorted(CALLS) + ["units", "inputs", "activation", "bias", "init", "name", "frob"]
 
 
@@ -88,13 +101,17 @@ def _well_formed(names: list[str]) -> st.SearchStrategy[Any]:
         return st.one_of(
             st.builds(lambda op, a: {op: a}, st.sampled_from(["add", "mul"]), pair),
             st.builds(lambda op, a, b: {op: [a, b]}, st.sampled_from(["sub", "div"]), inner, inner),
-            st.builds(lambda op, a: {op: a}, st.sampled_from(["neg", "relu", "sigmoid", "tanh", "exp", "log", "abs"]),
-                      inner),
+            st.builds(
+                lambda op, a: {op: a}, st.sampled_from(["neg", "relu", "sigmoid", "tanh", "exp", "log", "abs"]), inner
+            ),
             st.builds(lambda a, e: {"pow": [a, e]}, inner, st.sampled_from([2, 3, 0.5, -1, -2.5, 0, 1e10])),
             st.builds(lambda a: {"linear": a}, st.lists(inner, min_size=1, max_size=3)),
-            st.builds(lambda a, k, f: {"linear": {"inputs": a, "units": k, "activation": f}},
-                      st.lists(inner, min_size=1, max_size=2), st.just(1),
-                      st.sampled_from(["relu", "tanh", "sigmoid", "none"])),
+            st.builds(
+                lambda a, k, f: {"linear": {"inputs": a, "units": k, "activation": f}},
+                st.lists(inner, min_size=1, max_size=2),
+                st.just(1),
+                st.sampled_from(["relu", "tanh", "sigmoid", "none"]),
+            ),
             st.builds(lambda v, n: {"param": {"init": v, "name": n}}, st.floats(-2, 2), st.sampled_from(["w", "b"])),
         )
 
@@ -105,17 +122,30 @@ def _anything() -> st.SearchStrategy[Any]:
     """Nestings of the grammar's keys, names, numbers and lists with no regard for types."""
     return st.recursive(
         SCALARS,
-        lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                st.dictionaries(st.sampled_from(OP_KEYS), st.one_of(inner, st.lists(inner, max_size=3)),
-                                                min_size=1, max_size=2)),
-        max_leaves=15)
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4),
+            st.dictionaries(
+                st.sampled_from(OP_KEYS), st.one_of(inner, st.lists(inner, max_size=3)), min_size=1, max_size=2
+            ),
+        ),
+        max_leaves=15,
+    )
 
 
 ACTIVATIONS = st.sampled_from(["relu", "tanh", "sigmoid", "none"])
-TRAINING = st.fixed_dictionaries({}, optional={
-    "epochs": st.integers(0, 3), "learning_rate": st.floats(1e-4, 1.0), "batch_size": st.integers(1, 8),
-    "optimizer": st.sampled_from(["sgd", "momentum", "adam"]), "seed": st.integers(-5, 2**40),
-    "shuffle": st.booleans(), "validation_split": st.floats(0, 0.9), "normalize": st.booleans()})
+TRAINING = st.fixed_dictionaries(
+    {},
+    optional={
+        "epochs": st.integers(0, 3),
+        "learning_rate": st.floats(1e-4, 1.0),
+        "batch_size": st.integers(1, 8),
+        "optimizer": st.sampled_from(["sgd", "momentum", "adam"]),
+        "seed": st.integers(-5, 2**40),
+        "shuffle": st.booleans(),
+        "validation_split": st.floats(0, 0.9),
+        "normalize": st.booleans(),
+    },
+)
 
 
 @st.composite
@@ -128,12 +158,21 @@ def plausible_documents(draw: st.DrawFn) -> dict[str, Any]:
         doc["nodes"] = {"h": draw(_well_formed(names))}
         names.append("h")
     if draw(st.integers(0, 2)):
-        doc["output"] = draw(st.one_of(
-            _well_formed(names), st.lists(_well_formed(names), min_size=1, max_size=3),
-            st.builds(lambda e: {"softmax": e}, st.lists(_well_formed(names), min_size=2, max_size=3))))
+        doc["output"] = draw(
+            st.one_of(
+                _well_formed(names),
+                st.lists(_well_formed(names), min_size=1, max_size=3),
+                st.builds(lambda e: {"softmax": e}, st.lists(_well_formed(names), min_size=2, max_size=3)),
+            )
+        )
     else:
-        layers = draw(st.lists(st.builds(lambda k, f: {"linear": k, "activation": f}, st.integers(1, 4), ACTIVATIONS),
-                               min_size=1, max_size=3))
+        layers = draw(
+            st.lists(
+                st.builds(lambda k, f: {"linear": k, "activation": f}, st.integers(1, 4), ACTIVATIONS),
+                min_size=1,
+                max_size=3,
+            )
+        )
         if layers[-1]["linear"] >= 2 and draw(st.booleans()):
             layers.append({"softmax": True})
         doc["layers"] = layers
@@ -151,8 +190,7 @@ def spec_documents(draw: st.DrawFn) -> dict[str, Any]:
     """Half plausible specs, half random nestings of the grammar's keys with wrong types."""
     if draw(st.booleans()):
         return draw(plausible_documents())
-    inputs = draw(st.one_of(st.just(["x", "y"]), st.just(["x"]), st.lists(st.sampled_from(NAMES), max_size=3),
-                            SCALARS))
+    inputs = draw(st.one_of(st.just(["x", "y"]), st.just(["x"]), st.lists(st.sampled_from(NAMES), max_size=3), SCALARS))
     names = [n for n in inputs if isinstance(n, str)] if isinstance(inputs, list) else ["x"]
     doc: dict[str, Any] = {"inputs": inputs}
     if draw(st.booleans()):
@@ -160,24 +198,56 @@ def spec_documents(draw: st.DrawFn) -> dict[str, Any]:
         names = names + ["h"]
     model = draw(st.sampled_from(["output", "output", "layers", "junk", "both", "none"]))
     if model in ("output", "both"):
-        doc["output"] = draw(st.one_of(_well_formed(names or ["x"]), _anything(),
-                                       st.builds(lambda e: {"softmax": e}, st.lists(_well_formed(names or ["x"]),
-                                                                                   min_size=1, max_size=3))))
+        doc["output"] = draw(
+            st.one_of(
+                _well_formed(names or ["x"]),
+                _anything(),
+                st.builds(lambda e: {"softmax": e}, st.lists(_well_formed(names or ["x"]), min_size=1, max_size=3)),
+            )
+        )
     if model in ("layers", "both"):
-        doc["layers"] = draw(st.lists(st.one_of(
-            st.builds(lambda k, f: {"linear": k, "activation": f}, UNITS,
-                      st.sampled_from(["relu", "tanh", "sigmoid", "none", "softmax", 3])),
-            st.builds(lambda v: {"softmax": v}, st.one_of(st.booleans(), SCALARS)),
-            SCALARS), max_size=3))
+        doc["layers"] = draw(
+            st.lists(
+                st.one_of(
+                    st.builds(
+                        lambda k, f: {"linear": k, "activation": f},
+                        UNITS,
+                        st.sampled_from(["relu", "tanh", "sigmoid", "none", "softmax", 3]),
+                    ),
+                    st.builds(lambda v: {"softmax": v}, st.one_of(st.booleans(), SCALARS)),
+                    SCALARS,
+                ),
+                max_size=3,
+            )
+        )
     if model == "junk":
         doc["output"] = draw(_anything())
-    for key in draw(st.lists(st.sampled_from(["loss", "classes", "training", "target", "name", "data", "bogus"]),
-                             max_size=3, unique=True)):
+    for key in draw(
+        st.lists(
+            st.sampled_from(["loss", "classes", "training", "target", "name", "data", "bogus"]), max_size=3, unique=True
+        )
+    ):
         if key == "training":
-            doc[key] = draw(st.dictionaries(
-                st.sampled_from(["epochs", "learning_rate", "batch_size", "optimizer", "seed", "shuffle",
-                                 "validation_split", "early_stopping", "normalize", "patience"]),
-                st.one_of(SCALARS, st.fixed_dictionaries({"patience": SCALARS})), max_size=4))
+            doc[key] = draw(
+                st.dictionaries(
+                    st.sampled_from(
+                        [
+                            "epochs",
+                            "learning_rate",
+                            "batch_size",
+                            "optimizer",
+                            "seed",
+                            "shuffle",
+                            "validation_split",
+                            "early_stopping",
+                            "normalize",
+                            "patience",
+                        ]
+                    ),
+                    st.one_of(SCALARS, st.fixed_dictionaries({"patience": SCALARS})),
+                    max_size=4,
+                )
+            )
         elif key == "classes":
             doc[key] = draw(st.lists(SCALARS, max_size=4))
         elif key == "loss":
@@ -187,8 +257,32 @@ def spec_documents(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
-MUTATIONS = ["", "{", "]", ":", "\n  ", "&a ", "*a", "!!python/object/apply:os.system ", "\t", "'", '"', "- ",
-             "\x00", "\x07", "---\n", "%YAML 1.1\n", "? ", "|", ">", "#", "\ud800", "\ufeff", "1e999", "[" * 200]
+MUTATIONS = [
+    "",
+    "{",
+    "]",
+    ":",
+    "\n  ",
+    "&a ",
+    "*a",
+    "!!python/object/apply:os.system ",
+    "\t",
+    "'",
+    '"',
+    "- ",
+    "\x00",
+    "\x07",
+    "---\n",
+    "%YAML 1.1\n",
+    "? ",
+    "|",
+    ">",
+    "#",
+    "\ud800",
+    "\ufeff",
+    "1e999",
+    "[" * 200,
+]
 
 
 @st.composite
@@ -202,7 +296,7 @@ def spec_texts(draw: st.DrawFn) -> tuple[str, str]:
     if draw(st.integers(0, 3)) == 0:
         at = draw(st.integers(0, len(text)))
         cut = draw(st.integers(0, 3))
-        text = text[:at] + draw(st.sampled_from(MUTATIONS)) + text[at + cut:]
+        text = text[:at] + draw(st.sampled_from(MUTATIONS)) + text[at + cut :]
     return text, "s.json" if how == "json" else "s.yaml"
 
 
@@ -238,9 +332,42 @@ def test_any_spec_text_parses_builds_and_predicts_or_gives_a_treegrad_error(case
 CELLS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.integers(-(10**40), 10**40).map(str),
-    st.sampled_from(["", " ", "nan", "NaN", "inf", "-inf", "1e400", "1e-400", " 4 ", "+5", "0x10", "1_000", "１２",
-                     "a", "b", "c", "None", "True", '"q"', '"a,b"', '"a\nb"', '""', "'", '"', "\t", ";", "\r",
-                     "\x00", "\ufeff", "é", "日本", "9" * 400]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "1e400",
+            "1e-400",
+            " 4 ",
+            "+5",
+            "0x10",
+            "1_000",
+            "１２",
+            "a",
+            "b",
+            "c",
+            "None",
+            "True",
+            '"q"',
+            '"a,b"',
+            '"a\nb"',
+            '""',
+            "'",
+            '"',
+            "\t",
+            ";",
+            "\r",
+            "\x00",
+            "\ufeff",
+            "é",
+            "日本",
+            "9" * 400,
+        ]
+    ),
     st.text(alphabet=string.printable + "éß日\u200b", max_size=6),
 )
 HEADER = st.sampled_from(["x", "y", "t", "label", "x", "", '"x"', "1", "é", "a b"])
@@ -259,8 +386,11 @@ def csv_texts(draw: st.DrawFn) -> bytes:
         cells = []
         for k in range(width):
             if tidy and draw(st.integers(0, 15)):
-                cells.append(draw(st.sampled_from(["a", "b", "c"])) if header[k] == "label" and draw(st.booleans())
-                             else repr(draw(st.floats(-10, 10))))
+                cells.append(
+                    draw(st.sampled_from(["a", "b", "c"]))
+                    if header[k] == "label" and draw(st.booleans())
+                    else repr(draw(st.floats(-10, 10)))
+                )
             else:
                 cells.append(draw(st.floats(-10, 10).map(repr) if draw(st.booleans()) else CELLS))
         lines.append(",".join(cells))
@@ -314,15 +444,32 @@ def test_any_csv_reads_selects_and_encodes_or_gives_a_data_error(content: bytes,
 # ----------------------------------------------------------------- model files and predict values
 
 GOOD_MODEL = {
-    "format": "treegrad-model", "version": 1, "name": "m", "spec_file": "m.yaml",
+    "format": "treegrad-model",
+    "version": 1,
+    "name": "m",
+    "spec_file": "m.yaml",
     "spec_text": "inputs: [x]\noutput: {sigmoid: {add: [{mul: [param, x]}, param]}}\nloss: bce\n",
-    "inputs": ["x"], "task": "binary", "loss": "bce", "classes": ["a", "b"], "normalization": {"x": [0.5, 2.0]},
+    "inputs": ["x"],
+    "task": "binary",
+    "loss": "bce",
+    "classes": ["a", "b"],
+    "normalization": {"x": [0.5, 2.0]},
     "parameters": {"p0": 1.5, "p1": -0.5},
-    "training": {"epochs": 1, "learning_rate": 0.1, "batch_size": 1, "optimizer": "sgd", "seed": 0,
-                 "shuffle": True, "validation_split": 0.0, "normalize": True, "early_stopping": None},
+    "training": {
+        "epochs": 1,
+        "learning_rate": 0.1,
+        "batch_size": 1,
+        "optimizer": "sgd",
+        "seed": 0,
+        "shuffle": True,
+        "validation_split": 0.0,
+        "normalize": True,
+        "early_stopping": None,
+    },
     "data": {"source": "d.csv", "target": "y", "rows": 2, "train_rows": 2, "validation_rows": 0},
     "history": {"train": [0.7], "validation": [], "best_epoch": None, "stopped_early": False},
-    "metrics": {}, "treegrad_version": "0.1.0",
+    "metrics": {},
+    "treegrad_version": "0.1.0",
 }
 
 
@@ -341,7 +488,7 @@ def model_texts(draw: st.DrawFn) -> str:
     text = json.dumps(record, allow_nan=True)
     if draw(st.integers(0, 3)) == 0:
         at = draw(st.integers(0, len(text)))
-        text = text[:at] + draw(st.sampled_from(MUTATIONS + ["NaN", "Infinity", "1" * 5000])) + text[at + 1:]
+        text = text[:at] + draw(st.sampled_from(MUTATIONS + ["NaN", "Infinity", "1" * 5000])) + text[at + 1 :]
     return text
 
 
@@ -366,11 +513,15 @@ VALUE = st.one_of(st.floats().map(str), st.text(max_size=8), st.sampled_from(["1
 
 
 @FUZZ
-@given(st.one_of(
-    st.lists(st.one_of(st.floats().map(str), st.text(max_size=12)), max_size=4),
-    st.lists(st.builds(lambda n, v: f"{n}={v}", st.sampled_from(["x", "y", "z", " x", "x ", ""]), VALUE), max_size=4),
-    st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)).map(lambda t: [repr(v) for v in t]),
-))
+@given(
+    st.one_of(
+        st.lists(st.one_of(st.floats().map(str), st.text(max_size=12)), max_size=4),
+        st.lists(
+            st.builds(lambda n, v: f"{n}={v}", st.sampled_from(["x", "y", "z", " x", "x ", ""]), VALUE), max_size=4
+        ),
+        st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)).map(lambda t: [repr(v) for v in t]),
+    )
+)
 def test_any_command_line_values_parse_or_give_a_data_error(values: list[str]) -> None:
     COUNTS["values examples"] += 1
     try:

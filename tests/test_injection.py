@@ -89,8 +89,11 @@ def test_a_name_that_is_not_an_identifier_is_refused(work: Path, role: str, name
         "parameter": f'{{"inputs": ["x"], "output": {{"mul": ["x", {{"param": {{"init": 1, "name": {quoted}}}}}]}}}}',
     }[role]
     (work / "evil.json").write_text(spec.replace("PWNED", str(work / "PWNED")))
-    for command in (["check", "evil.json"], ["show", "evil.json"],
-                    ["train", "evil.json", "--data", "data.csv", "--target", "y", "--out", "m.json"]):
+    for command in (
+        ["check", "evil.json"],
+        ["show", "evil.json"],
+        ["train", "evil.json", "--data", "data.csv", "--target", "y", "--out", "m.json"],
+    ):
         result = invoke(*command)
         assert result.exit_code == 1, (command, result.stdout, result.stderr)
         assert result.stderr.startswith("error: evil.json:1:"), result.stderr
@@ -107,10 +110,12 @@ PLAIN = [f"n{i}" for i in range(len(TRICKY))]
 
 def _spec(names: list[str]) -> str:
     inputs, node, param = names[:6], names[6], names[7]
-    return (f"inputs: [{', '.join(inputs)}]\n"
-            f"nodes:\n  {node}: {{linear: {{inputs: [{', '.join(inputs)}], units: 16, activation: tanh}}}}\n"
-            f"output: {{add: [{{linear: {node}}}, {{mul: [{{param: {{init: 0.5, name: {param}}}}}, {inputs[0]}]}},"
-            f" {{pow: [{inputs[1]}, 3]}}, 12345.678]}}\n")
+    return (
+        f"inputs: [{', '.join(inputs)}]\n"
+        f"nodes:\n  {node}: {{linear: {{inputs: [{', '.join(inputs)}], units: 16, activation: tanh}}}}\n"
+        f"output: {{add: [{{linear: {node}}}, {{mul: [{{param: {{init: 0.5, name: {param}}}}}, {inputs[0]}]}},"
+        f" {{pow: [{inputs[1]}, 3]}}, 12345.678]}}\n"
+    )
 
 
 def _generated_sources(spec_text: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -131,8 +136,16 @@ def _generated_sources(spec_text: str, monkeypatch: pytest.MonkeyPatch) -> list[
     for optimizer in ("sgd", "momentum", "adam"):
         for batch_size in (1, 4, 64):
             root = build_model(spec, seed=0)
-            fit(root, X, y, loss=loss_name(spec), epochs=1, batch_size=batch_size, optimizer=optimizer,
-                validation=(X, y))
+            fit(
+                root,
+                X,
+                y,
+                loss=loss_name(spec),
+                epochs=1,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                validation=(X, y),
+            )
             predict_many(root, X)
     monkeypatch.undo()
     return sources
@@ -140,18 +153,80 @@ def _generated_sources(spec_text: str, monkeypatch: pytest.MonkeyPatch) -> list[
 
 GENERATED_WORDS = set(keyword.kwlist) | {
     # builtins and the op table's functions (ops.NAMESPACE) and their NumPy forms
-    "abs", "float", "len", "max", "range", "sum", "exp", "log", "tanh", "sqrt", "fpow",
-    "np", "arange", "array", "axis", "dtype", "float64", "keepdims", "maximum", "minimum", "sign",
-    "stack", "tolist", "where",
+    "abs",
+    "float",
+    "len",
+    "max",
+    "range",
+    "sum",
+    "exp",
+    "log",
+    "tanh",
+    "sqrt",
+    "fpow",
+    "np",
+    "arange",
+    "array",
+    "axis",
+    "dtype",
+    "float64",
+    "keepdims",
+    "maximum",
+    "minimum",
+    "sign",
+    "stack",
+    "tolist",
+    "where",
     # the generated functions' own arguments and locals
-    "P", "C", "S", "STEP", "X", "T", "L", "i", "t", "n", "nb", "row", "out", "append", "batch", "idx",
-    "lr", "step", "total", "epoch", "predict_rows", "loss_rows", "Pa", "Pm", "Xa", "Ta", "Xb", "Tb", "GZ",
+    "P",
+    "C",
+    "S",
+    "STEP",
+    "X",
+    "T",
+    "L",
+    "i",
+    "t",
+    "n",
+    "nb",
+    "row",
+    "out",
+    "append",
+    "batch",
+    "idx",
+    "lr",
+    "step",
+    "total",
+    "epoch",
+    "predict_rows",
+    "loss_rows",
+    "Pa",
+    "Pm",
+    "Xa",
+    "Ta",
+    "Xb",
+    "Tb",
+    "GZ",
 }
 # v3, p0, x1, c2, g7, gp0, go0, s1, gz0, a4, m_0, v_0, _sm0, and the vectorized trainer's
 # per-layer arrays (W1, B2, Z3, dZ1, gW2, m_W1, iw1, b1c, ix_A2, ...).
 GENERATED_NAME = re.compile(r"(v|p|x|c|g|gp|go|s|gz|a|m_|v_|_\w*)\d*|(m_|v_|d|g|i|ix_)?[A-Z][a-z]?\d+|[a-z]{1,2}\d+c?")
-GENERATED_NUMBERS = {"0", "1", "2", "0.0", "1.0", "2.0", "0.001", "0.1", "0.9", "0.999", "0.99999999", "1e-08",
-                     "1e-300", "700.0"}
+GENERATED_NUMBERS = {
+    "0",
+    "1",
+    "2",
+    "0.0",
+    "1.0",
+    "2.0",
+    "0.001",
+    "0.1",
+    "0.9",
+    "0.999",
+    "0.99999999",
+    "1e-08",
+    "1e-300",
+    "700.0",
+}
 
 
 def test_generated_code_holds_only_treegrads_own_names_and_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,17 +289,20 @@ def test_tricky_identifiers_train_predict_and_show_like_plain_ones(work: Path) -
     assert_not_pwned(work)
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("inputs: [x]\noutput: {pow: [x, 1e308]}\n", None),
-    ("inputs: [x]\noutput: {pow: [x, 1e-400]}\n", None),  # underflows to 0.0: a valid exponent
-    ("inputs: [x]\noutput: {mul: [x, 1e400]}\n", "not a finite number"),
-    ("inputs: [x]\noutput: {mul: [x, 1e99999999999]}\n", "not a finite number"),
-    ("inputs: [x]\noutput: {mul: [x, " + "9" * 4000 + "]}\n", "too large"),
-    ("inputs: [x]\noutput: {mul: [x, 0x1F]}\n", "unknown name '0x1F'"),
-    ("inputs: [x]\noutput: {mul: [x, 1_000]}\n", "unknown name '1_000'"),
-    ("inputs: [x]\noutput: {mul: [x, '1+1']}\n", "unknown name '1+1'"),
-    ("inputs: [x]\noutput: {param: {init: 1e308, name: big}}\n", None),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("inputs: [x]\noutput: {pow: [x, 1e308]}\n", None),
+        ("inputs: [x]\noutput: {pow: [x, 1e-400]}\n", None),  # underflows to 0.0: a valid exponent
+        ("inputs: [x]\noutput: {mul: [x, 1e400]}\n", "not a finite number"),
+        ("inputs: [x]\noutput: {mul: [x, 1e99999999999]}\n", "not a finite number"),
+        ("inputs: [x]\noutput: {mul: [x, " + "9" * 4000 + "]}\n", "too large"),
+        ("inputs: [x]\noutput: {mul: [x, 0x1F]}\n", "unknown name '0x1F'"),
+        ("inputs: [x]\noutput: {mul: [x, 1_000]}\n", "unknown name '1_000'"),
+        ("inputs: [x]\noutput: {mul: [x, '1+1']}\n", "unknown name '1+1'"),
+        ("inputs: [x]\noutput: {param: {init: 1e308, name: big}}\n", None),
+    ],
+)
 def test_numbers_cannot_smuggle_anything(work: Path, text: str, words: str | None) -> None:
     """Numbers are parsed by YAML 1.2's rules into floats or refused; nothing else is a number."""
     if words is None:
@@ -239,16 +317,32 @@ def test_numbers_cannot_smuggle_anything(work: Path, text: str, words: str | Non
 # ----------------------------------------------------------------- the spec's name and free text
 
 
-@pytest.mark.parametrize("name", ["../escaped", "../../escaped", "/tmp/escaped", "sub/escaped", ".hidden",
-                                  "..", "a\\b", "x\ny", "evil$(touch PWNED)", "a" * 101])
-def test_the_spec_name_cannot_put_the_model_file_elsewhere(work: Path, name: str,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../escaped",
+        "../../escaped",
+        "/tmp/escaped",
+        "sub/escaped",
+        ".hidden",
+        "..",
+        "a\\b",
+        "x\ny",
+        "evil$(touch PWNED)",
+        "a" * 101,
+    ],
+)
+def test_the_spec_name_cannot_put_the_model_file_elsewhere(
+    work: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without --out the model goes to NAME.model.json in the current folder: a name with a
     path in it would write anywhere the user can. Such names are refused, at their place."""
     inner = work / "inner"
     inner.mkdir()
-    (work / "esc.yaml").write_text(f"name: {json.dumps(name)}\ninputs: [x]\noutput: {{mul: [param, x]}}\n"
-                                   "data: data.csv\ntarget: y\ntraining: {epochs: 1}\n")
+    (work / "esc.yaml").write_text(
+        f"name: {json.dumps(name)}\ninputs: [x]\noutput: {{mul: [param, x]}}\n"
+        "data: data.csv\ntarget: y\ntraining: {epochs: 1}\n"
+    )
     before = sorted(p for p in Path("/tmp").glob("escaped*"))
     monkeypatch.chdir(inner)
     result = invoke("train", "../esc.yaml", "--quiet")
@@ -260,8 +354,10 @@ def test_the_spec_name_cannot_put_the_model_file_elsewhere(work: Path, name: str
 
 
 def test_a_plain_name_still_names_the_default_file(work: Path) -> None:
-    (work / "ok.yaml").write_text("name: f2c_v2.1-beta\ninputs: [x]\noutput: {mul: [param, x]}\n"
-                                  "data: data.csv\ntarget: y\ntraining: {epochs: 1}\n")
+    (work / "ok.yaml").write_text(
+        "name: f2c_v2.1-beta\ninputs: [x]\noutput: {mul: [param, x]}\n"
+        "data: data.csv\ntarget: y\ntraining: {epochs: 1}\n"
+    )
     result = invoke("train", "ok.yaml", "--quiet")
     assert result.exit_code == 0, result.stderr
     assert (work / "f2c_v2.1-beta.model.json").is_file()
@@ -273,8 +369,10 @@ def test_rich_markup_in_a_message_is_printed_as_it_is(work: Path) -> None:
     for name in ("[/x].yaml", "[bold]hidden[/bold].yaml", "[link=evil]x[/link].yaml"):
         result = invoke("check", name)
         assert result.exit_code == 1, result.stderr
-        assert result.stderr == f"error: {name}: no such file; check the path (relative paths start from the " \
-                                "current folder)\n"
+        assert (
+            result.stderr == f"error: {name}: no such file; check the path (relative paths start from the "
+            "current folder)\n"
+        )
     (work / "markup.csv").write_text("x,y\n1,2\n[/red]oops,3\n")
     (work / "m.yaml").write_text("inputs: [x]\noutput: {mul: [param, x]}\ntarget: y\n")
     result = invoke("train", "m.yaml", "--data", "markup.csv", "--quiet")
@@ -283,8 +381,17 @@ def test_rich_markup_in_a_message_is_printed_as_it_is(work: Path) -> None:
 
 # ----------------------------------------------------------------- labels in a CSV
 
-LABELS = ["__import__('os').system('touch PWNED')", "=cmd|' /C calc'!A0", "[red]x[/red]", "[/bold]",
-          "'; DROP TABLE models; --", "a\"b", "\\x00", "ℵ", "{{7*7}}"]
+LABELS = [
+    "__import__('os').system('touch PWNED')",
+    "=cmd|' /C calc'!A0",
+    "[red]x[/red]",
+    "[/bold]",
+    "'; DROP TABLE models; --",
+    'a"b',
+    "\\x00",
+    "ℵ",
+    "{{7*7}}",
+]
 
 
 @pytest.mark.parametrize("label", LABELS, ids=[f"label{i}" for i in range(len(LABELS))])
@@ -293,8 +400,10 @@ def test_crafted_class_labels_are_only_ever_text(work: Path, label: str) -> None
     quoted = '"' + label.replace('"', '""') + '"'
     sign = 1 if sorted([label, "plain"])[1] == label else -1  # the second class is the one of x > 0
     (work / "labels.csv").write_text(f"x,y\n{-sign},plain\n{-sign / 2},plain\n{sign / 2},{quoted}\n{sign},{quoted}\n")
-    (work / "bin.yaml").write_text("name: bin\ninputs: [x]\noutput: {sigmoid: {mul: [{param: 4.0}, x]}}\n"
-                                   "loss: bce\ntarget: y\ntraining: {epochs: 2}\n")
+    (work / "bin.yaml").write_text(
+        "name: bin\ninputs: [x]\noutput: {sigmoid: {mul: [{param: 4.0}, x]}}\n"
+        "loss: bce\ntarget: y\ntraining: {epochs: 2}\n"
+    )
     result = invoke("train", "bin.yaml", "--data", "labels.csv", "--out", "bin.json")
     assert result.exit_code == 0, result.stderr
     record = json.loads((work / "bin.json").read_text())
@@ -322,8 +431,9 @@ def test_crafted_class_labels_are_only_ever_text(work: Path, label: str) -> None
 
 @pytest.fixture()
 def model(work: Path) -> dict[str, Any]:
-    (work / "m.yaml").write_text("name: m\ninputs: [x]\noutput: {sigmoid: {mul: [param, x]}}\nloss: bce\n"
-                                 "target: y\ntraining: {epochs: 1}\n")
+    (work / "m.yaml").write_text(
+        "name: m\ninputs: [x]\noutput: {sigmoid: {mul: [param, x]}}\nloss: bce\ntarget: y\ntraining: {epochs: 1}\n"
+    )
     (work / "labels.csv").write_text("x,y\n-1,a\n1,b\n")
     result = invoke("train", "m.yaml", "--data", "labels.csv", "--out", "m.json", "--quiet")
     assert result.exit_code == 0, result.stderr
@@ -332,8 +442,12 @@ def model(work: Path) -> dict[str, Any]:
 
 def _run_all(work: Path, record: dict[str, Any]) -> list[Result]:
     (work / "evil.json").write_text(json.dumps(record))
-    results = [invoke("predict", "evil.json", "0.5"), invoke("predict", "evil.json", "0.5", "--json"),
-               invoke("eval", "evil.json", "--data", "labels.csv"), invoke("show", "evil.json")]
+    results = [
+        invoke("predict", "evil.json", "0.5"),
+        invoke("predict", "evil.json", "0.5", "--json"),
+        invoke("eval", "evil.json", "--data", "labels.csv"),
+        invoke("show", "evil.json"),
+    ]
     results += [invoke("show", "evil.json", "--format", f) for f in ("tree", "latex", "python", "dot", "json")]
     for r in results:
         assert r.exit_code in (0, 1), (r.stdout, r.stderr)
@@ -358,8 +472,10 @@ def test_a_model_file_with_a_crafted_spec_is_refused(work: Path, model: dict[str
     elif where == "parameter":
         record["parameters"] = {payload: 1.0}
     else:
-        record["spec_text"] = f"inputs: [x]\nnodes:\n  {json.dumps(payload)}: {{mul: [param, x]}}\n" \
-                              f"output: {{sigmoid: {json.dumps(payload)}}}\nloss: bce\n"
+        record["spec_text"] = (
+            f"inputs: [x]\nnodes:\n  {json.dumps(payload)}: {{mul: [param, x]}}\n"
+            f"output: {{sigmoid: {json.dumps(payload)}}}\nloss: bce\n"
+        )
     results = _run_all(work, record)
     assert all(r.exit_code == 1 for r in results)
 
@@ -383,10 +499,14 @@ def test_subprocess_sees_no_side_effect(work: Path, model: dict[str, Any]) -> No
     record = dict(model, name=payload, classes=[payload, "b"])
     (work / "evil.json").write_text(json.dumps(record))
     (work / "labels.csv").write_text(f'x,y\n-1,"{payload}"\n1,b\n')
-    for args in (["predict", "evil.json", "x=-1"], ["show", "evil.json"],
-                 ["eval", "evil.json", "--data", "labels.csv"]):
-        proc = subprocess.run([sys.executable, "-m", "treegrad", *args], capture_output=True, text=True, cwd=work,
-                              timeout=60)
+    for args in (
+        ["predict", "evil.json", "x=-1"],
+        ["show", "evil.json"],
+        ["eval", "evil.json", "--data", "labels.csv"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "treegrad", *args], capture_output=True, text=True, cwd=work, timeout=60
+        )
         assert proc.returncode == 0, proc.stderr
         assert "Traceback" not in proc.stderr
     assert_not_pwned(work)

@@ -120,8 +120,10 @@ def test_files_are_written_in_the_format_of_their_suffix(tmp_path: Path) -> None
 def test_many_inputs_draw_only_the_curve(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     spec = tmp_path / "wide.yaml"
-    spec.write_text("name: wide\ninputs: [a, b, c]\nlayers:\n  - {linear: 1}\ndata: table.csv\n"
-                    "training: {epochs: 2, learning_rate: 0.01}\n")
+    spec.write_text(
+        "name: wide\ninputs: [a, b, c]\nlayers:\n  - {linear: 1}\ndata: table.csv\n"
+        "training: {epochs: 2, learning_rate: 0.01}\n"
+    )
     (tmp_path / "table.csv").write_text("a,b,c,z\n" + "".join(f"{i},{i % 3},{i % 4},{i % 5}\n" for i in range(20)))
     out = tmp_path / "wide.model.json"
     workflow.train(spec, out=out)

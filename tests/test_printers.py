@@ -140,8 +140,7 @@ def test_text_parentheses_only_where_needed(build, text: str) -> None:
     inputs = {"a": 1.7, "b": 0.6, "c": -2.3}
     for name, v in inputs.items():
         {"a": a, "b": b, "c": c}[name].value = v
-    assert run_python(model.funcify(precision=17, format="python"), inputs) == pytest.approx(model.forward(),
-                                                                                            rel=1e-14)
+    assert run_python(model.funcify(precision=17, format="python"), inputs) == pytest.approx(model.forward(), rel=1e-14)
 
 
 def test_numbers_print_at_the_requested_precision() -> None:
@@ -159,7 +158,8 @@ def test_shared_subexpressions_are_printed_once() -> None:
     model = h * h + Sigmoid([h])
     assert model.funcify() == "h1 = tanh(x + y)\nh1 * h1 + sigmoid(h1)"
     assert model.funcify(format="latex") == (
-        r"h_{1} = \tanh\left(x + y\right) \\" + "\n" + r"h_{1} \cdot h_{1} + \sigma\left(h_{1}\right)")
+        r"h_{1} = \tanh\left(x + y\right) \\" + "\n" + r"h_{1} \cdot h_{1} + \sigma\left(h_{1}\right)"
+    )
 
 
 def test_a_chain_of_doublings_stays_linear_in_size() -> None:

@@ -104,13 +104,13 @@ def succeeds(*args: str) -> Result:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with three small trained models (regression, binary, three classes) and their data."""
     folder = tmp_path_factory.mktemp("trained")
-    for name, spec, csv in (("line", LINE, NUMBERS_CSV), ("binary", BINARY, LABELS_CSV),
-                            ("three", SOFTMAX, THREE_CSV)):
+    for name, spec, csv in (("line", LINE, NUMBERS_CSV), ("binary", BINARY, LABELS_CSV), ("three", SOFTMAX, THREE_CSV)):
         (folder / f"{name}.yaml").write_text(spec)
         (folder / f"{name}.csv").write_text(csv)
         out = folder / f"{name}.model.json"
-        result = invoke("train", str(folder / f"{name}.yaml"), "--data", str(folder / f"{name}.csv"),
-                        "--out", str(out), "--quiet")
+        result = invoke(
+            "train", str(folder / f"{name}.yaml"), "--data", str(folder / f"{name}.csv"), "--out", str(out), "--quiet"
+        )
         assert result.exit_code == 0, result.stderr
     return folder
 
@@ -126,10 +126,13 @@ def work(tmp_path: Path, trained: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 
 # ----------------------------------------------------------------- 1. bad specs
 
-BILLION_LAUGHS = "\n".join(
-    ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    + [f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]" for p, c in zip("abcdefgh", "bcdefghi")]
-) + "\ninputs: [x]\noutput: i\n"
+BILLION_LAUGHS = (
+    "\n".join(
+        ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+        + [f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+    )
+    + "\ninputs: [x]\noutput: i\n"
+)
 
 BAD_SPECS: list[tuple[str, str, bytes | str, tuple[str, ...]]] = [
     # id, file name, content, words the message must hold
@@ -139,49 +142,109 @@ BAD_SPECS: list[tuple[str, str, bytes | str, tuple[str, ...]]] = [
     ("two-documents", "bad.yaml", "inputs: [x]\noutput: x\n---\ninputs: [y]\n", ("bad.yaml:3:1", "one YAML document")),
     ("json-syntax", "bad.json", '{"inputs": ["x"], "output": }', ("bad.json:1:29", "invalid JSON")),
     ("json-trailing-comma", "bad.json", '{"inputs": ["x"],\n "output": "x",\n}', ("bad.json:3:1", "invalid JSON")),
-    ("json-duplicate-key", "bad.json", '{"inputs": ["x"],\n "output": "x",\n "output": 1}',
-     ("bad.json:3:2", "defined twice")),
-    ("json-huge-integer", "bad.json", '{"inputs": ["x"], "output": {"mul": ["x", ' + "1" * 5000 + "]}}",
-     ("bad.json:1:43", "too large")),
-    ("yaml-huge-integer", "bad.yaml", "inputs: [x]\noutput: {mul: [x, " + "7" * 5000 + "]}\n",
-     ("bad.yaml:2:19", "too large")),
+    (
+        "json-duplicate-key",
+        "bad.json",
+        '{"inputs": ["x"],\n "output": "x",\n "output": 1}',
+        ("bad.json:3:2", "defined twice"),
+    ),
+    (
+        "json-huge-integer",
+        "bad.json",
+        '{"inputs": ["x"], "output": {"mul": ["x", ' + "1" * 5000 + "]}}",
+        ("bad.json:1:43", "too large"),
+    ),
+    (
+        "yaml-huge-integer",
+        "bad.yaml",
+        "inputs: [x]\noutput: {mul: [x, " + "7" * 5000 + "]}\n",
+        ("bad.yaml:2:19", "too large"),
+    ),
     ("json-deep", "bad.json", "[" * 100_000, ("bad.json",)),
-    ("yaml-deep", "bad.yaml", "inputs: [x]\noutput: " + "[" * 500 + "x" + "]" * 500 + "\n",
-     ("bad.yaml:2:", "nested more than")),
+    (
+        "yaml-deep",
+        "bad.yaml",
+        "inputs: [x]\noutput: " + "[" * 500 + "x" + "]" * 500 + "\n",
+        ("bad.yaml:2:", "nested more than"),
+    ),
     ("not-a-mapping", "bad.yaml", "- inputs\n- output\n", ("bad.yaml:1:1", "a spec is a mapping")),
     ("inputs-not-a-list", "bad.yaml", "inputs: 3\noutput: x\n", ("bad.yaml:1:9", "inputs", "expected a list")),
-    ("negative-epochs", "bad.yaml", "inputs: [x]\noutput: x\ntraining: {epochs: -1}\n",
-     ("bad.yaml:3:20", "training.epochs", "greater than or equal to 0")),
-    ("misspelt-key", "bad.yaml", "inputs: [x]\noutput: x\nouptut: x\n",
-     ("bad.yaml:3:1", "unknown key 'ouptut'", "did you mean 'output'")),
+    (
+        "negative-epochs",
+        "bad.yaml",
+        "inputs: [x]\noutput: x\ntraining: {epochs: -1}\n",
+        ("bad.yaml:3:20", "training.epochs", "greater than or equal to 0"),
+    ),
+    (
+        "misspelt-key",
+        "bad.yaml",
+        "inputs: [x]\noutput: x\nouptut: x\n",
+        ("bad.yaml:3:1", "unknown key 'ouptut'", "did you mean 'output'"),
+    ),
     ("missing-inputs", "bad.yaml", "output: x\n", ("the key 'inputs' is missing",)),
     ("no-model", "bad.yaml", "inputs: [x]\n", ("no model", "output:")),
-    ("unknown-op", "bad.yaml", "inputs: [x]\noutput: {frobnicate: x}\n",
-     ("bad.yaml:2:9", "unknown op 'frobnicate'. Ops are:")),
-    ("misspelt-op", "bad.yaml", "inputs: [x]\noutput: {sigmod: x}\n",
-     ("unknown op 'sigmod'", "did you mean 'sigmoid'")),
-    ("unknown-name", "bad.yaml", "inputs: [x]\noutput: {add: [x, zzz]}\n",
-     ("bad.yaml:2:19", "output.add[1]", "unknown name 'zzz'. Names in scope: x")),
+    (
+        "unknown-op",
+        "bad.yaml",
+        "inputs: [x]\noutput: {frobnicate: x}\n",
+        ("bad.yaml:2:9", "unknown op 'frobnicate'. Ops are:"),
+    ),
+    (
+        "misspelt-op",
+        "bad.yaml",
+        "inputs: [x]\noutput: {sigmod: x}\n",
+        ("unknown op 'sigmod'", "did you mean 'sigmoid'"),
+    ),
+    (
+        "unknown-name",
+        "bad.yaml",
+        "inputs: [x]\noutput: {add: [x, zzz]}\n",
+        ("bad.yaml:2:19", "output.add[1]", "unknown name 'zzz'. Names in scope: x"),
+    ),
     ("bad-loss", "bad.yaml", "inputs: [x]\noutput: x\nloss: 3\n", ("bad.yaml:3:7", "is not allowed. Allowed: mse")),
-    ("bad-optimizer", "bad.yaml", "inputs: [x]\noutput: x\ntraining: {optimizer: adan}\n",
-     ("training.optimizer", "did you mean 'adam'")),
-    ("cycle", "bad.yaml", "inputs: [x]\nnodes:\n  a: {add: [b, 1]}\n  b: {mul: [a, 2]}\noutput: a\n",
-     ("bad.yaml:4:", "cycle among nodes: a -> b -> a")),
+    (
+        "bad-optimizer",
+        "bad.yaml",
+        "inputs: [x]\noutput: x\ntraining: {optimizer: adan}\n",
+        ("training.optimizer", "did you mean 'adam'"),
+    ),
+    (
+        "cycle",
+        "bad.yaml",
+        "inputs: [x]\nnodes:\n  a: {add: [b, 1]}\n  b: {mul: [a, 2]}\noutput: a\n",
+        ("bad.yaml:4:", "cycle among nodes: a -> b -> a"),
+    ),
     ("self-cycle", "bad.yaml", "inputs: [x]\nnodes:\n  a: {add: [a, x]}\noutput: a\n", ("cycle among nodes: a -> a",)),
-    ("unary-given-two", "bad.yaml", "inputs: [x]\noutput: {relu: [x, x]}\n",
-     ("bad.yaml:2:16", "'relu' takes one expression")),
+    (
+        "unary-given-two",
+        "bad.yaml",
+        "inputs: [x]\noutput: {relu: [x, x]}\n",
+        ("bad.yaml:2:16", "'relu' takes one expression"),
+    ),
     ("binary-given-one", "bad.yaml", "inputs: [x]\noutput: {add: [x]}\n", ("'add' takes a list of at least 2",)),
     ("sub-given-three", "bad.yaml", "inputs: [x]\noutput: {sub: [x, 1, 2]}\n", ("output.sub", "sub")),
     ("pow-learned-exponent", "bad.yaml", "inputs: [x]\noutput: {pow: [x, param]}\n", ("must be a constant number",)),
-    ("softmax-inside", "bad.yaml", "inputs: [x, y]\noutput: {add: [{softmax: [x, y]}, 1]}\n",
-     ("softmax can only be the whole model output",)),
-    ("softmax-not-last", "bad.yaml", "inputs: [x]\nlayers: [{softmax: true}, {linear: 2}]\n",
-     ("layers[0]", "can only be the last layer")),
+    (
+        "softmax-inside",
+        "bad.yaml",
+        "inputs: [x, y]\noutput: {add: [{softmax: [x, y]}, 1]}\n",
+        ("softmax can only be the whole model output",),
+    ),
+    (
+        "softmax-not-last",
+        "bad.yaml",
+        "inputs: [x]\nlayers: [{softmax: true}, {linear: 2}]\n",
+        ("layers[0]", "can only be the last layer"),
+    ),
     ("loss-misfit", "bad.yaml", "inputs: [x]\noutput: x\nloss: cross_entropy\n", ("needs a softmax output",)),
     ("input-twice", "bad.yaml", "inputs: [x, x]\noutput: x\n", ("listed twice",)),
     ("input-name-with-space", "bad.yaml", "inputs: [my x]\noutput: x\n", ("not a usable name",)),
-    ("python-object-tag", "bad.yaml", "inputs: [x]\noutput: !!python/object/apply:os.system ['true']\n",
-     ("bad.yaml:2:9", "!!python/object/apply:os.system", "not allowed")),
+    (
+        "python-object-tag",
+        "bad.yaml",
+        "inputs: [x]\noutput: !!python/object/apply:os.system ['true']\n",
+        ("bad.yaml:2:9", "!!python/object/apply:os.system", "not allowed"),
+    ),
     ("python-name-tag", "bad.yaml", "inputs: [x]\noutput: !!python/name:os.system\n", ("not allowed",)),
     ("binary-tag", "bad.yaml", "inputs: [x]\noutput: !!binary aGVsbG8=\n", ("!!binary", "not supported")),
     ("custom-tag", "bad.yaml", "inputs: [x]\noutput: !shell x\n", ("!shell", "not supported")),
@@ -197,15 +260,15 @@ BAD_SPECS: list[tuple[str, str, bytes | str, tuple[str, ...]]] = [
     ("empty", "bad.yaml", "", ("the file is empty",)),
     ("blank", "bad.yaml", "   \n\n  \n", ("the file is empty",)),
     ("comments-only", "bad.yaml", "# a model\n# to come\n", ("only comments",)),
-    ("too-large", "bad.yaml", "inputs: [x]\noutput: x\n#" + "a" * (1024 * 1024 + 10) + "\n",
-     ("too large", "1 MB")),
+    ("too-large", "bad.yaml", "inputs: [x]\noutput: x\n#" + "a" * (1024 * 1024 + 10) + "\n", ("too large", "1 MB")),
 ]
 
 
 @pytest.mark.parametrize(("case", "name", "content", "words"), BAD_SPECS, ids=[c[0] for c in BAD_SPECS])
 @pytest.mark.parametrize("command", ["train", "check", "show"])
-def test_bad_spec_is_refused_with_a_located_message(work: Path, command: str, case: str, name: str,
-                                                    content: bytes | str, words: tuple[str, ...]) -> None:
+def test_bad_spec_is_refused_with_a_located_message(
+    work: Path, command: str, case: str, name: str, content: bytes | str, words: tuple[str, ...]
+) -> None:
     path = work / name
     path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     args = [command, name]
@@ -231,8 +294,13 @@ def test_billion_laughs_is_refused_quickly_in_bounded_memory(tmp_path: Path) -> 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
-    proc = subprocess.run([sys.executable, "-m", "treegrad", "check", str(path)], capture_output=True, text=True,
-                          timeout=60, preexec_fn=limit)
+    proc = subprocess.run(
+        [sys.executable, "-m", "treegrad", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "anchors and aliases are not supported" in proc.stderr
     assert "Traceback" not in proc.stderr and "MemoryError" not in proc.stderr
@@ -246,9 +314,13 @@ def test_exponential_sharing_of_named_nodes_stays_linear(work: Path) -> None:
     lines += [f"  a{i}: {{add: [a{i - 1}, a{i - 1}]}}" for i in range(1, 61)]
     lines += ["output: {tanh: {mul: [a60, 1e-18]}}", "target: y", "training: {epochs: 2}"]
     (work / "laughs.yaml").write_text("\n".join(lines) + "\n")
-    for args in (["check", "laughs.yaml"], ["show", "laughs.yaml"], ["show", "laughs.yaml", "--format", "tree"],
-                 ["train", "laughs.yaml", "--data", "line.csv", "--out", "laughs.model.json", "--quiet"],
-                 ["predict", "laughs.model.json", "0.5"]):
+    for args in (
+        ["check", "laughs.yaml"],
+        ["show", "laughs.yaml"],
+        ["show", "laughs.yaml", "--format", "tree"],
+        ["train", "laughs.yaml", "--data", "line.csv", "--out", "laughs.model.json", "--quiet"],
+        ["predict", "laughs.model.json", "0.5"],
+    ):
         result = succeeds(*args)
         assert len(result.stdout) < 20_000, f"{args}: {len(result.stdout)} characters of output"
 
@@ -290,8 +362,9 @@ BAD_DATA: list[tuple[str, str, bytes | str, tuple[str, ...]]] = [
 
 
 @pytest.mark.parametrize(("case", "spec", "content", "words"), BAD_DATA, ids=[c[0] for c in BAD_DATA])
-def test_bad_training_data_is_refused(work: Path, case: str, spec: str, content: bytes | str,
-                                      words: tuple[str, ...]) -> None:
+def test_bad_training_data_is_refused(
+    work: Path, case: str, spec: str, content: bytes | str, words: tuple[str, ...]
+) -> None:
     (work / "bad.csv").write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     out = spec.replace(".yaml", ".model.json")
     fails(work, ["train", spec, "--data", "bad.csv", "--out", out, "--quiet"], *words)
@@ -304,8 +377,12 @@ EVAL_DATA: list[tuple[str, str, str | None, tuple[str, ...]]] = [
     ("empty-file", "line", "", ("bad.csv is empty",)),
     ("missing-file", "line", None, ("no such file: bad.csv",)),
     # predict reads the input columns only: the target's cells are none of its business
-    ("unseen-label", "binary", "x,y\n1,a\n2,zebra\n",
-     ("line 3", "label 'zebra' is not one of the known classes (a, b)")),
+    (
+        "unseen-label",
+        "binary",
+        "x,y\n1,a\n2,zebra\n",
+        ("line 3", "label 'zebra' is not one of the known classes (a, b)"),
+    ),
     ("unseen-class", "three", "x,y\n1,a\n2,d\n", ("label 'd' is not one of the known classes (a, b, c)",)),
     ("text-regression-target", "line", "x,y\n1,cat\n", ("target is 'cat', not a number",)),
     ("long-label", "binary", "x,y\n1,a\n2," + "z" * 3000 + "\n", ("label 'zzzzz", "...' is not one of")),
@@ -314,8 +391,9 @@ EVAL_DATA: list[tuple[str, str, str | None, tuple[str, ...]]] = [
 
 @pytest.mark.parametrize(("case", "model", "content", "words"), EVAL_DATA, ids=[c[0] for c in EVAL_DATA])
 @pytest.mark.parametrize("command", ["eval", "predict"])
-def test_bad_data_for_eval_and_predict(work: Path, command: str, case: str, model: str, content: str | None,
-                                       words: tuple[str, ...]) -> None:
+def test_bad_data_for_eval_and_predict(
+    work: Path, command: str, case: str, model: str, content: str | None, words: tuple[str, ...]
+) -> None:
     if content is not None:
         (work / "bad.csv").write_text(content)
     if command == "predict" and EVAL_DATA.index(next(c for c in EVAL_DATA if c[0] == case)) >= 5:
@@ -373,10 +451,18 @@ BAD_MODELS: list[tuple[str, str, Callable[[str], str], tuple[str, ...]]] = [
     ("not-json", "line", lambda t: "hello, world\n", ("not valid JSON",)),
     ("binary", "line", lambda t: "\udcff\udcfe" + t, ("not a text file",)),
     ("a-list", "line", lambda t: "[1, 2]", ("not a treegrad model file", "format 'list'")),
-    ("other-format", "line", lambda t: t.replace('"treegrad-model"', '"keras-model"'),
-     ("not a treegrad model file", "'keras-model'")),
-    ("newer-version", "line", lambda t: t.replace('"version": 1,', '"version": 2,'),
-     ("version 2", "reads version 1", "train the model again")),
+    (
+        "other-format",
+        "line",
+        lambda t: t.replace('"treegrad-model"', '"keras-model"'),
+        ("not a treegrad model file", "'keras-model'"),
+    ),
+    (
+        "newer-version",
+        "line",
+        lambda t: t.replace('"version": 1,', '"version": 2,'),
+        ("version 2", "reads version 1", "train the model again"),
+    ),
     ("field-missing", "line", lambda t: _json_edit(t, "inputs", DELETE), ("damaged", "inputs: Field required")),
     ("field-extra", "line", lambda t: _json_edit(t, "shell", "rm -rf /"), ("damaged", "shell")),
     ("parameter-missing", "line", lambda t: _json_edit(t, "parameters.p0", DELETE), ("missing p0",)),
@@ -386,10 +472,18 @@ BAD_MODELS: list[tuple[str, str, Callable[[str], str], tuple[str, ...]]] = [
     ("parameter-nan", "line", lambda t: _json_edit(t, "parameters.p0", float("nan")), ("p0", "not finite")),
     ("parameter-infinity", "line", lambda t: _json_edit(t, "parameters.p1", float("inf")), ("p1", "not finite")),
     ("parameter-1e999", "line", lambda t: t.replace('"p0": ', '"p0": 1e999, "p9": ', 1), ("p0", "not finite")),
-    ("parameter-5000-digits", "line", lambda t: t.replace('"p0": ', '"p0": ' + "1" * 5000 + ', "p9": ', 1),
-     ("thousands of digits",)),
-    ("spec-no-longer-validates", "line", lambda t: _json_edit(t, "spec_text", "inputs: [x]\noutput: {frob: x}\n"),
-     ("the spec inside line.model.json no longer validates", "unknown op 'frob'")),
+    (
+        "parameter-5000-digits",
+        "line",
+        lambda t: t.replace('"p0": ', '"p0": ' + "1" * 5000 + ', "p9": ', 1),
+        ("thousands of digits",),
+    ),
+    (
+        "spec-no-longer-validates",
+        "line",
+        lambda t: _json_edit(t, "spec_text", "inputs: [x]\noutput: {frob: x}\n"),
+        ("the spec inside line.model.json no longer validates", "unknown op 'frob'"),
+    ),
     ("spec-not-yaml", "line", lambda t: _json_edit(t, "spec_text", "inputs: [x\n"), ("no longer validates",)),
     ("inputs-disagree", "line", lambda t: _json_edit(t, "inputs", ["q"]), ("inputs ['q']",)),
     ("task-disagrees", "line", lambda t: _json_edit(t, "task", "binary"), ("task 'binary'", "regression model")),
@@ -401,10 +495,18 @@ BAD_MODELS: list[tuple[str, str, Callable[[str], str], tuple[str, ...]]] = [
     ("classes-on-regression", "line", lambda t: _json_edit(t, "classes", ["a", "b"]), ("which has none",)),
     ("two-classes-of-three", "three", lambda t: _json_edit(t, "classes", ["a", "b"]), ("3 distinct classes",)),
     ("seed-text", "line", lambda t: _json_edit(t, "training.seed", "abc"), ("seed is 'abc'",)),
-    ("normalization-other-input", "line", lambda t: _json_edit(t, "normalization", {"zz": [0.0, 1.0]}),
-     ("normalises zz",)),
-    ("normalization-zero-deviation", "line", lambda t: _json_edit(t, "normalization", {"x": [0.0, 0.0]}),
-     ("cannot standardise input 'x'", "damaged")),
+    (
+        "normalization-other-input",
+        "line",
+        lambda t: _json_edit(t, "normalization", {"zz": [0.0, 1.0]}),
+        ("normalises zz",),
+    ),
+    (
+        "normalization-zero-deviation",
+        "line",
+        lambda t: _json_edit(t, "normalization", {"x": [0.0, 0.0]}),
+        ("cannot standardise input 'x'", "damaged"),
+    ),
     ("history-text", "line", lambda t: _json_edit(t, "history.train", ["x"]), ("history.train",)),
 ]
 
@@ -417,14 +519,25 @@ def _json_edit(text: str, path: str, value: Any) -> str:
 
 @pytest.mark.parametrize(("case", "model", "damage", "words"), BAD_MODELS, ids=[c[0] for c in BAD_MODELS])
 @pytest.mark.parametrize("command", ["predict", "show", "eval"])
-def test_damaged_model_file_is_refused(work: Path, command: str, case: str, model: str,
-                                       damage: Callable[[str], str], words: tuple[str, ...]) -> None:
+def test_damaged_model_file_is_refused(
+    work: Path, command: str, case: str, model: str, damage: Callable[[str], str], words: tuple[str, ...]
+) -> None:
     path = work / f"{model}.model.json"
     path.write_bytes(damage(path.read_text()).encode("utf-8", "surrogateescape"))
-    args = {"predict": ["predict", path.name, "1"], "show": ["show", path.name],
-            "eval": ["eval", path.name, "--data", f"{model}.csv"]}[command]
-    if command == "show" and case in ("truncated", "cut-after-brace", "empty", "not-json", "binary", "a-list",
-                                      "parameter-5000-digits"):
+    args = {
+        "predict": ["predict", path.name, "1"],
+        "show": ["show", path.name],
+        "eval": ["eval", path.name, "--data", f"{model}.csv"],
+    }[command]
+    if command == "show" and case in (
+        "truncated",
+        "cut-after-brace",
+        "empty",
+        "not-json",
+        "binary",
+        "a-list",
+        "parameter-5000-digits",
+    ):
         # show takes specs too: a .json file that does not parse as a model is read as a
         # (bad) spec, whose messages name the file and the place just as well
         words = ("line.model.json",)
@@ -450,22 +563,25 @@ def test_the_loaded_model_still_works_after_all_that(work: Path) -> None:
 # ----------------------------------------------------------------- bad command-line values
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["--epochs", "-1"], ("--epochs", "greater than or equal to 0")),
-    (["--learning-rate", "0"], ("--learning-rate", "greater than 0")),
-    (["--learning-rate", "nan"], ("--learning-rate", "finite")),
-    (["--learning-rate", "inf"], ("--learning-rate", "finite")),
-    (["--batch-size", "0"], ("--batch-size",)),
-    (["--validation-split", "1"], ("--validation-split", "less than 1")),
-    (["--optimizer", "adamw"], ("--optimizer", "'adam'")),
-    (["--data", "f2c:0"], ("f2c:0", "whole number from 1")),
-    (["--data", "nosuchset"], ("unknown dataset 'nosuchset'", "Built-in datasets")),
-    (["--data", "line.csv", "--target", "x"], ("both an input and the target",)),
-    (["--data", "line.csv", "--target", "q"], ("target column 'q' is not in line.csv",)),
-    (["--data", "."], ("is a directory",)),
-    (["--out", "nowhere/m.json"], ("nowhere", "does not exist")),
-    (["--out", "."], ("is a directory",)),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--epochs", "-1"], ("--epochs", "greater than or equal to 0")),
+        (["--learning-rate", "0"], ("--learning-rate", "greater than 0")),
+        (["--learning-rate", "nan"], ("--learning-rate", "finite")),
+        (["--learning-rate", "inf"], ("--learning-rate", "finite")),
+        (["--batch-size", "0"], ("--batch-size",)),
+        (["--validation-split", "1"], ("--validation-split", "less than 1")),
+        (["--optimizer", "adamw"], ("--optimizer", "'adam'")),
+        (["--data", "f2c:0"], ("f2c:0", "whole number from 1")),
+        (["--data", "nosuchset"], ("unknown dataset 'nosuchset'", "Built-in datasets")),
+        (["--data", "line.csv", "--target", "x"], ("both an input and the target",)),
+        (["--data", "line.csv", "--target", "q"], ("target column 'q' is not in line.csv",)),
+        (["--data", "."], ("is a directory",)),
+        (["--out", "nowhere/m.json"], ("nowhere", "does not exist")),
+        (["--out", "."], ("is a directory",)),
+    ],
+)
 def test_bad_training_options(work: Path, args: list[str], words: tuple[str, ...]) -> None:
     base = ["train", "line.yaml", "--quiet"]
     if "--data" not in args:
@@ -475,17 +591,20 @@ def test_bad_training_options(work: Path, args: list[str], words: tuple[str, ...
     fails(work, base + args, *words)
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["predict", "line.model.json", "abc"], ("'abc', not a number",)),
-    (["predict", "line.model.json", "nan"], ("give a finite number",)),
-    (["predict", "line.model.json", "1e999"], ("give a finite number",)),
-    (["predict", "line.model.json", "1", "2"], ("takes 1 value(s), for x; got 2",)),
-    (["predict", "line.model.json", "q=1"], ("unknown input 'q'",)),
-    (["predict", "line.model.json", "x=1", "x=2"], ("given twice",)),
-    (["predict", "line.model.json", "x=1", "2"], ("not mixed",)),
-    (["eval", "line.model.json", "--data", "line.csv", "--target", "nope"], ("target column 'nope'",)),
-    (["predict", "line.model.json", "--data", "line.csv", "--out", "nowhere/p.csv"], ("does not exist",)),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["predict", "line.model.json", "abc"], ("'abc', not a number",)),
+        (["predict", "line.model.json", "nan"], ("give a finite number",)),
+        (["predict", "line.model.json", "1e999"], ("give a finite number",)),
+        (["predict", "line.model.json", "1", "2"], ("takes 1 value(s), for x; got 2",)),
+        (["predict", "line.model.json", "q=1"], ("unknown input 'q'",)),
+        (["predict", "line.model.json", "x=1", "x=2"], ("given twice",)),
+        (["predict", "line.model.json", "x=1", "2"], ("not mixed",)),
+        (["eval", "line.model.json", "--data", "line.csv", "--target", "nope"], ("target column 'nope'",)),
+        (["predict", "line.model.json", "--data", "line.csv", "--out", "nowhere/p.csv"], ("does not exist",)),
+    ],
+)
 def test_bad_predict_and_eval_arguments(work: Path, args: list[str], words: tuple[str, ...]) -> None:
     fails(work, args, *words)
 
@@ -493,12 +612,21 @@ def test_bad_predict_and_eval_arguments(work: Path, args: list[str], words: tupl
 # ----------------------------------------------------------------- 5. every error path: exit codes, --debug
 
 
-@pytest.mark.parametrize("args", [
-    [], ["train"], ["predict"], ["frobnicate"], ["train", "line.yaml", "--epochs", "many"],
-    ["train", "line.yaml", "--no-such-option"], ["show", "line.yaml", "--format", "pdf"],
-    ["show", "line.yaml", "--precision", "0"], ["predict", "line.model.json", "1", "--data", "line.csv"],
-    ["eval", "line.model.json"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["train"],
+        ["predict"],
+        ["frobnicate"],
+        ["train", "line.yaml", "--epochs", "many"],
+        ["train", "line.yaml", "--no-such-option"],
+        ["show", "line.yaml", "--format", "pdf"],
+        ["show", "line.yaml", "--precision", "0"],
+        ["predict", "line.model.json", "1", "--data", "line.csv"],
+        ["eval", "line.model.json"],
+    ],
+)
 def test_usage_errors_exit_2(work: Path, args: list[str]) -> None:
     before = snapshot(work)
     result = invoke(*args)
@@ -549,16 +677,18 @@ SUBPROCESS_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("args", "word", "code"), SUBPROCESS_ERRORS, ids=[a[0][0] + str(i) for i, a in
-                                                                          enumerate(SUBPROCESS_ERRORS)])
+@pytest.mark.parametrize(
+    ("args", "word", "code"), SUBPROCESS_ERRORS, ids=[a[0][0] + str(i) for i, a in enumerate(SUBPROCESS_ERRORS)]
+)
 def test_errors_through_a_real_process(work: Path, args: list[str], word: str, code: int) -> None:
     (work / "bad.yaml").write_text("inputs: [x\noutput: x\n")
     (work / "bad.csv").write_text("x,y\n1,2\nabc,3\n")
     (work / "broken.model.json").write_text((work / "line.model.json").read_text()[:100])
     before = snapshot(work)
     env = {k: v for k, v in os.environ.items() if k != "TREEGRAD_DEBUG"}
-    proc = subprocess.run([sys.executable, "-m", "treegrad", *args], capture_output=True, text=True,
-                          cwd=work, timeout=60, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "treegrad", *args], capture_output=True, text=True, cwd=work, timeout=60, env=env
+    )
     assert proc.returncode == code, proc.stderr
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr and word in proc.stderr
@@ -582,9 +712,11 @@ def test_negative_values_are_values_not_options(work: Path) -> None:
 def test_json_output_is_strict_json(work: Path) -> None:
     """JSON has no NaN or Infinity: an undefined R² (a constant column) and an overflowing
     prediction are null, so that any JSON reader takes the output."""
+
     def strict(text: str) -> Any:
         def refuse(word: str) -> None:
             raise AssertionError(f"{word} in JSON output")
+
         return json.loads(text, parse_constant=refuse)
 
     (work / "flat.csv").write_text("x,y\n1,2\n2,2\n")

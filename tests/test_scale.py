@@ -127,8 +127,16 @@ def test_every_graph_algorithm_is_iterative(monkeypatch: pytest.MonkeyPatch) -> 
         assert top.predict([0.25]) == pytest.approx(predict_many(top, [[0.25]])[0], rel=1e-13)
         for engine in ("compiled", "reference"):
             fit(top, [[0.1], [0.2]], [0.0, 0.1], epochs=1, learning_rate=0.01, engine=engine)
-            fit(top, [[0.1], [0.2]], [0.0, 0.1], epochs=1, learning_rate=0.01, engine=engine, batch_size=2,
-                optimizer="adam")
+            fit(
+                top,
+                [[0.1], [0.2]],
+                [0.0, 0.1],
+                epochs=1,
+                learning_rate=0.01,
+                engine=engine,
+                batch_size=2,
+                optimizer="adam",
+            )
         for fmt in ("text", "latex", "python"):
             assert top.funcify(format=fmt).count("tanh") == 1_000
         deep_macro.compile()

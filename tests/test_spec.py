@@ -76,29 +76,35 @@ def test_every_example_loads_builds_and_prints(path: Path) -> None:
     assert all(math.isfinite(v) for v in values)
 
 
-@pytest.mark.parametrize(("name", "kind", "loss", "count"), [
-    ("f2c", "regression", "mse", 1),
-    ("line", "binary", "bce", 1),
-    ("xor", "binary", "bce", 1),
-    ("circles", "binary", "bce", 1),
-    ("iris", "classes", "cross_entropy", 3),
-    ("regression", "regression", "mse", 1),
-    ("dag", "regression", "mse", 1),
-])
+@pytest.mark.parametrize(
+    ("name", "kind", "loss", "count"),
+    [
+        ("f2c", "regression", "mse", 1),
+        ("line", "binary", "bce", 1),
+        ("xor", "binary", "bce", 1),
+        ("circles", "binary", "bce", 1),
+        ("iris", "classes", "cross_entropy", 3),
+        ("regression", "regression", "mse", 1),
+        ("dag", "regression", "mse", 1),
+    ],
+)
 def test_example_kinds(name: str, kind: str, loss: str, count: int) -> None:
     spec = load_spec(MODELS / f"{name}.yaml")
     assert (task_kind(spec), loss_name(spec), output_count(spec)) == (kind, loss, count)
 
 
-@pytest.mark.parametrize(("name", "split", "metric", "least"), [
-    ("f2c", "train", "r2", 0.9999),
-    ("line", "train", "accuracy", 0.97),
-    ("xor", "validation", "accuracy", 0.93),
-    ("circles", "validation", "accuracy", 0.97),
-    ("iris", "validation", "accuracy", 0.95),
-    ("regression", "validation", "r2", 0.4),
-    ("dag", "validation", "r2", 0.97),
-])
+@pytest.mark.parametrize(
+    ("name", "split", "metric", "least"),
+    [
+        ("f2c", "train", "r2", 0.9999),
+        ("line", "train", "accuracy", 0.97),
+        ("xor", "validation", "accuracy", 0.93),
+        ("circles", "validation", "accuracy", 0.97),
+        ("iris", "validation", "accuracy", 0.95),
+        ("regression", "validation", "r2", 0.4),
+        ("dag", "validation", "r2", 0.97),
+    ],
+)
 def test_every_example_trains(name: str, split: str, metric: str, least: float) -> None:
     from treegrad.workflow import train
 
@@ -215,8 +221,9 @@ def test_stats_standardize_inside_the_graph() -> None:
 
 
 def test_layers_with_softmax() -> None:
-    spec = parse_spec("inputs: [x, y]\nlayers:\n  - {linear: 5, activation: relu}\n  - {linear: 3}\n"
-                      "  - {softmax: true}\n")
+    spec = parse_spec(
+        "inputs: [x, y]\nlayers:\n  - {linear: 5, activation: relu}\n  - {linear: 3}\n  - {softmax: true}\n"
+    )
     root = build_model(spec)
     assert isinstance(root, Softmax) and len(root.children) == 3
     assert sum(root.predict([0.3, -0.2])) == pytest.approx(1.0)
@@ -254,9 +261,19 @@ def test_nodes_may_be_listed_in_any_order() -> None:
 
 
 def test_json_spec_equals_the_yaml_spec(tmp_path: Path) -> None:
-    doc = {"inputs": ["x", "y"], "output": {"sigmoid": {"add": [
-        {"mul": ["param", {"relu": {"add": [{"mul": ["param", "x"]}, {"mul": ["param", "y"]}, "param"]}}]},
-        "param"]}}, "loss": "bce", "training": {"learning_rate": 1e-2}}
+    doc = {
+        "inputs": ["x", "y"],
+        "output": {
+            "sigmoid": {
+                "add": [
+                    {"mul": ["param", {"relu": {"add": [{"mul": ["param", "x"]}, {"mul": ["param", "y"]}, "param"]}}]},
+                    "param",
+                ]
+            }
+        },
+        "loss": "bce",
+        "training": {"learning_rate": 1e-2},
+    }
     path = tmp_path / "line.json"
     path.write_text(json.dumps(doc, indent="\t"), encoding="utf-8")
     from_json = load_spec(path)
@@ -303,111 +320,196 @@ def test_example_models_match_the_schema() -> None:
 ERRORS = {
     "unknown name": (
         "inputs: [f]\nnodes:\n  hidden: {relu: f}\noutput:\n  add:\n    - mul: [param, fo]\n    - hidden\n",
-        "models/x.yaml:6:20: output.add[0].mul[1]: unknown name 'fo'", ["did you mean 'f'", "f, hidden"]),
+        "models/x.yaml:6:20: output.add[0].mul[1]: unknown name 'fo'",
+        ["did you mean 'f'", "f, hidden"],
+    ),
     "unknown op": (
         "inputs: [x]\noutput:\n  add:\n    - {reul: x}\n    - 1\n",
-        "models/x.yaml:4:7: output.add[0]: unknown op 'reul'", ["did you mean 'relu'", "sigmoid"]),
+        "models/x.yaml:4:7: output.add[0]: unknown op 'reul'",
+        ["did you mean 'relu'", "sigmoid"],
+    ),
     "unknown key": (
         "inputs: [x]\noutput: x\ntraining:\n  epoch: 3\n",
-        "models/x.yaml:4:3: training.epoch: unknown key 'epoch'", ["did you mean 'epochs'", "learning_rate"]),
+        "models/x.yaml:4:3: training.epoch: unknown key 'epoch'",
+        ["did you mean 'epochs'", "learning_rate"],
+    ),
     "unknown top-level key": (
-        "inputz: [x]\noutput: x\n", "models/x.yaml:1:1: inputz: unknown key 'inputz'", ["did you mean 'inputs'"]),
+        "inputz: [x]\noutput: x\n",
+        "models/x.yaml:1:1: inputz: unknown key 'inputz'",
+        ["did you mean 'inputs'"],
+    ),
     "node named like an input": (
         "inputs: [x, y]\nnodes:\n  y: {relu: x}\noutput: y\n",
-        "models/x.yaml:3:3: nodes.y:", ["same name as the input"]),
+        "models/x.yaml:3:3: nodes.y:",
+        ["same name as the input"],
+    ),
     "duplicate key": (
-        "inputs: [x]\noutput: x\ninputs: [y]\n", "models/x.yaml:3:1: inputs:", ["defined twice", "line 1"]),
+        "inputs: [x]\noutput: x\ninputs: [y]\n",
+        "models/x.yaml:3:1: inputs:",
+        ["defined twice", "line 1"],
+    ),
     "duplicate node": (
         "inputs: [x]\nnodes:\n  h: {relu: x}\n  h: {tanh: x}\noutput: h\n",
-        "models/x.yaml:4:3: nodes.h:", ["defined twice"]),
+        "models/x.yaml:4:3: nodes.h:",
+        ["defined twice"],
+    ),
     "cycle": (
         "inputs: [x]\nnodes:\n  a: {relu: b}\n  b: {tanh: {add: [x, a]}}\noutput: a\n",
-        "models/x.yaml:4:23: nodes.b.tanh.add[1]:", ["a -> b -> a"]),
+        "models/x.yaml:4:23: nodes.b.tanh.add[1]:",
+        ["a -> b -> a"],
+    ),
     "self cycle": (
-        "inputs: [x]\nnodes:\n  a: {add: [x, a]}\noutput: a\n", "models/x.yaml:3:16: nodes.a.add[1]:", ["a -> a"]),
+        "inputs: [x]\nnodes:\n  a: {add: [x, a]}\noutput: a\n",
+        "models/x.yaml:3:16: nodes.a.add[1]:",
+        ["a -> a"],
+    ),
     "relu with two arguments": (
-        "inputs: [x]\noutput:\n  relu: [x, x]\n", "models/x.yaml:3:9: output.relu:", ["one expression", "list of 2"]),
+        "inputs: [x]\noutput:\n  relu: [x, x]\n",
+        "models/x.yaml:3:9: output.relu:",
+        ["one expression", "list of 2"],
+    ),
     "add with one argument": (
-        "inputs: [x]\noutput:\n  add: [x]\n", "models/x.yaml:3:8: output.add:", ["at least 2", "got 1"]),
+        "inputs: [x]\noutput:\n  add: [x]\n",
+        "models/x.yaml:3:8: output.add:",
+        ["at least 2", "got 1"],
+    ),
     "sub with three arguments": (
-        "inputs: [x]\noutput: {sub: [x, 1, 2]}\n", "models/x.yaml:2:15: output.sub:", ["2 arguments", "got 3"]),
+        "inputs: [x]\noutput: {sub: [x, 1, 2]}\n",
+        "models/x.yaml:2:15: output.sub:",
+        ["2 arguments", "got 3"],
+    ),
     "pow without a numeric exponent": (
-        "inputs: [x]\noutput: {pow: [x, x]}\n", "models/x.yaml:2:19: output.pow[1]:", ["constant number"]),
+        "inputs: [x]\noutput: {pow: [x, x]}\n",
+        "models/x.yaml:2:19: output.pow[1]:",
+        ["constant number"],
+    ),
     "softmax not at the output": (
-        "inputs: [x]\noutput:\n  relu:\n    softmax: [x, 1]\n", "models/x.yaml:4:5: output.relu:", ["softmax",
-                                                                                              "whole model output"]),
+        "inputs: [x]\noutput:\n  relu:\n    softmax: [x, 1]\n",
+        "models/x.yaml:4:5: output.relu:",
+        ["softmax", "whole model output"],
+    ),
     "softmax in a node": (
-        "inputs: [x]\nnodes:\n  s: {softmax: [x, 1]}\noutput: s\n", "models/x.yaml:3:6: nodes.s:", ["softmax"]),
+        "inputs: [x]\nnodes:\n  s: {softmax: [x, 1]}\noutput: s\n",
+        "models/x.yaml:3:6: nodes.s:",
+        ["softmax"],
+    ),
     "bce on a softmax": (
-        "inputs: [x]\noutput: {softmax: [x, param]}\nloss: bce\n", "models/x.yaml:3:7: loss:", ["cross_entropy"]),
+        "inputs: [x]\noutput: {softmax: [x, param]}\nloss: bce\n",
+        "models/x.yaml:3:7: loss:",
+        ["cross_entropy"],
+    ),
     "mse on softmax layers": (
-        "inputs: [x]\nlayers: [{linear: 2}, {softmax: true}]\nloss: mse\n", "models/x.yaml:3:7: loss:",
-        ["does not fit a softmax"]),
+        "inputs: [x]\nlayers: [{linear: 2}, {softmax: true}]\nloss: mse\n",
+        "models/x.yaml:3:7: loss:",
+        ["does not fit a softmax"],
+    ),
     "cross_entropy without softmax": (
-        "inputs: [x]\noutput: x\nloss: cross_entropy\n", "models/x.yaml:3:7: loss:", ["needs a softmax"]),
-    "unknown loss": (
-        "inputs: [x]\noutput: x\nloss: bec\n", "models/x.yaml:3:7: loss:", ["did you mean 'bce'"]),
+        "inputs: [x]\noutput: x\nloss: cross_entropy\n",
+        "models/x.yaml:3:7: loss:",
+        ["needs a softmax"],
+    ),
+    "unknown loss": ("inputs: [x]\noutput: x\nloss: bec\n", "models/x.yaml:3:7: loss:", ["did you mean 'bce'"]),
     "empty model": ("inputs: [x]\n", "models/x.yaml:1:1:", ["no model", "output:", "layers:"]),
     "empty output list": ("inputs: [x]\noutput: []\n", "models/x.yaml:2:9: output:", ["empty"]),
     "empty layers": ("inputs: [x]\nlayers: []\n", "models/x.yaml:2:9: layers:", ["no layers"]),
     "both output and layers": (
-        "inputs: [x]\noutput: x\nlayers: [{linear: 1}]\n", "models/x.yaml:3:1: layers:", ["both"]),
+        "inputs: [x]\noutput: x\nlayers: [{linear: 1}]\n",
+        "models/x.yaml:3:1: layers:",
+        ["both"],
+    ),
     "inputs empty": ("inputs: []\noutput: 1\n", "models/x.yaml:1:9: inputs:", ["no inputs"]),
     "inputs missing": ("output: 1\n", "models/x.yaml:1:1:", ["'inputs' is missing"]),
     "inputs duplicated": ("inputs: [x, y, x]\noutput: x\n", "models/x.yaml:1:16: inputs[2]:", ["listed twice"]),
     "epochs below zero": (
-        "inputs: [x]\noutput: x\ntraining:\n  epochs: -1\n", "models/x.yaml:4:11: training.epochs:",
-        ["greater than or equal to 0", "-1"]),
+        "inputs: [x]\noutput: x\ntraining:\n  epochs: -1\n",
+        "models/x.yaml:4:11: training.epochs:",
+        ["greater than or equal to 0", "-1"],
+    ),
     "learning rate zero": (
-        "inputs: [x]\noutput: x\ntraining: {learning_rate: 0}\n", "models/x.yaml:3:27: training.learning_rate:",
-        ["greater than 0"]),
+        "inputs: [x]\noutput: x\ntraining: {learning_rate: 0}\n",
+        "models/x.yaml:3:27: training.learning_rate:",
+        ["greater than 0"],
+    ),
     "batch size zero": (
-        "inputs: [x]\noutput: x\ntraining: {batch_size: 0}\n", "models/x.yaml:3:24: training.batch_size:",
-        ["greater than or equal to 1"]),
+        "inputs: [x]\noutput: x\ntraining: {batch_size: 0}\n",
+        "models/x.yaml:3:24: training.batch_size:",
+        ["greater than or equal to 1"],
+    ),
     "validation split one": (
         "inputs: [x]\noutput: x\ntraining: {validation_split: 1.0}\n",
-        "models/x.yaml:3:30: training.validation_split:", ["less than 1"]),
+        "models/x.yaml:3:30: training.validation_split:",
+        ["less than 1"],
+    ),
     "unknown optimizer": (
-        "inputs: [x]\noutput: x\ntraining: {optimizer: adma}\n", "models/x.yaml:3:23: training.optimizer:",
-        ["did you mean 'adam'", "sgd, momentum, adam"]),
+        "inputs: [x]\noutput: x\ntraining: {optimizer: adma}\n",
+        "models/x.yaml:3:23: training.optimizer:",
+        ["did you mean 'adam'", "sgd, momentum, adam"],
+    ),
     "epochs not a whole number": (
-        "inputs: [x]\noutput: x\ntraining: {epochs: 1.5}\n", "models/x.yaml:3:20: training.epochs:",
-        ["whole number"]),
+        "inputs: [x]\noutput: x\ntraining: {epochs: 1.5}\n",
+        "models/x.yaml:3:20: training.epochs:",
+        ["whole number"],
+    ),
     "early stopping without validation": (
         "inputs: [x]\noutput: x\ntraining: {early_stopping: {patience: 5}}\n",
-        "models/x.yaml:3:12: training.early_stopping:", ["validation_split"]),
+        "models/x.yaml:3:12: training.early_stopping:",
+        ["validation_split"],
+    ),
     "a layer where one value is needed": (
         "inputs: [x]\nnodes:\n  h: {linear: {inputs: [x], units: 4}}\noutput: {relu: h}\n",
-        "models/x.yaml:4:16: output.relu:", ["layer of 4 values"]),
+        "models/x.yaml:4:16: output.relu:",
+        ["layer of 4 values"],
+    ),
     "layer syntax in an expression": (
-        "inputs: [x]\noutput: {linear: 8, activation: relu}\n", "models/x.yaml:2:9: output:", ["exactly one key"]),
+        "inputs: [x]\noutput: {linear: 8, activation: relu}\n",
+        "models/x.yaml:2:9: output:",
+        ["exactly one key"],
+    ),
     "softmax as an activation": (
         "inputs: [x]\nlayers:\n  - {linear: 3, activation: softmax}\n",
-        "models/x.yaml:3:29: layers[0].activation:", ["{softmax: true}"]),
-    "softmax of one value": ("inputs: [x]\noutput: {softmax: [x]}\n", "models/x.yaml:2:19: output.softmax:",
-                             ["at least 2"]),
+        "models/x.yaml:3:29: layers[0].activation:",
+        ["{softmax: true}"],
+    ),
+    "softmax of one value": (
+        "inputs: [x]\noutput: {softmax: [x]}\n",
+        "models/x.yaml:2:19: output.softmax:",
+        ["at least 2"],
+    ),
     "classes that do not fit": (
-        "inputs: [x]\noutput: {softmax: [x, 1, param]}\nclasses: [a, b]\n", "models/x.yaml:3:10: classes:",
-        ["3 outputs"]),
+        "inputs: [x]\noutput: {softmax: [x, 1, param]}\nclasses: [a, b]\n",
+        "models/x.yaml:3:10: classes:",
+        ["3 outputs"],
+    ),
     "parameter name used twice": (
         "inputs: [x]\noutput:\n  add:\n    - {param: {name: b}}\n    - {param: {init: 1, name: b}}\n",
-        "models/x.yaml:5:31: output.add[1].param.name:", ["used twice", "models/x.yaml:4:22"]),
+        "models/x.yaml:5:31: output.add[1].param.name:",
+        ["used twice", "models/x.yaml:4:22"],
+    ),
     "target is an input": ("inputs: [x]\noutput: x\ntarget: x\n", "models/x.yaml:3:9: target:", ["also an input"]),
     "reserved name": ("inputs: [param]\noutput: 1\n", "models/x.yaml:1:10: inputs[0]:", ["fresh parameter"]),
     "null expression": ("inputs: [x]\noutput:\n  relu:\n", "models/x.yaml:3:8: output.relu:", ["empty expression"]),
     "anchor": ("inputs: &ins [x]\noutput: x\n", "models/x.yaml:1:9:", ["anchors", "not supported"]),
     "alias": ("inputs: [x]\nnodes:\n  a: {relu: x}\noutput: *a\n", "models/x.yaml:4:9:", ["not supported"]),
-    "python tag": ("inputs: [x]\noutput: !!python/object/apply:os.system [echo]\n", "models/x.yaml:2:9:",
-                   ["cannot create Python objects"]),
+    "python tag": (
+        "inputs: [x]\noutput: !!python/object/apply:os.system [echo]\n",
+        "models/x.yaml:2:9:",
+        ["cannot create Python objects"],
+    ),
     "custom tag": ("inputs: [x]\noutput: !thing x\n", "models/x.yaml:2:9:", ["!thing", "not supported"]),
     "nan": ("inputs: [x]\noutput: {add: [x, .nan]}\n", "models/x.yaml:2:19:", ["not a finite number"]),
-    "infinity": ("inputs: [x]\noutput: x\ntraining: {learning_rate: .inf}\n", "models/x.yaml:3:27:",
-                 ["not a finite number"]),
+    "infinity": (
+        "inputs: [x]\noutput: x\ntraining: {learning_rate: .inf}\n",
+        "models/x.yaml:3:27:",
+        ["not a finite number"],
+    ),
     "invalid yaml": ("inputs: [x\noutput: x\n", "models/x.yaml:2:", ["invalid YAML"]),
     "two documents": ("inputs: [x]\noutput: x\n---\ninputs: [y]\n", "models/x.yaml:3:1:", ["one YAML document"]),
     "not a mapping": ("- inputs\n- output\n", "models/x.yaml:1:1:", ["mapping", "a list of 2"]),
-    "too deep": ("inputs: [x]\noutput: " + "{relu: " * 120 + "x" + "}" * 120 + "\n", "models/x.yaml:2:",
-                 ["nested more than", "nodes:"]),
+    "too deep": (
+        "inputs: [x]\noutput: " + "{relu: " * 120 + "x" + "}" * 120 + "\n",
+        "models/x.yaml:2:",
+        ["nested more than", "nodes:"],
+    ),
 }
 
 
@@ -422,8 +524,10 @@ def test_errors_point_at_the_source(case: str) -> None:
 
 
 def test_several_pydantic_problems_are_bullets_in_file_order() -> None:
-    msg = error_of("inputs: [x]\noutput: x\ntraining:\n  epochs: -1\n  learning_rate: 0\n  batch_size: 0\n"
-                   "  validation_split: 2\n  optimizer: sdg\n")
+    msg = error_of(
+        "inputs: [x]\noutput: x\ntraining:\n  epochs: -1\n  learning_rate: 0\n  batch_size: 0\n"
+        "  validation_split: 2\n  optimizer: sdg\n"
+    )
     lines = msg.splitlines()
     assert lines[0] == "models/x.yaml: 5 problems in the spec:"
     assert lines[1].startswith("  - models/x.yaml:4:11: training.epochs:")

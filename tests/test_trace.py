@@ -105,8 +105,9 @@ CASES: list[tuple[str, Callable[[int], Node], str, str]] = [
 
 
 @pytest.mark.parametrize(("name", "build", "kind", "loss"), CASES)
-def test_trace_steps_are_the_reference_trainers_steps(name: str, build: Callable[[int], Node], kind: str,
-                                                       loss: str) -> None:
+def test_trace_steps_are_the_reference_trainers_steps(
+    name: str, build: Callable[[int], Node], kind: str, loss: str
+) -> None:
     X, y = data(7, seed=1, kind=kind)
     traced, trained, compiled = build(2), build(2), build(2)
     steps = trace(traced, X, y, loss=loss, learning_rate=0.3, steps=7)
@@ -122,13 +123,13 @@ def test_trace_steps_are_the_reference_trainers_steps(name: str, build: Callable
 
 
 @pytest.mark.parametrize(("name", "build", "kind", "loss"), CASES)
-def test_each_total_is_the_sum_of_its_arrivals(name: str, build: Callable[[int], Node], kind: str,
-                                               loss: str) -> None:
+def test_each_total_is_the_sum_of_its_arrivals(name: str, build: Callable[[int], Node], kind: str, loss: str) -> None:
     X, y = data(3, seed=2, kind=kind)
     for step in trace(build(3), X, y, loss=loss, learning_rate=0.1, steps=3):
         out = step.nodes[-1]
-        assert out.arrivals == [] and (out.grad == step.loss_grad if isinstance(out.grad, list)
-                                       else [out.grad] == step.loss_grad)
+        assert out.arrivals == [] and (
+            out.grad == step.loss_grad if isinstance(out.grad, list) else [out.grad] == step.loss_grad
+        )
         for n in step.nodes[:-1]:
             total = 0.0
             for _, g in n.arrivals:

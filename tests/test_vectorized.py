@@ -57,8 +57,9 @@ def points(n: int, dims: int = 2, seed: int = 0) -> list[list[float]]:
     return [[rng.uniform(-1, 1) for _ in range(dims)] for _ in range(n)]
 
 
-def mlp(sizes: Sequence[int], hidden: type[Node], out: type[Node] | None, bias_first: bool = True,
-        seed: int = 1) -> Node:
+def mlp(
+    sizes: Sequence[int], hidden: type[Node], out: type[Node] | None, bias_first: bool = True, seed: int = 1
+) -> Node:
     """An MLP from elementary nodes, one `Add` of weighted activations (and a bias) per neuron."""
     rng = random.Random(seed)
     acts: list[Node] = [Input(f"x{j}") for j in range(sizes[0])]
@@ -82,8 +83,7 @@ class Run:
         self.hist, self.params, self.vectorized = list(hist), params, vectorized
 
 
-def train(build: Callable[[], Node], X: Any, T: Any, how: str, monkeypatch: pytest.MonkeyPatch,
-          **kw: Any) -> Run:
+def train(build: Callable[[], Node], X: Any, T: Any, how: str, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> Run:
     """Train a fresh model: how = "vectorized", "scalar" (compiled, arrays off) or "reference"."""
     used: list[bool] = []
 
@@ -103,8 +103,9 @@ def train(build: Callable[[], Node], X: Any, T: Any, how: str, monkeypatch: pyte
     return Run(hist, m.graph.param_values(), any(used))
 
 
-def assert_agree(build: Callable[[], Node], X: Any, T: Any, monkeypatch: pytest.MonkeyPatch,
-                 reference: bool = True, **kw: Any) -> Run:
+def assert_agree(
+    build: Callable[[], Node], X: Any, T: Any, monkeypatch: pytest.MonkeyPatch, reference: bool = True, **kw: Any
+) -> Run:
     kw.setdefault("batch_size", 8)
     kw.setdefault("epochs", 4)
     vec = train(build, X, T, "vectorized", monkeypatch, **kw)
@@ -138,15 +139,25 @@ def labels(X: list[list[float]]) -> list[float]:
 @pytest.mark.parametrize("bias_first", [True, False])
 def test_mlp_bce_agrees(hidden: type[Node], bias_first: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     X = points(37)  # 37 = 4 batches of 8 and a ragged one of 5
-    assert_agree(lambda: mlp((2, 5, 4, 1), hidden, Sigmoid, bias_first), X, labels(X), monkeypatch,
-                 loss="bce", learning_rate=0.5)
+    assert_agree(
+        lambda: mlp((2, 5, 4, 1), hidden, Sigmoid, bias_first), X, labels(X), monkeypatch, loss="bce", learning_rate=0.5
+    )
 
 
 def test_w2b_shape_many_epochs_agrees_with_scalar(monkeypatch: pytest.MonkeyPatch) -> None:
     """The benchmark's MLP 2-16-16-1 in batches of 32 over 20 epochs: rounding does not drift apart."""
     X = points(200)
-    assert_agree(lambda: mlp((2, 16, 16, 1), ReLU, Sigmoid), X, labels(X), monkeypatch, reference=False,
-                 loss="bce", epochs=20, batch_size=32, learning_rate=0.1)
+    assert_agree(
+        lambda: mlp((2, 16, 16, 1), ReLU, Sigmoid),
+        X,
+        labels(X),
+        monkeypatch,
+        reference=False,
+        loss="bce",
+        epochs=20,
+        batch_size=32,
+        learning_rate=0.1,
+    )
 
 
 def test_linear_macros_with_units(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,8 +167,7 @@ def test_linear_macros_with_units(monkeypatch: pytest.MonkeyPatch) -> None:
         return Linear([Linear(x, units=6, activation="tanh")], units=1, activation="sigmoid")
 
     X = points(30, 3)
-    assert_agree(build, X, [1.0 if a + b > c else 0.0 for a, b, c in X], monkeypatch, loss="bce",
-                 learning_rate=0.3)
+    assert_agree(build, X, [1.0 if a + b > c else 0.0 for a, b, c in X], monkeypatch, loss="bce", learning_rate=0.3)
 
 
 def test_softmax_cross_entropy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,14 +194,30 @@ def test_list_output(loss: str, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 def test_every_optimizer(optimizer: str, monkeypatch: pytest.MonkeyPatch) -> None:
     X = points(33)
-    assert_agree(lambda: mlp((2, 4, 3, 1), Tanh, Sigmoid), X, labels(X), monkeypatch, loss="bce",
-                 optimizer=optimizer, learning_rate=0.05)
+    assert_agree(
+        lambda: mlp((2, 4, 3, 1), Tanh, Sigmoid),
+        X,
+        labels(X),
+        monkeypatch,
+        loss="bce",
+        optimizer=optimizer,
+        learning_rate=0.05,
+    )
 
 
 def test_shuffle_and_ragged_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     X = points(41)
-    assert_agree(lambda: mlp((2, 6, 1), ReLU, None), X, [x[0] - 2 * x[1] for x in X], monkeypatch,
-                 loss="mse", shuffle=True, seed=7, batch_size=6, learning_rate=0.1)
+    assert_agree(
+        lambda: mlp((2, 6, 1), ReLU, None),
+        X,
+        [x[0] - 2 * x[1] for x in X],
+        monkeypatch,
+        loss="mse",
+        shuffle=True,
+        seed=7,
+        batch_size=6,
+        learning_rate=0.1,
+    )
 
 
 # ---------------------------------------------------------------- graphs that are only partly layers
@@ -215,10 +241,13 @@ def test_mixed_graph_elementwise_parts_agree(monkeypatch: pytest.MonkeyPatch) ->
         h1 = [ReLU([Add([Multiply([w(), y]), Multiply([x, w()]), w()])]) for _ in range(3)]
         # a layer over a mix of sources (stacked column by column), bias in the middle
         mix = [h1[2], tx, e, h1[0]]
-        h2 = [Sigmoid([Add([Multiply([w(), mix[0]]), w(), *[Multiply([w(), a]) for a in mix[1:]]])])
-              for _ in range(2)]
-        side = Divide([Subtract([Power([h2[0], Constant(2.0)]), Negate([h1[1]])]),
-                       Add([Log([Add([Multiply([h2[1], h2[1]]), Constant(0.5)])]), Constant(3.0)])])
+        h2 = [Sigmoid([Add([Multiply([w(), mix[0]]), w(), *[Multiply([w(), a]) for a in mix[1:]]])]) for _ in range(2)]
+        side = Divide(
+            [
+                Subtract([Power([h2[0], Constant(2.0)]), Negate([h1[1]])]),
+                Add([Log([Add([Multiply([h2[1], h2[1]]), Constant(0.5)])]), Constant(3.0)]),
+            ]
+        )
         out = Add([Multiply([w(), side]), Multiply([shared, h2[1]]), Multiply([w(), Abs([tx])]), w()])
         return Sigmoid([out])
 
@@ -234,9 +263,18 @@ def random_features(seed: int, n: int = 8) -> list[Node]:
         a, b = r.choice(pool), r.choice(pool)
         safe = Add([Multiply([b, b]), Constant(0.5)])  # > 0: for log, division and powers
         kind = r.randrange(10)
-        node = [Add([a, b]), Subtract([a, b]), Multiply([a, b]), Divide([a, safe]), Tanh([Negate([a])]),
-                Power([safe, Constant(-1.5)]), Log([safe]), Exp([Tanh([a])]), Abs([Add([a, Constant(3.0)])]),
-                ReLU([Add([a, Constant(2.0)])])][kind]
+        node = [
+            Add([a, b]),
+            Subtract([a, b]),
+            Multiply([a, b]),
+            Divide([a, safe]),
+            Tanh([Negate([a])]),
+            Power([safe, Constant(-1.5)]),
+            Log([safe]),
+            Exp([Tanh([a])]),
+            Abs([Add([a, Constant(3.0)])]),
+            ReLU([Add([a, Constant(2.0)])]),
+        ][kind]
         pool.append(Tanh([node]))  # bounded, so that training stays tame
     return pool[4:]
 
@@ -248,8 +286,9 @@ def test_dense_layers_over_random_features(seed: int, monkeypatch: pytest.Monkey
     def build() -> Node:
         acts = random_features(seed)[-4:]
         r = random.Random(seed)
-        hidden = [Tanh([Add([Parameter(0.0), *[Multiply([Parameter(r.uniform(-1, 1)), a]) for a in acts]])])
-                  for _ in range(3)]
+        hidden = [
+            Tanh([Add([Parameter(0.0), *[Multiply([Parameter(r.uniform(-1, 1)), a]) for a in acts]])]) for _ in range(3)
+        ]
         m = Add([Parameter(0.1), *[Multiply([Parameter(r.uniform(-1, 1)), h]) for h in hidden]])
         return m.compile(inputs=["x", "y"])
 
@@ -286,8 +325,7 @@ def test_graph_without_layers_falls_back_and_trains(monkeypatch: pytest.MonkeyPa
     assert vectorized_epoch_fn(m.graph, LOSSES["mse"], OPTIMIZERS["sgd"]) is None
     X = points(20, 1)
     T = [3 * x * x - 1 for (x,) in X]
-    default = train(build, X, T, "vectorized", monkeypatch, loss="mse", batch_size=5, epochs=30,
-                    learning_rate=0.2)
+    default = train(build, X, T, "vectorized", monkeypatch, loss="mse", batch_size=5, epochs=30, learning_rate=0.2)
     ref = train(build, X, T, "reference", monkeypatch, loss="mse", batch_size=5, epochs=30, learning_rate=0.2)
     assert not default.vectorized
     assert default.hist[-1] < default.hist[0] / 2
@@ -343,9 +381,12 @@ def test_op_array_forms_match_scalar_forms(name: str) -> None:
     cols = {a: np.array([r[i] for r in rows]) for i, a in enumerate(args)}
     with np.errstate(all="ignore"):
         out = eval(op.array_value(args), ns, dict(cols))  # noqa: S307 - the table's own text
-        derivs = [None if i in op.constant_args else
-                  np.broadcast_to(eval(op.array_deriv(args, "out", i), ns, {**cols, "out": out}), out.shape)  # noqa: S307
-                  for i in range(n)]
+        derivs = [
+            None
+            if i in op.constant_args
+            else np.broadcast_to(eval(op.array_deriv(args, "out", i), ns, {**cols, "out": out}), out.shape)  # noqa: S307
+            for i in range(n)
+        ]
     for k, r in enumerate(rows):
         v = op.value_fn(n)(*r)
         assert out[k] == pytest.approx(v, rel=1e-15, abs=1e-300), (r, out[k], v)
@@ -380,8 +421,9 @@ def test_softmax_and_cross_entropy_array_forms() -> None:
     T = np.array([rng.randrange(4) for _ in range(30)])
     ns: dict[str, Any] = {"Z": Z, "t": T}
     code = softmax_array_code("Z", "Pm", "_s") + [f"p{i} = Pm[:, {i}]" for i in range(4)]
-    code += LOSSES["cross_entropy"].code([f"p{i}" for i in range(4)], "t", "L", [f"g{i}" for i in range(4)], "_",
-                                         vectorized=True)
+    code += LOSSES["cross_entropy"].code(
+        [f"p{i}" for i in range(4)], "t", "L", [f"g{i}" for i in range(4)], "_", vectorized=True
+    )
     code += ["G = stack((g0, g1, g2, g3), 1)"] + softmax_grad_array_code("Pm", "G", "GZ", "_s")
     exec("\n".join(code), array_namespace(), ns)  # noqa: S102
     value, vjp = softmax_fns(4)

@@ -86,8 +86,10 @@ def binary_setup(seed: int = DATA_SEED) -> tuple[list[float], list[Sample]]:
 def mlp_init(sizes: Sequence[int] = MLP_SIZES, seed: int = MLP_SEED) -> Layers:
     """Per layer (W, b): one row of weights per neuron, uniform on [-1, 1]; biases 0."""
     rng = random.Random(seed)
-    return [([[rng.uniform(-1, 1) for _ in range(nin)] for _ in range(nout)], [0.0] * nout)
-            for nin, nout in zip(sizes[:-1], sizes[1:], strict=True)]
+    return [
+        ([[rng.uniform(-1, 1) for _ in range(nin)] for _ in range(nout)], [0.0] * nout)
+        for nin, nout in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
 
 
 def chain_init(depth: int, seed: int = CHAIN_SEED) -> list[tuple[float, float]]:
@@ -127,8 +129,10 @@ def _treegrad(workload: str, init: Any, data: list[Sample], epochs: int) -> Call
         acts: list[Node] = [Input("x"), Input("y")]
         for k, (W, bias) in enumerate(init):
             act = Sigmoid if k == len(init) - 1 else ReLU
-            acts = [act([Add([Parameter(b)] + [Multiply([Parameter(w), a]) for w, a in zip(row, acts, strict=True)])])
-                    for row, b in zip(W, bias, strict=True)]
+            acts = [
+                act([Add([Parameter(b)] + [Multiply([Parameter(w), a]) for w, a in zip(row, acts, strict=True)])])
+                for row, b in zip(W, bias, strict=True)
+            ]
         return acts[0]
 
     xs = [list(x) for x, _ in data]
@@ -197,7 +201,7 @@ def _python_mlp(init: Layers, data: list[Sample], epochs: int, batch: int) -> fl
     for _ in range(epochs):
         total = 0.0
         for start in range(0, len(data), batch):
-            chunk = data[start:start + batch]
+            chunk = data[start : start + batch]
             gW = [[[0.0] * len(row) for row in W] for W in Ws]
             gb = [[0.0] * len(b) for b in bs]
             for x, t in chunk:
@@ -217,8 +221,7 @@ def _python_mlp(init: Layers, data: list[Sample], epochs: int, batch: int) -> fl
                             row[k] += gj * hk
                         gb[li][j] += gj
                     if li:  # through the layer's old weights and the ReLU below
-                        g = [sum(W[j][k] * g[j] for j in range(len(g))) if h[k] > 0.0 else 0.0
-                             for k in range(len(h))]
+                        g = [sum(W[j][k] * g[j] for j in range(len(g))) if h[k] > 0.0 else 0.0 for k in range(len(h))]
             n = len(chunk)
             for W, b, gWl, gbl in zip(Ws, bs, gW, gb, strict=True):
                 for row, grow in zip(W, gWl, strict=True):
@@ -240,16 +243,23 @@ def _python_mlp_per_sample(init: Layers, data: list[Sample], epochs: int) -> flo
         for x, t in data:
             acts: list[list[float]] = [list(x)]
             for W, b in zip(Ws[:-1], bs[:-1], strict=True):
-                acts.append([z if z > 0.0 else 0.0 for z in
-                             [sum(map(mul, row, acts[-1]), bj) for row, bj in zip(W, b, strict=True)]])
+                acts.append(
+                    [
+                        z if z > 0.0 else 0.0
+                        for z in [sum(map(mul, row, acts[-1]), bj) for row, bj in zip(W, b, strict=True)]
+                    ]
+                )
             s = 1.0 / (1.0 + exp(-sum(map(mul, Ws[last][0], acts[-1]), bs[last][0])))
             loss, gs = _bce(s, t)
             total += loss
             g = [gs * (s * (1.0 - s))]
             for li in range(last, -1, -1):
                 h, W, b = acts[li], Ws[li], bs[li]
-                below = ([sum(map(mul, col, g)) if hk > 0.0 else 0.0 for col, hk in zip(zip(*W), h, strict=True)]
-                         if li else [])
+                below = (
+                    [sum(map(mul, col, g)) if hk > 0.0 else 0.0 for col, hk in zip(zip(*W), h, strict=True)]
+                    if li
+                    else []
+                )
                 for j, gj in enumerate(g):
                     W[j] = [w - LR * (gj * hk) for w, hk in zip(W[j], h, strict=True)]
                     b[j] -= LR * gj
@@ -278,7 +288,7 @@ def _numpy(workload: str, init: Layers, data: list[Sample], epochs: int) -> Call
     X = np.array([x for x, _ in data], dtype=np.float64)
     Y = np.array([[t] for _, t in data], dtype=np.float64)
     batch = BATCH if workload == "W2b" else 1
-    chunks = [(X[i:i + batch], Y[i:i + batch]) for i in range(0, len(X), batch)]
+    chunks = [(X[i : i + batch], Y[i : i + batch]) for i in range(0, len(X), batch)]
 
     def train() -> float:
         Ws = [np.array(W).T.copy() for W, _ in init]  # (inputs, neurons)
@@ -350,6 +360,7 @@ def _micrograd(workload: str, init: Any, data: list[Sample], epochs: int) -> Cal
         return total / len(data)
 
     if workload == "W1":
+
         def train_w1() -> float:
             P = [Value(v) for v in init]
             p1, p2, p3, p4, p5 = P
@@ -357,11 +368,13 @@ def _micrograd(workload: str, init: Any, data: list[Sample], epochs: int) -> Cal
 
         return train_w1
     if workload == "W2a":
+
         def train_w2a() -> float:
             model = MLP(MLP_SIZES[0], list(MLP_SIZES[1:]))
             params = model.parameters()  # neuron by neuron: its weights, then its bias
-            for p, v in zip(params, [v for W, b in init for row, bj in zip(W, b, strict=True) for v in [*row, bj]],
-                            strict=True):
+            for p, v in zip(
+                params, [v for W, b in init for row, bj in zip(W, b, strict=True) for v in [*row, bj]], strict=True
+            ):
                 p.data = v
             return epochs_of(params, lambda x: sigmoid(model(list(x))))
 
@@ -419,7 +432,7 @@ def _torch(workload: str, init: Any, data: list[Sample], epochs: int) -> Callabl
     X = torch.tensor([x for x, _ in data], dtype=dt)
     Y = torch.tensor([[float(t)] for _, t in data], dtype=dt)
     batch = BATCH if workload == "W2b" else 1
-    chunks = [(X[i:i + batch], Y[i:i + batch]) for i in range(0, len(data), batch)]
+    chunks = [(X[i : i + batch], Y[i : i + batch]) for i in range(0, len(data), batch)]
 
     def train_mlp() -> float:
         layers: list[Any] = []
@@ -445,7 +458,11 @@ def _torch(workload: str, init: Any, data: list[Sample], epochs: int) -> Callabl
 
 
 PEER_FNS: dict[str, Callable[[str, Any, list[Sample], int], Callable[[], float] | None]] = {
-    "treegrad": _treegrad, "python": _python, "numpy": _numpy, "micrograd": _micrograd, "torch": _torch,
+    "treegrad": _treegrad,
+    "python": _python,
+    "numpy": _numpy,
+    "micrograd": _micrograd,
+    "torch": _torch,
 }
 
 
@@ -504,9 +521,16 @@ def measure(train: Callable[[], float], min_time: float) -> tuple[float, float]:
             return spent / runs, loss
 
 
-def run(workloads: Sequence[str] = WORKLOADS, peers: Sequence[str] = PEERS, *, quick: bool = False,
-        depths: Sequence[int] | None = None, reps: int = 1, min_time: float | None = None,
-        log: Callable[[str], None] | None = None) -> tuple[list[Result], list[str]]:
+def run(
+    workloads: Sequence[str] = WORKLOADS,
+    peers: Sequence[str] = PEERS,
+    *,
+    quick: bool = False,
+    depths: Sequence[int] | None = None,
+    reps: int = 1,
+    min_time: float | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[list[Result], list[str]]:
     """Measure every (workload, peer, depth); return the results and notes on what was skipped."""
     epochs = {w: 1 for w in EPOCHS} if quick else dict(EPOCHS)
     depths = tuple(depths or ((2, 4) if quick else DEPTHS))
@@ -529,8 +553,10 @@ def run(workloads: Sequence[str] = WORKLOADS, peers: Sequence[str] = PEERS, *, q
                 steps = epochs[w] * -(-len(wdata) // BATCH) if w == "W2b" else samples
                 jobs.append((Result(w, p, d, steps, samples), train))
     if "micrograd" in peers and "W3" in workloads and max(depths) > MICROGRAD_MAX_DEPTH:
-        notes.append(f"micrograd: W3 only up to depth {MICROGRAD_MAX_DEPTH} (its recursive topological sort "
-                     "overflows Python's stack on deeper chains)")
+        notes.append(
+            f"micrograd: W3 only up to depth {MICROGRAD_MAX_DEPTH} (its recursive topological sort "
+            "overflows Python's stack on deeper chains)"
+        )
     for rep in range(reps):
         for res, train in jobs:  # rounds interleaved, so that machine noise hits every peer alike
             seconds, res.final_loss = measure(train, min_time)
@@ -562,9 +588,10 @@ def _ratio(a: float, b: float) -> str:
 def _grid(rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     # the first column (names) to the left, the numbers to the right
-    return ["  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-            for r in rows]
+    return [
+        "  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    ]
 
 
 def table(results: Sequence[Result], notes: Sequence[str] = (), reps: int = 1) -> str:
@@ -605,8 +632,12 @@ def _chain_table(rs: list[Result]) -> list[str]:
     for d in depths:
         row = [str(d)] + [f"{cell[p, d].us_per_step:,.1f}" if (p, d) in cell else "-" for p in peers]
         if "treegrad" in peers:
-            row += [_ratio(cell["treegrad", d].steps_per_s, cell[p, d].steps_per_s)
-                    if (p, d) in cell and ("treegrad", d) in cell else "-" for p in others]
+            row += [
+                _ratio(cell["treegrad", d].steps_per_s, cell[p, d].steps_per_s)
+                if (p, d) in cell and ("treegrad", d) in cell
+                else "-"
+                for p in others
+            ]
         rows.append(row)
     lo, hi = SLOPE_RANGE
     srow = [f"slope {lo}-{hi}"]
@@ -614,8 +645,10 @@ def _chain_table(rs: list[Result]) -> list[str]:
         s = slope([(d, cell[p, d].us_per_step) for d in depths if lo <= d <= hi and (p, d) in cell])
         srow.append("-" if s is None else f"{s:.2f}")
     rows.append(srow + ["" for _ in others] * ("treegrad" in peers))
-    losses = [f"final loss at d={depths[-1]}: " + ", ".join(
-        f"{p} {cell[p, depths[-1]].final_loss:.10g}" for p in peers if (p, depths[-1]) in cell)]
+    losses = [
+        f"final loss at d={depths[-1]}: "
+        + ", ".join(f"{p} {cell[p, depths[-1]].final_loss:.10g}" for p in peers if (p, depths[-1]) in cell)
+    ]
     return _grid(rows) + ["  " + losses[0]]
 
 
@@ -639,8 +672,9 @@ def _names(text: str, allowed: Sequence[str], what: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in allowed]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(unknown) or '(none given)'}; "
-                                         f"use some of {','.join(allowed)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(unknown) or '(none given)'}; use some of {','.join(allowed)}"
+        )
     return names
 
 
@@ -659,16 +693,32 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="treegrad bench",
         description="Train the benchmark models (W1 binary classifier, W2a/W2b MLP per sample and in "
-                    "mini-batches, W3 chains) with treegrad and with every installed peer; print steps/s, "
-                    "samples/s and how many times faster treegrad is.",
-        epilog="Peers that are not installed are skipped with a note. The recipe: python -m pydoc treegrad.bench")
+        "mini-batches, W3 chains) with treegrad and with every installed peer; print steps/s, "
+        "samples/s and how many times faster treegrad is.",
+        epilog="Peers that are not installed are skipped with a note. The recipe: python -m pydoc treegrad.bench",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, depths 2 and 4, one training each")
-    ap.add_argument("--only", type=lambda s: _names(s, WORKLOADS, "workload"), default=list(WORKLOADS),
-                    metavar="W1,W2a,W2b,W3", help="workloads to run (default: all)")
-    ap.add_argument("--peers", type=lambda s: _names(s, PEERS, "peer"), default=list(PEERS),
-                    metavar=",".join(PEERS), help="peers to run (default: every installed one)")
-    ap.add_argument("--depths", type=_depths, default=None, metavar="2,4,8",
-                    help="W3 chain depths (default 2,4,...,4096; slope over 16..4096)")
+    ap.add_argument(
+        "--only",
+        type=lambda s: _names(s, WORKLOADS, "workload"),
+        default=list(WORKLOADS),
+        metavar="W1,W2a,W2b,W3",
+        help="workloads to run (default: all)",
+    )
+    ap.add_argument(
+        "--peers",
+        type=lambda s: _names(s, PEERS, "peer"),
+        default=list(PEERS),
+        metavar=",".join(PEERS),
+        help="peers to run (default: every installed one)",
+    )
+    ap.add_argument(
+        "--depths",
+        type=_depths,
+        default=None,
+        metavar="2,4,8",
+        help="W3 chain depths (default 2,4,...,4096; slope over 16..4096)",
+    )
     ap.add_argument("--reps", type=int, default=1, help="interleaved rounds; the table shows medians (default 1)")
     return ap
 
@@ -678,8 +728,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.reps < 1:
         parser().error("--reps must be 1 or more")
-    results, notes = run(args.only, args.peers, quick=args.quick, depths=args.depths, reps=args.reps,
-                         log=lambda line: print(line, file=sys.stderr, flush=True))
+    results, notes = run(
+        args.only,
+        args.peers,
+        quick=args.quick,
+        depths=args.depths,
+        reps=args.reps,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     print(table(results, notes, args.reps))
     return 0
 

@@ -49,8 +49,7 @@ def output_count(spec: Spec) -> int:
     return spec.analysis.output_count
 
 
-def build_model(spec: Spec, *, seed: int | None = None,
-                stats: dict[str, tuple[float, float]] | None = None) -> Node:
+def build_model(spec: Spec, *, seed: int | None = None, stats: dict[str, tuple[float, float]] | None = None) -> Node:
     """The spec's model as a compiled graph (inputs in the spec's order); returns its output node.
 
     With `stats` (input name -> (mean, std)) each input enters as (x - mean) / std, so the
@@ -81,8 +80,10 @@ def _input(spec: Spec, name: str, stats: dict[str, tuple[float, float]] | None) 
         return x
     mean, std = stats[name]
     if not (math.isfinite(mean) and math.isfinite(std)) or std <= 0.0:
-        raise SpecError(f"{spec.source.filename}: cannot standardise input '{name}' with mean {mean} and "
-                        f"standard deviation {std}; they must be finite and the deviation positive")
+        raise SpecError(
+            f"{spec.source.filename}: cannot standardise input '{name}' with mean {mean} and "
+            f"standard deviation {std}; they must be finite and the deviation positive"
+        )
     return Divide([Subtract([x, Constant(mean)]), Constant(std)])
 
 
@@ -97,8 +98,8 @@ def _build(spec: Spec, expr: Any, path: SpecPath, env: dict[str, Node], rng: ran
             work.append((e, p, True))
             work.extend((a, p + rel, False) for rel, a, _ in reversed(args))
             continue
-        children = built[len(built) - len(args):] if args else []
-        del built[len(built) - len(args):]
+        children = built[len(built) - len(args) :] if args else []
+        del built[len(built) - len(args) :]
         try:
             built.append(_node(e, children, env, rng))
         except ModelError as err:

@@ -13,7 +13,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,6 +24,13 @@ from .errors import TreegradError
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# Parameters several commands share, declared once.
+ModelFile = Annotated[Path, typer.Argument(help="A model file written by `treegrad train`.", show_default=False)]
+ModelOrSpec = Annotated[Path, typer.Argument(help="A model file, or a spec (used with its initial parameters).")]
+Precision = Annotated[int, typer.Option("--precision", "-p", min=1, max=17, help="Significant digits of numbers.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 def _debug(ctx: typer.Context) -> bool:
@@ -49,20 +56,28 @@ class TreegradGroup(TyperGroup):
         except Exception as e:
             if _debug(ctx):
                 raise
-            err.print(f"[bold red]internal error[/] ({type(e).__name__}: {_escape(str(e))}). "
-                      "This is a bug in treegrad, "
-                      "not in your input: run again with --debug to see the traceback, and report it.")
+            err.print(
+                f"[bold red]internal error[/] ({type(e).__name__}: {_escape(str(e))}). "
+                "This is a bug in treegrad, "
+                "not in your input: run again with --debug to see the traceback, and report it."
+            )
             raise typer.Exit(1) from None
 
 
-app = typer.Typer(cls=TreegradGroup, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False, rich_markup_mode=None,
-                  help="Train small neural networks described in YAML/JSON spec files, "
-                       "and see them as formulas.")
+app = typer.Typer(
+    cls=TreegradGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Train small neural networks described in YAML/JSON spec files, and see them as formulas.",
+)
 
 
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks (also TREEGRAD_DEBUG=1).")) -> None:
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (also TREEGRAD_DEBUG=1).")] = False,
+) -> None:
     """treegrad: a model is a graph of elementary nodes; training is the chain rule run backwards."""
 
 
@@ -77,57 +92,84 @@ def _escape(s: str) -> str:
 
 @app.command()
 def train(
-    spec: Path = typer.Argument(..., help="The model spec file (YAML or JSON)."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="A built-in dataset (NAME or NAME:N) or a CSV file."),
-    target: Optional[str] = typer.Option(None, "--target", help="The CSV column to learn."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the model (default: NAME.model.json)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override training.epochs."),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", help="Override training.learning_rate."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override training.batch_size."),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="Override training.optimizer: sgd, momentum, adam."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Override training.seed."),
-    validation_split: Optional[float] = typer.Option(None, "--validation-split", help="Override training.validation_split."),
-    normalize: Optional[bool] = typer.Option(None, "--normalize/--no-normalize", help="Override training.normalize."),
-    checkpoint: bool = typer.Option(False, "--checkpoint", help="On Ctrl-C, save the model of the last complete epoch."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary; just the model path."),
+    spec: Annotated[Path, typer.Argument(help="The model spec file (YAML or JSON).")],
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="A built-in dataset (NAME or NAME:N) or a CSV file.")
+    ] = None,
+    target: Annotated[str | None, typer.Option("--target", help="The CSV column to learn.")] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where to write the model (default: NAME.model.json).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Override training.epochs.")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", "--lr", help="Override training.learning_rate.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Override training.batch_size.")] = None,
+    optimizer: Annotated[
+        str | None, typer.Option("--optimizer", help="Override training.optimizer: sgd, momentum, adam.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override training.seed.")] = None,
+    validation_split: Annotated[
+        float | None, typer.Option("--validation-split", help="Override training.validation_split.")
+    ] = None,
+    normalize: Annotated[
+        bool | None, typer.Option("--normalize/--no-normalize", help="Override training.normalize.")
+    ] = None,
+    checkpoint: Annotated[
+        bool, typer.Option("--checkpoint", help="On Ctrl-C, save the model of the last complete epoch.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or summary; just the model path.")
+    ] = False,
 ) -> None:
     """Train a spec on data and save the learned model as JSON."""
     from . import workflow
 
-    overrides = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size,
-                 "optimizer": optimizer, "seed": seed, "validation_split": validation_split,
-                 "normalize": normalize}
-    spec_obj, _ = workflow.load_spec_file(spec)
+    overrides = {
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "seed": seed,
+        "validation_split": validation_split,
+        "normalize": normalize,
+    }
+    prep = workflow.prepare(spec, data=data, target=target, overrides=overrides)
     if out_path is None:
-        out_path = Path(f"{spec_obj.name or spec.stem}.model.json")
+        out_path = Path(f"{prep.name}.model.json")
     if quiet:
-        result = workflow.train(spec, data=data, target=target, overrides=overrides, out=out_path,
-                                checkpoint=checkpoint)
+        result = workflow.run(prep, out=out_path, checkpoint=checkpoint)
     else:
-        total = workflow.training_settings(spec_obj, overrides).epochs
-        result = _train_with_progress(spec, data, target, overrides, out_path, checkpoint, total)
+        result = _train_with_progress(prep, out_path, checkpoint)
     if quiet:
         out.print(str(out_path))
     else:
         _summary(result)
     if result.interrupted:
-        err.print(f"[yellow]interrupted[/]: saved the model after epoch {len(result.history)}, the last complete "
-                  f"one, to {_escape(str(out_path))}")
+        err.print(
+            f"[yellow]interrupted[/]: saved the model after epoch {len(result.history)}, the last complete "
+            f"one, to {_escape(str(out_path))}"
+        )
         raise typer.Exit(130)
 
 
-def _train_with_progress(spec: Path, data: str | None, target: str | None, overrides: dict[str, Any],
-                         out_path: Path, checkpoint: bool, epochs: int) -> Any:
+def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from . import workflow
 
-    columns = [TextColumn("[bold]training[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
-               TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
+    columns = [
+        TextColumn("[bold]training[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epochs"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+    ]
     # The bar appears only once training starts, so an error in the spec or the data
     # is not preceded by an empty bar.
     bar = Progress(*columns, console=err, refresh_per_second=8)
-    task = bar.add_task("train", total=epochs, status="", start=False)
+    task = bar.add_task("train", total=prep.settings.epochs, status="", start=False)
 
     def progress(epoch: int, train_loss: float, val_loss: float | None, extra: dict[str, float]) -> None:
         if not bar.live.is_started:
@@ -143,8 +185,7 @@ def _train_with_progress(spec: Path, data: str | None, target: str | None, overr
         bar.update(task, completed=epoch, status=status)
 
     try:
-        return workflow.train(spec, data=data, target=target, overrides=overrides, out=out_path,
-                              progress=progress, checkpoint=checkpoint)
+        return workflow.run(prep, out=out_path, progress=progress, checkpoint=checkpoint)
     finally:
         if bar.live.is_started:
             bar.stop()
@@ -161,8 +202,12 @@ def _summary(result: Any) -> None:
     t = Table(title=f"trained {_escape(rec.name)}", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
-    t.add_row("epochs", f"{len(hist.train)}" + (" (stopped early)" if hist.stopped_early else "")
-              + (" (interrupted)" if result.interrupted else ""))
+    t.add_row(
+        "epochs",
+        f"{len(hist.train)}"
+        + (" (stopped early)" if hist.stopped_early else "")
+        + (" (interrupted)" if result.interrupted else ""),
+    )
     t.add_row("final training loss", f"{hist.train[-1]:.6g}" if hist.train else "-")
     if hist.validation:
         t.add_row("final validation loss", f"{hist.validation[-1]:.6g}")
@@ -173,13 +218,20 @@ def _summary(result: Any) -> None:
                 t.add_row(f"{part} {key}", value)
     t.add_row("parameters", str(result.parameter_count))
     t.add_row("nodes", str(result.node_count))
-    t.add_row("data", f"{_escape(rec.data.source)} ({rec.data.train_rows} training rows"
-              + (f", {rec.data.validation_rows} validation" if rec.data.validation_rows else "") + ")")
+    t.add_row(
+        "data",
+        f"{_escape(rec.data.source)} ({rec.data.train_rows} training rows"
+        + (f", {rec.data.validation_rows} validation" if rec.data.validation_rows else "")
+        + ")",
+    )
     t.add_row("time", f"{result.seconds:.2f} s")
     t.add_row("model written to", _escape(str(result.out)))
     out.print(t)
-    out.print(f"next: treegrad predict {_escape(str(result.out))} "
-              + " ".join(f"{n}=..." for n in rec.inputs) + f"   |   treegrad show {_escape(str(result.out))}")
+    out.print(
+        f"next: treegrad predict {_escape(str(result.out))} "
+        + " ".join(f"{n}=..." for n in rec.inputs)
+        + f"   |   treegrad show {_escape(str(result.out))}"
+    )
 
 
 # ----------------------------------------------------------------- predict, eval, show
@@ -189,11 +241,17 @@ def _summary(result: Any) -> None:
 # rather than "No such option: -4".
 @app.command(context_settings={"ignore_unknown_options": True})
 def predict(
-    model: Path = typer.Argument(..., help="A model file written by `treegrad train`."),
-    values: Optional[list[str]] = typer.Argument(None, help="One sample: values in input order, or name=value."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="Predict every row of a CSV file (or built-in dataset)."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the CSV with a prediction column here."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON (a list, one entry per sample)."),
+    model: ModelFile,
+    values: Annotated[
+        list[str] | None, typer.Argument(help="One sample: values in input order, or name=value.")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="Predict every row of a CSV file (or built-in dataset).")
+    ] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the CSV with a prediction column here.")
+    ] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Predict with a saved model: one sample from the command line, or every row of a CSV."""
     from . import workflow
@@ -235,6 +293,7 @@ def predict(
 def _json(value: Any) -> str:
     """JSON for --json. JSON has no NaN or infinity: an undefined metric (R² of a constant
     column) or an overflowing prediction is null, so that any JSON reader can read it."""
+
     def clean(v: Any) -> Any:
         if isinstance(v, float) and not math.isfinite(v):
             return None
@@ -256,20 +315,22 @@ def _results_csv(table: Any, results: list[dict[str, Any]]) -> str:
     extra = ["prediction", "probability"] if results and "label" in results[0] else ["prediction"]
     w.writerow(list(table.columns) + extra)
     for row, r in zip(table.rows, results):
-        cells = [("%.17g" % c) if isinstance(c, float) else c for c in row]
+        cells = [f"{c:.17g}" if isinstance(c, float) else c for c in row]
         if "label" in r:
-            w.writerow(cells + [r["label"], "%.6g" % r["probability"]])
+            w.writerow(cells + [r["label"], f"{r['probability']:.6g}"])
         else:
-            w.writerow(cells + ["%.10g" % r["prediction"]])
+            w.writerow(cells + [f"{r['prediction']:.10g}"])
     return buf.getvalue()
 
 
 @app.command("eval")
 def eval_(
-    model: Path = typer.Argument(..., help="A model file written by `treegrad train`."),
-    data: str = typer.Option(..., "--data", "-d", help="A CSV file or built-in dataset with the target column."),
-    target: Optional[str] = typer.Option(None, "--target", help="The target column (default: the one trained on)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    model: ModelFile,
+    data: Annotated[str, typer.Option("--data", "-d", help="A CSV file or built-in dataset with the target column.")],
+    target: Annotated[
+        str | None, typer.Option("--target", help="The target column (default: the one trained on).")
+    ] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Loss and metrics of a saved model on data: accuracy and confusion matrix, or MSE/MAE/R²."""
     from . import workflow
@@ -300,41 +361,29 @@ def eval_(
         out.print(c)
 
 
-def _model_root(path: Path) -> tuple[Any, str]:
-    """The graph of a model file (learned values) or of a spec (initial values), and a name."""
-    from . import workflow
-
-    if path.suffix.lower() == ".json":
-        try:
-            head = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            head = None
-        if isinstance(head, dict) and "format" in head:
-            loaded = workflow.load(path)
-            return loaded.root, loaded.record.name
-    from .build import build_model
-
-    spec, _ = workflow.load_spec_file(path)
-    return build_model(spec), spec.name or path.stem
-
-
 @app.command()
 def show(
-    model: Path = typer.Argument(..., help="A model file, or a spec (shown with its initial parameters)."),
-    format: str = typer.Option("text", "--format", "-f",
-                               help="text, latex, tree, python (a standalone module), dot (Graphviz) or json."),
-    precision: int = typer.Option(4, "--precision", "-p", min=1, max=17, help="Significant digits of numbers."),
-    simplify: bool = typer.Option(False, "--simplify", help="Simplify the formula with sympy (text and latex)."),
+    model: ModelOrSpec,
+    format: Annotated[
+        str,
+        typer.Option("--format", "-f", help="text, latex, tree, python (a standalone module), dot (Graphviz) or json."),
+    ] = "text",
+    precision: Precision = 4,
+    simplify: Annotated[
+        bool, typer.Option("--simplify", help="Simplify the formula with sympy (text and latex).")
+    ] = False,
 ) -> None:
     """Print the model as a formula (or draw its node graph with --format tree)."""
-    if format in ("python", "dot", "json"):
-        from .export import load_exportable, render
+    from . import workflow
 
-        text = render(load_exportable(model), format, precision)
+    if format in ("python", "dot", "json"):
+        from .export import render
+
+        text = render(workflow.open_model(model), format, precision)
         assert isinstance(text, str)
         sys.stdout.write(text)
         return
-    root, name = _model_root(model)
+    root = workflow.open_model(model).root
     if simplify:
         from .export import simplified
 
@@ -348,8 +397,9 @@ def show(
     from .printers import FORMATS, funcify
 
     if format not in FORMATS:
-        raise typer.BadParameter(f"unknown format '{format}'; use one of {', '.join(FORMATS)}, tree, dot, json",
-                                 param_hint="--format")
+        raise typer.BadParameter(
+            f"unknown format '{format}'; use one of {', '.join(FORMATS)}, tree, dot, json", param_hint="--format"
+        )
     out.print(_escape(funcify(root, precision=precision, format=format)))
 
 
@@ -401,7 +451,7 @@ def _tree(root: Any, precision: int) -> Any:
 
 @app.command()
 def check(
-    spec: Path = typer.Argument(..., help="The model spec file to validate."),
+    spec: Annotated[Path, typer.Argument(help="The model spec file to validate.")],
 ) -> None:
     """Validate a spec, summarise it, and check its gradients numerically."""
     from . import workflow
@@ -420,8 +470,11 @@ def check(
     t.add_row("loss", loss_name(spec_obj))
     t.add_row("parameters", str(len(g.params)))
     t.add_row("nodes", str(len(g.order)))
-    t.add_row("gradient check", f"{count} parameter gradients vs finite differences: "
-              f"max relative error {worst:.2g} " + ("[green]ok[/]" if worst < 1e-4 else "[red]MISMATCH[/]"))
+    t.add_row(
+        "gradient check",
+        f"{count} parameter gradients vs finite differences: "
+        f"max relative error {worst:.2g} " + ("[green]ok[/]" if worst < 1e-4 else "[red]MISMATCH[/]"),
+    )
     out.print(t)
     if worst >= 1e-4:
         raise typer.Exit(1)
@@ -465,22 +518,24 @@ def bench(ctx: typer.Context) -> None:
 
 @app.command("export")
 def export_(
-    model: Path = typer.Argument(..., help="A model file (or a spec, exported with its initial parameters)."),
-    format: str = typer.Option("python", "--format", "-f", help="python, onnx, latex, dot or json."),
-    out_path: Path | None = typer.Option(None, "--out", "-o",
-                                         help="The file to write (text formats print without it)."),
-    precision: int = typer.Option(4, "--precision", "-p", min=1, max=17,
-                                  help="Significant digits of numbers in latex and dot."),
+    model: ModelOrSpec,
+    format: Annotated[str, typer.Option("--format", "-f", help="python, onnx, latex, dot or json.")] = "python",
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The file to write (text formats print without it).")
+    ] = None,
+    precision: Precision = 4,
 ) -> None:
     """Export a model: a dependency-free Python module, ONNX, a LaTeX document, Graphviz DOT or JSON."""
-    from .export import FORMATS, export, load_exportable, render
+    from . import workflow
+    from .export import FORMATS, export, render
 
     if format not in FORMATS:
         raise typer.BadParameter(f"unknown format '{format}'; use one of {', '.join(FORMATS)}", param_hint="--format")
     if out_path is None and format == "onnx":
-        raise typer.BadParameter("an ONNX model is binary: give the file to write, e.g. -o model.onnx",
-                                 param_hint="--out")
-    exportable = load_exportable(model)
+        raise typer.BadParameter(
+            "an ONNX model is binary: give the file to write, e.g. -o model.onnx", param_hint="--out"
+        )
+    exportable = workflow.open_model(model)
     if out_path is None:
         text = render(exportable, format, precision)
         assert isinstance(text, str)
@@ -492,10 +547,11 @@ def export_(
 
 @app.command()
 def plot(
-    model: Path = typer.Argument(..., help="A model file written by `treegrad train`."),
-    data: str | None = typer.Option(None, "--data", "-d",
-                                    help="Draw these points (default: the data it was trained on)."),
-    out_path: Path = typer.Option(..., "--out", "-o", help="The image to write: .png, .svg or .pdf."),
+    model: ModelFile,
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="The image to write: .png, .svg or .pdf.")],
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="Draw these points (default: the data it was trained on).")
+    ] = None,
 ) -> None:
     """Draw the learning curve and, for one or two inputs, the decision boundary or fitted surface."""
     from . import workflow
@@ -512,20 +568,30 @@ def plot(
 
 @app.command()
 def trace(
-    model: Path = typer.Argument(..., help="A spec (initial parameters) or a model file (learned ones)."),
-    data: str | None = typer.Option(None, "--data", "-d", help="A built-in dataset or a CSV file."),
-    steps: int = typer.Option(1, "--steps", "-n", min=1, help="SGD steps, one per sample, from the first row."),
-    learning_rate: float | None = typer.Option(None, "--learning-rate", "--lr",
-                                               help="Step size (default: the spec's)."),
-    precision: int = typer.Option(4, "--precision", "-p", min=1, max=17, help="Significant digits of numbers."),
+    model: ModelOrSpec,
+    data: Annotated[str | None, typer.Option("--data", "-d", help="A built-in dataset or a CSV file.")] = None,
+    steps: Annotated[
+        int, typer.Option("--steps", "-n", min=1, help="SGD steps, one per sample, from the first row.")
+    ] = 1,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", "--lr", help="Step size (default: the spec's).")
+    ] = None,
+    precision: Precision = 4,
 ) -> None:
     """Backpropagation by hand: each node's value and the gradients it receives, step by step."""
     from .trace import prepare
     from .trace import trace as run_trace
 
     setup = prepare(model, data, learning_rate, rows=steps)
-    for step in run_trace(setup.root, setup.inputs, setup.targets, loss=setup.loss,
-                          learning_rate=setup.learning_rate, steps=steps, precision=precision):
+    for step in run_trace(
+        setup.root,
+        setup.inputs,
+        setup.targets,
+        loss=setup.loss,
+        learning_rate=setup.learning_rate,
+        steps=steps,
+        precision=precision,
+    ):
         _render_step(step, setup.loss, setup.learning_rate, precision)
 
 
@@ -539,20 +605,36 @@ def _num(v: Any, precision: int) -> str:
 
 def _render_step(step: Any, loss: str, lr: float, precision: int) -> None:
     def cut(s: str, n: int = 48) -> str:
-        return _escape(s if len(s) <= n else s[:n - 1] + "…")
+        return _escape(s if len(s) <= n else s[: n - 1] + "…")
 
     sample = ", ".join(f"{_escape(k)}={_num(v, precision)}" for k, v in step.inputs.items())
-    out.print(f"\n[bold]step {step.step}[/]: sample {step.sample + 1} ({sample}), "
-              f"target {_num(step.target, precision)}")
+    out.print(
+        f"\n[bold]step {step.step}[/]: sample {step.sample + 1} ({sample}), target {_num(step.target, precision)}"
+    )
     t = Table(title="forward (children first), then backward: dL/dnode from each parent", title_justify="left")
-    for name, justify in (("#", "right"), ("node", "left"), ("computes", "left"), ("formula", "left"),
-                          ("value", "right"), ("dL/dnode arriving", "left"), ("dL/dnode", "right")):
+    for name, justify in (
+        ("#", "right"),
+        ("node", "left"),
+        ("computes", "left"),
+        ("formula", "left"),
+        ("value", "right"),
+        ("dL/dnode arriving", "left"),
+        ("dL/dnode", "right"),
+    ):
         t.add_column(name, justify=justify)  # type: ignore[arg-type]
     for n in step.nodes:
         arriving = "  ".join(f"from #{p}: {_num(g, precision)}" for p, g in n.arrivals) or (
-            "seed from the loss" if n.index == len(step.nodes) - 1 else "-")
-        t.add_row(str(n.index), cut(n.label, 16), cut(n.expr), cut(n.formula) if n.kind in ("op", "softmax", "output")
-                  else "", _num(n.value, precision), arriving, _num(n.grad, precision))
+            "seed from the loss" if n.index == len(step.nodes) - 1 else "-"
+        )
+        t.add_row(
+            str(n.index),
+            cut(n.label, 16),
+            cut(n.expr),
+            cut(n.formula) if n.kind in ("op", "softmax", "output") else "",
+            _num(n.value, precision),
+            arriving,
+            _num(n.grad, precision),
+        )
     out.print(t)
     out.print(f"loss ({loss}) = {_num(step.loss, precision)};  dL/doutput = {_num(step.loss_grad, precision)}")
     p = Table(title=f"update: new = old - {_num(lr, precision)} * gradient", title_justify="left")

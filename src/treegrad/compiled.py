@@ -48,8 +48,11 @@ class Program:
             self.names[id(c)] = f"c{k}"
         for i, n in enumerate(graph.order):
             self.names.setdefault(id(n), f"v{i}")
-        self.outputs = [f"s{j}" for j in range(len(graph.elements))] if graph.is_softmax else \
-            [self.names[id(e)] for e in graph.elements]
+        self.outputs = (
+            [f"s{j}" for j in range(len(graph.elements))]
+            if graph.is_softmax
+            else [self.names[id(e)] for e in graph.elements]
+        )
         self.needs_grad = self._needs_grad()
 
     # ------------------------------------------------------------ pieces of code
@@ -167,8 +170,13 @@ class Program:
         """(params, constants, rows, targets) -> summed loss over the rows."""
         gouts = [f"go{j}" for j in range(len(self.outputs))]
         body = [*self.header(), "total = 0.0", "for i in range(len(X)):"]
-        body += _indent(self.unpack_row("X[i]") + ["t = T[i]"] + self.forward()
-                        + loss.code(self.outputs, "t", "L", gouts, "_l") + ["total += L"])
+        body += _indent(
+            self.unpack_row("X[i]")
+            + ["t = T[i]"]
+            + self.forward()
+            + loss.code(self.outputs, "t", "L", gouts, "_l")
+            + ["total += L"]
+        )
         body.append("return total")
         return self._build(_def("loss_rows", "P, C, X, T", body), "loss_rows")
 
@@ -264,4 +272,3 @@ def is_finite(x: Any) -> bool:
     if isinstance(x, list):
         return all(math.isfinite(v) for v in x)
     return math.isfinite(x)
-

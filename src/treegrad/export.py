@@ -19,7 +19,6 @@ import keyword
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,44 +27,12 @@ from .errors import ModelError, TreegradError
 from .nodes import Constant, Input, Leaf, Node, Output, Parameter, Softmax
 from .ops import NAMESPACE, softmax_code
 from .printers import funcify, number
+from .workflow import Opened
 
 FORMATS = ("python", "dot", "json", "latex", "onnx")
 ONNX_OPSET = 17
 ONNX_IR_VERSION = 8  # the IR that goes with opset 17; readable by onnxruntime >= 1.11
 SIMPLIFY_LIMIT = 30  # sympy.simplify on more operations than this can take minutes: expand only
-
-
-@dataclass
-class Exportable:
-    """A compiled model and what an exporter may say about it (from the model file, if any)."""
-
-    root: Node
-    name: str
-    task: str | None = None  # "regression" | "binary" | "classes"; None when unknown
-    classes: list[str] | None = None
-
-
-def load_exportable(path: Path) -> Exportable:
-    """A model file (learned parameters) or a spec file (initial parameters), ready to export."""
-    from . import workflow
-
-    if path.suffix.lower() == ".json" and is_model_file(path):
-        loaded = workflow.load(path)
-        rec = loaded.record
-        return Exportable(loaded.root, rec.name, rec.task, rec.classes)
-    from .build import build_model, task_kind
-
-    spec, _ = workflow.load_spec_file(path)
-    return Exportable(build_model(spec), spec.name or path.stem, task_kind(spec), spec.classes)
-
-
-def is_model_file(path: Path) -> bool:
-    """True if `path` holds JSON with a `format` key (a model file, not a JSON spec)."""
-    try:
-        head = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(head, dict) and "format" in head
 
 
 def _graph(root: Node) -> Any:
@@ -75,7 +42,7 @@ def _graph(root: Node) -> Any:
     return root.graph
 
 
-def _class_labels(model: Exportable) -> list[str] | None:
+def _class_labels(model: Opened) -> list[str] | None:
     """The labels `treegrad predict` prints (the same defaults as `workflow.decode`)."""
     g = _graph(model.root)
     if model.task == "binary":
@@ -98,9 +65,16 @@ def is_plain_name(name: str) -> bool:
     one), not a keyword, no leading underscore (the generated locals start with one),
     and no name that the generated module or Python's builtins already use.
     """
-    return (name.isascii() and name.isidentifier() and not keyword.iskeyword(name)
-            and not keyword.issoftkeyword(name) and not name.startswith("_")
-            and name not in NAMESPACE and name not in _MODULE_NAMES and not hasattr(builtins, name))
+    return (
+        name.isascii()
+        and name.isidentifier()
+        and not keyword.iskeyword(name)
+        and not keyword.issoftkeyword(name)
+        and not name.startswith("_")
+        and name not in NAMESPACE
+        and name not in _MODULE_NAMES
+        and not hasattr(builtins, name)
+    )
 
 
 def argument_names(input_names: Sequence[str]) -> list[str]:
@@ -116,8 +90,10 @@ def _math_imports() -> list[str]:
     for name, fn in sorted(NAMESPACE.items()):
         real = getattr(fn, "__name__", "")
         if getattr(math, real, None) is not fn:
-            raise ModelError(f"the op table's function '{name}' is not from the math module, so a standalone "
-                             "Python module cannot import it; this is a bug in treegrad")
+            raise ModelError(
+                f"the op table's function '{name}' is not from the math module, so a standalone "
+                "Python module cannot import it; this is a bug in treegrad"
+            )
         if real == name:
             plain.append(name)
         else:
@@ -165,16 +141,22 @@ def python_body(graph: Any) -> tuple[list[str], str]:
     return lines, result
 
 
-def python_module(model: Exportable) -> str:
+def python_module(model: Opened) -> str:
     """A dependency-free Python module whose `predict(...)` returns what `treegrad predict` returns."""
     g = _graph(model.root)
     args = argument_names(g.input_names)
     signature = ", ".join(args)
     labels = _class_labels(model)
     body, result = python_body(g)
-    returns = ("a list of probabilities, one per class in CLASSES" if g.is_softmax
-               else "a list of values" if g.is_list
-               else "the probability of CLASSES[1]" if model.task == "binary" else "the predicted value")
+    returns = (
+        "a list of probabilities, one per class in CLASSES"
+        if g.is_softmax
+        else "a list of values"
+        if g.is_list
+        else "the probability of CLASSES[1]"
+        if model.task == "binary"
+        else "the predicted value"
+    )
     out = [
         '"""A treegrad model as plain Python: `predict` gives the numbers `treegrad predict` gives.',
         "",
@@ -195,12 +177,21 @@ def python_module(model: Exportable) -> str:
     out += [f"    {line}" for line in body]
     out.append(f"    return {result}")
     if labels is not None and (g.is_softmax or model.task == "binary"):
-        out += ["", "", f"def predict_label({signature}):",
-                '    """The predicted class, as printed by `treegrad predict`."""',
-                f"    p = predict({signature})"]
+        out += [
+            "",
+            "",
+            f"def predict_label({signature}):",
+            '    """The predicted class, as printed by `treegrad predict`."""',
+            f"    p = predict({signature})",
+        ]
         if g.is_softmax:
-            out += ["    best = 0", "    for k in range(1, len(p)):", "        if p[k] > p[best]:",
-                    "            best = k", "    return CLASSES[best]"]
+            out += [
+                "    best = 0",
+                "    for k in range(1, len(p)):",
+                "        if p[k] > p[best]:",
+                "            best = k",
+                "    return CLASSES[best]",
+            ]
         else:
             out.append("    return CLASSES[1] if p >= 0.5 else CLASSES[0]")
     return "\n".join(out) + "\n"
@@ -244,8 +235,12 @@ def dot_source(root: Node, precision: int = 4) -> str:
     """A Graphviz digraph: each node once (shared nodes too), edges from child to parent."""
     g = _graph(root)
     ids = {id(n): f"n{i}" for i, n in enumerate(g.order)}
-    lines = ["digraph treegrad {", "  rankdir=BT;", '  node [fontname="Helvetica"];',
-             '  edge [fontname="Helvetica", fontsize=10];']
+    lines = [
+        "digraph treegrad {",
+        "  rankdir=BT;",
+        '  node [fontname="Helvetica"];',
+        '  edge [fontname="Helvetica", fontsize=10];',
+    ]
     for n in g.order:
         kind = _node_kind(n)
         if kind == "input":
@@ -262,8 +257,9 @@ def dot_source(root: Node, precision: int = 4) -> str:
         lines.append(f"  {ids[id(n)]} [label={_dot_string(label)}, {_DOT_STYLE[kind]}];")
     for n in g.order:
         # Argument order matters for sub, div, pow and the outputs: number those edges.
-        ordered = n.children and (isinstance(n, Output) or (n.op is not None and n.op.arity is not None
-                                                             and len(n.children) > 1))
+        ordered = n.children and (
+            isinstance(n, Output) or (n.op is not None and n.op.arity is not None and len(n.children) > 1)
+        )
         for k, c in enumerate(n.children):
             attrs = f' [label="{k + 1}"]' if ordered else ""
             lines.append(f"  {ids[id(c)]} -> {ids[id(n)]}{attrs};")
@@ -271,7 +267,7 @@ def dot_source(root: Node, precision: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
-def graph_dict(model: Exportable) -> dict[str, Any]:
+def graph_dict(model: Opened) -> dict[str, Any]:
     """The compiled graph as plain data: nodes in evaluation order, children by id.
 
     Each node has `id`, `kind` (input, parameter, constant, op, output, softmax) and
@@ -293,11 +289,18 @@ def graph_dict(model: Exportable) -> dict[str, Any]:
             entry["value"] = float(n.value)
         entry["children"] = [index[id(c)] for c in n.children]
         nodes.append(entry)
-    return {"format": "treegrad-graph", "version": 1, "name": model.name, "inputs": list(g.input_names),
-            "classes": _class_labels(model), "output": index[id(g.output)], "nodes": nodes}
+    return {
+        "format": "treegrad-graph",
+        "version": 1,
+        "name": model.name,
+        "inputs": list(g.input_names),
+        "classes": _class_labels(model),
+        "output": index[id(g.output)],
+        "nodes": nodes,
+    }
 
 
-def graph_json(model: Exportable) -> str:
+def graph_json(model: Opened) -> str:
     """`graph_dict` as indented JSON text."""
     return json.dumps(graph_dict(model), indent=1) + "\n"
 
@@ -305,18 +308,23 @@ def graph_json(model: Exportable) -> str:
 # ----------------------------------------------------------------- LaTeX
 
 
-def latex_document(model: Exportable, precision: int = 4) -> str:
+def latex_document(model: Opened, precision: int = 4) -> str:
     """A standalone LaTeX document (amsmath) showing the model's formula."""
     formula = funcify(model.root, precision=precision, format="latex")
-    return "\n".join([
-        r"\documentclass{article}",
-        r"\usepackage{amsmath}",
-        r"\begin{document}",
-        r"\begin{gather*}",
-        formula,
-        r"\end{gather*}",
-        r"\end{document}",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                r"\documentclass{article}",
+                r"\usepackage{amsmath}",
+                r"\begin{document}",
+                r"\begin{gather*}",
+                formula,
+                r"\end{gather*}",
+                r"\end{document}",
+            ]
+        )
+        + "\n"
+    )
 
 
 # ----------------------------------------------------------------- sympy
@@ -342,8 +350,10 @@ def _sympy() -> Any:
     try:
         import sympy
     except ImportError:
-        raise TreegradError("simplifying a formula needs sympy, which is not installed: "
-                            "pip install sympy (or pip install 'treegrad[simplify]')") from None
+        raise TreegradError(
+            "simplifying a formula needs sympy, which is not installed: "
+            "pip install sympy (or pip install 'treegrad[simplify]')"
+        ) from None
     return sympy
 
 
@@ -395,8 +405,18 @@ def simplified(root: Node, precision: int = 4, format: str = "text") -> str:
 # Per op name: the ONNX operator. Ops of any arity (add, mul) become chains of binary ones,
 # left to right, so that the sums and products round exactly as in treegrad.
 ONNX_OPS: dict[str, str] = {
-    "add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "neg": "Neg", "pow": "Pow",
-    "relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "exp": "Exp", "log": "Log", "abs": "Abs",
+    "add": "Add",
+    "sub": "Sub",
+    "mul": "Mul",
+    "div": "Div",
+    "neg": "Neg",
+    "pow": "Pow",
+    "relu": "Relu",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "exp": "Exp",
+    "log": "Log",
+    "abs": "Abs",
 }
 
 
@@ -404,13 +424,15 @@ def _onnx() -> Any:
     try:
         import onnx
     except ImportError:
-        raise TreegradError("ONNX export needs the onnx package, which is not installed: "
-                            "pip install onnx (and onnxruntime to run the result), "
-                            "or pip install 'treegrad[onnx]'") from None
+        raise TreegradError(
+            "ONNX export needs the onnx package, which is not installed: "
+            "pip install onnx (and onnxruntime to run the result), "
+            "or pip install 'treegrad[onnx]'"
+        ) from None
     return onnx
 
 
-def onnx_model(model: Exportable) -> Any:
+def onnx_model(model: Opened) -> Any:
     """An ONNX model (opset 17, float64 throughout) computing the model's output.
 
     One input `X` of shape [N, k]: N samples, the k model inputs as columns in the order
@@ -485,19 +507,33 @@ def onnx_model(model: Exportable) -> Any:
         emit("Identity", [columns[0]], "y")
         y_info = helper.make_tensor_value_info("y", D, ["N"])
     x_info = helper.make_tensor_value_info("X", D, ["N", len(g.input_names)])
-    graph = helper.make_graph(nodes, "treegrad", [x_info], [y_info], inits,
-                              doc_string="X: [N, k] float64, the model inputs as columns (see metadata 'inputs')")
-    m = helper.make_model(graph, producer_name="treegrad", producer_version=__version__,
-                          opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+    graph = helper.make_graph(
+        nodes,
+        "treegrad",
+        [x_info],
+        [y_info],
+        inits,
+        doc_string="X: [N, k] float64, the model inputs as columns (see metadata 'inputs')",
+    )
+    m = helper.make_model(
+        graph,
+        producer_name="treegrad",
+        producer_version=__version__,
+        opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
+    )
     m.ir_version = ONNX_IR_VERSION
-    meta = {"name": model.name, "inputs": json.dumps(list(g.input_names)),
-            "task": model.task or "", "classes": json.dumps(_class_labels(model))}
+    meta = {
+        "name": model.name,
+        "inputs": json.dumps(list(g.input_names)),
+        "task": model.task or "",
+        "classes": json.dumps(_class_labels(model)),
+    }
     helper.set_model_props(m, meta)
     onnx.checker.check_model(m)
     return m
 
 
-def onnx_bytes(model: Exportable) -> bytes:
+def onnx_bytes(model: Opened) -> bytes:
     """The ONNX model serialised, ready to write to a .onnx file."""
     return onnx_model(model).SerializeToString()  # type: ignore[no-any-return]
 
@@ -505,7 +541,7 @@ def onnx_bytes(model: Exportable) -> bytes:
 # ----------------------------------------------------------------- one door for the CLI
 
 
-def render(model: Exportable, format: str, precision: int = 4) -> str | bytes:
+def render(model: Opened, format: str, precision: int = 4) -> str | bytes:
     """The model in an export format: text for python, dot, json, latex; bytes for onnx."""
     if format == "python":
         return python_module(model)
@@ -520,7 +556,7 @@ def render(model: Exportable, format: str, precision: int = 4) -> str | bytes:
     raise TreegradError(f"unknown export format '{format}'; use one of {', '.join(FORMATS)}")
 
 
-def export(model: Exportable, format: str, out: Path, precision: int = 4) -> None:
+def export(model: Opened, format: str, out: Path, precision: int = 4) -> None:
     """Write the model in `format` to `out`, atomically (an old file stays whole until then)."""
     from .modelfile import write_atomic
 

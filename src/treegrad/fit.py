@@ -93,12 +93,23 @@ def _check_rows(graph: Graph, rows: Sequence[Sequence[float]]) -> list[list[floa
     return out
 
 
-def fit(model: Node, inputs: Sequence[Sequence[float]], targets: Sequence[Any], *,
-        loss: str | Loss = "mse", epochs: int = 100, learning_rate: float = 0.01,
-        batch_size: int = 1, optimizer: str = "sgd", shuffle: bool = False, seed: int = 0,
-        validation: tuple[Sequence[Sequence[float]], Sequence[Any]] | None = None,
-        patience: int | None = None, callback: Callback | None = None,
-        engine: str = "compiled") -> History:
+def fit(
+    model: Node,
+    inputs: Sequence[Sequence[float]],
+    targets: Sequence[Any],
+    *,
+    loss: str | Loss = "mse",
+    epochs: int = 100,
+    learning_rate: float = 0.01,
+    batch_size: int = 1,
+    optimizer: str = "sgd",
+    shuffle: bool = False,
+    seed: int = 0,
+    validation: tuple[Sequence[Sequence[float]], Sequence[Any]] | None = None,
+    patience: int | None = None,
+    callback: Callback | None = None,
+    engine: str = "compiled",
+) -> History:
     """Train a model; return the per-epoch mean training loss.
 
     Ctrl-C stops training after the last complete epoch (`History.interrupted`).
@@ -141,9 +152,11 @@ def fit(model: Node, inputs: Sequence[Sequence[float]], targets: Sequence[Any], 
     STEP = [0]
     batched = batch_size > 1
     # Mini-batches run on NumPy arrays where the graph has dense layers that pay for it, else as scalar code.
-    run_epoch = (((batched and vectorized_epoch_fn(graph, lossobj, opt, batch_size))
-                  or prog.epoch_fn(lossobj, opt, batched))
-                 if engine == "compiled" else _reference_epoch(graph, lossobj, opt, batched))
+    run_epoch = (
+        ((batched and vectorized_epoch_fn(graph, lossobj, opt, batch_size)) or prog.epoch_fn(lossobj, opt, batched))
+        if engine == "compiled"
+        else _reference_epoch(graph, lossobj, opt, batched)
+    )
     val_loss = prog.loss_fn(lossobj) if val else None
     rng = random.Random(seed)
     order = list(range(len(X)))
@@ -154,7 +167,7 @@ def fit(model: Node, inputs: Sequence[Sequence[float]], targets: Sequence[Any], 
         for epoch in range(1, epochs + 1):
             if shuffle:
                 rng.shuffle(order)
-            idx: Any = [order[i:i + batch_size] for i in range(0, len(order), batch_size)] if batched else order
+            idx: Any = [order[i : i + batch_size] for i in range(0, len(order), batch_size)] if batched else order
             try:
                 total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate)
             except (ArithmeticError, ValueError) as e:
@@ -191,8 +204,10 @@ def fit(model: Node, inputs: Sequence[Sequence[float]], targets: Sequence[Any], 
 
 
 def _diverged(epoch: int, detail: str) -> TrainingError:
-    return TrainingError(f"training diverged in epoch {epoch}: the loss became NaN or infinite {detail}".strip()
-                         + ". Try a smaller learning rate, or normalize the inputs (training.normalize: true).")
+    return TrainingError(
+        f"training diverged in epoch {epoch}: the loss became NaN or infinite {detail}".strip()
+        + ". Try a smaller learning rate, or normalize the inputs (training.normalize: true)."
+    )
 
 
 def _reference_epoch(graph: Graph, loss: Loss, opt: Optimizer, batched: bool) -> Callable[..., float]:
@@ -208,14 +223,22 @@ def _reference_epoch(graph: Graph, loss: Loss, opt: Optimizer, batched: bool) ->
             G[k] += p.grad
         return float(L)
 
-    def epoch(P: list[float], C: list[float], S: list[list[float]], STEP: list[int],
-              X: list[list[float]], T: list[Any], idx: Any, lr: float) -> float:
+    def epoch(
+        P: list[float],
+        C: list[float],
+        S: list[list[float]],
+        STEP: list[int],
+        X: list[list[float]],
+        T: list[Any],
+        idx: Any,
+        lr: float,
+    ) -> float:
         # Steps go to copies, written back at the end, as the compiled epoch does: an
         # interrupted epoch leaves P as it was after the previous one.
         Q, S2, STEP2 = list(P), [list(s) for s in S], list(STEP)
         graph.set_param_values(Q)
         total = 0.0
-        for chunk in (idx if batched else ([i] for i in idx)):
+        for chunk in idx if batched else ([i] for i in idx):
             G = [0.0] * len(Q)
             for i in chunk:
                 total += sample(X[i], T[i], G)

@@ -38,7 +38,7 @@ def expand_macros(root: Node) -> list[Node]:
         if i < len(node.children):
             child = node.children[i]
             if isinstance(child, Macro) and child.expansion is not None:
-                node.children[i:i + 1] = child.expansion
+                node.children[i : i + 1] = child.expansion
                 for e in child.expansion:
                     e.parents.append(node)
                 stack.append((node, i + len(child.expansion)))
@@ -57,7 +57,7 @@ def expand_macros(root: Node) -> list[Node]:
             node.expansion = node.expand()
             if stack:  # splice into the parent that is waiting for it
                 parent, j = stack.pop()
-                parent.children[j - 1:j] = node.expansion
+                parent.children[j - 1 : j] = node.expansion
                 for e in node.expansion:
                     e.parents.append(parent)
                 stack.append((parent, j - 1 + len(node.expansion)))
@@ -231,8 +231,10 @@ class Graph:
             return list(by_name), by_name
         unknown = [name for name in by_name if name not in declared]
         if unknown:
-            raise ModelError(f"the model uses input(s) {', '.join(unknown)} that are not among the declared "
-                             f"inputs {', '.join(declared)}")
+            raise ModelError(
+                f"the model uses input(s) {', '.join(unknown)} that are not among the declared "
+                f"inputs {', '.join(declared)}"
+            )
         return list(declared), by_name
 
     def _name_params(self) -> list[Parameter]:
@@ -272,15 +274,19 @@ class Graph:
             missing = [n for n in self.input_names if n not in values]
             extra = [n for n in values if n not in self.input_names]
             if missing or extra:
-                raise ModelError(f"predict() needs values for inputs {', '.join(self.input_names)}"
-                                 + (f"; missing {', '.join(missing)}" if missing else "")
-                                 + (f"; unknown {', '.join(extra)}" if extra else ""))
+                raise ModelError(
+                    f"predict() needs values for inputs {', '.join(self.input_names)}"
+                    + (f"; missing {', '.join(missing)}" if missing else "")
+                    + (f"; unknown {', '.join(extra)}" if extra else "")
+                )
             row = [values[n] for n in self.input_names]
         else:
             row = list(values)
             if len(row) != len(self.input_names):
-                raise ModelError(f"predict() needs {len(self.input_names)} value(s), for "
-                                 f"{', '.join(self.input_names) or 'no inputs'}; got {len(row)}")
+                raise ModelError(
+                    f"predict() needs {len(self.input_names)} value(s), for "
+                    f"{', '.join(self.input_names) or 'no inputs'}; got {len(row)}"
+                )
         out = [float(v) for v in row]
         if not all(math.isfinite(v) for v in out):
             raise ModelError(f"predict() needs finite numbers, got {row}")

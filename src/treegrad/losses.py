@@ -33,8 +33,11 @@ def _mse(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
 
 
 def _mae(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
-    return [f"{tmp}d = {p} - {t}", f"{loss} = abs({tmp}d)",
-            f"{grad} = (1.0 if {tmp}d > 0.0 else (-1.0 if {tmp}d < 0.0 else 0.0))"]
+    return [
+        f"{tmp}d = {p} - {t}",
+        f"{loss} = abs({tmp}d)",
+        f"{grad} = (1.0 if {tmp}d > 0.0 else (-1.0 if {tmp}d < 0.0 else 0.0))",
+    ]
 
 
 def _mae_array(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
@@ -71,8 +74,9 @@ class Loss:
     elementwise: Elementwise | None = None
     np_elementwise: Elementwise | None = None  # None: `elementwise` works on arrays as it is
 
-    def code(self, p: Sequence[str], t: str, loss: str, grads: Sequence[str], tmp: str,
-             vectorized: bool = False) -> list[str]:
+    def code(
+        self, p: Sequence[str], t: str, loss: str, grads: Sequence[str], tmp: str, vectorized: bool = False
+    ) -> list[str]:
         """Statements setting `loss` and each `grads[i]` = dL/dp[i] for one sample.
 
         `vectorized`: for a batch, on arrays with one element per sample; a list output's
@@ -82,11 +86,14 @@ class Loss:
             # t is the true class index; the gradient flows only into its probability.
             pt, lo = f"{tmp}pt", repr(CE_TINY)
             if vectorized:
-                lines = [f"{pt} = stack(({', '.join(p)},), 1)[arange(len({t})), {t}]",
-                         f"{pt} = maximum({pt}, {lo})", f"{loss} = -log({pt})", f"{tmp}r = -1.0 / {pt}"]
+                lines = [
+                    f"{pt} = stack(({', '.join(p)},), 1)[arange(len({t})), {t}]",
+                    f"{pt} = maximum({pt}, {lo})",
+                    f"{loss} = -log({pt})",
+                    f"{tmp}r = -1.0 / {pt}",
+                ]
                 return lines + [f"{g} = where({t} == {i}, {tmp}r, 0.0)" for i, g in enumerate(grads)]
-            lines = [f"{pt} = ({', '.join(p)},)[{t}]", f"{pt} = {lo} if {pt} < {lo} else {pt}",
-                     f"{loss} = -log({pt})"]
+            lines = [f"{pt} = ({', '.join(p)},)[{t}]", f"{pt} = {lo} if {pt} < {lo} else {pt}", f"{loss} = -log({pt})"]
             return lines + [f"{g} = -1.0 / {pt} if {t} == {i} else 0.0" for i, g in enumerate(grads)]
         elementwise = self.np_elementwise if vectorized and self.np_elementwise else self.elementwise
         assert elementwise is not None
@@ -109,8 +116,9 @@ LOSSES: dict[str, Loss] = {
     for loss in [
         Loss("mse", "mean squared error", False, False, _mse),
         Loss("mae", "mean absolute error", False, False, _mae, _mae_array),
-        Loss("bce", "binary cross-entropy on a probability (a sigmoid output), labels 0/1", False, True, _bce,
-             _bce_array),
+        Loss(
+            "bce", "binary cross-entropy on a probability (a sigmoid output), labels 0/1", False, True, _bce, _bce_array
+        ),
         Loss("cross_entropy", "categorical cross-entropy on a softmax, target a class index", True, True),
     ]
 }
@@ -120,8 +128,7 @@ LOSSES: dict[str, Loss] = {
 def _loss_fn(name: str, n: int) -> Callable[[Sequence[float], object], tuple[float, list[float]]]:
     p, g = [f"p{i}" for i in range(n)], [f"g{i}" for i in range(n)]
     body = LOSSES[name].code(p, "t", "L", g, "_")
-    src = (f"def loss(P, t):\n {', '.join(p)}, = P\n " + "\n ".join(body)
-           + f"\n return L, [{', '.join(g)}]")
+    src = f"def loss(P, t):\n {', '.join(p)}, = P\n " + "\n ".join(body) + f"\n return L, [{', '.join(g)}]"
     ns: dict[str, object] = dict(NAMESPACE)
     exec(src, ns)  # noqa: S102 - treegrad's own text
     return ns["loss"]  # type: ignore[return-value]

@@ -25,6 +25,9 @@ VERSION = 1
 MAX_BYTES = 64 * 1024 * 1024
 
 
+Task = Literal["regression", "binary", "classes"]
+
+
 class DataInfo(BaseModel):
     """Where the training data came from and how it was split."""
 
@@ -56,7 +59,7 @@ class ModelRecord(BaseModel):
     spec_file: str
     spec_text: str
     inputs: list[str]
-    task: Literal["regression", "binary", "classes"]
+    task: Task
     loss: str
     classes: list[str] | None = None
     # Strict: a parameter written as true or "0.5" is an edited file, not a number.
@@ -118,8 +121,9 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(e, OSError):  # a full disk, a quota, a read-only file system: the user's to fix
-            raise ModelFileError(f"cannot write {path}: {e.strerror or e}; the previous file, if any, "
-                                 "is unchanged") from None
+            raise ModelFileError(
+                f"cannot write {path}: {e.strerror or e}; the previous file, if any, is unchanged"
+            ) from None
         raise
 
 
@@ -141,18 +145,25 @@ def read(path: Path) -> ModelRecord:
     except UnicodeDecodeError:
         raise ModelFileError(f"{path} is not a text file, so not a treegrad model file") from None
     except json.JSONDecodeError as e:
-        raise ModelFileError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); "
-                             "the file may be truncated — train the model again") from None
+        raise ModelFileError(
+            f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); the file may be truncated — train the model again"
+        ) from None
     except ValueError:  # int() refuses a number of more than 4300 digits
-        raise ModelFileError(f"{path} holds a number thousands of digits long, which treegrad never writes: "
-                             "the file was edited or damaged — train the model again") from None
+        raise ModelFileError(
+            f"{path} holds a number thousands of digits long, which treegrad never writes: "
+            "the file was edited or damaged — train the model again"
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise ModelFileError(f"{path} is not a treegrad model file (format {found!r}, expected '{FORMAT}'); "
-                             "pass the .json file written by `treegrad train`")
+        raise ModelFileError(
+            f"{path} is not a treegrad model file (format {found!r}, expected '{FORMAT}'); "
+            "pass the .json file written by `treegrad train`"
+        )
     if doc.get("version") != VERSION:
-        raise ModelFileError(f"{path} is a treegrad model file of version {doc.get('version')!r}; this treegrad "
-                             f"reads version {VERSION}: train the model again with this version")
+        raise ModelFileError(
+            f"{path} is a treegrad model file of version {doc.get('version')!r}; this treegrad "
+            f"reads version {VERSION}: train the model again with this version"
+        )
     try:
         record = ModelRecord.model_validate(doc)
     except ValidationError as e:
@@ -177,19 +188,25 @@ def _check_record(path: Path, record: ModelRecord, spec: Any) -> None:
 
     kind, loss = task_kind(spec), loss_name(spec)
     if record.task != kind or record.loss != loss:
-        raise damaged(f"it says task '{record.task}' with loss '{record.loss}', but its spec makes a {kind} "
-                      f"model trained with {loss}")
+        raise damaged(
+            f"it says task '{record.task}' with loss '{record.loss}', but its spec makes a {kind} "
+            f"model trained with {loss}"
+        )
     if record.classes is not None:
         wanted = {"binary": 2, "classes": output_count(spec)}.get(kind, 0)
         if len(record.classes) != wanted or len(set(record.classes)) != len(record.classes):
-            raise damaged(f"its classes {record.classes[:10]} do not fit a {kind} model "
-                          + (f"of {wanted} distinct classes" if wanted else "(which has none)"))
+            raise damaged(
+                f"its classes {record.classes[:10]} do not fit a {kind} model "
+                + (f"of {wanted} distinct classes" if wanted else "(which has none)")
+            )
     seed = record.training.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise damaged(f"its training seed is {seed!r}, not a whole number")
     if record.normalization is not None and set(record.normalization) != set(spec.inputs):
-        raise damaged(f"it normalises {', '.join(sorted(record.normalization)) or 'nothing'} but the model's "
-                      f"inputs are {', '.join(spec.inputs)}")
+        raise damaged(
+            f"it normalises {', '.join(sorted(record.normalization)) or 'nothing'} but the model's "
+            f"inputs are {', '.join(spec.inputs)}"
+        )
 
 
 def load_graph(path: Path, record: ModelRecord) -> Any:
@@ -202,8 +219,7 @@ def load_graph(path: Path, record: ModelRecord) -> Any:
     except SpecError as e:
         raise ModelFileError(f"the spec inside {path} no longer validates: {e}") from None
     _check_record(path, record, spec)
-    stats = {k: (float(v[0]), float(v[1])) for k, v in record.normalization.items()} \
-        if record.normalization else None
+    stats = {k: (float(v[0]), float(v[1])) for k, v in record.normalization.items()} if record.normalization else None
     try:
         root = build_model(spec, seed=record.training.get("seed", 0), stats=stats)
     except SpecError as e:
@@ -214,10 +230,12 @@ def load_graph(path: Path, record: ModelRecord) -> Any:
     missing = [n for n in names if n not in record.parameters]
     extra = [n for n in record.parameters if n not in known]
     if missing or extra:
-        raise ModelFileError(f"{path}: its parameters do not match its spec"
-                             + (f"; missing {', '.join(missing[:10])}" if missing else "")
-                             + (f"; unexpected {', '.join(extra[:10])}" if extra else "")
-                             + ". The file was edited or damaged: train the model again.")
+        raise ModelFileError(
+            f"{path}: its parameters do not match its spec"
+            + (f"; missing {', '.join(missing[:10])}" if missing else "")
+            + (f"; unexpected {', '.join(extra[:10])}" if extra else "")
+            + ". The file was edited or damaged: train the model again."
+        )
     if list(graph.input_names) != list(record.inputs):
         raise ModelFileError(f"{path}: its inputs {record.inputs} do not match its spec's {graph.input_names}")
     graph.set_param_values([record.parameters[n] for n in names])

@@ -53,8 +53,10 @@ class Node:
 
     def __init__(self, children: Sequence[Node | Number] = ()) -> None:
         if isinstance(children, (Node, int, float)):
-            raise ModelError(f"{type(self).__name__} takes its children as a list, e.g. "
-                             f"{type(self).__name__}([a, b]); got a single {type(children).__name__}")
+            raise ModelError(
+                f"{type(self).__name__} takes its children as a list, e.g. "
+                f"{type(self).__name__}([a, b]); got a single {type(children).__name__}"
+            )
         self.children: list[Node] = [as_node(c) for c in children]
         self.parents: list[Node] = []
         for c in self.children:
@@ -196,8 +198,9 @@ class Input(Leaf):
 class Parameter(Leaf):
     """A trainable number; without a value it is drawn uniform(-1, 1) from a seeded RNG."""
 
-    def __init__(self, value: Number | None = None, name: str | None = None, *,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self, value: Number | None = None, name: str | None = None, *, rng: random.Random | None = None
+    ) -> None:
         super().__init__()
         self.name = name
         v = (rng or _default_rng).uniform(-1.0, 1.0) if value is None else float(value)
@@ -260,7 +263,8 @@ Log = _operation(OPS["log"])
 Abs = _operation(OPS["abs"])
 
 OPERATIONS: dict[str, type[Operation]] = {
-    c.op.name: c for c in (Add, Subtract, Multiply, Divide, Negate, Power, ReLU, Sigmoid, Tanh, Exp, Log, Abs)
+    c.op.name: c
+    for c in (Add, Subtract, Multiply, Divide, Negate, Power, ReLU, Sigmoid, Tanh, Exp, Log, Abs)
     if c.op is not None
 }
 
@@ -288,9 +292,15 @@ class Linear(Macro):
     sigmoid, tanh or none). Weights start uniform(-s, s) with s = 1/sqrt(n), biases at 0.
     """
 
-    def __init__(self, children: Sequence[Node | Number], units: int | None = None,
-                 activation: str | None = None, bias: bool = True, *,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        children: Sequence[Node | Number],
+        units: int | None = None,
+        activation: str | None = None,
+        bias: bool = True,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
         super().__init__(children)
         if not self.children:
             raise ModelError("Linear needs at least one input")

@@ -117,39 +117,100 @@ def _product_except(args: Sequence[str], i: int) -> str:
 
 
 _OPS = [
-    Op("add", "Add", None, _sum, lambda a, o, i: "1.0",
-       "sum of its arguments", infix=" + ", latex=" + ", prec=1),
-    Op("sub", "Subtract", 2, lambda a: f"{a[0]} - {a[1]}",
-       lambda a, o, i: "1.0" if i == 0 else "-1.0",
-       "first argument minus the second", infix=" - ", latex=" - ", prec=1),
-    Op("mul", "Multiply", None, lambda a: " * ".join(a), lambda a, o, i: _product_except(a, i),
-       "product of its arguments", infix=" * ", latex=r" \cdot ", prec=2),
-    Op("div", "Divide", 2, lambda a: f"{a[0]} / {a[1]}",
-       lambda a, o, i: f"1.0 / {a[1]}" if i == 0 else f"-{o} / {a[1]}",
-       "first argument divided by the second", infix=" / ", prec=2),
-    Op("neg", "Negate", 1, lambda a: f"-{a[0]}", lambda a, o, i: "-1.0",
-       "minus its argument", prec=3),
-    Op("pow", "Power", 2, lambda a: f"fpow({a[0]}, {a[1]})",
-       lambda a, o, i: f"{a[1]} * fpow({a[0]}, {a[1]} - 1.0)",
-       "base to a constant exponent", infix="^", prec=4, constant_args=(1,)),
-    Op("relu", "ReLU", 1, lambda a: f"({a[0]} if {a[0]} > 0.0 else 0.0)",
-       lambda a, o, i: f"(1.0 if {a[0]} > 0.0 else 0.0)",
-       "max(0, x)", latex=r"\operatorname{relu}",
-       np_value=lambda a: f"where({a[0]} > 0.0, {a[0]}, 0.0)", np_deriv=lambda a, o, i: f"({a[0]} > 0.0)"),
-    Op("sigmoid", "Sigmoid", 1,
-       lambda a: f"(1.0 / (1.0 + exp(-{a[0]})) if {a[0]} > {SIGMOID_FLOOR} else exp({a[0]}))",
-       lambda a, o, i: f"({o} * (1.0 - {o}))",
-       "1 / (1 + exp(-x))", latex=r"\sigma",
-       np_value=lambda a: f"where({a[0]} > {SIGMOID_FLOOR}, 1.0 / (1.0 + exp(-{a[0]})), exp({a[0]}))"),
-    Op("tanh", "Tanh", 1, lambda a: f"tanh({a[0]})", lambda a, o, i: f"(1.0 - {o} * {o})",
-       "hyperbolic tangent", latex=r"\tanh"),
-    Op("exp", "Exp", 1, lambda a: f"exp({a[0]})", lambda a, o, i: o,
-       "e to the x", latex=r"\exp"),
-    Op("log", "Log", 1, lambda a: f"log({a[0]})", lambda a, o, i: f"(1.0 / {a[0]})",
-       "natural logarithm (x > 0)", latex=r"\log"),
-    Op("abs", "Abs", 1, lambda a: f"abs({a[0]})",
-       lambda a, o, i: f"(1.0 if {a[0]} > 0.0 else (-1.0 if {a[0]} < 0.0 else 0.0))",
-       "absolute value", np_deriv=lambda a, o, i: f"sign({a[0]})"),
+    Op("add", "Add", None, _sum, lambda a, o, i: "1.0", "sum of its arguments", infix=" + ", latex=" + ", prec=1),
+    Op(
+        "sub",
+        "Subtract",
+        2,
+        lambda a: f"{a[0]} - {a[1]}",
+        lambda a, o, i: "1.0" if i == 0 else "-1.0",
+        "first argument minus the second",
+        infix=" - ",
+        latex=" - ",
+        prec=1,
+    ),
+    Op(
+        "mul",
+        "Multiply",
+        None,
+        lambda a: " * ".join(a),
+        lambda a, o, i: _product_except(a, i),
+        "product of its arguments",
+        infix=" * ",
+        latex=r" \cdot ",
+        prec=2,
+    ),
+    Op(
+        "div",
+        "Divide",
+        2,
+        lambda a: f"{a[0]} / {a[1]}",
+        lambda a, o, i: f"1.0 / {a[1]}" if i == 0 else f"-{o} / {a[1]}",
+        "first argument divided by the second",
+        infix=" / ",
+        prec=2,
+    ),
+    Op("neg", "Negate", 1, lambda a: f"-{a[0]}", lambda a, o, i: "-1.0", "minus its argument", prec=3),
+    Op(
+        "pow",
+        "Power",
+        2,
+        lambda a: f"fpow({a[0]}, {a[1]})",
+        lambda a, o, i: f"{a[1]} * fpow({a[0]}, {a[1]} - 1.0)",
+        "base to a constant exponent",
+        infix="^",
+        prec=4,
+        constant_args=(1,),
+    ),
+    Op(
+        "relu",
+        "ReLU",
+        1,
+        lambda a: f"({a[0]} if {a[0]} > 0.0 else 0.0)",
+        lambda a, o, i: f"(1.0 if {a[0]} > 0.0 else 0.0)",
+        "max(0, x)",
+        latex=r"\operatorname{relu}",
+        np_value=lambda a: f"where({a[0]} > 0.0, {a[0]}, 0.0)",
+        np_deriv=lambda a, o, i: f"({a[0]} > 0.0)",
+    ),
+    Op(
+        "sigmoid",
+        "Sigmoid",
+        1,
+        lambda a: f"(1.0 / (1.0 + exp(-{a[0]})) if {a[0]} > {SIGMOID_FLOOR} else exp({a[0]}))",
+        lambda a, o, i: f"({o} * (1.0 - {o}))",
+        "1 / (1 + exp(-x))",
+        latex=r"\sigma",
+        np_value=lambda a: f"where({a[0]} > {SIGMOID_FLOOR}, 1.0 / (1.0 + exp(-{a[0]})), exp({a[0]}))",
+    ),
+    Op(
+        "tanh",
+        "Tanh",
+        1,
+        lambda a: f"tanh({a[0]})",
+        lambda a, o, i: f"(1.0 - {o} * {o})",
+        "hyperbolic tangent",
+        latex=r"\tanh",
+    ),
+    Op("exp", "Exp", 1, lambda a: f"exp({a[0]})", lambda a, o, i: o, "e to the x", latex=r"\exp"),
+    Op(
+        "log",
+        "Log",
+        1,
+        lambda a: f"log({a[0]})",
+        lambda a, o, i: f"(1.0 / {a[0]})",
+        "natural logarithm (x > 0)",
+        latex=r"\log",
+    ),
+    Op(
+        "abs",
+        "Abs",
+        1,
+        lambda a: f"abs({a[0]})",
+        lambda a, o, i: f"(1.0 if {a[0]} > 0.0 else (-1.0 if {a[0]} < 0.0 else 0.0))",
+        "absolute value",
+        np_deriv=lambda a, o, i: f"sign({a[0]})",
+    ),
 ]
 
 OPS: dict[str, Op] = {op.name: op for op in _OPS}
@@ -164,10 +225,7 @@ def _value_fn(name: str, n: int) -> Callable[..., float]:
 @cache
 def _deriv_fns(name: str, n: int) -> tuple[Callable[..., float] | None, ...]:
     op, args = OPS[name], _args(n)
-    return tuple(
-        None if i in op.constant_args else _lambda(["out", *args], op.deriv(args, "out", i))
-        for i in range(n)
-    )
+    return tuple(None if i in op.constant_args else _lambda(["out", *args], op.deriv(args, "out", i)) for i in range(n))
 
 
 @cache
@@ -203,8 +261,11 @@ def softmax_grad_code(p: Sequence[str], gp: Sequence[str], gz: Sequence[str], tm
 
 def softmax_array_code(z: str, p: str, tmp: str) -> list[str]:
     """The same for a (batch, k) array of logits `z`, one sample per row."""
-    return [f"{tmp}m = {z}.max(axis=1, keepdims=True)", f"{p} = exp({z} - {tmp}m)",
-            f"{p} = {p} / {p}.sum(axis=1, keepdims=True)"]
+    return [
+        f"{tmp}m = {z}.max(axis=1, keepdims=True)",
+        f"{p} = exp({z} - {tmp}m)",
+        f"{p} = {p} / {p}.sum(axis=1, keepdims=True)",
+    ]
 
 
 def softmax_grad_array_code(p: str, gp: str, gz: str, tmp: str) -> list[str]:
@@ -217,8 +278,11 @@ def softmax_fns(n: int) -> tuple[Callable[..., list[float]], Callable[..., list[
     """(value, vjp) of an n-way softmax as functions, built from the code above."""
     z, p, gp, gz = _args(n), [f"p{i}" for i in range(n)], [f"g{i}" for i in range(n)], [f"h{i}" for i in range(n)]
     src_v = f"def value({', '.join(z)}):\n " + "\n ".join(softmax_code(z, p, "_")) + f"\n return [{', '.join(p)}]"
-    src_g = (f"def vjp({', '.join(p + gp)}):\n " + "\n ".join(softmax_grad_code(p, gp, gz, "_"))
-             + f"\n return [{', '.join(gz)}]")
+    src_g = (
+        f"def vjp({', '.join(p + gp)}):\n "
+        + "\n ".join(softmax_grad_code(p, gp, gz, "_"))
+        + f"\n return [{', '.join(gz)}]"
+    )
     ns: dict[str, object] = dict(NAMESPACE)
     exec(src_v + "\n" + src_g, ns)  # noqa: S102 - treegrad's own text
     return ns["value"], ns["vjp"]  # type: ignore[return-value]

@@ -35,15 +35,25 @@ class Optimizer:
 OPTIMIZERS: dict[str, Optimizer] = {
     o.name: o
     for o in [
-        Optimizer("sgd", "plain gradient descent: p -= lr * g", (), (),
-                  lambda p, g, s: [f"{p} -= lr * {g}"]),
-        Optimizer("momentum", "SGD with momentum 0.9: m = 0.9 m + g; p -= lr * m", ("m",), (),
-                  lambda p, g, s: [f"{s[0]} = 0.9 * {s[0]} + {g}", f"{p} -= lr * {s[0]}"]),
-        Optimizer("adam", "Adam (beta1 0.9, beta2 0.999, eps 1e-8), bias-corrected", ("m", "v"),
-                  ("step += 1", "b1c = 1.0 - 0.9 ** step", "b2c = 1.0 - 0.999 ** step"),
-                  lambda p, g, s: [f"{s[0]} = 0.9 * {s[0]} + 0.1 * {g}",
-                                   f"{s[1]} = 0.999 * {s[1]} + 0.001 * {g} * {g}",
-                                   f"{p} -= lr * ({s[0]} / b1c) / (sqrt({s[1]} / b2c) + 1e-08)"]),
+        Optimizer("sgd", "plain gradient descent: p -= lr * g", (), (), lambda p, g, s: [f"{p} -= lr * {g}"]),
+        Optimizer(
+            "momentum",
+            "SGD with momentum 0.9: m = 0.9 m + g; p -= lr * m",
+            ("m",),
+            (),
+            lambda p, g, s: [f"{s[0]} = 0.9 * {s[0]} + {g}", f"{p} -= lr * {s[0]}"],
+        ),
+        Optimizer(
+            "adam",
+            "Adam (beta1 0.9, beta2 0.999, eps 1e-8), bias-corrected",
+            ("m", "v"),
+            ("step += 1", "b1c = 1.0 - 0.9 ** step", "b2c = 1.0 - 0.999 ** step"),
+            lambda p, g, s: [
+                f"{s[0]} = 0.9 * {s[0]} + 0.1 * {g}",
+                f"{s[1]} = 0.999 * {s[1]} + 0.001 * {g} * {g}",
+                f"{p} -= lr * ({s[0]} / b1c) / (sqrt({s[1]} / b2c) + 1e-08)",
+            ],
+        ),
     ]
 }
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 
-def text_curve(train: list[float], validation: list[float] | None = None, *, width: int = 60,
-               height: int = 8) -> list[str]:
+def text_curve(
+    train: list[float], validation: list[float] | None = None, *, width: int = 60, height: int = 8
+) -> list[str]:
     """Lines of a small chart of the loss per epoch (log scale when it spans decades).
 
     Training loss is drawn with '*', validation loss with 'o', and '#' where both fall in
@@ -18,8 +19,10 @@ def text_curve(train: list[float], validation: list[float] | None = None, *, wid
     if not values:
         return []
     use_log = min(values) > 0 and max(values) / min(values) > 100
+
     def f(v: float) -> float:
         return math.log10(v) if use_log else v
+
     lo, hi = f(min(values)), f(max(values))
     span = (hi - lo) or 1.0
     n = max(len(s) for _, s in series)
@@ -39,10 +42,17 @@ def text_curve(train: list[float], validation: list[float] | None = None, *, wid
     middle_row = (height - 1) // 2 if height >= 5 else -1
     # The value at the middle row: on a log scale the geometric mean, not the arithmetic one.
     mid_f = hi - span * middle_row / max(1, height - 1)
-    middle = 10 ** mid_f if use_log else mid_f
+    middle = 10**mid_f if use_log else mid_f
     for r, row in enumerate(grid):
-        label = (f"{top:.3g}" if r == 0 else f"{bottom:.3g}" if r == height - 1
-                 else f"{middle:.3g}" if r == middle_row else "")
+        label = (
+            f"{top:.3g}"
+            if r == 0
+            else f"{bottom:.3g}"
+            if r == height - 1
+            else f"{middle:.3g}"
+            if r == middle_row
+            else ""
+        )
         lines.append(f"{label:>{label_w}} |" + "".join(row))
     lines.append(" " * label_w + " +" + "-" * cols)
     legend = "loss per epoch" + (" (log scale)" if use_log else "") + ": * training"

@@ -19,8 +19,18 @@ from .errors import DataError, TreegradError
 PLOT_FORMATS = ("png", "svg", "pdf")
 GRID = 200  # grid points per axis for boundaries and surfaces
 MAX_POINTS = 3000  # more data points than this are thinned out: a cloud hides the boundary
-CLASS_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                "#bcbd22", "#17becf")
+CLASS_COLORS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 
 
 @dataclass
@@ -44,8 +54,10 @@ def _matplotlib() -> Any:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise TreegradError("plotting needs matplotlib, which is not installed: pip install matplotlib "
-                            "(or pip install 'treegrad[plot]')") from None
+        raise TreegradError(
+            "plotting needs matplotlib, which is not installed: pip install matplotlib "
+            "(or pip install 'treegrad[plot]')"
+        ) from None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -56,8 +68,9 @@ def plot_format(out: Path) -> str:
     """The image format named by the file's suffix, or a TreegradError."""
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in PLOT_FORMATS:
-        raise TreegradError(f"cannot tell the image format of {out}: end the file name in "
-                            + ", ".join(f".{f}" for f in PLOT_FORMATS))
+        raise TreegradError(
+            f"cannot tell the image format of {out}: end the file name in " + ", ".join(f".{f}" for f in PLOT_FORMATS)
+        )
     return fmt
 
 
@@ -104,8 +117,10 @@ def draw(root: Any, record: Any, points: PlotData | None) -> tuple[Any, PlotResu
         else:
             result.panels.append(_two_inputs(fig, axes[1], root, record, points))
     elif n_inputs > 2:
-        result.notes.append(f"the model has {n_inputs} inputs: only the learning curve is drawn "
-                            "(boundaries and surfaces need one or two inputs)")
+        result.notes.append(
+            f"the model has {n_inputs} inputs: only the learning curve is drawn "
+            "(boundaries and surfaces need one or two inputs)"
+        )
     fig.suptitle(f"treegrad model {record.name}", fontsize=13)
     return fig, result
 
@@ -128,8 +143,7 @@ def _learning_curve(ax: Any, record: Any) -> None:
     if hist.train:
         ax.plot(epochs, hist.train, color="#1f77b4", lw=1.8, label="training")
     if hist.validation:
-        ax.plot(list(range(1, len(hist.validation) + 1)), hist.validation, color="#ff7f0e", lw=1.8,
-                label="validation")
+        ax.plot(list(range(1, len(hist.validation) + 1)), hist.validation, color="#ff7f0e", lw=1.8, label="validation")
     if hist.best_epoch is not None and hist.validation:
         ax.axvline(hist.best_epoch, color="#777777", ls=":", lw=1.2, label=f"best epoch ({hist.best_epoch})")
     values = [v for v in hist.train + hist.validation if math.isfinite(v)]
@@ -178,16 +192,24 @@ def _one_input(fig: Any, ax: Any, root: Any, record: Any, points: PlotData) -> s
         for j in range(k):
             ax.plot(grid, [o[j] for o in out], color=CLASS_COLORS[j % 10], lw=2, label=f"P({labels[j]})")
         if y is not None:
-            ax.scatter([r[0] for r in X], [-0.04] * len(X), c=[CLASS_COLORS[int(t) % 10] for t in y], s=12,
-                       marker="|")
+            ax.scatter([r[0] for r in X], [-0.04] * len(X), c=[CLASS_COLORS[int(t) % 10] for t in y], s=12, marker="|")
         ax.set_ylabel("probability")
         ax.set_title("Class probabilities")
     else:
         fitted = "P(" + _labels(record, 2)[1] + ")" if record.task == "binary" else "model"
         ax.plot(grid, [float(o) for o in out], color="#d62728", lw=1.6, label=fitted, zorder=2)
         if y is not None:  # on top of the curve: a perfect fit must not hide the data
-            ax.scatter([r[0] for r in X], y, s=12, facecolors="none", edgecolors="#333333", linewidths=0.6,
-                       alpha=0.6, label=f"data ({points.source})", zorder=3)
+            ax.scatter(
+                [r[0] for r in X],
+                y,
+                s=12,
+                facecolors="none",
+                edgecolors="#333333",
+                linewidths=0.6,
+                alpha=0.6,
+                label=f"data ({points.source})",
+                zorder=3,
+            )
         ax.set_ylabel(record.data.target if record.task == "regression" else "probability")
         ax.set_title("Fitted curve" if record.task == "regression" else "Probability of the second class")
     ax.set_xlabel(name)
@@ -239,16 +261,34 @@ def _two_inputs(fig: Any, ax: Any, root: Any, record: Any, points: PlotData) -> 
     handles = [Line2D([], [], color="black", lw=1.8, label="decision boundary")]
     if y is not None:
         ax.scatter(xs, ys, c=[colors[int(t)] for t in y], s=16, edgecolors="white", linewidths=0.5)
-        handles += [Line2D([], [], ls="", marker="o", markersize=7, markerfacecolor=colors[j],
-                           markeredgecolor="white", label=f"{labels[j]}") for j in range(k)]
+        handles += [
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="o",
+                markersize=7,
+                markerfacecolor=colors[j],
+                markeredgecolor="white",
+                label=f"{labels[j]}",
+            )
+            for j in range(k)
+        ]
     else:
         ax.scatter(xs, ys, color="#333333", s=10)
     # Below the axes: inside, the legend would hide points and the boundary.
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(handles), frameon=False,
-              title=f"{record.data.target} ({points.source})")
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+        ncol=len(handles),
+        frameon=False,
+        title=f"{record.data.target} ({points.source})",
+    )
     accuracy = _accuracy(root, record, points)
-    ax.set_title("Decision boundary" + (f": accuracy {accuracy:.1%} on {len(points.X)} points"
-                                        if accuracy is not None else ""))
+    ax.set_title(
+        "Decision boundary" + (f": accuracy {accuracy:.1%} on {len(points.X)} points" if accuracy is not None else "")
+    )
     return "decision boundary"
 
 

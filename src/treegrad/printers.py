@@ -23,8 +23,19 @@ def number(v: float, precision: int) -> str:
 
 
 # Characters that mean something to LaTeX, as they are written inside math.
-_LATEX_ESCAPES = {"\\": r"\backslash ", "{": r"\{", "}": r"\}", "_": r"\_", "^": r"\wedge ", "~": r"\sim ",
-                  "#": r"\#", "$": r"\$", "%": r"\%", "&": r"\&", " ": r"\ "}
+_LATEX_ESCAPES = {
+    "\\": r"\backslash ",
+    "{": r"\{",
+    "}": r"\}",
+    "_": r"\_",
+    "^": r"\wedge ",
+    "~": r"\sim ",
+    "#": r"\#",
+    "$": r"\$",
+    "%": r"\%",
+    "&": r"\&",
+    " ": r"\ ",
+}
 
 
 def latex_name(name: str) -> str:
@@ -115,8 +126,12 @@ def _print(n: Node, args: list[tuple[str, int]], precision: int, fmt: str) -> tu
     if op.infix:
         sym = op.latex if latex and op.latex else op.infix
         left = _wrap(args[0], op.prec, latex)
-        rest = [_wrap(a, _UNARY, latex, strict=True) if a[1] == _UNARY
-                else _wrap(a, op.prec, latex, strict=op.name in ("sub", "div")) for a in args[1:]]
+        rest = [
+            _wrap(a, _UNARY, latex, strict=True)
+            if a[1] == _UNARY
+            else _wrap(a, op.prec, latex, strict=op.name in ("sub", "div"))
+            for a in args[1:]
+        ]
         return (sym.join([left, *rest]), op.prec)
     if latex:
         fname = op.latex or f"\\operatorname{{{op.name}}}"

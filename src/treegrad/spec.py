@@ -145,7 +145,8 @@ class _Refused(Exception):
 
 
 _STR, _INT, _FLOAT, _BOOL, _NULL, _SEQ, _MAP = (
-    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map"))
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")
+)
 
 
 class _Loader(yaml.SafeLoader):
@@ -167,19 +168,28 @@ class _Loader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
-            raise _Refused(event.start_mark, f"alias '*{event.anchor}': anchors and aliases are not supported "
-                           "in spec files (they allow exponential 'billion laughs' blow-ups); "
-                           "to reuse a part of the model, name it under nodes: and refer to it by name")
+            raise _Refused(
+                event.start_mark,
+                f"alias '*{event.anchor}': anchors and aliases are not supported "
+                "in spec files (they allow exponential 'billion laughs' blow-ups); "
+                "to reuse a part of the model, name it under nodes: and refer to it by name",
+            )
         anchor = getattr(event, "anchor", None)
         if anchor is not None:
-            raise _Refused(event.start_mark, f"anchor '&{anchor}': anchors and aliases are not supported in "
-                           "spec files; to reuse a part of the model, name it under nodes: and refer to it by name")
+            raise _Refused(
+                event.start_mark,
+                f"anchor '&{anchor}': anchors and aliases are not supported in "
+                "spec files; to reuse a part of the model, name it under nodes: and refer to it by name",
+            )
         nested = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
         if nested:
             self.depth += 1
             if self.depth > MAX_NESTING:
-                raise _Refused(event.start_mark, f"nested more than {MAX_NESTING} levels deep; give intermediate "
-                               "results names under nodes: and refer to them by name")
+                raise _Refused(
+                    event.start_mark,
+                    f"nested more than {MAX_NESTING} levels deep; give intermediate "
+                    "results names under nodes: and refer to them by name",
+                )
         node = super().compose_node(parent, index)
         if nested:
             self.depth -= 1
@@ -190,9 +200,14 @@ _Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False
 _Loader.add_implicit_resolver(_INT, re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
 # Plain nan/inf spellings resolve to floats too, so that they are refused as non-finite
 # rather than read as names.
-_Loader.add_implicit_resolver(_FLOAT, re.compile(
-    r"^(?:[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
-    r"|[-+]?\.?(?:inf|Inf|INF|infinity|Infinity|INFINITY)|\.?(?:nan|NaN|NAN))$"), list("-+0123456789.iInN"))
+_Loader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.?(?:inf|Inf|INF|infinity|Infinity|INFINITY)|\.?(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789.iInN"),
+)
 _Loader.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
 
 
@@ -257,22 +272,28 @@ def _scalar(node: yaml.ScalarNode, filename: str) -> Any:
         except ValueError:
             raise SpecError(f"{where}: '{_clip(text)}' is not a number") from None
         if not math.isfinite(value):
-            raise SpecError(f"{where}: {_clip(text)} is not a finite number; spec files take finite numbers only "
-                            "(no NaN or infinity)")
+            raise SpecError(
+                f"{where}: {_clip(text)} is not a finite number; spec files take finite numbers only "
+                "(no NaN or infinity)"
+            )
         return value
     raise _tag_error(tag, where)
 
 
 def _tag_error(tag: str, where: str) -> SpecError:
     if "python/" in tag or tag.startswith("!python"):
-        return SpecError(f"{where}: the tag '{_short_tag(tag)}' is not allowed: spec files cannot create "
-                         "Python objects; write plain YAML (numbers, text, lists, mappings)")
-    return SpecError(f"{where}: the tag '{_short_tag(tag)}' is not supported: spec files are plain YAML "
-                     "without !tags; remove it (quote the value if it should be text)")
+        return SpecError(
+            f"{where}: the tag '{_short_tag(tag)}' is not allowed: spec files cannot create "
+            "Python objects; write plain YAML (numbers, text, lists, mappings)"
+        )
+    return SpecError(
+        f"{where}: the tag '{_short_tag(tag)}' is not supported: spec files are plain YAML "
+        "without !tags; remove it (quote the value if it should be text)"
+    )
 
 
 def _short_tag(tag: str) -> str:
-    return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
+    return "!!" + tag[len("tag:yaml.org,2002:") :] if tag.startswith("tag:yaml.org,2002:") else tag
 
 
 def _prefix(path: SpecPath) -> str:
@@ -309,12 +330,16 @@ def _to_data(root: yaml.Node, filename: str) -> tuple[Any, Source]:
                     raise SpecError(f"{kwhere}: {_prefix(path)}a key must be a plain name, not a list or mapping")
                 key = _scalar(key_node, filename)
                 if not isinstance(key, str):
-                    raise SpecError(f"{kwhere}: {_prefix(path)}the key {key!r} is not a name; keys are names "
-                                    "such as inputs or epochs (quote it to make it text)")
+                    raise SpecError(
+                        f"{kwhere}: {_prefix(path)}the key {key!r} is not a name; keys are names "
+                        "such as inputs or epochs (quote it to make it text)"
+                    )
                 if key in mapping:
                     first = source.keys[path + (key,)]
-                    raise SpecError(f"{kwhere}: {format_path(path + (key,))}: the key '{key}' is defined twice in "
-                                    f"this mapping (first at line {first[0]}); keep one")
+                    raise SpecError(
+                        f"{kwhere}: {format_path(path + (key,))}: the key '{key}' is defined twice in "
+                        f"this mapping (first at line {first[0]}); keep one"
+                    )
                 source.keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 mapping[key] = None  # keeps the file's key order
                 pending.append((value_node, path + (key,), mapping, key))
@@ -341,13 +366,16 @@ def _compose(text: str, filename: str) -> yaml.Node | None:
     except yaml.reader.ReaderError as e:
         line = text.count("\n", 0, e.position) + 1
         col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
-        raise SpecError(f"{filename}:{line}:{col}: the control character #x{e.character:04x} is not allowed in a "
-                        "spec file; remove it") from None
+        raise SpecError(
+            f"{filename}:{line}:{col}: the control character #x{e.character:04x} is not allowed in a "
+            "spec file; remove it"
+        ) from None
     except yaml.YAMLError as e:
         raise _NotYaml(f"{filename}: invalid YAML: {e}") from None
     except RecursionError:
-        raise SpecError(f"{filename}: the spec is nested too deeply to read; name intermediate results "
-                        "under nodes:") from None
+        raise SpecError(
+            f"{filename}: the spec is nested too deeply to read; name intermediate results under nodes:"
+        ) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -409,11 +437,14 @@ def _check_text(text: str, filename: str) -> None:
     if "\x00" in text:
         raise SpecError(f"{filename}: contains NUL bytes: this is a binary file, not a YAML or JSON spec")
     if len(text) > MAX_BYTES:
-        raise SpecError(f"{filename}: {len(text):,} characters is too large for a spec file (the limit is "
-                        f"{MAX_BYTES // 1024 // 1024} MB); a spec describes a model, the data goes in a CSV file")
+        raise SpecError(
+            f"{filename}: {len(text):,} characters is too large for a spec file (the limit is "
+            f"{MAX_BYTES // 1024 // 1024} MB); a spec describes a model, the data goes in a CSV file"
+        )
     if not text.strip():
-        raise SpecError(f"{filename}: the file is empty; a spec needs at least `inputs:` and `output:` "
-                        "(see models/f2c.yaml)")
+        raise SpecError(
+            f"{filename}: the file is empty; a spec needs at least `inputs:` and `output:` (see models/f2c.yaml)"
+        )
 
 
 def load_spec(path: Path) -> Spec:
@@ -430,8 +461,10 @@ def load_spec(path: Path) -> Spec:
         raise SpecError(f"{name}: is not a regular file; pass a .yaml or .json spec file")
     size = path.stat().st_size
     if size > MAX_BYTES:
-        raise SpecError(f"{name}: {size:,} bytes is too large for a spec file (the limit is "
-                        f"{MAX_BYTES // 1024 // 1024} MB); a spec describes a model, the data goes in a CSV file")
+        raise SpecError(
+            f"{name}: {size:,} bytes is too large for a spec file (the limit is "
+            f"{MAX_BYTES // 1024 // 1024} MB); a spec describes a model, the data goes in a CSV file"
+        )
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_BYTES + 1)
@@ -442,9 +475,10 @@ def load_spec(path: Path) -> Spec:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise SpecError(f"{name}:{line}: is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
-                        "save the spec as UTF-8") from None
+        line = raw[: e.start].count(b"\n") + 1
+        raise SpecError(
+            f"{name}:{line}: is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); save the spec as UTF-8"
+        ) from None
     return parse_spec(text, name, default_name=path.stem)
 
 
@@ -461,8 +495,10 @@ def parse_spec(text: str, filename: str = "<spec>", *, default_name: str | None 
 def _read_yaml(text: str, filename: str) -> tuple[Any, Source]:
     root = _compose(text, filename)
     if root is None:
-        raise SpecError(f"{filename}: the file holds only comments; a spec needs at least `inputs:` and "
-                        "`output:` (see models/f2c.yaml)")
+        raise SpecError(
+            f"{filename}: the file holds only comments; a spec needs at least `inputs:` and "
+            "`output:` (see models/f2c.yaml)"
+        )
     return _to_data(root, filename)
 
 
@@ -498,16 +534,21 @@ class _Strict(BaseModel):
             allowed = list(cls.model_fields)
             for key in data:
                 if key not in allowed:
-                    raise _custom(f"unknown key '{key}'{did_you_mean(str(key), allowed)} "
-                                  f"Keys allowed here: {', '.join(allowed)}", key, on_key=True)
+                    raise _custom(
+                        f"unknown key '{key}'{did_you_mean(str(key), allowed)} Keys allowed here: {', '.join(allowed)}",
+                        key,
+                        on_key=True,
+                    )
         return data
 
 
 def _activation_hint(v: Any) -> Any:
     if v == "softmax":
-        raise _custom("'softmax' is not an activation of single units (it mixes a whole layer); "
-                      "under layers: end with the layer {softmax: true}; in an expression write "
-                      "{softmax: {linear: {...}}}")
+        raise _custom(
+            "'softmax' is not an activation of single units (it mixes a whole layer); "
+            "under layers: end with the layer {softmax: true}; in an expression write "
+            "{softmax: {linear: {...}}}"
+        )
     return v
 
 
@@ -538,8 +579,11 @@ class ParamCall(_Call):
     keyword: ClassVar[str] = "param"
     param: Annotated[
         Annotated[float, Tag("<value>")] | Annotated[ParamInit, Tag("<init>")],
-        Discriminator(_param_tag, custom_error_type="param_value",
-                      custom_error_message="param takes a number (its initial value) or {init: number, name: text}"),
+        Discriminator(
+            _param_tag,
+            custom_error_type="param_value",
+            custom_error_message="param takes a number (its initial value) or {init: number, name: text}",
+        ),
     ]
 
 
@@ -554,23 +598,31 @@ class OpCall(_Call):
         op, args = OPS[cls.keyword], data[cls.keyword]
         if op.arity == 1:
             if isinstance(args, list):
-                raise _custom(f"'{op.name}' takes one expression, not a list of {len(args)}: write "
-                              f"{{{op.name}: x}}" + (f" (for several, {{{op.name}: {{add: [...]}}}})"
-                                                     if len(args) > 1 else ""), op.name)
+                raise _custom(
+                    f"'{op.name}' takes one expression, not a list of {len(args)}: write "
+                    f"{{{op.name}: x}}" + (f" (for several, {{{op.name}: {{add: [...]}}}})" if len(args) > 1 else ""),
+                    op.name,
+                )
             return data
         if not isinstance(args, list):
             example = "[base, 2]" if op.constant_args else "[a, b]"
-            raise _custom(f"'{op.name}' takes a list of {'at least 2' if op.arity is None else op.arity} "
-                          f"expressions, e.g. {{{op.name}: {example}}}; found {_describe(args)}", op.name)
+            raise _custom(
+                f"'{op.name}' takes a list of {'at least 2' if op.arity is None else op.arity} "
+                f"expressions, e.g. {{{op.name}: {example}}}; found {_describe(args)}",
+                op.name,
+            )
         problem = op.check_arity(len(args))
         if problem:
             raise _custom(problem, op.name)
         for i in op.constant_args:
             a = args[i]
             if isinstance(a, bool) or not isinstance(a, (int, float)):
-                raise _custom(f"argument {i + 1} of '{op.name}' must be a constant number, found {_describe(a)}"
-                              + ("; for a learned exponent write {exp: {mul: [param, {log: x}]}}"
-                                 if op.name == "pow" else ""), op.name, i)
+                raise _custom(
+                    f"argument {i + 1} of '{op.name}' must be a constant number, found {_describe(a)}"
+                    + ("; for a learned exponent write {exp: {mul: [param, {log: x}]}}" if op.name == "pow" else ""),
+                    op.name,
+                    i,
+                )
         return data
 
 
@@ -580,8 +632,10 @@ def _shape(v: Any) -> str:
 
 def _list_or_one(item: Any) -> Any:
     """`list[item] | item`, told apart by shape so that errors come from one branch only."""
-    return Annotated[Annotated[list[item], Tag("<list>")] | Annotated[item, Tag("<one>")],  # type: ignore[valid-type]
-                     Discriminator(_shape)]
+    return Annotated[
+        Annotated[list[item], Tag("<list>")] | Annotated[item, Tag("<one>")],  # type: ignore[valid-type]
+        Discriminator(_shape),
+    ]
 
 
 class LinearLayer(_Strict):
@@ -614,9 +668,12 @@ class LinearCall(_Call):
         Annotated[list[Expr], Tag("<neuron>"), Field(min_length=1)]
         | Annotated[str, Tag("<over>")]
         | Annotated[LinearLayer, Tag("<layer>")],
-        Discriminator(_linear_tag, custom_error_type="linear_args",
-                      custom_error_message="linear takes a list of expressions or a node name (one neuron), or "
-                                           "{inputs: [...], units: k, activation: relu} (a layer)"),
+        Discriminator(
+            _linear_tag,
+            custom_error_type="linear_args",
+            custom_error_message="linear takes a list of expressions or a node name (one neuron), or "
+            "{inputs: [...], units: k, activation: relu} (a layer)",
+        ),
     ]
 
 
@@ -631,8 +688,12 @@ def _op_model(name: str) -> type[OpCall]:
     op = OPS[name]
     annotation = "Expr" if op.arity == 1 else "list[Expr]"
     model: type[OpCall] = create_model(  # type: ignore[call-overload]
-        f"{op.cls}Op", __base__=OpCall, __module__=__name__,
-        __doc__=f"`{{{name}: {'x' if op.arity == 1 else '[...]'}}}`: {op.doc}.", **{name: (annotation, ...)})
+        f"{op.cls}Op",
+        __base__=OpCall,
+        __module__=__name__,
+        __doc__=f"`{{{name}: {'x' if op.arity == 1 else '[...]'}}}`: {op.doc}.",
+        **{name: (annotation, ...)},
+    )
     model.keyword = name
     return model
 
@@ -662,11 +723,18 @@ if TYPE_CHECKING:
     Expr = float | str | _Call
     ExprList = list[Expr] | Expr
 else:
-    Expr = TypeAliasType("Expr", Annotated[
-        Union[tuple([Annotated[float, Tag("<number>")], Annotated[str, Tag("<name>")]]  # noqa: UP007 - built at run time
-                    + [Annotated[m, Tag(f"<{k}>")] for k, m in CALLS.items()])],
-        Discriminator(_expr_tag, custom_error_type="expression", custom_error_message="not an expression"),
-    ])
+    Expr = TypeAliasType(
+        "Expr",
+        Annotated[
+            Union[  # noqa: UP007 - a union built at run time from the op table
+                tuple(
+                    [Annotated[float, Tag("<number>")], Annotated[str, Tag("<name>")]]
+                    + [Annotated[m, Tag(f"<{k}>")] for k, m in CALLS.items()]
+                )
+            ],
+            Discriminator(_expr_tag, custom_error_type="expression", custom_error_message="not an expression"),
+        ],
+    )
     ExprList = TypeAliasType("ExprList", _list_or_one(Expr))
 
 _recursive: list[type[BaseModel]] = [LinearLayer, LinearCall, SoftmaxCall, *OP_MODELS.values()]
@@ -729,8 +797,11 @@ def _layer_tag(v: Any) -> str | None:
 
 Layer = Annotated[
     Annotated[DenseLayer, Tag("<linear>")] | Annotated[SoftmaxLayer, Tag("<softmax>")],
-    Discriminator(_layer_tag, custom_error_type="layer",
-                  custom_error_message="a layer is {linear: units, activation: relu} or, last, {softmax: true}"),
+    Discriminator(
+        _layer_tag,
+        custom_error_type="layer",
+        custom_error_message="a layer is {linear: units, activation: relu} or, last, {softmax: true}",
+    ),
 ]
 
 
@@ -767,8 +838,10 @@ class Spec(_Strict):
     @classmethod
     def _name_is_a_file_name(cls, v: str | None) -> str | None:
         if v is not None and not MODEL_NAME.match(v):
-            raise _custom(f"the name {v[:40]!r} cannot be used: it names the model file (NAME.model.json), so "
-                          "write letters, digits, _, - and . (not first; at most 100), e.g. name: f2c_v2")
+            raise _custom(
+                f"the name {v[:40]!r} cannot be used: it names the model file (NAME.model.json), so "
+                "write letters, digits, _, - and . (not first; at most 100), e.g. name: f2c_v2"
+            )
         return v
 
     @field_validator("classes", mode="before")
@@ -849,8 +922,10 @@ def explain_expression(v: Any) -> str:
     if isinstance(v, bool):
         return f"{str(v).lower()} is not an expression; write {kinds}"
     if isinstance(v, list):
-        return (f"a list ({len(v)} items) is not an expression here; lists go where several arguments are "
-                "taken, as in {add: [a, b]}")
+        return (
+            f"a list ({len(v)} items) is not an expression here; lists go where several arguments are "
+            "taken, as in {add: [a, b]}"
+        )
     if isinstance(v, dict):
         keys = list(v)
         if not keys:
@@ -859,12 +934,16 @@ def explain_expression(v: Any) -> str:
             ops = [k for k in keys if k in CALLS]
             hint = ""
             if "linear" in keys and not isinstance(v.get("linear"), (list, dict)):
-                hint = (" ({linear: 8, activation: relu} is a layer under layers:; in an expression a layer is "
-                        "{linear: {inputs: [...], units: 8, activation: relu}})")
+                hint = (
+                    " ({linear: 8, activation: relu} is a layer under layers:; in an expression a layer is "
+                    "{linear: {inputs: [...], units: 8, activation: relu}})"
+                )
             elif len(ops) > 1:
                 hint = " (write one op per mapping and nest them, e.g. {add: [{mul: [a, b]}, c]})"
-            return (f"an expression mapping has exactly one key, the op; found {len(keys)}: "
-                    f"{', '.join(str(k) for k in keys)}{hint}")
+            return (
+                f"an expression mapping has exactly one key, the op; found {len(keys)}: "
+                f"{', '.join(str(k) for k in keys)}{hint}"
+            )
         key = str(keys[0])
         return f"unknown op '{key}'{did_you_mean(key, CALLS)} Ops are: {', '.join(CALLS)}"
     return f"{_describe(v)} is not an expression; write {kinds}"
@@ -995,11 +1074,16 @@ def _roots(spec: Spec) -> list[tuple[SpecPath, Any]]:
 
 def _check_name(spec: Spec, name: str, path: SpecPath, what: str, key: bool = False) -> None:
     if not NAME.match(name):
-        raise spec.error(path, f"{what} '{name}' is not a usable name; use letters, digits and _ "
-                               "(not starting with a digit), e.g. sepal_length", key)
+        raise spec.error(
+            path,
+            f"{what} '{name}' is not a usable name; use letters, digits and _ "
+            "(not starting with a digit), e.g. sepal_length",
+            key,
+        )
     if name in RESERVED:
-        raise spec.error(path, f"'{name}' cannot be {what}: in expressions `param` makes a fresh parameter; "
-                               "choose another name", key)
+        raise spec.error(
+            path, f"'{name}' cannot be {what}: in expressions `param` makes a fresh parameter; choose another name", key
+        )
 
 
 def _width(e: Any, widths: dict[str, int]) -> int:
@@ -1034,33 +1118,45 @@ def analyse(spec: Spec) -> Analysis:
 
 def _check_inputs(spec: Spec) -> None:
     if not spec.inputs:
-        raise spec.error(("inputs",), "no inputs; list the model's input names (the CSV columns it reads), "
-                                      "e.g. inputs: [x, y]")
+        raise spec.error(
+            ("inputs",), "no inputs; list the model's input names (the CSV columns it reads), e.g. inputs: [x, y]"
+        )
     seen: dict[str, int] = {}
     for i, name in enumerate(spec.inputs):
         _check_name(spec, name, ("inputs", i), "the input name")
         if name in seen:
-            raise spec.error(("inputs", i), f"the input '{name}' is listed twice (also inputs[{seen[name]}]); "
-                                            "list each input once")
+            raise spec.error(
+                ("inputs", i), f"the input '{name}' is listed twice (also inputs[{seen[name]}]); list each input once"
+            )
         seen[name] = i
     for name in spec.nodes:
         _check_name(spec, name, ("nodes", name), "the node name", key=True)
         if name in seen:
-            raise spec.error(("nodes", name), f"the node '{name}' has the same name as the input "
-                                              f"inputs[{seen[name]}]; a name is defined once: rename the node",
-                             key=True)
+            raise spec.error(
+                ("nodes", name),
+                f"the node '{name}' has the same name as the input "
+                f"inputs[{seen[name]}]; a name is defined once: rename the node",
+                key=True,
+            )
     if spec.target is not None and spec.target in seen:
-        raise spec.error(("target",), f"the target '{spec.target}' is also an input; a model cannot "
-                                      "learn a column it is given")
+        raise spec.error(
+            ("target",), f"the target '{spec.target}' is also an input; a model cannot learn a column it is given"
+        )
 
 
 def _check_model_present(spec: Spec) -> None:
     if spec.output is not None and spec.layers is not None:
-        raise spec.error(("layers",), "both output: and layers: are given; a spec describes its model with "
-                                      "one of them: remove the other", key=True)
+        raise spec.error(
+            ("layers",),
+            "both output: and layers: are given; a spec describes its model with one of them: remove the other",
+            key=True,
+        )
     if spec.output is None and spec.layers is None:
-        raise spec.error((), "the spec has no model: add output: (an expression, e.g. output: {add: [{mul: "
-                             "[param, x]}, param]}) or layers: (a stack, e.g. layers: [{linear: 1}])")
+        raise spec.error(
+            (),
+            "the spec has no model: add output: (an expression, e.g. output: {add: [{mul: "
+            "[param, x]}, param]}) or layers: (a stack, e.g. layers: [{linear: 1}])",
+        )
     if isinstance(spec.output, list) and not spec.output:
         raise spec.error(("output",), "the output is an empty list; give at least one expression")
     if spec.layers is not None:
@@ -1072,8 +1168,11 @@ def _check_model_present(spec: Spec) -> None:
                     raise spec.error(("layers", i), "{softmax: true} can only be the last layer")
                 prev = spec.layers[i - 1] if i else None
                 if not isinstance(prev, DenseLayer) or prev.linear < 2:
-                    raise spec.error(("layers", i), "{softmax: true} needs a linear layer of at least 2 units "
-                                                    "before it, one unit per class, e.g. {linear: 3}")
+                    raise spec.error(
+                        ("layers", i),
+                        "{softmax: true} needs a linear layer of at least 2 units "
+                        "before it, one unit per class, e.g. {linear: 3}",
+                    )
 
 
 def _check_names(spec: Spec) -> dict[str, list[tuple[str, SpecPath]]]:
@@ -1086,24 +1185,33 @@ def _check_names(spec: Spec) -> dict[str, list[tuple[str, SpecPath]]]:
         for path, e, _ in walk(root, root_path):
             if isinstance(e, str) and e != "param":
                 if e not in spec.nodes and e not in spec.inputs:
-                    raise spec.error(path, f"unknown name '{e}'{did_you_mean(e, scope)} "
-                                           f"Names in scope: {', '.join(scope)} (and param)")
+                    raise spec.error(
+                        path,
+                        f"unknown name '{e}'{did_you_mean(e, scope)} Names in scope: {', '.join(scope)} (and param)",
+                    )
                 if owner is not None and e in spec.nodes:
                     deps[owner].append((e, path))
             elif isinstance(e, SoftmaxCall) and path != ("output",):
-                raise spec.error(path, "softmax can only be the whole model output (output: {softmax: [...]}); "
-                                       "it gives a list of probabilities that nothing else can take")
+                raise spec.error(
+                    path,
+                    "softmax can only be the whole model output (output: {softmax: [...]}); "
+                    "it gives a list of probabilities that nothing else can take",
+                )
             elif isinstance(e, ParamCall) and isinstance(e.param, ParamInit) and e.param.name is not None:
                 name = e.param.name
                 _check_name(spec, name, path + ("param", "name"), "the parameter name")
                 if name in params:
                     first = spec.source.where(params[name])
-                    raise spec.error(path + ("param", "name"), f"the parameter name '{name}' is used twice "
-                                     f"(first at {first}); to use one parameter in two places, define it once "
-                                     f"under nodes: and refer to it by its node name")
+                    raise spec.error(
+                        path + ("param", "name"),
+                        f"the parameter name '{name}' is used twice "
+                        f"(first at {first}); to use one parameter in two places, define it once "
+                        f"under nodes: and refer to it by its node name",
+                    )
                 if name in spec.inputs:
-                    raise spec.error(path + ("param", "name"), f"the parameter name '{name}' is an input's name; "
-                                                               "choose another")
+                    raise spec.error(
+                        path + ("param", "name"), f"the parameter name '{name}' is an input's name; choose another"
+                    )
                 params[name] = path + ("param", "name")
     return deps
 
@@ -1122,9 +1230,11 @@ def _node_order(spec: Spec, deps: dict[str, list[tuple[str, SpecPath]]]) -> list
             for dep, path in it:
                 if state.get(dep) == 1:
                     names = [n for n, _ in stack]
-                    cycle = " -> ".join(names[names.index(dep):] + [dep])
-                    raise spec.error(path, f"cycle among nodes: {cycle}; a node cannot depend on itself, "
-                                           "directly or through other nodes")
+                    cycle = " -> ".join(names[names.index(dep) :] + [dep])
+                    raise spec.error(
+                        path,
+                        f"cycle among nodes: {cycle}; a node cannot depend on itself, directly or through other nodes",
+                    )
                 if not state.get(dep):
                     state[dep] = 1
                     stack.append((dep, iter(deps[dep])))
@@ -1143,9 +1253,12 @@ def _check_widths(spec: Spec, widths: dict[str, int]) -> None:
             n = _width(e, widths)
             if n != 1 and not layer_ok:
                 what = f"'{e}' is a layer of {n} values" if isinstance(e, str) else f"this layer has {n} units"
-                raise spec.error(path, f"{what}, but '{path[-2] if isinstance(path[-1], int) else path[-1]}' "
-                                       "takes single values; a layer can go into linear inputs, softmax or "
-                                       "the output list (for one value, add a {linear: [...]} over it)")
+                raise spec.error(
+                    path,
+                    f"{what}, but '{path[-2] if isinstance(path[-1], int) else path[-1]}' "
+                    "takes single values; a layer can go into linear inputs, softmax or "
+                    "the output list (for one value, add a {linear: [...]} over it)",
+                )
 
 
 def _output_shape(spec: Spec, widths: dict[str, int]) -> tuple[str, int]:
@@ -1161,8 +1274,11 @@ def _output_shape(spec: Spec, widths: dict[str, int]) -> tuple[str, int]:
     if isinstance(out, SoftmaxCall):
         n = _list_width(out.softmax, widths)
         if n < 2:
-            raise spec.error(("output", "softmax"), f"a softmax needs at least 2 values (one per class), got {n}; "
-                                                    "for one probability use {sigmoid: ...} with loss: bce")
+            raise spec.error(
+                ("output", "softmax"),
+                f"a softmax needs at least 2 values (one per class), got {n}; "
+                "for one probability use {sigmoid: ...} with loss: bce",
+            )
         return "softmax", n
     if isinstance(out, list):
         return "list", _list_width(out, widths)
@@ -1174,12 +1290,18 @@ def _check_loss_and_labels(spec: Spec, kind: str, count: int) -> None:
     if spec.loss is not None:
         fits_softmax = LOSSES[spec.loss].on_softmax
         if kind == "softmax" and not fits_softmax:
-            raise spec.error(("loss",), f"the loss '{spec.loss}' does not fit a softmax output; use "
-                                        "cross_entropy (the default for a softmax), or drop the softmax")
+            raise spec.error(
+                ("loss",),
+                f"the loss '{spec.loss}' does not fit a softmax output; use "
+                "cross_entropy (the default for a softmax), or drop the softmax",
+            )
         if kind != "softmax" and fits_softmax:
-            raise spec.error(("loss",), f"the loss '{spec.loss}' needs a softmax output (output: {{softmax: "
-                                        "[...]} or a last layer {softmax: true}); for one probability use "
-                                        "a sigmoid output with loss: bce")
+            raise spec.error(
+                ("loss",),
+                f"the loss '{spec.loss}' needs a softmax output (output: {{softmax: "
+                "[...]} or a last layer {softmax: true}); for one probability use "
+                "a sigmoid output with loss: bce",
+            )
     if spec.classes is not None:
         seen: set[str] = set()
         for i, c in enumerate(spec.classes):
@@ -1187,17 +1309,27 @@ def _check_loss_and_labels(spec: Spec, kind: str, count: int) -> None:
                 raise spec.error(("classes", i), f"the class '{c}' is listed twice")
             seen.add(c)
         if kind == "softmax" and len(spec.classes) != count:
-            raise spec.error(("classes",), f"{len(spec.classes)} classes are listed but the softmax has {count} "
-                                           "outputs; give one class per output")
+            raise spec.error(
+                ("classes",),
+                f"{len(spec.classes)} classes are listed but the softmax has {count} "
+                "outputs; give one class per output",
+            )
         if kind != "softmax":
             if spec.loss != "bce":
-                raise spec.error(("classes",), "a list of classes is for classifiers (a softmax output, or loss: "
-                                               "bce); remove it for a regression", key=True)
+                raise spec.error(
+                    ("classes",),
+                    "a list of classes is for classifiers (a softmax output, or loss: bce); remove it for a regression",
+                    key=True,
+                )
             if len(spec.classes) != 2:
-                raise spec.error(("classes",), f"a binary classifier (loss: bce) tells 2 classes apart, "
-                                               f"{len(spec.classes)} are listed")
+                raise spec.error(
+                    ("classes",),
+                    f"a binary classifier (loss: bce) tells 2 classes apart, {len(spec.classes)} are listed",
+                )
     t = spec.training
     if t.early_stopping is not None and t.validation_split <= 0:
-        raise spec.error(("training", "early_stopping"), "early stopping watches the validation loss: set "
-                                                          "validation_split too (e.g. validation_split: 0.2)",
-                         key=True)
+        raise spec.error(
+            ("training", "early_stopping"),
+            "early stopping watches the validation loss: set validation_split too (e.g. validation_split: 0.2)",
+            key=True,
+        )

@@ -76,8 +76,13 @@ def _labels(order: list[Node], precision: int) -> list[str]:
 
 
 def _kind(n: Node) -> str:
-    for cls, kind in ((Input, "input"), (Parameter, "parameter"), (Constant, "constant"),
-                      (Softmax, "softmax"), (Output, "output")):
+    for cls, kind in (
+        (Input, "input"),
+        (Parameter, "parameter"),
+        (Constant, "constant"),
+        (Softmax, "softmax"),
+        (Output, "output"),
+    ):
         if isinstance(n, cls):
             return kind
     return "op"
@@ -100,8 +105,16 @@ def _expr(n: Node, args: list[str]) -> str:
     return f"{op.name}({', '.join(args)})"
 
 
-def trace(root: Node, inputs: list[list[float]], targets: list[Any], *, loss: str = "mse",
-          learning_rate: float = 0.01, steps: int = 1, precision: int = 4) -> list[TraceStep]:
+def trace(
+    root: Node,
+    inputs: list[list[float]],
+    targets: list[Any],
+    *,
+    loss: str = "mse",
+    learning_rate: float = 0.01,
+    steps: int = 1,
+    precision: int = 4,
+) -> list[TraceStep]:
     """Run `steps` per-sample SGD steps on the first rows (cycling) and record every number.
 
     The parameters of `root` are updated as training would update them.
@@ -136,18 +149,38 @@ def trace(root: Node, inputs: list[list[float]], targets: list[Any], *, loss: st
             for c, grad in zip(n.children, local_gradients(n), strict=True):
                 arrivals[id(c)].append((index[id(n)], grad))
         labels = _labels(order, precision)
-        nodes = [NodeTrace(k, labels[k], _kind(n), _expr(n, [labels[index[id(c)]] for c in n.children]),
-                           funcify(n, precision=precision) if not isinstance(n, Leaf) else labels[k],
-                           _copy(n.value), arrivals[id(n)], _copy(n.grad))
-                 for k, n in enumerate(order)]
+        nodes = [
+            NodeTrace(
+                k,
+                labels[k],
+                _kind(n),
+                _expr(n, [labels[index[id(c)]] for c in n.children]),
+                funcify(n, precision=precision) if not isinstance(n, Leaf) else labels[k],
+                _copy(n.value),
+                arrivals[id(n)],
+                _copy(n.grad),
+            )
+            for k, n in enumerate(order)
+        ]
         P = g.param_values()
         G = [0.0 + float(p.grad) for p in g.params]  # as the reference trainer sums them
         new = list(P)
         sgd(new, G, [], [0], learning_rate)
         params = [ParamUpdate(p.name or f"p{k}", P[k], G[k], new[k]) for k, p in enumerate(g.params)]
         g.set_param_values(new)
-        result.append(TraceStep(s + 1, i, dict(zip(g.input_names, row, strict=True)), targets[i], _copy(out),
-                                float(L), list(dL), nodes, params))
+        result.append(
+            TraceStep(
+                s + 1,
+                i,
+                dict(zip(g.input_names, row, strict=True)),
+                targets[i],
+                _copy(out),
+                float(L),
+                list(dL),
+                nodes,
+                params,
+            )
+        )
     return result
 
 
@@ -171,8 +204,9 @@ class TraceSetup:
     classes: list[str] | None
 
 
-def prepare(path: Path, data: str | None = None, learning_rate: float | None = None,
-            rows: int | None = None) -> TraceSetup:
+def prepare(
+    path: Path, data: str | None = None, learning_rate: float | None = None, rows: int | None = None
+) -> TraceSetup:
     """The model of a spec (its initial parameters) or of a model file (learned ones), with its data.
 
     Data come from `data` or the spec's / model file's own source; rows keep the file's order
@@ -181,9 +215,8 @@ def prepare(path: Path, data: str | None = None, learning_rate: float | None = N
     """
     from . import workflow
     from .data import encode_targets, load_data, select, standardize_stats
-    from .export import is_model_file
 
-    if path.suffix.lower() == ".json" and is_model_file(path):
+    if workflow.is_model_file(path):
         loaded = workflow.load(path)
         rec = loaded.record
         table = model_table(rec, data)

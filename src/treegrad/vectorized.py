@@ -289,9 +289,17 @@ class VectorizedEpoch:
         self.kind = "softmax" if graph.is_softmax else "list" if graph.is_list else "single"
         self._cache: tuple[object, object, Any, Any] | None = None
 
-    def __call__(self, P: list[float], C: list[float], S: list[list[float]], STEP: list[int],
-                 X: Sequence[Sequence[float]], T: Sequence[Any], idx: Sequence[Sequence[int]],
-                 lr: float) -> float:
+    def __call__(
+        self,
+        P: list[float],
+        C: list[float],
+        S: list[list[float]],
+        STEP: list[int],
+        X: Sequence[Sequence[float]],
+        T: Sequence[Any],
+        idx: Sequence[Sequence[int]],
+        lr: float,
+    ) -> float:
         """Train one epoch over the batches `idx`; update P, S, STEP; return the summed loss."""
         import numpy as np
 
@@ -310,16 +318,26 @@ def array_namespace() -> dict[str, object]:
     import numpy as np
 
     ns: dict[str, object] = {
-        "np": np, "exp": np.exp, "log": np.log, "tanh": np.tanh, "sqrt": np.sqrt, "fpow": np.power,
-        "where": np.where, "sign": np.sign, "minimum": np.minimum, "maximum": np.maximum,
-        "stack": np.stack, "arange": np.arange,
+        "np": np,
+        "exp": np.exp,
+        "log": np.log,
+        "tanh": np.tanh,
+        "sqrt": np.sqrt,
+        "fpow": np.power,
+        "where": np.where,
+        "sign": np.sign,
+        "minimum": np.minimum,
+        "maximum": np.maximum,
+        "stack": np.stack,
+        "arange": np.arange,
     }
     assert set(NAMESPACE) <= set(ns), "every name of the scalar expressions needs an array binding"
     return ns
 
 
-def vectorized_epoch_fn(graph: Graph, loss: Loss, optimizer: Optimizer,
-                        batch_size: int | None = None) -> VectorizedEpoch | None:
+def vectorized_epoch_fn(
+    graph: Graph, loss: Loss, optimizer: Optimizer, batch_size: int | None = None
+) -> VectorizedEpoch | None:
     """A mini-batch epoch function that evaluates each batch with NumPy, or None where the
     scalar code serves better: a graph without dense layers, or (given `batch_size`) one
     whose batches are too small for arrays to pay for NumPy's cost per statement."""

@@ -18,12 +18,20 @@ from . import __version__
 from .compiled import predict_many, program
 from .errors import DataError, SpecError, TrainingError
 from .fit import History, fit
-from .modelfile import FORMAT, VERSION, DataInfo, HistoryInfo, ModelRecord
+from .modelfile import FORMAT, VERSION, DataInfo, HistoryInfo, ModelRecord, Task
 
 Progress = Callable[[int, float, "float | None", "dict[str, float]"], None]
 
-TRAINING_KEYS = ("epochs", "learning_rate", "batch_size", "optimizer", "seed", "shuffle",
-                 "validation_split", "normalize")
+TRAINING_KEYS = (
+    "epochs",
+    "learning_rate",
+    "batch_size",
+    "optimizer",
+    "seed",
+    "shuffle",
+    "validation_split",
+    "normalize",
+)
 
 
 @dataclass
@@ -73,46 +81,75 @@ def training_settings(spec: Any, overrides: dict[str, Any]) -> Any:
         raise SpecError(f"--{key.replace('_', '-')}: {err['msg']} (got {err.get('input')!r})") from None
 
 
-def _targets(spec: Any, kind: str, raw: list[Any], source: str,
-             classes: list[str] | None) -> tuple[list[Any], list[str] | None]:
+def _targets(
+    spec: Any, kind: str, raw: list[Any], source: str, classes: list[str] | None
+) -> tuple[list[Any], list[str] | None]:
     from .build import output_count
     from .data import encode_targets
 
     y, found = encode_targets(raw, kind, classes, source=source)
     k = output_count(spec)
     if kind == "classes" and found is not None and len(found) != k:
-        raise DataError(f"the model's softmax has {k} outputs but {source} has {len(found)} classes "
-                        f"({', '.join(found)}): make the softmax {len(found)} wide, or list the classes in `classes:`")
+        raise DataError(
+            f"the model's softmax has {k} outputs but {source} has {len(found)} classes "
+            f"({', '.join(found)}): make the softmax {len(found)} wide, or list the classes in `classes:`"
+        )
     if kind != "classes" and k != 1:
-        raise SpecError(f"a list output of {k} values without softmax cannot be trained from one target column; "
-                        "use a softmax for classes, or combine the heads into one output")
+        raise SpecError(
+            f"a list output of {k} values without softmax cannot be trained from one target column; "
+            "use a softmax for classes, or combine the heads into one output"
+        )
     return y, found
 
 
-def train(spec_path: Path, *, data: str | None = None, target: str | None = None,
-          overrides: dict[str, Any] | None = None, out: Path | None = None,
-          progress: Progress | None = None, checkpoint: bool = False) -> Trained:
-    """Train the model of a spec file on data and (if `out`) save it atomically.
+@dataclass
+class Prepared:
+    """A spec and its data, checked and split, with the model built: ready to train."""
 
-    Nothing is written unless training finishes (or is interrupted with `checkpoint`);
-    a diverging run raises TrainingError and leaves any existing `out` untouched.
+    spec_path: Path
+    spec: Any
+    text: str
+    settings: Any
+    source: str
+    target: str
+    kind: Task
+    classes: list[str] | None
+    rows: int
+    train: tuple[list[list[float]], list[Any]]
+    validation: tuple[list[list[float]], list[Any]]
+    stats: dict[str, tuple[float, float]] | None
+    root: Any
+    loss: str
+    patience: int | None
+
+    @property
+    def name(self) -> str:
+        """The model's name: the spec's `name:`, else the spec file's stem."""
+        return str(self.spec.name or self.spec_path.stem)
+
+
+def prepare(
+    spec_path: Path, *, data: str | None = None, target: str | None = None, overrides: dict[str, Any] | None = None
+) -> Prepared:
+    """Load and check a spec and its data, split it, and build the model.
+
+    Every mistake in the spec, the data or the settings is found here, before any
+    training starts.
     """
     from .build import build_model, loss_name, task_kind
     from .data import load_data, select, split, standardize_stats
 
     spec, text = load_spec_file(spec_path)
     settings = training_settings(spec, overrides or {})
-    if out is not None:
-        from .modelfile import check_writable
-
-        check_writable(out)  # now, not after an hour of training
     if data is not None:
         table = load_data(data, base_dir=Path.cwd(), seed=settings.seed)
     elif spec.data:
         table = load_data(spec.data, base_dir=spec_path.parent, seed=settings.seed)
     else:
-        raise DataError(f"{spec_path} names no data: pass --data NAME or --data FILE.csv "
-                        "(see `treegrad datasets`), or add `data:` to the spec")
+        raise DataError(
+            f"{spec_path} names no data: pass --data NAME or --data FILE.csv "
+            "(see `treegrad datasets`), or add `data:` to the spec"
+        )
     kind = task_kind(spec)
     X, raw, tname = select(table, list(spec.inputs), target or spec.target)
     y, classes = _targets(spec, kind, raw, table.source, spec.classes)
@@ -120,14 +157,47 @@ def train(spec_path: Path, *, data: str | None = None, target: str | None = None
     if not Xtr:
         raise DataError(f"{table.source}: no rows left for training after the validation split")
     stats = standardize_stats(Xtr, list(spec.inputs)) if settings.normalize else None
-    root = build_model(spec, seed=settings.seed, stats=stats)
-    graph = root.compiled_graph
-    loss = loss_name(spec)
     patience = settings.early_stopping.patience if settings.early_stopping else None
     if patience is not None and not Xva:
-        raise TrainingError("early_stopping needs a validation set: set training.validation_split "
-                            "(e.g. 0.2) or pass --validation-split")
+        raise TrainingError(
+            "early_stopping needs a validation set: set training.validation_split (e.g. 0.2) or pass --validation-split"
+        )
+    root = build_model(spec, seed=settings.seed, stats=stats)
+    return Prepared(
+        spec_path,
+        spec,
+        text,
+        settings,
+        table.source,
+        tname,
+        kind,
+        classes,
+        len(X),
+        (Xtr, ytr),
+        (Xva, yva),
+        stats,
+        root,
+        loss_name(spec),
+        patience,
+    )
 
+
+def run(
+    prep: Prepared, *, out: Path | None = None, progress: Progress | None = None, checkpoint: bool = False
+) -> Trained:
+    """Train a prepared model and (if `out`) save it atomically.
+
+    Nothing is written unless training finishes (or is interrupted with `checkpoint`
+    after at least one complete epoch); a diverging run raises TrainingError and leaves
+    any existing `out` untouched.
+    """
+    if out is not None:
+        from .modelfile import check_writable
+
+        check_writable(out)  # now, not after an hour of training
+    settings, kind, root = prep.settings, prep.kind, prep.root
+    graph = root.compiled_graph
+    (Xtr, ytr), (Xva, yva) = prep.train, prep.validation
     watch_X, watch_y = (Xva, yva) if Xva else (Xtr, ytr)
     pred_fn = program(graph).predict_fn() if progress else None
     consts = program(graph).constant_values()
@@ -146,34 +216,112 @@ def train(spec_path: Path, *, data: str | None = None, target: str | None = None
     if progress is not None:
         progress(0, math.nan, None, {})  # training starts now
     t0 = time.perf_counter()
-    hist = fit(root, Xtr, ytr, loss=loss, epochs=settings.epochs, learning_rate=settings.learning_rate,
-               batch_size=settings.batch_size, optimizer=settings.optimizer, shuffle=settings.shuffle,
-               seed=settings.seed, validation=(Xva, yva) if Xva else None, patience=patience,
-               callback=on_epoch)
+    hist = fit(
+        root,
+        Xtr,
+        ytr,
+        loss=prep.loss,
+        epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
+        batch_size=settings.batch_size,
+        optimizer=settings.optimizer,
+        shuffle=settings.shuffle,
+        seed=settings.seed,
+        validation=(Xva, yva) if Xva else None,
+        patience=prep.patience,
+        callback=on_epoch,
+    )
     seconds = time.perf_counter() - t0
     if hist.interrupted and not (checkpoint and hist):
         # With no complete epoch there is no trained model to keep, checkpoint or not.
         raise KeyboardInterrupt
-    metrics = {"train": evaluate_rows(root, kind, loss, Xtr, ytr)}
+    metrics = {"train": evaluate_rows(root, kind, prep.loss, Xtr, ytr)}
     if Xva:
-        metrics["validation"] = evaluate_rows(root, kind, loss, Xva, yva)
+        metrics["validation"] = evaluate_rows(root, kind, prep.loss, Xva, yva)
     record = ModelRecord(
-        format=FORMAT, version=VERSION, name=spec.name or spec_path.stem, spec_file=str(spec_path),
-        spec_text=text, inputs=list(graph.input_names), task=kind, loss=loss, classes=classes,
-        normalization={k: (m, s) for k, (m, s) in stats.items()} if stats else None,
+        format=FORMAT,
+        version=VERSION,
+        name=prep.name,
+        spec_file=str(prep.spec_path),
+        spec_text=prep.text,
+        inputs=list(graph.input_names),
+        task=kind,
+        loss=prep.loss,
+        classes=prep.classes,
+        normalization=dict(prep.stats) if prep.stats else None,
         parameters=dict(zip(graph.param_names, graph.param_values())),
         training={k: getattr(settings, k) for k in TRAINING_KEYS}
-        | {"early_stopping": {"patience": patience} if patience is not None else None},
-        data=DataInfo(source=table.source, target=tname, rows=len(X), train_rows=len(Xtr), validation_rows=len(Xva)),
-        history=HistoryInfo(train=list(hist), validation=hist.validation, best_epoch=hist.best_epoch,
-                            stopped_early=hist.stopped_early),
-        metrics=metrics, treegrad_version=__version__,
+        | {"early_stopping": {"patience": prep.patience} if prep.patience is not None else None},
+        data=DataInfo(
+            source=prep.source, target=prep.target, rows=prep.rows, train_rows=len(Xtr), validation_rows=len(Xva)
+        ),
+        history=HistoryInfo(
+            train=list(hist), validation=hist.validation, best_epoch=hist.best_epoch, stopped_early=hist.stopped_early
+        ),
+        metrics=metrics,
+        treegrad_version=__version__,
     )
     if out is not None:
         from .modelfile import save
 
         save(out, record)
     return Trained(root, record, hist, seconds, out, len(graph.params), len(graph.order), hist.interrupted)
+
+
+def train(
+    spec_path: Path,
+    *,
+    data: str | None = None,
+    target: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    out: Path | None = None,
+    progress: Progress | None = None,
+    checkpoint: bool = False,
+) -> Trained:
+    """Prepare and run in one call: train the model of a spec file on data, save it to `out`."""
+    prep = prepare(spec_path, data=data, target=target, overrides=overrides)
+    return run(prep, out=out, progress=progress, checkpoint=checkpoint)
+
+
+@dataclass
+class Opened:
+    """A model to show, export or trace: from a model file (learned parameters) or from a
+    spec (initial parameters), with what is known of its task and class labels."""
+
+    root: Any
+    name: str
+    task: str | None = None  # "regression" | "binary" | "classes"; None when unknown
+    classes: list[str] | None = None
+    loaded: Loaded | None = None
+
+
+def is_model_file(path: Path) -> bool:
+    """True for a `.json` file that is (or was meant to be) a model file rather than a spec.
+
+    Model files name their `format` first; a spec may not have that key. Looking at the
+    bytes, not parsing, means a damaged model file (truncated JSON) is still reported as
+    a damaged model file, not as a broken spec.
+    """
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return b'"format"' in head
+
+
+def open_model(path: Path) -> Opened:
+    """A model file (learned parameters) or a spec file (initial parameters), compiled."""
+    if is_model_file(path):
+        loaded = load(path)
+        rec = loaded.record
+        return Opened(loaded.root, rec.name, rec.task, rec.classes, loaded)
+    from .build import build_model, task_kind
+
+    spec, _ = load_spec_file(path)
+    return Opened(build_model(spec), spec.name or path.stem, task_kind(spec), spec.classes)
 
 
 def load(path: Path) -> Loaded:
@@ -192,8 +340,7 @@ def decode(record: ModelRecord, out: Any) -> dict[str, Any]:
     if record.task == "binary":
         p = float(out)
         labels = record.classes or ["0", "1"]
-        return {"label": labels[1] if p >= 0.5 else labels[0], "probability": p if p >= 0.5 else 1.0 - p,
-                "output": p}
+        return {"label": labels[1] if p >= 0.5 else labels[0], "probability": p if p >= 0.5 else 1.0 - p, "output": p}
     if record.task == "classes":
         probs = [float(v) for v in out]
         k = max(range(len(probs)), key=probs.__getitem__)
@@ -227,8 +374,10 @@ def parse_values(inputs: list[str], values: Sequence[str]) -> list[float]:
             raise DataError(f"missing value(s) for {', '.join(missing)}; the model's inputs are {', '.join(inputs)}")
         return [row[n] for n in inputs]
     if len(values) != len(inputs):
-        raise DataError(f"the model takes {len(inputs)} value(s), for {', '.join(inputs)}; got {len(values)}. "
-                        f"Example: treegrad predict MODEL.json " + " ".join(f"{n}=..." for n in inputs))
+        raise DataError(
+            f"the model takes {len(inputs)} value(s), for {', '.join(inputs)}; got {len(values)}. "
+            f"Example: treegrad predict MODEL.json " + " ".join(f"{n}=..." for n in inputs)
+        )
     return [_number(v, n) for v, n in zip(values, inputs)]
 
 

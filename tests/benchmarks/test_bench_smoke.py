@@ -15,7 +15,8 @@ def test_quick_run_losses_equal_hand_written_python() -> None:
     assert notes == []
     by = {(r.workload, r.peer, r.depth): r for r in results}
     assert set(by) == {("W1", p, None) for p in ("treegrad", "python")} | {
-        ("W3", p, d) for p in ("treegrad", "python") for d in (2, 5)}
+        ("W3", p, d) for p in ("treegrad", "python") for d in (2, 5)
+    }
     for (w, peer, d), r in by.items():
         if peer == "treegrad":
             assert r.final_loss == by[w, "python", d].final_loss
