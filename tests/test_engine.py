@@ -663,15 +663,7 @@ def test_divergence_raises_a_training_error_naming_the_epoch(engine: str) -> Non
     "engine",
     [
         "compiled",
-        pytest.param(
-            "reference",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=ModelError,
-                reason="known bug: fit catches ArithmeticError/ValueError around an epoch, but the reference "
-                "evaluator turns them into ModelError ('cannot evaluate exp'), which names no epoch",
-            ),
-        ),
+        "reference",
     ],
 )
 def test_divergence_through_an_overflow_names_the_epoch(engine: str) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .compiled import program
-from .errors import TrainingError
+from .errors import ModelError, TrainingError
 from .graph import Graph
 from .losses import LOSSES, Loss
 from .nodes import Node
@@ -170,7 +170,9 @@ def fit(
             idx: Any = [order[i : i + batch_size] for i in range(0, len(order), batch_size)] if batched else order
             try:
                 total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate)
-            except (ArithmeticError, ValueError) as e:
+            except (ArithmeticError, ValueError, ModelError) as e:
+                # The compiled code raises the math error itself; the reference evaluator
+                # wraps it in a ModelError naming the op. Either way: divergence, in this epoch.
                 raise _diverged(epoch, f"({e})") from None
             mean = total / len(X)
             if not math.isfinite(mean) or not all(math.isfinite(p) for p in P):
