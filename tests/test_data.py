@@ -22,6 +22,7 @@ from treegrad.data import (
     standardize_stats,
 )
 from treegrad.errors import DataError
+from treegrad.seeds import stream
 
 DATASETS = Path(__file__).resolve().parent.parent / "datasets"
 PLAIN = "x, y ,label\n1,2,a\n3.5,-4,b\n"
@@ -334,7 +335,7 @@ def test_split_holds_out_the_end_of_a_seeded_shuffle() -> None:
     X = [[float(i)] for i in range(10)]
     y = [i * 10 for i in range(10)]
     order = list(range(10))
-    random.Random(3).shuffle(order)
+    stream(3, "split").shuffle(order)
     X_train, y_train, X_val, y_val = split(X, y, 0.2, seed=3)
     assert X_val == [[float(i)] for i in order[8:]] and y_val == [i * 10 for i in order[8:]]
     assert X_train == [[float(i)] for i in order[:8]] and y_train == [i * 10 for i in order[:8]]

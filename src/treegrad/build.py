@@ -2,7 +2,7 @@
 
 Each name is one node object: an input used five times is one `Input`, a node of `nodes:`
 used by two heads is one subgraph shared by both (a DAG, not a copy). Fresh parameters and
-`Linear` weights draw from one `random.Random(seed)` in a fixed order (named nodes in
+`Linear` weights draw from one generator, `seeds.stream(seed, "init")`, in a fixed order (named nodes in
 dependency order, then the output, left to right), so a spec and a seed give one model.
 """
 
@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from .errors import ModelError, SpecError
 from .nodes import OPERATIONS, Constant, Divide, Input, Linear, Node, Output, Parameter, Softmax, Subtract
+from .seeds import stream
 from .spec import (
     DenseLayer,
     LinearCall,
@@ -55,7 +56,7 @@ def build_model(spec: Spec, *, seed: int | None = None, stats: dict[str, tuple[f
     With `stats` (input name -> (mean, std)) each input enters as (x - mean) / std, so the
     graph takes raw values and standardises them itself.
     """
-    rng = random.Random(spec.training.seed if seed is None else seed)
+    rng = stream(spec.training.seed if seed is None else seed, "init")
     env: dict[str, Node] = {name: _input(spec, name, stats) for name in spec.inputs}
     for name in spec.analysis.order:
         env[name] = _build(spec, spec.nodes[name], ("nodes", name), env, rng)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import DataError
+from .seeds import stream
 
 Cell = float | str
 
@@ -534,7 +535,7 @@ def split(
     assert len(X) == len(y), "inputs and targets must have the same number of rows"
     n = len(X)
     order = list(range(n))
-    random.Random(seed).shuffle(order)
+    stream(seed, "split").shuffle(order)
     n_val = round(n * fraction)
     if fraction > 0.0:
         n_val = max(n_val, 1)
