@@ -624,7 +624,7 @@ def test_bad_predict_and_eval_arguments(work: Path, args: list[str], words: tupl
         ["show", "line.yaml", "--format", "pdf"],
         ["show", "line.yaml", "--precision", "0"],
         ["predict", "line.model.json", "1", "--data", "line.csv"],
-        ["eval", "line.model.json"],
+        ["eval"],
     ],
 )
 def test_usage_errors_exit_2(work: Path, args: list[str]) -> None:
@@ -635,6 +635,14 @@ def test_usage_errors_exit_2(work: Path, args: list[str]) -> None:
     if args:
         assert "Usage:" in result.stderr or "Error" in result.stderr
     assert snapshot(work) == before
+
+
+def test_eval_without_data_uses_the_training_data(work: Path) -> None:
+    result = invoke("eval", "binary.model.json", "--json")
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    metrics = json.loads(result.stdout)
+    assert metrics["rows"] == 4 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert sum(map(sum, metrics["confusion"])) == 4
 
 
 def test_debug_flag_and_variable_show_the_traceback(work: Path) -> None:

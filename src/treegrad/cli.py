@@ -261,9 +261,9 @@ def predict(
     if values and data:
         raise typer.BadParameter("give either VALUES or --data, not both")
     if data:
-        from .data import input_rows, load_data
+        from .data import input_rows
 
-        table = load_data(data, base_dir=Path.cwd())
+        table = workflow.model_table(loaded.record, data)
         rows = input_rows(table, list(rec.inputs))
         results = workflow.predict(loaded, rows)
         if as_json:
@@ -326,7 +326,10 @@ def _results_csv(table: Any, results: list[dict[str, Any]]) -> str:
 @app.command("eval")
 def eval_(
     model: ModelFile,
-    data: Annotated[str, typer.Option("--data", "-d", help="A CSV file or built-in dataset with the target column.")],
+    data: Annotated[
+        str | None,
+        typer.Option("--data", "-d", help="A CSV file or dataset with the target (default: the training data)."),
+    ] = None,
     target: Annotated[
         str | None, typer.Option("--target", help="The target column (default: the one trained on).")
     ] = None,
@@ -334,14 +337,13 @@ def eval_(
 ) -> None:
     """Loss and metrics of a saved model on data: accuracy and confusion matrix, or MSE/MAE/R²."""
     from . import workflow
-    from .data import load_data
 
     loaded = workflow.load(model)
-    m = workflow.evaluate(loaded, load_data(data, base_dir=Path.cwd()), target)
+    m = workflow.evaluate(loaded, workflow.model_table(loaded.record, data), target)
     if as_json:
         out.print_json(_json(m))
         return
-    t = Table(title=f"{_escape(loaded.record.name)} on {_escape(data)}", show_header=False, title_justify="left")
+    t = Table(title=f"{_escape(loaded.record.name)} on {_escape(data or loaded.record.data.source)}", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
     t.add_row("rows", str(m["rows"]))

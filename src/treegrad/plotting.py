@@ -80,7 +80,7 @@ def load_points(record: Any, data: str | None) -> tuple[PlotData | None, list[st
     A model with more than two inputs is drawn without points, so then no data is read.
     """
     from .data import encode_targets, input_rows
-    from .trace import model_table
+    from .workflow import model_table
 
     if data is None and len(record.inputs) > 2:
         return None, []

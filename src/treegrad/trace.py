@@ -214,12 +214,12 @@ def prepare(
     statistics of all rows.
     """
     from . import workflow
-    from .data import encode_targets, load_data, select, standardize_stats
+    from .data import encode_targets, select, standardize_stats
 
     if workflow.is_model_file(path):
         loaded = workflow.load(path)
         rec = loaded.record
-        table = model_table(rec, data)
+        table = workflow.model_table(rec, data)
         X, raw, _ = select(table, list(rec.inputs), rec.data.target)
         y, classes = encode_targets(raw, rec.task, rec.classes, source=table.source, training=False)
         lr = learning_rate if learning_rate is not None else float(rec.training.get("learning_rate", 0.01))
@@ -227,36 +227,10 @@ def prepare(
     from .build import build_model, loss_name, task_kind
 
     spec, _ = workflow.load_spec_file(path)
-    settings = spec.training
-    if data is not None:
-        table = load_data(data, base_dir=Path.cwd(), seed=settings.seed)
-    elif spec.data:
-        table = load_data(spec.data, base_dir=path.parent, seed=settings.seed)
-    else:
-        raise DataError(f"{path} names no data: pass --data NAME or --data FILE.csv (see `treegrad datasets`)")
+    table = workflow.spec_table(spec, path, data)
     X, raw, _ = select(table, list(spec.inputs), spec.target)
     y, classes = encode_targets(raw, task_kind(spec), spec.classes, source=table.source, training=False)
-    stats = standardize_stats(X, list(spec.inputs)) if settings.normalize else None
-    root = build_model(spec, seed=settings.seed, stats=stats)
-    lr = learning_rate if learning_rate is not None else settings.learning_rate
+    stats = standardize_stats(X, list(spec.inputs)) if spec.training.normalize else None
+    root = build_model(spec, seed=spec.training.seed, stats=stats)
+    lr = learning_rate if learning_rate is not None else spec.training.learning_rate
     return TraceSetup(root, X[:rows], y[:rows], loss_name(spec), lr, table.source, classes)
-
-
-def model_table(record: Any, data: str | None = None) -> Any:
-    """The table `data` names, or the one the model was trained on.
-
-    A training source that is a relative path was relative to the current folder or to
-    the spec's folder at training time: both are tried, in that order.
-    """
-    from .data import load_data
-
-    seed = int(record.training.get("seed", 0))
-    if data is not None:
-        return load_data(data, base_dir=Path.cwd(), seed=seed)
-    try:
-        return load_data(record.data.source, base_dir=Path.cwd(), seed=seed)
-    except DataError:
-        spec_dir = Path(record.spec_file).parent
-        if Path(record.data.source).is_absolute() or not (spec_dir / record.data.source).exists():
-            raise
-        return load_data(record.data.source, base_dir=spec_dir, seed=seed)

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import __version__
 from .compiled import predict_many, program
+from .data import Table
 from .errors import DataError, SpecError, TrainingError
 from .fit import History, fit
 from .modelfile import FORMAT, VERSION, DataInfo, HistoryInfo, ModelRecord, Task
@@ -100,6 +101,41 @@ def _targets(
             "use a softmax for classes, or combine the heads into one output"
         )
     return y, found
+
+
+def spec_table(spec: Any, spec_path: Path, data: str | None) -> Table:
+    """The data for a spec: `data` (a dataset name, or a path from the current folder),
+    else the spec's own `data:` (a path from the spec's folder)."""
+    from .data import load_data
+
+    if data is not None:
+        return load_data(data, base_dir=Path.cwd())
+    if spec.data:
+        return load_data(spec.data, base_dir=spec_path.parent)
+    raise DataError(
+        f"{spec_path} names no data: pass --data NAME or --data FILE.csv "
+        "(see `treegrad datasets`), or add `data:` to the spec"
+    )
+
+
+def model_table(record: ModelRecord, data: str | None = None) -> Table:
+    """The table `data` names (from the current folder), or the one the model was trained on.
+
+    Generated datasets do not depend on the training seed, so `--data line` means the same
+    points in train, eval, predict, plot and trace. A training source that is a relative
+    path was relative to the current folder or to the spec's folder: both are tried.
+    """
+    from .data import load_data
+
+    if data is not None:
+        return load_data(data, base_dir=Path.cwd())
+    try:
+        return load_data(record.data.source, base_dir=Path.cwd())
+    except DataError:
+        spec_dir = Path(record.spec_file).parent
+        if Path(record.data.source).is_absolute() or not (spec_dir / record.data.source).exists():
+            raise
+        return load_data(record.data.source, base_dir=spec_dir)
 
 
 @dataclass
