@@ -79,6 +79,14 @@ def test_predict_csv(f2c_model: Path, tmp_path: Path) -> None:
     assert [round(float(line.split(",")[1])) for line in lines[1:]] == [0, 100, -40]
 
 
+def test_predict_csv_keeps_the_input_cells(f2c_model: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "temps.csv"
+    csv.write_text("f\n5.1\n0.1\n")
+    result = run("predict", str(f2c_model), "--data", str(csv))
+    assert result.exit_code == 0, result.output
+    assert [line.split(",")[0] for line in result.output.splitlines()] == ["f", "5.1", "0.1"]
+
+
 def test_same_seed_same_file_bit_for_bit(tmp_path: Path) -> None:
     spec = tmp_path / "f2c.yaml"
     spec.write_text(F2C_SPEC.replace("epochs: 1000", "epochs: 20"))

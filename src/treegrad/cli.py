@@ -261,7 +261,7 @@ def predict(
     if values and data:
         raise typer.BadParameter("give either VALUES or --data, not both")
     if data:
-        from .data import input_rows
+        from .data import input_rows, to_csv
 
         table = workflow.model_table(loaded.record, data)
         rows = input_rows(table, list(rec.inputs))
@@ -269,7 +269,7 @@ def predict(
         if as_json:
             out.print_json(_json(results))
             return
-        text = _results_csv(table, results)
+        text = to_csv(workflow.with_predictions(table, results))
         if out_path is not None:
             from .modelfile import write_atomic
 
@@ -306,23 +306,6 @@ def _json(value: Any) -> str:
     return json.dumps(clean(value), allow_nan=False)
 
 
-def _results_csv(table: Any, results: list[dict[str, Any]]) -> str:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    extra = ["prediction", "probability"] if results and "label" in results[0] else ["prediction"]
-    w.writerow(list(table.columns) + extra)
-    for row, r in zip(table.rows, results):
-        cells = [f"{c:.17g}" if isinstance(c, float) else c for c in row]
-        if "label" in r:
-            w.writerow(cells + [r["label"], f"{r['probability']:.6g}"])
-        else:
-            w.writerow(cells + [f"{r['prediction']:.10g}"])
-    return buf.getvalue()
-
-
 @app.command("eval")
 def eval_(
     model: ModelFile,
@@ -343,7 +326,11 @@ def eval_(
     if as_json:
         out.print_json(_json(m))
         return
-    t = Table(title=f"{_escape(loaded.record.name)} on {_escape(data or loaded.record.data.source)}", show_header=False, title_justify="left")
+    t = Table(
+        title=f"{_escape(loaded.record.name)} on {_escape(data or loaded.record.data.source)}",
+        show_header=False,
+        title_justify="left",
+    )
     t.add_column(style="bold")
     t.add_column()
     t.add_row("rows", str(m["rows"]))
@@ -353,7 +340,7 @@ def eval_(
             t.add_row(key, f"{m[key]:.2%}" if key == "accuracy" else f"{m[key]:.6g}")
     out.print(t)
     if "confusion" in m:
-        labels = loaded.record.classes or [str(i) for i in range(len(m["confusion"]))]
+        labels = workflow.class_labels(loaded.record.task, loaded.record.classes, len(m["confusion"])) or []
         c = Table(title="confusion (rows: true, columns: predicted)", title_justify="left")
         c.add_column("")
         for lab in labels:

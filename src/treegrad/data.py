@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import math
 import random
 import re
@@ -404,6 +405,16 @@ def select(table: Table, inputs: list[str], target: str | None) -> tuple[list[li
         raise DataError(f"column '{target}' of {table.source} is both an input and the target; remove it from one")
     t = _column_index(table, target, "target")
     return _numbers(table, idx), [row[t] for row in table.rows], target
+
+
+def to_csv(table: Table) -> str:
+    """A table as CSV text; numbers as the shortest text that reads back to the same float."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(table.columns)
+    for row in table.rows:
+        w.writerow([repr(c) if isinstance(c, float) else c for c in row])
+    return buf.getvalue()
 
 
 def input_rows(table: Table, inputs: list[str]) -> list[list[float]]:

@@ -44,12 +44,11 @@ def _graph(root: Node) -> Any:
 
 def _class_labels(model: Opened) -> list[str] | None:
     """The labels `treegrad predict` prints (the same defaults as `workflow.decode`)."""
+    from .workflow import class_labels
+
     g = _graph(model.root)
-    if model.task == "binary":
-        return list(model.classes or ["0", "1"])
-    if model.task == "classes" or g.is_softmax:
-        return list(model.classes or [str(i) for i in range(len(g.elements))])
-    return None
+    task = "classes" if g.is_softmax and model.task is None else model.task
+    return class_labels(task, model.classes, len(g.elements))
 
 
 # ----------------------------------------------------------------- standalone Python

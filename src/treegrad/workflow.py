@@ -334,18 +334,26 @@ class Opened:
 def is_model_file(path: Path) -> bool:
     """True for a `.json` file that is (or was meant to be) a model file rather than a spec.
 
-    Model files name their `format` first; a spec may not have that key. Looking at the
-    bytes, not parsing, means a damaged model file (truncated JSON) is still reported as
-    a damaged model file, not as a broken spec.
+    Model files have a top-level `format` key; a spec may not. A file that is not valid
+    JSON at all (a truncated model file) counts as a model file when it names a `format`
+    near its top, so it gets the model file's message, not a spec's.
     """
+    import json
+
+    from .modelfile import MAX_BYTES
+
     if path.suffix.lower() != ".json" or not path.is_file():
         return False
     try:
-        with path.open("rb") as f:
-            head = f.read(4096)
+        if path.stat().st_size > MAX_BYTES:
+            return True  # modelfile.read refuses it with the right message
+        raw = path.read_bytes()
+        doc = json.loads(raw)
     except OSError:
         return False
-    return b'"format"' in head
+    except (ValueError, RecursionError):
+        return b'"format"' in raw[:4096]
+    return isinstance(doc, dict) and "format" in doc
 
 
 def open_model(path: Path) -> Opened:
@@ -371,16 +379,29 @@ def load(path: Path) -> Loaded:
 # ----------------------------------------------------------------- predictions and metrics
 
 
+def class_labels(task: str | None, classes: list[str] | None, outputs: int) -> list[str] | None:
+    """The labels a classifier's outputs stand for: the known classes, else 0, 1, ...
+
+    A binary model has one output and two labels; a softmax one label per output.
+    Regression has none.
+    """
+    if task == "binary":
+        return list(classes or ["0", "1"])
+    if task == "classes":
+        return list(classes or [str(i) for i in range(outputs)])
+    return None
+
+
 def decode(record: ModelRecord, out: Any) -> dict[str, Any]:
     """One raw model output as a result: value, or class label with its probability."""
     if record.task == "binary":
         p = float(out)
-        labels = record.classes or ["0", "1"]
+        labels = class_labels("binary", record.classes, 1) or []
         return {"label": labels[1] if p >= 0.5 else labels[0], "probability": p if p >= 0.5 else 1.0 - p, "output": p}
     if record.task == "classes":
         probs = [float(v) for v in out]
         k = max(range(len(probs)), key=probs.__getitem__)
-        labels = record.classes or [str(i) for i in range(len(probs))]
+        labels = class_labels("classes", record.classes, len(probs)) or []
         return {"label": labels[k], "probability": probs[k], "probabilities": dict(zip(labels, probs))}
     return {"prediction": float(out)}
 
@@ -388,6 +409,17 @@ def decode(record: ModelRecord, out: Any) -> dict[str, Any]:
 def predict(loaded: Loaded, rows: Sequence[Sequence[float]]) -> list[dict[str, Any]]:
     """Decoded predictions for rows of raw input values (in input order)."""
     return [decode(loaded.record, o) for o in predict_many(loaded.root, rows)]
+
+
+def with_predictions(table: Table, results: list[dict[str, Any]]) -> Table:
+    """The table with the predictions added as columns (label and probability for classifiers)."""
+    labelled = bool(results) and "label" in results[0]
+    extra = ["prediction", "probability"] if labelled else ["prediction"]
+    rows: list[list[Any]] = [
+        [*row, r["label"], r["probability"]] if labelled else [*row, r["prediction"]]
+        for row, r in zip(table.rows, results, strict=True)
+    ]
+    return Table(table.source, [*table.columns, *extra], rows)
 
 
 def parse_values(inputs: list[str], values: Sequence[str]) -> list[float]:
