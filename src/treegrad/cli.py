@@ -27,8 +27,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 # Parameters several commands share, declared once.
-ModelFile = Annotated[Path, typer.Argument(help="A model file written by `treegrad train`.", show_default=False)]
-ModelOrSpec = Annotated[Path, typer.Argument(help="A model file, or a spec (used with its initial parameters).")]
+ModelFile = Annotated[
+    Path, typer.Argument(help="A model file written by `treegrad train`.", metavar="MODEL.json", show_default=False)
+]
+ModelOrSpec = Annotated[
+    Path, typer.Argument(help="A model file, or a spec (used with its initial parameters).", metavar="MODEL|SPEC")
+]
 Precision = Annotated[int, typer.Option("--precision", "-p", min=1, max=17, help="Significant digits of numbers.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -69,7 +73,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    rich_markup_mode="rich",
     help="Train small neural networks described in YAML/JSON spec files, and see them as formulas.",
 )
 
@@ -92,7 +96,7 @@ def _escape(s: str) -> str:
 
 @app.command()
 def train(
-    spec: Annotated[Path, typer.Argument(help="The model spec file (YAML or JSON).")],
+    spec: Annotated[Path, typer.Argument(help="The model spec file (YAML or JSON).", metavar="SPEC")],
     data: Annotated[
         str | None, typer.Option("--data", "-d", help="A built-in dataset (NAME or NAME:N) or a CSV file.")
     ] = None,
@@ -192,7 +196,7 @@ def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool) -> Any:
 
 
 def _summary(result: Any) -> None:
-    from .plots import text_curve
+    from .textplot import text_curve
 
     rec = result.record
     hist = rec.history
@@ -243,7 +247,8 @@ def _summary(result: Any) -> None:
 def predict(
     model: ModelFile,
     values: Annotated[
-        list[str] | None, typer.Argument(help="One sample: values in input order, or name=value.")
+        list[str] | None,
+        typer.Argument(help="One sample: values in input order, or name=value.", metavar="VALUES"),
     ] = None,
     data: Annotated[
         str | None, typer.Option("--data", "-d", help="Predict every row of a CSV file (or built-in dataset).")
@@ -440,7 +445,7 @@ def _tree(root: Any, precision: int) -> Any:
 
 @app.command()
 def check(
-    spec: Annotated[Path, typer.Argument(help="The model spec file to validate.")],
+    spec: Annotated[Path, typer.Argument(help="The model spec file to validate.", metavar="SPEC")],
 ) -> None:
     """Validate a spec, summarise it, and check its gradients numerically."""
     from . import workflow
