@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from treegrad import TreegradError, workflow
-from treegrad.plots import text_curve
 from treegrad.plotting import PlotData, draw, load_points, plot_format, plot_model
+from treegrad.textplot import text_curve
 
 runner = CliRunner()
 
