@@ -164,6 +164,28 @@ def test_dag_shared_node_is_evaluated_once_and_differentiated_along_both_paths()
     assert a.grad == 4.0
 
 
+def test_repr_is_short_and_does_not_walk_the_graph() -> None:
+    # A doubling DAG of 22 levels has 2^22 paths: a recursive repr printed all of them (80 MB).
+    top: Node = Parameter(1.0, name="w")
+    for _ in range(22):
+        top = Add([top, top])
+    assert repr(top) == "Add(<2 children>)"
+    chain: Node = Input("x")
+    for _ in range(3000):  # a recursive repr raised RecursionError here
+        chain = Tanh([chain])
+    assert repr(chain) == "Tanh(<1 child>)"
+    x = Input("x")
+    named = Multiply([x, Constant(2.0)])
+    named.name = "h"
+    x.value = 1.5
+    named.forward()
+    assert repr(named) == "Multiply(<2 children>, name='h', value=3.0)"
+    assert repr(Softmax([Input("a"), Input("b")])) == "Softmax(<2 children>)"
+    assert repr(Linear([Input("a")], units=3)) == "Linear(<1 child>)"
+    assert (repr(Input("x")), repr(Constant(2))) == ("Input('x')", "Constant(2.0)")
+    assert repr(Parameter(0.5, name="w")) == "Parameter(0.5, name='w')"
+
+
 def _cycle() -> tuple[Node, Node, Node]:
     a = Parameter(1.0)
     b = Add([a, Constant(1.0)])

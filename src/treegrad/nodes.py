@@ -129,7 +129,15 @@ class Node:
         return f"{type(self).__name__} node" + (f" '{self.name}'" if self.name else "")
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.children!r})"
+        # Short and flat: children by count, never by their own repr, which would walk the
+        # graph (recursion depth grows with a chain, size doubles with each shared level).
+        n = len(self.children)
+        parts = [f"<{n} {'child' if n == 1 else 'children'}>"]
+        if self.name:
+            parts.append(f"name={self.name!r}")
+        if isinstance(self._value, float):
+            parts.append(f"value={self._value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     # -- operator sugar on top of the list-taking constructors
     def __add__(self, other: Node | Number) -> Node:
@@ -330,9 +338,6 @@ class Linear(Macro):
 
 class Output(Node):
     """A model output whose value is the list of its children's values."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.children!r})"
 
 
 class Softmax(Output):
