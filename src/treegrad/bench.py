@@ -668,24 +668,36 @@ def _versions() -> str:
 # ---------------------------------------------------------------- command line
 
 
-def _names(text: str, allowed: Sequence[str], what: str) -> list[str]:
+def parse_names(text: str, allowed: Sequence[str], what: str) -> list[str]:
+    """Comma-separated names, each one of `allowed`; ValueError saying which are unknown."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in allowed]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown {what} {', '.join(unknown) or '(none given)'}; use some of {','.join(allowed)}"
-        )
+        raise ValueError(f"unknown {what} {', '.join(unknown) or '(none given)'}; use some of {','.join(allowed)}")
     return names
 
 
-def _depths(text: str) -> list[int]:
+def parse_depths(text: str) -> list[int]:
+    """Comma-separated chain depths (whole numbers >= 1), sorted; ValueError otherwise."""
     try:
         depths = sorted({int(d) for d in text.split(",") if d.strip()})
     except ValueError:
-        raise argparse.ArgumentTypeError(f"depths must be whole numbers separated by commas, got {text!r}") from None
+        raise ValueError(f"depths must be whole numbers separated by commas, got {text!r}") from None
     if not depths or depths[0] < 1:
-        raise argparse.ArgumentTypeError(f"depths must be 1 or more, got {text!r}")
+        raise ValueError(f"depths must be 1 or more, got {text!r}")
     return depths
+
+
+def _arg(parse: Callable[..., Any], *rest: Any) -> Callable[[str], Any]:
+    """An argparse `type=` from a parser that raises ValueError with a message."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text, *rest)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return convert
 
 
 def parser() -> argparse.ArgumentParser:
@@ -700,21 +712,21 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, depths 2 and 4, one training each")
     ap.add_argument(
         "--only",
-        type=lambda s: _names(s, WORKLOADS, "workload"),
+        type=_arg(parse_names, WORKLOADS, "workload"),
         default=list(WORKLOADS),
         metavar="W1,W2a,W2b,W3",
         help="workloads to run (default: all)",
     )
     ap.add_argument(
         "--peers",
-        type=lambda s: _names(s, PEERS, "peer"),
+        type=_arg(parse_names, PEERS, "peer"),
         default=list(PEERS),
         metavar=",".join(PEERS),
         help="peers to run (default: every installed one)",
     )
     ap.add_argument(
         "--depths",
-        type=_depths,
+        type=_arg(parse_depths),
         default=None,
         metavar="2,4,8",
         help="W3 chain depths (default 2,4,...,4096; slope over 16..4096)",

@@ -498,13 +498,51 @@ def schema() -> None:
     sys.stdout.write(json.dumps(spec_schema(), indent=2) + "\n")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench(ctx: typer.Context) -> None:
-    """Benchmark training speed side by side with installed peers (options: --quick, --only W1,W2a,...)."""
-    from .bench import main as bench_main
+def _parsed(parse: Any, *rest: Any) -> Any:
+    """A Typer callback from a parser that raises ValueError with a message."""
 
-    code = bench_main(list(ctx.args))
-    raise typer.Exit(code or 0)
+    def callback(value: str | None) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse(value, *rest)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+
+    return callback
+
+
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smoke test: 1 epoch, depths 2 and 4 (not a measurement).")
+    ] = False,
+    only: Annotated[
+        str | None, typer.Option("--only", metavar="W1,W2a,W2b,W3", help="Workloads to run (default: all).")
+    ] = None,
+    peers: Annotated[
+        str | None,
+        typer.Option("--peers", metavar="treegrad,python,...", help="Peers to run (default: every installed one)."),
+    ] = None,
+    depths: Annotated[
+        str | None, typer.Option("--depths", metavar="2,4,8", help="W3 chain depths (default 2,4,...,4096).")
+    ] = None,
+    reps: Annotated[int, typer.Option("--reps", min=1, help="Interleaved rounds; the table shows medians.")] = 1,
+) -> None:
+    """Benchmark training speed side by side with hand-written Python, NumPy, and micrograd/PyTorch when installed."""
+    from . import bench as b
+
+    results, notes = b.run(
+        _parsed(b.parse_names, b.WORKLOADS, "workload")(only) or b.WORKLOADS,
+        _parsed(b.parse_names, b.PEERS, "peer")(peers) or b.PEERS,
+        quick=quick,
+        depths=_parsed(b.parse_depths)(depths),
+        reps=reps,
+        log=lambda line: err.print(_escape(line)),
+    )
+    if quick:
+        notes.append("--quick is a smoke test (one short training each): its ratios are not measurements")
+    out.print(_escape(b.table(results, notes, reps)))
 
 
 # ----------------------------------------------------------------- export, plot, trace
