@@ -245,3 +245,21 @@ def test_the_program_is_cached_per_graph() -> None:
     model.compile()
     assert model.graph is not None
     assert program(model.graph) is program(model.graph)
+
+
+def test_one_rule_for_what_is_a_plain_name_in_generated_code() -> None:
+    # compiled.py and vectorized.py each had an `_is_name`, with different rules ("GZ" was a
+    # name to one and not to the other); both evaluators now share one, and one `times`.
+    from treegrad import compiled, vectorized
+
+    assert vectorized.is_name is compiled.is_name and vectorized.times is compiled.times
+    cases = ["v12", "GZ", "go0", "g3 * v2", "-g3", "(1.0 / a0)", "Z1[:, 0]", "1.0"]
+    assert [compiled.is_name(e) for e in cases] == [True, True, True, False, False, False, False, False]
+    assert [compiled.times("g1", d) for d in ["1.0", "-1.0", "v3", "(1.0 / a0)", "v1 * v2"]] == [
+        "g1",
+        "-g1",
+        "g1 * v3",
+        "g1 * (1.0 / a0)",
+        "g1 * (v1 * v2)",
+    ]
+    assert not hasattr(compiled, "is_finite")  # was never used

@@ -117,7 +117,7 @@ def test_unknown_dataset_name_suggests_and_lists(tmp_path: Path) -> None:
     with pytest.raises(DataError) as e:
         load_data("moon:200", base_dir=tmp_path)
     message = str(e.value)
-    assert "'moon:200'" in message and "Did you mean 'moons'?" in message
+    assert "'moon:200'" in message and " — did you mean 'moons'?" in message
     assert all(name in message for name in GENERATORS)
 
 
@@ -272,10 +272,15 @@ def test_select_missing_columns_suggest_and_list(tmp_path: Path) -> None:
     with pytest.raises(DataError) as e:
         select(table, ["alpah", "beta"], "target")
     message = str(e.value)
-    assert "'alpah' is not in bad.csv" in message and "Did you mean 'alpha'?" in message
+    assert "'alpah' is not in bad.csv — did you mean 'alpha'?" in message
     assert "alpha, beta, target" in message
-    with pytest.raises(DataError, match="target column 'targte' is not in bad.csv. Did you mean 'target'"):
+    with pytest.raises(DataError, match="target column 'targte' is not in bad.csv — did you mean 'target'"):
         select(table, ["alpha", "beta"], "targte")
+    # One did_you_mean for spec and data messages (data.py had its own, which ignored case).
+    with pytest.raises(DataError, match="'ALPHA' is not in bad.csv — did you mean 'alpha'"):
+        select(table, ["ALPHA"], "target")
+    with pytest.raises(DataError, match=r"'zzz' is not in bad.csv\. Its columns are"):
+        select(table, ["zzz"], "target")
 
 
 def test_bad_cell_in_a_generated_table_names_the_row() -> None:

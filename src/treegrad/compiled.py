@@ -15,7 +15,6 @@ or model file is ever pasted into the source.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,11 +24,19 @@ from .nodes import Constant, Leaf, Node, Output, Parameter, Softmax
 from .ops import NAMESPACE, WIDE, softmax_code, softmax_grad_code
 from .optim import Optimizer
 
-_IDENT_TAIL = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+def is_name(expr: str) -> bool:
+    """True if a generated expression is a bare variable: it can be reused or multiplied as it is."""
+    return expr.isidentifier()
 
 
-def _is_name(expr: str) -> bool:
-    return expr[:1].isalpha() and set(expr) <= _IDENT_TAIL
+def times(g: str, d: str) -> str:
+    """The expression `g` times the local derivative `d`, without multiplying by 1 or -1."""
+    if d == "1.0":
+        return g
+    if d == "-1.0":
+        return f"-{g}"
+    return f"{g} * {d if is_name(d) or d.startswith('(') else f'({d})'}"
 
 
 class Program:
@@ -129,7 +136,7 @@ class Program:
                     parts = [f"g{i}"]
                 param_grads[id(n)] = " + ".join(parts)
                 continue
-            if len(parts) == 1 and _is_name(parts[0]):
+            if len(parts) == 1 and is_name(parts[0]):
                 gname = parts[0]
             else:
                 gname = f"g{i}"
@@ -139,14 +146,7 @@ class Program:
             for k, c in enumerate(n.children):
                 if id(c) not in self.needs_grad:
                     continue
-                d = n.op.deriv(args, self.names[id(n)], k)
-                if d == "1.0":
-                    expr = gname
-                elif d == "-1.0":
-                    expr = f"-{gname}"
-                else:
-                    expr = f"{gname} * {d if _is_name(d) or d.startswith('(') else f'({d})'}"
-                contribs.setdefault(id(c), []).append(expr)
+                contribs.setdefault(id(c), []).append(times(gname, n.op.deriv(args, self.names[id(n)], k)))
         return lines, [param_grads.get(id(p), "0.0") for p in g.params]
 
     # ------------------------------------------------------------ functions
@@ -265,10 +265,3 @@ def predict_many(model: Node, rows: Sequence[Sequence[float]]) -> list[Any]:
         from .errors import ModelError
 
         raise ModelError(f"the model cannot be evaluated on these inputs: {e}") from None
-
-
-def is_finite(x: Any) -> bool:
-    """True for a finite float or a list of finite floats."""
-    if isinstance(x, list):
-        return all(math.isfinite(v) for v in x)
-    return math.isfinite(x)

@@ -11,7 +11,6 @@ In a CSV table, row i (0-based) is line i + 2 of the file: the header is line 1,
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import math
 import random
@@ -21,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DataError
+from .errors import DataError, did_you_mean
+from .errors import clip as _clip
 from .seeds import stream
 
 Cell = float | str
@@ -177,12 +177,6 @@ def _generated_name(source: str) -> str | None:
     return m.group(1) if m and m.group(1) in GENERATORS else None
 
 
-def _did_you_mean(name: str, names: list[str]) -> str:
-    """A 'did you mean' hint naming the closest of `names`, or an empty string if none is close."""
-    close = difflib.get_close_matches(name, names, n=1)
-    return f" Did you mean '{close[0]}'?" if close else ""
-
-
 def load_data(source: str, base_dir: Path | None = None, seed: int = 0) -> Table:
     """A generated dataset ("NAME" or "NAME:N", seeded) or the CSV file at `source`.
 
@@ -211,8 +205,8 @@ def load_data(source: str, base_dir: Path | None = None, seed: int = 0) -> Table
         # A bare word that is not a file either: most likely a misspelt built-in name.
         names = list(GENERATORS)
         raise DataError(
-            f"unknown dataset '{source}' (not a built-in name, and no file of that name in {path.parent})."
-            f"{_did_you_mean(m.group(1), names)} Built-in datasets: {', '.join(names)}; "
+            f"unknown dataset '{source}' (not a built-in name, and no file of that name in {path.parent})"
+            f"{did_you_mean(m.group(1), names)} Built-in datasets: {', '.join(names)}; "
             "or give the path of a CSV file."
         )
     return read_csv(path, source)
@@ -364,14 +358,9 @@ def _column_index(table: Table, column: str, role: str) -> int:
     if column in table.columns:
         return table.columns.index(column)
     raise DataError(
-        f"{role} column '{column}' is not in {table.source}.{_did_you_mean(column, table.columns)} "
+        f"{role} column '{column}' is not in {table.source}{did_you_mean(column, table.columns)} "
         f"Its columns are: {', '.join(table.columns)}."
     )
-
-
-def _clip(text: str) -> str:
-    """A cell as quoted in messages: a long one is cut, so that the message stays one line."""
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _bad_number(cell: Cell) -> str:

@@ -32,7 +32,6 @@ The format (see models/*.yaml for examples):
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -58,7 +57,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
-from .errors import SpecError
+from .errors import SpecError, did_you_mean
+from .errors import clip as _clip
 from .losses import LOSSES
 from .nodes import ACTIVATIONS
 from .ops import OPS
@@ -85,16 +85,6 @@ def format_path(path: Iterable[str | int]) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
-
-
-def did_you_mean(word: str, options: Iterable[str]) -> str:
-    """` — did you mean 'x'?` for the closest option, or `.` (ending the sentence) if none is close."""
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    if not close and isinstance(word, str):
-        folded = {o.lower(): o for o in options}
-        close = difflib.get_close_matches(word.lower(), list(folded), n=1, cutoff=0.6)
-        close = [folded[c] for c in close]
-    return f" — did you mean '{close[0]}'?" if close else "."
 
 
 @dataclass
@@ -231,11 +221,6 @@ def _describe(v: Any) -> str:
         keys = ", ".join(str(k) for k in list(v)[:4])
         return f"a mapping with keys {keys}" if v else "an empty mapping {}"
     return type(v).__name__
-
-
-def _clip(text: str) -> str:
-    """A scalar's text as quoted in messages: long ones cut, so that a message stays one line."""
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _scalar(node: yaml.ScalarNode, filename: str) -> Any:

@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .compiled import is_name, times
 from .graph import Graph
 from .losses import Loss
 from .nodes import Constant, Input, Leaf, Node, Output, Parameter
@@ -66,15 +67,6 @@ class _Unit:
 
 def _is_op(node: Node, name: str) -> bool:
     return node.op is not None and node.op.name == name and not isinstance(node, Output)
-
-
-def _is_name(expr: str) -> bool:
-    return expr.replace("_", "a").isalnum() and expr[:1].isalpha()
-
-
-def _factor(d: str) -> str:
-    """A derivative expression ready to multiply by."""
-    return d if _is_name(d) or d.startswith("(") else f"({d})"
 
 
 class _Lowering:
@@ -534,7 +526,7 @@ class _Backward:
             if not parts:
                 return []
             lines: list[str] = []
-            if len(parts) == 1 and _is_name(parts[0]):
+            if len(parts) == 1 and is_name(parts[0]):
                 g = parts[0]
             else:
                 g = f"g{u.name[1:]}"
@@ -544,14 +536,14 @@ class _Backward:
             for k, c in enumerate(n.children):
                 if id(c) not in low.needs:
                     continue
-                self.send(c, _times(g, n.op.array_deriv(args, u.name, k)))
+                self.send(c, times(g, n.op.array_deriv(args, u.name, k)))
             return lines
         lines, d = self._gather(u)
         tag = u.name[1:]
         if u.kind == "map":
             assert u.op is not None and u.source is not None
             if u.source.needs_grad:
-                lines.append(f"dS{tag} = {_times(d, u.op.array_deriv([a], u.name, 0))}")
+                lines.append(f"dS{tag} = {times(d, u.op.array_deriv([a], u.name, 0))}")
                 self.send_array(_cols_of(u), f"dS{tag}", how)
             return lines
         # dense: Z = A @ W + b, summed over the batch
@@ -568,11 +560,3 @@ def _plus(parts: Sequence[str]) -> str:
     """The sum of `parts`, left to right; past WIDE parts as `sum((b, c, ...), a)`, since a long
     `a + b + ...` nests as deep as it is long and Python's compiler gives up at a few thousand."""
     return " + ".join(parts) if len(parts) <= WIDE else f"sum(({', '.join(parts[1:])},), {parts[0]})"
-
-
-def _times(g: str, d: str) -> str:
-    if d == "1.0":
-        return g
-    if d == "-1.0":
-        return f"-{g}"
-    return f"{g} * {_factor(d)}"
