@@ -8,9 +8,10 @@ a function (`Loss.fn`); the compiled evaluator pastes them into its training loo
 Targets are a number for a single output, a sequence of numbers for a plain list output
 (the loss is then the mean over the elements), and a class index for a softmax.
 
-With `vectorized=True` the statements work on NumPy arrays, one element per sample of a
-batch, for the vectorized evaluator; a loss whose statements branch with `if` gives its
-array form beside them (`np_elementwise`), as the ops do.
+Every entry gives its statements twice, with one signature: `scalar` on numbers for one
+sample, and `array` on NumPy arrays with one element per sample of a batch, for the
+vectorized evaluator (arrays cannot branch with `if`). A loss of one output element is
+written once as an `Elementwise` and extended to list outputs by `_mean_over_elements`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ CE_TINY = 1e-300  # cross-entropy clamps the true class's probability only to av
 
 # Elementwise: (p, t, loss, grad, tmp) -> statements setting `loss` and `grad` (= dL/dp).
 Elementwise = Callable[[str, str, str, str, str], list[str]]
+# LossCode: (p, t, loss, grads, tmp) -> statements setting `loss` and each grads[i] = dL/dp[i].
+LossCode = Callable[[Sequence[str], str, str, Sequence[str], str], list[str]]
 
 
 def _mse(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
@@ -63,6 +66,42 @@ def _bce_array(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
     return [f"{tmp}pc = minimum(maximum({p}, {lo}), {hi})"] + _bce(p, t, loss, grad, tmp)[2:]
 
 
+def _mean_over_elements(one: Elementwise) -> LossCode:
+    """The loss of one output element as a loss of the whole output: the element's loss for a
+    single output, the mean of the elements' losses for a list output."""
+
+    def code(p: Sequence[str], t: str, loss: str, grads: Sequence[str], tmp: str) -> list[str]:
+        if len(p) == 1:
+            return one(p[0], t, loss, grads[0], tmp)
+        lines, k = [], len(p)
+        for i, (pi, gi) in enumerate(zip(p, grads)):
+            lines += one(pi, f"{t}[{i}]", f"{tmp}l{i}", gi, f"{tmp}{i}")
+            lines.append(f"{gi} = {gi} / {k}.0")
+        lines.append(f"{loss} = ({' + '.join(f'{tmp}l{i}' for i in range(k))}) / {k}.0")
+        return lines
+
+    return code
+
+
+def _cross_entropy(p: Sequence[str], t: str, loss: str, grads: Sequence[str], tmp: str) -> list[str]:
+    # t is the true class index; the gradient flows only into its probability.
+    pt, lo = f"{tmp}pt", repr(CE_TINY)
+    lines = [f"{pt} = ({', '.join(p)},)[{t}]", f"{pt} = {lo} if {pt} < {lo} else {pt}", f"{loss} = -log({pt})"]
+    return lines + [f"{g} = -1.0 / {pt} if {t} == {i} else 0.0" for i, g in enumerate(grads)]
+
+
+def _cross_entropy_array(p: Sequence[str], t: str, loss: str, grads: Sequence[str], tmp: str) -> list[str]:
+    # The same for a batch: t is an array of class indices, one per sample.
+    pt, lo = f"{tmp}pt", repr(CE_TINY)
+    lines = [
+        f"{pt} = stack(({', '.join(p)},), 1)[arange(len({t})), {t}]",
+        f"{pt} = maximum({pt}, {lo})",
+        f"{loss} = -log({pt})",
+        f"{tmp}r = -1.0 / {pt}",
+    ]
+    return lines + [f"{g} = where({t} == {i}, {tmp}r, 0.0)" for i, g in enumerate(grads)]
+
+
 @dataclass(frozen=True)
 class Loss:
     """A loss: its name, which outputs it fits, and the statements computing it."""
@@ -71,8 +110,8 @@ class Loss:
     doc: str
     on_softmax: bool  # True: only on a softmax output; False: never on one
     classifier: bool
-    elementwise: Elementwise | None = None
-    np_elementwise: Elementwise | None = None  # None: `elementwise` works on arrays as it is
+    scalar: LossCode  # statements for one sample, on numbers
+    array: LossCode  # the same statements for a batch, on arrays with one element per sample
 
     def code(
         self, p: Sequence[str], t: str, loss: str, grads: Sequence[str], tmp: str, vectorized: bool = False
@@ -82,52 +121,42 @@ class Loss:
         `vectorized`: for a batch, on arrays with one element per sample; a list output's
         `t[i]` is then the array of the i-th target element.
         """
-        if self.name == "cross_entropy":
-            # t is the true class index; the gradient flows only into its probability.
-            pt, lo = f"{tmp}pt", repr(CE_TINY)
-            if vectorized:
-                lines = [
-                    f"{pt} = stack(({', '.join(p)},), 1)[arange(len({t})), {t}]",
-                    f"{pt} = maximum({pt}, {lo})",
-                    f"{loss} = -log({pt})",
-                    f"{tmp}r = -1.0 / {pt}",
-                ]
-                return lines + [f"{g} = where({t} == {i}, {tmp}r, 0.0)" for i, g in enumerate(grads)]
-            lines = [f"{pt} = ({', '.join(p)},)[{t}]", f"{pt} = {lo} if {pt} < {lo} else {pt}", f"{loss} = -log({pt})"]
-            return lines + [f"{g} = -1.0 / {pt} if {t} == {i} else 0.0" for i, g in enumerate(grads)]
-        elementwise = self.np_elementwise if vectorized and self.np_elementwise else self.elementwise
-        assert elementwise is not None
-        if len(p) == 1:
-            return elementwise(p[0], t, loss, grads[0], tmp)
-        lines, k = [], len(p)
-        for i, (pi, gi) in enumerate(zip(p, grads)):
-            lines += elementwise(pi, f"{t}[{i}]", f"{tmp}l{i}", gi, f"{tmp}{i}")
-            lines.append(f"{gi} = {gi} / {k}.0")
-        lines.append(f"{loss} = ({' + '.join(f'{tmp}l{i}' for i in range(k))}) / {k}.0")
-        return lines
+        return (self.array if vectorized else self.scalar)(p, t, loss, grads, tmp)
 
     def fn(self, n: int) -> Callable[[Sequence[float], object], tuple[float, list[float]]]:
         """(predictions, target) -> (loss, dL/dprediction per element), for n outputs."""
-        return _loss_fn(self.name, n)
+        return _loss_fn(self, n)
 
 
 LOSSES: dict[str, Loss] = {
     loss.name: loss
     for loss in [
-        Loss("mse", "mean squared error", False, False, _mse),
-        Loss("mae", "mean absolute error", False, False, _mae, _mae_array),
+        Loss("mse", "mean squared error", False, False, _mean_over_elements(_mse), _mean_over_elements(_mse)),
+        Loss("mae", "mean absolute error", False, False, _mean_over_elements(_mae), _mean_over_elements(_mae_array)),
         Loss(
-            "bce", "binary cross-entropy on a probability (a sigmoid output), labels 0/1", False, True, _bce, _bce_array
+            "bce",
+            "binary cross-entropy on a probability (a sigmoid output), labels 0/1",
+            False,
+            True,
+            _mean_over_elements(_bce),
+            _mean_over_elements(_bce_array),
         ),
-        Loss("cross_entropy", "categorical cross-entropy on a softmax, target a class index", True, True),
+        Loss(
+            "cross_entropy",
+            "categorical cross-entropy on a softmax, target a class index",
+            True,
+            True,
+            _cross_entropy,
+            _cross_entropy_array,
+        ),
     ]
 }
 
 
 @cache
-def _loss_fn(name: str, n: int) -> Callable[[Sequence[float], object], tuple[float, list[float]]]:
+def _loss_fn(loss: Loss, n: int) -> Callable[[Sequence[float], object], tuple[float, list[float]]]:
     p, g = [f"p{i}" for i in range(n)], [f"g{i}" for i in range(n)]
-    body = LOSSES[name].code(p, "t", "L", g, "_")
+    body = loss.code(p, "t", "L", g, "_")
     src = f"def loss(P, t):\n {', '.join(p)}, = P\n " + "\n ".join(body) + f"\n return L, [{', '.join(g)}]"
     ns: dict[str, object] = dict(NAMESPACE)
     exec(src, ns)  # noqa: S102 - treegrad's own text
