@@ -287,3 +287,25 @@ def test_one_rule_for_what_is_a_plain_name_in_generated_code() -> None:
         "g1 * (v1 * v2)",
     ]
     assert not hasattr(compiled, "is_finite")  # was never used
+
+
+def test_functions_and_methods_of_the_evaluators_have_docstrings() -> None:
+    import inspect
+
+    from treegrad import compiled, vectorized
+    from treegrad.data import GENERATORS
+
+    missing = []
+    for module in (compiled, vectorized):
+        for name, obj in vars(module).items():
+            if getattr(obj, "__module__", None) != module.__name__:
+                continue  # imported, documented where it is defined
+            members = [(name, obj)]
+            if inspect.isclass(obj):
+                members += [(f"{name}.{m}", getattr(f, "__func__", f)) for m, f in vars(obj).items()]
+            for qualname, f in members:
+                if (inspect.isfunction(f) or inspect.isclass(f)) and not qualname.split(".")[-1].startswith("__"):
+                    if not inspect.getdoc(f):
+                        missing.append(f"{module.__name__}.{qualname}")
+    assert not missing, "no docstring: " + ", ".join(missing)
+    assert all(inspect.getdoc(g.make) for g in GENERATORS.values())

@@ -82,9 +82,11 @@ class Program:
         return lines
 
     def param_tuple(self) -> str:
+        """The parameter variables as a comma-separated list: `p0, p1, ...`."""
         return ", ".join(f"p{k}" for k in range(len(self.graph.params)))
 
     def unpack_row(self, row: str) -> list[str]:
+        """The statement unpacking the sample `row` into the input variables `x0, x1, ...` (none without inputs)."""
         n = len(self.graph.input_names)
         return [f"{', '.join(f'x{j}' for j in range(n))}, = {row}"] if n else []
 
@@ -152,11 +154,13 @@ class Program:
     # ------------------------------------------------------------ functions
 
     def _build(self, src: str, name: str) -> Callable[..., Any]:
+        """The function `name` defined by the generated `src`, run in the op table's namespace."""
         ns: dict[str, object] = dict(NAMESPACE)
         exec(compile(src, f"<treegrad {name}>", "exec"), ns)  # noqa: S102 - generated from treegrad's tables only
         return ns[name]  # type: ignore[return-value]
 
     def output_expr(self) -> str:
+        """The model's output as an expression: its variable, or a list display for a list output."""
         return f"[{', '.join(self.outputs)}]" if self.graph.is_list else self.outputs[0]
 
     def predict_fn(self) -> Callable[[Sequence[float], Sequence[float], Sequence[Sequence[float]]], list[Any]]:
@@ -222,6 +226,7 @@ class Program:
         return self._build(_def("epoch", "P, C, S, STEP, X, T, idx, lr", body), "epoch")
 
     def constant_values(self) -> list[float]:
+        """The constants' values, in the order of the `c0, c1, ...` variables (the argument C)."""
         return [float(c._value) for c in self.constants]  # type: ignore[arg-type]
 
 
@@ -234,10 +239,12 @@ def _sum_into(name: str, parts: Sequence[str]) -> list[str]:
 
 
 def _indent(lines: list[str]) -> list[str]:
+    """The lines one block deeper."""
     return [f"    {line}" for line in lines]
 
 
 def _def(name: str, params: str, body: list[str]) -> str:
+    """The source of a function `name(params)` with the statements `body`."""
     return f"def {name}({params}):\n" + "\n".join(_indent(body)) + "\n"
 
 

@@ -143,6 +143,7 @@ def _generator(
     default_n = 1000
 
     def make(n: int, seed: int) -> Table:
+        """A table of n rows drawn with `seed`; its source is NAME, or NAME:N for another n than the default."""
         source = name if n == default_n else f"{name}:{n}"
         return Table(source, list(columns), rows(n, seed))
 

@@ -66,6 +66,7 @@ class _Unit:
 
 
 def _is_op(node: Node, name: str) -> bool:
+    """True if `node` computes the op `name` (a list output never does)."""
     return node.op is not None and node.op.name == name and not isinstance(node, Output)
 
 
@@ -93,6 +94,7 @@ class _Lowering:
     # ------------------------------------------------------------ finding the units
 
     def _exclusive_param(self, node: Node) -> bool:
+        """True for a parameter used once in the graph: it can be a weight or bias of a dense layer."""
         return isinstance(node, Parameter) and self.uses[id(node)] == 1
 
     def _dense_terms(self, node: Node) -> tuple[list[Node], list[Parameter], Parameter | None] | None:
@@ -125,6 +127,7 @@ class _Lowering:
 
     @staticmethod
     def _activation(node: Node) -> bool:
+        """True if `node` can be an activation a dense layer reads: an input or a computed node."""
         return isinstance(node, Input) or not isinstance(node, (Leaf, Output))
 
     def _ref(self, node: Node) -> object:
@@ -134,6 +137,7 @@ class _Lowering:
         return id(node)
 
     def _cut(self) -> None:
+        """Assign every node of the graph to a unit: the inputs, dense layers, maps over them, or its own vec unit."""
         g = self.graph
         xunit = self._new("input", "Xb", -1)
         for name in g.input_names:
@@ -189,11 +193,13 @@ class _Lowering:
                 self.per_sample.add(id(n))
 
     def _new(self, kind: str, name: str, first: int) -> _Unit:
+        """A new, empty unit, listed among the units."""
         unit = _Unit(kind, name, first)
         self.units.append(unit)
         return unit
 
     def _add(self, unit: _Unit, node: Node) -> None:
+        """Make `node` the next column of `unit`."""
         self.where[id(node)] = (unit, unit.width)
         unit.members.append(node)
         unit.width += 1
