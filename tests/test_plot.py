@@ -84,6 +84,24 @@ def test_two_input_classifier_draws_curve_and_boundary(tmp_path: Path) -> None:
     assert fig.axes[-1].get_ylabel() == "P(1)"  # the colour bar
 
 
+def test_the_best_epoch_is_marked_only_when_early_stopping_kept_its_parameters(tmp_path: Path) -> None:
+    # Without early stopping the saved parameters are the last epoch's, whatever epoch had
+    # the best validation loss: marking that epoch "best" suggested it was the one kept.
+    pytest.importorskip("matplotlib")
+    plain = workflow.load(trained(tmp_path, LINE, "plain"))
+    assert plain.record.history.best_epoch is not None  # known, but not kept
+    curve = draw(plain.root, plain.record, None)[0].axes[0]
+    assert [t.get_text() for t in curve.get_legend().get_texts()] == ["training", "validation"]
+    stopping = LINE.replace("validation_split: 0.25}", "validation_split: 0.25, early_stopping: {patience: 2}}")
+    kept = workflow.load(trained(tmp_path, stopping, "kept"))
+    best = kept.record.history.best_epoch
+    assert best is not None
+    curve = draw(kept.root, kept.record, None)[0].axes[0]
+    labels = [t.get_text() for t in curve.get_legend().get_texts()]
+    assert labels == ["training", "validation", f"best epoch ({best}), parameters kept"]
+    assert list(curve.get_lines()[2].get_xdata()) == [best, best]
+
+
 def test_softmax_and_one_input_and_surface_panels(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     spiral = workflow.load(trained(tmp_path, SPIRAL, "spiral"))

@@ -144,8 +144,9 @@ def _learning_curve(ax: Any, record: Any) -> None:
         ax.plot(epochs, hist.train, color="#1f77b4", lw=1.8, label="training")
     if hist.validation:
         ax.plot(list(range(1, len(hist.validation) + 1)), hist.validation, color="#ff7f0e", lw=1.8, label="validation")
-    if hist.best_epoch is not None and hist.validation:
-        ax.axvline(hist.best_epoch, color="#777777", ls=":", lw=1.2, label=f"best epoch ({hist.best_epoch})")
+    if hist.best_epoch is not None and hist.validation and _kept_best_epoch(record):
+        label = f"best epoch ({hist.best_epoch}), parameters kept"
+        ax.axvline(hist.best_epoch, color="#777777", ls=":", lw=1.2, label=label)
     values = [v for v in hist.train + hist.validation if math.isfinite(v)]
     if values and min(values) > 0 and max(values) / min(values) > 100:
         ax.set_yscale("log")
@@ -156,6 +157,13 @@ def _learning_curve(ax: Any, record: Any) -> None:
     ax.grid(True, alpha=0.3)
     if hist.train:
         ax.legend(loc="upper right")
+
+
+def _kept_best_epoch(record: Any) -> bool:
+    """True if training kept the parameters of the best validation epoch: with early stopping
+    (a patience) it restores them; without, the saved parameters are the last epoch's."""
+    early = record.training.get("early_stopping")
+    return isinstance(early, dict) and early.get("patience") is not None
 
 
 def _predict(root: Any, rows: Sequence[Sequence[float]]) -> list[Any]:
