@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -30,8 +31,10 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from treegrad.build import build_model, output_count, task_kind
+from treegrad.cli import app
 from treegrad.compiled import predict_many
 from treegrad.data import encode_targets, read_csv, select
 from treegrad.errors import DataError, ModelFileError, TreegradError
@@ -51,6 +54,7 @@ FUZZ = settings(
 )
 
 COUNTS: Counter[str] = Counter()
+CLI = CliRunner()
 
 
 @contextlib.contextmanager
@@ -473,28 +477,62 @@ GOOD_MODEL = {
 }
 
 
+DEEP = "\x00deep"  # stands for a deeply nested value, spliced into the text after json.dumps
+
+
+def _deep(levels: int, kind: str) -> str:
+    """JSON nested `levels` deep, written as text (json.dumps itself would recurse that deep)."""
+    if kind == "lists":
+        return "[" * levels + "]" * levels
+    return '{"a": ' * levels + "0" + "}" * levels
+
+
 @st.composite
 def model_texts(draw: st.DrawFn) -> str:
     record = json.loads(json.dumps(GOOD_MODEL))
+    values = st.one_of(SCALARS, _anything(), st.just(DEEP))
     for _ in range(draw(st.integers(0, 3))):
         key = draw(st.sampled_from(sorted(record)))
         if draw(st.booleans()) and isinstance(record[key], dict) and record[key]:
             inner = draw(st.sampled_from(sorted(record[key])))
-            record[key][inner] = draw(st.one_of(SCALARS, _anything()))
+            record[key][inner] = draw(values)
         elif draw(st.integers(0, 3)) == 0:
             del record[key]
         else:
-            record[key] = draw(st.one_of(SCALARS, _anything()))
+            record[key] = draw(values)
     text = json.dumps(record, allow_nan=True)
+    # Python's recursion limit is 1,000 by default: 5,000 levels is past it wherever it is read.
+    deep = _deep(draw(st.sampled_from([3, 500, 5_000])), draw(st.sampled_from(["lists", "objects"])))
+    text = text.replace(json.dumps(DEEP), deep)
     if draw(st.integers(0, 3)) == 0:
         at = draw(st.integers(0, len(text)))
-        text = text[:at] + draw(st.sampled_from(MUTATIONS + ["NaN", "Infinity", "1" * 5000])) + text[at + 1 :]
+        damage = st.sampled_from(MUTATIONS + ["NaN", "Infinity", "1" * 5000, "[" * 5_000, '{"a": ' * 5_000])
+        text = text[:at] + draw(damage) + text[at + 1 :]
     return text
 
 
+MODEL_CSV = FOLDER / "fuzz-model.csv"
+MODEL_CSV.write_text("x,y\n1,a\n2,b\n-1,a\n")
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+def _model_commands(path: Path) -> list[list[str]]:
+    """The commands that read a model file, each given what it needs besides the model."""
+    data = ["--data", str(MODEL_CSV)]
+    commands = [
+        ["predict", str(path), "1"],
+        ["show", str(path)],
+        ["eval", str(path), *data],
+        ["trace", str(path), *data],
+    ]
+    if HAS_MATPLOTLIB:  # a readable model is drawn, which needs it
+        commands.append(["plot", str(path), "-o", str(FOLDER / "fuzz-plot.png"), *data])
+    return commands
+
+
 @FUZZ
-@given(model_texts())
-def test_any_model_file_loads_or_gives_a_model_file_error(text: str) -> None:
+@given(model_texts(), st.data())
+def test_any_model_file_loads_or_gives_a_model_file_error(text: str, data: st.DataObject) -> None:
     path = FOLDER / "fuzz.model.json"
     path.write_bytes(text.encode("utf-8", "surrogatepass"))  # a lone surrogate: bytes that are not UTF-8
     COUNTS["model examples"] += 1
@@ -504,9 +542,23 @@ def test_any_model_file_loads_or_gives_a_model_file_error(text: str) -> None:
             root = load_graph(path, record)
         except ModelFileError as e:
             assert str(e)
-            return
-        COUNTS["model valid"] += 1
-        assert all(math.isfinite(v) for v in root.compiled_graph.param_values())
+            refused = True
+        else:
+            refused = False
+            COUNTS["model valid"] += 1
+            assert all(math.isfinite(v) for v in root.compiled_graph.param_values())
+        # Through the command line too (one command per example: a run costs typer 15 ms to
+        # set up, and a drawing a second): the reader's verdict reaches every command as one
+        # message (exit 1) or a result (exit 0), never as a traceback or an "internal error".
+        args = data.draw(st.sampled_from(_model_commands(path)))
+        COUNTS[f"model {args[0]}"] += 1
+        result = CLI.invoke(app, args)
+        both = result.stdout + result.stderr
+        assert "Traceback" not in both and "internal error" not in both, (args, both)
+        if refused:
+            assert result.exit_code == 1 and result.stderr.startswith("error: "), (args, both)
+        else:
+            assert result.exit_code in (0, 1), (args, result.exit_code, both)
 
 
 VALUE = st.one_of(st.floats().map(str), st.text(max_size=8), st.sampled_from(["1e999", "-0", " 2 ", "1_0", "０"]))
@@ -543,3 +595,5 @@ def test_the_fuzzers_ran_and_reached_past_the_first_check() -> None:
     for kind in ("spec", "csv", "model", "values"):
         assert COUNTS[f"{kind} examples"] >= EXAMPLES
         assert COUNTS[f"{kind} valid"] >= EXAMPLES // 20, f"too few valid {kind} examples: {report}"
+    for args in _model_commands(FOLDER / "m.json"):
+        assert COUNTS[f"model {args[0]}"] >= EXAMPLES // 20, f"the command {args[0]} was too rarely run: {report}"

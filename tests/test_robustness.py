@@ -508,7 +508,30 @@ BAD_MODELS: list[tuple[str, str, Callable[[str], str], tuple[str, ...]]] = [
         ("cannot standardise input 'x'", "damaged"),
     ),
     ("history-text", "line", lambda t: _json_edit(t, "history.train", ["x"]), ("history.train",)),
+    # json.loads recurses once per level: 100,000 levels was a RecursionError, an "internal error"
+    ("nested-lists", "line", lambda t: "[" * 100_000 + "]" * 100_000, ("nested",)),
+    ("nested-objects", "line", lambda t: '{"a": ' * 100_000 + "1" + "}" * 100_000, ("nested",)),
+    (
+        "nested-inside-a-model",
+        "line",
+        lambda t: t.replace('"metrics": {', '"metrics": {"deep": ' + "[" * 100_000 + "]" * 100_000 + ",", 1),
+        ("nested", "train the model again"),
+    ),
 ]
+
+# Commands that also take a spec: a .json file that does not parse as a model is read as a
+# (bad) spec, whose messages name the file and the place just as well.
+READ_AS_SPEC = (
+    "truncated",
+    "cut-after-brace",
+    "empty",
+    "not-json",
+    "binary",
+    "a-list",
+    "parameter-5000-digits",
+    "nested-lists",
+    "nested-objects",
+)
 
 
 def _json_edit(text: str, path: str, value: Any) -> str:
@@ -518,7 +541,7 @@ def _json_edit(text: str, path: str, value: Any) -> str:
 
 
 @pytest.mark.parametrize(("case", "model", "damage", "words"), BAD_MODELS, ids=[c[0] for c in BAD_MODELS])
-@pytest.mark.parametrize("command", ["predict", "show", "eval"])
+@pytest.mark.parametrize("command", ["predict", "show", "eval", "trace", "plot"])
 def test_damaged_model_file_is_refused(
     work: Path, command: str, case: str, model: str, damage: Callable[[str], str], words: tuple[str, ...]
 ) -> None:
@@ -528,18 +551,11 @@ def test_damaged_model_file_is_refused(
         "predict": ["predict", path.name, "1"],
         "show": ["show", path.name],
         "eval": ["eval", path.name, "--data", f"{model}.csv"],
+        "trace": ["trace", path.name, "--data", f"{model}.csv"],
+        # the model is read before matplotlib is needed: this runs without it
+        "plot": ["plot", path.name, "-o", "plot.png", "--data", f"{model}.csv"],
     }[command]
-    if command == "show" and case in (
-        "truncated",
-        "cut-after-brace",
-        "empty",
-        "not-json",
-        "binary",
-        "a-list",
-        "parameter-5000-digits",
-    ):
-        # show takes specs too: a .json file that does not parse as a model is read as a
-        # (bad) spec, whose messages name the file and the place just as well
+    if command in ("show", "trace") and case in READ_AS_SPEC:
         words = ("line.model.json",)
     fails(work, args, *words)
 

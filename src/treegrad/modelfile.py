@@ -132,6 +132,13 @@ def save(path: Path, record: ModelRecord) -> None:
     write_atomic(path, json.dumps(record.model_dump(mode="json"), indent=1) + "\n")
 
 
+def _too_deep(path: Path) -> ModelFileError:
+    return ModelFileError(
+        f"{path} is nested too deeply to read (lists or objects inside each other hundreds of levels "
+        "deep, where treegrad writes a few): the file was edited or damaged — train the model again"
+    )
+
+
 def read(path: Path) -> ModelRecord:
     """Read and validate a model file (format, version, fields, finite parameters)."""
     if not path.exists():
@@ -153,6 +160,8 @@ def read(path: Path) -> ModelRecord:
             f"{path} holds a number thousands of digits long, which treegrad never writes: "
             "the file was edited or damaged — train the model again"
         ) from None
+    except RecursionError:  # the json module recurses once per level of [ or {
+        raise _too_deep(path) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ModelFileError(
@@ -166,6 +175,8 @@ def read(path: Path) -> ModelRecord:
         )
     try:
         record = ModelRecord.model_validate(doc)
+    except RecursionError:  # a nesting just short of the json module's limit, in a field typed Any
+        raise _too_deep(path) from None
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()[:5])
         raise ModelFileError(f"{path} is damaged: {problems}") from None
