@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, StrictFloat, ValidationError
 
 from .errors import ModelFileError, SpecError
+from .spec import Training
 
 FORMAT = "treegrad-model"
 VERSION = 1
@@ -65,7 +66,8 @@ class ModelRecord(BaseModel):
     # Strict: a parameter written as true or "0.5" is an edited file, not a number.
     normalization: dict[str, tuple[StrictFloat, StrictFloat]] | None = None
     parameters: dict[str, StrictFloat]
-    training: dict[str, Any]
+    # The spec's own model: the settings were validated by it when the model was trained.
+    training: Training
     data: DataInfo
     history: HistoryInfo
     metrics: dict[str, Any] = {}
@@ -187,7 +189,7 @@ def read(path: Path) -> ModelRecord:
 
 
 def _check_record(path: Path, record: ModelRecord, spec: Any) -> None:
-    """The record's own claims (task, loss, classes, seed, normalisation) agree with its spec.
+    """The record's own claims (task, loss, classes, normalisation) agree with its spec.
 
     predict and eval trust them to decode outputs, so a file edited to say "binary" over
     a regression spec would otherwise print nonsense or fail deep inside.
@@ -210,9 +212,6 @@ def _check_record(path: Path, record: ModelRecord, spec: Any) -> None:
                 f"its classes {record.classes[:10]} do not fit a {kind} model "
                 + (f"of {wanted} distinct classes" if wanted else "(which has none)")
             )
-    seed = record.training.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise damaged(f"its training seed is {seed!r}, not a whole number")
     if record.normalization is not None and set(record.normalization) != set(spec.inputs):
         raise damaged(
             f"it normalises {', '.join(sorted(record.normalization)) or 'nothing'} but the model's "
@@ -232,7 +231,7 @@ def load_graph(path: Path, record: ModelRecord) -> Any:
     _check_record(path, record, spec)
     stats = {k: (float(v[0]), float(v[1])) for k, v in record.normalization.items()} if record.normalization else None
     try:
-        root = build_model(spec, seed=record.training.get("seed", 0), stats=stats)
+        root = build_model(spec, seed=record.training.seed, stats=stats)
     except SpecError as e:
         raise ModelFileError(f"{e}. The file was edited or damaged: train the model again.") from None
     graph = root.compiled_graph
