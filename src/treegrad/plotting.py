@@ -162,8 +162,7 @@ def _learning_curve(ax: Any, record: Any) -> None:
 def _kept_best_epoch(record: Any) -> bool:
     """True if training kept the parameters of the best validation epoch: with early stopping
     (a patience) it restores them; without, the saved parameters are the last epoch's."""
-    early = record.training.get("early_stopping")
-    return isinstance(early, dict) and early.get("patience") is not None
+    return record.training.early_stopping is not None
 
 
 def _predict(root: Any, rows: Sequence[Sequence[float]]) -> list[Any]:
