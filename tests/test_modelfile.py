@@ -101,3 +101,47 @@ def test_a_bad_training_setting_is_refused(
 def test_a_training_block_that_is_not_a_mapping_is_refused(trained: Path, tmp_path: Path) -> None:
     path = rewrite(trained, tmp_path, lambda r: r.__setitem__("training", [1, 2]))
     refused(path, "training", "is damaged")
+
+
+# ----------------------------------------------------------------- text that reaches the terminal
+
+
+def _set_first_key(mapping: dict[str, Any], key: str) -> None:
+    """Rename the first key of `mapping` to `key`, keeping its value."""
+    first = next(iter(mapping))
+    mapping[key] = mapping.pop(first)
+
+
+CONTROL = [
+    ("\x1b[31m", "U+001B"),  # the escape that starts a terminal colour or cursor code
+    ("\x07", "U+0007"),  # the bell
+    ("\r", "U+000D"),  # returns to the start of the line, so what follows overwrites it
+    ("\u202e", "U+202E"),  # right-to-left override (a format character, category Cf)
+    ("\u200b", "U+200B"),  # zero-width space: two labels that look the same
+]
+FIELDS: list[tuple[str, Callable[[dict[str, Any], str], object], str]] = [
+    ("classes", lambda r, c: r.__setitem__("classes", ["a", f"b{c}"]), "classes.1"),
+    ("name", lambda r, c: r.__setitem__("name", f"stop{c}"), "name"),
+    ("inputs", lambda r, c: r.__setitem__("inputs", [f"x{c}"]), "inputs.0"),
+    ("parameters", lambda r, c: _set_first_key(r["parameters"], f"p0{c}"), "parameters"),
+    ("normalization", lambda r, c: _set_first_key(r["normalization"], f"x{c}"), "normalization"),
+]
+
+
+@pytest.mark.parametrize(("char", "code"), CONTROL, ids=[c[1] for c in CONTROL])
+@pytest.mark.parametrize(("field", "change", "where"), FIELDS, ids=[f[0] for f in FIELDS])
+def test_control_characters_in_printed_text_are_refused(
+    trained: Path,
+    tmp_path: Path,
+    field: str,
+    change: Callable[[dict[str, Any], str], object],
+    where: str,
+    char: str,
+    code: str,
+) -> None:
+    """Labels, names, inputs and parameter names are printed: a control character in one could
+    recolour the terminal, move the cursor or hide text, so the file is refused, and the message
+    names the field and the character without printing it."""
+    path = rewrite(trained, tmp_path, lambda r: change(r, char))
+    message = refused(path, where, code, "control character")
+    assert char not in message and "\x1b" not in message, repr(message)

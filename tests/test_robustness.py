@@ -74,6 +74,7 @@ def check_failure(result: Result, words: tuple[str, ...], code: int = 1) -> str:
     assert result.exit_code == code, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
     assert "Traceback" not in both, both
     assert "internal error" not in both, both
+    assert "\x1b" not in both, f"a terminal escape was printed: {both!r}"
     assert result.stdout == "", f"nothing on stdout for an error, got {result.stdout!r}"
     message = result.stderr
     if code == 1:
@@ -515,6 +516,13 @@ BAD_MODELS: list[tuple[str, str, Callable[[str], str], tuple[str, ...]]] = [
         ("cannot standardise input 'x'", "damaged"),
     ),
     ("history-text", "line", lambda t: _json_edit(t, "history.train", ["x"]), ("history.train",)),
+    # printed by predict, eval and plot: a terminal escape in a label recoloured the terminal
+    (
+        "class-with-terminal-escape",
+        "binary",
+        lambda t: _json_edit(t, "classes", ["a", "\x1b[31mb"]),
+        ("classes.1", "control character U+001B"),
+    ),
     # json.loads recurses once per level: 100,000 levels was a RecursionError, an "internal error"
     ("nested-lists", "line", lambda t: "[" * 100_000 + "]" * 100_000, ("nested",)),
     ("nested-objects", "line", lambda t: '{"a": ' * 100_000 + "1" + "}" * 100_000, ("nested",)),

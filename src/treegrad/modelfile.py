@@ -13,10 +13,12 @@ import json
 import math
 import os
 import tempfile
+import unicodedata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictFloat, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictFloat, ValidationError
+from pydantic_core import PydanticCustomError
 
 from .errors import ModelFileError, SpecError
 from .spec import Training
@@ -27,6 +29,48 @@ MAX_BYTES = 64 * 1024 * 1024
 
 
 Task = Literal["regression", "binary", "classes"]
+
+# Unicode's control (Cc) and format (Cf) characters: terminal escapes, carriage returns,
+# bidirectional overrides, zero-width spaces. Printed, they recolour the terminal, move the
+# cursor, or make two different labels look alike.
+CONTROL = ("Cc", "Cf")
+
+
+def _control_character(text: str) -> str | None:
+    """The first control or format character in `text`, if any."""
+    return next((c for c in text if unicodedata.category(c) in CONTROL), None)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """Text from a file as quoted in a message: control characters escaped, long text cut."""
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in CONTROL else c for c in text
+    )
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as written in messages: `history.train.0`, `parameters, key 'w'`."""
+    parts = [_shown(str(x)) for x in loc]
+    if len(parts) >= 2 and parts[-1] == "[key]":  # pydantic's mark for an error in a mapping's key
+        return f"{'.'.join(parts[:-2])}, key '{parts[-2]}'"
+    return ".".join(parts)
+
+
+def _printable(text: str) -> str:
+    c = _control_character(text)
+    if c is not None:
+        # The text goes in through the context, so that braces in it are not placeholders.
+        raise PydanticCustomError(
+            "control_character",
+            "{message}",
+            {"message": f"holds the control character U+{ord(c):04X}, which treegrad never writes"},
+        )
+    return text
+
+
+# Text that is printed (labels, names): no control characters.
+PrintedText = Annotated[str, AfterValidator(_printable)]
 
 
 class DataInfo(BaseModel):
@@ -56,16 +100,16 @@ class ModelRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: str
     version: int
-    name: str
+    name: PrintedText
     spec_file: str
     spec_text: str
-    inputs: list[str]
+    inputs: list[PrintedText]
     task: Task
     loss: str
-    classes: list[str] | None = None
+    classes: list[PrintedText] | None = None
     # Strict: a parameter written as true or "0.5" is an edited file, not a number.
-    normalization: dict[str, tuple[StrictFloat, StrictFloat]] | None = None
-    parameters: dict[str, StrictFloat]
+    normalization: dict[PrintedText, tuple[StrictFloat, StrictFloat]] | None = None
+    parameters: dict[PrintedText, StrictFloat]
     # The spec's own model: the settings were validated by it when the model was trained.
     training: Training
     data: DataInfo
@@ -180,7 +224,7 @@ def read(path: Path) -> ModelRecord:
     except RecursionError:  # a nesting just short of the json module's limit, in a field typed Any
         raise _too_deep(path) from None
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()[:5])
+        problems = "; ".join(f"{_location(err['loc'])}: {err['msg']}" for err in e.errors()[:5])
         raise ModelFileError(f"{path} is damaged: {problems}") from None
     bad = [k for k, v in record.parameters.items() if not math.isfinite(v)]
     if bad:
