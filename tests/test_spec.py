@@ -306,12 +306,24 @@ def test_schema_is_json_with_the_expression_union() -> None:
 
 
 def test_example_models_match_the_schema() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
-    schema = spec_schema()
-    for path in MODELS.glob("*.yaml"):
-        import yaml
+    # jsonschema is in the test extra: a plain import, so that a missing one fails rather
+    # than skipping this test unseen (it was skipped everywhere until it was listed).
+    import jsonschema
+    import yaml
 
+    schema = spec_schema()
+    paths = sorted(MODELS.glob("*.yaml"))
+    assert len(paths) >= 5, f"no example models found in {MODELS}"
+    for path in paths:
         jsonschema.validate(yaml.safe_load(path.read_text(encoding="utf-8")), schema)
+    # and the schema is no rubber stamp: a typo in a key or an op, or a negative epoch count, fails it
+    for bad in (
+        {"inputs": ["x"], "output": "x", "ouput": "x"},
+        {"inputs": ["x"], "output": {"reul": "x"}},
+        {"inputs": ["x"], "output": "x", "training": {"epochs": -1}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
 
 
 # ----------------------------------------------------------------- errors that point
