@@ -229,3 +229,54 @@ def test_subprocess_entry_points(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "error:" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_tree_draws_children_in_argument_order(tmp_path: Path) -> None:
+    spec = tmp_path / "sub.yaml"
+    spec.write_text("inputs: [x, y]\noutput: {div: [{sub: [x, y]}, 2]}\n")
+    result = run("show", str(spec), "--format", "tree")
+    assert result.exit_code == 0, result.output
+    lines = [line.strip("│├└─ ") for line in result.output.splitlines()]
+    assert lines == ["div", "sub", "x", "y", "2"]
+
+
+@pytest.mark.parametrize(
+    "name, words", [("m.yaml", "is a spec, not a trained model"), ("m.csv", "is a data file, not a trained model")]
+)
+def test_predict_on_a_spec_or_csv_says_what_it_is(tmp_path: Path, name: str, words: str) -> None:
+    path = tmp_path / name
+    path.write_text(F2C_SPEC if name.endswith(".yaml") else "f\n1\n")
+    result = run("predict", str(path), "1")
+    assert result.exit_code == 1
+    assert words in result.output and "Traceback" not in result.output
+
+
+def test_out_holding_another_model_or_other_data_is_not_replaced(f2c_model: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text(F2C_SPEC.replace("name: f2c", "name: other").replace("epochs: 1000", "epochs: 2"))
+    before = f2c_model.read_bytes()
+    result = run("train", str(other), "--out", str(f2c_model), "--quiet")
+    assert result.exit_code == 1 and "holds the model 'f2c', not 'other'" in result.output
+    assert f2c_model.read_bytes() == before
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    result = run("train", str(other), "--out", str(notes), "--quiet")
+    assert result.exit_code == 1 and "is not a treegrad model file" in result.output
+    assert notes.read_text() == "my notes"
+    result = run("train", str(other), "--out", str(f2c_model), "--quiet", "--force")
+    assert result.exit_code == 0, result.output
+    assert json.loads(f2c_model.read_text())["name"] == "other"
+
+
+def test_a_loss_that_does_not_go_down_is_a_warning(tmp_path: Path) -> None:
+    spec = tmp_path / "f2c.yaml"
+    # a step size so small that float64 cannot move the parameters: the loss stays where it was
+    spec.write_text(F2C_SPEC.replace("epochs: 1000", "epochs: 3"))
+    result = run("train", str(spec), "--out", str(tmp_path / "m.json"), "--quiet", "--learning-rate", "1e-300")
+    assert result.exit_code == 0, result.output
+    assert "warning: the training loss did not go down" in result.output
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0 and result.output.startswith("treegrad ")

@@ -53,7 +53,7 @@ class TreegradGroup(TyperGroup):
             err.print(f"[bold red]error:[/] {_escape(str(e))}", markup=True, highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]: nothing was written.")
+            err.print("[yellow]interrupted[/]: nothing was written (train with --checkpoint to keep the last epoch).")
             raise typer.Exit(130) from None
         except (typer.TyperException, typer.Exit, typer.Abort):
             raise  # usage errors and exits: Typer renders them (exit code 2 for usage)
@@ -78,9 +78,20 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"treegrad {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (also TREEGRAD_DEBUG=1).")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """treegrad: a model is a graph of elementary nodes; training is the chain rule run backwards."""
 
@@ -125,6 +136,9 @@ def train(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary; just the model path.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace --out even if it holds another model or is not a model file.")
+    ] = False,
 ) -> None:
     """Train a spec on data and save the learned model as JSON."""
     from . import workflow
@@ -142,9 +156,11 @@ def train(
     if out_path is None:
         out_path = Path(f"{prep.name}.model.json")
     if quiet:
-        result = workflow.run(prep, out=out_path, checkpoint=checkpoint)
+        result = workflow.run(prep, out=out_path, checkpoint=checkpoint, force=force)
     else:
-        result = _train_with_progress(prep, out_path, checkpoint)
+        result = _train_with_progress(prep, out_path, checkpoint, force)
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {_escape(warning)}")
     if quiet:
         out.print(str(out_path))
     else:
@@ -157,7 +173,7 @@ def train(
         raise typer.Exit(130)
 
 
-def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool) -> Any:
+def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool, force: bool) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from . import workflow
@@ -189,7 +205,7 @@ def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool) -> Any:
         bar.update(task, completed=epoch, status=status)
 
     try:
-        return workflow.run(prep, out=out_path, progress=progress, checkpoint=checkpoint)
+        return workflow.run(prep, out=out_path, progress=progress, checkpoint=checkpoint, force=force)
     finally:
         if bar.live.is_started:
             bar.stop()
@@ -428,15 +444,17 @@ def _tree(root: Any, precision: int) -> Any:
     stack = [(g.output, top)]
     while stack:  # iterative: a deep chain must not recurse
         node, branch = stack.pop()
-        for c in reversed(node.children):
+        expand = []
+        for c in node.children:  # branches in argument order: x - y shows x first
             text = label(c)
             if uses.get(id(c), 0) > 1 and c.children:
                 text += f" [dim]{names[id(c)]}[/]"
                 if id(c) in shown:
-                    branch.add(text + " [dim](shared, drawn above)[/]")
+                    branch.add(text + " [dim](shared: drawn once, elsewhere in this tree)[/]")
                     continue
                 shown.add(id(c))
-            stack.append((c, branch.add(text)))
+            expand.append((c, branch.add(text)))
+        stack.extend(reversed(expand))
     return top
 
 

@@ -222,7 +222,7 @@ def prepare(
         table = workflow.model_table(rec, data)
         X, raw, _ = select(table, list(rec.inputs), rec.data.target)
         y, classes = encode_targets(raw, rec.task, rec.classes, source=table.source, training=False)
-        lr = learning_rate if learning_rate is not None else float(rec.training.get("learning_rate", 0.01))
+        lr = learning_rate if learning_rate is not None else rec.training.learning_rate
         return TraceSetup(loaded.root, X[:rows], y[:rows], rec.loss, lr, table.source, classes)
     from .build import build_model, loss_name, task_kind
 

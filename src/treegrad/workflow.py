@@ -23,17 +23,6 @@ from .modelfile import FORMAT, VERSION, DataInfo, HistoryInfo, ModelRecord, Task
 
 Progress = Callable[[int, float, "float | None", "dict[str, float]"], None]
 
-TRAINING_KEYS = (
-    "epochs",
-    "learning_rate",
-    "batch_size",
-    "optimizer",
-    "seed",
-    "shuffle",
-    "validation_split",
-    "normalize",
-)
-
 
 @dataclass
 class Trained:
@@ -47,6 +36,7 @@ class Trained:
     parameter_count: int
     node_count: int
     interrupted: bool = False
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -218,19 +208,52 @@ def prepare(
     )
 
 
+def check_replace(out: Path, name: str) -> None:
+    """Refuse to overwrite a file that is not a model of this spec (a typo in --out must
+    not replace someone's data, or the model of another spec)."""
+    import json
+
+    from .errors import ModelFileError
+
+    if not out.is_file():
+        return
+    if not is_model_file(out):
+        raise ModelFileError(
+            f"{out} exists and is not a treegrad model file: refusing to overwrite it. "
+            "Choose another --out, or pass --force to replace it."
+        )
+    try:
+        other = json.loads(out.read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return  # a damaged model file: replacing it loses nothing
+    if isinstance(other, str) and other != name:
+        raise ModelFileError(
+            f"{out} holds the model '{other}', not '{name}': refusing to replace it. "
+            "Choose another --out, or pass --force to replace it."
+        )
+
+
 def run(
-    prep: Prepared, *, out: Path | None = None, progress: Progress | None = None, checkpoint: bool = False
+    prep: Prepared,
+    *,
+    out: Path | None = None,
+    progress: Progress | None = None,
+    checkpoint: bool = False,
+    force: bool = False,
 ) -> Trained:
     """Train a prepared model and (if `out`) save it atomically.
 
     Nothing is written unless training finishes (or is interrupted with `checkpoint`
     after at least one complete epoch); a diverging run raises TrainingError and leaves
-    any existing `out` untouched.
+    any existing `out` untouched. Without `force`, an existing `out` is replaced only if
+    it is a model of the same name.
     """
     if out is not None:
         from .modelfile import check_writable
 
         check_writable(out)  # now, not after an hour of training
+        if not force:
+            check_replace(out, prep.name)
     settings, kind, root = prep.settings, prep.kind, prep.root
     graph = root.compiled_graph
     (Xtr, ytr), (Xva, yva) = prep.train, prep.validation
@@ -286,8 +309,7 @@ def run(
         classes=prep.classes,
         normalization=dict(prep.stats) if prep.stats else None,
         parameters=dict(zip(graph.param_names, graph.param_values())),
-        training={k: getattr(settings, k) for k in TRAINING_KEYS}
-        | {"early_stopping": {"patience": prep.patience} if prep.patience is not None else None},
+        training=settings,
         data=DataInfo(
             source=prep.source, target=prep.target, rows=prep.rows, train_rows=len(Xtr), validation_rows=len(Xva)
         ),
@@ -301,7 +323,13 @@ def run(
         from .modelfile import save
 
         save(out, record)
-    return Trained(root, record, hist, seconds, out, len(graph.params), len(graph.order), hist.interrupted)
+    warnings = []
+    if len(hist) > 1 and not hist[-1] < hist[0]:
+        warnings.append(
+            f"the training loss did not go down (epoch 1: {hist[0]:.4g}, last: {hist[-1]:.4g}): "
+            "try a smaller learning rate, or normalize the inputs"
+        )
+    return Trained(root, record, hist, seconds, out, len(graph.params), len(graph.order), hist.interrupted, warnings)
 
 
 def train(
@@ -313,10 +341,11 @@ def train(
     out: Path | None = None,
     progress: Progress | None = None,
     checkpoint: bool = False,
+    force: bool = False,
 ) -> Trained:
     """Prepare and run in one call: train the model of a spec file on data, save it to `out`."""
     prep = prepare(spec_path, data=data, target=target, overrides=overrides)
-    return run(prep, out=out, progress=progress, checkpoint=checkpoint)
+    return run(prep, out=out, progress=progress, checkpoint=checkpoint, force=force)
 
 
 @dataclass
@@ -331,29 +360,52 @@ class Opened:
     loaded: Loaded | None = None
 
 
-def is_model_file(path: Path) -> bool:
-    """True for a `.json` file that is (or was meant to be) a model file rather than a spec.
+def _sniff_json(path: Path) -> str:
+    """What a `.json` file is: "model", "spec", or "other" (not a readable JSON object).
 
     Model files have a top-level `format` key; a spec may not. A file that is not valid
-    JSON at all (a truncated model file) counts as a model file when it names a `format`
-    near its top, so it gets the model file's message, not a spec's.
+    JSON (a truncated model file) is a "model" when it names a `format` near its top, so
+    it gets the model file's message, not a spec's.
     """
     import json
 
     from .modelfile import MAX_BYTES
 
     if path.suffix.lower() != ".json" or not path.is_file():
-        return False
+        return "other"
     try:
         if path.stat().st_size > MAX_BYTES:
-            return True  # modelfile.read refuses it with the right message
+            return "model"  # modelfile.read refuses it with the right message
         raw = path.read_bytes()
         doc = json.loads(raw)
     except OSError:
-        return False
+        return "other"
     except (ValueError, RecursionError):
-        return b'"format"' in raw[:4096]
-    return isinstance(doc, dict) and "format" in doc
+        return "model" if b'"format"' in raw[:4096] else "other"
+    if not isinstance(doc, dict):
+        return "other"
+    return "model" if "format" in doc else "spec"
+
+
+def is_model_file(path: Path) -> bool:
+    """True for a `.json` file that is (or was meant to be) a model file rather than a spec."""
+    return _sniff_json(path) == "model"
+
+
+def _not_a_model_file(path: Path) -> None:
+    """Say so plainly when a command that needs a trained model is given a spec or a CSV."""
+    from .errors import ModelFileError
+
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml") or _sniff_json(path) == "spec":
+        raise ModelFileError(
+            f"{path} is a spec, not a trained model: train it first (treegrad train {path}) "
+            "and pass the .model.json file it writes"
+        )
+    if suffix in (".csv", ".tsv", ".txt"):
+        raise ModelFileError(
+            f"{path} is a data file, not a trained model: pass the model file first, then the data with --data {path}"
+        )
 
 
 def open_model(path: Path) -> Opened:
@@ -372,6 +424,7 @@ def load(path: Path) -> Loaded:
     """Read a model file and rebuild its graph with the learned parameters."""
     from .modelfile import load_graph, read
 
+    _not_a_model_file(path)
     record = read(path)
     return Loaded(path, record, load_graph(path, record))
 
