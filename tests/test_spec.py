@@ -632,3 +632,17 @@ def test_parameters_of_a_built_model_are_fresh_objects() -> None:
     a, b = build_model(spec), build_model(spec)
     assert all(isinstance(p, Parameter) for p in a.graph.params)
     assert not set(map(id, a.graph.params)) & set(map(id, b.graph.params))
+
+
+@pytest.mark.parametrize(
+    "text, where, words",
+    [
+        ("inputs: [x]\noutput:\n\tadd: [x, 1]\n", "m.yaml:3:1:", "replace the tab with spaces"),
+        ("inputs: [x]\noutput:\n  add:\n    - x\n   - 1\n", "m.yaml:5:4:", "indentation does not line up"),
+        ("inputs: [x]\noutput: x\nloss: mse: 2\n", "m.yaml:3:10:", "a second ':' on this line"),
+    ],
+)
+def test_yaml_layout_mistakes_say_what_to_do(text: str, where: str, words: str) -> None:
+    with pytest.raises(SpecError) as e:
+        parse_spec(text, "m.yaml")
+    assert str(e.value).startswith(where) and words in str(e.value)

@@ -383,12 +383,12 @@ def select(table: Table, inputs: list[str], target: str | None) -> tuple[list[li
         if not rest:
             raise DataError(
                 f"every column of {table.source} is an input ({', '.join(table.columns)}), "
-                "so there is no target; name the target column"
+                "so there is no target; add the target column, or drop one input from `inputs:`"
             )
         if len(rest) > 1:
             raise DataError(
                 f"{table.source} has several columns that are not inputs ({', '.join(rest)}); "
-                "say which one is the target"
+                "say which one is the target with --target NAME (or `target:` in the spec)"
             )
         target = rest[0]
     elif target in inputs:
@@ -476,10 +476,12 @@ def encode_targets(
         values: list[float] = []
         for i, v in enumerate(raw):
             if isinstance(v, str) or not math.isfinite(v):
-                raise DataError(
-                    f"{_where(where, i)}: the target {_bad_number(v)}; a regression target must be a number "
-                    "(for labels, use a sigmoid or softmax output)"
+                hint = (
+                    "fill in or remove that row"
+                    if v == ""
+                    else "a regression target must be a number (for labels, use a sigmoid or softmax output)"
                 )
+                raise DataError(f"{_where(where, i)}: the target {_bad_number(v)}; {hint}")
             values.append(float(v))
         if training and all(v == values[0] for v in values):
             raise DataError(

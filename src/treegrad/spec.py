@@ -345,6 +345,19 @@ def _compose(text: str, filename: str) -> yaml.Node | None:
         what = e.problem or "cannot be read"
         if "another document" in what:
             what = "a spec file holds one YAML document; remove the second '---' and what follows it"
+        elif "'\\t'" in what:
+            what = "a tab character; YAML indents with spaces only: replace the tab with spaces"
+        elif "mapping values are not allowed" in what:
+            what = (
+                "a second ':' on this line: put a nested mapping on its own, further indented line, "
+                "or quote a value that contains ': '"
+            )
+        elif "expected <block end>" in what:
+            where = f" (the block that starts at line {e.context_mark.line + 1})" if e.context_mark else ""
+            what = (
+                f"the indentation does not line up{where}: items of one list or mapping must start in "
+                f"the same column, and what belongs to a key goes below it, indented further ({what})"
+            )
         elif e.context and e.context_mark:
             what += f" ({e.context} at line {e.context_mark.line + 1})"
         raise _NotYaml(f"{_at(filename, e.problem_mark)}: invalid YAML: {what}") from None
