@@ -160,7 +160,9 @@ def python_module(model: Opened) -> str:
         '"""A treegrad model as plain Python: `predict` gives the numbers `treegrad predict` gives.',
         "",
         f"Written by treegrad {__version__}; it needs nothing but the standard library. The",
-        "arguments are the model's inputs, in the order of INPUTS.",
+        "arguments are the model's inputs, in the order of INPUTS. Import it and call predict,",
+        "e.g. from a shell: python3 -c 'import THIS_MODULE as m; print(m.predict(...))'. It runs",
+        "nothing when run as a script, and imports nothing but math.",
         '"""',
         "",
         *_math_imports(),
@@ -170,6 +172,7 @@ def python_module(model: Opened) -> str:
     ]
     if labels is not None:
         out.append(f"CLASSES = {labels!r}")
+    out.append("# The learned values by name, for reading (predict has them written in).")
     out.append(f"PARAMETERS = {dict((p.name, float(p.value)) for p in g.params)!r}")
     out += ["", "", f"def predict({signature}):", f'    """The model\'s output: {returns}."""']
     out += [f"    _x{j} = float({a})" for j, a in enumerate(args)]
