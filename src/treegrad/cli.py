@@ -228,10 +228,10 @@ def _summary(result: Any) -> None:
         + (" (stopped early)" if hist.stopped_early else "")
         + (" (interrupted)" if result.interrupted else ""),
     )
-    t.add_row("final training loss", f"{hist.train[-1]:.6g}" if hist.train else "-")
-    if hist.validation:
-        t.add_row("final validation loss", f"{hist.validation[-1]:.6g}")
+    # Losses and metrics of the final model (what `eval` reports), not the running mean of
+    # the last epoch, which was taken while the parameters were still moving.
     for part, m in rec.metrics.items():
+        t.add_row(f"final {'training' if part == 'train' else part} loss", f"{m['loss']:.6g}")
         for key in ("accuracy", "r2", "mae"):
             if key in m and not (isinstance(m[key], float) and math.isnan(m[key])):
                 value = f"{m[key]:.1%}" if key == "accuracy" else f"{m[key]:.4g}"
