@@ -694,6 +694,48 @@ def test_divergence_through_an_overflow_names_the_epoch(engine: str) -> None:
         fit(model, [[3.0]], [1e6], epochs=50, learning_rate=1.0, engine=engine)
 
 
+# A math error in an epoch was reported as divergence: "training diverged in epoch 1 ...
+# (math domain error). Try a smaller learning rate", when the model took the log of a
+# negative input. Now the sample and the op are named, with advice that fits.
+LOG_ROWS = [[1.0 + 0.1 * i] for i in range(30)]
+LOG_ROWS[17] = [-0.3]
+LOG_MESSAGE = (
+    "epoch 1, sample 17: cannot evaluate 'log' at [-0.3]: math domain error — the model takes the log of "
+    "a negative number; check the data or guard the argument (e.g. log(abs(x) + 1))"
+)
+
+
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_a_math_domain_error_names_the_sample_and_the_op(engine: str, batch_size: int) -> None:
+    w = Parameter(0.5)
+    model = Add([Multiply([w, Log([Input("x")])]), Parameter(0.1)])
+    with pytest.raises(TrainingError) as info:
+        fit(model, LOG_ROWS, [0.0] * 30, epochs=3, learning_rate=0.01, batch_size=batch_size, engine=engine)
+    assert str(info.value) == LOG_MESSAGE
+    if engine == "compiled":  # the compiled code sets the model's parameters only at the end; so must the diagnosis
+        assert w.value == 0.5
+
+
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_a_division_by_zero_and_a_slope_that_does_not_exist_are_named_too(engine: str) -> None:
+    model = Add([Divide([Parameter(1.0), Input("x")]), Parameter(0.0)])
+    with pytest.raises(TrainingError) as info:
+        fit(model, [[1.0], [2.0], [0.0]], [1.0, 1.0, 1.0], epochs=2, batch_size=4, engine=engine)
+    assert str(info.value) == (
+        "epoch 1, sample 2: cannot evaluate 'div' at [1.0, 0.0]: float division by zero — the model divides "
+        "by zero; check the data or guard the divisor (e.g. x / (abs(d) + 1))"
+    )
+    # sqrt(w * x) is 0 at x = 0, but d/dw is not a number there.
+    model = Power([Multiply([Parameter(1.0), Input("x")]), Constant(0.5)])
+    with pytest.raises(TrainingError) as info:
+        fit(model, [[1.0], [0.0]], [1.0, 0.0], epochs=2, engine=engine)
+    assert str(info.value) == (
+        "epoch 1, sample 1: cannot differentiate 'pow' at [0.0, 0.5]: math domain error — the slope of a "
+        "fractional power is infinite at zero; keep the base away from zero (e.g. abs(x) + 1)"
+    )
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -177,6 +177,10 @@ GENERATED_WORDS = set(keyword.kwlist) | {
     "stack",
     "tolist",
     "where",
+    # the epoch function's report of a math error at a sample (compiled.SampleFailure)
+    "ArithmeticError",
+    "ValueError",
+    "SampleFailure",
     # the generated functions' own arguments and locals
     "P",
     "C",

@@ -339,6 +339,33 @@ def test_divergence_is_a_training_error() -> None:
         tg.fit(m, X, [1e200 * x[0] for x in X], loss="mse", batch_size=16, epochs=5, learning_rate=10.0)
 
 
+def test_a_log_of_a_negative_input_in_numpy_batches_is_named_not_called_divergence() -> None:
+    # NumPy gives NaN, not an exception: the epoch is run again by the scalar code to find
+    # the sample and the op, instead of reporting "diverged ... smaller learning rate".
+    rng = random.Random(3)
+    x, y = Input("x"), Input("y")
+    model = Linear([Linear([Log([x]), y], units=8, activation="tanh", rng=rng)], rng=rng)
+    model.compile()
+    assert model.graph is not None
+    assert vectorized_epoch_fn(model.graph, LOSSES["mse"], OPTIMIZERS["sgd"], 50) is not None
+    X = [[0.5 + 0.01 * i, 0.1] for i in range(200)]
+    X[57] = [-2.0, 0.1]
+    with pytest.raises(tg.TrainingError) as info:
+        tg.fit(model, X, [0.0] * 200, batch_size=50, epochs=2, learning_rate=0.01)
+    assert str(info.value).startswith(
+        "epoch 1, sample 57: cannot evaluate 'log' at [-2.0]: math domain error — the model takes the log of "
+        "a negative number"
+    )
+    # A node of parameters alone is a plain number there, and raises as Python does.
+    model = Add([Linear([Linear([x, y], units=8, activation="tanh", rng=rng)], rng=rng), Divide([1.0, Parameter(0.0)])])
+    model.compile()
+    assert model.graph is not None
+    assert vectorized_epoch_fn(model.graph, LOSSES["mse"], OPTIMIZERS["sgd"], 50) is not None
+    X[57] = [0.5, 0.1]
+    with pytest.raises(tg.TrainingError, match="^epoch 1, sample 0: cannot evaluate 'div' at \\[1.0, 0.0\\]"):
+        tg.fit(model, X, [0.0] * 200, batch_size=50, epochs=2, learning_rate=0.01)
+
+
 def test_generated_code_holds_no_values() -> None:
     m = mlp((2, 3, 1), ReLU, Sigmoid)
     m.compile()

@@ -25,6 +25,18 @@ from .ops import NAMESPACE, WIDE, softmax_code, softmax_grad_code
 from .optim import Optimizer
 
 
+class SampleFailure(Exception):
+    """An epoch stopped at a sample: its index in the data, the parameter values it was evaluated
+    with, and the error raised (a math error, or the reference evaluator's ModelError).
+
+    Not a TreegradError: `fit` turns it into one that says what went wrong and what to do.
+    """
+
+    def __init__(self, index: int, params: list[float], error: Exception) -> None:
+        super().__init__(index, params, error)
+        self.index, self.params, self.error = index, params, error
+
+
 def is_name(expr: str) -> bool:
     """True if a generated expression is a bare variable: it can be reused or multiplied as it is."""
     return expr.isidentifier()
@@ -155,7 +167,7 @@ class Program:
 
     def _build(self, src: str, name: str) -> Callable[..., Any]:
         """The function `name` defined by the generated `src`, run in the op table's namespace."""
-        ns: dict[str, object] = dict(NAMESPACE)
+        ns: dict[str, object] = dict(NAMESPACE, SampleFailure=SampleFailure)
         exec(compile(src, f"<treegrad {name}>", "exec"), ns)  # noqa: S102 - generated from treegrad's tables only
         return ns[name]  # type: ignore[return-value]
 
@@ -190,7 +202,8 @@ class Program:
         Per sample (`batched` False): (P, C, S, STEP, X, T, idx, lr) with idx the sample
         order. Mini-batches: the same with idx a list of batches (lists of indices); the
         gradient of a batch is the mean of its samples' gradients.
-        P, the optimizer state S and the step count STEP are updated in place.
+        P, the optimizer state S and the step count STEP are updated in place, at the end: a
+        math error raises SampleFailure (the sample, the parameters then) and leaves them as they were.
         """
         np_ = len(self.graph.params)
         gouts = [f"go{j}" for j in range(len(self.outputs))]
@@ -209,14 +222,18 @@ class Program:
                 body.append(f"{', '.join(f'{s}_{k}' for k in range(np_))}, = S[{j}]")
         body += ["step = STEP[0]", "total = 0.0"]
         if not batched:
-            body.append("for i in idx:")
-            body += _indent(sample + [f"gp{k} = {e}" for k, e in enumerate(pgrads)] + update)
+            loop = ["for i in idx:"]
+            loop += _indent(sample + [f"gp{k} = {e}" for k, e in enumerate(pgrads)] + update)
         else:
-            body.append("for batch in idx:")
+            loop = ["for batch in idx:"]
             inner = [f"a{k} = 0.0" for k in range(np_)] + ["for i in batch:"]
             inner += _indent(sample + [f"a{k} += {e}" for k, e in enumerate(pgrads)])
             inner += ["n = len(batch)"] + [f"gp{k} = a{k} / n" for k in range(np_)] + update
-            body += _indent(inner)
+            loop += _indent(inner)
+        # A math error names its sample and the parameters of that moment, for fit to explain.
+        # (A try costs nothing in the loop until something is raised.)
+        body += ["try:", *_indent(loop), "except (ArithmeticError, ValueError) as _err:"]
+        body += _indent([f"raise SampleFailure(i, [{self.param_tuple()}], _err) from None"])
         if np_:
             body.append(f"P[:] = [{self.param_tuple()}]")
         for j, s in enumerate(optimizer.state):

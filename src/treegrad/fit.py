@@ -12,13 +12,13 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .compiled import program
+from .compiled import SampleFailure, program
 from .errors import ModelError, TrainingError
 from .graph import Graph
 from .losses import LOSSES, Loss
-from .nodes import Node
+from .nodes import Leaf, Node, Output
 from .optim import OPTIMIZERS, Optimizer
-from .vectorized import vectorized_epoch_fn
+from .vectorized import VectorizedEpoch, vectorized_epoch_fn
 
 # callback(epoch, train_loss, validation_loss or None, current parameter values) -> False to stop
 Callback = Callable[[int, float, "float | None", list[float]], "bool | None"]
@@ -118,6 +118,10 @@ def fit(
     With `validation` = (inputs, targets) the validation loss is computed each epoch,
     and with `patience` training stops when it has not improved for that many epochs,
     keeping the parameters of the best epoch.
+
+    An op that cannot be evaluated (the log of a negative input) stops training with a
+    TrainingError naming the epoch, the sample and the op; values that overflow or become
+    NaN stop it as divergence.
     """
     if model.graph is None:
         model.compile()
@@ -158,6 +162,30 @@ def fit(
         else _reference_epoch(graph, lossobj, opt, batched)
     )
     val_loss = prog.loss_fn(lossobj) if val else None
+
+    def checked_epoch(epoch: int, idx: Any) -> float:
+        """Run one epoch and return its mean loss. A math error, or a loss or parameter that is
+        not finite, stops training with a TrainingError saying which sample and op, or divergence."""
+        # NumPy turns a math error into NaN: to name it, the scalar code reruns the epoch from its start.
+        start = (list(P), [list(s) for s in S], list(STEP)) if isinstance(run_epoch, VectorizedEpoch) else None
+        try:
+            total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate)
+        except SampleFailure as failure:
+            raise _failure_error(graph, epoch, failure, X) from None
+        except (ArithmeticError, ValueError):
+            total = math.nan  # from plain numbers in the vectorized code (a division by a parameter at 0)
+        mean = total / len(X)
+        if math.isfinite(mean) and all(math.isfinite(p) for p in P):
+            return mean
+        if start is not None:
+            P[:], S[:], STEP[:] = start
+            scalar_epoch = prog.epoch_fn(lossobj, opt, batched)
+            try:
+                scalar_epoch(list(P), C, [list(s) for s in S], list(STEP), X, T, idx, learning_rate)
+            except SampleFailure as failure:
+                raise _failure_error(graph, epoch, failure, X) from None
+        raise _diverged(epoch, "the loss became NaN or infinite")
+
     rng = random.Random(seed)
     order = list(range(len(X)))
     hist = History()
@@ -168,15 +196,7 @@ def fit(
             if shuffle:
                 rng.shuffle(order)
             idx: Any = [order[i : i + batch_size] for i in range(0, len(order), batch_size)] if batched else order
-            try:
-                total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate)
-            except (ArithmeticError, ValueError, ModelError) as e:
-                # The compiled code raises the math error itself; the reference evaluator
-                # wraps it in a ModelError naming the op. Either way: divergence, in this epoch.
-                raise _diverged(epoch, f"({e})") from None
-            mean = total / len(X)
-            if not math.isfinite(mean) or not all(math.isfinite(p) for p in P):
-                raise _diverged(epoch, "")
+            mean = checked_epoch(epoch, idx)
             hist.append(mean)
             v = None
             if val and val_loss is not None:
@@ -205,11 +225,78 @@ def fit(
     return hist
 
 
-def _diverged(epoch: int, detail: str) -> TrainingError:
+def _diverged(epoch: int, what: str) -> TrainingError:
+    """Divergence: values grew until they overflowed or became NaN, in this epoch."""
     return TrainingError(
-        f"training diverged in epoch {epoch}: the loss became NaN or infinite {detail}".strip()
-        + ". Try a smaller learning rate, or normalize the inputs (training.normalize: true)."
+        f"training diverged in epoch {epoch}: {what}. "
+        "Try a smaller learning rate, or normalize the inputs (training.normalize: true)."
     )
+
+
+def _failure_error(graph: Graph, epoch: int, failure: SampleFailure, X: list[list[float]]) -> TrainingError:
+    """The error for an epoch stopped by a math error at a sample: divergence if a value
+    overflowed or was infinite already, else the op evaluated outside its domain, named."""
+    error = failure.error
+    # The reference evaluator reports the math error as a ModelError raised while handling it.
+    cause = error.__context__ if isinstance(error, ModelError) and error.__context__ is not None else error
+    found = _find_failing_op(graph, failure.params, X[failure.index])
+    where = f"sample {failure.index}"
+    detail = found[0] if found else str(cause)
+    finite = all(math.isfinite(v) for v in failure.params + (found[2] if found else []))
+    if isinstance(cause, OverflowError) or not finite:
+        return _diverged(epoch, f"a value became infinite at {where} ({detail})")
+    if found is None:
+        return TrainingError(f"epoch {epoch}, {where}: the model cannot be evaluated there ({detail})")
+    text, op, args, slope = found
+    return TrainingError(f"epoch {epoch}, {where}: {text} — {_domain_advice(op, args, slope)}")
+
+
+def _find_failing_op(graph: Graph, params: list[float], row: list[float]) -> tuple[str, str, list[float], bool] | None:
+    """(what failed, op name, its arguments, True if it was the op's slope) for the first op that
+    cannot be evaluated, or differentiated, at this sample with these parameters; None if all can.
+
+    Runs the reference evaluator, whose ModelError names the op and its arguments; the graph's
+    parameters are put back afterwards.
+    """
+    saved = graph.param_values()
+    graph.set_param_values(params)
+    try:
+        try:
+            graph.predict(row)
+        except ModelError as e:
+            # predict computes stale nodes in order and stops at the failing one, which stays stale.
+            node = next((n for n in graph.order if n._dirty and n.op is not None), None)
+            if node is None or node.op is None:
+                return None
+            return str(e), node.op.name, [float(c._value) for c in node.children], False  # type: ignore[arg-type]
+        for node in graph.order:
+            if isinstance(node, (Leaf, Output)) or node.op is None:
+                continue
+            args = [float(c._value) for c in node.children]  # type: ignore[arg-type]
+            try:
+                node.op.derivs_fn(len(args))(node._value, *args)
+            except (ArithmeticError, ValueError) as e:
+                return f"cannot differentiate '{node.op.name}' at {args}: {e}", node.op.name, args, True
+        return None
+    finally:
+        graph.set_param_values(saved)
+
+
+def _domain_advice(op: str, args: list[float], slope: bool) -> str:
+    """What an op outside its domain means, and how to guard against it."""
+    if op == "log":
+        what = "zero" if args[0] == 0.0 else "a negative number"
+        return f"the model takes the log of {what}; check the data or guard the argument (e.g. log(abs(x) + 1))"
+    if op == "div":
+        return "the model divides by zero; check the data or guard the divisor (e.g. x / (abs(d) + 1))"
+    if op == "pow" and args[0] < 0.0:
+        return (
+            "the model raises a negative number to a fractional power; check the data or guard the base (e.g. abs(x))"
+        )
+    if op == "pow":
+        what = "the slope of a fractional power is infinite" if slope else "a negative power is infinite"
+        return f"{what} at zero; keep the base away from zero (e.g. abs(x) + 1)"
+    return f"'{op}' is not defined there; check the data or guard its argument"
 
 
 def _reference_epoch(graph: Graph, loss: Loss, opt: Optimizer, batched: bool) -> Callable[..., float]:
@@ -243,7 +330,10 @@ def _reference_epoch(graph: Graph, loss: Loss, opt: Optimizer, batched: bool) ->
         for chunk in idx if batched else ([i] for i in idx):
             G = [0.0] * len(Q)
             for i in chunk:
-                total += sample(X[i], T[i], G)
+                try:
+                    total += sample(X[i], T[i], G)
+                except (ArithmeticError, ValueError, ModelError) as e:
+                    raise SampleFailure(i, list(Q), e) from None
             if batched:
                 G = [gk / len(chunk) for gk in G]
             step(Q, G, S2, STEP2, lr)
