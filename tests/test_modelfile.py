@@ -118,6 +118,7 @@ CONTROL = [
     ("\r", "U+000D"),  # returns to the start of the line, so what follows overwrites it
     ("\u202e", "U+202E"),  # right-to-left override (a format character, category Cf)
     ("\u200b", "U+200B"),  # zero-width space: two labels that look the same
+    ("\u2028", "U+2028"),  # a line separator, which some terminals break the line at
 ]
 FIELDS: list[tuple[str, Callable[[dict[str, Any], str], object], str]] = [
     ("classes", lambda r, c: r.__setitem__("classes", ["a", f"b{c}"]), "classes.1"),
@@ -143,5 +144,106 @@ def test_control_characters_in_printed_text_are_refused(
     recolour the terminal, move the cursor or hide text, so the file is refused, and the message
     names the field and the character without printing it."""
     path = rewrite(trained, tmp_path, lambda r: change(r, char))
-    message = refused(path, where, code, "control character")
+    message = refused(path, where, code, "control character" if code != "U+2028" else "line separator")
     assert char not in message and "\x1b" not in message, repr(message)
+
+
+# ----------------------------------------------------------------- every other malformed file
+
+
+def test_unprintable_text_beyond_control_characters(trained: Path, tmp_path: Path) -> None:
+    """A lone surrogate (JSON's "\\ud800") cannot be printed at all: predict crashed on it with
+    UnicodeEncodeError. An empty label or name is never written either."""
+    path = rewrite(trained, tmp_path, lambda r: r.__setitem__("classes", ["a", "\ud800"]))
+    assert "\ud800" not in refused(path, "classes.1")  # pydantic or our check, by version
+    path = rewrite(trained, tmp_path, lambda r: r.__setitem__("classes", ["", "b"]))
+    refused(path, "classes.0", "at least 1 character")
+    path = rewrite(trained, tmp_path, lambda r: r.__setitem__("name", ""))
+    refused(path, "name", "at least 1 character")
+
+
+def test_a_key_given_twice_is_refused(trained: Path, tmp_path: Path) -> None:
+    """JSON readers keep the last of two equal keys, silently: an edited file with a second
+    "parameters" or "p0" would load values nobody can see by reading it from the top."""
+    text = trained.read_text()
+    path = tmp_path / "twice.model.json"
+    path.write_text(text.replace('"parameters": {', '"parameters": {"p0": 5.0, ', 1))
+    refused(path, "'p0'", "twice", "train the model again")
+    path.write_text(text.replace('"format":', '"name": "other", "format":', 1))
+    refused(path, "'name'", "twice")
+
+
+@pytest.mark.parametrize(
+    ("version", "shown"),
+    [(True, "True"), (1.0, "1.0"), ("1", "'1'"), (2, "2"), (None, "None")],
+)
+def test_only_the_whole_number_1_is_version_1(trained: Path, tmp_path: Path, version: object, shown: str) -> None:
+    """`true == 1` and `1.0 == 1` in Python: those passed the version check."""
+    path = rewrite(trained, tmp_path, lambda r: r.__setitem__("version", version))
+    refused(path, f"version {shown}", "reads version 1", "train the model again")
+
+
+def test_a_byte_order_mark_is_no_damage(trained: Path, tmp_path: Path) -> None:
+    """Editors on Windows may add one; it was 'not valid JSON ... the file may be truncated'."""
+    path = tmp_path / "bom.model.json"
+    path.write_bytes(b"\xef\xbb\xbf" + trained.read_bytes())
+    assert (
+        load_graph(path, read(path)).compiled_graph.param_values()
+        == load_graph(trained, read(trained)).compiled_graph.param_values()
+    )
+
+
+def test_special_files_are_refused_without_being_read(tmp_path: Path) -> None:
+    """/dev/zero named model.json was read forever (all memory); a FIFO would block."""
+    zero = Path("/dev/zero")
+    if not zero.exists():
+        pytest.skip("no /dev/zero here")
+    link = tmp_path / "zero.model.json"
+    link.symlink_to(zero)
+    refused(link, "zero.model.json", "not a regular file")
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.model.json"
+    with path.open("wb") as f:
+        f.truncate(65 * 1024 * 1024)  # sparse: no disk space used
+    refused(path, "huge.model.json", "larger than 64 MB", "treegrad train")
+
+
+HUGE = "q" * 100_000
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda r: r.__setitem__("format", HUGE),
+        lambda r: r.__setitem__("format", [[[[HUGE]]]]),
+        lambda r: r.__setitem__("version", HUGE),
+        lambda r: r["parameters"].__setitem__(HUGE, 1.0),
+        lambda r: r.__setitem__("inputs", [f"x{i}" for i in range(100_000)]),
+        lambda r: r.__setitem__("classes", [HUGE]),
+        lambda r: r.__setitem__("normalization", {f"x{i}": [0.0, 1.0] for i in range(100_000)}),
+        lambda r: r.__setitem__(HUGE, 1),
+    ],
+    ids=["format", "format-nested", "version", "parameter-name", "inputs", "class", "normalization", "key"],
+)
+def test_messages_stay_short_whatever_the_file_holds(
+    trained: Path, tmp_path: Path, change: Callable[[dict[str, Any]], object]
+) -> None:
+    """A message quotes what it found, cut: the CLI prints it as one short paragraph."""
+    message = refused(rewrite(trained, tmp_path, change), "edited.model.json")
+    assert len(message) < 800, message[:2000]
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda r: r.pop("parameters"), ("parameters: Field required",)),
+        (lambda r: r.__setitem__("task", "poetry"), ("task",)),
+        (lambda r: r["history"].__setitem__("train", ["x"]), ("history.train.0",)),
+    ],
+)
+def test_a_damaged_field_says_what_to_do(
+    trained: Path, tmp_path: Path, change: Callable[[dict[str, Any]], object], words: tuple[str, ...]
+) -> None:
+    refused(rewrite(trained, tmp_path, change), "edited.model.json is damaged", *words, "train the model again")

@@ -17,7 +17,7 @@ import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictFloat, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictFloat, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
 from .errors import ModelFileError, SpecError
@@ -30,22 +30,30 @@ MAX_BYTES = 64 * 1024 * 1024
 
 Task = Literal["regression", "binary", "classes"]
 
-# Unicode's control (Cc) and format (Cf) characters: terminal escapes, carriage returns,
-# bidirectional overrides, zero-width spaces. Printed, they recolour the terminal, move the
-# cursor, or make two different labels look alike.
-CONTROL = ("Cc", "Cf")
+# Characters that text to be printed may not hold, by Unicode category, as named in messages.
+# Control (Cc) and format (Cf) characters are terminal escapes, carriage returns, bidirectional
+# overrides, zero-width spaces: printed, they recolour the terminal, move the cursor, or make
+# two different labels look alike. Line and paragraph separators break lines; a lone surrogate
+# (JSON's "\ud800") is not text at all, and printing it fails.
+UNPRINTABLE = {
+    "Cc": "the control character",
+    "Cf": "the control character",
+    "Zl": "the line separator",
+    "Zp": "the paragraph separator",
+    "Cs": "the lone surrogate",
+}
 
 
-def _control_character(text: str) -> str | None:
-    """The first control or format character in `text`, if any."""
-    return next((c for c in text if unicodedata.category(c) in CONTROL), None)
+def _unprintable(text: str) -> str | None:
+    """The first character of `text` that may not be printed, if any."""
+    return next((c for c in text if unicodedata.category(c) in UNPRINTABLE), None)
 
 
 def _shown(text: str, limit: int = 40) -> str:
-    """Text from a file as quoted in a message: control characters escaped, long text cut."""
+    """Text from a file as quoted in a message: unprintable characters escaped, long text cut."""
     text = text if len(text) <= limit else text[: limit - 3] + "..."
     return "".join(
-        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in CONTROL else c for c in text
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in UNPRINTABLE else c for c in text
     )
 
 
@@ -58,19 +66,19 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 
 def _printable(text: str) -> str:
-    c = _control_character(text)
+    c = _unprintable(text)
     if c is not None:
         # The text goes in through the context, so that braces in it are not placeholders.
         raise PydanticCustomError(
-            "control_character",
+            "unprintable_character",
             "{message}",
-            {"message": f"holds the control character U+{ord(c):04X}, which treegrad never writes"},
+            {"message": f"holds {UNPRINTABLE[unicodedata.category(c)]} U+{ord(c):04X}, which treegrad never writes"},
         )
     return text
 
 
-# Text that is printed (labels, names): no control characters.
-PrintedText = Annotated[str, AfterValidator(_printable)]
+# Text that is printed (labels, names): not empty, nothing unprintable in it.
+PrintedText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_printable)]
 
 
 class DataInfo(BaseModel):
@@ -178,45 +186,94 @@ def save(path: Path, record: ModelRecord) -> None:
     write_atomic(path, json.dumps(record.model_dump(mode="json"), indent=1) + "\n")
 
 
+AGAIN = "the file was edited or damaged — train the model again"
+
+
 def _too_deep(path: Path) -> ModelFileError:
     return ModelFileError(
         f"{path} is nested too deeply to read (lists or objects inside each other hundreds of levels "
-        "deep, where treegrad writes a few): the file was edited or damaged — train the model again"
+        f"deep, where treegrad writes a few): {AGAIN}"
     )
 
 
-def read(path: Path) -> ModelRecord:
-    """Read and validate a model file (format, version, fields, finite parameters)."""
+class _DuplicateKey(Exception):
+    """A key given twice in one JSON object (json.loads would keep the last, silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _text(path: Path) -> str:
+    """The file's text: a regular file (not /dev/zero, not a FIFO) of at most MAX_BYTES, UTF-8."""
     if not path.exists():
         raise ModelFileError(f"{path}: no such model file")
     if path.is_dir():
         raise ModelFileError(f"{path} is a directory, not a model file")
-    if path.stat().st_size > MAX_BYTES:
-        raise ModelFileError(f"{path} is larger than {MAX_BYTES // 2**20} MB: not a treegrad model file")
+    if not path.is_file():  # a device or a pipe: reading it could take forever and all memory
+        raise ModelFileError(f"{path} is not a regular file, so not a model file; pass the .json file it was saved to")
+    too_big = ModelFileError(
+        f"{path} is larger than {MAX_BYTES // 2**20} MB: not a treegrad model file; "
+        "pass the .json file written by `treegrad train`"
+    )
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_BYTES:
+            raise too_big
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)  # bounded, in case the file grew since stat
+    except OSError as e:
+        raise ModelFileError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(data) > MAX_BYTES:
+        raise too_big
+    try:
+        return data.decode("utf-8-sig")  # an editor's byte order mark is no damage
     except UnicodeDecodeError:
         raise ModelFileError(f"{path} is not a text file, so not a treegrad model file") from None
+
+
+def _names(items: Any, quoted: bool = False, limit: int = 10) -> str:
+    """Names from a file as listed in messages: control characters escaped, long ones cut,
+    at most `limit` of them; `quoted` (for labels, which may hold spaces) in quotes."""
+    items = list(items)
+    q = "'" if quoted else ""
+    shown = ", ".join(f"{q}{_shown(str(x))}{q}" for x in items[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def read(path: Path) -> ModelRecord:
+    """Read and validate a model file (format, version, fields, finite parameters)."""
+    text = _text(path)
+    try:
+        doc = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as e:
         raise ModelFileError(
             f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); the file may be truncated — train the model again"
         ) from None
     except ValueError:  # int() refuses a number of more than 4300 digits
         raise ModelFileError(
-            f"{path} holds a number thousands of digits long, which treegrad never writes: "
-            "the file was edited or damaged — train the model again"
+            f"{path} holds a number thousands of digits long, which treegrad never writes: {AGAIN}"
         ) from None
     except RecursionError:  # the json module recurses once per level of [ or {
         raise _too_deep(path) from None
+    except _DuplicateKey as e:
+        raise ModelFileError(
+            f"{path}: the key '{_shown(str(e))}' is given twice in one object, which treegrad never writes: {AGAIN}"
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ModelFileError(
-            f"{path} is not a treegrad model file (format {found!r}, expected '{FORMAT}'); "
+            f"{path} is not a treegrad model file (format {_shown(repr(found))}, expected '{FORMAT}'); "
             "pass the .json file written by `treegrad train`"
         )
-    if doc.get("version") != VERSION:
+    version = doc.get("version")
+    if type(version) is not int or version != VERSION:  # not `!=` alone: true == 1.0 == 1 in Python
         raise ModelFileError(
-            f"{path} is a treegrad model file of version {doc.get('version')!r}; this treegrad "
+            f"{path} is a treegrad model file of version {_shown(repr(version))}; this treegrad "
             f"reads version {VERSION}: train the model again with this version"
         )
     try:
@@ -224,11 +281,12 @@ def read(path: Path) -> ModelRecord:
     except RecursionError:  # a nesting just short of the json module's limit, in a field typed Any
         raise _too_deep(path) from None
     except ValidationError as e:
-        problems = "; ".join(f"{_location(err['loc'])}: {err['msg']}" for err in e.errors()[:5])
-        raise ModelFileError(f"{path} is damaged: {problems}") from None
+        problems = "; ".join(f"{_location(err['loc'])}: {err['msg']}" for err in e.errors()[:3])
+        more = f" (and {e.error_count() - 3} more)" if e.error_count() > 3 else ""
+        raise ModelFileError(f"{path} is damaged: {problems}{more}; train the model again") from None
     bad = [k for k, v in record.parameters.items() if not math.isfinite(v)]
     if bad:
-        raise ModelFileError(f"{path}: parameter(s) {', '.join(bad)} are not finite numbers")
+        raise ModelFileError(f"{path}: parameter(s) {_names(bad)} are not finite numbers; {AGAIN}")
     return record
 
 
@@ -241,7 +299,7 @@ def _check_record(path: Path, record: ModelRecord, spec: Any) -> None:
     from .build import loss_name, output_count, task_kind
 
     def damaged(what: str) -> ModelFileError:
-        return ModelFileError(f"{path}: {what}. The file was edited or damaged: train the model again.")
+        return ModelFileError(f"{path}: {what}; {AGAIN}")
 
     kind, loss = task_kind(spec), loss_name(spec)
     if record.task != kind or record.loss != loss:
@@ -253,12 +311,12 @@ def _check_record(path: Path, record: ModelRecord, spec: Any) -> None:
         wanted = {"binary": 2, "classes": output_count(spec)}.get(kind, 0)
         if len(record.classes) != wanted or len(set(record.classes)) != len(record.classes):
             raise damaged(
-                f"its classes {record.classes[:10]} do not fit a {kind} model "
+                f"its classes [{_names(record.classes, quoted=True)}] do not fit a {kind} model "
                 + (f"of {wanted} distinct classes" if wanted else "(which has none)")
             )
     if record.normalization is not None and set(record.normalization) != set(spec.inputs):
         raise damaged(
-            f"it normalises {', '.join(sorted(record.normalization)) or 'nothing'} but the model's "
+            f"it normalises {_names(sorted(record.normalization)) or 'nothing'} but the model's "
             f"inputs are {', '.join(spec.inputs)}"
         )
 
@@ -277,7 +335,7 @@ def load_graph(path: Path, record: ModelRecord) -> Any:
     try:
         root = build_model(spec, seed=record.training.seed, stats=stats)
     except SpecError as e:
-        raise ModelFileError(f"{e}. The file was edited or damaged: train the model again.") from None
+        raise ModelFileError(f"{e}; {AGAIN}") from None
     graph = root.compiled_graph
     names = graph.param_names
     known = set(names)  # a set: a model of 100,000 parameters made a list lookup quadratic (40 s)
@@ -286,11 +344,12 @@ def load_graph(path: Path, record: ModelRecord) -> Any:
     if missing or extra:
         raise ModelFileError(
             f"{path}: its parameters do not match its spec"
-            + (f"; missing {', '.join(missing[:10])}" if missing else "")
-            + (f"; unexpected {', '.join(extra[:10])}" if extra else "")
-            + ". The file was edited or damaged: train the model again."
+            + (f"; missing {_names(missing)}" if missing else "")
+            + (f"; unexpected {_names(extra)}" if extra else "")
+            + f"; {AGAIN}"
         )
     if list(graph.input_names) != list(record.inputs):
-        raise ModelFileError(f"{path}: its inputs {record.inputs} do not match its spec's {graph.input_names}")
+        theirs, ours = _names(record.inputs, quoted=True), _names(graph.input_names, quoted=True)
+        raise ModelFileError(f"{path}: its inputs [{theirs}] do not match its spec's [{ours}]; {AGAIN}")
     graph.set_param_values([record.parameters[n] for n in names])
     return root
