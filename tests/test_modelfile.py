@@ -247,3 +247,13 @@ def test_a_damaged_field_says_what_to_do(
     trained: Path, tmp_path: Path, change: Callable[[dict[str, Any]], object], words: tuple[str, ...]
 ) -> None:
     refused(rewrite(trained, tmp_path, change), "edited.model.json is damaged", *words, "train the model again")
+
+
+def test_a_file_that_cannot_be_read_is_refused(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EACCES or EIO on reading was an internal error (an OSError nobody caught)."""
+
+    def denied(self: Path, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", denied)  # root reads any file, so chmod cannot show this
+    refused(trained, "cannot read", "stop.model.json", "Permission denied")
