@@ -713,6 +713,7 @@ def test_a_math_domain_error_names_the_sample_and_the_op(engine: str, batch_size
     with pytest.raises(TrainingError) as info:
         fit(model, LOG_ROWS, [0.0] * 30, epochs=3, learning_rate=0.01, batch_size=batch_size, engine=engine)
     assert str(info.value) == LOG_MESSAGE
+    assert info.value.sample == 17  # for the caller to name the line of the data file
     if engine == "compiled":  # the compiled code sets the model's parameters only at the end; so must the diagnosis
         assert w.value == 0.5
 

@@ -31,7 +31,11 @@ class ModelFileError(TreegradError):
 
 
 class TrainingError(TreegradError):
-    """Training that cannot go on: divergence to NaN/inf, bad settings."""
+    """Training that cannot go on: divergence to NaN/inf, an op outside its domain, bad settings."""
+
+    def __init__(self, message: str, *, sample: int | None = None) -> None:
+        super().__init__(message)
+        self.sample = sample  # where it stopped, if at one sample: an index into fit's inputs
 
 
 # ----------------------------------------------------------------- writing messages

@@ -225,11 +225,12 @@ def fit(
     return hist
 
 
-def _diverged(epoch: int, what: str) -> TrainingError:
+def _diverged(epoch: int, what: str, sample: int | None = None) -> TrainingError:
     """Divergence: values grew until they overflowed or became NaN, in this epoch."""
     return TrainingError(
         f"training diverged in epoch {epoch}: {what}. "
-        "Try a smaller learning rate, or normalize the inputs (training.normalize: true)."
+        "Try a smaller learning rate, or normalize the inputs (training.normalize: true).",
+        sample=sample,
     )
 
 
@@ -244,11 +245,13 @@ def _failure_error(graph: Graph, epoch: int, failure: SampleFailure, X: list[lis
     detail = found[0] if found else str(cause)
     finite = all(math.isfinite(v) for v in failure.params + (found[2] if found else []))
     if isinstance(cause, OverflowError) or not finite:
-        return _diverged(epoch, f"a value became infinite at {where} ({detail})")
+        return _diverged(epoch, f"a value became infinite at {where} ({detail})", sample=failure.index)
     if found is None:
-        return TrainingError(f"epoch {epoch}, {where}: the model cannot be evaluated there ({detail})")
-    text, op, args, slope = found
-    return TrainingError(f"epoch {epoch}, {where}: {text} — {_domain_advice(op, args, slope)}")
+        message = f"epoch {epoch}, {where}: the model cannot be evaluated there ({detail})"
+    else:
+        text, op, args, slope = found
+        message = f"epoch {epoch}, {where}: {text} — {_domain_advice(op, args, slope)}"
+    return TrainingError(message, sample=failure.index)
 
 
 def _find_failing_op(graph: Graph, params: list[float], row: list[float]) -> tuple[str, str, list[float], bool] | None:
