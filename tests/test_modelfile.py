@@ -257,3 +257,14 @@ def test_a_file_that_cannot_be_read_is_refused(trained: Path, monkeypatch: pytes
 
     monkeypatch.setattr(Path, "open", denied)  # root reads any file, so chmod cannot show this
     refused(trained, "cannot read", "stop.model.json", "Permission denied")
+
+
+def test_the_embedded_spec_file_name_is_quoted_safely(trained: Path, tmp_path: Path) -> None:
+    """spec_file is named in the messages about the embedded spec; it went out unescaped."""
+
+    def change(r: dict[str, Any]) -> None:
+        r["spec_file"] = "\x1b[31mstop.yaml"
+        r["spec_text"] = "inputs: [x]\noutput: {frob: x}\n"
+
+    message = refused(rewrite(trained, tmp_path, change), "no longer validates", "\\x1b[31mstop.yaml", "frob")
+    assert "\x1b" not in message

@@ -327,7 +327,7 @@ def load_graph(path: Path, record: ModelRecord) -> Any:
     from .spec import parse_spec
 
     try:
-        spec = parse_spec(record.spec_text, filename=f"{path} (its embedded spec {record.spec_file})")
+        spec = parse_spec(record.spec_text, filename=f"{path} (its embedded spec {_shown(record.spec_file, 200)})")
     except SpecError as e:
         raise ModelFileError(f"the spec inside {path} no longer validates: {e}") from None
     _check_record(path, record, spec)
