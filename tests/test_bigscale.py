@@ -239,7 +239,7 @@ def _peak_kb(folder: Path, spec: str, epochs: int) -> int:
         from pathlib import Path
         from treegrad import workflow
         result = workflow.train(Path({spec!r}), data="rows.csv", overrides={{"epochs": {epochs}}},
-                                out=Path("m{epochs}.json"))
+                                out=Path(Path({spec!r}).stem + "{epochs}.json"))
         assert len(result.history) == {epochs}
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     """,

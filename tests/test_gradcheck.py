@@ -71,10 +71,10 @@ def test_no_point_where_the_model_can_be_evaluated_is_a_model_error() -> None:
         gradient_check(model, rows=[[1.0], [2.0]])
 
 
-def test_parameters_are_left_as_they_were_and_old_callers_still_unpack_two_values() -> None:
+def test_parameters_are_left_as_they_were() -> None:
     w = Parameter(0.7)
     model = Tanh([Multiply([w, Input("x")])])
     model.compile()
-    worst, count = gradient_check(model, rows=[[0.3]])
-    assert worst < 1e-6 and count == 1
+    result = gradient_check(model, rows=[[0.3]])
+    assert result.worst < 1e-6 and result.params == 1
     assert w.value == 0.7

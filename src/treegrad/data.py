@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DataError, did_you_mean
+from .errors import DataError, describe_char, did_you_mean, escaped, unprintable
 from .errors import clip as _clip
 from .seeds import stream
 
@@ -265,6 +265,12 @@ def _check_header(cells: list[str], name: str) -> list[str]:
     for k, col in enumerate(header, start=1):
         if not col:
             raise DataError(f"{name}, line 1: column {k} of the header has no name; give every column a name")
+        bad = unprintable(col)
+        if bad is not None:
+            raise DataError(
+                f"{name}, line 1: the name of column {k} holds {describe_char(bad)}; "
+                "column names are printed, so remove it"
+            )
         if col in seen:
             raise DataError(
                 f"{name}, line 1: the column name '{col}' appears twice (columns {seen[col]} and {k}); rename one"
@@ -454,6 +460,12 @@ def _labels(raw: list[Cell], source: str) -> list[str]:
         text = label_text(v)
         if text == "":
             raise DataError(f"{_where(source, i)}: the target is empty; give every row a label")
+        bad = unprintable(text)
+        if bad is not None:
+            raise DataError(
+                f"{_where(source, i)}: the label {escaped(_clip(text))!r} holds {describe_char(bad)}; "
+                "labels are printed, so remove it"
+            )
         out.append(text)
     return out
 

@@ -7,6 +7,7 @@ that escapes is a bug in treegrad, not in the user's input.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable
 
 
@@ -54,3 +55,32 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
 def clip(text: str) -> str:
     """A value's text as quoted in messages: a long one is cut, so that a message stays one line."""
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+# Characters that must not reach a terminal from a file: they could move the cursor, recolour
+# or hide text (ESC, bidi overrides), or break the one-line shape of a message.
+UNPRINTABLE = {
+    "Cc": "the control character",
+    "Cf": "the control character",
+    "Zl": "the line separator",
+    "Zp": "the paragraph separator",
+    "Cs": "the lone surrogate",
+}
+
+
+def unprintable(text: str) -> str | None:
+    """The first character of `text` that may not be printed, if any."""
+    return next((c for c in text if unicodedata.category(c) in UNPRINTABLE), None)
+
+
+def describe_char(c: str) -> str:
+    """`the control character U+001B` and the like, for messages."""
+    return f"{UNPRINTABLE.get(unicodedata.category(c), 'the character')} U+{ord(c):04X}"
+
+
+def escaped(text: str) -> str:
+    """`text` with every unprintable character written as an escape (\\x1b), newlines and tabs kept."""
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if c not in "\n\t" and unicodedata.category(c) in UNPRINTABLE else c
+        for c in text
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import ModelError
@@ -29,10 +29,6 @@ class GradientCheck:
     params: int  # parameters checked at each point
     points: int  # points checked
     skipped: int  # points tried and skipped: the model or its gradient could not be evaluated there
-
-    def __iter__(self) -> Iterator[float | int]:
-        """(worst, params): the tuple gradient_check used to return, for callers that unpack it."""
-        return iter((self.worst, self.params))
 
 
 def gradient_check(

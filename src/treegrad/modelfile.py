@@ -13,14 +13,13 @@ import json
 import math
 import os
 import tempfile
-import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictFloat, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
-from .errors import ModelFileError, SpecError
+from .errors import ModelFileError, SpecError, describe_char, escaped, unprintable
 from .spec import Training
 
 FORMAT = "treegrad-model"
@@ -30,31 +29,16 @@ MAX_BYTES = 64 * 1024 * 1024
 
 Task = Literal["regression", "binary", "classes"]
 
+
 # Characters that text to be printed may not hold, by Unicode category, as named in messages.
 # Control (Cc) and format (Cf) characters are terminal escapes, carriage returns, bidirectional
 # overrides, zero-width spaces: printed, they recolour the terminal, move the cursor, or make
 # two different labels look alike. Line and paragraph separators break lines; a lone surrogate
 # (JSON's "\ud800") is not text at all, and printing it fails.
-UNPRINTABLE = {
-    "Cc": "the control character",
-    "Cf": "the control character",
-    "Zl": "the line separator",
-    "Zp": "the paragraph separator",
-    "Cs": "the lone surrogate",
-}
-
-
-def _unprintable(text: str) -> str | None:
-    """The first character of `text` that may not be printed, if any."""
-    return next((c for c in text if unicodedata.category(c) in UNPRINTABLE), None)
-
-
 def _shown(text: str, limit: int = 40) -> str:
     """Text from a file as quoted in a message: unprintable characters escaped, long text cut."""
     text = text if len(text) <= limit else text[: limit - 3] + "..."
-    return "".join(
-        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in UNPRINTABLE else c for c in text
-    )
+    return escaped(text).replace("\n", "\\n").replace("\t", "\\t")
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -66,13 +50,13 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 
 def _printable(text: str) -> str:
-    c = _unprintable(text)
+    c = unprintable(text)
     if c is not None:
         # The text goes in through the context, so that braces in it are not placeholders.
         raise PydanticCustomError(
             "unprintable_character",
             "{message}",
-            {"message": f"holds {UNPRINTABLE[unicodedata.category(c)]} U+{ord(c):04X}, which treegrad never writes"},
+            {"message": f"holds {describe_char(c)}, which treegrad never writes"},
         )
     return text
 

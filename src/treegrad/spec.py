@@ -57,7 +57,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
-from .errors import SpecError, did_you_mean
+from .errors import SpecError, describe_char, did_you_mean, escaped, unprintable
 from .errors import clip as _clip
 from .losses import LOSSES
 from .nodes import ACTIVATIONS
@@ -1001,6 +1001,12 @@ def validate_spec(data: Any, source: Source | None = None, *, default_name: str 
     except ValidationError as e:
         raise _render(e, data, source) from None
     if spec.name is None and default_name:
+        if not MODEL_NAME.match(default_name):
+            raise source.error(
+                (),
+                f"the file name '{escaped(default_name)}' cannot name the model (it names the model file): "
+                "add a name: key made of letters, digits, '.', '_' or '-'",
+            )
         spec.name = default_name
     spec.analysis  # noqa: B018 - the semantic checks run now, so a bad spec fails at load time
     return spec
@@ -1305,6 +1311,9 @@ def _check_loss_and_labels(spec: Spec, kind: str, count: int) -> None:
         for i, c in enumerate(spec.classes):
             if c in seen:
                 raise spec.error(("classes", i), f"the class '{c}' is listed twice")
+            bad = unprintable(c)
+            if bad is not None:
+                raise spec.error(("classes", i), f"the class holds {describe_char(bad)}; labels are printed, remove it")
             seen.add(c)
         if kind == "softmax" and len(spec.classes) != count:
             raise spec.error(
