@@ -393,3 +393,13 @@ def test_diabetes_is_a_numeric_regression_table() -> None:
     assert len(X) == 442 and target == "progression"
     y, _ = encode_targets(raw, "regression")
     assert min(y) == 25.0 and max(y) == 346.0
+
+
+def test_labels_and_column_names_with_control_characters_are_refused(tmp_path: Path) -> None:
+    """They would be printed: an ESC in a label could recolour or hide the terminal's text."""
+    with pytest.raises(DataError, match=r"line 3: the label .* holds the control character U\+001B"):
+        encode_targets(["a", "\x1b[31mb"], "binary", source="t.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,\x1b[2Jy\n1,2\n")
+    with pytest.raises(DataError, match=r"bad.csv, line 1: the name of column 2 holds the control character"):
+        read_csv(bad)

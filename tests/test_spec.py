@@ -646,3 +646,13 @@ def test_yaml_layout_mistakes_say_what_to_do(text: str, where: str, words: str) 
     with pytest.raises(SpecError) as e:
         parse_spec(text, "m.yaml")
     assert str(e.value).startswith(where) and words in str(e.value)
+
+
+def test_classes_and_file_names_that_cannot_be_printed_are_refused(tmp_path: Path) -> None:
+    text = 'inputs: [x]\noutput: {softmax: [x, x]}\nclasses: ["a", "\\u001b[31mb"]\n'
+    with pytest.raises(SpecError, match=r"m.yaml:3:.*classes\[1\].*control character U\+001B"):
+        parse_spec(text, "m.yaml")
+    path = tmp_path / "bad\x1bname.yaml"
+    path.write_text("inputs: [x]\noutput: {mul: [param, x]}\n")
+    with pytest.raises(SpecError, match="add a name: key"):
+        load_spec(path)
