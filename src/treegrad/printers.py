@@ -8,6 +8,8 @@ referred to by name, so shared layers do not blow the text up exponentially.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .errors import ModelError
 from .nodes import Constant, Input, Leaf, Macro, Node, Output, Parameter, Softmax
 
@@ -62,20 +64,28 @@ def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
     if format not in FORMATS:
         raise ModelError(f"unknown format '{format}'; use one of {', '.join(FORMATS)}")
     order = _order(root)
+    folded = {id(n): f for n in order if (f := _affine(n)) is not None}
+    live = _live(order[-1], folded) if folded else None  # None: every node is printed
     uses: dict[int, int] = {}
     for n in order:
-        for c in n.children:
-            uses[id(c)] = uses.get(id(c), 0) + 1
+        if (live is None or id(n) in live) and id(n) not in folded:
+            for c in n.children:
+                uses[id(c)] = uses.get(id(c), 0) + 1
     text: dict[int, tuple[str, int]] = {}
     lines: list[str] = []
     waiting = dict(uses)  # uses not printed yet: a text is dropped after its last one
     for n in order:
-        s = _print(n, [text[id(c)] for c in n.children], precision, format)
-        for c in n.children:
-            # Without this, a chain of n nodes keeps n ever longer texts: O(n^2) memory.
-            waiting[id(c)] -= 1
-            if not waiting[id(c)]:
-                del text[id(c)]
+        if live is not None and id(n) not in live:
+            continue
+        if id(n) in folded:
+            s = _print_affine(*folded[id(n)], precision, format)
+        else:
+            s = _print(n, [text[id(c)] for c in n.children], precision, format)
+            for c in n.children:
+                # Without this, a chain of n nodes keeps n ever longer texts: O(n^2) memory.
+                waiting[id(c)] -= 1
+                if not waiting[id(c)]:
+                    del text[id(c)]
         if uses.get(id(n), 0) > 1 and not isinstance(n, Leaf):
             name = f"h_{{{len(lines) + 1}}}" if format == "latex" else f"h{len(lines) + 1}"
             lines.append(f"{name} = {s[0]}")
@@ -85,6 +95,88 @@ def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
     if format == "latex" and lines:
         return " \\\\\n".join(lines + [final])
     return "\n".join(lines + [final])
+
+
+def _live(root: Node, folded: dict[int, Any]) -> set[int]:
+    """The nodes whose text the formula uses: all below `root`, but not below a folded sum."""
+    live, stack = {id(root)}, [root]
+    while stack:
+        n = stack.pop()
+        if id(n) in folded:
+            continue
+        for c in n.children:
+            if id(c) not in live:
+                live.add(id(c))
+                stack.append(c)
+    return live
+
+
+# ----------------------------------------------------------------- standardised inputs, folded
+# A model trained with `normalize: true` sees each input as (x - mean) / std (build.py). A sum
+# of weighted such inputs prints folded back into the user's raw units: w * (x - m) / s + b
+# is (w / s) * x + (b - w * m / s). Only sums that involve a standardised input are folded,
+# so every other formula prints exactly as it is built.
+
+
+def _standardized(n: Node) -> tuple[str, float, float] | None:
+    """(input name, mean, std) when `n` is (x - mean) / std, as build.py writes it."""
+    if n.op is None or n.op.name != "div" or not isinstance(n.children[1], Constant):
+        return None
+    sub = n.children[0]
+    if sub.op is None or sub.op.name != "sub" or not isinstance(sub.children[1], Constant):
+        return None
+    x = sub.children[0]
+    if not isinstance(x, Input):
+        return None
+    return (x.name or "x", float(sub.children[1]._value), float(n.children[1]._value))  # type: ignore[arg-type]
+
+
+def _affine(n: Node) -> tuple[dict[str, float], float] | None:
+    """An add of weighted (standardised) inputs and numbers, as raw-input coefficients and a constant."""
+    if n.op is None or n.op.name != "add":
+        return None
+    coefs: dict[str, float] = {}
+    const, standardized = 0.0, False
+    for t in n.children:
+        if isinstance(t, (Parameter, Constant)):
+            const += float(t._value)  # type: ignore[arg-type]
+            continue
+        if t.op is None or t.op.name != "mul" or len(t.children) != 2:
+            return None
+        w, x = t.children
+        if not isinstance(w, (Parameter, Constant)):
+            w, x = x, w
+        if not isinstance(w, (Parameter, Constant)):
+            return None
+        wv = float(w._value)  # type: ignore[arg-type]
+        norm = _standardized(x)
+        if norm is not None:
+            name, mean, std = norm
+            coefs[name] = coefs.get(name, 0.0) + wv / std
+            const -= wv * mean / std
+            standardized = True
+        elif isinstance(x, Input):
+            coefs[x.name or "x"] = coefs.get(x.name or "x", 0.0) + wv
+        else:
+            return None
+    return (coefs, const) if standardized else None
+
+
+def _print_affine(coefs: dict[str, float], const: float, precision: int, fmt: str) -> tuple[str, int]:
+    latex = fmt == "latex"
+    times = r" \cdot " if latex else " * "
+    parts = [(number(c, precision), latex_name(x) if latex else x) for x, c in coefs.items()]
+    parts.append((number(const, precision), ""))
+    out = ""
+    for c, x in parts:
+        if c == "0" and (x == "" or len(parts) > 1):
+            continue  # a zero constant, or a weight that rounds to zero, says nothing
+        term = f"{c.lstrip('-')}{times}{x}" if x else c.lstrip("-")
+        if not out:
+            out = ("-" if c.startswith("-") else "") + term
+        else:
+            out += (" - " if c.startswith("-") else " + ") + term
+    return (out or "0", 1)
 
 
 def _wrap(s: tuple[str, int], prec: int, latex: bool, strict: bool = False) -> str:
