@@ -280,3 +280,21 @@ def test_a_loss_that_does_not_go_down_is_a_warning(tmp_path: Path) -> None:
 def test_version() -> None:
     result = run("--version")
     assert result.exit_code == 0 and result.output.startswith("treegrad ")
+
+
+def test_a_row_the_model_cannot_evaluate_is_named_by_its_line(tmp_path: Path) -> None:
+    spec = tmp_path / "logx.yaml"
+    spec.write_text("inputs: [x]\noutput: {mul: [param, {log: x}]}\ntarget: y\ntraining: {epochs: 2}\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,2\n2,3\n-1,4\n3,3\n")
+    for split in ("0", "0.25"):  # the bad row in the training part, then (seeded) in the validation part
+        result = run(
+            "train", str(spec), "--data", str(bad), "--out", str(tmp_path / "m.json"), "-q", "--validation-split", split
+        )
+        assert result.exit_code == 1, result.output
+        assert "bad.csv, line 4" in result.output and "'log'" in result.output
+    good = tmp_path / "good.csv"
+    good.write_text("x,y\n1,2\n2,3\n3,3\n")
+    assert run("train", str(spec), "--data", str(good), "--out", str(tmp_path / "m.json"), "-q").exit_code == 0
+    result = run("predict", str(tmp_path / "m.json"), "--data", str(bad))
+    assert result.exit_code == 1 and "bad.csv, line 4: cannot evaluate 'log'" in result.output

@@ -81,8 +81,8 @@ def test_predict_many_compiles_on_first_use_and_reports_domain_errors() -> None:
 
     model = Log([Input("x")])
     assert predict_many(model, [[math.e]]) == [pytest.approx(1.0)]
-    with pytest.raises(ModelError, match="cannot be evaluated"):
-        predict_many(model, [[-1.0]])
+    with pytest.raises(ModelError, match=r"row 2: cannot evaluate 'log' at \[-1.0\]"):
+        predict_many(model, [[1.0], [-1.0]])
 
 
 # ----------------------------------------------------------------- whole training runs

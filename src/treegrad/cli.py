@@ -285,11 +285,11 @@ def predict(
     if values and data:
         raise typer.BadParameter("give either VALUES or --data, not both")
     if data:
-        from .data import input_rows, to_csv
+        from .data import input_rows, row_place, to_csv
 
         table = workflow.model_table(loaded.record, data)
         rows = input_rows(table, list(rec.inputs))
-        results = workflow.predict(loaded, rows)
+        results = workflow.predict(loaded, rows, lambda i: row_place(table.source, i))
         if as_json:
             out.print_json(_json(results))
             return

@@ -274,18 +274,27 @@ def program(graph: Graph) -> Program:
     return prog
 
 
-def predict_many(model: Node, rows: Sequence[Sequence[float]]) -> list[Any]:
-    """Outputs of a compiled model for many rows at once, by the generated code."""
-    g = model.graph
-    if g is None:
-        model.compile()
-        g = model.graph
-    assert g is not None
+def predict_many(
+    model: Node, rows: Sequence[Sequence[float]], describe_row: Callable[[int], str] | None = None
+) -> list[Any]:
+    """Outputs of a compiled model for many rows at once, by the generated code.
+
+    If a row cannot be evaluated (the log of a negative input), the ModelError names the
+    row (`describe_row(i)`, by default "row i+1") and the op, found with the reference evaluator.
+    """
+    from .errors import ModelError
+
+    g = model.compiled_graph
     prog = program(g)
     fn = prog.predict_fn()
     try:
         return fn(g.param_values(), prog.constant_values(), rows)
     except (ArithmeticError, ValueError) as e:
-        from .errors import ModelError
-
-        raise ModelError(f"the model cannot be evaluated on these inputs: {e}") from None
+        first_error = e
+    for i, row in enumerate(rows):  # the slow path, only to say where it failed
+        try:
+            g.predict(row)
+        except ModelError as e:
+            where = describe_row(i) if describe_row else f"row {i + 1}"
+            raise ModelError(f"{where}: {e}") from None
+    raise ModelError(f"the model cannot be evaluated on these inputs: {first_error}")

@@ -354,7 +354,7 @@ def read_csv(path: Path, source: str | None = None) -> Table:
 # --- from a table to inputs and targets ----------------------------------------------
 
 
-def _where(source: str, i: int) -> str:
+def row_place(source: str, i: int) -> str:
     """Where row i (0-based) of a table is, in words a user can find in the file."""
     if _generated_name(source) is not None:
         return f"{source}, row {i + 1}"
@@ -427,7 +427,7 @@ def _numbers(table: Table, idx: list[int]) -> list[list[float]]:
             v = row[j]
             if isinstance(v, str) or not math.isfinite(v):
                 raise DataError(
-                    f"{_where(table.source, i)}, column '{table.columns[j]}': the input {_bad_number(v)}; "
+                    f"{row_place(table.source, i)}, column '{table.columns[j]}': the input {_bad_number(v)}; "
                     "fix or remove that row"
                 )
             x.append(float(v))
@@ -459,11 +459,11 @@ def _labels(raw: list[Cell], source: str) -> list[str]:
     for i, v in enumerate(raw):
         text = label_text(v)
         if text == "":
-            raise DataError(f"{_where(source, i)}: the target is empty; give every row a label")
+            raise DataError(f"{row_place(source, i)}: the target is empty; give every row a label")
         bad = unprintable(text)
         if bad is not None:
             raise DataError(
-                f"{_where(source, i)}: the label {escaped(_clip(text))!r} holds {describe_char(bad)}; "
+                f"{row_place(source, i)}: the label {escaped(_clip(text))!r} holds {describe_char(bad)}; "
                 "labels are printed, so remove it"
             )
         out.append(text)
@@ -493,7 +493,7 @@ def encode_targets(
                     if v == ""
                     else "a regression target must be a number (for labels, use a sigmoid or softmax output)"
                 )
-                raise DataError(f"{_where(where, i)}: the target {_bad_number(v)}; {hint}")
+                raise DataError(f"{row_place(where, i)}: the target {_bad_number(v)}; {hint}")
             values.append(float(v))
         if training and all(v == values[0] for v in values):
             raise DataError(
@@ -512,7 +512,7 @@ def encode_targets(
         for i, text in enumerate(labels):
             if text not in known:
                 raise DataError(
-                    f"{_where(where, i)}: the label '{_clip(text)}' is not one of the known classes "
+                    f"{row_place(where, i)}: the label '{_clip(text)}' is not one of the known classes "
                     f"({', '.join(classes)}); fix the label or the list of classes"
                 )
     if kind == "binary":
@@ -538,6 +538,22 @@ def encode_targets(
     return [index[text] for text in labels], classes
 
 
+def split_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(training rows, validation rows) of n rows: a seeded shuffle with its last `fraction` held out.
+
+    With fraction > 0 and two rows or more, each side gets at least one row.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"the validation fraction is {fraction}; it must be at least 0 and below 1, e.g. 0.2")
+    order = list(range(n))
+    stream(seed, "split").shuffle(order)
+    n_val = round(n * fraction)
+    if fraction > 0.0:
+        n_val = max(n_val, 1)
+    n_val = min(n_val, max(n - 1, 0))
+    return order[: n - n_val], order[n - n_val :]
+
+
 def split(
     X: list[list[float]], y: list[Any], fraction: float, seed: int
 ) -> tuple[list[list[float]], list[Any], list[list[float]], list[Any]]:
@@ -545,17 +561,8 @@ def split(
 
     With fraction > 0 and two rows or more, each side gets at least one row.
     """
-    if not 0.0 <= fraction < 1.0:
-        raise DataError(f"the validation fraction is {fraction}; it must be at least 0 and below 1, e.g. 0.2")
     assert len(X) == len(y), "inputs and targets must have the same number of rows"
-    n = len(X)
-    order = list(range(n))
-    stream(seed, "split").shuffle(order)
-    n_val = round(n * fraction)
-    if fraction > 0.0:
-        n_val = max(n_val, 1)
-    n_val = min(n_val, max(n - 1, 0))
-    train, val = order[: n - n_val], order[n - n_val :]
+    train, val = split_indices(len(X), fraction, seed)
     return [X[i] for i in train], [y[i] for i in train], [X[i] for i in val], [y[i] for i in val]
 
 

@@ -109,6 +109,7 @@ def fit(
     patience: int | None = None,
     callback: Callback | None = None,
     engine: str = "compiled",
+    describe_sample: Callable[[int], str] | None = None,
 ) -> History:
     """Train a model; return the per-epoch mean training loss.
 
@@ -121,7 +122,8 @@ def fit(
 
     An op that cannot be evaluated (the log of a negative input) stops training with a
     TrainingError naming the epoch, the sample and the op; values that overflow or become
-    NaN stop it as divergence.
+    NaN stop it as divergence. `describe_sample(i)` says where sample i came from (a line of
+    a file); by default it is "sample i".
     """
     if model.graph is None:
         model.compile()
@@ -171,7 +173,7 @@ def fit(
         try:
             total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate)
         except SampleFailure as failure:
-            raise _failure_error(graph, epoch, failure, X) from None
+            raise _failure_error(graph, epoch, failure, X, describe_sample) from None
         except (ArithmeticError, ValueError):
             total = math.nan  # from plain numbers in the vectorized code (a division by a parameter at 0)
         mean = total / len(X)
@@ -183,7 +185,7 @@ def fit(
             try:
                 scalar_epoch(list(P), C, [list(s) for s in S], list(STEP), X, T, idx, learning_rate)
             except SampleFailure as failure:
-                raise _failure_error(graph, epoch, failure, X) from None
+                raise _failure_error(graph, epoch, failure, X, describe_sample) from None
         raise _diverged(epoch, "the loss became NaN or infinite")
 
     rng = random.Random(seed)
@@ -234,14 +236,20 @@ def _diverged(epoch: int, what: str, sample: int | None = None) -> TrainingError
     )
 
 
-def _failure_error(graph: Graph, epoch: int, failure: SampleFailure, X: list[list[float]]) -> TrainingError:
+def _failure_error(
+    graph: Graph,
+    epoch: int,
+    failure: SampleFailure,
+    X: list[list[float]],
+    describe_sample: Callable[[int], str] | None = None,
+) -> TrainingError:
     """The error for an epoch stopped by a math error at a sample: divergence if a value
     overflowed or was infinite already, else the op evaluated outside its domain, named."""
     error = failure.error
     # The reference evaluator reports the math error as a ModelError raised while handling it.
     cause = error.__context__ if isinstance(error, ModelError) and error.__context__ is not None else error
     found = _find_failing_op(graph, failure.params, X[failure.index])
-    where = f"sample {failure.index}"
+    where = describe_sample(failure.index) if describe_sample else f"sample {failure.index}"
     detail = found[0] if found else str(cause)
     finite = all(math.isfinite(v) for v in failure.params + (found[2] if found else []))
     if isinstance(cause, OverflowError) or not finite:

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import __version__
 from .compiled import predict_many, program
-from .data import Table
+from .data import Table, encode_targets, load_data, row_place, select, split_indices, standardize_stats
 from .errors import DataError, SpecError, TrainingError
 from .fit import History, fit
 from .modelfile import FORMAT, VERSION, DataInfo, HistoryInfo, ModelRecord, Task
@@ -76,7 +76,6 @@ def _targets(
     spec: Any, kind: str, raw: list[Any], source: str, classes: list[str] | None
 ) -> tuple[list[Any], list[str] | None]:
     from .build import output_count
-    from .data import encode_targets
 
     y, found = encode_targets(raw, kind, classes, source=source)
     k = output_count(spec)
@@ -96,8 +95,6 @@ def _targets(
 def spec_table(spec: Any, spec_path: Path, data: str | None) -> Table:
     """The data for a spec: `data` (a dataset name, or a path from the current folder),
     else the spec's own `data:` (a path from the spec's folder)."""
-    from .data import load_data
-
     if data is not None:
         return load_data(data, base_dir=Path.cwd())
     if spec.data:
@@ -115,8 +112,6 @@ def model_table(record: ModelRecord, data: str | None = None) -> Table:
     points in train, eval, predict, plot and trace. A training source that is a relative
     path was relative to the current folder or to the spec's folder: both are tried.
     """
-    from .data import load_data
-
     if data is not None:
         return load_data(data, base_dir=Path.cwd())
     try:
@@ -143,6 +138,8 @@ class Prepared:
     rows: int
     train: tuple[list[list[float]], list[Any]]
     validation: tuple[list[list[float]], list[Any]]
+    train_rows: list[int]  # for each training sample, its row in the table (to name it in errors)
+    validation_rows: list[int]
     stats: dict[str, tuple[float, float]] | None
     root: Any
     loss: str
@@ -163,7 +160,6 @@ def prepare(
     training starts.
     """
     from .build import build_model, loss_name, task_kind
-    from .data import load_data, select, split, standardize_stats
 
     spec, text = load_spec_file(spec_path)
     settings = training_settings(spec, overrides or {})
@@ -179,7 +175,9 @@ def prepare(
     kind = task_kind(spec)
     X, raw, tname = select(table, list(spec.inputs), target or spec.target)
     y, classes = _targets(spec, kind, raw, table.source, spec.classes)
-    Xtr, ytr, Xva, yva = split(X, y, settings.validation_split, settings.seed)
+    train_rows, val_rows = split_indices(len(X), settings.validation_split, settings.seed)
+    Xtr, ytr = [X[i] for i in train_rows], [y[i] for i in train_rows]
+    Xva, yva = [X[i] for i in val_rows], [y[i] for i in val_rows]
     if not Xtr:
         raise DataError(f"{table.source}: no rows left for training after the validation split")
     stats = standardize_stats(Xtr, list(spec.inputs)) if settings.normalize else None
@@ -201,6 +199,8 @@ def prepare(
         len(X),
         (Xtr, ytr),
         (Xva, yva),
+        train_rows,
+        val_rows,
         stats,
         root,
         loss_name(spec),
@@ -272,6 +272,10 @@ def run(
                 pass
         progress(epoch, train_loss, val_loss, extra)
 
+    def place(rows: list[int]) -> Callable[[int], str]:
+        """Where sample i of a split is in the data, for messages: 'data.csv, line 7'."""
+        return lambda i: row_place(prep.source, rows[i])
+
     if progress is not None:
         progress(0, math.nan, None, {})  # training starts now
     t0 = time.perf_counter()
@@ -289,14 +293,15 @@ def run(
         validation=(Xva, yva) if Xva else None,
         patience=prep.patience,
         callback=on_epoch,
+        describe_sample=place(prep.train_rows),
     )
     seconds = time.perf_counter() - t0
     if hist.interrupted and not (checkpoint and hist):
         # With no complete epoch there is no trained model to keep, checkpoint or not.
         raise KeyboardInterrupt
-    metrics = {"train": evaluate_rows(root, kind, prep.loss, Xtr, ytr)}
+    metrics = {"train": evaluate_rows(root, kind, prep.loss, Xtr, ytr, place(prep.train_rows))}
     if Xva:
-        metrics["validation"] = evaluate_rows(root, kind, prep.loss, Xva, yva)
+        metrics["validation"] = evaluate_rows(root, kind, prep.loss, Xva, yva, place(prep.validation_rows))
     record = ModelRecord(
         format=FORMAT,
         version=VERSION,
@@ -459,9 +464,11 @@ def decode(record: ModelRecord, out: Any) -> dict[str, Any]:
     return {"prediction": float(out)}
 
 
-def predict(loaded: Loaded, rows: Sequence[Sequence[float]]) -> list[dict[str, Any]]:
+def predict(
+    loaded: Loaded, rows: Sequence[Sequence[float]], describe_row: Callable[[int], str] | None = None
+) -> list[dict[str, Any]]:
     """Decoded predictions for rows of raw input values (in input order)."""
-    return [decode(loaded.record, o) for o in predict_many(loaded.root, rows)]
+    return [decode(loaded.record, o) for o in predict_many(loaded.root, rows, describe_row)]
 
 
 def with_predictions(table: Table, results: list[dict[str, Any]]) -> Table:
@@ -523,12 +530,19 @@ def accuracy(kind: str, outputs: Sequence[Any], y: Sequence[Any]) -> float:
     return right / len(y)
 
 
-def evaluate_rows(root: Any, kind: str, loss: str, X: Sequence[Sequence[float]], y: Sequence[Any]) -> dict[str, Any]:
+def evaluate_rows(
+    root: Any,
+    kind: str,
+    loss: str,
+    X: Sequence[Sequence[float]],
+    y: Sequence[Any],
+    describe_row: Callable[[int], str] | None = None,
+) -> dict[str, Any]:
     """Loss and metrics of a model on rows: accuracy and a confusion matrix for classifiers,
     MSE/MAE/R² for regression."""
     from .losses import LOSSES
 
-    outs = predict_many(root, X)
+    outs = predict_many(root, X, describe_row)
     k = len(root.compiled_graph.elements)
     fn = LOSSES[loss].fn(k)
     total = sum(fn(o if isinstance(o, list) else [o], t)[0] for o, t in zip(outs, y))
@@ -553,8 +567,6 @@ def evaluate_rows(root: Any, kind: str, loss: str, X: Sequence[Sequence[float]],
 
 def evaluate(loaded: Loaded, table: Any, target: str | None = None) -> dict[str, Any]:
     """Loss and metrics of a saved model on a table that has the target column."""
-    from .data import encode_targets, select
-
     rec = loaded.record
     X, raw, _ = select(table, list(rec.inputs), target or rec.data.target)
     y, _ = encode_targets(raw, rec.task, rec.classes, source=table.source, training=False)
