@@ -21,7 +21,7 @@ from typing import Any
 from .graph import Graph
 from .losses import Loss
 from .nodes import Constant, Leaf, Node, Output, Parameter, Softmax
-from .ops import NAMESPACE, WIDE, softmax_code, softmax_grad_code
+from .ops import NAMESPACE, softmax_code, softmax_grad_code, wide_sum
 from .optim import Optimizer
 
 
@@ -145,16 +145,13 @@ class Program:
                 continue
             parts = contribs.pop(id(n), ["0.0"])
             if isinstance(n, Parameter):
-                if len(parts) > WIDE:
-                    lines += _sum_into(f"g{i}", parts)
-                    parts = [f"g{i}"]
-                param_grads[id(n)] = " + ".join(parts)
+                param_grads[id(n)] = wide_sum(parts)
                 continue
             if len(parts) == 1 and is_name(parts[0]):
                 gname = parts[0]
             else:
                 gname = f"g{i}"
-                lines += _sum_into(gname, parts)
+                lines.append(f"{gname} = {wide_sum(parts)}")
             assert n.op is not None
             args = [self.names[id(c)] for c in n.children]
             for k, c in enumerate(n.children):
@@ -245,14 +242,6 @@ class Program:
     def constant_values(self) -> list[float]:
         """The constants' values, in the order of the `c0, c1, ...` variables (the argument C)."""
         return [float(c._value) for c in self.constants]  # type: ignore[arg-type]
-
-
-def _sum_into(name: str, parts: Sequence[str]) -> list[str]:
-    """`name = a + b + ...`; with many parts one `+=` per part, the same sum without an
-    expression nested too deep for Python's compiler (a node with thousands of parents)."""
-    if len(parts) <= WIDE:
-        return [f"{name} = {' + '.join(parts)}"]
-    return [f"{name} = {parts[0]}", *(f"{name} += {part}" for part in parts[1:])]
 
 
 def _indent(lines: list[str]) -> list[str]:

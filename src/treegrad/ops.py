@@ -107,7 +107,8 @@ def _args(n: int) -> list[str]:
 WIDE = 100
 
 
-def _sum(args: Sequence[str]) -> str:
+def wide_sum(args: Sequence[str]) -> str:
+    """The expression adding `args` left to right, flat however many there are (see WIDE)."""
     return " + ".join(args) if len(args) <= WIDE else f"sum(({', '.join(args[1:])},), {args[0]})"
 
 
@@ -117,7 +118,7 @@ def _product_except(args: Sequence[str], i: int) -> str:
 
 
 _OPS = [
-    Op("add", "Add", None, _sum, lambda a, o, i: "1.0", "sum of its arguments", infix=" + ", latex=" + ", prec=1),
+    Op("add", "Add", None, wide_sum, lambda a, o, i: "1.0", "sum of its arguments", infix=" + ", latex=" + ", prec=1),
     Op(
         "sub",
         "Subtract",

@@ -35,7 +35,7 @@ from .compiled import is_name, times
 from .graph import Graph
 from .losses import Loss
 from .nodes import Constant, Input, Leaf, Node, Output, Parameter
-from .ops import NAMESPACE, WIDE, Op, softmax_array_code, softmax_grad_array_code
+from .ops import NAMESPACE, Op, softmax_array_code, softmax_grad_array_code, wide_sum
 from .optim import Optimizer
 
 # One NumPy statement on a small batch (~1.1 us) costs about what 37 scalar operations of the
@@ -442,7 +442,7 @@ def _write(low: _Lowering, order: list[_Unit], graph: Graph, loss: Loss, opt: Op
             body += back.unit(u, inputs.get(u.name, ""), reads.get(u.name))
     for k in scalars:
         parts = back.params.pop(k, [])
-        body.append(f"gp{k} = ({_plus(parts)}).sum()" if parts else f"gp{k} = 0.0")
+        body.append(f"gp{k} = ({wide_sum(parts)}).sum()" if parts else f"gp{k} = 0.0")
 
     body += list(opt.prelude)
     for v, _ in arrays:
@@ -508,19 +508,19 @@ class _Backward:
         if not scatter and not cols:
             if len(full) == 1:
                 return [], full[0]
-            return [f"{name} = {_plus(full) if full else f'np.zeros((nb, {u.width}))'}"], name
+            return [f"{name} = {wide_sum(full) if full else f'np.zeros((nb, {u.width}))'}"], name
         if not full and not scatter and len(cols) == u.width:
-            sums = [_plus(cols[j]) for j in range(u.width)]
+            sums = [wide_sum(cols[j]) for j in range(u.width)]
             if u.width == 1:
                 return [f"{name} = ({sums[0]})[:, None]"], name
             return [f"{name} = np.stack(({', '.join(sums)},), axis=1)"], name
         if full:
-            start = _plus(full) if len(full) > 1 else f"{full[0]}.copy()"
+            start = wide_sum(full) if len(full) > 1 else f"{full[0]}.copy()"
         else:
             start = f"np.zeros((nb, {u.width}))"
         lines = [f"{name} = {start}"]
         lines += [f"{name}[:, {ix}] += {g}" for ix, g in scatter]
-        lines += [f"{name}[:, {j}] += {_plus(parts)}" for j, parts in sorted(cols.items())]
+        lines += [f"{name}[:, {j}] += {wide_sum(parts)}" for j, parts in sorted(cols.items())]
         return lines, name
 
     def unit(self, u: _Unit, a: str, how: str | None) -> list[str]:
@@ -536,7 +536,7 @@ class _Backward:
                 g = parts[0]
             else:
                 g = f"g{u.name[1:]}"
-                lines.append(f"{g} = {_plus(parts)}")
+                lines.append(f"{g} = {wide_sum(parts)}")
             assert n.op is not None
             args = [low.expr(c) for c in n.children]
             for k, c in enumerate(n.children):
@@ -560,9 +560,3 @@ class _Backward:
             lines.append(f"dA{tag} = {d} @ W{tag}.T")
             self.send_array(u.acts, f"dA{tag}", how)
         return lines
-
-
-def _plus(parts: Sequence[str]) -> str:
-    """The sum of `parts`, left to right; past WIDE parts as `sum((b, c, ...), a)`, since a long
-    `a + b + ...` nests as deep as it is long and Python's compiler gives up at a few thousand."""
-    return " + ".join(parts) if len(parts) <= WIDE else f"sum(({', '.join(parts[1:])},), {parts[0]})"
