@@ -17,6 +17,7 @@ from .errors import ModelError, TrainingError
 from .graph import Graph
 from .losses import LOSSES, Loss
 from .nodes import Leaf, Node, Output
+from .ops import OPS
 from .optim import OPTIMIZERS, Optimizer
 from .vectorized import VectorizedEpoch, vectorized_epoch_fn
 
@@ -258,7 +259,7 @@ def _failure_error(
         message = f"epoch {epoch}, {where}: the model cannot be evaluated there ({detail})"
     else:
         text, op, args, slope = found
-        message = f"epoch {epoch}, {where}: {text} — {_domain_advice(op, args, slope)}"
+        message = f"epoch {epoch}, {where}: {text} — {OPS[op].domain_advice(args, slope)}"
     return TrainingError(message, sample=failure.index)
 
 
@@ -291,23 +292,6 @@ def _find_failing_op(graph: Graph, params: list[float], row: list[float]) -> tup
         return None
     finally:
         graph.set_param_values(saved)
-
-
-def _domain_advice(op: str, args: list[float], slope: bool) -> str:
-    """What an op outside its domain means, and how to guard against it."""
-    if op == "log":
-        what = "zero" if args[0] == 0.0 else "a negative number"
-        return f"the model takes the log of {what}; check the data or guard the argument (e.g. log(abs(x) + 1))"
-    if op == "div":
-        return "the model divides by zero; check the data or guard the divisor (e.g. x / (abs(d) + 1))"
-    if op == "pow" and args[0] < 0.0:
-        return (
-            "the model raises a negative number to a fractional power; check the data or guard the base (e.g. abs(x))"
-        )
-    if op == "pow":
-        what = "the slope of a fractional power is infinite" if slope else "a negative power is infinite"
-        return f"{what} at zero; keep the base away from zero (e.g. abs(x) + 1)"
-    return f"'{op}' is not defined there; check the data or guard its argument"
 
 
 def _reference_epoch(graph: Graph, loss: Loss, opt: Optimizer, batched: bool) -> Callable[..., float]:

@@ -38,6 +38,8 @@ SIGMOID_FLOOR = -700.0
 
 Code = Callable[[Sequence[str]], str]
 Deriv = Callable[[Sequence[str], str, int], str]
+# (argument values, whether it was the derivative that failed) -> what that means and what to do
+Advice = Callable[[Sequence[float], bool], str]
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Op:
     constant_args: tuple[int, ...] = field(default=())
     np_value: Code | None = None  # None: `value` works on arrays as it is
     np_deriv: Deriv | None = None  # None: `deriv` works on arrays as it is
+    domain: Advice | None = None  # for an op defined on part of the numbers: why it failed, what to do
 
     def check_arity(self, n: int) -> str | None:
         """None if `n` arguments fit this op, else a sentence saying what fits."""
@@ -71,6 +74,12 @@ class Op:
             what = "one argument" if self.arity == 1 else f"{self.arity} arguments"
             return f"'{self.name}' takes {what}, got {n}"
         return None
+
+    def domain_advice(self, args: Sequence[float], slope: bool = False) -> str:
+        """What evaluating this op at `args` failing means, and how to guard against it."""
+        if self.domain is not None:
+            return self.domain(args, slope)
+        return f"'{self.name}' is not defined there; check the data or guard its argument"
 
     def array_value(self, args: Sequence[str]) -> str:
         """The value as an expression over NumPy arrays (elementwise)."""
@@ -150,6 +159,9 @@ _OPS = [
         "first argument divided by the second",
         infix=" / ",
         prec=2,
+        domain=lambda v, slope: (
+            "the model divides by zero; check the data or guard the divisor (e.g. x / (abs(d) + 1))"
+        ),
     ),
     Op("neg", "Negate", 1, lambda a: f"-{a[0]}", lambda a, o, i: "-1.0", "minus its argument", prec=3),
     Op(
@@ -162,6 +174,12 @@ _OPS = [
         infix="^",
         prec=4,
         constant_args=(1,),
+        domain=lambda v, slope: (
+            "the model raises a negative number to a fractional power; check the data or guard the base (e.g. abs(x))"
+            if v[0] < 0.0
+            else ("the slope of a fractional power is infinite" if slope else "a negative power is infinite")
+            + " at zero; keep the base away from zero (e.g. abs(x) + 1)"
+        ),
     ),
     Op(
         "relu",
@@ -202,6 +220,10 @@ _OPS = [
         lambda a, o, i: f"(1.0 / {a[0]})",
         "natural logarithm (x > 0)",
         latex=r"\log",
+        domain=lambda v, slope: (
+            f"the model takes the log of {'zero' if v[0] == 0.0 else 'a negative number'}; "
+            "check the data or guard the argument (e.g. log(abs(x) + 1))"
+        ),
     ),
     Op(
         "abs",
