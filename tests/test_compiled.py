@@ -273,10 +273,14 @@ def test_the_program_is_cached_per_graph() -> None:
 
 def test_one_rule_for_what_is_a_plain_name_in_generated_code() -> None:
     # compiled.py and vectorized.py each had an `_is_name`, with different rules ("GZ" was a
-    # name to one and not to the other); both evaluators now share one, and one `times`.
+    # name to one and not to the other); both evaluators now share one (through `gather`,
+    # which names a node's gradient), and one `times`.
     from treegrad import compiled, vectorized
 
-    assert vectorized.is_name is compiled.is_name and vectorized.times is compiled.times
+    assert vectorized.gather is compiled.gather and vectorized.times is compiled.times
+    assert not hasattr(vectorized, "_is_name") and getattr(vectorized, "is_name", compiled.is_name) is compiled.is_name
+    assert compiled.gather(["g3"], "g9") == ("g3", [])
+    assert compiled.gather(["g3 * v2", "-g4"], "g9") == ("g9", ["g9 = g3 * v2 + -g4"])
     cases = ["v12", "GZ", "go0", "g3 * v2", "-g3", "(1.0 / a0)", "Z1[:, 0]", "1.0"]
     assert [compiled.is_name(e) for e in cases] == [True, True, True, False, False, False, False, False]
     assert [compiled.times("g1", d) for d in ["1.0", "-1.0", "v3", "(1.0 / a0)", "v1 * v2"]] == [

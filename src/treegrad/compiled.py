@@ -147,11 +147,8 @@ class Program:
             if isinstance(n, Parameter):
                 param_grads[id(n)] = wide_sum(parts)
                 continue
-            if len(parts) == 1 and is_name(parts[0]):
-                gname = parts[0]
-            else:
-                gname = f"g{i}"
-                lines.append(f"{gname} = {wide_sum(parts)}")
+            gname, summed = gather(parts, f"g{i}")
+            lines += summed
             assert n.op is not None
             args = [self.names[id(c)] for c in n.children]
             for k, c in enumerate(n.children):
@@ -242,6 +239,17 @@ class Program:
     def constant_values(self) -> list[float]:
         """The constants' values, in the order of the `c0, c1, ...` variables (the argument C)."""
         return [float(c._value) for c in self.constants]  # type: ignore[arg-type]
+
+
+def gather(parts: Sequence[str], name: str) -> tuple[str, list[str]]:
+    """A node's gradient from what its parents sent: (its name, the statements to compute it).
+
+    One part that is already a plain name is reused as is (no statement), so a chain of
+    derivative-1 edges costs nothing; otherwise `name` = the parts summed in order.
+    """
+    if len(parts) == 1 and is_name(parts[0]):
+        return parts[0], []
+    return name, [f"{name} = {wide_sum(parts)}"]
 
 
 def _indent(lines: list[str]) -> list[str]:

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .compiled import is_name, times
+from .compiled import gather, times
 from .graph import Graph
 from .losses import Loss
 from .nodes import Constant, Input, Leaf, Node, Output, Parameter
@@ -531,12 +531,7 @@ class _Backward:
             parts = self.node.pop(id(n), [])
             if not parts:
                 return []
-            lines: list[str] = []
-            if len(parts) == 1 and is_name(parts[0]):
-                g = parts[0]
-            else:
-                g = f"g{u.name[1:]}"
-                lines.append(f"{g} = {wide_sum(parts)}")
+            g, lines = gather(parts, f"g{u.name[1:]}")
             assert n.op is not None
             args = [low.expr(c) for c in n.children]
             for k, c in enumerate(n.children):
