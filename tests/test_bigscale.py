@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from treegrad import Input, Multiply, Negate, Parameter, Tanh
-from treegrad.spec import MAX_BYTES
+from treegrad.specfile import MAX_BYTES
 
 resource = pytest.importorskip("resource")  # ru_maxrss: POSIX only
 

@@ -12,20 +12,12 @@ import math
 import random
 from typing import Any, Literal
 
+from .analysis import arguments
 from .errors import ModelError, SpecError
 from .nodes import OPERATIONS, Constant, Divide, Input, Linear, Node, Output, Parameter, Softmax, Subtract
 from .seeds import stream
-from .spec import (
-    DenseLayer,
-    LinearCall,
-    LinearLayer,
-    OpCall,
-    ParamCall,
-    SoftmaxCall,
-    Spec,
-    SpecPath,
-    arguments,
-)
+from .spec import DenseLayer, LinearCall, LinearLayer, OpCall, ParamCall, SoftmaxCall, Spec
+from .specfile import SpecPath
 
 
 def loss_name(spec: Spec) -> str:
