@@ -42,7 +42,8 @@ from treegrad.modelfile import load_graph, read
 from treegrad.spec import CALLS, parse_spec
 from treegrad.workflow import parse_values
 
-EXAMPLES = int(os.environ.get("TREEGRAD_FUZZ_EXAMPLES", "200"))  # raise it for a deeper run by hand
+# 50 examples per fuzzer on every run; `TREEGRAD_FUZZ_EXAMPLES=3000 pytest tests/test_fuzz.py` digs deeper
+EXAMPLES = int(os.environ.get("TREEGRAD_FUZZ_EXAMPLES", "50"))
 SECONDS_PER_EXAMPLE = 10
 
 FUZZ = settings(
