@@ -320,7 +320,7 @@ def _check_loss_and_labels(spec: Spec, kind: str, count: int) -> None:
                 "outputs; give one class per output",
             )
         if kind != "softmax":
-            if spec.loss != "bce":
+            if spec.loss is None or LOSSES[spec.loss].task != "binary":
                 raise spec.error(
                     ("classes",),
                     "a list of classes is for classifiers (a softmax output, or loss: bce); remove it for a regression",

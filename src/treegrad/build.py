@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Literal
+from typing import Any
 
 from .analysis import arguments
 from .errors import ModelError, SpecError
+from .losses import LOSSES, TaskKind, default_loss
 from .nodes import OPERATIONS, Constant, Divide, Input, Linear, Node, Output, Parameter, Softmax, Subtract
 from .seeds import stream
 from .spec import DenseLayer, LinearCall, LinearLayer, OpCall, ParamCall, SoftmaxCall, Spec
@@ -21,20 +22,15 @@ from .specfile import SpecPath
 
 
 def loss_name(spec: Spec) -> str:
-    """The spec's loss, or its default: cross_entropy for a softmax output, else mse."""
+    """The spec's loss, or the default for its output (`losses.default_loss`)."""
     if spec.loss is not None:
         return spec.loss
-    return "cross_entropy" if spec.analysis.output_kind == "softmax" else "mse"
-
-
-TaskKind = Literal["regression", "binary", "classes"]
+    return default_loss(spec.analysis.output_kind == "softmax")
 
 
 def task_kind(spec: Spec) -> TaskKind:
-    """What the model learns: "classes" (a softmax), "binary" (loss bce) or "regression"."""
-    if spec.analysis.output_kind == "softmax":
-        return "classes"
-    return "binary" if loss_name(spec) == "bce" else "regression"
+    """What the model learns, as its loss says: "regression", "binary" or "classes"."""
+    return LOSSES[loss_name(spec)].task
 
 
 def output_count(spec: Spec) -> int:

@@ -419,7 +419,7 @@ def show(
 def _tree(root: Any, precision: int) -> Any:
     from rich.tree import Tree
 
-    from .nodes import Constant, Input, Output, Parameter, Softmax
+    from .nodes import Constant, Input, Output, Parameter
     from .printers import number
 
     g = root.compiled_graph
@@ -435,10 +435,8 @@ def _tree(root: Any, precision: int) -> Any:
             return f"[cyan]{_escape(n.name or '')} = {number(n.value, precision)}[/]"
         if isinstance(n, Constant):
             return number(n.value, precision)
-        if isinstance(n, Softmax):
-            return "[bold]softmax[/]"
         if isinstance(n, Output):
-            return "[bold]output[/]"
+            return f"[bold]{n.kind}[/]"
         return f"[bold]{n.op.name}[/]"
 
     names = {id(n): f"#{i}" for i, n in enumerate(g.order)}

@@ -20,7 +20,7 @@ from typing import Any
 
 from .graph import Graph
 from .losses import Loss
-from .nodes import Constant, Leaf, Node, Output, Parameter, Softmax
+from .nodes import Constant, Leaf, Node, Output, Parameter
 from .ops import NAMESPACE, softmax_code, softmax_grad_code, wide_sum
 from .optim import Optimizer
 
@@ -109,7 +109,7 @@ class Program:
             if isinstance(n, Leaf):
                 continue
             args = [self.names[id(c)] for c in n.children]
-            if isinstance(n, Softmax):
+            if n.kind == "softmax":
                 lines += softmax_code(args, self.outputs, "_sm")
             elif isinstance(n, Output):
                 continue

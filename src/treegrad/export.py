@@ -3,8 +3,7 @@ of its graph, a simplified formula (sympy), a LaTeX document, or an ONNX model.
 
 Every exporter walks the compiled graph in evaluation order and translates each node
 through the op table (`ops.OPS`): the Python module pastes the op's own value expression,
-as the compiled evaluator does; sympy and ONNX map each op by name in one table here
-(`SYMPY_OPS`, `ONNX_OPS`), and a test checks that both tables cover every op.
+as the compiled evaluator does; sympy and ONNX use the entry's `sympy` and `onnx` forms.
 
 Safety: what a user wrote (input, parameter, class and model names) reaches generated
 Python only as `repr()` string literals, or as argument names when it is a plain ASCII
@@ -18,13 +17,13 @@ import json
 import keyword
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .errors import ModelError, TreegradError
-from .nodes import Constant, Input, Leaf, Node, Output, Parameter, Softmax
+from .nodes import Constant, Input, Leaf, Node, Output, Parameter
 from .ops import NAMESPACE, softmax_code
 from .printers import funcify, number
 from .workflow import Opened
@@ -128,7 +127,7 @@ def python_body(graph: Any) -> tuple[list[str], str]:
         if isinstance(n, Leaf):
             continue
         args = [names[id(c)] for c in n.children]
-        if isinstance(n, Softmax):
+        if n.kind == "softmax":
             outputs = [f"_s{j}" for j in range(len(args))]
             lines += softmax_code(args, outputs, "_sm")
         elif isinstance(n, Output):
@@ -209,20 +208,6 @@ def _dot_string(text: str) -> str:
     return '"' + re.sub(r"[\x00-\x1f\x7f]", " ", text) + '"'
 
 
-def _node_kind(n: Node) -> str:
-    if isinstance(n, Input):
-        return "input"
-    if isinstance(n, Parameter):
-        return "parameter"
-    if isinstance(n, Constant):
-        return "constant"
-    if isinstance(n, Softmax):
-        return "softmax"
-    if isinstance(n, Output):
-        return "output"
-    return "op"
-
-
 _DOT_STYLE = {
     "input": 'shape=box, style="rounded,filled", fillcolor="#d8f0d8"',
     "parameter": 'shape=box, style="rounded,filled", fillcolor="#d8e8f8"',
@@ -244,7 +229,7 @@ def dot_source(root: Node, precision: int = 4) -> str:
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
     for n in g.order:
-        kind = _node_kind(n)
+        kind = n.kind
         if kind == "input":
             label = n.name or "x"
         elif kind == "parameter":
@@ -280,7 +265,7 @@ def graph_dict(model: Opened) -> dict[str, Any]:
     index = {id(n): i for i, n in enumerate(g.order)}
     nodes: list[dict[str, Any]] = []
     for i, n in enumerate(g.order):
-        kind = _node_kind(n)
+        kind = n.kind
         entry: dict[str, Any] = {"id": i, "kind": kind}
         if kind in ("input", "parameter"):
             entry["name"] = n.name
@@ -331,22 +316,6 @@ def latex_document(model: Opened, precision: int = 4) -> str:
 
 # ----------------------------------------------------------------- sympy
 
-# Per op name: the sympy expression of the op applied to sympy arguments `a`.
-SYMPY_OPS: dict[str, Callable[[Any, list[Any]], Any]] = {
-    "add": lambda sp, a: sp.Add(*a),
-    "sub": lambda sp, a: a[0] - a[1],
-    "mul": lambda sp, a: sp.Mul(*a),
-    "div": lambda sp, a: a[0] / a[1],
-    "neg": lambda sp, a: -a[0],
-    "pow": lambda sp, a: a[0] ** a[1],
-    "relu": lambda sp, a: sp.Function("relu")(a[0]),  # kept whole: max(0, x) reads better than a Piecewise
-    "sigmoid": lambda sp, a: sp.Function("sigmoid")(a[0]),  # kept whole: 1/(1 + exp(-x)) expanded is unreadable
-    "tanh": lambda sp, a: sp.tanh(a[0]),
-    "exp": lambda sp, a: sp.exp(a[0]),
-    "log": lambda sp, a: sp.log(a[0]),
-    "abs": lambda sp, a: sp.Abs(a[0]),
-}
-
 
 def _sympy() -> Any:
     try:
@@ -375,7 +344,7 @@ def sympy_exprs(root: Node) -> tuple[list[Any], bool]:
             continue
         else:
             assert n.op is not None
-            expr[id(n)] = SYMPY_OPS[n.op.name](sp, [expr[id(c)] for c in n.children])
+            expr[id(n)] = n.op.sympy(sp, [expr[id(c)] for c in n.children])
     return [expr[id(e)] for e in g.elements], g.is_softmax
 
 
@@ -403,23 +372,6 @@ def simplified(root: Node, precision: int = 4, format: str = "text") -> str:
 
 
 # ----------------------------------------------------------------- ONNX
-
-# Per op name: the ONNX operator. Ops of any arity (add, mul) become chains of binary ones,
-# left to right, so that the sums and products round exactly as in treegrad.
-ONNX_OPS: dict[str, str] = {
-    "add": "Add",
-    "sub": "Sub",
-    "mul": "Mul",
-    "div": "Div",
-    "neg": "Neg",
-    "pow": "Pow",
-    "relu": "Relu",
-    "sigmoid": "Sigmoid",
-    "tanh": "Tanh",
-    "exp": "Exp",
-    "log": "Log",
-    "abs": "Abs",
-}
 
 
 def _onnx() -> Any:
@@ -474,8 +426,13 @@ def onnx_model(model: Opened) -> Any:
             continue
         assert n.op is not None
         args = [names[id(c)] for c in n.children]
-        op_type = ONNX_OPS[n.op.name]
-        if n.op.arity is None:  # a chain: ((a0 + a1) + a2) + ...
+        op_type = n.op.onnx
+        if op_type is None:
+            raise TreegradError(
+                f"the op '{n.op.name}' has no ONNX operator, so this model cannot be exported to ONNX; "
+                "export it as python instead"
+            )
+        if n.op.arity is None:  # a chain, ((a0 + a1) + a2) + ..., so sums round as in treegrad
             acc = args[0]
             for m, a in enumerate(args[1:], start=1):
                 acc = emit(op_type, [acc, a], f"v{i}" if m == len(args) - 1 else f"v{i}_{m}")

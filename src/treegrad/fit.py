@@ -15,7 +15,7 @@ from typing import Any
 from .compiled import SampleFailure, program
 from .errors import ModelError, TrainingError
 from .graph import Graph
-from .losses import LOSSES, Loss
+from .losses import LOSSES, Loss, fitting
 from .nodes import Leaf, Node, Output
 from .ops import OPS
 from .optim import OPTIMIZERS, Optimizer
@@ -45,9 +45,9 @@ def resolve_loss(graph: Graph, loss: str | Loss) -> Loss:
     else:
         raise TrainingError(f"unknown loss '{loss}'; use one of {', '.join(LOSSES)}")
     if graph.is_softmax and not obj.on_softmax:
-        raise TrainingError(f"loss '{obj.name}' does not fit a softmax output; use cross_entropy")
+        raise TrainingError(f"loss '{obj.name}' does not fit a softmax output; use {' or '.join(fitting(True))}")
     if obj.on_softmax and not graph.is_softmax:
-        raise TrainingError(f"loss '{obj.name}' needs a softmax output; use mse, mae or bce here")
+        raise TrainingError(f"loss '{obj.name}' needs a softmax output; use {', '.join(fitting(False))} here")
     return obj
 
 
@@ -68,8 +68,8 @@ def check_targets(graph: Graph, loss: Loss, targets: Sequence[Any]) -> list[Any]
             out.append(tuple(_finite(v, i) for v in t))
         else:
             v = _finite(t, i)
-            if loss.name == "bce" and not 0.0 <= v <= 1.0:
-                raise TrainingError(f"target {i} is {v}: bce needs labels between 0 and 1")
+            if loss.task == "binary" and not 0.0 <= v <= 1.0:
+                raise TrainingError(f"target {i} is {v}: {loss.name} needs labels between 0 and 1")
             out.append(v)
     return out
 

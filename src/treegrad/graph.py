@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .errors import ModelError
-from .nodes import Constant, Input, Leaf, Macro, Node, Output, Parameter, Softmax
+from .nodes import Constant, Input, Leaf, Macro, Node, Output, Parameter
 from .ops import softmax_fns
 
 
@@ -105,7 +105,7 @@ def _compute(node: Node) -> None:
         raise ModelError("a Linear (or other macro) must be compiled before it is evaluated: call .compile()")
     else:
         args = [c._value for c in node.children]
-        if isinstance(node, Softmax):
+        if node.kind == "softmax":
             node._value = softmax_fns(len(args))[0](*args)
         elif isinstance(node, Output):
             node._value = list(args)  # type: ignore[arg-type]
@@ -164,7 +164,7 @@ def backward(root: Node, seed: Any = 1.0) -> None:
 def local_gradients(node: Node) -> list[float]:
     """What an evaluated node sends each child in the backward pass: its `.grad` times
     d node / d child (the chain rule, one step); `trace` shows these numbers."""
-    if isinstance(node, Softmax):
+    if node.kind == "softmax":
         return softmax_fns(len(node.children))[1](*node._value, *node.grad)  # type: ignore[misc,no-any-return]
     if isinstance(node, Output):
         return list(node.grad)
@@ -192,7 +192,8 @@ class Graph:
             self.elements = [self.output]
         self.output.graph = self
         self.is_list = isinstance(self.output, Output)
-        self.is_softmax = isinstance(self.output, Softmax)
+        # The one way to ask whether the model ends in a softmax (it can stand only there).
+        self.is_softmax = self.output.kind == "softmax"
         self.order = topological_order([self.output])
         if any(isinstance(n, Output) for n in self.order[:-1]):
             raise ModelError("a Softmax or Output can only be the model's output, not inside it")

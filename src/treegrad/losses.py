@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Literal
 
 from .ops import NAMESPACE
 
@@ -102,16 +103,25 @@ def _cross_entropy_array(p: Sequence[str], t: str, loss: str, grads: Sequence[st
     return lines + [f"{g} = where({t} == {i}, {tmp}r, 0.0)" for i, g in enumerate(grads)]
 
 
-@dataclass(frozen=True)
+# What a model trained with a loss learns: numbers, the probability of one of two classes,
+# or one probability per class (a softmax output, and only there).
+TaskKind = Literal["regression", "binary", "classes"]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Loss:
-    """A loss: its name, which outputs it fits, and the statements computing it."""
+    """A loss: its name, the task it trains for, and the statements computing it."""
 
     name: str
     doc: str
-    on_softmax: bool  # True: only on a softmax output; False: never on one
-    classifier: bool
+    task: TaskKind
     scalar: LossCode  # statements for one sample, on numbers
     array: LossCode  # the same statements for a batch, on arrays with one element per sample
+
+    @property
+    def on_softmax(self) -> bool:
+        """True if the loss needs a softmax output; otherwise it never fits one."""
+        return self.task == "classes"
 
     def code(
         self, p: Sequence[str], t: str, loss: str, grads: Sequence[str], tmp: str, vectorized: bool = False
@@ -128,29 +138,50 @@ class Loss:
         return _loss_fn(self, n)
 
 
+# The first loss of a kind of output is its default.
 LOSSES: dict[str, Loss] = {
     loss.name: loss
     for loss in [
-        Loss("mse", "mean squared error", False, False, _mean_over_elements(_mse), _mean_over_elements(_mse)),
-        Loss("mae", "mean absolute error", False, False, _mean_over_elements(_mae), _mean_over_elements(_mae_array)),
         Loss(
-            "bce",
-            "binary cross-entropy on a probability (a sigmoid output), labels 0/1",
-            False,
-            True,
-            _mean_over_elements(_bce),
-            _mean_over_elements(_bce_array),
+            name="mse",
+            doc="mean squared error",
+            task="regression",
+            scalar=_mean_over_elements(_mse),
+            array=_mean_over_elements(_mse),
         ),
         Loss(
-            "cross_entropy",
-            "categorical cross-entropy on a softmax, target a class index",
-            True,
-            True,
-            _cross_entropy,
-            _cross_entropy_array,
+            name="mae",
+            doc="mean absolute error",
+            task="regression",
+            scalar=_mean_over_elements(_mae),
+            array=_mean_over_elements(_mae_array),
+        ),
+        Loss(
+            name="bce",
+            doc="binary cross-entropy on a probability (a sigmoid output), labels 0/1",
+            task="binary",
+            scalar=_mean_over_elements(_bce),
+            array=_mean_over_elements(_bce_array),
+        ),
+        Loss(
+            name="cross_entropy",
+            doc="categorical cross-entropy on a softmax, target a class index",
+            task="classes",
+            scalar=_cross_entropy,
+            array=_cross_entropy_array,
         ),
     ]
 }
+
+
+def fitting(softmax: bool) -> list[str]:
+    """The names of the losses that fit a softmax output (softmax=True) or any other output."""
+    return [name for name, loss in LOSSES.items() if loss.on_softmax == softmax]
+
+
+def default_loss(softmax: bool) -> str:
+    """The loss a model trains with when its spec names none: the first that fits its output."""
+    return fitting(softmax)[0]
 
 
 @cache

@@ -50,6 +50,9 @@ class Node:
     """A vertex of the model graph: children below, parents above, a cached value."""
 
     op: Op | None = None
+    # What the node is, the one question to ask of a node: input, parameter, constant,
+    # op, macro, output (a list) or softmax. Printers and exporters key on it.
+    kind: str = "node"
 
     def __init__(self, children: Sequence[Node | Number] = ()) -> None:
         if isinstance(children, (Node, int, float)):
@@ -195,6 +198,8 @@ class Leaf(Node):
 class Input(Leaf):
     """A named model input: one column of the data, one argument of `predict`."""
 
+    kind = "input"
+
     def __init__(self, name: str | None = None) -> None:
         super().__init__()
         self.name = name
@@ -205,6 +210,8 @@ class Input(Leaf):
 
 class Parameter(Leaf):
     """A trainable number; without a value it is drawn uniform(-1, 1) from a seeded RNG."""
+
+    kind = "parameter"
 
     def __init__(
         self, value: Number | None = None, name: str | None = None, *, rng: random.Random | None = None
@@ -223,6 +230,8 @@ class Parameter(Leaf):
 class Constant(Leaf):
     """A fixed number in the formula."""
 
+    kind = "constant"
+
     def __init__(self, value: Number) -> None:
         super().__init__()
         v = float(value)
@@ -239,6 +248,8 @@ class Constant(Leaf):
 
 class Operation(Node):
     """A node computing an elementary op (from the op table) of its children."""
+
+    kind = "op"
 
     def __init__(self, children: Sequence[Node | Number]) -> None:
         super().__init__(children)
@@ -257,24 +268,32 @@ def _operation(op: Op) -> type[Operation]:
     return cls
 
 
-Add = _operation(OPS["add"])
-Subtract = _operation(OPS["sub"])
-Multiply = _operation(OPS["mul"])
-Divide = _operation(OPS["div"])
-Negate = _operation(OPS["neg"])
-Power = _operation(OPS["pow"])
-ReLU = _operation(OPS["relu"])
-Sigmoid = _operation(OPS["sigmoid"])
-Tanh = _operation(OPS["tanh"])
-Exp = _operation(OPS["exp"])
-Log = _operation(OPS["log"])
-Abs = _operation(OPS["abs"])
+# One node class per entry of the op table, by op name; an op added there has its class here.
+OPERATIONS: dict[str, type[Operation]] = {name: _operation(op) for name, op in OPS.items()}
+_BY_CLASS_NAME = {cls.__name__: cls for cls in OPERATIONS.values()}
 
-OPERATIONS: dict[str, type[Operation]] = {
-    c.op.name: c
-    for c in (Add, Subtract, Multiply, Divide, Negate, Power, ReLU, Sigmoid, Tanh, Exp, Log, Abs)
-    if c.op is not None
-}
+# The seed vocabulary, spelled out so that readers and type checkers see the names.
+Add = OPERATIONS["add"]
+Subtract = OPERATIONS["sub"]
+Multiply = OPERATIONS["mul"]
+Divide = OPERATIONS["div"]
+Negate = OPERATIONS["neg"]
+Power = OPERATIONS["pow"]
+ReLU = OPERATIONS["relu"]
+Sigmoid = OPERATIONS["sigmoid"]
+Tanh = OPERATIONS["tanh"]
+Exp = OPERATIONS["exp"]
+Log = OPERATIONS["log"]
+Abs = OPERATIONS["abs"]
+
+
+def __getattr__(name: str) -> type[Operation]:
+    """The node class of any op in the table by its class name (`cls`), e.g. one added later."""
+    try:
+        return _BY_CLASS_NAME[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
 
 # ----------------------------------------------------------------- macros
 
@@ -283,6 +302,8 @@ ACTIVATIONS: dict[str, type[Operation] | None] = {"none": None, "relu": ReLU, "s
 
 class Macro(Node):
     """An operation that expands itself into elementary nodes at compile time."""
+
+    kind = "macro"
 
     def __init__(self, children: Sequence[Node | Number]) -> None:
         super().__init__(children)
@@ -339,9 +360,13 @@ class Linear(Macro):
 class Output(Node):
     """A model output whose value is the list of its children's values."""
 
+    kind = "output"
+
 
 class Softmax(Output):
     """A list output of probabilities: exp(z_i - max z) / sum_j exp(z_j - max z)."""
+
+    kind = "softmax"
 
     def __init__(self, children: Sequence[Node | Number]) -> None:
         super().__init__(children)

@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any, TypedDict
 
 # Names the op expressions may use; the compiled evaluator binds the same names.
 NAMESPACE: dict[str, object] = {
@@ -42,29 +43,117 @@ Deriv = Callable[[Sequence[str], str, int], str]
 Advice = Callable[[Sequence[float], bool], str]
 
 
-@dataclass(frozen=True)
+# ----------------------------------------------------------------- printed forms
+# A printed form turns the printed arguments, each (text, precedence of its outermost
+# operation), into the op's own (text, precedence); the printers wrap an argument in
+# parentheses only where its precedence is lower than the place it stands in needs.
+Printed = tuple[str, int]
+Form = Callable[[Sequence[Printed]], Printed]
+# (sympy module, sympy arguments) -> the sympy expression of the op
+SympyForm = Callable[[Any, list[Any]], Any]
+
+ATOM = 9  # a name, a number, a call: never needs parentheses
+UNARY = 3  # a leading minus (-x, or a negative number)
+
+
+def wrap(s: Printed, prec: int, latex: bool, strict: bool = False) -> str:
+    """`s` as an argument of an operation of precedence `prec`, in parentheses if it needs them.
+
+    `strict`: parentheses at equal precedence too (the right side of a - b, a / b; a base).
+    """
+    if s[1] < prec or (strict and s[1] == prec):
+        return f"\\left({s[0]}\\right)" if latex else f"({s[0]})"
+    return s[0]
+
+
+def infix(symbol: str, prec: int, latex: bool = False, strict: bool = False) -> Form:
+    """`a symbol b symbol c`; `strict` for an op that is not associative (a - (b - c))."""
+
+    def form(args: Sequence[Printed]) -> Printed:
+        # A sign right after an operator gets parentheses, a - (-3), as in (-2)^2.
+        rest = [
+            wrap(a, UNARY, latex, strict=True) if a[1] == UNARY else wrap(a, prec, latex, strict=strict)
+            for a in args[1:]
+        ]
+        return (symbol.join([wrap(args[0], prec, latex), *rest]), prec)
+
+    return form
+
+
+def signed_sum(prec: int, latex: bool = False) -> Form:
+    """`a + b + c`, where a negative term prints as `a - b` rather than `a + -b`."""
+
+    def form(args: Sequence[Printed]) -> Printed:
+        out = wrap(args[0], prec, latex)
+        for a in args[1:]:
+            s = wrap(a, prec, latex)
+            out += f" - {s[1:]}" if s.startswith("-") and a[1] >= prec else f" + {s}"
+        return (out, prec)
+
+    return form
+
+
+def prefix(symbol: str, latex: bool = False) -> Form:
+    """`-x`; a sign after the symbol gets parentheses, -(-x)."""
+    return lambda args: (symbol + wrap(args[0], UNARY, latex, strict=True), UNARY)
+
+
+def power(symbol: str, prec: int) -> Form:
+    """`base symbol exponent` with the base in parentheses unless it is an atom: (a^b)^c."""
+    return lambda args: (f"{wrap(args[0], prec, False, strict=True)}{symbol}{wrap(args[1], prec, False)}", prec)
+
+
+def latex_power(prec: int) -> Form:
+    """`base^{exponent}` in LaTeX: the exponent is raised, so it needs no parentheses."""
+    return lambda args: (f"{wrap(args[0], prec, True, strict=True)}^{{{args[1][0]}}}", prec)
+
+
+def call(name: str) -> Form:
+    """`name(a, b)`, in text and Python."""
+    return lambda args: (f"{name}({', '.join(a[0] for a in args)})", ATOM)
+
+
+def latex_call(name: str) -> Form:
+    """`name\\left(a, b\\right)`: `\\tanh`, or `\\operatorname{relu}` for a name LaTeX lacks."""
+    return lambda args: (f"{name}\\left({', '.join(a[0] for a in args)}\\right)", ATOM)
+
+
+def template(pattern: str) -> Form:
+    """A form that reads as an atom, from a pattern over the argument texts: `\\frac{{{0}}}{{{1}}}`."""
+    return lambda args: (pattern.format(*(a[0] for a in args)), ATOM)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Op:
     """One elementary operation: arity, value, local derivatives and printed forms.
 
     `value(args)` is an expression for the output given argument variable names;
     `deriv(args, out, i)` an expression for d out / d args[i] (`out` names the output).
     `deriv` is None where an argument must be a constant (the exponent of `pow`).
-    `infix` ops print as `a + b`, others as `name(a)`; `prec` orders them for parentheses.
+    `text`, `latex` and `python` are its printed forms (see `Form`); a `python` form may
+    call a function named after an op of fixed arity, which `python_namespace()` defines.
+    `sympy` builds it in sympy, `onnx` names its ONNX operator (None: there is none).
     """
 
     name: str
-    cls: str
+    cls: str  # the name of its node class (nodes.py makes one per entry)
     arity: int | None  # None: any number >= 2
     value: Code
     deriv: Deriv
     doc: str
-    infix: str | None = None
-    latex: str | None = None
-    prec: int = 9
+    text: Form
+    latex: Form
+    python: Form
+    sympy: SympyForm
+    onnx: str | None
     constant_args: tuple[int, ...] = field(default=())
     np_value: Code | None = None  # None: `value` works on arrays as it is
     np_deriv: Deriv | None = None  # None: `deriv` works on arrays as it is
     domain: Advice | None = None  # for an op defined on part of the numbers: why it failed, what to do
+
+    def form(self, fmt: str) -> Form:
+        """The printed form for `fmt`: text, latex or python."""
+        return self.latex if fmt == "latex" else self.python if fmt == "python" else self.text
 
     def check_arity(self, n: int) -> str | None:
         """None if `n` arguments fit this op, else a sentence saying what fits."""
@@ -126,53 +215,100 @@ def _product_except(args: Sequence[str], i: int) -> str:
     return " * ".join(rest) if len(rest) > 1 else rest[0]
 
 
+class Forms(TypedDict):
+    """The three printed forms of an op, to pass to `Op` as `**forms`."""
+
+    text: Form
+    latex: Form
+    python: Form
+
+
+def _function(name: str, latex: str | None = None) -> Forms:
+    """The printed forms of an op written as a call: `name(x)`, in LaTeX `latex(x)`."""
+    return Forms(text=call(name), latex=latex_call(latex or f"\\operatorname{{{name}}}"), python=call(name))
+
+
 _OPS = [
-    Op("add", "Add", None, wide_sum, lambda a, o, i: "1.0", "sum of its arguments", infix=" + ", latex=" + ", prec=1),
     Op(
-        "sub",
-        "Subtract",
-        2,
-        lambda a: f"{a[0]} - {a[1]}",
-        lambda a, o, i: "1.0" if i == 0 else "-1.0",
-        "first argument minus the second",
-        infix=" - ",
-        latex=" - ",
-        prec=1,
+        name="add",
+        cls="Add",
+        arity=None,
+        value=wide_sum,
+        deriv=lambda a, o, i: "1.0",
+        doc="sum of its arguments",
+        text=signed_sum(1),
+        latex=signed_sum(1, latex=True),
+        python=signed_sum(1),
+        sympy=lambda sp, a: sp.Add(*a),
+        onnx="Add",  # ops of any arity become chains of binary ones, left to right
     ),
     Op(
-        "mul",
-        "Multiply",
-        None,
-        lambda a: " * ".join(a),
-        lambda a, o, i: _product_except(a, i),
-        "product of its arguments",
-        infix=" * ",
-        latex=r" \cdot ",
-        prec=2,
+        name="sub",
+        cls="Subtract",
+        arity=2,
+        value=lambda a: f"{a[0]} - {a[1]}",
+        deriv=lambda a, o, i: "1.0" if i == 0 else "-1.0",
+        doc="first argument minus the second",
+        text=infix(" - ", 1, strict=True),
+        latex=infix(" - ", 1, latex=True, strict=True),
+        python=infix(" - ", 1, strict=True),
+        sympy=lambda sp, a: a[0] - a[1],
+        onnx="Sub",
     ),
     Op(
-        "div",
-        "Divide",
-        2,
-        lambda a: f"{a[0]} / {a[1]}",
-        lambda a, o, i: f"1.0 / {a[1]}" if i == 0 else f"-{o} / {a[1]}",
-        "first argument divided by the second",
-        infix=" / ",
-        prec=2,
+        name="mul",
+        cls="Multiply",
+        arity=None,
+        value=lambda a: " * ".join(a),
+        deriv=lambda a, o, i: _product_except(a, i),
+        doc="product of its arguments",
+        text=infix(" * ", 2),
+        latex=infix(r" \cdot ", 2, latex=True),
+        python=infix(" * ", 2),
+        sympy=lambda sp, a: sp.Mul(*a),
+        onnx="Mul",
+    ),
+    Op(
+        name="div",
+        cls="Divide",
+        arity=2,
+        value=lambda a: f"{a[0]} / {a[1]}",
+        deriv=lambda a, o, i: f"1.0 / {a[1]}" if i == 0 else f"-{o} / {a[1]}",
+        doc="first argument divided by the second",
+        text=infix(" / ", 2, strict=True),
+        latex=template(r"\frac{{{0}}}{{{1}}}"),
+        python=infix(" / ", 2, strict=True),
+        sympy=lambda sp, a: a[0] / a[1],
+        onnx="Div",
         domain=lambda v, slope: (
             "the model divides by zero; check the data or guard the divisor (e.g. x / (abs(d) + 1))"
         ),
     ),
-    Op("neg", "Negate", 1, lambda a: f"-{a[0]}", lambda a, o, i: "-1.0", "minus its argument", prec=3),
     Op(
-        "pow",
-        "Power",
-        2,
-        lambda a: f"fpow({a[0]}, {a[1]})",
-        lambda a, o, i: f"{a[1]} * fpow({a[0]}, {a[1]} - 1.0)",
-        "base to a constant exponent",
-        infix="^",
-        prec=4,
+        name="neg",
+        cls="Negate",
+        arity=1,
+        value=lambda a: f"-{a[0]}",
+        deriv=lambda a, o, i: "-1.0",
+        doc="minus its argument",
+        text=prefix("-"),
+        latex=prefix("-", latex=True),
+        python=prefix("-"),
+        sympy=lambda sp, a: -a[0],
+        onnx="Neg",
+    ),
+    Op(
+        name="pow",
+        cls="Power",
+        arity=2,
+        value=lambda a: f"fpow({a[0]}, {a[1]})",
+        deriv=lambda a, o, i: f"{a[1]} * fpow({a[0]}, {a[1]} - 1.0)",
+        doc="base to a constant exponent",
+        text=power("^", 4),
+        latex=latex_power(4),
+        python=power(" ** ", 4),
+        sympy=lambda sp, a: a[0] ** a[1],
+        onnx="Pow",
         constant_args=(1,),
         domain=lambda v, slope: (
             "the model raises a negative number to a fractional power; check the data or guard the base (e.g. abs(x))"
@@ -182,61 +318,95 @@ _OPS = [
         ),
     ),
     Op(
-        "relu",
-        "ReLU",
-        1,
-        lambda a: f"({a[0]} if {a[0]} > 0.0 else 0.0)",
-        lambda a, o, i: f"(1.0 if {a[0]} > 0.0 else 0.0)",
-        "max(0, x)",
-        latex=r"\operatorname{relu}",
+        name="relu",
+        cls="ReLU",
+        arity=1,
+        value=lambda a: f"({a[0]} if {a[0]} > 0.0 else 0.0)",
+        deriv=lambda a, o, i: f"(1.0 if {a[0]} > 0.0 else 0.0)",
+        doc="max(0, x)",
+        **_function("relu"),
+        sympy=lambda sp, a: sp.Function("relu")(a[0]),  # kept whole: max(0, x) reads better than a Piecewise
+        onnx="Relu",
         np_value=lambda a: f"where({a[0]} > 0.0, {a[0]}, 0.0)",
         np_deriv=lambda a, o, i: f"({a[0]} > 0.0)",
     ),
     Op(
-        "sigmoid",
-        "Sigmoid",
-        1,
-        lambda a: f"(1.0 / (1.0 + exp(-{a[0]})) if {a[0]} > {SIGMOID_FLOOR} else exp({a[0]}))",
-        lambda a, o, i: f"({o} * (1.0 - {o}))",
-        "1 / (1 + exp(-x))",
-        latex=r"\sigma",
+        name="sigmoid",
+        cls="Sigmoid",
+        arity=1,
+        value=lambda a: f"(1.0 / (1.0 + exp(-{a[0]})) if {a[0]} > {SIGMOID_FLOOR} else exp({a[0]}))",
+        deriv=lambda a, o, i: f"({o} * (1.0 - {o}))",
+        doc="1 / (1 + exp(-x))",
+        **_function("sigmoid", r"\sigma"),
+        sympy=lambda sp, a: sp.Function("sigmoid")(a[0]),  # kept whole: 1/(1 + exp(-x)) expanded is unreadable
+        onnx="Sigmoid",
         np_value=lambda a: f"where({a[0]} > {SIGMOID_FLOOR}, 1.0 / (1.0 + exp(-{a[0]})), exp({a[0]}))",
     ),
     Op(
-        "tanh",
-        "Tanh",
-        1,
-        lambda a: f"tanh({a[0]})",
-        lambda a, o, i: f"(1.0 - {o} * {o})",
-        "hyperbolic tangent",
-        latex=r"\tanh",
+        name="tanh",
+        cls="Tanh",
+        arity=1,
+        value=lambda a: f"tanh({a[0]})",
+        deriv=lambda a, o, i: f"(1.0 - {o} * {o})",
+        doc="hyperbolic tangent",
+        **_function("tanh", r"\tanh"),
+        sympy=lambda sp, a: sp.tanh(a[0]),
+        onnx="Tanh",
     ),
-    Op("exp", "Exp", 1, lambda a: f"exp({a[0]})", lambda a, o, i: o, "e to the x", latex=r"\exp"),
     Op(
-        "log",
-        "Log",
-        1,
-        lambda a: f"log({a[0]})",
-        lambda a, o, i: f"(1.0 / {a[0]})",
-        "natural logarithm (x > 0)",
-        latex=r"\log",
+        name="exp",
+        cls="Exp",
+        arity=1,
+        value=lambda a: f"exp({a[0]})",
+        deriv=lambda a, o, i: o,
+        doc="e to the x",
+        **_function("exp", r"\exp"),
+        sympy=lambda sp, a: sp.exp(a[0]),
+        onnx="Exp",
+    ),
+    Op(
+        name="log",
+        cls="Log",
+        arity=1,
+        value=lambda a: f"log({a[0]})",
+        deriv=lambda a, o, i: f"(1.0 / {a[0]})",
+        doc="natural logarithm (x > 0)",
+        **_function("log", r"\log"),
+        sympy=lambda sp, a: sp.log(a[0]),
+        onnx="Log",
         domain=lambda v, slope: (
             f"the model takes the log of {'zero' if v[0] == 0.0 else 'a negative number'}; "
             "check the data or guard the argument (e.g. log(abs(x) + 1))"
         ),
     ),
     Op(
-        "abs",
-        "Abs",
-        1,
-        lambda a: f"abs({a[0]})",
-        lambda a, o, i: f"(1.0 if {a[0]} > 0.0 else (-1.0 if {a[0]} < 0.0 else 0.0))",
-        "absolute value",
+        name="abs",
+        cls="Abs",
+        arity=1,
+        value=lambda a: f"abs({a[0]})",
+        deriv=lambda a, o, i: f"(1.0 if {a[0]} > 0.0 else (-1.0 if {a[0]} < 0.0 else 0.0))",
+        doc="absolute value",
+        text=call("abs"),
+        latex=template(r"\left|{0}\right|"),
+        python=call("abs"),
+        sympy=lambda sp, a: sp.Abs(a[0]),
+        onnx="Abs",
         np_deriv=lambda a, o, i: f"sign({a[0]})",
     ),
 ]
 
 OPS: dict[str, Op] = {op.name: op for op in _OPS}
+
+
+def python_namespace() -> dict[str, object]:
+    """What the `python` printed forms call: NAMESPACE, `softmax`, and per op of fixed
+    arity a function of that name computing its value (`relu(x)`, `sigmoid(x)`, ...)."""
+    ns: dict[str, object] = dict(NAMESPACE)
+    for op in OPS.values():
+        if op.arity is not None:
+            ns[op.name] = op.value_fn(op.arity)
+    ns["softmax"] = lambda *z: softmax_fns(len(z))[0](*z)
+    return ns
 
 
 @cache
@@ -265,6 +435,23 @@ def _lambda(params: list[str], body: str) -> Callable[..., float]:
 
 
 # ----------------------------------------------------------------- list ops (outputs)
+
+
+def listed(left: str, right: str) -> Form:
+    """`[a, b]`: a plain list output."""
+    return lambda args: (f"{left}{', '.join(a[0] for a in args)}{right}", ATOM)
+
+
+def pick(forms: Forms, fmt: str) -> Form:
+    """The form for `fmt` (text, latex or python) out of `forms`."""
+    return forms["latex"] if fmt == "latex" else forms["python"] if fmt == "python" else forms["text"]
+
+
+# Per kind of list output (nodes.Output.kind): its printed forms, as for the ops.
+OUTPUT_FORMS: dict[str, Forms] = {
+    "output": Forms(text=listed("[", "]"), latex=listed(r"\left[", r"\right]"), python=listed("[", "]")),
+    "softmax": _function("softmax"),
+}
 
 
 def softmax_code(z: Sequence[str], p: Sequence[str], tmp: str) -> list[str]:

@@ -17,7 +17,7 @@ from .ops import NAMESPACE
 Update = Callable[[str, str, Sequence[str]], list[str]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Optimizer:
     """An update rule: per-parameter state, per-step prelude, per-parameter statements."""
 
@@ -35,20 +35,26 @@ class Optimizer:
 OPTIMIZERS: dict[str, Optimizer] = {
     o.name: o
     for o in [
-        Optimizer("sgd", "plain gradient descent: p -= lr * g", (), (), lambda p, g, s: [f"{p} -= lr * {g}"]),
         Optimizer(
-            "momentum",
-            "SGD with momentum 0.9: m = 0.9 m + g; p -= lr * m",
-            ("m",),
-            (),
-            lambda p, g, s: [f"{s[0]} = 0.9 * {s[0]} + {g}", f"{p} -= lr * {s[0]}"],
+            name="sgd",
+            doc="plain gradient descent: p -= lr * g",
+            state=(),
+            prelude=(),
+            update=lambda p, g, s: [f"{p} -= lr * {g}"],
         ),
         Optimizer(
-            "adam",
-            "Adam (beta1 0.9, beta2 0.999, eps 1e-8), bias-corrected",
-            ("m", "v"),
-            ("step += 1", "b1c = 1.0 - 0.9 ** step", "b2c = 1.0 - 0.999 ** step"),
-            lambda p, g, s: [
+            name="momentum",
+            doc="SGD with momentum 0.9: m = 0.9 m + g; p -= lr * m",
+            state=("m",),
+            prelude=(),
+            update=lambda p, g, s: [f"{s[0]} = 0.9 * {s[0]} + {g}", f"{p} -= lr * {s[0]}"],
+        ),
+        Optimizer(
+            name="adam",
+            doc="Adam (beta1 0.9, beta2 0.999, eps 1e-8), bias-corrected",
+            state=("m", "v"),
+            prelude=("step += 1", "b1c = 1.0 - 0.9 ** step", "b2c = 1.0 - 0.999 ** step"),
+            update=lambda p, g, s: [
                 f"{s[0]} = 0.9 * {s[0]} + 0.1 * {g}",
                 f"{s[1]} = 0.999 * {s[1]} + 0.001 * {g} * {g}",
                 f"{p} -= lr * ({s[0]} / b1c) / (sqrt({s[1]} / b2c) + 1e-08)",

@@ -1,7 +1,8 @@
 """funcify: a model as a human-readable formula (text, LaTeX, or a Python expression).
 
-Driven by the op table's printed forms: infix ops print between their arguments with
-parentheses only where precedence needs them, other ops as `name(x)`. A subexpression
+Driven by the op table's printed forms (`Op.text`, `Op.latex`, `Op.python`, and
+`OUTPUT_FORMS` for list outputs), which put parentheses only where precedence needs them.
+The Python form calls only what `ops.python_namespace()` defines, so it can be run. A subexpression
 used more than once (the graph is a DAG) is printed once, as a line `h1 = ...`, and
 referred to by name, so shared layers do not blow the text up exponentially.
 """
@@ -11,11 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ModelError
-from .nodes import Constant, Input, Leaf, Macro, Node, Output, Parameter, Softmax
+from .nodes import Constant, Input, Leaf, Macro, Node, Output, Parameter
+from .ops import ATOM, OUTPUT_FORMS, UNARY, Printed, pick
 
 FORMATS = ("text", "latex", "python")
-_ATOM = 9
-_UNARY = 3
 
 
 def number(v: float, precision: int) -> str:
@@ -71,7 +71,7 @@ def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
         if (live is None or id(n) in live) and id(n) not in folded:
             for c in n.children:
                 uses[id(c)] = uses.get(id(c), 0) + 1
-    text: dict[int, tuple[str, int]] = {}
+    text: dict[int, Printed] = {}
     lines: list[str] = []
     waiting = dict(uses)  # uses not printed yet: a text is dropped after its last one
     for n in order:
@@ -89,7 +89,7 @@ def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
         if uses.get(id(n), 0) > 1 and not isinstance(n, Leaf):
             name = f"h_{{{len(lines) + 1}}}" if format == "latex" else f"h{len(lines) + 1}"
             lines.append(f"{name} = {s[0]}")
-            s = (name, _ATOM)
+            s = (name, ATOM)
         text[id(n)] = s
     final = text[id(order[-1])][0]
     if format == "latex" and lines:
@@ -162,7 +162,7 @@ def _affine(n: Node) -> tuple[dict[str, float], float] | None:
     return (coefs, const) if standardized else None
 
 
-def _print_affine(coefs: dict[str, float], const: float, precision: int, fmt: str) -> tuple[str, int]:
+def _print_affine(coefs: dict[str, float], const: float, precision: int, fmt: str) -> Printed:
     latex = fmt == "latex"
     times = r" \cdot " if latex else " * "
     parts = [(number(c, precision), latex_name(x) if latex else x) for x, c in coefs.items()]
@@ -179,55 +179,14 @@ def _print_affine(coefs: dict[str, float], const: float, precision: int, fmt: st
     return (out or "0", 1)
 
 
-def _wrap(s: tuple[str, int], prec: int, latex: bool, strict: bool = False) -> str:
-    if s[1] < prec or (strict and s[1] == prec):
-        return f"\\left({s[0]}\\right)" if latex else f"({s[0]})"
-    return s[0]
-
-
-def _print(n: Node, args: list[tuple[str, int]], precision: int, fmt: str) -> tuple[str, int]:
+def _print(n: Node, args: list[Printed], precision: int, fmt: str) -> Printed:
     latex = fmt == "latex"
     if isinstance(n, Input):
-        return (latex_name(n.name or "x") if latex else n.name or "x", _ATOM)
+        return (latex_name(n.name or "x") if latex else n.name or "x", ATOM)
     if isinstance(n, (Parameter, Constant)):
         s = number(float(n._value), precision)  # type: ignore[arg-type]
-        return (s, _UNARY if s.startswith("-") else _ATOM)
+        return (s, UNARY if s.startswith("-") else ATOM)
     if isinstance(n, Output):
-        inner = ", ".join(a[0] for a in args)
-        if isinstance(n, Softmax):
-            return (f"\\operatorname{{softmax}}\\left({inner}\\right)" if latex else f"softmax({inner})", _ATOM)
-        return (f"\\left[{inner}\\right]" if latex else f"[{inner}]", _ATOM)
-    op = n.op
-    assert op is not None
-    if op.name == "add":
-        out = _wrap(args[0], op.prec, latex)
-        for a in args[1:]:
-            s = _wrap(a, op.prec, latex)
-            out += f" - {s[1:]}" if s.startswith("-") and a[1] >= op.prec else f" + {s}"
-        return (out, op.prec)
-    if op.name == "div" and latex:
-        return (f"\\frac{{{args[0][0]}}}{{{args[1][0]}}}", _ATOM)
-    if op.name == "pow":
-        base = _wrap(args[0], op.prec, latex, strict=True)
-        if latex:
-            return (f"{base}^{{{args[1][0]}}}", op.prec)
-        return (f"{base}{' ** ' if fmt == 'python' else '^'}{_wrap(args[1], op.prec, latex)}", op.prec)
-    # A sign right after an operator or a minus gets parentheses, -(-x) and a - (-3), as in (-2)^2.
-    if op.name == "neg":
-        return ("-" + _wrap(args[0], _UNARY, latex, strict=True), _UNARY)
-    if op.infix:
-        sym = op.latex if latex and op.latex else op.infix
-        left = _wrap(args[0], op.prec, latex)
-        rest = [
-            _wrap(a, _UNARY, latex, strict=True)
-            if a[1] == _UNARY
-            else _wrap(a, op.prec, latex, strict=op.name in ("sub", "div"))
-            for a in args[1:]
-        ]
-        return (sym.join([left, *rest]), op.prec)
-    if latex:
-        fname = op.latex or f"\\operatorname{{{op.name}}}"
-        if op.name == "abs":
-            return (f"\\left|{args[0][0]}\\right|", _ATOM)
-        return (f"{fname}\\left({args[0][0]}\\right)", _ATOM)
-    return (f"{op.name}({args[0][0]})", _ATOM)
+        return pick(OUTPUT_FORMS[n.kind], fmt)(args)
+    assert n.op is not None
+    return n.op.form(fmt)(args)

@@ -19,7 +19,8 @@ from typing import Any
 from .errors import DataError, TrainingError
 from .fit import check_targets, resolve_loss
 from .graph import local_gradients
-from .nodes import Constant, Input, Leaf, Node, Output, Parameter, Softmax
+from .nodes import Constant, Input, Leaf, Node, Output, Parameter
+from .ops import ATOM, OUTPUT_FORMS, UNARY, pick
 from .optim import OPTIMIZERS
 from .printers import funcify, number
 
@@ -75,34 +76,16 @@ def _labels(order: list[Node], precision: int) -> list[str]:
     return out
 
 
-def _kind(n: Node) -> str:
-    for cls, kind in (
-        (Input, "input"),
-        (Parameter, "parameter"),
-        (Constant, "constant"),
-        (Softmax, "softmax"),
-        (Output, "output"),
-    ):
-        if isinstance(n, cls):
-            return kind
-    return "op"
-
-
 def _expr(n: Node, args: list[str]) -> str:
     """The node's own computation over its children's labels, in the op table's printed form."""
     if isinstance(n, Leaf):
-        return n.__class__.__name__.lower()
-    if isinstance(n, Softmax):
-        return f"softmax({', '.join(args)})"
+        return n.kind
+    # A label is a name, "#3" or a number; a negative number is printed like a unary minus.
+    printed = [(a, UNARY if a.startswith("-") else ATOM) for a in args]
     if isinstance(n, Output):
-        return f"[{', '.join(args)}]"
-    op = n.op
-    assert op is not None
-    if op.name == "neg":
-        return f"-{args[0]}"
-    if op.infix:
-        return op.infix.join(args)
-    return f"{op.name}({', '.join(args)})"
+        return pick(OUTPUT_FORMS[n.kind], "text")(printed)[0]
+    assert n.op is not None
+    return n.op.text(printed)[0]
 
 
 def trace(
@@ -153,7 +136,7 @@ def trace(
             NodeTrace(
                 k,
                 labels[k],
-                _kind(n),
+                n.kind,
                 _expr(n, [labels[index[id(c)]] for c in n.children]),
                 funcify(n, precision=precision) if not isinstance(n, Leaf) else labels[k],
                 _copy(n.value),

@@ -1,0 +1,224 @@
+"""Every op of the table, end to end: an op added to `ops.py` alone is taken through spec,
+build, training by every engine, funcify and every exporter here, so an op that is only
+half added (a form missing or wrong, an array form missing where its value branches)
+fails a test that names it. Also: the classes, losses and node kinds derived from the tables."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from typing import Any
+
+import pytest
+
+import treegrad
+import treegrad.nodes
+from treegrad import Add, Input, Node, Parameter, Softmax
+from treegrad.build import build_model, loss_name, task_kind
+from treegrad.export import dot_source, graph_dict, latex_document, python_module, sympy_exprs
+from treegrad.losses import LOSSES, default_loss, fitting
+from treegrad.nodes import OPERATIONS, Constant, Linear, Output
+from treegrad.ops import OPS, Op, python_namespace
+from treegrad.printers import funcify
+from treegrad.spec import parse_spec
+from treegrad.workflow import Opened
+
+FIT = importlib.import_module("treegrad.fit")
+ROWS = [[0.1 * i, 1.0 - 0.07 * i] for i in range(12)]
+TARGETS = [0.3 + 0.05 * i for i in range(12)]
+SAMPLE = [0.4, 0.7]
+
+
+def spec_text(op: Op) -> str:
+    """A model of two inputs whose output is `op` over arguments in (0.6, 3.4): on the smooth
+    part of every op's domain; a constant argument (an exponent) is 2. A linear neuron in each
+    argument gives the vectorized trainer a dense layer to take."""
+    n = 2 if op.arity is None else op.arity
+    args = ["2.0" if i in op.constant_args else "{add: [{linear: [x, y]}, 2.0]}" for i in range(n)]
+    arg = args[0] if n == 1 else f"[{', '.join(args)}]"
+    return f"inputs: [x, y]\noutput:\n  {op.name}: {arg}\ntraining: {{seed: 3}}\n"
+
+
+def model(op: Op) -> Node:
+    return build_model(parse_spec(spec_text(op), f"{op.name}.yaml"))
+
+
+def train(op: Op, engine: str, batch_size: int, vectorized: bool, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """One epoch of a fresh model; the parameters after it."""
+    used: list[bool] = []
+
+    def spy(graph: Any, loss: Any, opt: Any, batch_size: int) -> Any:
+        from treegrad.vectorized import vectorized_epoch_fn
+
+        fn = vectorized_epoch_fn(graph, loss, opt) if vectorized else None  # however small the batch
+        used.append(fn is not None)
+        return fn
+
+    root = model(op)
+    with monkeypatch.context() as mp:
+        mp.setattr(FIT, "vectorized_epoch_fn", spy)
+        hist = treegrad.fit(root, ROWS, TARGETS, epochs=1, batch_size=batch_size, learning_rate=0.05, engine=engine)
+    assert len(hist) == 1 and math.isfinite(hist[0]), f"op '{op.name}': one epoch gave loss {list(hist)}"
+    assert any(used) == vectorized, f"op '{op.name}': the vectorized trainer was {'not ' if vectorized else ''}used"
+    assert root.graph is not None
+    return root.graph.param_values()
+
+
+def close(a: float, b: float, rel: float = 1e-9) -> bool:
+    return abs(a - b) <= rel * max(1.0, abs(b))
+
+
+@pytest.mark.parametrize("name", list(OPS))
+def test_op_end_to_end(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """spec -> build -> one epoch (per sample, batched, vectorized) -> funcify -> every export."""
+    op = OPS[name]
+    root = model(op)
+    assert root.op is op, f"the spec's '{name}' did not build its node class"
+    expected = root.predict(SAMPLE)
+
+    # Training: every engine and batch size, agreeing with the reference engine.
+    for batch in (1, 4):
+        ref = train(op, "reference", batch, False, monkeypatch)
+        runs = {"compiled": train(op, "compiled", batch, False, monkeypatch)}
+        if batch > 1:
+            runs["vectorized"] = train(op, "compiled", batch, True, monkeypatch)
+        for engine, params in runs.items():
+            assert all(close(a, b) for a, b in zip(params, ref, strict=True)), (
+                f"op '{name}': the {engine} engine (batch {batch}) disagrees with the reference one: {params} != {ref}"
+            )
+
+    # The gradient the table gives against finite differences, at the sample.
+    g = root.graph
+    assert g is not None
+    g.set_inputs(SAMPLE)
+    root.backward()
+    for p in g.params:
+        v, h = float(p.value), 1e-6
+        p.value = v + h
+        up = root.forward()
+        p.value = v - h
+        down = root.forward()
+        p.value = v
+        assert close(p.grad, (up - down) / (2 * h), 1e-5), (
+            f"op '{name}': d/d{p.name} is {p.grad}, not {(up - down) / (2 * h)}"
+        )
+
+    # funcify: text and LaTeX print; Python runs with the functions treegrad defines.
+    for fmt in ("text", "latex"):
+        assert funcify(root, format=fmt), f"op '{name}': empty {fmt} form"
+    ns: dict[str, Any] = {**python_namespace(), "x": SAMPLE[0], "y": SAMPLE[1]}
+    *lines, last = funcify(root, precision=17, format="python").split("\n")
+    exec("\n".join(lines), ns)  # noqa: S102 - treegrad's own formula
+    assert close(eval(last, ns), expected), f"op '{name}': its python form computes another value"  # noqa: S307
+
+    # Every exporter.
+    opened = Opened(root, name, "regression", None)
+    module: dict[str, Any] = {}
+    exec(python_module(opened), module)  # noqa: S102 - treegrad's own module
+    assert module["predict"](*SAMPLE) == pytest.approx(expected, rel=1e-12), f"op '{name}': exported python"
+    assert funcify(root, format="latex") in latex_document(opened)
+    assert f'label="{name}"' in dot_source(root)
+    assert name in [n.get("op") for n in json.loads(json.dumps(graph_dict(opened)))["nodes"]]
+    if importlib.util.find_spec("sympy"):
+        import sympy
+
+        (expr,), _ = sympy_exprs(root)
+        x, y = sorted(expr.free_symbols, key=str)
+        fn = sympy.lambdify((x, y), expr, modules=[python_namespace(), "math"])
+        assert fn(*SAMPLE) == pytest.approx(expected, rel=1e-9), f"op '{name}': its sympy form computes another value"
+    if importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime"):
+        import numpy as np
+        import onnxruntime
+
+        from treegrad.export import onnx_bytes
+
+        session = onnxruntime.InferenceSession(onnx_bytes(opened), providers=["CPUExecutionProvider"])
+        (y_onnx,) = session.run(None, {"X": np.array([SAMPLE], dtype=np.float64)})
+        assert float(y_onnx[0]) == pytest.approx(expected, rel=1e-12), f"op '{name}': its ONNX operator"
+
+
+# ----------------------------------------------------------------- derived from the tables
+
+
+def test_every_op_has_its_node_class_named_by_the_table() -> None:
+    assert list(OPERATIONS) == list(OPS)
+    for name, cls in OPERATIONS.items():
+        assert cls.op is OPS[name] and cls.__name__ == OPS[name].cls
+        assert getattr(treegrad.nodes, cls.__name__) is cls  # reachable by its class name
+
+
+def test_an_unknown_class_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="Nonesuch"):
+        treegrad.nodes.Nonesuch  # noqa: B018
+
+
+def test_seed_vocabulary_is_the_table_classes() -> None:
+    for cls_name, op in [("Add", "add"), ("Multiply", "mul"), ("ReLU", "relu"), ("Sigmoid", "sigmoid"), ("Log", "log")]:
+        assert getattr(treegrad, cls_name) is OPERATIONS[op]
+    node = treegrad.Add([treegrad.Multiply([Parameter(2.0), Input("f")]), 1])
+    assert node.predict([3.0]) == 7.0
+
+
+def test_table_records_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        Op("twice", "Twice", 1, lambda a: f"2.0 * {a[0]}", lambda a, o, i: "2.0", "two times x")  # type: ignore[misc]
+
+
+def test_python_namespace_computes_each_op_of_fixed_arity() -> None:
+    ns = python_namespace()
+    assert ns["relu"](-2.0) == 0.0 and ns["sigmoid"](0.0) == 0.5 and ns["abs"](-3.0) == 3.0
+    assert ns["softmax"](0.0, 0.0) == [0.5, 0.5]
+
+
+def test_node_kind_is_the_one_question() -> None:
+    x, p, c = Input("x"), Parameter(1.0), Constant(2.0)
+    op = Add([x, p, c])
+    assert [n.kind for n in (x, p, c, op)] == ["input", "parameter", "constant", "op"]
+    assert Output([op]).kind == "output" and Softmax([op, x]).kind == "softmax"
+    assert Linear([x]).kind == "macro"
+    assert Softmax([op, x]).compile().compiled_graph.is_softmax
+    assert not Output([op, x]).compile().compiled_graph.is_softmax
+
+
+def test_losses_say_their_task() -> None:
+    assert {name: loss.task for name, loss in LOSSES.items()} == {
+        "mse": "regression",
+        "mae": "regression",
+        "bce": "binary",
+        "cross_entropy": "classes",
+    }
+    assert default_loss(softmax=False) == "mse" and default_loss(softmax=True) == "cross_entropy"
+    assert "cross_entropy" not in fitting(False) and fitting(True) == ["cross_entropy"]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "loss"),
+    [
+        ("inputs: [x]\noutput: {sigmoid: {mul: [param, x]}}\nloss: bce\n", "binary", "bce"),
+        ("inputs: [x]\noutput: {mul: [param, x]}\nloss: mae\n", "regression", "mae"),
+        ("inputs: [x]\noutput: {mul: [param, x]}\n", "regression", "mse"),
+        ("inputs: [x]\noutput: {softmax: [x, {mul: [param, x]}]}\n", "classes", "cross_entropy"),
+    ],
+)
+def test_task_and_default_loss_come_from_the_loss_table(text: str, kind: str, loss: str) -> None:
+    spec = parse_spec(text)
+    assert (task_kind(spec), loss_name(spec)) == (kind, loss)
+
+
+def test_trace_prints_ops_by_their_text_form() -> None:
+    from treegrad.trace import trace
+
+    w = Parameter(0.5, name="w")
+    root = Add([treegrad.Negate([Input("x")]), treegrad.Power([w, Constant(2.0)]), Constant(-1.5)])
+    (step,) = trace(root, [[1.0]], [0.0])
+    assert [n.expr for n in step.nodes if n.kind == "op"] == ["-x", "w^2", "#1 + #4 - 1.5"]
+
+
+def test_random_ops_stay_in_range() -> None:
+    # the shared DAG builder draws every op of the table (tests/conftest.py)
+    from conftest import OP_KINDS, dag_from_seed
+
+    assert OP_KINDS == tuple(OPS)
+    seen = {n.op.name for s in range(30) for n in dag_from_seed(s).nodes if n.op is not None}
+    assert seen == set(OPS)
