@@ -12,7 +12,7 @@ import math
 import random
 from typing import Any
 
-from .analysis import arguments
+from .analysis import Budget, arguments, check_budget
 from .errors import ModelError, SpecError
 from .losses import LOSSES, TaskKind, default_loss
 from .nodes import OPERATIONS, Constant, Divide, Input, Linear, Node, Output, Parameter, Softmax, Subtract
@@ -38,12 +38,20 @@ def output_count(spec: Spec) -> int:
     return spec.analysis.output_count
 
 
-def build_model(spec: Spec, *, seed: int | None = None, stats: dict[str, tuple[float, float]] | None = None) -> Node:
+def build_model(
+    spec: Spec,
+    *,
+    seed: int | None = None,
+    stats: dict[str, tuple[float, float]] | None = None,
+    budget: Budget | None = None,
+) -> Node:
     """The spec's model as a compiled graph (inputs in the spec's order); returns its output node.
 
     With `stats` (input name -> (mean, std)) each input enters as (x - mean) / std, so the
-    graph takes raw values and standardises them itself.
+    graph takes raw values and standardises them itself. A model larger than `budget`
+    (default: `Budget.from_env()`) is refused before any node is made.
     """
+    check_budget(spec, budget)
     rng = stream(spec.training.seed if seed is None else seed, "init")
     env: dict[str, Node] = {name: _input(spec, name, stats) for name in spec.inputs}
     for name in spec.analysis.order:
