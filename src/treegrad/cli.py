@@ -459,6 +459,101 @@ def _tree(root: Any, precision: int) -> Any:
     return top
 
 
+# ----------------------------------------------------------------- explain
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def explain(
+    model: ModelFile,
+    values: Annotated[
+        list[str] | None,
+        typer.Argument(help="One sample: values in input order, or name=value.", metavar="VALUES"),
+    ] = None,
+    baseline: Annotated[
+        str, typer.Option("--baseline", help="Compare with: mean (the training inputs' mean) or zero.")
+    ] = "mean",
+    data: Annotated[
+        str | None,
+        typer.Option("--data", "-d", help="Rank the inputs by mean |contribution| over the rows of this CSV."),
+    ] = None,
+    class_label: Annotated[
+        str | None, typer.Option("--class", help="A classifier's class to explain (default: the predicted one).")
+    ] = None,
+    plot_path: Annotated[
+        Path | None, typer.Option("--plot", help="With --data: draw the ranking as a bar chart (.png, .svg, .pdf).")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Each input's contribution to a prediction: gradient, gradient × input, integrated gradients."""
+    from . import workflow
+    from .explain import explain_data, explain_model
+
+    if values and data:
+        raise typer.BadParameter("give either VALUES (one sample) or --data (every row), not both")
+    if plot_path is not None and not data:
+        raise typer.BadParameter("--plot draws the ranking of --data", param_hint="--plot")
+    if plot_path is not None:
+        from .plotting import plot_format
+
+        plot_format(plot_path)
+    loaded = workflow.load(model)
+    rec = loaded.record
+    if data:
+        ranking = explain_data(loaded, data, baseline=baseline, class_label=class_label)
+        if plot_path is not None:
+            from .plotting import importance_chart
+
+            names, means = [n for n, _ in ranking.ranked], [v for _, v in ranking.ranked]
+            importance_chart(names, means, f"{rec.name}: {ranking.explained}", plot_path)
+        if as_json:
+            out.print_json(_json(ranking.as_dict()))
+            return
+        top = max((v for _, v in ranking.ranked), default=0.0) or 1.0
+        t = Table(
+            title=f"{_escape(rec.name)}: mean |contribution| to the {_escape(ranking.explained)} over "
+            f"{ranking.rows} rows of {_escape(data)} (baseline {baseline})",
+            title_justify="left",
+        )
+        for name, justify in (("#", "right"), ("input", "left"), ("mean |contribution|", "right"), ("", "left")):
+            t.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for k, (name, v) in enumerate(ranking.ranked, 1):
+            t.add_row(str(k), _escape(name), f"{v:.6g}", "█" * round(20 * v / top))
+        out.print(t)
+        out.print(
+            f"method: {', '.join(ranking.methods)}; largest completeness error {ranking.worst_completeness_error:.2g}"
+        )
+        if plot_path is not None:
+            err.print(f"wrote the bar chart to {_escape(str(plot_path))}")
+        return
+    if not values:
+        raise typer.BadParameter(f"give one value per input ({', '.join(rec.inputs)}), or --data FILE.csv")
+    e = explain_model(
+        loaded, workflow.parse_values(list(rec.inputs), values), baseline=baseline, class_label=class_label
+    )
+    if as_json:
+        out.print_json(_json(e.as_dict()))
+        return
+    t = Table(title=f"{_escape(rec.name)}: why the {_escape(e.explained)} is {e.output:.6g}", title_justify="left")
+    for name in ("input", "value", "baseline", "∂f/∂x", "gradient × (x − b)", "contribution"):
+        t.add_column(name, justify="left" if name == "input" else "right")
+    for i, name in enumerate(e.inputs):
+        t.add_row(
+            _escape(name),
+            f"{e.values[i]:.6g}",
+            f"{e.baseline[i]:.6g}",
+            f"{e.gradient[i]:.6g}",
+            f"{e.gradient_x_input[i]:.6g}",
+            f"{e.contributions[i]:.6g}",
+        )
+    out.print(t)
+    out.print(
+        f"f(x) = {e.output:.10g}, f(baseline) = {e.baseline_output:.10g} (baseline: {baseline}); "
+        f"the contributions add up to f(x) − f(baseline) within {e.completeness_error:.2g} "
+        f"({e.method}"
+        + (f", {e.intervals} quadrature interval{'s' if e.intervals > 1 else ''})" if e.intervals else ")")
+    )
+
+
 # ----------------------------------------------------------------- check, datasets, schema
 
 

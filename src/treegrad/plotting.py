@@ -305,3 +305,20 @@ def _accuracy(root: Any, record: Any, points: PlotData) -> float | None:
     from .workflow import accuracy
 
     return accuracy(record.task, _predict(root, points.X), points.y)
+
+
+def importance_chart(names: Sequence[str], values: Sequence[float], title: str, out: Path) -> None:
+    """A horizontal bar chart of each input's mean |contribution| (largest on top), written to `out`."""
+    from .modelfile import write_atomic
+
+    fmt = plot_format(out)
+    Figure, Canvas = _matplotlib()
+    fig = Figure(figsize=(6.5, 1.2 + 0.35 * len(names)), layout="constrained")
+    Canvas(fig)
+    ax = fig.subplots()
+    ax.barh(list(reversed(names)), list(reversed(values)), color=CLASS_COLORS[0])
+    ax.set_xlabel("mean |contribution|")
+    ax.set_title(title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
+    write_atomic(out, buf.getvalue())

@@ -123,6 +123,30 @@ def model_table(record: ModelRecord, data: str | None = None) -> Table:
         return load_data(record.data.source, base_dir=spec_dir)
 
 
+def recorded_split(
+    record: ModelRecord, data: str | None = None
+) -> tuple[tuple[list[list[float]], list[Any]], tuple[list[list[float]], list[Any]]]:
+    """((X, y) training, (X, y) validation): the model's data (or `data`) split as in training.
+
+    The split is the one `train` made, from the recorded seed and validation fraction, so
+    the rows are the same when the data is the same. A model whose training data cannot be
+    read any more gets a DataError that says to pass the data.
+    """
+    try:
+        table = model_table(record, data)
+    except DataError as e:
+        raise DataError(
+            f"this needs the data the model was trained on, and {e}; pass it with --data FILE.csv"
+        ) from None
+    X, raw, _ = select(table, list(record.inputs), record.data.target)
+    y, _ = encode_targets(raw, record.task, record.classes, source=table.source, training=False)
+    train_rows, val_rows = split_indices(len(X), record.training.validation_split, record.training.seed)
+    return ([X[i] for i in train_rows], [y[i] for i in train_rows]), (
+        [X[i] for i in val_rows],
+        [y[i] for i in val_rows],
+    )
+
+
 @dataclass
 class Prepared:
     """A spec and its data, checked and split, with the model built: ready to train."""
