@@ -46,9 +46,9 @@ from treegrad.export import (
     python_module,
     render,
 )
+from treegrad.modelfile import Opened, open_model
 from treegrad.ops import OPS, softmax_fns
 from treegrad.printers import funcify
-from treegrad.workflow import Opened, open_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -190,7 +190,7 @@ def test_every_example_model_runs_the_same_in_a_separate_interpreter(tmp_path: P
         (tmp_path / f"m_{spec.stem}.py").write_text(render(model, "python"))  # type: ignore[arg-type]
         rows = [[v * (1 + 0.1 * k) for v in row] for k, row in enumerate(random_rows(loaded.root, 10, seed=3))]
         from treegrad.data import input_rows
-        from treegrad.workflow import model_table
+        from treegrad.datasource import model_table
 
         rows += input_rows(model_table(loaded.record, None), list(loaded.record.inputs))[:20]
         results = workflow.predict(loaded, rows)

@@ -34,13 +34,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from treegrad.build import build_model, output_count, task_kind
-from treegrad.cli import app
+from treegrad.cli import app, parse_values
 from treegrad.compiled import predict_many
 from treegrad.data import encode_targets, read_csv, select
 from treegrad.errors import DataError, ModelFileError, TreegradError
 from treegrad.modelfile import load_graph, read
 from treegrad.spec import CALLS, parse_spec
-from treegrad.workflow import parse_values
 
 # 50 examples per fuzzer on every run; `TREEGRAD_FUZZ_EXAMPLES=3000 pytest tests/test_fuzz.py` digs deeper
 EXAMPLES = int(os.environ.get("TREEGRAD_FUZZ_EXAMPLES", "50"))

@@ -18,11 +18,11 @@ from treegrad import Add, Input, Node, Parameter, Softmax
 from treegrad.build import build_model, loss_name, task_kind
 from treegrad.export import dot_source, graph_dict, latex_document, python_module, sympy_exprs
 from treegrad.losses import LOSSES, default_loss, fitting
+from treegrad.modelfile import Opened
 from treegrad.nodes import OPERATIONS, Constant, Linear, Output
 from treegrad.ops import OPS, Op, python_namespace
 from treegrad.printers import funcify
 from treegrad.spec import parse_spec
-from treegrad.workflow import Opened
 
 FIT = importlib.import_module("treegrad.fit")
 ROWS = [[0.1 * i, 1.0 - 0.07 * i] for i in range(12)]

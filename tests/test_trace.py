@@ -28,7 +28,8 @@ from treegrad import (
     TrainingError,
     fit,
 )
-from treegrad.trace import prepare, trace
+from treegrad.trace import trace
+from treegrad.workflow import trace_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -194,7 +195,7 @@ def test_prepare_from_a_spec_and_from_a_model_file(tmp_path: Path) -> None:
     (tmp_path / "data.csv").write_text("f,c\n2,3\n1,1\n")
     spec = tmp_path / "f2c.yaml"
     spec.write_text(F2C)
-    setup = prepare(spec)
+    setup = trace_setup(spec)
     assert setup.inputs == [[2.0], [1.0]] and setup.targets == [3.0, 1.0]
     assert (setup.loss, setup.learning_rate) == ("mse", 0.1)
     (step,) = trace(setup.root, setup.inputs, setup.targets, loss=setup.loss, learning_rate=setup.learning_rate)
@@ -203,7 +204,7 @@ def test_prepare_from_a_spec_and_from_a_model_file(tmp_path: Path) -> None:
 
     model = tmp_path / "f2c.model.json"
     workflow.train(spec, overrides={"epochs": 1, "shuffle": False}, out=model)
-    again = prepare(model, learning_rate=0.5, rows=1)
+    again = trace_setup(model, learning_rate=0.5, rows=1)
     assert again.inputs == [[2.0]] and again.learning_rate == 0.5
     assert again.root.graph is not None and again.root.graph.param_values() != [0.5, 0.25]  # learned values
 

@@ -1,4 +1,5 @@
-"""The `treegrad` command line: thin Typer commands over `workflow.py`, rendered with rich.
+"""The `treegrad` command line: thin Typer commands over the library (`workflow`, `modelfile`,
+`tasks`, ...), rendered with rich, and the parsing of values typed on the command line.
 
 This is the only module that imports typer or rich, and the one place where a
 `TreegradError` becomes a message: `TreegradGroup.invoke` prints it on stderr as one
@@ -12,6 +13,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from .errors import TreegradError
+from .errors import DataError, TreegradError
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -260,6 +262,43 @@ def _summary(result: Any) -> None:
 # ----------------------------------------------------------------- predict, eval, show
 
 
+def parse_values(inputs: list[str], values: Sequence[str]) -> list[float]:
+    """Values typed after `predict MODEL`, in input order or all as name=value, as one row."""
+    named = [v for v in values if "=" in v]
+    if named and len(named) != len(values):
+        raise DataError("give the values either all in input order or all as name=value, not mixed")
+    row: dict[str, float] = {}
+    if named:
+        for item in values:
+            name, _, text = item.partition("=")
+            name = name.strip()
+            if name not in inputs:
+                raise DataError(f"unknown input '{name}'; the model's inputs are {', '.join(inputs)}")
+            if name in row:
+                raise DataError(f"input '{name}' is given twice")
+            row[name] = _number(text, name)
+        missing = [n for n in inputs if n not in row]
+        if missing:
+            raise DataError(f"missing value(s) for {', '.join(missing)}; the model's inputs are {', '.join(inputs)}")
+        return [row[n] for n in inputs]
+    if len(values) != len(inputs):
+        raise DataError(
+            f"the model takes {len(inputs)} value(s), for {', '.join(inputs)}; got {len(values)}. "
+            f"Example: treegrad predict MODEL.json " + " ".join(f"{n}=..." for n in inputs)
+        )
+    return [_number(v, n) for v, n in zip(values, inputs)]
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise DataError(f"the value for '{name}' is {text!r}, not a number") from None
+    if not math.isfinite(v):
+        raise DataError(f"the value for '{name}' is {text}: give a finite number")
+    return v
+
+
 # Unknown options pass through as values, so that `predict MODEL -40` is the value -40
 # rather than "No such option: -4".
 @app.command(context_settings={"ignore_unknown_options": True})
@@ -279,15 +318,17 @@ def predict(
 ) -> None:
     """Predict with a saved model: one sample from the command line, or every row of a CSV."""
     from . import workflow
+    from .datasource import model_table
+    from .modelfile import load
 
-    loaded = workflow.load(model)
+    loaded = load(model)
     rec = loaded.record
     if values and data:
         raise typer.BadParameter("give either VALUES or --data, not both")
     if data:
         from .data import input_rows, row_place, to_csv
 
-        table = workflow.model_table(loaded.record, data)
+        table = model_table(loaded.record, data)
         rows = input_rows(table, list(rec.inputs))
         results = workflow.predict(loaded, rows, lambda i: row_place(table.source, i))
         if as_json:
@@ -304,7 +345,7 @@ def predict(
         return
     if not values:
         raise typer.BadParameter(f"give one value per input ({', '.join(rec.inputs)}), or --data FILE.csv")
-    row = workflow.parse_values(list(rec.inputs), values)
+    row = parse_values(list(rec.inputs), values)
     result = workflow.predict(loaded, [row])[0]
     if as_json:
         out.print_json(_json([result]))
@@ -344,9 +385,12 @@ def eval_(
 ) -> None:
     """Loss and metrics of a saved model on data: accuracy and confusion matrix, or MSE/MAE/R²."""
     from . import workflow
+    from .datasource import model_table
+    from .modelfile import load
+    from .tasks import class_labels
 
-    loaded = workflow.load(model)
-    m = workflow.evaluate(loaded, workflow.model_table(loaded.record, data), target)
+    loaded = load(model)
+    m = workflow.evaluate(loaded, model_table(loaded.record, data), target)
     if as_json:
         out.print_json(_json(m))
         return
@@ -364,7 +408,7 @@ def eval_(
             t.add_row(key, f"{m[key]:.2%}" if key == "accuracy" else f"{m[key]:.6g}")
     out.print(t)
     if "confusion" in m:
-        labels = workflow.class_labels(loaded.record.task, loaded.record.classes, len(m["confusion"])) or []
+        labels = class_labels(loaded.record.task, loaded.record.classes, len(m["confusion"])) or []
         c = Table(title="confusion (rows: true, columns: predicted)", title_justify="left")
         c.add_column("")
         for lab in labels:
@@ -387,16 +431,16 @@ def show(
     ] = False,
 ) -> None:
     """Print the model as a formula (or draw its node graph with --format tree)."""
-    from . import workflow
+    from .modelfile import open_model
 
     if format in ("python", "dot", "json"):
         from .export import render
 
-        text = render(workflow.open_model(model), format, precision)
+        text = render(open_model(model), format, precision)
         assert isinstance(text, str)
         sys.stdout.write(text)
         return
-    root = workflow.open_model(model).root
+    root = open_model(model).root
     if simplify:
         from .export import simplified
 
@@ -485,8 +529,8 @@ def explain(
     as_json: AsJson = False,
 ) -> None:
     """Each input's contribution to a prediction: gradient, gradient × input, integrated gradients."""
-    from . import workflow
     from .explain import explain_data, explain_model
+    from .modelfile import load
 
     if values and data:
         raise typer.BadParameter("give either VALUES (one sample) or --data (every row), not both")
@@ -496,7 +540,7 @@ def explain(
         from .plotting import plot_format
 
         plot_format(plot_path)
-    loaded = workflow.load(model)
+    loaded = load(model)
     rec = loaded.record
     if data:
         ranking = explain_data(loaded, data, baseline=baseline, class_label=class_label)
@@ -527,9 +571,7 @@ def explain(
         return
     if not values:
         raise typer.BadParameter(f"give one value per input ({', '.join(rec.inputs)}), or --data FILE.csv")
-    e = explain_model(
-        loaded, workflow.parse_values(list(rec.inputs), values), baseline=baseline, class_label=class_label
-    )
+    e = explain_model(loaded, parse_values(list(rec.inputs), values), baseline=baseline, class_label=class_label)
     if as_json:
         out.print_json(_json(e.as_dict()))
         return
@@ -567,16 +609,11 @@ def check(
 ) -> None:
     """Validate a spec, summarise it, and check its gradients numerically."""
     from . import workflow
-    from .build import build_model, loss_name
-    from .data import input_rows, standardize_stats
+    from .build import loss_name
     from .gradcheck import gradient_check
 
-    spec_obj, _ = workflow.load_spec_file(spec)
-    rows = None
-    if data is not None or spec_obj.data:
-        rows = input_rows(workflow.spec_table(spec_obj, spec, data), list(spec_obj.inputs))
-    stats = standardize_stats(rows, list(spec_obj.inputs)) if rows and spec_obj.training.normalize else None
-    root = build_model(spec_obj, stats=stats)
+    setup = workflow.check_setup(spec, data)
+    spec_obj, root, rows = setup.spec, setup.root, setup.rows
     g = root.compiled_graph
     result = gradient_check(root, rows=rows)
     t = Table(title=f"{_escape(str(spec))} is valid", show_header=False, title_justify="left")
@@ -684,8 +721,8 @@ def export_(
     precision: Precision = 4,
 ) -> None:
     """Export a model: a dependency-free Python module, ONNX, a LaTeX document, Graphviz DOT or JSON."""
-    from . import workflow
     from .export import FORMATS, export, render
+    from .modelfile import open_model
 
     if format not in FORMATS:
         raise typer.BadParameter(f"unknown format '{format}'; use one of {', '.join(FORMATS)}", param_hint="--format")
@@ -693,7 +730,7 @@ def export_(
         raise typer.BadParameter(
             "an ONNX model is binary: give the file to write, e.g. -o model.onnx", param_hint="--out"
         )
-    exportable = workflow.open_model(model)
+    exportable = open_model(model)
     if out_path is None:
         text = render(exportable, format, precision)
         assert isinstance(text, str)
@@ -712,11 +749,11 @@ def plot(
     ] = None,
 ) -> None:
     """Draw the learning curve and, for one or two inputs, the decision boundary or fitted surface."""
-    from . import workflow
+    from .modelfile import load
     from .plotting import load_points, plot_format, plot_model
 
     plot_format(out_path)
-    loaded = workflow.load(model)
+    loaded = load(model)
     points, notes = load_points(loaded.record, data)
     result = plot_model(loaded.root, loaded.record, points, out_path)
     for note in notes + result.notes:
@@ -737,10 +774,10 @@ def trace(
     precision: Precision = 4,
 ) -> None:
     """Backpropagation by hand: each node's value and the gradients it receives, step by step."""
-    from .trace import prepare
+    from . import workflow
     from .trace import trace as run_trace
 
-    setup = prepare(model, data, learning_rate, rows=steps)
+    setup = workflow.trace_setup(model, data, learning_rate, rows=steps)
     for step in run_trace(
         setup.root,
         setup.inputs,

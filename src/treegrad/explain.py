@@ -312,7 +312,7 @@ def baseline_values(
 
 def _what(loaded: Any, out: Any, class_label: str | None) -> tuple[int | None, str]:
     """(output element to explain, what it is) for a saved model's output `out` at a sample."""
-    from .workflow import class_labels
+    from .tasks import class_labels
 
     rec = loaded.record
     if rec.task == "binary":
@@ -336,7 +336,7 @@ def _what(loaded: Any, out: Any, class_label: str | None) -> tuple[int | None, s
 
 def _baseline(loaded: Any, kind: str, data: str | None) -> list[float]:
     from .data import input_rows
-    from .workflow import model_table, recorded_split
+    from .datasource import model_table, recorded_split
 
     rec = loaded.record
 
@@ -371,7 +371,7 @@ def explain_data(loaded: Any, data: str, *, baseline: str = "mean", class_label:
     there (or of `class_label`).
     """
     from .data import input_rows
-    from .workflow import model_table
+    from .datasource import model_table
 
     rec = loaded.record
     b = _baseline(loaded, baseline, data)

@@ -23,10 +23,11 @@ from typing import Any
 
 from . import __version__
 from .errors import ModelError, TreegradError
+from .modelfile import Opened
 from .nodes import Constant, Input, Leaf, Node, Output, Parameter
 from .ops import NAMESPACE, softmax_code
 from .printers import funcify, number
-from .workflow import Opened
+from .tasks import class_labels
 
 FORMATS = ("python", "dot", "json", "latex", "onnx")
 ONNX_OPSET = 17
@@ -42,8 +43,7 @@ def _graph(root: Node) -> Any:
 
 
 def _class_labels(model: Opened) -> list[str] | None:
-    """The labels `treegrad predict` prints (the same defaults as `workflow.decode`)."""
-    from .workflow import class_labels
+    """The labels `treegrad predict` prints (the same defaults as `tasks.decode`)."""
 
     g = _graph(model.root)
     task = "classes" if g.is_softmax and model.task is None else model.task

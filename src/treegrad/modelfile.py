@@ -4,6 +4,9 @@ A model file holds the spec as the user wrote it (its text), the learned paramet
 values by stable name, the input names, class labels, normalisation statistics, the
 training settings used, the data source, and the loss history. Loading rebuilds the
 graph from the embedded spec and checks that the parameters match it exactly.
+
+Here too is how a command recognises what it is given: a model file (`load`), or a model
+file or a spec (`open_model`), and a file that must not be replaced (`check_replace`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import math
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -337,3 +341,116 @@ def load_graph(path: Path, record: ModelRecord) -> Any:
         raise ModelFileError(f"{path}: its inputs [{theirs}] do not match its spec's [{ours}]; {AGAIN}")
     graph.set_param_values([record.parameters[n] for n in names])
     return root
+
+
+# ----------------------------------------------------------------- opening what a command is given
+
+
+@dataclass
+class Loaded:
+    """A model file read back: its record and the rebuilt graph with learned parameters."""
+
+    path: Path
+    record: ModelRecord
+    root: Any = field(repr=False)
+
+
+@dataclass
+class Opened:
+    """A model to show, export or trace: from a model file (learned parameters) or from a
+    spec (initial parameters), with what is known of its task and class labels."""
+
+    root: Any
+    name: str
+    task: str | None = None  # "regression" | "binary" | "classes"; None when unknown
+    classes: list[str] | None = None
+    loaded: Loaded | None = None
+
+
+def _sniff_json(path: Path) -> str:
+    """What a `.json` file is: "model", "spec", or "other" (not a readable JSON object).
+
+    Model files have a top-level `format` key; a spec may not. A file that is not valid
+    JSON (a truncated model file) is a "model" when it names a `format` near its top, so
+    it gets the model file's message, not a spec's.
+    """
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return "other"
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            return "model"  # read refuses it with the right message
+        raw = path.read_bytes()
+        doc = json.loads(raw)
+    except OSError:
+        return "other"
+    except (ValueError, RecursionError):
+        return "model" if b'"format"' in raw[:4096] else "other"
+    if not isinstance(doc, dict):
+        return "other"
+    return "model" if "format" in doc else "spec"
+
+
+def is_model_file(path: Path) -> bool:
+    """True for a `.json` file that is (or was meant to be) a model file rather than a spec."""
+    return _sniff_json(path) == "model"
+
+
+def _not_a_model_file(path: Path) -> None:
+    """Say so plainly when a command that needs a trained model is given a spec or a CSV.
+
+    Only a file that exists is judged by its name: a missing `nothere.yaml` is missing
+    (`read` says so), not a spec.
+    """
+    if not path.is_file():
+        return
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml") or _sniff_json(path) == "spec":
+        raise ModelFileError(
+            f"{path} is a spec, not a trained model: train it first (treegrad train {path}) "
+            "and pass the .model.json file it writes"
+        )
+    if suffix in (".csv", ".tsv", ".txt"):
+        raise ModelFileError(
+            f"{path} is a data file, not a trained model: pass the model file first, then the data with --data {path}"
+        )
+
+
+def load(path: Path) -> Loaded:
+    """Read a model file and rebuild its graph with the learned parameters."""
+    _not_a_model_file(path)
+    record = read(path)
+    return Loaded(path, record, load_graph(path, record))
+
+
+def open_model(path: Path) -> Opened:
+    """A model file (learned parameters) or a spec file (initial parameters), compiled."""
+    if is_model_file(path):
+        loaded = load(path)
+        rec = loaded.record
+        return Opened(loaded.root, rec.name, rec.task, rec.classes, loaded)
+    from .build import build_model, task_kind
+    from .spec import load_spec
+
+    spec = load_spec(path)
+    return Opened(build_model(spec), spec.name or path.stem, task_kind(spec), spec.classes)
+
+
+def check_replace(out: Path, name: str) -> None:
+    """Refuse to overwrite a file that is not a model of this spec (a typo in --out must
+    not replace someone's data, or the model of another spec)."""
+    if not out.is_file():
+        return
+    if not is_model_file(out):
+        raise ModelFileError(
+            f"{out} exists and is not a treegrad model file: refusing to overwrite it. "
+            "Choose another --out, or pass --force to replace it."
+        )
+    try:
+        other = json.loads(out.read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return  # a damaged model file: replacing it loses nothing
+    if isinstance(other, str) and other != name:
+        raise ModelFileError(
+            f"{out} holds the model '{other}', not '{name}': refusing to replace it. "
+            "Choose another --out, or pass --force to replace it."
+        )

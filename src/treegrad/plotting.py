@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .datasource import model_table
 from .errors import DataError, TreegradError
+from .tasks import accuracy
 
 PLOT_FORMATS = ("png", "svg", "pdf")
 GRID = 200  # grid points per axis for boundaries and surfaces
@@ -80,7 +82,6 @@ def load_points(record: Any, data: str | None) -> tuple[PlotData | None, list[st
     A model with more than two inputs is drawn without points, so then no data is read.
     """
     from .data import encode_targets, input_rows
-    from .workflow import model_table
 
     if data is None and len(record.inputs) > 2:
         return None, []
@@ -302,8 +303,6 @@ def _two_inputs(fig: Any, ax: Any, root: Any, record: Any, points: PlotData) -> 
 def _accuracy(root: Any, record: Any, points: PlotData) -> float | None:
     if points.y is None:
         return None
-    from .workflow import accuracy
-
     return accuracy(record.task, _predict(root, points.X), points.y)
 
 

@@ -13,7 +13,6 @@ The result is plain data; the CLI draws the tables.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .errors import DataError, TrainingError
@@ -169,51 +168,3 @@ def trace(
 
 def _copy(v: Any) -> Any:
     return list(v) if isinstance(v, list) else v
-
-
-# ----------------------------------------------------------------- from files
-
-
-@dataclass
-class TraceSetup:
-    """A model and the data to trace it on, read from a spec or a model file."""
-
-    root: Node
-    inputs: list[list[float]]
-    targets: list[Any]
-    loss: str
-    learning_rate: float
-    source: str
-    classes: list[str] | None
-
-
-def prepare(
-    path: Path, data: str | None = None, learning_rate: float | None = None, rows: int | None = None
-) -> TraceSetup:
-    """The model of a spec (its initial parameters) or of a model file (learned ones), with its data.
-
-    Data come from `data` or the spec's / model file's own source; rows keep the file's order
-    (no shuffle, no validation split). A spec with `normalize: true` standardises with the
-    statistics of all rows.
-    """
-    from . import workflow
-    from .data import encode_targets, select, standardize_stats
-
-    if workflow.is_model_file(path):
-        loaded = workflow.load(path)
-        rec = loaded.record
-        table = workflow.model_table(rec, data)
-        X, raw, _ = select(table, list(rec.inputs), rec.data.target)
-        y, classes = encode_targets(raw, rec.task, rec.classes, source=table.source, training=False)
-        lr = learning_rate if learning_rate is not None else rec.training.learning_rate
-        return TraceSetup(loaded.root, X[:rows], y[:rows], rec.loss, lr, table.source, classes)
-    from .build import build_model, loss_name, task_kind
-
-    spec, _ = workflow.load_spec_file(path)
-    table = workflow.spec_table(spec, path, data)
-    X, raw, _ = select(table, list(spec.inputs), spec.target)
-    y, classes = encode_targets(raw, task_kind(spec), spec.classes, source=table.source, training=False)
-    stats = standardize_stats(X, list(spec.inputs)) if spec.training.normalize else None
-    root = build_model(spec, seed=spec.training.seed, stats=stats)
-    lr = learning_rate if learning_rate is not None else spec.training.learning_rate
-    return TraceSetup(root, X[:rows], y[:rows], loss_name(spec), lr, table.source, classes)

@@ -1,0 +1,84 @@
+"""Which data a command reads: one rule for train, check, trace, eval, predict and plot.
+
+`--data` names a built-in dataset or a CSV path from the current folder. Without it, a
+spec's `data:` is a path from the spec's folder, and a model file's training source is
+read again (a relative path from the current folder, else from its spec's folder).
+Generated datasets are always drawn with the same seed (`load_data`'s default), never
+the training seed: `line` is the same points in every command, so `eval` of a model
+trained without a validation split reports exactly the summary's training loss.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .data import Table, encode_targets, load_data, select, split_indices
+from .errors import DataError
+from .modelfile import ModelRecord
+
+
+def pick_table(data: str | None, default: str | None, folders: list[Path], missing: str) -> Table:
+    """The table `data` names (from the current folder), else `default` read from the first
+    of `folders` where it exists; `missing` is the message when neither is given."""
+    if data is not None:
+        return load_data(data, base_dir=Path.cwd())
+    if not default:
+        raise DataError(missing)
+    first, *others = folders
+    try:
+        return load_data(default, base_dir=first)
+    except DataError:
+        for folder in others:
+            if not Path(default).is_absolute() and (folder / default).exists():
+                return load_data(default, base_dir=folder)
+        raise
+
+
+def spec_table(spec: Any, spec_path: Path, data: str | None) -> Table:
+    """The data for a spec: `data`, else the spec's own `data:` (a path from the spec's folder)."""
+    return pick_table(
+        data,
+        spec.data,
+        [spec_path.parent],
+        f"{spec_path} names no data: pass --data NAME or --data FILE.csv "
+        "(see `treegrad datasets`), or add `data:` to the spec",
+    )
+
+
+def model_table(record: ModelRecord, data: str | None = None) -> Table:
+    """The table `data` names, or the one the model was trained on.
+
+    A training source that is a relative path was relative to the current folder or to
+    the spec's folder: both are tried.
+    """
+    return pick_table(
+        data,
+        record.data.source,
+        [Path.cwd(), Path(record.spec_file).parent],
+        "the model names no training data: pass --data NAME or --data FILE.csv",
+    )
+
+
+def recorded_split(
+    record: ModelRecord, data: str | None = None
+) -> tuple[tuple[list[list[float]], list[Any]], tuple[list[list[float]], list[Any]]]:
+    """((X, y) training, (X, y) validation): the model's data (or `data`) split as in training.
+
+    The split is the one `train` made, from the recorded seed and validation fraction, so
+    the rows are the same when the data is the same. A model whose training data cannot be
+    read any more gets a DataError that says to pass the data.
+    """
+    try:
+        table = model_table(record, data)
+    except DataError as e:
+        raise DataError(
+            f"this needs the data the model was trained on, and {e}; pass it with --data FILE.csv"
+        ) from None
+    X, raw, _ = select(table, list(record.inputs), record.data.target)
+    y, _ = encode_targets(raw, record.task, record.classes, source=table.source, training=False)
+    train_rows, val_rows = split_indices(len(X), record.training.validation_split, record.training.seed)
+    return ([X[i] for i in train_rows], [y[i] for i in train_rows]), (
+        [X[i] for i in val_rows],
+        [y[i] for i in val_rows],
+    )
