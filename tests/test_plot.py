@@ -75,7 +75,7 @@ def test_two_input_classifier_draws_curve_and_boundary(tmp_path: Path) -> None:
     fig, result = draw(loaded.root, loaded.record, points)
     assert result.panels == ["learning curve", "decision boundary"]
     curve, boundary = fig.axes[:2]
-    assert (curve.get_xlabel(), curve.get_ylabel()) == ("epoch", "mean loss (bce)")
+    assert (curve.get_xlabel(), curve.get_ylabel()) == ("epoch", "mean loss over each epoch (bce)")
     assert [t.get_text() for t in curve.get_legend().get_texts()][:2] == ["training", "validation"]
     assert len(curve.get_lines()[0].get_xdata()) == 5
     assert (boundary.get_xlabel(), boundary.get_ylabel()) == ("x", "y")

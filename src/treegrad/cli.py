@@ -202,7 +202,9 @@ def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool, force: boo
             bar.start_task(task)
         if epoch == 0:
             return
-        status = f"loss {train_loss:.4g}"
+        # The running mean over the epoch, taken while the parameters move: labelled so,
+        # because the summary's loss (the final model on the training rows) differs.
+        status = f"epoch mean loss {train_loss:.4g}"
         if val_loss is not None:
             status += f"  val {val_loss:.4g}"
         if "accuracy" in extra:
@@ -236,7 +238,7 @@ def _summary(result: Any) -> None:
     # Losses and metrics of the final model (what `eval` reports), not the running mean of
     # the last epoch, which was taken while the parameters were still moving.
     for part, m in rec.metrics.items():
-        t.add_row(f"final {'training' if part == 'train' else part} loss", f"{m['loss']:.6g}")
+        t.add_row(f"{'training' if part == 'train' else part} loss of the final model", f"{m['loss']:.6g}")
         for key in ("accuracy", "r2", "mae"):
             if key in m and not (isinstance(m[key], float) and math.isnan(m[key])):
                 value = f"{m[key]:.1%}" if key == "accuracy" else f"{m[key]:.4g}"

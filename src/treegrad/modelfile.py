@@ -200,7 +200,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _text(path: Path) -> str:
     """The file's text: a regular file (not /dev/zero, not a FIFO) of at most MAX_BYTES, UTF-8."""
     if not path.exists():
-        raise ModelFileError(f"{path}: no such model file")
+        raise ModelFileError(f"{path}: no such model file; check the path")
     if path.is_dir():
         raise ModelFileError(f"{path} is a directory, not a model file")
     if not path.is_file():  # a device or a pipe: reading it could take forever and all memory

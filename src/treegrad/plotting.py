@@ -152,8 +152,9 @@ def _learning_curve(ax: Any, record: Any) -> None:
     if values and min(values) > 0 and max(values) / min(values) > 100:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"mean loss ({record.loss})")
-    final = f"final {hist.train[-1]:.4g}" if hist.train else "no epochs"
+    # Each point is the running mean over an epoch, not the final model's loss (eval's).
+    ax.set_ylabel(f"mean loss over each epoch ({record.loss})")
+    final = f"last epoch's mean {hist.train[-1]:.4g}" if hist.train else "no epochs"
     ax.set_title(f"Learning curve ({final})")
     ax.grid(True, alpha=0.3)
     if hist.train:

@@ -55,7 +55,7 @@ def text_curve(
         )
         lines.append(f"{label:>{label_w}} |" + "".join(row))
     lines.append(" " * label_w + " +" + "-" * cols)
-    legend = "loss per epoch" + (" (log scale)" if use_log else "") + ": * training"
+    legend = "mean loss over each epoch" + (" (log scale)" if use_log else "") + ": * training"
     legend += ", o validation, # both" if validation else ""
     lines.append(" " * label_w + f"  1{' ' * max(1, cols - len(str(n)) - 1)}{n}")
     lines.append(" " * label_w + "  " + legend)
