@@ -1,4 +1,8 @@
-"""`python -m treegrad.bench` (or `treegrad bench`): treegrad's training speed beside its peers.
+"""The benchmark behind `treegrad bench`: treegrad's training speed beside its peers.
+
+This module is library code (workloads, peers, measurement, the table); the command line,
+its one argument parser, is `treegrad bench` in cli.py. A new workload is a name in
+`WORKLOADS`, its model in `_treegrad` and each peer's function, and a line in `run`.
 
 Every peer trains the same models on the same 1000 samples from the same initial
 parameters, with the same loss (binary cross-entropy, p clamped to [1e-8, 1 - 1e-8]),
@@ -33,7 +37,6 @@ order in treegrad and in the python peer, so their losses are equal to the last 
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import math
 import platform
@@ -665,7 +668,7 @@ def _versions() -> str:
     return ", ".join(found) or "no peer packages imported"
 
 
-# ---------------------------------------------------------------- command line
+# ---------------------------------------------------------------- parsing the command's values (for cli.py)
 
 
 def parse_names(text: str, allowed: Sequence[str], what: str) -> list[str]:
@@ -686,71 +689,3 @@ def parse_depths(text: str) -> list[int]:
     if not depths or depths[0] < 1:
         raise ValueError(f"depths must be 1 or more, got {text!r}")
     return depths
-
-
-def _arg(parse: Callable[..., Any], *rest: Any) -> Callable[[str], Any]:
-    """An argparse `type=` from a parser that raises ValueError with a message."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text, *rest)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    return convert
-
-
-def parser() -> argparse.ArgumentParser:
-    """The options of `treegrad bench`."""
-    ap = argparse.ArgumentParser(
-        prog="treegrad bench",
-        description="Train the benchmark models (W1 binary classifier, W2a/W2b MLP per sample and in "
-        "mini-batches, W3 chains) with treegrad and with every installed peer; print steps/s, "
-        "samples/s and how many times faster treegrad is.",
-        epilog="Peers that are not installed are skipped with a note. The recipe: python -m pydoc treegrad.bench",
-    )
-    ap.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, depths 2 and 4, one training each")
-    ap.add_argument(
-        "--only",
-        type=_arg(parse_names, WORKLOADS, "workload"),
-        default=list(WORKLOADS),
-        metavar="W1,W2a,W2b,W3",
-        help="workloads to run (default: all)",
-    )
-    ap.add_argument(
-        "--peers",
-        type=_arg(parse_names, PEERS, "peer"),
-        default=list(PEERS),
-        metavar=",".join(PEERS),
-        help="peers to run (default: every installed one)",
-    )
-    ap.add_argument(
-        "--depths",
-        type=_arg(parse_depths),
-        default=None,
-        metavar="2,4,8",
-        help="W3 chain depths (default 2,4,...,4096; slope over 16..4096)",
-    )
-    ap.add_argument("--reps", type=int, default=1, help="interleaved rounds; the table shows medians (default 1)")
-    return ap
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print its table; the exit status."""
-    args = parser().parse_args(argv)
-    if args.reps < 1:
-        parser().error("--reps must be 1 or more")
-    results, notes = run(
-        args.only,
-        args.peers,
-        quick=args.quick,
-        depths=args.depths,
-        reps=args.reps,
-        log=lambda line: print(line, file=sys.stderr, flush=True),
-    )
-    print(table(results, notes, args.reps))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

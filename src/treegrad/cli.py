@@ -694,7 +694,10 @@ def bench(
     ] = None,
     reps: Annotated[int, typer.Option("--reps", min=1, help="Interleaved rounds; the table shows medians.")] = 1,
 ) -> None:
-    """Benchmark training speed side by side with hand-written Python, NumPy, and micrograd/PyTorch when installed."""
+    """Benchmark training speed side by side with hand-written Python, NumPy, and micrograd/PyTorch when installed.
+
+    The workloads and the recipe they share: python -m pydoc treegrad.bench
+    """
     from . import bench as b
 
     results, notes = b.run(

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from typer.testing import CliRunner
 
 from treegrad import bench
+from treegrad.cli import app
 
 
 def test_quick_run_losses_equal_hand_written_python() -> None:
@@ -33,20 +35,37 @@ def test_quick_mlp_peers_agree_on_the_loss() -> None:
     assert {r.steps for r in results} == {32}  # 31 batches of 32 and one of 8
 
 
-def test_main_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["--quick", "--only", "W1,W3", "--peers", "treegrad,python", "--depths", "2,4"]) == 0
-    out = capsys.readouterr().out
+def test_the_command_prints_a_table() -> None:
+    result = CliRunner().invoke(
+        app, ["bench", "--quick", "--only", "W1,W3", "--peers", "treegrad,python", "--depths", "2,4"]
+    )
+    assert result.exit_code == 0, result.output
+    out = result.stdout
     assert "W1  binary classifier, per sample, 1 epoch\n" in out
     assert "treegrad is" in out and "treegrad vs python" in out
     row = next(line for line in out.splitlines() if line.strip().startswith("python"))
     assert row.split()[-1].endswith("x")  # the ratio column
 
 
-def test_unknown_workload_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as e:
-        bench.main(["--only", "W9"])
-    assert e.value.code == 2
-    assert "unknown workload W9" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--only", "W9"], "unknown workload W9"),
+        (["--peers", "tensorflow"], "unknown peer tensorflow"),
+        (["--depths", "0"], "depths must be 1 or more"),
+        (["--reps", "0"], "--reps"),
+    ],
+)
+def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["bench", *args])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_one_argument_parser() -> None:
+    """The command line is `treegrad bench` alone: the library module parses no arguments."""
+    assert not hasattr(bench, "main") and not hasattr(bench, "parser")
+    assert "argparse" not in open(bench.__file__, encoding="utf-8").read()
 
 
 def test_slope_of_a_power_law() -> None:
