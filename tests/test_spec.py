@@ -305,6 +305,14 @@ def test_schema_is_json_with_the_expression_union() -> None:
     assert relu["required"] == ["relu"] and relu["additionalProperties"] is False
 
 
+def test_schema_describes_each_field_with_the_docstring_under_it() -> None:
+    schema = spec_schema()
+    assert schema["properties"]["target"]["description"] == "The CSV column to learn."
+    training = schema["$defs"]["Training"]["properties"]
+    assert training["epochs"]["description"] == "Passes over the training data."
+    assert all("description" in field for field in training.values())
+
+
 def test_example_models_match_the_schema() -> None:
     # jsonschema is in the test extra: a plain import, so that a missing one fails rather
     # than skipping this test unseen (it was skipped everywhere until it was listed).

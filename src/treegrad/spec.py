@@ -30,7 +30,10 @@ message reads `file:line:col: path.in[0].spec: what is wrong — what to do`:
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
@@ -100,7 +103,9 @@ def _custom(text: str, *at: str | int, on_key: bool = False) -> PydanticCustomEr
 class _Strict(BaseModel):
     """Base of every spec model: unknown keys, NaN/inf and type coercions are all refused."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, use_attribute_docstrings=True)
+    # Built on first use, not at import (defer_build): built eagerly, the recursive expression
+    # models rebuilt each other's schemas, a large part of every command's start-up.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -312,10 +317,6 @@ else:
         ],
     )
     ExprList = TypeAliasType("ExprList", _list_or_one(Expr))
-
-_recursive: list[type[BaseModel]] = [LinearLayer, LinearCall, SoftmaxCall, *OP_MODELS.values()]
-for _model in _recursive:
-    _model.model_rebuild()
 
 
 class EarlyStopping(_Strict):
@@ -593,9 +594,31 @@ def validate_spec(data: Any, source: Source | None = None, *, default_name: str 
     return spec
 
 
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field of a class, read from its source."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    assert isinstance(body, ast.ClassDef)
+    docs: dict[str, str] = {}
+    for field, doc in zip(body.body, body.body[1:]):
+        if (
+            isinstance(field, ast.AnnAssign)
+            and isinstance(field.target, ast.Name)
+            and isinstance(doc, ast.Expr)
+            and isinstance(doc.value, ast.Constant)
+            and isinstance(doc.value.value, str)
+        ):
+            docs[field.target.id] = inspect.cleandoc(doc.value.value)
+    return docs
+
+
 def spec_schema() -> dict[str, Any]:
     """The JSON Schema of spec files (for editors' completion and checking)."""
     schema = Spec.model_json_schema()
+    # The docstrings under fields describe them; read here, not by pydantic's
+    # use_attribute_docstrings, which would inspect the source at import, in every command.
+    for cls, properties in ((Spec, schema["properties"]), (Training, schema["$defs"]["Training"]["properties"])):
+        for name, doc in _attribute_docs(cls).items():
+            properties[name]["description"] = doc
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "treegrad model spec"
     schema["description"] = (Spec.__doc__ or "") + " Expressions are numbers, names, `param`, or one-key mappings."
