@@ -47,7 +47,7 @@ from treegrad.export import (
     render,
 )
 from treegrad.modelfile import Opened, open_model
-from treegrad.ops import OPS, softmax_fns
+from treegrad.ops import OPS, python_namespace, softmax_fns
 from treegrad.printers import funcify
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -459,6 +459,7 @@ def text_to_python(text: str) -> str:
 def run_formula(code: str, names: list[str], row: list[float]) -> Any:
     """Evaluate a printed formula: its `h = ...` lines, then its final expression."""
     ns: dict[str, Any] = {
+        **python_namespace(),  # for an op added to the table since; the seed's ops written here
         "relu": lambda v: v if v > 0 else 0.0,
         "sigmoid": lambda v: 1 / (1 + math.exp(-v)),
         "tanh": math.tanh,

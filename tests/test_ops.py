@@ -65,6 +65,28 @@ def train(op: Op, engine: str, batch_size: int, vectorized: bool, monkeypatch: p
     return root.graph.param_values()
 
 
+def check_array_forms(op: Op) -> None:
+    """The op's value and derivatives evaluate on NumPy arrays, or a message naming what to add."""
+    import numpy as np
+
+    from treegrad.vectorized import array_namespace
+
+    n = 2 if op.arity is None else op.arity
+    args = [f"a{i}" for i in range(n)]
+    cols = {a: np.array([1.5, 2.5]) for a in args}
+    try:
+        out = eval(op.array_value(args), array_namespace(), dict(cols))  # noqa: S307 - the table's own text
+    except (ValueError, TypeError, NameError) as e:
+        pytest.fail(f"op '{op.name}': its value does not work on arrays ({e}); give its entry np_value")
+    for i in range(n):
+        if i in op.constant_args:
+            continue
+        try:
+            eval(op.array_deriv(args, "out", i), array_namespace(), {**cols, "out": out})  # noqa: S307
+        except (ValueError, TypeError, NameError) as e:
+            pytest.fail(f"op '{op.name}': its derivative does not work on arrays ({e}); give its entry np_deriv")
+
+
 def close(a: float, b: float, rel: float = 1e-9) -> bool:
     return abs(a - b) <= rel * max(1.0, abs(b))
 
@@ -76,6 +98,9 @@ def test_op_end_to_end(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     root = model(op)
     assert root.op is op, f"the spec's '{name}' did not build its node class"
     expected = root.predict(SAMPLE)
+
+    # The forms the vectorized trainer evaluates on arrays, where an `if` cannot stand.
+    check_array_forms(op)
 
     # Training: every engine and batch size, agreeing with the reference engine.
     for batch in (1, 4):

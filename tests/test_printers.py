@@ -35,6 +35,7 @@ from treegrad import (
     fit,
     funcify,
 )
+from treegrad.ops import python_namespace
 
 
 def _softmax(*z: float) -> list[float]:
@@ -43,7 +44,10 @@ def _softmax(*z: float) -> list[float]:
     return [v / sum(e) for v in e]
 
 
+# Written here for the seed's ops, independently of the table; an op added to the table
+# later runs with the function treegrad defines for it (ops.python_namespace).
 PY_NAMESPACE: dict[str, object] = {
+    **python_namespace(),
     "relu": lambda v: v if v > 0 else 0.0,
     "sigmoid": lambda v: 1 / (1 + math.exp(-v)),
     "tanh": math.tanh,
