@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ModelError
-from .nodes import Constant, Input, Leaf, Macro, Node, Output, Parameter
+from .nodes import Add, Constant, Divide, Input, Leaf, Macro, Multiply, Node, Output, Parameter, Subtract
 from .ops import ATOM, OUTPUT_FORMS, UNARY, Printed, pick
 
 FORMATS = ("text", "latex", "python")
@@ -120,10 +120,10 @@ def _live(root: Node, folded: dict[int, Any]) -> set[int]:
 
 def _standardized(n: Node) -> tuple[str, float, float] | None:
     """(input name, mean, std) when `n` is (x - mean) / std, as build.py writes it."""
-    if n.op is None or n.op.name != "div" or not isinstance(n.children[1], Constant):
+    if not isinstance(n, Divide) or not isinstance(n.children[1], Constant):
         return None
     sub = n.children[0]
-    if sub.op is None or sub.op.name != "sub" or not isinstance(sub.children[1], Constant):
+    if not isinstance(sub, Subtract) or not isinstance(sub.children[1], Constant):
         return None
     x = sub.children[0]
     if not isinstance(x, Input):
@@ -133,7 +133,7 @@ def _standardized(n: Node) -> tuple[str, float, float] | None:
 
 def _affine(n: Node) -> tuple[dict[str, float], float] | None:
     """An add of weighted (standardised) inputs and numbers, as raw-input coefficients and a constant."""
-    if n.op is None or n.op.name != "add":
+    if not isinstance(n, Add):
         return None
     coefs: dict[str, float] = {}
     const, standardized = 0.0, False
@@ -141,7 +141,7 @@ def _affine(n: Node) -> tuple[dict[str, float], float] | None:
         if isinstance(t, (Parameter, Constant)):
             const += float(t._value)  # type: ignore[arg-type]
             continue
-        if t.op is None or t.op.name != "mul" or len(t.children) != 2:
+        if not isinstance(t, Multiply) or len(t.children) != 2:
             return None
         w, x = t.children
         if not isinstance(w, (Parameter, Constant)):
