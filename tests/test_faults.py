@@ -21,9 +21,9 @@ from typer.testing import CliRunner, Result
 import treegrad.workflow
 from treegrad.build import build_model
 from treegrad.cli import app
-from treegrad.errors import ModelFileError, TrainingError
+from treegrad.errors import FileError, TrainingError
+from treegrad.files import write_atomic
 from treegrad.fit import fit
-from treegrad.modelfile import write_atomic
 from treegrad.spec import parse_spec
 
 fit_module = sys.modules["treegrad.fit"]  # the module; `treegrad.fit` is also the function
@@ -310,14 +310,14 @@ def test_sigint_with_checkpoint_saves_a_model_that_predict_accepts(work: Path) -
 KILL_WRITER = """\
 import os, sys, time
 from pathlib import Path
-from treegrad import modelfile
+from treegrad import files
 
 def slow_fsync(fd):
     print("written, not yet renamed", flush=True)
     time.sleep(60)
 
-modelfile.os.fsync = slow_fsync
-modelfile.write_atomic(Path(sys.argv[1]), "x" * 50_000_000)
+files.os.fsync = slow_fsync
+files.write_atomic(Path(sys.argv[1]), "x" * 50_000_000)
 """
 
 
@@ -356,14 +356,14 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_whole(work: Path) -> None
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(
     work: Path, monkeypatch: pytest.MonkeyPatch, target: str, error: BaseException
 ) -> None:
-    from treegrad import modelfile
+    from treegrad import files
 
     def fail(*args: Any) -> None:
         raise error
 
-    monkeypatch.setattr(modelfile.os, target, fail)
+    monkeypatch.setattr(files.os, target, fail)
     old = (work / "old.model.json").read_bytes()
-    with pytest.raises(ModelFileError if isinstance(error, OSError) else KeyboardInterrupt) as info:
+    with pytest.raises(FileError if isinstance(error, OSError) else KeyboardInterrupt) as info:
         write_atomic(work / "old.model.json", "new text")
     if isinstance(error, OSError):
         assert "cannot write" in str(info.value) and error.strerror in str(info.value)
@@ -373,12 +373,12 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(
 
 
 def test_a_full_disk_during_train_is_a_message_not_a_bug(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from treegrad import modelfile
+    from treegrad import files
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(modelfile.os, "fsync", full)
+    monkeypatch.setattr(files.os, "fsync", full)
     before = snapshot(work)
     result = invoke("train", "f2c.yaml", "--out", "old.model.json", "--quiet")
     assert result.exit_code == 1

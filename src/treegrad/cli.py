@@ -9,11 +9,13 @@ shown only with `--debug` or TREEGRAD_DEBUG=1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,8 +26,10 @@ from typer.core import TyperGroup
 
 from .errors import DataError, TreegradError
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Text from files is shown as written: no highlighting, and no emoji codes (a label `:x:`
+# stays `:x:`).
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 # Parameters several commands share, declared once.
@@ -39,35 +43,84 @@ Precision = Annotated[int, typer.Option("--precision", "-p", min=1, max=17, help
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
+def _out_path(text: str) -> Path:
+    """An --out value: a file name (Path would silently drop the slash of `new.json/`)."""
+    if not text or text.endswith(("/", os.sep)):
+        raise typer.BadParameter(f"'{_escape(text)}' names a folder, not a file; give a file name such as model.json")
+    return Path(text)
+
+
 def _debug(ctx: typer.Context) -> bool:
     return bool(ctx.params.get("debug")) or os.environ.get("TREEGRAD_DEBUG", "") not in ("", "0")
 
 
+def _user_error(e: BaseException) -> str:
+    return f"[bold red]error:[/] {_escape(str(e))}"
+
+
+def _internal_error(e: BaseException) -> str:
+    return (
+        f"[bold red]internal error[/] ({type(e).__name__}: {_escape(str(e))}). This is a bug in treegrad, "
+        "not in your input: run again with --debug to see the traceback, and report it."
+    )
+
+
+def _interrupted(text: str) -> str:
+    return f"[yellow]interrupted[/]{_escape(text.removeprefix('interrupted'))}"
+
+
+def _say(fallback: str, markup: Callable[[Any], str], about: Any) -> None:
+    """Print `markup(about)` on stderr; if even that fails (no memory left), write the plain fallback."""
+    try:
+        err.print(markup(about))
+    except BaseException:
+        try:
+            sys.stderr.write(fallback + "\n")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.write(2, fallback.encode("ascii", "replace") + b"\n")
+
+
 class TreegradGroup(TyperGroup):
-    """Runs a command and turns every error into one message and an exit code."""
+    """Runs a command and turns every error into one message and an exit code.
+
+    Everything the handlers need is worked out before the command runs, so that the error
+    path cannot fail itself (a MemoryError leaves no room to look anything up).
+    """
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except TreegradError as e:
-            if _debug(ctx):
-                raise
-            err.print(f"[bold red]error:[/] {_escape(str(e))}", markup=True, highlight=False)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]: nothing was written (train with --checkpoint to keep the last epoch).")
-            raise typer.Exit(130) from None
-        except (typer.TyperException, typer.Exit, typer.Abort):
-            raise  # usage errors and exits: Typer renders them (exit code 2 for usage)
-        except Exception as e:
-            if _debug(ctx):
-                raise
-            err.print(
-                f"[bold red]internal error[/] ({type(e).__name__}: {_escape(str(e))}). "
-                "This is a bug in treegrad, "
-                "not in your input: run again with --debug to see the traceback, and report it."
-            )
-            raise typer.Exit(1) from None
+        from . import files
+
+        debug = _debug(ctx)
+        with files.command() as session:
+            try:
+                return super().invoke(ctx)
+            except TreegradError as e:
+                if debug:
+                    raise
+                _say("error: (the message could not be shown)", _user_error, e)
+                raise typer.Exit(1) from None
+            except KeyboardInterrupt:
+                code = 128 + (session.signal or signal.SIGINT)
+                if session.written:
+                    done = ", ".join(str(p) for p in session.written)
+                    text = f"interrupted: {done} had already been written in full."
+                else:
+                    text = "interrupted: nothing was written (train with --checkpoint to keep the last epoch)."
+                _say(text, _interrupted, text)
+                raise typer.Exit(code) from None
+            except (typer.TyperException, typer.Exit, typer.Abort):
+                raise  # usage errors and exits: Typer renders them (exit code 2 for usage)
+            except Exception as e:
+                if debug:
+                    raise
+                _say(
+                    "internal error (out of memory or worse). This is a bug in treegrad: "
+                    "run again with --debug to see the traceback, and report it.",
+                    _internal_error,
+                    e,
+                )
+                raise typer.Exit(1) from None
 
 
 app = typer.Typer(
@@ -118,7 +171,8 @@ def train(
     ] = None,
     target: Annotated[str | None, typer.Option("--target", help="The CSV column to learn.")] = None,
     out_path: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Where to write the model (default: NAME.model.json).")
+        Path | None,
+        typer.Option("--out", "-o", parser=_out_path, help="Where to write the model (default: NAME.model.json)."),
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Override training.epochs.")] = None,
     learning_rate: Annotated[
@@ -292,10 +346,11 @@ def parse_values(inputs: list[str], values: Sequence[str]) -> list[float]:
 
 
 def _number(text: str, name: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise DataError(f"the value for '{name}' is {text!r}, not a number") from None
+    from .data import number
+
+    v = number(text.strip())
+    if v is None:
+        raise DataError(f"the value for '{name}' is {text!r}, not a number")
     if not math.isfinite(v):
         raise DataError(f"the value for '{name}' is {text}: give a finite number")
     return v
@@ -314,7 +369,7 @@ def predict(
         str | None, typer.Option("--data", "-d", help="Predict every row of a CSV file (or built-in dataset).")
     ] = None,
     out_path: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the CSV with a prediction column here.")
+        Path | None, typer.Option("--out", "-o", parser=_out_path, help="Write the CSV with a prediction column here.")
     ] = None,
     as_json: AsJson = False,
 ) -> None:
@@ -325,9 +380,9 @@ def predict(
 
     loaded = load(model)
     rec = loaded.record
-    if values and data:
+    if values and data is not None:
         raise typer.BadParameter("give either VALUES or --data, not both")
-    if data:
+    if data is not None:
         from .data import input_rows, row_place, to_csv
 
         table = model_table(loaded.record, data)
@@ -338,7 +393,7 @@ def predict(
             return
         text = to_csv(workflow.with_predictions(table, results))
         if out_path is not None:
-            from .modelfile import write_atomic
+            from .files import write_atomic
 
             write_atomic(out_path, text)
             err.print(f"wrote {len(results)} predictions to {_escape(str(out_path))}")
@@ -721,7 +776,8 @@ def export_(
     model: ModelOrSpec,
     format: Annotated[str, typer.Option("--format", "-f", help="python, onnx, latex, dot or json.")] = "python",
     out_path: Annotated[
-        Path | None, typer.Option("--out", "-o", help="The file to write (text formats print without it).")
+        Path | None,
+        typer.Option("--out", "-o", parser=_out_path, help="The file to write (text formats print without it)."),
     ] = None,
     precision: Precision = 4,
 ) -> None:
@@ -748,7 +804,9 @@ def export_(
 @app.command()
 def plot(
     model: ModelFile,
-    out_path: Annotated[Path, typer.Option("--out", "-o", help="The image to write: .png, .svg or .pdf.")],
+    out_path: Annotated[
+        Path, typer.Option("--out", "-o", parser=_out_path, help="The image to write: .png, .svg or .pdf.")
+    ],
     data: Annotated[
         str | None, typer.Option("--data", "-d", help="Draw these points (default: the data it was trained on).")
     ] = None,

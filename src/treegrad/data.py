@@ -10,11 +10,15 @@ In a CSV table, row i (0-based) is line i + 2 of the file: the header is line 1,
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
+import os
 import random
 import re
+import stat
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +26,33 @@ from typing import IO, Any
 
 from .errors import DataError, describe_char, did_you_mean, escaped, unprintable
 from .errors import clip as _clip
+from .files import note_read
 from .seeds import stream
 
 Cell = float | str
 
 MAX_GENERATED = 10_000_000
+MAX_LINE = 1_000_000  # characters in one CSV line: more is no table of numbers, and would fill memory
+
+# What a CSV user means by a number: ASCII digits, an optional sign, point and exponent, or
+# the words nan and inf (read so that messages can call them not finite). Python's float()
+# also takes '٣', '３２', '1_000' and ' 1 ', which no spreadsheet writes.
+_NUMBER = re.compile(
+    r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)", re.ASCII | re.IGNORECASE
+)
+
+
+def number(text: str) -> float | None:
+    """The number `text` spells in the one grammar treegrad accepts (`-3.5`, `1e-3`, `.5`), else None.
+
+    nan, inf and a number too large for a float (1e999) read as non-finite floats, which
+    callers refuse as data.
+    """
+    return float(text) if _NUMBER.fullmatch(text) else None
+
+
+def _is_number(text: str) -> bool:
+    return _NUMBER.fullmatch(text) is not None
 
 
 @dataclass
@@ -178,12 +204,19 @@ def _generated_name(source: str) -> str | None:
     return m.group(1) if m and m.group(1) in GENERATORS else None
 
 
-def load_data(source: str, base_dir: Path | None = None, seed: int = 0) -> Table:
-    """A generated dataset ("NAME" or "NAME:N", seeded) or the CSV file at `source`.
+def load_data(source: str, base_dir: Path | None = None, seed: int = 0, *, named_in: str | None = None) -> Table:
+    """A generated dataset ("NAME" or "NAME:N", seeded), the CSV file at `source`, or `-` (stdin).
 
-    A relative path is taken from `base_dir` (default: the current directory).
+    A relative path is taken from `base_dir` (default: the current directory). `named_in`
+    is the model file that names `source` when the user did not: such a source is read only
+    if it is a .csv file, and no line of it is ever quoted in a message (an untrusted model
+    file could name /etc/passwd).
     """
     source = source.strip()
+    if not source:
+        raise DataError("the data source is empty; give a CSV file, `-` for standard input, or a built-in dataset")
+    if source == "-" and named_in is None:
+        return read_csv(Path("-"), "standard input")
     m = _GENERATED.match(source)
     if m and m.group(1) in GENERATORS:
         gen = GENERATORS[m.group(1)]
@@ -210,19 +243,40 @@ def load_data(source: str, base_dir: Path | None = None, seed: int = 0) -> Table
             f"{did_you_mean(m.group(1), names)} Built-in datasets: {', '.join(names)}; "
             "or give the path of a CSV file."
         )
-    return read_csv(path, source)
+    if named_in is None:
+        return read_csv(path, source)
+    if path.suffix.lower() != ".csv":
+        raise DataError(
+            f"{named_in} says it was trained on '{_clip(escaped(source))}', which is not a .csv file, so "
+            "treegrad does not read it; pass the data with --data FILE.csv"
+        )
+    try:
+        return read_csv(path, source)
+    except DataError:
+        raise DataError(
+            f"{source}, the training data named in {named_in}, cannot be read as a CSV table; "
+            "pass the data with --data FILE.csv"
+        ) from None
 
 
 # --- CSV ----------------------------------------------------------------------------
 
 
 def _checked_lines(f: IO[str], name: str) -> Iterator[str]:
-    """The file's lines, refusing NUL characters (binary data or UTF-16 text)."""
-    for number, line in enumerate(f, start=1):
+    """The file's lines, each read with a length bound, refusing NUL characters (binary data
+    or UTF-16 text) and lines too long for a table of numbers."""
+    line_number = 0
+    while line := f.readline(MAX_LINE + 1):
+        line_number += 1
         if "\x00" in line:
             raise DataError(
-                f"{name} is not a text CSV file: line {number} contains NUL bytes "
+                f"{name} is not a text CSV file: line {line_number} contains NUL bytes "
                 "(a binary file, or text saved as UTF-16); save it as UTF-8 CSV"
+            )
+        if len(line) > MAX_LINE:
+            raise DataError(
+                f"{name}, line {line_number} is longer than {MAX_LINE:,} characters: too long for a row "
+                "of a table; check that this is the CSV file you meant, with one row per line"
             )
         yield line
 
@@ -238,14 +292,6 @@ def _first_bad_utf8_line(path: Path) -> int:
             except UnicodeDecodeError:
                 return number
     return 0
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_header(cells: list[str], name: str) -> list[str]:
@@ -279,26 +325,56 @@ def _check_header(cells: list[str], name: str) -> list[str]:
     return header
 
 
-def read_csv(path: Path, source: str | None = None) -> Table:
-    """Read a CSV file with a header row; `source` is the name used in messages (default: path)."""
-    path = Path(path)
-    name = source if source is not None else str(path)
-    if path.is_dir():
-        raise DataError(f"{name} is a directory, not a CSV file; give the path of a .csv file")
-    if not path.exists():
-        raise DataError(f"no such file: {name} (looked for {path.resolve()}); check the path")
+@contextlib.contextmanager
+def _open_csv(path: Path, name: str) -> Iterator[IO[str]]:
+    """The CSV file at `path` opened as text, or standard input for `-` (left open after).
+
+    Only a regular file is opened: a device (/dev/zero) or a FIFO would be read forever or
+    wait forever for a writer. Standard input is what `-` asks for.
+    """
+    # utf-8-sig drops a byte order mark if there is one; newline="" lets the csv module
+    # handle CRLF, LF and CR line endings alike.
+    if str(path) == "-":
+        wrapper = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+        try:
+            yield wrapper
+        finally:
+            wrapper.detach()  # closing the wrapper would close standard input
+        return
     try:
-        # utf-8-sig drops a byte order mark if there is one; newline="" lets the csv module
-        # handle CRLF, LF and CR line endings alike.
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"no such file: {name} (looked for {path.resolve()}); check the path") from None
+    except OSError as e:
+        raise DataError(f"cannot open {name}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError(f"{name} is a directory, not a CSV file; give the path of a .csv file")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(
+            f"{name} is not a regular file (a device, pipe or socket), so not a CSV file; give the path "
+            "of a .csv file, or `-` to read the CSV from standard input"
+        )
+    try:
         f = open(path, encoding="utf-8-sig", newline="")
     except OSError as e:
         raise DataError(f"cannot open {name}: {e.strerror}") from e
+    with f:
+        note_read(f.fileno())
+        yield f
+
+
+def read_csv(path: Path, source: str | None = None) -> Table:
+    """Read a CSV file with a header row (`-`: standard input); `source` is the name used in
+    messages (default: path)."""
+    path = Path(path)
+    name = source if source is not None else str(path)
+    stdin = str(path) == "-"
     header: list[str] | None = None
     rows: list[list[Cell]] = []
     texts: dict[str, str] = {}  # one string object per distinct text cell (labels repeat)
     blank_line: int | None = None
     previous_line = 0
-    with f:
+    with _open_csv(path, name) as f:
         reader = csv.reader(_checked_lines(f, name))
         try:
             for record in reader:
@@ -328,18 +404,18 @@ def read_csv(path: Path, source: str | None = None) -> Table:
                 row: list[Cell] = []
                 for cell in record:
                     text = cell.strip()
-                    try:
-                        value = float(text)
-                    except ValueError:
+                    value = number(text)
+                    # "1e999" reads as infinity, which is no data: keep it as text so that
+                    # `select` reports it where it is.
+                    if value is None or not math.isfinite(value):
                         row.append(texts.setdefault(text, text))
-                        continue
-                    # "nan" and "inf" parse as floats but are no data: keep them as text so
-                    # that `select` reports them where they are.
-                    row.append(value if math.isfinite(value) else texts.setdefault(text, text))
+                    else:
+                        row.append(value)
                 rows.append(row)
         except UnicodeDecodeError as e:
+            line = reader.line_num + 1 if stdin else _first_bad_utf8_line(path)
             raise DataError(
-                f"{name} is not a UTF-8 text file: line {_first_bad_utf8_line(path)} has bytes that are not "
+                f"{name} is not a UTF-8 text file: line {line} has bytes that are not "
                 "UTF-8 (a binary file, or text in another encoding); save it as UTF-8 CSV"
             ) from e
         except csv.Error as e:
@@ -448,10 +524,8 @@ def label_text(v: Cell) -> str:
 
 def _label_order(text: str) -> tuple[int, float, str]:
     # Numeric labels in numeric order ("2" before "10"), then text labels alphabetically.
-    try:
-        return (0, float(text), text)
-    except ValueError:
-        return (1, 0.0, text)
+    value = number(text)
+    return (0, value, text) if value is not None and math.isfinite(value) else (1, 0.0, text)
 
 
 def _labels(raw: list[Cell], source: str) -> list[str]:
@@ -567,18 +641,31 @@ def split(
 
 
 def standardize_stats(X: list[list[float]], names: list[str]) -> dict[str, tuple[float, float]]:
-    """Per input: (mean, population standard deviation); 1.0 for a constant column."""
+    """Per input: (mean, population standard deviation); 1.0 for a constant column.
+
+    The sums are taken of values scaled by the column's largest magnitude, so that columns
+    of numbers near 1e308 do not overflow on the way to a finite mean and deviation.
+    """
     if not X:
         raise DataError("there are no rows to compute the input means and standard deviations from")
     n = len(X)
     stats: dict[str, tuple[float, float]] = {}
     for j, name in enumerate(names):
         column = [row[j] for row in X]
-        mean = math.fsum(column) / n
         if min(column) == max(column):
             # Dividing by 1 leaves a constant column as it is instead of dividing by zero.
-            stats[name] = (mean, 1.0)
+            stats[name] = (column[0], 1.0)
             continue
-        std = math.sqrt(math.fsum((v - mean) ** 2 for v in column) / n)
-        stats[name] = (mean, std if std > 0.0 else 1.0)
+        scale = max(abs(v) for v in column)
+        scaled = [v / scale for v in column]
+        mean = math.fsum(scaled) / n
+        std = math.sqrt(math.fsum((v - mean) ** 2 for v in scaled) / n) * scale
+        mean *= scale
+        if not (math.isfinite(mean) and math.isfinite(std)) or std == 0.0:
+            raise DataError(
+                f"input column '{name}' cannot be standardised: its values (from {min(column):.6g} to "
+                f"{max(column):.6g}) give no finite, nonzero standard deviation; rescale that column, "
+                "or train without --normalize"
+            )
+        stats[name] = (mean, std)
     return stats

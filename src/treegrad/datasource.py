@@ -18,20 +18,23 @@ from .errors import DataError
 from .modelfile import ModelRecord
 
 
-def pick_table(data: str | None, default: str | None, folders: list[Path], missing: str) -> Table:
+def pick_table(
+    data: str | None, default: str | None, folders: list[Path], missing: str, named_in: str | None = None
+) -> Table:
     """The table `data` names (from the current folder), else `default` read from the first
-    of `folders` where it exists; `missing` is the message when neither is given."""
+    of `folders` where it exists; `missing` is the message when neither is given. `named_in`
+    is the file that names `default` when the user may not trust it (see `load_data`)."""
     if data is not None:
         return load_data(data, base_dir=Path.cwd())
     if not default:
         raise DataError(missing)
     first, *others = folders
     try:
-        return load_data(default, base_dir=first)
+        return load_data(default, base_dir=first, named_in=named_in)
     except DataError:
         for folder in others:
             if not Path(default).is_absolute() and (folder / default).exists():
-                return load_data(default, base_dir=folder)
+                return load_data(default, base_dir=folder, named_in=named_in)
         raise
 
 
@@ -52,12 +55,27 @@ def model_table(record: ModelRecord, data: str | None = None) -> Table:
     A training source that is a relative path was relative to the current folder or to
     the spec's folder: both are tried.
     """
-    return pick_table(
+    named_in = "the model file"
+    table = pick_table(
         data,
         record.data.source,
         [Path.cwd(), Path(record.spec_file).parent],
         "the model names no training data: pass --data NAME or --data FILE.csv",
+        named_in,
     )
+    if data is not None:
+        return table
+    # The model file, not the user, named this data: a message must not quote its cells or
+    # columns (an edited model file could point at any file), so its fit is checked here.
+    try:
+        _, raw, _ = select(table, list(record.inputs), record.data.target)
+        encode_targets(raw, record.task, record.classes, source=table.source, training=False)
+    except DataError:
+        raise DataError(
+            f"{record.data.source}, the training data named in {named_in}, does not fit the model "
+            "(columns or cells differ); pass the data with --data FILE.csv"
+        ) from None
+    return table
 
 
 def recorded_split(

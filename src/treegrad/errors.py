@@ -31,6 +31,10 @@ class ModelFileError(TreegradError):
     """A saved model file that is unreadable, of another format, or inconsistent."""
 
 
+class FileError(TreegradError):
+    """A file that cannot be written safely: a device, a link, the command's own input, a full disk."""
+
+
 class TrainingError(TreegradError):
     """Training that cannot go on: divergence to NaN/inf, an op outside its domain, bad settings."""
 

@@ -517,6 +517,6 @@ def render(model: Opened, format: str, precision: int = 4) -> str | bytes:
 
 def export(model: Opened, format: str, out: Path, precision: int = 4) -> None:
     """Write the model in `format` to `out`, atomically (an old file stays whole until then)."""
-    from .modelfile import write_atomic
+    from .files import write_atomic
 
     write_atomic(out, render(model, format, precision))

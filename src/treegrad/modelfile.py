@@ -11,11 +11,8 @@ file or a spec (`open_model`), and a file that must not be replaced (`check_repl
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StrictFloat, StringC
 from pydantic_core import PydanticCustomError
 
 from .errors import ModelFileError, SpecError, describe_char, escaped, unprintable
+from .files import note_read, write_atomic
 from .spec import Training
 
 FORMAT = "treegrad-model"
@@ -114,64 +112,9 @@ class ModelRecord(BaseModel):
     treegrad_version: str = ""
 
 
-def check_writable(path: Path) -> None:
-    """Raise ModelFileError now if `path` could not be written later (no such folder, a directory).
-
-    Training calls this before it starts, so that a typo in --out does not cost the run.
-    """
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ModelFileError(f"cannot write {path}: the folder {folder} does not exist")
-    if path.is_dir():
-        raise ModelFileError(f"cannot write {path}: it is a directory; give a file name such as {path / 'model.json'}")
-
-
-def _file_mode(path: Path) -> int:
-    """The permissions the written file gets: those of the file it replaces, else 0o666 less the umask."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0o022)  # the only way to read the umask is to set it; put it straight back
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write `text` (or bytes) to `path` so that the old file stays whole until the new one is complete.
-
-    The text goes to a temporary file in the same folder, is flushed to disk, and then
-    renamed over `path` in one step; a crash or Ctrl-C at any moment leaves either the
-    old file or the new one, never half of one. A process killed outright (SIGKILL, power
-    loss) can leave its temporary file behind: it is hidden (`.NAME.*.tmp`) and never read.
-    """
-    check_writable(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    mode = _file_mode(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise ModelFileError(f"cannot write in {folder}: {e.strerror}") from None
-    try:
-        data = text if isinstance(text, bytes) else text.encode("utf-8")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)  # mkstemp makes the file private (0o600); a model or CSV is an ordinary file
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):  # a full disk, a quota, a read-only file system: the user's to fix
-            raise ModelFileError(
-                f"cannot write {path}: {e.strerror or e}; the previous file, if any, is unchanged"
-            ) from None
-        raise
-
-
-def save(path: Path, record: ModelRecord) -> None:
-    """Write a model file atomically."""
-    write_atomic(path, json.dumps(record.model_dump(mode="json"), indent=1) + "\n")
+def save(path: Path, record: ModelRecord, *, force: bool = False) -> None:
+    """Write a model file atomically (see `files.write_atomic`; `force` replaces a symbolic link)."""
+    write_atomic(path, json.dumps(record.model_dump(mode="json"), indent=1) + "\n", force=force)
 
 
 AGAIN = "the file was edited or damaged — train the model again"
@@ -213,6 +156,7 @@ def _text(path: Path) -> str:
         if path.stat().st_size > MAX_BYTES:
             raise too_big
         with path.open("rb") as f:
+            note_read(f.fileno())
             data = f.read(MAX_BYTES + 1)  # bounded, in case the file grew since stat
     except OSError as e:
         raise ModelFileError(f"cannot read {path}: {e.strerror or e}") from None

@@ -109,7 +109,11 @@ def draw(root: Any, record: Any, points: PlotData | None) -> tuple[Any, PlotResu
     Canvas(fig)
     result = PlotResult([])
     axes = fig.subplots(1, 2 if fit_panel else 1, squeeze=False)[0]
-    _learning_curve(axes[0], record)
+    if not _learning_curve(axes[0], record):
+        result.notes.append(
+            f"the loss history holds values beyond ±{DRAWABLE:g}, too large to draw: they are left out of the "
+            "learning curve"
+        )
     result.panels.append("learning curve")
     if fit_panel:
         assert points is not None
@@ -128,7 +132,7 @@ def draw(root: Any, record: Any, points: PlotData | None) -> tuple[Any, PlotResu
 
 def plot_model(root: Any, record: Any, points: PlotData | None, out: Path) -> PlotResult:
     """Draw the model (see `draw`) and write the image to `out` (.png, .svg, .pdf), atomically."""
-    from .modelfile import write_atomic
+    from .files import write_atomic
 
     fmt = plot_format(out)
     fig, result = draw(root, record, points)
@@ -138,17 +142,27 @@ def plot_model(root: Any, record: Any, points: PlotData | None, out: Path) -> Pl
     return result
 
 
-def _learning_curve(ax: Any, record: Any) -> None:
+# Matplotlib's axis margins overflow for values near the largest float: larger ones are not drawn.
+DRAWABLE = 1e300
+
+
+def _drawable(values: list[float]) -> list[float]:
+    return [math.nan if abs(v) > DRAWABLE else v for v in values]
+
+
+def _learning_curve(ax: Any, record: Any) -> bool:
+    """Draw the loss history; False if some of its values were too large to draw."""
     hist = record.history
-    epochs = list(range(1, len(hist.train) + 1))
-    if hist.train:
-        ax.plot(epochs, hist.train, color="#1f77b4", lw=1.8, label="training")
-    if hist.validation:
-        ax.plot(list(range(1, len(hist.validation) + 1)), hist.validation, color="#ff7f0e", lw=1.8, label="validation")
+    train, validation = _drawable(hist.train), _drawable(hist.validation)
+    epochs = list(range(1, len(train) + 1))
+    if train:
+        ax.plot(epochs, train, color="#1f77b4", lw=1.8, label="training")
+    if validation:
+        ax.plot(list(range(1, len(validation) + 1)), validation, color="#ff7f0e", lw=1.8, label="validation")
     if hist.best_epoch is not None and hist.validation and _kept_best_epoch(record):
         label = f"best epoch ({hist.best_epoch}), parameters kept"
         ax.axvline(hist.best_epoch, color="#777777", ls=":", lw=1.2, label=label)
-    values = [v for v in hist.train + hist.validation if math.isfinite(v)]
+    values = [v for v in train + validation if math.isfinite(v)]
     if values and min(values) > 0 and max(values) / min(values) > 100:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -159,6 +173,7 @@ def _learning_curve(ax: Any, record: Any) -> None:
     ax.grid(True, alpha=0.3)
     if hist.train:
         ax.legend(loc="upper right")
+    return not any(abs(v) > DRAWABLE for v in hist.train + hist.validation)
 
 
 def _kept_best_epoch(record: Any) -> bool:
@@ -309,7 +324,7 @@ def _accuracy(root: Any, record: Any, points: PlotData) -> float | None:
 
 def importance_chart(names: Sequence[str], values: Sequence[float], title: str, out: Path) -> None:
     """A horizontal bar chart of each input's mean |contribution| (largest on top), written to `out`."""
-    from .modelfile import write_atomic
+    from .files import write_atomic
 
     fmt = plot_format(out)
     Figure, Canvas = _matplotlib()

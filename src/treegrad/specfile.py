@@ -23,6 +23,7 @@ import yaml
 
 from .errors import SpecError
 from .errors import clip as _clip
+from .files import note_read
 
 MAX_BYTES = 1024 * 1024  # a spec is a page of text; anything bigger is not one
 MAX_NESTING = 100  # deeper than this, pydantic's own recursion guard would trip: name parts in nodes:
@@ -428,6 +429,7 @@ def read_text(path: Path) -> str:
         )
     try:
         with path.open("rb") as f:
+            note_read(f.fileno())
             raw = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise SpecError(f"{name}: cannot be read: {e.strerror or e}") from None

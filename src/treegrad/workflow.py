@@ -19,6 +19,7 @@ from .compiled import predict_many, program
 from .data import Table, encode_targets, input_rows, row_place, select, split_indices, standardize_stats
 from .datasource import model_table, spec_table
 from .errors import DataError, SpecError, TrainingError
+from .files import check_output
 from .fit import History, fit
 from .modelfile import (
     FORMAT,
@@ -29,7 +30,6 @@ from .modelfile import (
     ModelRecord,
     Task,
     check_replace,
-    check_writable,
     is_model_file,
     load,
     save,
@@ -191,7 +191,7 @@ def run(
     it is a model of the same name.
     """
     if out is not None:
-        check_writable(out)  # now, not after an hour of training
+        check_output(out, force=force)  # now, not after an hour of training
         if not force:
             check_replace(out, prep.name)
     settings, kind, root = prep.settings, prep.kind, prep.root
@@ -265,7 +265,7 @@ def run(
         treegrad_version=__version__,
     )
     if out is not None:
-        save(out, record)
+        save(out, record, force=force)
     warnings = []
     if len(hist) > 1 and not hist[-1] < hist[0]:
         warnings.append(
