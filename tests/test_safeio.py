@@ -337,3 +337,120 @@ def test_sigterm_to_training_is_handled_like_sigint(work: Path) -> None:
     assert proc.returncode == 143, err
     assert err.strip() == "interrupted: nothing was written (train with --checkpoint to keep the last epoch)."
     assert snapshot(work) == before
+
+
+# ----------------------------------------------------------------- output the user can trust
+
+
+def huge_model(work: Path) -> None:
+    """huge.json: m.json with parameters so large that every output overflows."""
+    record = json.loads((work / "m.json").read_text())
+    record["parameters"] = {k: 1e308 for k in record["parameters"]}
+    (work / "huge.json").write_text(json.dumps(record))
+
+
+def test_predict_refuses_to_print_an_answer_that_is_not_finite(work: Path) -> None:
+    huge_model(work)
+    refused(invoke("predict", "huge.json", "1e308"), "these inputs", "cannot give a finite answer")
+    (work / "big.csv").write_text("f,c\n-1,0\n1e308,0\n")
+    before = snapshot(work)
+    refused(invoke("predict", "huge.json", "--data", "big.csv", "--out", "p.csv"), "big.csv, line 3", "finite")
+    refused(invoke("predict", "huge.json", "--data", "big.csv"), "big.csv, line 3")
+    assert snapshot(work) == before
+
+
+def test_eval_refuses_a_loss_that_is_not_finite(work: Path) -> None:
+    huge_model(work)
+    (work / "big.csv").write_text("f,c\n1e308,0\n-1,3\n")
+    refused(invoke("eval", "huge.json", "--data", "big.csv"), "cannot give a finite answer on big.csv", "loss")
+
+
+def test_an_undefined_r2_is_said_in_words(work: Path) -> None:
+    (work / "flat.csv").write_text("f,c\n1,2\n2,2\n")
+    result = invoke("eval", "m.json", "--data", "flat.csv")
+    assert result.exit_code == 0, result.output
+    assert "undefined (the target is constant)" in result.stdout and "nan" not in result.stdout
+
+
+def test_csv_output_escapes_formulas_in_text_cells_only(work: Path) -> None:
+    (work / "cls.yaml").write_text(
+        "name: cls\ninputs: [x]\noutput: {sigmoid: {add: [{mul: [param, x]}, param]}}\n"
+        "loss: bce\ntarget: label\ntraining: {epochs: 2}\n"
+    )
+    (work / "cls.csv").write_text("x,note,label\n-3.5,=HYPERLINK(1),@a\n2,+b,-c\n-1,plain,@a\n")
+    assert invoke("train", "cls.yaml", "--data", "cls.csv", "--out", "cls.json", "-q").exit_code == 0
+    result = invoke("predict", "cls.json", "--data", "cls.csv", "--out", "p.csv")
+    assert result.exit_code == 0, result.output
+    import csv
+
+    rows = list(csv.reader((work / "p.csv").open()))
+    assert rows[0] == ["x", "note", "label", "prediction", "probability"]
+    assert rows[1][:3] == ["-3.5", "'=HYPERLINK(1)", "'@a"]
+    assert rows[2][:3] == ["2.0", "'+b", "'-c"]
+    assert rows[3][1] == "plain" and rows[1][3] in ("'@a", "'-c")
+    assert all(not cell.startswith(("=", "+", "@")) for row in rows for cell in row)
+    assert float(rows[1][4]) > 0  # numbers stay numbers
+
+
+def test_labels_are_shown_as_written_not_as_emoji(work: Path) -> None:
+    (work / "cls.yaml").write_text(
+        "name: cls\ninputs: [x]\noutput: {sigmoid: {add: [{mul: [param, x]}, param]}}\n"
+        "loss: bce\ntarget: label\ntraining: {epochs: 2}\n"
+    )
+    (work / "e.csv").write_text("x,label\n-1,:x:\n1,:smile:\n")
+    assert invoke("train", "cls.yaml", "--data", "e.csv", "--out", "e.json", "-q").exit_code == 0
+    result = invoke("eval", "e.json", "--data", "e.csv")
+    assert result.exit_code == 0, result.output
+    assert ":x:" in result.stdout and ":smile:" in result.stdout
+    assert "\u274c" not in result.stdout and "\U0001f604" not in result.stdout
+    predicted = invoke("predict", "e.json", "1").stdout
+    assert predicted.startswith((":x:", ":smile:")), predicted
+
+
+@pytest.mark.parametrize("source", ["/etc/passwd", "secret.txt", "../d.csv.bak"])
+def test_a_data_source_named_by_a_model_file_is_not_quoted(work: Path, source: str) -> None:
+    (work / "secret.txt").write_text("TOP SECRET LINE,x\n1,2\n")
+    record = json.loads((work / "m.json").read_text())
+    record["data"]["source"] = source
+    (work / "evil.json").write_text(json.dumps(record))
+    for args in (("eval", "evil.json"), ("predict", "evil.json", "--data", "d.csv", "--json")):
+        result = invoke(*args)
+        if args[0] == "eval":
+            refused(result, "not a .csv file", "--data FILE.csv")
+        assert "root:" not in result.output and "TOP SECRET" not in result.output
+
+
+def test_a_csv_named_by_a_model_file_is_never_quoted(work: Path) -> None:
+    (work / "secret.csv").write_text("TOP SECRET LINE\n1\n")
+    record = json.loads((work / "m.json").read_text())
+    record["data"]["source"] = "secret.csv"
+    (work / "evil.json").write_text(json.dumps(record))
+    result = invoke("eval", "evil.json")
+    refused(result, "secret.csv, the training data named in the model file", "--data FILE.csv")
+    assert "TOP SECRET" not in result.output
+
+
+def test_narrow_terminals_get_plain_lines(work: Path) -> None:
+    env = {**os.environ, "COLUMNS": "24", "TERM": "dumb"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "treegrad", "train", "f2c.yaml", "--out", "n.json", "--epochs", "50"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    loss = json.loads((work / "n.json").read_text())["metrics"]["train"]["loss"]
+    assert f"final training loss: {loss:.6g}" in proc.stdout.splitlines()
+    assert "*" not in proc.stdout and "…" not in proc.stdout  # no wrapped chart, no cut numbers
+    proc = subprocess.run(
+        [sys.executable, "-m", "treegrad", "eval", "n.json"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "rows: 50" in proc.stdout.splitlines() and "…" not in proc.stdout

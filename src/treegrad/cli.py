@@ -272,6 +272,24 @@ def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool, force: boo
             bar.stop()
 
 
+# Below this many columns a table is cut into unreadable slivers: plain lines instead.
+NARROW = 60
+
+
+def _print_table(t: Table) -> None:
+    """A table, or on a narrow terminal the same cells as plain lines (`label: value`)."""
+    if out.width >= NARROW:
+        out.print(t)
+        return
+    if t.title:
+        out.print(t.title)
+    cells = [list(c.cells) for c in t.columns]
+    if t.show_header:
+        out.print("  ".join(str(c.header) for c in t.columns).strip())
+    for row in zip(*cells):
+        out.print((": " if not t.show_header and len(row) == 2 else "  ").join(str(c) for c in row).strip())
+
+
 def _summary(result: Any) -> None:
     from .textplot import text_curve
 
@@ -279,7 +297,8 @@ def _summary(result: Any) -> None:
     hist = rec.history
     if hist.train:
         curve = text_curve(hist.train, hist.validation or None, width=60, height=8)
-        out.print("\n".join(curve))
+        if max(len(line) for line in curve) <= out.width:  # a wrapped chart is garbage: leave it out
+            out.print("\n".join(curve))
     t = Table(title=f"trained {_escape(rec.name)}", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
@@ -307,7 +326,7 @@ def _summary(result: Any) -> None:
     )
     t.add_row("time", f"{result.seconds:.2f} s")
     t.add_row("model written to", _escape(str(result.out)))
-    out.print(t)
+    _print_table(t)
     out.print(
         f"next: treegrad predict {_escape(str(result.out))} "
         + " ".join(f"{n}=..." for n in rec.inputs)
@@ -391,6 +410,7 @@ def predict(
         if as_json:
             out.print_json(_json(results))
             return
+        _finite_answers(results, lambda i: row_place(table.source, i))
         text = to_csv(workflow.with_predictions(table, results))
         if out_path is not None:
             from .files import write_atomic
@@ -406,10 +426,30 @@ def predict(
     result = workflow.predict(loaded, [row])[0]
     if as_json:
         out.print_json(_json([result]))
-    elif "label" in result:
+        return
+    _finite_answers([result], lambda i: "these inputs")
+    if "label" in result:
         out.print(f"{_escape(result['label'])}  (probability {result['probability']:.4f})")
     else:
         out.print(f"{result['prediction']:.6g}")
+
+
+def _finite_answers(results: list[dict[str, Any]], where: Callable[[int], str]) -> None:
+    """Refuse to print a prediction or probability that is not a finite number (as --json gives null)."""
+    for i, r in enumerate(results):
+        value = r.get("probability", r.get("prediction"))
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TreegradError(
+                f"{where(i)}: the model cannot give a finite answer there (its output is {value}); the inputs "
+                "are too far from what it was trained on, or its parameters too large"
+            )
+
+
+def _metric(value: float, as_percent: bool = False) -> str:
+    """A metric as printed; an undefined one (R² of a constant target) says so."""
+    if math.isnan(value):
+        return "undefined (the target is constant)"
+    return f"{value:.2%}" if as_percent else f"{value:.6g}"
 
 
 def _json(value: Any) -> str:
@@ -447,7 +487,14 @@ def eval_(
     from .tasks import class_labels
 
     loaded = load(model)
-    m = workflow.evaluate(loaded, model_table(loaded.record, data), target)
+    table = model_table(loaded.record, data)
+    m = workflow.evaluate(loaded, table, target)
+    bad = [k for k in ("loss", "mse", "mae", "r2") if k in m and math.isinf(m[k]) or k == "loss" and math.isnan(m[k])]
+    if bad:
+        raise TreegradError(
+            f"the model cannot give a finite answer on {table.source} ({', '.join(bad)} not finite): "
+            "the data is too far from what it was trained on, or its parameters too large"
+        )
     if as_json:
         out.print_json(_json(m))
         return
@@ -459,11 +506,11 @@ def eval_(
     t.add_column(style="bold")
     t.add_column()
     t.add_row("rows", str(m["rows"]))
-    t.add_row(f"loss ({loaded.record.loss})", f"{m['loss']:.6g}")
+    t.add_row(f"loss ({loaded.record.loss})", _metric(m["loss"]))
     for key in ("accuracy", "mse", "mae", "r2"):
         if key in m:
-            t.add_row(key, f"{m[key]:.2%}" if key == "accuracy" else f"{m[key]:.6g}")
-    out.print(t)
+            t.add_row(key, _metric(m[key], key == "accuracy"))
+    _print_table(t)
     if "confusion" in m:
         labels = class_labels(loaded.record.task, loaded.record.classes, len(m["confusion"])) or []
         c = Table(title="confusion (rows: true, columns: predicted)", title_justify="left")
@@ -472,7 +519,7 @@ def eval_(
             c.add_column(_escape(lab), justify="right")
         for lab, row in zip(labels, m["confusion"]):
             c.add_row(_escape(lab), *[str(v) for v in row])
-        out.print(c)
+        _print_table(c)
 
 
 @app.command()

@@ -479,13 +479,25 @@ def select(table: Table, inputs: list[str], target: str | None) -> tuple[list[li
     return _numbers(table, idx), [row[t] for row in table.rows], target
 
 
+# A text cell beginning with one of these is a formula to a spreadsheet (CSV injection): it
+# is written with a leading apostrophe, as OWASP recommends, which spreadsheets show as text.
+# Number cells are floats and never escaped, so -3.5 stays a number.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A text cell as written to a CSV file: `'` before a leading = + - @ tab or carriage return."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def to_csv(table: Table) -> str:
-    """A table as CSV text; numbers as the shortest text that reads back to the same float."""
+    """A table as CSV text; numbers as the shortest text that reads back to the same float, text
+    cells and column names made spreadsheet-safe (see `spreadsheet_safe`)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(table.columns)
+    w.writerow([spreadsheet_safe(c) for c in table.columns])
     for row in table.rows:
-        w.writerow([repr(c) if isinstance(c, float) else c for c in row])
+        w.writerow([repr(c) if isinstance(c, float) else spreadsheet_safe(c) for c in row])
     return buf.getvalue()
 
 
