@@ -231,7 +231,7 @@ def test_plot_draws_a_history_of_huge_losses(work: Path) -> None:
 
 def test_the_error_handler_survives_memory_errors(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import treegrad.cli as cli
-    import treegrad.workflow as workflow
+    import treegrad.modelfile as modelfile
 
     def out_of_memory(path: Path) -> None:
         def no_memory(*args: object, **kwargs: object) -> None:
@@ -241,7 +241,7 @@ def test_the_error_handler_survives_memory_errors(work: Path, monkeypatch: pytes
         monkeypatch.setattr(cli.err, "print", no_memory)
         raise MemoryError
 
-    monkeypatch.setattr(workflow, "load", out_of_memory)
+    monkeypatch.setattr(modelfile, "load", out_of_memory)
     result = invoke("predict", "m.json", "1")
     assert result.exit_code == 1
     assert "internal error" in result.output and "Traceback" not in result.output
@@ -442,7 +442,7 @@ def test_narrow_terminals_get_plain_lines(work: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     loss = json.loads((work / "n.json").read_text())["metrics"]["train"]["loss"]
-    assert f"final training loss: {loss:.6g}" in proc.stdout.splitlines()
+    assert f"training loss of the final model: {loss:.6g}" in proc.stdout.splitlines()
     assert "*" not in proc.stdout and "…" not in proc.stdout  # no wrapped chart, no cut numbers
     proc = subprocess.run(
         [sys.executable, "-m", "treegrad", "eval", "n.json"],
