@@ -118,7 +118,7 @@ def _spec(names: list[str]) -> str:
     )
 
 
-def _generated_sources(spec_text: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def _generated_sources(spec_text: str, monkeypatch: pytest.MonkeyPatch, **options: Any) -> list[str]:
     """Every piece of source text compiled while training (per sample, scalar mini-batches,
     NumPy mini-batches, with every optimizer) and predicting with a spec's model."""
     sources: list[str] = []
@@ -145,6 +145,7 @@ def _generated_sources(spec_text: str, monkeypatch: pytest.MonkeyPatch) -> list[
                 batch_size=batch_size,
                 optimizer=optimizer,
                 validation=(X, y),
+                **options,
             )
             predict_many(root, X)
     monkeypatch.undo()
@@ -211,6 +212,11 @@ GENERATED_WORDS = set(keyword.kwlist) | {
     "Xb",
     "Tb",
     "GZ",
+    "H",  # the step rules' values (l1, l2, clip) and, below, the sample weights
+    "W",
+    "Wa",
+    "Wb",
+    "clip",
 }
 # v3, p0, x1, c2, g7, gp0, go0, s1, gz0, a4, m_0, v_0, _sm0, and the vectorized trainer's
 # per-layer arrays (W1, B2, Z3, dZ1, gW2, m_W1, iw1, b1c, ix_A2, ...).
@@ -248,6 +254,20 @@ def test_generated_code_holds_only_treegrads_own_names_and_numbers(monkeypatch: 
             if tok.type == tokenize.NUMBER and not tok.string.isdigit():  # whole numbers index lists
                 assert tok.string in GENERATED_NUMBERS, f"a number from the spec in generated code: {tok.string}"
     assert vectorized_seen, "the NumPy trainer's code was checked too"
+
+
+def test_training_options_are_passed_in_not_pasted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """l1, l2, the clipping norm and sample weights reach the generated code as arguments: none
+    of their numbers appears in it, and it uses only treegrad's own names."""
+    options = {"l1": 0.0123, "l2": 0.0456, "clip_norm": 0.789, "sample_weight": [0.321] * 64}
+    sources = _generated_sources(_spec(PLAIN), monkeypatch, **options)
+    assert any("clip" in source and "np." in source for source in sources), "the NumPy trainer's rules were checked"
+    for source in sources:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.NAME:
+                assert tok.string in GENERATED_WORDS or GENERATED_NAME.fullmatch(tok.string), tok.string
+            if tok.type == tokenize.NUMBER and not tok.string.isdigit():
+                assert tok.string in GENERATED_NUMBERS, f"a number from the options in generated code: {tok.string}"
 
 
 def test_forward_lines_are_assignments_of_generated_names() -> None:

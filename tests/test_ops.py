@@ -48,10 +48,10 @@ def train(op: Op, engine: str, batch_size: int, vectorized: bool, monkeypatch: p
     """One epoch of a fresh model; the parameters after it."""
     used: list[bool] = []
 
-    def spy(graph: Any, loss: Any, opt: Any, batch_size: int) -> Any:
+    def spy(graph: Any, loss: Any, opt: Any, batch_size: int, *rules: Any) -> Any:
         from treegrad.vectorized import vectorized_epoch_fn
 
-        fn = vectorized_epoch_fn(graph, loss, opt) if vectorized else None  # however small the batch
+        fn = vectorized_epoch_fn(graph, loss, opt, None, *rules) if vectorized else None  # however small the batch
         used.append(fn is not None)
         return fn
 

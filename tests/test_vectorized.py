@@ -87,9 +87,9 @@ def train(build: Callable[[], Node], X: Any, T: Any, how: str, monkeypatch: pyte
     """Train a fresh model: how = "vectorized", "scalar" (compiled, arrays off) or "reference"."""
     used: list[bool] = []
 
-    def spy(graph: Any, loss: Any, opt: Any, batch_size: int) -> Any:
+    def spy(graph: Any, loss: Any, opt: Any, batch_size: int, *rules: Any) -> Any:
         # the vectorized path for every graph it can take, however small (no cost estimate)
-        fn = None if how == "scalar" else vectorized_epoch_fn(graph, loss, opt)
+        fn = None if how == "scalar" else vectorized_epoch_fn(graph, loss, opt, None, *rules)
         used.append(fn is not None)
         return fn
 

@@ -189,6 +189,17 @@ def train(
     normalize: Annotated[
         bool | None, typer.Option("--normalize/--no-normalize", help="Override training.normalize.")
     ] = None,
+    l1: Annotated[float | None, typer.Option("--l1", help="Override training.l1 (L1 penalty on weights).")] = None,
+    l2: Annotated[float | None, typer.Option("--l2", help="Override training.l2 (weight decay).")] = None,
+    clip_norm: Annotated[
+        float | None, typer.Option("--clip-norm", help="Override training.clip_norm (largest gradient norm).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="KEY=VALUE: any setting under training:, e.g. training.lr_schedule='{type: cosine}'."
+        ),
+    ] = None,
     checkpoint: Annotated[
         bool, typer.Option("--checkpoint", help="On Ctrl-C, save the model of the last complete epoch.")
     ] = False,
@@ -210,8 +221,14 @@ def train(
         "seed": seed,
         "validation_split": validation_split,
         "normalize": normalize,
+        "l1": l1,
+        "l2": l2,
+        "clip_norm": clip_norm,
     }
-    prep = workflow.prepare(spec, data=data, target=target, overrides=overrides)
+    from .settings import parse_assignment
+
+    sets = [(key, values[0]) for key, values in (parse_assignment(item, "--set") for item in set_ or [])]
+    prep = workflow.prepare(spec, data=data, target=target, overrides=overrides, sets=sets)
     if out_path is None:
         out_path = Path(f"{prep.name}.model.json")
     if quiet:
@@ -263,6 +280,10 @@ def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool, force: boo
             status += f"  val {val_loss:.4g}"
         if "accuracy" in extra:
             status += f"  acc {extra['accuracy']:.1%}"
+        if "penalty" in extra:
+            status += f"  penalty {extra['penalty']:.4g}"
+        if "lr" in extra:
+            status += f"  lr {extra['lr']:.3g}"
         bar.update(task, completed=epoch, status=status)
 
     try:
@@ -316,6 +337,10 @@ def _summary(result: Any) -> None:
             if key in m and not (isinstance(m[key], float) and math.isnan(m[key])):
                 value = f"{m[key]:.1%}" if key == "accuracy" else f"{m[key]:.4g}"
                 t.add_row(f"{part} {key}", value)
+    if hist.penalty:
+        t.add_row("final penalty", f"{hist.penalty[-1]:.6g} (apart from the loss)")
+    if hist.learning_rates:
+        t.add_row("learning rate", f"{hist.learning_rates[0]:.4g} -> {hist.learning_rates[-1]:.4g}")
     t.add_row("parameters", str(result.parameter_count))
     t.add_row("nodes", str(result.node_count))
     t.add_row(
@@ -332,6 +357,116 @@ def _summary(result: Any) -> None:
         + " ".join(f"{n}=..." for n in rec.inputs)
         + f"   |   treegrad show {_escape(str(result.out))}"
     )
+
+
+# ----------------------------------------------------------------- sweep
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="The model spec file (YAML or JSON).", metavar="SPEC")],
+    grid: Annotated[
+        list[str] | None,
+        typer.Option("--grid", "-g", help="KEY=V1,V2,...: values of a setting under training: (repeat for more keys)."),
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", min=1, help="Train each combination with seeds 0..N-1.")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Processes training in parallel.")] = 1,
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="A built-in dataset (NAME or NAME:N) or a CSV file.")
+    ] = None,
+    target: Annotated[str | None, typer.Option("--target", help="The CSV column to learn.")] = None,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Where to write every run (default: NAME.sweep.csv).")
+    ] = None,
+    best_out: Annotated[Path | None, typer.Option("--best-out", help="Save the best run's model here.")] = None,
+    search: Annotated[
+        str, typer.Option("--search", help="grid (every combination) or optuna (--trials of them, chosen by Optuna).")
+    ] = "grid",
+    trials: Annotated[int, typer.Option("--trials", min=1, help="With --search optuna: combinations to try.")] = 20,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage", help="With --search optuna: a study database shared by several machines (sqlite:///x.db)."
+        ),
+    ] = None,
+    study: Annotated[str | None, typer.Option("--study", help="With --search optuna: the study's name.")] = None,
+) -> None:
+    """Train a spec under every combination of settings x seeds and rank the combinations."""
+    from . import sweep as sweeping
+    from .files import check_output, write_atomic
+    from .spec import load_spec
+
+    if search not in ("grid", "optuna"):
+        raise typer.BadParameter(f"--search is grid or optuna, not {search!r}")
+    name = load_spec(spec).name or spec.stem
+    csv_path = csv_path or Path(f"{name}.sweep.csv")
+    for path in (csv_path, best_out):
+        if path is not None:
+            check_output(path)
+    g = sweeping.parse_grid(grid or [])
+
+    def progress(done: int, total: int, r: Any) -> None:
+        what = f"failed: {_escape(r.error)}" if r.error else f"loss {r.loss:.4g}"
+        values = ", ".join(f"{k}={sweeping.cell(v)}" for k, v in zip(g.names(), r.values))
+        err.print(f"[dim]{done}/{total}[/] {_escape(values) or 'spec'} seed {r.seed}: {what}")
+
+    if search == "optuna":
+        if storage is not None and study is None:
+            study = name
+        result = sweeping.optuna_search(
+            spec,
+            g,
+            seeds,
+            trials,
+            storage=storage,
+            study_name=study,
+            workers=workers,
+            data=data,
+            target=target,
+            on_result=progress,
+        )
+    else:
+        result = sweeping.sweep(spec, g, seeds, workers=workers, data=data, target=target, on_result=progress)
+    _leaderboard(result)
+    write_atomic(csv_path, sweeping.runs_csv(result))
+    err.print(f"wrote {len(result.runs)} runs to {_escape(str(csv_path))}")
+    best = result.best
+    if best_out is not None and best is not None:
+        write_atomic(best_out, best.model_json + "\n")
+        what = f"seed {best.seed}, {result.loss_kind} loss {best.loss:.6g}"
+        err.print(f"saved the best run ({what}) to {_escape(str(best_out))}")
+
+
+def _leaderboard(result: Any) -> None:
+    from .sweep import cell
+
+    def pm(mean: float, sd: float, fmt: str) -> str:
+        if math.isnan(mean):
+            return "-"
+        return format(mean, fmt) + ("" if math.isnan(sd) else f" ± {format(sd, fmt)}")
+
+    t = Table(title=f"leaderboard ({result.loss_kind} loss, lower is better)", title_justify="left")
+    t.add_column("#", justify="right")
+    for name in result.grid.names():
+        t.add_column(_escape(name.removeprefix("training.")))
+    for head in ("runs", f"{result.loss_kind} loss", result.metric_name, "formula", "time", "dead", "failed"):
+        t.add_column(head, justify="right")
+    for rank, row in enumerate(result.board, 1):
+        metric_fmt = ".2%" if result.metric_name == "accuracy" else ".4g"
+        t.add_row(
+            str(rank),
+            *[_escape(cell(v)) for v in row.values],
+            str(row.runs),
+            "failed" if math.isinf(row.loss_mean) else pm(row.loss_mean, row.loss_sd, ".4g"),
+            pm(row.metric_mean, row.metric_sd, metric_fmt),
+            "-" if math.isnan(row.formula_length) else f"{row.formula_length:.0f} chars",
+            "-" if math.isnan(row.seconds) else f"{row.seconds:.2f} s",
+            f"{row.died}/{row.runs}",
+            f"{row.failed}/{row.runs}",
+        )
+    _print_table(t)
 
 
 # ----------------------------------------------------------------- predict, eval, show
@@ -507,9 +642,11 @@ def eval_(
     t.add_column()
     t.add_row("rows", str(m["rows"]))
     t.add_row(f"loss ({loaded.record.loss})", _metric(m["loss"]))
-    for key in ("accuracy", "mse", "mae", "r2"):
+    if "weighted_loss" in m:
+        t.add_row("weighted loss", _metric(m["weighted_loss"]))
+    for key in ("accuracy", "weighted_accuracy", "mse", "mae", "r2"):
         if key in m:
-            t.add_row(key, _metric(m[key], key == "accuracy"))
+            t.add_row(key.replace("_", " "), _metric(m[key], "accuracy" in key))
     _print_table(t)
     if "confusion" in m:
         labels = class_labels(loaded.record.task, loaded.record.classes, len(m["confusion"])) or []
@@ -517,8 +654,12 @@ def eval_(
         c.add_column("")
         for lab in labels:
             c.add_column(_escape(lab), justify="right")
-        for lab, row in zip(labels, m["confusion"]):
-            c.add_row(_escape(lab), *[str(v) for v in row])
+        for head in ("precision", "recall", "F1"):
+            c.add_column(head, justify="right", style="dim")
+        per_class = m.get("per_class") or [{}] * len(labels)
+        for lab, row, pc in zip(labels, m["confusion"], per_class):
+            scores = ["-" if math.isnan(pc.get(k, math.nan)) else f"{pc[k]:.3f}" for k in ("precision", "recall", "f1")]
+            c.add_row(_escape(lab), *[str(v) for v in row], *scores)
         _print_table(c)
 
 

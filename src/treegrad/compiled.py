@@ -23,6 +23,7 @@ from .losses import Loss
 from .nodes import Constant, Leaf, Node, Output, Parameter
 from .ops import NAMESPACE, softmax_code, softmax_grad_code, wide_sum
 from .optim import Optimizer
+from .penalties import StepRules
 
 
 class SampleFailure(Exception):
@@ -190,27 +191,35 @@ class Program:
         body.append("return total")
         return self._build(_def("loss_rows", "P, C, X, T", body), "loss_rows")
 
-    def epoch_fn(self, loss: Loss, optimizer: Optimizer, batched: bool) -> Callable[..., float]:
+    def epoch_fn(
+        self, loss: Loss, optimizer: Optimizer, batched: bool, rules: StepRules | None = None, weighted: bool = False
+    ) -> Callable[..., float]:
         """One epoch of training; returns the summed per-sample loss.
 
-        Per sample (`batched` False): (P, C, S, STEP, X, T, idx, lr) with idx the sample
+        Per sample (`batched` False): (P, C, S, STEP, X, T, idx, lr, H, W) with idx the sample
         order. Mini-batches: the same with idx a list of batches (lists of indices); the
         gradient of a batch is the mean of its samples' gradients.
+        `rules` (clipping, penalties; see penalties.py) read their values from H; with
+        `weighted`, sample i's loss and gradient count W[i] times.
         P, the optimizer state S and the step count STEP are updated in place, at the end: a
         math error raises SampleFailure (the sample, the parameters then) and leaves them as they were.
         """
         np_ = len(self.graph.params)
         gouts = [f"go{j}" for j in range(len(self.outputs))]
         sample = self.unpack_row("X[i]") + ["t = T[i]"] + self.forward()
-        sample += loss.code(self.outputs, "t", "L", gouts, "_l") + ["total += L"]
+        sample += loss.code(self.outputs, "t", "L", gouts, "_l")
+        if weighted:
+            sample += ["_sw = W[i]", "L = L * _sw", *[f"{g} = {g} * _sw" for g in gouts]]
+        sample += ["total += L"]
         back, pgrads = self.backward(gouts)
         sample += back
         # `m_3`, not `m3`: Adam's state `v` would otherwise take the names of node values.
         state = [[f"{s}_{k}" for s in optimizer.state] for k in range(np_)]
-        update = list(optimizer.prelude)
+        update = rules.code([(f"p{k}", f"gp{k}", [k], False) for k in range(np_)]) if rules else []
+        update += list(optimizer.prelude)
         for k in range(np_):
             update += optimizer.update(f"p{k}", f"gp{k}", state[k])
-        body = [*self.header()]
+        body = [*self.header(), *(rules.unpack() if rules else [])]
         for j, s in enumerate(optimizer.state):
             if np_:
                 body.append(f"{', '.join(f'{s}_{k}' for k in range(np_))}, = S[{j}]")
@@ -234,7 +243,7 @@ class Program:
             if np_:
                 body.append(f"S[{j}][:] = [{', '.join(f'{s}_{k}' for k in range(np_))}]")
         body += ["STEP[0] = step", "return total"]
-        return self._build(_def("epoch", "P, C, S, STEP, X, T, idx, lr", body), "epoch")
+        return self._build(_def("epoch", "P, C, S, STEP, X, T, idx, lr, H=(), W=None", body), "epoch")
 
     def constant_values(self) -> list[float]:
         """The constants' values, in the order of the `c0, c1, ...` variables (the argument C)."""

@@ -19,6 +19,8 @@ from .losses import LOSSES, Loss, fitting
 from .nodes import Leaf, Node, Output
 from .ops import OPS
 from .optim import OPTIMIZERS, Optimizer
+from .penalties import StepRules, weight_mask
+from .schedules import Scheduler
 from .vectorized import VectorizedEpoch, vectorized_epoch_fn
 
 # callback(epoch, train_loss, validation_loss or None, current parameter values) -> False to stop
@@ -34,6 +36,8 @@ class History(list[float]):
         self.best_epoch: int | None = None
         self.stopped_early = False
         self.interrupted = False
+        self.learning_rates: list[float] = []  # the rate of each epoch
+        self.penalty: list[float] = []  # with l1 or l2: the penalty after each epoch, apart from the loss
 
 
 def resolve_loss(graph: Graph, loss: str | Loss) -> Loss:
@@ -111,6 +115,12 @@ def fit(
     callback: Callback | None = None,
     engine: str = "compiled",
     describe_sample: Callable[[int], str] | None = None,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    clip_norm: float | None = None,
+    lr_schedule: Any = None,
+    sample_weight: Sequence[float] | None = None,
+    history: History | None = None,
 ) -> History:
     """Train a model; return the per-epoch mean training loss.
 
@@ -125,6 +135,12 @@ def fit(
     TrainingError naming the epoch, the sample and the op; values that overflow or become
     NaN stop it as divergence. `describe_sample(i)` says where sample i came from (a line of
     a file); by default it is "sample i".
+
+    `l1`, `l2`: penalties on the weights, and `clip_norm`: the largest global gradient norm
+    (see penalties.py); `lr_schedule`: the learning rate per epoch (a schedule of spec.py, such as
+    `StepSchedule(step_size=10, gamma=0.5)`; see schedules.py);
+    `sample_weight`: how much each sample's loss counts (1 each by default). `history`: the
+    History to fill, so a callback can read the learning rate and penalty of its epoch.
     """
     if model.graph is None:
         model.compile()
@@ -140,6 +156,11 @@ def fit(
         raise TrainingError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
     if not (math.isfinite(learning_rate) and learning_rate > 0):
         raise TrainingError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    for name, value in (("l1", l1), ("l2", l2)):
+        if not (math.isfinite(value) and value >= 0):
+            raise TrainingError(f"{name} must be a number >= 0, got {value!r}")
+    if clip_norm is not None and not (math.isfinite(clip_norm) and clip_norm > 0):
+        raise TrainingError(f"clip_norm must be a positive number, got {clip_norm!r}")
     if engine not in ("compiled", "reference"):
         raise TrainingError(f"unknown engine '{engine}'; use compiled or reference")
     X = _check_rows(graph, inputs)
@@ -148,6 +169,7 @@ def fit(
         raise TrainingError(f"{len(X)} input rows but {len(T)} targets")
     if not X:
         raise TrainingError("no training samples")
+    W = None if sample_weight is None else _check_weights(sample_weight, len(X))
     val = None
     if validation is not None and len(validation[0]):
         val = (_check_rows(graph, validation[0]), check_targets(graph, lossobj, validation[1]))
@@ -158,21 +180,28 @@ def fit(
     S = [[0.0] * len(P) for _ in opt.state]
     STEP = [0]
     batched = batch_size > 1
+    rules = StepRules(l1, l2, clip_norm, weight_mask(graph))
+    H = rules.values
+    weighted = W is not None
     # Mini-batches run on NumPy arrays where the graph has dense layers that pay for it, else as scalar code.
     run_epoch = (
-        ((batched and vectorized_epoch_fn(graph, lossobj, opt, batch_size)) or prog.epoch_fn(lossobj, opt, batched))
+        (
+            (batched and vectorized_epoch_fn(graph, lossobj, opt, batch_size, rules, weighted))
+            or prog.epoch_fn(lossobj, opt, batched, rules, weighted)
+        )
         if engine == "compiled"
-        else _reference_epoch(graph, lossobj, opt, batched)
+        else _reference_epoch(graph, lossobj, opt, batched, rules, weighted)
     )
+    scheduler = Scheduler(lr_schedule, learning_rate, epochs)
     val_loss = prog.loss_fn(lossobj) if val else None
 
-    def checked_epoch(epoch: int, idx: Any) -> float:
+    def checked_epoch(epoch: int, idx: Any, learning_rate: float) -> float:
         """Run one epoch and return its mean loss. A math error, or a loss or parameter that is
         not finite, stops training with a TrainingError saying which sample and op, or divergence."""
         # NumPy turns a math error into NaN: to name it, the scalar code reruns the epoch from its start.
         start = (list(P), [list(s) for s in S], list(STEP)) if isinstance(run_epoch, VectorizedEpoch) else None
         try:
-            total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate)
+            total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate, H, W)
         except SampleFailure as failure:
             raise _failure_error(graph, epoch, failure, X, describe_sample) from None
         except (ArithmeticError, ValueError):
@@ -182,16 +211,16 @@ def fit(
             return mean
         if start is not None:
             P[:], S[:], STEP[:] = start
-            scalar_epoch = prog.epoch_fn(lossobj, opt, batched)
+            scalar_epoch = prog.epoch_fn(lossobj, opt, batched, rules, weighted)
             try:
-                scalar_epoch(list(P), C, [list(s) for s in S], list(STEP), X, T, idx, learning_rate)
+                scalar_epoch(list(P), C, [list(s) for s in S], list(STEP), X, T, idx, learning_rate, H, W)
             except SampleFailure as failure:
                 raise _failure_error(graph, epoch, failure, X, describe_sample) from None
         raise _diverged(epoch, "the loss became NaN or infinite")
 
     rng = random.Random(seed)
     order = list(range(len(X)))
-    hist = History()
+    hist = History() if history is None else history
     best = (math.inf, list(P))
     since_best = 0
     try:
@@ -199,7 +228,11 @@ def fit(
             if shuffle:
                 rng.shuffle(order)
             idx: Any = [order[i : i + batch_size] for i in range(0, len(order), batch_size)] if batched else order
-            mean = checked_epoch(epoch, idx)
+            lr = scheduler.rate(epoch)
+            mean = checked_epoch(epoch, idx, lr)
+            hist.learning_rates.append(lr)
+            if rules.active and (l1 or l2):
+                hist.penalty.append(rules.penalty(P))
             hist.append(mean)
             v = None
             if val and val_loss is not None:
@@ -212,6 +245,7 @@ def fit(
                     best, since_best, hist.best_epoch = (v, list(P)), 0, epoch
                 else:
                     since_best += 1
+            scheduler.observe(mean if v is None else v)
             if callback is not None and callback(epoch, mean, v, P) is False:
                 break
             if patience is not None and val and since_best >= patience:
@@ -294,14 +328,32 @@ def _find_failing_op(graph: Graph, params: list[float], row: list[float]) -> tup
         graph.set_param_values(saved)
 
 
-def _reference_epoch(graph: Graph, loss: Loss, opt: Optimizer, batched: bool) -> Callable[..., float]:
+def _check_weights(weights: Sequence[float], n: int) -> list[float]:
+    """Sample weights as floats: one per sample, finite and >= 0, not all zero."""
+    if len(weights) != n:
+        raise TrainingError(f"{len(weights)} sample weights for {n} samples")
+    out = [float(w) for w in weights]
+    bad = next((i for i, w in enumerate(out) if not (math.isfinite(w) and w >= 0)), None)
+    if bad is not None:
+        raise TrainingError(f"the weight of sample {bad} is {out[bad]}: weights must be finite and >= 0")
+    if not any(out):
+        raise TrainingError("every sample weight is 0: nothing would be learned")
+    return out
+
+
+def _reference_epoch(
+    graph: Graph, loss: Loss, opt: Optimizer, batched: bool, rules: StepRules, weighted: bool
+) -> Callable[..., float]:
     """One epoch with the node-by-node evaluator (same signature as the compiled one)."""
     lossfn = loss.fn(len(graph.elements))
     step = opt.step_fn(len(graph.params))
+    apply_rules = rules.fn() if rules.active else None
 
-    def sample(row: list[float], t: Any, G: list[float]) -> float:
+    def sample(row: list[float], t: Any, G: list[float], w: float | None) -> float:
         out = graph.predict(row)
         L, g = lossfn(out if graph.is_list else [out], t)
+        if w is not None:
+            L, g = L * w, [gi * w for gi in g]
         graph.output.backward(g if graph.is_list else g[0])
         for k, p in enumerate(graph.params):
             G[k] += p.grad
@@ -316,6 +368,8 @@ def _reference_epoch(graph: Graph, loss: Loss, opt: Optimizer, batched: bool) ->
         T: list[Any],
         idx: Any,
         lr: float,
+        H: list[float] | tuple[()] = (),
+        W: list[float] | None = None,
     ) -> float:
         # Steps go to copies, written back at the end, as the compiled epoch does: an
         # interrupted epoch leaves P as it was after the previous one.
@@ -326,11 +380,13 @@ def _reference_epoch(graph: Graph, loss: Loss, opt: Optimizer, batched: bool) ->
             G = [0.0] * len(Q)
             for i in chunk:
                 try:
-                    total += sample(X[i], T[i], G)
+                    total += sample(X[i], T[i], G, W[i] if weighted and W is not None else None)
                 except (ArithmeticError, ValueError, ModelError) as e:
                     raise SampleFailure(i, list(Q), e) from None
             if batched:
                 G = [gk / len(chunk) for gk in G]
+            if apply_rules is not None:
+                apply_rules(Q, G, list(H))
             step(Q, G, S2, STEP2, lr)
             graph.set_param_values(Q)
         P[:] = Q

@@ -86,6 +86,8 @@ class HistoryInfo(BaseModel):
     validation: list[float] = []
     best_epoch: int | None = None
     stopped_early: bool = False
+    learning_rates: list[float] = []  # per epoch, when a schedule changed it
+    penalty: list[float] = []  # per epoch, with l1 or l2: the weights' penalty, apart from the loss
 
 
 class ModelRecord(BaseModel):

@@ -58,6 +58,7 @@ from .losses import LOSSES
 from .nodes import ACTIVATIONS
 from .ops import OPS
 from .optim import OPTIMIZERS
+from .schedules import SCHEDULE_TYPES
 from .specfile import Source, SpecPath, describe, read_data, read_text
 
 if TYPE_CHECKING:
@@ -319,6 +320,56 @@ else:
     ExprList = TypeAliasType("ExprList", _list_or_one(Expr))
 
 
+class _Schedule(BaseModel):
+    """Base of the learning-rate schedules (formulas in schedules.py): frozen, strict, no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class StepSchedule(_Schedule):
+    """Multiply the learning rate by `gamma` every `step_size` epochs."""
+
+    type: Literal["step"] = "step"
+    step_size: Annotated[int, Field(ge=1)] = 10
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
+
+
+class ExponentialSchedule(_Schedule):
+    """Multiply the learning rate by `gamma` every epoch."""
+
+    type: Literal["exponential"] = "exponential"
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.95
+
+
+class CosineSchedule(_Schedule):
+    """Half a cosine from the learning rate down towards `min_lr` over the epochs of the run."""
+
+    type: Literal["cosine"] = "cosine"
+    min_lr: Annotated[float, Field(ge=0)] = 0.0
+
+
+class PlateauSchedule(_Schedule):
+    """Multiply the learning rate by `factor` when the loss has not improved for `patience` epochs."""
+
+    type: Literal["plateau"] = "plateau"
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    patience: Annotated[int, Field(ge=1)] = 10
+    min_lr: Annotated[float, Field(ge=0)] = 0.0
+
+
+Schedule = StepSchedule | ExponentialSchedule | CosineSchedule | PlateauSchedule
+SCHEDULES: dict[str, type[Schedule]] = {
+    "step": StepSchedule,
+    "exponential": ExponentialSchedule,
+    "cosine": CosineSchedule,
+    "plateau": PlateauSchedule,
+}
+assert tuple(SCHEDULES) == SCHEDULE_TYPES, "schedules.py computes each schedule of this table"
+
+
+LrSchedule = Annotated[Schedule, Field(discriminator="type")]
+
+
 class EarlyStopping(_Strict):
     """Stop when the validation loss has not improved for `patience` epochs (keeping the best)."""
 
@@ -346,6 +397,48 @@ class Training(_Strict):
     """Stop when the validation loss stops improving (needs validation_split)."""
     normalize: bool = False
     """Standardise each input with the training rows' mean and deviation (built into the graph)."""
+    l2: Annotated[float, Field(ge=0)] = 0.0
+    """Weight decay: adds l2/2 * sum(w^2) over the weights (factors of products; biases are not penalised)."""
+    l1: Annotated[float, Field(ge=0)] = 0.0
+    """Adds l1 * sum(|w|) over the weights: more weights end near zero, and formulas get shorter."""
+    clip_norm: Annotated[float, Field(gt=0)] | None = None
+    """Scale each step's gradient down to this global norm when it is longer (before the penalties)."""
+    lr_schedule: LrSchedule | None = None
+    """The learning rate per epoch: {type: step|exponential|cosine|plateau, ...}; none keeps it fixed."""
+    class_weight: Literal["balanced"] | dict[str, Annotated[float, Field(ge=0)]] | None = None
+    """For classifiers: how much each class counts, {label: weight}, or balanced (n / (classes * count))."""
+    weight_column: str | None = None
+    """A CSV column of per-row weights (>= 0), multiplied with the class weight."""
+
+    @field_validator("lr_schedule", mode="before")
+    @classmethod
+    def _schedule_type(cls, v: Any) -> Any:
+        # Checked here so that an unknown type or key gets a did-you-mean, not a union's error.
+        if not isinstance(v, dict):
+            return v
+        kind = v.get("type")
+        if not isinstance(kind, str) or kind not in SCHEDULES:
+            if kind is None:
+                found = "the schedule has no type"
+            elif isinstance(kind, str):
+                found = f"unknown schedule type '{escaped(kind)}'"
+            else:
+                found = f"the schedule type is {describe(kind)}"
+            mean = did_you_mean(kind, list(SCHEDULES)) if isinstance(kind, str) else "."
+            raise _custom(
+                f"{found}{mean} A schedule is {{type: {'|'.join(SCHEDULES)}, ...}}",
+                *(("type",) if kind is not None else ()),
+            )
+        allowed = list(SCHEDULES[kind].model_fields)
+        for key in v:
+            if key not in allowed:
+                raise _custom(
+                    f"unknown key '{key}' for a {kind} schedule{did_you_mean(str(key), allowed)} "
+                    f"Keys allowed here: {', '.join(allowed)}",
+                    key,
+                    on_key=True,
+                )
+        return v
 
 
 class DenseLayer(_Strict):
@@ -609,6 +702,19 @@ def _attribute_docs(cls: type) -> dict[str, str]:
         ):
             docs[field.target.id] = inspect.cleandoc(doc.value.value)
     return docs
+
+
+def validate_training(data: Any, where: str) -> Training:
+    """Training settings from plain data (as changed on the command line), checked as in a spec
+    file; a problem is a SpecError that names `where` (an option) and the path, training.KEY."""
+    source = Source(where)
+    try:
+        return Training.model_validate(data)
+    except ValidationError as e:
+        problems = sorted(
+            {_problem({**err, "loc": ("training", *err["loc"])}, {"training": data}, source) for err in e.errors()}
+        )
+        raise SpecError("\n".join(text for _, text in problems)) from None
 
 
 def spec_schema() -> dict[str, Any]:

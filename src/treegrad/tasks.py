@@ -61,9 +61,12 @@ def evaluate_rows(
     X: Sequence[Sequence[float]],
     y: Sequence[Any],
     describe_row: Callable[[int], str] | None = None,
+    weights: Sequence[float] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Loss and metrics of a model on rows: accuracy and a confusion matrix for classifiers,
-    MSE/MAE/R² for regression.
+    """Loss and metrics of a model on rows: accuracy, a confusion matrix and per-class
+    precision/recall/F1 (`labels`) for classifiers, MSE/MAE/R² for regression. With `weights`
+    (one per row) the loss and accuracy are also given weighted.
 
     Sums are exact (`math.fsum`), so the result does not depend on the order of the rows:
     the training summary (rows in the split's shuffled order) and `eval` (rows in the
@@ -72,8 +75,10 @@ def evaluate_rows(
     outs = predict_many(root, X, describe_row)
     k = len(root.compiled_graph.elements)
     fn = LOSSES[loss].fn(k)
-    total = math.fsum(fn(o if isinstance(o, list) else [o], t)[0] for o, t in zip(outs, y))
-    result: dict[str, Any] = {"loss": total / len(y) if y else math.nan, "rows": len(y)}
+    losses = [fn(o if isinstance(o, list) else [o], t)[0] for o, t in zip(outs, y)]
+    result: dict[str, Any] = {"loss": math.fsum(losses) / len(y) if y else math.nan, "rows": len(y)}
+    if weights is not None and y:
+        result["weighted_loss"] = math.fsum(w * v for w, v in zip(weights, losses, strict=True)) / math.fsum(weights)
     if task == "regression":
         errs = [float(o) - t for o, t in zip(outs, y)]
         mean_y = math.fsum(y) / len(y)
@@ -90,4 +95,30 @@ def evaluate_rows(
             pred = int(float(o) >= 0.5) if task == "binary" else max(range(k), key=o.__getitem__)
             matrix[int(t)][pred] += 1
         result["confusion"] = matrix
+        if weights is not None and y:
+            right = [
+                int(float(o) >= 0.5) == int(t) if task == "binary" else max(range(k), key=o.__getitem__) == t
+                for o, t in zip(outs, y)
+            ]
+            result["weighted_accuracy"] = math.fsum(w for w, r in zip(weights, right) if r) / math.fsum(weights)
+        result["per_class"] = class_report(matrix, list(labels or [str(c) for c in range(n)]))
     return result
+
+
+def class_report(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> list[dict[str, Any]]:
+    """Per class, from a confusion matrix (rows: true class, columns: predicted): its label,
+    support, precision, recall and F1 (NaN where undefined: no row predicted or present)."""
+    k = len(matrix)
+    out = []
+    for c in range(k):
+        tp = matrix[c][c]
+        predicted = sum(matrix[r][c] for r in range(k))
+        actual = sum(matrix[c])
+        precision = tp / predicted if predicted else math.nan
+        recall = tp / actual if actual else math.nan
+        if math.isnan(precision) or math.isnan(recall):
+            f1 = math.nan
+        else:
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+        out.append({"label": labels[c], "support": actual, "precision": precision, "recall": recall, "f1": f1})
+    return out

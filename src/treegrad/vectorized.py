@@ -37,6 +37,7 @@ from .losses import Loss
 from .nodes import Constant, Input, Leaf, Node, Output, Parameter
 from .ops import NAMESPACE, Op, softmax_array_code, softmax_grad_array_code, wide_sum
 from .optim import Optimizer
+from .penalties import StepRules
 
 # One NumPy statement on a small batch (~1.1 us) costs about what 37 scalar operations of the
 # generated code cost (~30 ns each; measured on the benchmark MLPs and chains): arrays pay when
@@ -286,6 +287,7 @@ class VectorizedEpoch:
         self.source = source  # the generated text, for reading and for tests
         self.kind = "softmax" if graph.is_softmax else "list" if graph.is_list else "single"
         self._cache: tuple[object, object, Any, Any] | None = None
+        self._weights: tuple[object, Any] | None = None
 
     def __call__(
         self,
@@ -297,8 +299,11 @@ class VectorizedEpoch:
         T: Sequence[Any],
         idx: Sequence[Sequence[int]],
         lr: float,
+        H: Sequence[float] = (),
+        W: Sequence[float] | None = None,
     ) -> float:
-        """Train one epoch over the batches `idx`; update P, S, STEP; return the summed loss."""
+        """Train one epoch over the batches `idx`; update P, S, STEP; return the summed loss.
+        H and W as for `Program.epoch_fn`: the step rules' values and the sample weights."""
         import numpy as np
 
         # fit passes the same (never changed) lists every epoch: convert them once.
@@ -306,9 +311,12 @@ class VectorizedEpoch:
             Xa = np.array(X, dtype=np.float64).reshape(len(X), -1 if len(X) and len(X[0]) else 0)
             Ta = np.array(T, dtype=np.intp if self.kind == "softmax" else np.float64)
             self._cache = (X, T, Xa, Ta)
+        if W is not None and (self._weights is None or self._weights[0] is not W):
+            self._weights = (W, np.array(W, dtype=np.float64))
+        Wa = self._weights[1] if W is not None and self._weights is not None else None
         # Overflow and NaN are not errors here: fit sees a non-finite loss or parameter.
         with np.errstate(all="ignore"):
-            return self.core(P, C, S, STEP, self._cache[2], self._cache[3], idx, lr)
+            return self.core(P, C, S, STEP, self._cache[2], self._cache[3], idx, lr, H, Wa)
 
 
 def array_namespace() -> dict[str, object]:
@@ -334,7 +342,12 @@ def array_namespace() -> dict[str, object]:
 
 
 def vectorized_epoch_fn(
-    graph: Graph, loss: Loss, optimizer: Optimizer, batch_size: int | None = None
+    graph: Graph,
+    loss: Loss,
+    optimizer: Optimizer,
+    batch_size: int | None = None,
+    rules: StepRules | None = None,
+    weighted: bool = False,
 ) -> VectorizedEpoch | None:
     """A mini-batch epoch function that evaluates each batch with NumPy, or None where the
     scalar code serves better: a graph without dense layers, or (given `batch_size`) one
@@ -345,7 +358,7 @@ def vectorized_epoch_fn(
     order = low.ordered_units()
     if order is None:
         return None
-    src, statements = _write(low, order, graph, loss, optimizer)
+    src, statements = _write(low, order, graph, loss, optimizer, rules, weighted)
     scalar_ops = len(graph.order) + len(graph.params)  # about what one sample costs the scalar code
     if batch_size is not None and statements * STATEMENT_COST >= batch_size * scalar_ops:
         return None
@@ -360,9 +373,17 @@ def vectorized_epoch_fn(
 # ---------------------------------------------------------------- writing the epoch function
 
 
-def _write(low: _Lowering, order: list[_Unit], graph: Graph, loss: Loss, opt: Optimizer) -> tuple[str, int]:
-    """The source of `epoch(P, C, S, STEP, Xa, Ta, idx, lr)` (Xa, Ta: the data as arrays), and
-    the number of statements run per batch."""
+def _write(
+    low: _Lowering,
+    order: list[_Unit],
+    graph: Graph,
+    loss: Loss,
+    opt: Optimizer,
+    rules: StepRules | None = None,
+    weighted: bool = False,
+) -> tuple[str, int]:
+    """The source of `epoch(P, C, S, STEP, Xa, Ta, idx, lr, H, Wa)` (Xa, Ta, Wa: the data and the
+    sample weights as arrays), and the number of statements run per batch."""
     head: list[str] = ["Pa = np.array(P, dtype=np.float64)"]
     tail: list[str] = []
     # Parameter arrays: W (n, width) and b (width,) per dense layer, numbers for the rest.
@@ -387,7 +408,7 @@ def _write(low: _Lowering, order: list[_Unit], graph: Graph, loss: Loss, opt: Op
         head += [f"{s}_{v} = Sa{j}[{ix}]" for v, ix in arrays] + [f"{s}_{k} = S[{j}][{k}]" for k in scalars]
         tail += [f"Sa{j}[{ix}] = {s}_{v}" for v, ix in arrays] + [f"Sa{j}[{k}] = {s}_{k}" for k in scalars]
         tail.append(f"S[{j}][:] = Sa{j}.tolist()")
-    head += ["step = STEP[0]", "total = 0.0"]
+    head += ["step = STEP[0]", "total = 0.0", *(rules.unpack() if rules else [])]
     tail += ["STEP[0] = step", "return float(total)"]
 
     body = ["nb = len(batch)"]
@@ -424,6 +445,8 @@ def _write(low: _Lowering, order: list[_Unit], graph: Graph, loss: Loss, opt: Op
     else:
         outs = [low.expr(e) for e in graph.elements]
     body += loss.code(outs, "Tb", "L", gouts, "_l", vectorized=True)
+    if weighted:
+        body += ["Wb = Wa[batch]", "L = L * Wb", *[f"{g} = {g} * Wb" for g in gouts]]
     body.append("total += L.sum()")
     # The batch's gradient is the mean of its samples': dividing d loss / d output by the batch
     # size here makes every sum over the batch below that mean, with one division in all.
@@ -444,6 +467,12 @@ def _write(low: _Lowering, order: list[_Unit], graph: Graph, loss: Loss, opt: Op
         parts = back.params.pop(k, [])
         body.append(f"gp{k} = ({wide_sum(parts)}).sum()" if parts else f"gp{k} = 0.0")
 
+    if rules is not None:
+        body += rules.code(
+            [(v, f"g{v}", _flat(low.arrays[ix]), True) for v, ix in arrays]
+            + [(f"p{k}", f"gp{k}", [k], False) for k in scalars],
+            vectorized=True,
+        )
     body += list(opt.prelude)
     for v, _ in arrays:
         body += opt.update(v, f"g{v}", [f"{s}_{v}" for s in opt.state])
@@ -451,7 +480,14 @@ def _write(low: _Lowering, order: list[_Unit], graph: Graph, loss: Loss, opt: Op
         body += opt.update(f"p{k}", f"gp{k}", [f"{s}_{k}" for s in opt.state])
 
     lines = head + ["for batch in idx:"] + [f"    {line}" for line in body] + tail
-    return "def epoch(P, C, S, STEP, Xa, Ta, idx, lr):\n" + "\n".join(f"    {line}" for line in lines) + "\n", len(body)
+    return "def epoch(P, C, S, STEP, Xa, Ta, idx, lr, H, Wa):\n" + "\n".join(
+        f"    {line}" for line in lines
+    ) + "\n", len(body)
+
+
+def _flat(ix: Any) -> list[int]:
+    """The parameter indices of an index array (a list, or a list of rows)."""
+    return [i for row in ix for i in (row if isinstance(row, list) else [row])]
 
 
 def _cols_of(u: _Unit) -> list[Node]:

@@ -18,6 +18,7 @@ from . import __version__
 from .compiled import predict_many, program
 from .data import Table, encode_targets, input_rows, row_place, select, split_indices, standardize_stats
 from .datasource import model_table, spec_table
+from .diagnose import dead_unit_warning
 from .errors import DataError, SpecError, TrainingError
 from .files import check_output
 from .fit import History, fit
@@ -34,7 +35,8 @@ from .modelfile import (
     load,
     save,
 )
-from .tasks import accuracy, decode, evaluate_rows
+from .tasks import accuracy, class_labels, decode, evaluate_rows
+from .weighting import class_weights, row_weights, take_weight_column
 
 Progress = Callable[[int, float, "float | None", "dict[str, float]"], None]
 
@@ -62,20 +64,24 @@ def load_spec_file(path: Path) -> tuple[Any, str]:
     return spec, path.read_text(encoding="utf-8-sig")
 
 
-def training_settings(spec: Any, overrides: dict[str, Any]) -> Any:
-    """The spec's `training:` with command-line overrides applied and validated."""
+def training_settings(spec: Any, overrides: dict[str, Any], sets: Sequence[tuple[Any, Any]] = ()) -> Any:
+    """The spec's `training:` with command-line overrides applied and validated: `overrides`
+    by key (the options --epochs, ...), then `sets` by dotted path (--set KEY=VALUE)."""
     from pydantic import ValidationError
+
+    from .settings import override
 
     given = {k: v for k, v in overrides.items() if v is not None}
     if not given:
-        return spec.training
+        return override(spec.training, sets, "--set") if sets else spec.training
     cls = type(spec.training)
     try:
-        return cls.model_validate({**spec.training.model_dump(), **given})
+        settings = cls.model_validate({**spec.training.model_dump(), **given})
     except ValidationError as e:
         err = e.errors()[0]
         key = str(err["loc"][0]) if err["loc"] else "?"
         raise SpecError(f"--{key.replace('_', '-')}: {err['msg']} (got {err.get('input')!r})") from None
+    return override(settings, sets, "--set") if sets else settings
 
 
 def _targets(
@@ -119,6 +125,7 @@ class Prepared:
     root: Any
     loss: str
     patience: int | None
+    train_weights: list[float] | None = None  # how much each training sample counts (None: 1 each)
 
     @property
     def name(self) -> str:
@@ -127,23 +134,36 @@ class Prepared:
 
 
 def prepare(
-    spec_path: Path, *, data: str | None = None, target: str | None = None, overrides: dict[str, Any] | None = None
+    spec_path: Path,
+    *,
+    data: str | None = None,
+    target: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    sets: Sequence[tuple[Any, Any]] = (),
 ) -> Prepared:
     """Load and check a spec and its data, split it, and build the model.
 
     Every mistake in the spec, the data or the settings is found here, before any
     training starts.
     """
-    from .build import build_model, loss_name, task_kind
+    from .build import build_model, loss_name, output_count, task_kind
 
     spec, text = load_spec_file(spec_path)
-    settings = training_settings(spec, overrides or {})
+    settings = training_settings(spec, overrides or {}, sets)
     table = spec_table(spec, spec_path, data)
     kind = task_kind(spec)
+    table, column = take_weight_column(table, settings.weight_column)
     X, raw, tname = select(table, list(spec.inputs), target or spec.target)
     y, classes = _targets(spec, kind, raw, table.source, spec.classes)
     train_rows, val_rows = split_indices(len(X), settings.validation_split, settings.seed)
     Xtr, ytr = [X[i] for i in train_rows], [y[i] for i in train_rows]
+    per_class = None
+    if settings.class_weight is not None:
+        if kind == "regression":
+            raise SpecError("training.class_weight is for classifiers; this model does regression")
+        labels = class_labels(kind, classes, output_count(spec)) or []
+        per_class = class_weights(settings.class_weight, labels, ytr)
+    weights = row_weights(ytr, per_class, None if column is None else [column[i] for i in train_rows])
     Xva, yva = [X[i] for i in val_rows], [y[i] for i in val_rows]
     if not Xtr:
         raise DataError(f"{table.source}: no rows left for training after the validation split")
@@ -172,6 +192,7 @@ def prepare(
         root=root,
         loss=loss_name(spec),
         patience=patience,
+        train_weights=weights,
     )
 
 
@@ -200,11 +221,16 @@ def run(
     watch_X, watch_y = (Xva, yva) if Xva else (Xtr, ytr)
     pred_fn = program(graph).predict_fn() if progress else None
     consts = program(graph).constant_values()
+    hist = History()  # filled by fit; on_epoch reads the learning rate and penalty of the epoch
 
     def on_epoch(epoch: int, train_loss: float, val_loss: float | None, params: list[float]) -> None:
         if progress is None or pred_fn is None:
             return
         extra: dict[str, float] = {}
+        if settings.lr_schedule is not None:
+            extra["lr"] = hist.learning_rates[-1]
+        if hist.penalty:
+            extra["penalty"] = hist.penalty[-1]
         if kind != "regression" and (epoch == settings.epochs or epoch % max(1, settings.epochs // 100) == 0):
             try:
                 extra["accuracy"] = accuracy(kind, pred_fn(params, consts, watch_X), watch_y)
@@ -219,7 +245,7 @@ def run(
     if progress is not None:
         progress(0, math.nan, None, {})  # training starts now
     t0 = time.perf_counter()
-    hist = fit(
+    fit(
         root,
         Xtr,
         ytr,
@@ -234,14 +260,25 @@ def run(
         patience=prep.patience,
         callback=on_epoch,
         describe_sample=place(prep.train_rows),
+        l1=settings.l1,
+        l2=settings.l2,
+        clip_norm=settings.clip_norm,
+        lr_schedule=settings.lr_schedule,
+        sample_weight=prep.train_weights,
+        history=hist,
     )
     seconds = time.perf_counter() - t0
     if hist.interrupted and not (checkpoint and hist):
         # With no complete epoch there is no trained model to keep, checkpoint or not.
         raise KeyboardInterrupt
-    metrics = {"train": evaluate_rows(root, kind, prep.loss, Xtr, ytr, place(prep.train_rows))}
+    labels = class_labels(kind, prep.classes, len(graph.elements))
+    metrics = {
+        "train": evaluate_rows(root, kind, prep.loss, Xtr, ytr, place(prep.train_rows), prep.train_weights, labels)
+    }
     if Xva:
-        metrics["validation"] = evaluate_rows(root, kind, prep.loss, Xva, yva, place(prep.validation_rows))
+        metrics["validation"] = evaluate_rows(
+            root, kind, prep.loss, Xva, yva, place(prep.validation_rows), labels=labels
+        )
     record = ModelRecord(
         format=FORMAT,
         version=VERSION,
@@ -259,7 +296,12 @@ def run(
             source=prep.source, target=prep.target, rows=prep.rows, train_rows=len(Xtr), validation_rows=len(Xva)
         ),
         history=HistoryInfo(
-            train=list(hist), validation=hist.validation, best_epoch=hist.best_epoch, stopped_early=hist.stopped_early
+            train=list(hist),
+            validation=hist.validation,
+            best_epoch=hist.best_epoch,
+            stopped_early=hist.stopped_early,
+            learning_rates=hist.learning_rates if settings.lr_schedule is not None else [],
+            penalty=hist.penalty,
         ),
         metrics=metrics,
         treegrad_version=__version__,
@@ -267,6 +309,9 @@ def run(
     if out is not None:
         save(out, record, force=force)
     warnings = []
+    dead = dead_unit_warning(graph, Xtr)
+    if dead is not None:
+        warnings.append(dead)
     if len(hist) > 1 and not hist[-1] < hist[0]:
         warnings.append(
             f"the training loss did not go down (epoch 1: {hist[0]:.4g}, last: {hist[-1]:.4g}): "
@@ -313,9 +358,18 @@ def with_predictions(table: Table, results: list[dict[str, Any]]) -> Table:
 def evaluate(loaded: Loaded, table: Any, target: str | None = None) -> dict[str, Any]:
     """Loss and metrics of a saved model on a table that has the target column."""
     rec = loaded.record
+    settings = rec.training
+    column = None
+    if settings.weight_column is not None and settings.weight_column in table.columns:
+        table, column = take_weight_column(table, settings.weight_column)
     X, raw, _ = select(table, list(rec.inputs), target or rec.data.target)
     y, _ = encode_targets(raw, rec.task, rec.classes, source=table.source, training=False)
-    return evaluate_rows(loaded.root, rec.task, rec.loss, X, y)
+    labels = class_labels(rec.task, rec.classes, len(loaded.root.compiled_graph.elements))
+    per_class = None
+    if settings.class_weight is not None and labels is not None:
+        per_class = class_weights(settings.class_weight, labels, y)
+    weights = row_weights(y, per_class, column)
+    return evaluate_rows(loaded.root, rec.task, rec.loss, X, y, weights=weights, labels=labels)
 
 
 # ----------------------------------------------------------------- setups of trace and check
