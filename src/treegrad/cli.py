@@ -1023,11 +1023,17 @@ def trace(
         float | None, typer.Option("--learning-rate", "--lr", help="Step size (default: the spec's).")
     ] = None,
     precision: Precision = 4,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the steps as a page to open in a browser instead.")
+    ] = None,
 ) -> None:
     """Backpropagation by hand: each node's value and the gradients it receives, step by step."""
     from . import workflow
     from .trace import trace as run_trace
 
+    if html is not None:
+        _write_page(html, model, data, steps, learning_rate, precision)
+        return
     setup = workflow.trace_setup(model, data, learning_rate, rows=steps)
     for step in run_trace(
         setup.root,
@@ -1039,6 +1045,36 @@ def trace(
         precision=precision,
     ):
         _render_step(step, setup.loss, setup.learning_rate, precision)
+
+
+@app.command()
+def report(
+    model: ModelOrSpec,
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="The page to write, e.g. report.html.")],
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="A built-in dataset or a CSV file (default: the model's).")
+    ] = None,
+    steps: Annotated[int, typer.Option("--steps", "-n", min=1, help="Trace steps to walk through in the page.")] = 3,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option("--learning-rate", "--lr", help="Step size of the traced steps (default: the model's)."),
+    ] = None,
+    precision: Precision = 4,
+) -> None:
+    """One self-contained HTML page: the graph with values and gradients step by step, curves, formula, metrics."""
+    _write_page(out_path, model, data, steps, learning_rate, precision)
+
+
+def _write_page(
+    out_path: Path, model: Path, data: str | None, steps: int, learning_rate: float | None, precision: int
+) -> None:
+    from .files import check_output, write_atomic
+    from .report import page
+
+    check_output(out_path)  # now, not after tracing a large model
+    text = page(model, data, steps=steps, learning_rate=learning_rate, precision=precision)
+    write_atomic(out_path, text)
+    err.print(f"wrote {_escape(str(out_path))} ({len(text.encode('utf-8')) / 1e6:.2f} MB): open it in a browser")
 
 
 def _num(v: Any, precision: int) -> str:

@@ -96,10 +96,13 @@ def trace(
     learning_rate: float = 0.01,
     steps: int = 1,
     precision: int = 4,
+    formulas: bool = True,
 ) -> list[TraceStep]:
     """Run `steps` per-sample SGD steps on the first rows (cycling) and record every number.
 
-    The parameters of `root` are updated as training would update them.
+    The parameters of `root` are updated as training would update them. Without `formulas`
+    a node's formula is its own computation (`expr`): printing every node's whole
+    subexpression costs time that grows with the square of a deep model's size.
     """
     if root.graph is None:
         root.compile()
@@ -136,8 +139,8 @@ def trace(
                 k,
                 labels[k],
                 n.kind,
-                _expr(n, [labels[index[id(c)]] for c in n.children]),
-                funcify(n, precision=precision) if not isinstance(n, Leaf) else labels[k],
+                expr := _expr(n, [labels[index[id(c)]] for c in n.children]),
+                labels[k] if isinstance(n, Leaf) else funcify(n, precision=precision) if formulas else expr,
                 _copy(n.value),
                 arrivals[id(n)],
                 _copy(n.grad),
