@@ -104,6 +104,18 @@ def _targets(
     return y, found
 
 
+def build_on(
+    spec: Any, X: list[list[float]], *, seed: int | None = None, normalize: bool = False
+) -> tuple[Any, dict[str, tuple[float, float]] | None]:
+    """(model, statistics): the spec's model, standardising its inputs with the statistics of
+    the rows `X` when `normalize` (and there are rows). The one way train, trace and check
+    build a model from a spec and its data."""
+    from .build import build_model
+
+    stats = standardize_stats(X, list(spec.inputs)) if X and normalize else None
+    return build_model(spec, seed=seed, stats=stats), stats
+
+
 @dataclass(kw_only=True)
 class Prepared:
     """A spec and its data, checked and split, with the model built: ready to train."""
@@ -146,7 +158,7 @@ def prepare(
     Every mistake in the spec, the data or the settings is found here, before any
     training starts.
     """
-    from .build import build_model, loss_name, output_count, task_kind
+    from .build import loss_name, output_count, task_kind
 
     spec, text = load_spec_file(spec_path)
     settings = training_settings(spec, overrides or {}, sets)
@@ -167,13 +179,12 @@ def prepare(
     Xva, yva = [X[i] for i in val_rows], [y[i] for i in val_rows]
     if not Xtr:
         raise DataError(f"{table.source}: no rows left for training after the validation split")
-    stats = standardize_stats(Xtr, list(spec.inputs)) if settings.normalize else None
     patience = settings.early_stopping.patience if settings.early_stopping else None
     if patience is not None and not Xva:
         raise TrainingError(
             "early_stopping needs a validation set: set training.validation_split (e.g. 0.2) or pass --validation-split"
         )
-    root = build_model(spec, seed=settings.seed, stats=stats)
+    root, stats = build_on(spec, Xtr, seed=settings.seed, normalize=settings.normalize)
     return Prepared(
         spec_path=spec_path,
         spec=spec,
@@ -419,7 +430,7 @@ def trace_setup(
     table = spec_table(spec, path, data)
     X, raw, _ = select(table, list(spec.inputs), spec.target)
     y, classes = encode_targets(raw, task_kind(spec), spec.classes, source=table.source, training=False)
-    root = _model(spec, X, seed=spec.training.seed)
+    root, _ = build_on(spec, X, seed=spec.training.seed, normalize=spec.training.normalize)
     lr = learning_rate if learning_rate is not None else spec.training.learning_rate
     return TraceSetup(
         root=root,
@@ -448,12 +459,5 @@ def check_setup(spec_path: Path, data: str | None = None) -> CheckSetup:
     rows = None
     if data is not None or spec.data:
         rows = input_rows(spec_table(spec, spec_path, data), list(spec.inputs))
-    return CheckSetup(spec=spec, root=_model(spec, rows or []), rows=rows)
-
-
-def _model(spec: Any, X: list[list[float]], seed: int | None = None) -> Any:
-    """The spec's model, standardising with the statistics of `X` if the spec normalizes."""
-    from .build import build_model
-
-    stats = standardize_stats(X, list(spec.inputs)) if X and spec.training.normalize else None
-    return build_model(spec, seed=seed, stats=stats)
+    root, _ = build_on(spec, rows or [], normalize=spec.training.normalize)
+    return CheckSetup(spec=spec, root=root, rows=rows)
