@@ -442,3 +442,31 @@ def test_set_changes_any_training_key(tmp_path: Any) -> None:
     assert doc["history"]["learning_rates"] == [0.1, 0.05, 0.025] and doc["training"]["l1"] == 0.01
     bad = CliRunner().invoke(app, ["train", str(spec), "-q", "--set", "lr_schedule.gama=1"])
     assert bad.exit_code == 1 and "--set: training.lr_schedule.gama: unknown key 'gama'" in bad.output
+
+
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_l1_stops_a_weight_at_zero(engine: str) -> None:
+    """L1's proximal step: at x = 0 the data does not pull on w, so w = 0.01 moves lr * l1 =
+    0.05 towards 0 and stops there, exactly 0, rather than crossing to -0.04."""
+    model = line(0.01, 0.0)
+    tg.fit(model, [[0.0]], [0.0], epochs=3, learning_rate=0.1, l1=0.5, engine=engine)
+    assert params(model)["w"] == 0.0
+
+
+def test_l1_sets_the_weights_of_useless_inputs_to_zero() -> None:
+    """A linear model of 6 inputs of which only 2 matter: with l1 the other 4 weights end at
+    exactly 0 (without, none does), and the two that matter stay."""
+    rng = random.Random(0)
+    X = [[rng.uniform(-1, 1) for _ in range(6)] for _ in range(200)]
+    y = [3.0 * r[0] - 2.0 * r[1] + 0.05 * rng.gauss(0, 1) for r in X]
+
+    def weights(**kw: Any) -> list[float]:
+        model = tg.Linear([Input(f"x{j}") for j in range(6)])
+        model.compile()
+        tg.fit(model, X, y, epochs=30, learning_rate=0.01, batch_size=20, **kw)
+        g = model.compiled_graph
+        return [v for v, w in zip(g.param_values(), weight_mask(g)) if w]
+
+    plain, sparse = weights(), weights(l1=0.5)
+    assert all(w != 0.0 for w in plain)
+    assert sparse[2:] == [0.0] * 4 and abs(sparse[0]) > 1 and abs(sparse[1]) > 1, sparse

@@ -215,10 +215,12 @@ class Program:
         sample += back
         # `m_3`, not `m3`: Adam's state `v` would otherwise take the names of node values.
         state = [[f"{s}_{k}" for s in optimizer.state] for k in range(np_)]
-        update = rules.code([(f"p{k}", f"gp{k}", [k], False) for k in range(np_)]) if rules else []
+        grads = [(f"p{k}", f"gp{k}", [k], False) for k in range(np_)]
+        update = rules.code(grads) if rules else []
         update += list(optimizer.prelude)
         for k in range(np_):
             update += optimizer.update(f"p{k}", f"gp{k}", state[k])
+        update += rules.after(grads) if rules else []
         body = [*self.header(), *(rules.unpack() if rules else [])]
         for j, s in enumerate(optimizer.state):
             if np_:

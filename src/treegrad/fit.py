@@ -347,7 +347,7 @@ def _reference_epoch(
     """One epoch with the node-by-node evaluator (same signature as the compiled one)."""
     lossfn = loss.fn(len(graph.elements))
     step = opt.step_fn(len(graph.params))
-    apply_rules = rules.fn() if rules.active else None
+    before, after = rules.fns() if rules.active else (None, None)
 
     def sample(row: list[float], t: Any, G: list[float], w: float | None) -> float:
         out = graph.predict(row)
@@ -385,9 +385,12 @@ def _reference_epoch(
                     raise SampleFailure(i, list(Q), e) from None
             if batched:
                 G = [gk / len(chunk) for gk in G]
-            if apply_rules is not None:
-                apply_rules(Q, G, list(H))
-            step(Q, G, S2, STEP2, lr)
+            if before is not None and after is not None:
+                before(Q, G, list(H))
+                step(Q, G, S2, STEP2, lr)
+                after(Q, list(H), lr)
+            else:
+                step(Q, G, S2, STEP2, lr)
             graph.set_param_values(Q)
         P[:] = Q
         for s, s2 in zip(S, S2):

@@ -1,5 +1,6 @@
-"""What a training step does to the gradient between the backward pass and the optimizer:
-clipping by global norm, then the gradients of the L2 and L1 penalties on the weights.
+"""What a training step does beyond the optimizer's update: clipping the gradient by its
+global norm and adding the L2 penalty's gradient before the update, and the L1 penalty's
+proximal step after it.
 
 Which parameters are *weights* is decided here and nowhere else (`weight_mask`): a parameter
 is a weight when it is a factor of a product (`mul: [param, x]`, as in every neuron of a
@@ -7,16 +8,23 @@ is a weight when it is a factor of a product (`mul: [param, x]`, as in every neu
 divisor) is not penalised: shrinking a bias towards zero has no reason to make a model
 simpler, and this is the usual choice (scikit-learn's `alpha`, Keras' kernel_regularizer).
 
-The penalty of parameters w is `l2 / 2 * sum(w * w) + l1 * sum(|w|)`, so its gradient is
-`l2 * w + l1 * sign(w)` (weight decay with factor l2). Like PyTorch's `clip_grad_norm_`
-followed by an optimizer's `weight_decay`, clipping acts on the data loss's gradient and the
-penalty's gradient is added after it. With no option set (`StepRules.active` False) the
-engines generate exactly the code they generate without this module.
+The penalty of parameters w is `l2 / 2 * sum(w * w) + l1 * sum(|w|)`. Its L2 part adds
+`l2 * w` to the gradient (weight decay with factor l2); like PyTorch's `clip_grad_norm_`
+followed by an optimizer's `weight_decay`, clipping acts on the data loss's gradient and
+`l2 * w` is added after it. The L1 part is applied after the update as its proximal step
+(soft thresholding): each weight moves `lr * l1` towards 0 and stops *at* 0 rather than
+crossing it. Adding `l1 * sign(w)` to the gradient instead would leave weights jittering
+around zero, never at it; with the proximal step the weights the data does not hold away
+from zero become exactly 0, and drop out of the printed formula. (For plain SGD this is the
+proximal gradient method; with momentum and Adam it is the usual approximation.) With no
+option set (`StepRules.active` False) the engines generate exactly the code they generate
+without this module.
 
-Both engines paste the same statements (`StepRules.code`): the compiled one on numbers, the
-vectorized one on NumPy arrays (a dense layer's weights), and the reference one runs them as
-a function (`StepRules.fn`). The values l1, l2 and the clipping norm are passed in at run
-time as `H = [l1, l2, clip]`; no number from a spec is pasted into generated code.
+Both engines paste the same statements (`StepRules.code` before the update, `StepRules.after`
+after it): the compiled one on numbers, the vectorized one on NumPy arrays (a dense layer's
+weights), and the reference one runs them as functions (`StepRules.fns`). The values l1, l2
+and the clipping norm are passed in at run time as `H = [l1, l2, clip]`; no number from a
+spec is pasted into generated code.
 """
 
 from __future__ import annotations
@@ -70,13 +78,12 @@ class StepRules:
         """The statement (once per epoch, before `code`) binding l1, l2 and clip from H."""
         return ["l1, l2, clip = H"] if self.active else []
 
-    def code(self, grads: Sequence[tuple[str, str, Sequence[int], bool]], vectorized: bool = False) -> list[str]:
+    def code(self, grads: Sequence[tuple[str, str, Sequence[int], bool]]) -> list[str]:
         """Statements changing gradient variables in place before the update.
 
         `grads`: (parameter variable, its gradient variable, the indices of the parameters it
         holds, True if it is an array of a dense layer's parameters rather than a number). An
         array holds weights only or no weights (a layer's W or its biases), never both.
-        `vectorized`: the code runs on NumPy arrays (those are `sign`ed and summed with `.sum()`).
         """
         if not self.active:
             return []
@@ -93,21 +100,35 @@ class StepRules:
                 continue
             if self.l2 > 0.0:
                 lines.append(f"{g} = {g} + l2 * {p}")
-            if self.l1 > 0.0:
-                sign = f"sign({p})" if vectorized else f"(1.0 if {p} > 0.0 else (-1.0 if {p} < 0.0 else 0.0))"
-                lines.append(f"{g} = {g} + l1 * {sign}")
         return lines
 
-    def fn(self) -> Callable[[list[float], list[float], list[float]], None]:
-        """A function (params, grads, H) applying these rules to `grads` in place."""
-        return _rules_fn(self)
+    def after(self, grads: Sequence[tuple[str, str, Sequence[int], bool]]) -> list[str]:
+        """Statements after the update (the same `grads` as `code`): L1's proximal step on the
+        weights, each moved `lr * l1` towards 0 and set to 0 where it would cross it."""
+        if not (self.active and self.l1 > 0.0):
+            return []
+        lines = ["_l1 = lr * l1"]
+        for p, _, ix, array in grads:
+            if not all(self.weights[i] for i in ix):
+                continue
+            if array:
+                lines.append(f"{p} = sign({p}) * maximum(abs({p}) - _l1, 0.0)")
+            else:
+                lines.append(f"{p} = {p} - _l1 if {p} > _l1 else ({p} + _l1 if {p} < -_l1 else 0.0)")
+        return lines
+
+    def fns(self) -> tuple[Callable[[list[float], list[float], list[float]], None], Callable[..., None]]:
+        """Functions applying these rules in place: before(params, grads, H) to the gradients,
+        after(params, H, lr) to the updated parameters."""
+        return _rules_fns(self)
 
 
 @cache
-def _rules_fn(rules: StepRules) -> Callable[[list[float], list[float], list[float]], None]:
-    n = len(rules.weights)
-    body = [*rules.unpack(), *rules.code([(f"P[{k}]", f"G[{k}]", [k], False) for k in range(n)]), "return None"]
-    src = "def rules(P, G, H):\n" + "\n".join(f"    {line}" for line in body) + "\n"
+def _rules_fns(rules: StepRules) -> tuple[Callable[..., None], Callable[..., None]]:
+    grads = [(f"P[{k}]", f"G[{k}]", [k], False) for k in range(len(rules.weights))]
+    src = "def before(P, G, H):\n" + "".join(f"    {line}\n" for line in [*rules.unpack(), *rules.code(grads)])
+    src += "    return None\ndef after(P, H, lr):\n"
+    src += "".join(f"    {line}\n" for line in [*rules.unpack(), *rules.after(grads)]) + "    return None\n"
     ns: dict[str, object] = dict(NAMESPACE)
     exec(src, ns)  # noqa: S102 - treegrad's own text
-    return ns["rules"]  # type: ignore[return-value]
+    return ns["before"], ns["after"]  # type: ignore[return-value]

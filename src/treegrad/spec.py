@@ -400,7 +400,7 @@ class Training(_Strict):
     l2: Annotated[float, Field(ge=0)] = 0.0
     """Weight decay: adds l2/2 * sum(w^2) over the weights (factors of products; biases are not penalised)."""
     l1: Annotated[float, Field(ge=0)] = 0.0
-    """Adds l1 * sum(|w|) over the weights: more weights end near zero, and formulas get shorter."""
+    """Adds l1 * sum(|w|) over the weights: weights the data does not need end at exactly 0."""
     clip_norm: Annotated[float, Field(gt=0)] | None = None
     """Scale each step's gradient down to this global norm when it is longer (before the penalties)."""
     lr_schedule: LrSchedule | None = None

@@ -467,17 +467,15 @@ def _write(
         parts = back.params.pop(k, [])
         body.append(f"gp{k} = ({wide_sum(parts)}).sum()" if parts else f"gp{k} = 0.0")
 
-    if rules is not None:
-        body += rules.code(
-            [(v, f"g{v}", _flat(low.arrays[ix]), True) for v, ix in arrays]
-            + [(f"p{k}", f"gp{k}", [k], False) for k in scalars],
-            vectorized=True,
-        )
+    grads = [(v, f"g{v}", _flat(low.arrays[ix]), True) for v, ix in arrays]
+    grads += [(f"p{k}", f"gp{k}", [k], False) for k in scalars]
+    body += rules.code(grads) if rules else []
     body += list(opt.prelude)
     for v, _ in arrays:
         body += opt.update(v, f"g{v}", [f"{s}_{v}" for s in opt.state])
     for k in scalars:
         body += opt.update(f"p{k}", f"gp{k}", [f"{s}_{k}" for s in opt.state])
+    body += rules.after(grads) if rules else []
 
     lines = head + ["for batch in idx:"] + [f"    {line}" for line in body] + tail
     return "def epoch(P, C, S, STEP, Xa, Ta, idx, lr, H, Wa):\n" + "\n".join(
