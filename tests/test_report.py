@@ -187,3 +187,17 @@ def test_report_errors_are_messages(tmp_path: Path) -> None:
     same = runner.invoke(app, ["report", str(spec), "-o", str(spec)])
     assert same.exit_code == 1 and "Traceback" not in same.output
     assert spec.read_text() == (ROOT / "models/line.yaml").read_text()
+
+
+def test_step_2_shows_what_treegrad_trace_steps_3_prints() -> None:
+    """The issue's check, through the terminal: the page's step 2 is `treegrad trace --steps 3`'s."""
+    result = runner.invoke(app, ["trace", str(ROOT / "models/line.yaml"), "--steps", "3"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    section = result.output.split("step 2:")[1].split("step 3:")[0]
+    rows = [[c.strip() for c in line.strip().strip("│").split("│")] for line in section.splitlines()]
+    nodes = {int(r[0]): (r[4], r[6]) for r in rows if len(r) == 7 and r[0].isdigit()}
+    updates = [r for r in rows if len(r) == 4 and r[0].startswith("p")]
+    data = page_data(ROOT / "models/line.yaml", steps=3)
+    shown = data["steps"][1]
+    assert nodes == {k: (v, g) for k, (v, g) in enumerate(zip(shown["value"], shown["grad"]))}
+    assert updates == [[name, *p] for name, p in zip(data["paramNames"], shown["params"])]
