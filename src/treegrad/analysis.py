@@ -121,6 +121,12 @@ def analyse(spec: Spec) -> Analysis:
 
 
 def _check_inputs(spec: Spec) -> None:
+    if spec.selection is not None:
+        raise spec.error(
+            ("inputs",),
+            "the inputs are selected from the data's header (all, match or range), so this needs the data: "
+            "give the spec a `data:` or pass --data FILE.csv",
+        )
     if not spec.inputs:
         raise spec.error(
             ("inputs",), "no inputs; list the model's input names (the CSV columns it reads), e.g. inputs: [x, y]"

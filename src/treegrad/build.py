@@ -15,7 +15,20 @@ from typing import Any
 from .analysis import Budget, arguments, check_budget
 from .errors import ModelError, SpecError
 from .losses import LOSSES, TaskKind, default_loss
-from .nodes import OPERATIONS, Constant, Divide, Input, Linear, Node, Output, Parameter, Softmax, Subtract
+from .nodes import (
+    OPERATIONS,
+    Add,
+    Constant,
+    Divide,
+    Input,
+    Linear,
+    Multiply,
+    Node,
+    Output,
+    Parameter,
+    Softmax,
+    Subtract,
+)
 from .seeds import stream
 from .spec import DenseLayer, LinearCall, LinearLayer, OpCall, ParamCall, SoftmaxCall, Spec
 from .specfile import SpecPath
@@ -43,12 +56,15 @@ def build_model(
     *,
     seed: int | None = None,
     stats: dict[str, tuple[float, float]] | None = None,
+    target: tuple[float, float] | None = None,
     budget: Budget | None = None,
 ) -> Node:
     """The spec's model as a compiled graph (inputs in the spec's order); returns its output node.
 
     With `stats` (input name -> (mean, std)) each input enters as (x - mean) / std, so the
-    graph takes raw values and standardises them itself. A model larger than `budget`
+    graph takes raw values and standardises them itself. With `target` (mean, std) of a
+    regression target, the output is mean + std * (the model), so it answers in raw units
+    while it was trained on the standardised target. A model larger than `budget`
     (default: `Budget.from_env()`) is refused before any node is made.
     """
     check_budget(spec, budget)
@@ -62,6 +78,9 @@ def build_model(
         root = Output([_build(spec, e, ("output", i), env, rng) for i, e in enumerate(spec.output)])
     else:
         root = _build(spec, spec.output, ("output",), env, rng)
+    if target is not None:
+        mean, std = target
+        root = Add([Multiply([root, Constant(std)]), Constant(mean)])
     try:
         root.compile(inputs=spec.inputs)
     except ModelError as e:

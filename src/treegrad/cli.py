@@ -311,6 +311,10 @@ def _print_table(t: Table) -> None:
         out.print((": " if not t.show_header and len(row) == 2 else "  ").join(str(c) for c in row).strip())
 
 
+MAX_HINTED_INPUTS = 8  # inputs named one by one in the hint after training
+MAX_SHOWN_FORMULA = 4000  # characters of a formula `show` prints without --full
+
+
 def _summary(result: Any) -> None:
     from .textplot import text_curve
 
@@ -352,9 +356,12 @@ def _summary(result: Any) -> None:
     t.add_row("time", f"{result.seconds:.2f} s")
     t.add_row("model written to", _escape(str(result.out)))
     _print_table(t)
+    if len(rec.inputs) <= MAX_HINTED_INPUTS:
+        values = " ".join(f"{n}=..." for n in rec.inputs)
+    else:  # 64 inputs typed on a command line are no hint: a CSV of them is
+        values = f"--data FILE.csv   (a CSV with the {len(rec.inputs)} input columns)"
     out.print(
-        f"next: treegrad predict {_escape(str(result.out))} "
-        + " ".join(f"{n}=..." for n in rec.inputs)
+        f"next: treegrad predict {_escape(str(result.out))} {_escape(values)}"
         + f"   |   treegrad show {_escape(str(result.out))}"
     )
 
@@ -674,6 +681,9 @@ def show(
     simplify: Annotated[
         bool, typer.Option("--simplify", help="Simplify the formula with sympy (text and latex).")
     ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help=f"Print a formula longer than {MAX_SHOWN_FORMULA} characters whole.")
+    ] = False,
 ) -> None:
     """Print the model as a formula (or draw its node graph with --format tree)."""
     from .modelfile import open_model
@@ -702,7 +712,16 @@ def show(
         raise typer.BadParameter(
             f"unknown format '{format}'; use one of {', '.join(FORMATS)}, tree, dot, json", param_hint="--format"
         )
-    out.print(_escape(funcify(root, precision=precision, format=format)))
+    text = funcify(root, precision=precision, format=format)
+    if len(text) > MAX_SHOWN_FORMULA and not full:
+        cut = text.rfind(" ", 0, MAX_SHOWN_FORMULA)
+        out.print(_escape(text[: cut if cut > 0 else MAX_SHOWN_FORMULA]) + " ...")
+        err.print(
+            f"(the formula is {len(text):,} characters; the first {MAX_SHOWN_FORMULA:,} are shown: "
+            f"treegrad show {_escape(str(model))} --full prints all of it, --format python writes it as code)"
+        )
+        return
+    out.print(_escape(text))
 
 
 def _tree(root: Any, precision: int) -> Any:
@@ -896,6 +915,25 @@ def datasets() -> None:
     for g in GENERATORS.values():
         t.add_row(g.name, ", ".join(g.columns), g.kind, str(g.default_n), g.description)
     out.print(t)
+
+
+@app.command()
+def init(
+    data: Annotated[Path, typer.Argument(help="The CSV file to read the header and cells of.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", parser=_out_path, help="The spec file to write (.yaml).")],
+    target: Annotated[str | None, typer.Option("--target", help="The column to learn (default: the last).")] = None,
+    model: Annotated[str, typer.Option("--model", help="linear (no hidden layer) or mlp (one hidden layer).")] = "mlp",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing spec file.")] = False,
+) -> None:
+    """Write a commented spec for a CSV file that trains with no edits."""
+    from .scaffold import init_spec
+
+    found = init_spec(data, out_path, target=target, model=model, force=force)
+    what = {"regression": "a regression", "binary": "a two-class classifier"}.get(found.kind, "a classifier")
+    err.print(
+        f"wrote {_escape(str(out_path))}: {what} of '{_escape(found.target)}'; train it with "
+        f"treegrad train {_escape(str(out_path))}"
+    )
 
 
 @app.command()

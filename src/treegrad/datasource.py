@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .columns import Recoding, drop_missing, plan, recode, resolve
 from .data import Table, encode_targets, load_data, select, split_indices
 from .errors import DataError
 from .modelfile import ModelRecord
@@ -49,12 +50,46 @@ def spec_table(spec: Any, spec_path: Path, data: str | None) -> Table:
     )
 
 
+def model_inputs(spec: Any, table: Table, target: str | None, settings: Any) -> tuple[Any, Table, Recoding]:
+    """(the spec with its inputs resolved, the table as the model reads it, the recoding that made it).
+
+    The spec's input selection (`all`, match, range) is resolved against the header, less the
+    weight column; with `settings.missing == "drop"` rows with an empty cell in a column the
+    model reads are dropped; column names that are not input names are made into ones, and with
+    `settings.text_inputs == "one_hot"` text columns become 0/1 columns (`columns.plan`).
+    """
+    weight = settings.weight_column
+    header = [c for c in table.columns if c != weight]
+    raw = resolve(spec.selection, header, target, table.source) if spec.selection is not None else list(spec.inputs)
+    if settings.missing == "drop":
+        read = raw + ([target] if target else [c for c in header if c not in raw]) + ([weight] if weight else [])
+        table, _ = drop_missing(table, read)
+    missing = [c for c in raw if c not in table.columns]
+    if missing:
+        select(table, raw, target)  # raises the usual message naming the column
+    recoding = plan(table, raw, settings.text_inputs == "one_hot")
+    table = recode(table, recoding)
+    if spec.selection is not None or recoding.inputs != list(spec.inputs):
+        spec = spec.with_inputs(recoding.inputs)
+    return spec, table, recoding
+
+
+def recorded_recoding(record: ModelRecord) -> Recoding:
+    """The recoding a model file records (renamed and one-hot columns)."""
+    return Recoding(dict(record.renamed or {}), dict(record.encodings or {}), list(record.inputs))
+
+
 def model_table(record: ModelRecord, data: str | None = None) -> Table:
-    """The table `data` names, or the one the model was trained on.
+    """The table `data` names, or the one the model was trained on, as the model reads it
+    (renamed and one-hot columns as recorded).
 
     A training source that is a relative path was relative to the current folder or to
     the spec's folder: both are tried.
     """
+    return recode(_model_table(record, data), recorded_recoding(record))
+
+
+def _model_table(record: ModelRecord, data: str | None = None) -> Table:
     named_in = "the model file"
     table = pick_table(
         data,
@@ -68,7 +103,10 @@ def model_table(record: ModelRecord, data: str | None = None) -> Table:
     # The model file, not the user, named this data: a message must not quote its cells or
     # columns (an edited model file could point at any file), so its fit is checked here.
     try:
-        _, raw, _ = select(table, list(record.inputs), record.data.target)
+        view = recode(table, recorded_recoding(record))
+        if record.training.missing == "drop":
+            view, _ = drop_missing(view, [*record.inputs, record.data.target])
+        _, raw, _ = select(view, list(record.inputs), record.data.target)
         encode_targets(raw, record.task, record.classes, source=table.source, training=False)
     except DataError:
         raise DataError(
@@ -93,6 +131,9 @@ def recorded_split(
         raise DataError(
             f"this needs the data the model was trained on, and {e}; pass it with --data FILE.csv"
         ) from None
+    if record.training.missing == "drop":  # the rows train kept, so that the split is the same
+        weight = [record.training.weight_column] if record.training.weight_column else []
+        table, _ = drop_missing(table, [*record.inputs, record.data.target, *weight])
     X, raw, _ = select(table, list(record.inputs), record.data.target)
     y, _ = encode_targets(raw, record.task, record.classes, source=table.source, training=False)
     train_rows, val_rows = split_indices(len(X), record.training.validation_split, record.training.seed)

@@ -262,13 +262,14 @@ def fit(
     return hist
 
 
+# The advice that ends a divergence message; the caller, which knows what was standardised,
+# may replace it (workflow.py) with advice that is true of the run.
+DIVERGED_ADVICE = "Try a smaller learning rate, or normalize the inputs (training.normalize: true)."
+
+
 def _diverged(epoch: int, what: str, sample: int | None = None) -> TrainingError:
     """Divergence: values grew until they overflowed or became NaN, in this epoch."""
-    return TrainingError(
-        f"training diverged in epoch {epoch}: {what}. "
-        "Try a smaller learning rate, or normalize the inputs (training.normalize: true).",
-        sample=sample,
-    )
+    return TrainingError(f"training diverged in epoch {epoch}: {what}. {DIVERGED_ADVICE}", sample=sample)
 
 
 def _failure_error(

@@ -105,6 +105,12 @@ class ModelRecord(BaseModel):
     classes: list[PrintedText] | None = None
     # Strict: a parameter written as true or "0.5" is an edited file, not a number.
     normalization: dict[PrintedText, tuple[StrictFloat, StrictFloat]] | None = None
+    # A regression target standardised for training: (mean, std); the graph answers in raw units.
+    target_normalization: tuple[StrictFloat, StrictFloat] | None = None
+    # How the CSV's columns became the inputs (columns.Recoding): renamed columns and one-hot
+    # text columns ({column: {value: input}}), so predict reads the raw CSV.
+    renamed: dict[str, PrintedText] | None = None
+    encodings: dict[str, dict[str, PrintedText]] | None = None
     parameters: dict[PrintedText, StrictFloat]
     # The spec's own model: the settings were validated by it when the model was trained.
     training: Training
@@ -264,10 +270,19 @@ def load_graph(path: Path, record: ModelRecord) -> Any:
         spec = parse_spec(record.spec_text, filename=f"{path} (its embedded spec {_shown(record.spec_file, 200)})")
     except SpecError as e:
         raise ModelFileError(f"the spec inside {path} no longer validates: {e}") from None
+    if spec.selection is not None or record.renamed or record.encodings:
+        # Inputs selected from a header (inputs: all) or recoded (one-hot): the record has the list.
+        try:
+            spec = spec.with_inputs(list(record.inputs))
+        except SpecError as e:
+            raise ModelFileError(f"{path}: its inputs do not fit its spec ({e}); {AGAIN}") from None
     _check_record(path, record, spec)
     stats = {k: (float(v[0]), float(v[1])) for k, v in record.normalization.items()} if record.normalization else None
+    target = record.target_normalization
+    if target is not None and (record.task != "regression" or not (math.isfinite(target[1]) and target[1] > 0)):
+        raise ModelFileError(f"{path}: its target_normalization does not fit the model; {AGAIN}")
     try:
-        root = build_model(spec, seed=record.training.seed, stats=stats)
+        root = build_model(spec, seed=record.training.seed, stats=stats, target=target)
     except SpecError as e:
         raise ModelFileError(f"{e}; {AGAIN}") from None
     graph = root.compiled_graph
@@ -378,6 +393,11 @@ def open_model(path: Path) -> Opened:
     from .spec import load_spec
 
     spec = load_spec(path)
+    if spec.selection is not None and spec.data:
+        from .datasource import model_inputs, spec_table
+
+        # Inputs selected from a header: read the spec's own data to know them.
+        spec, _, _ = model_inputs(spec, spec_table(spec, path, None), spec.target, spec.training)
     return Opened(build_model(spec), spec.name or path.stem, task_kind(spec), spec.classes)
 
 

@@ -132,9 +132,17 @@ def _standardized(n: Node) -> tuple[str, float, float] | None:
 
 
 def _affine(n: Node) -> tuple[dict[str, float], float] | None:
-    """An add of weighted (standardised) inputs and numbers, as raw-input coefficients and a constant."""
+    """An add of weighted (standardised) inputs and numbers, as raw-input coefficients and a constant;
+    also such a sum scaled back to a standardised target's units, mean + std * sum (build.py)."""
     if not isinstance(n, Add):
         return None
+    scaled = _target_scaled(n)
+    if scaled is not None:
+        inner, std, mean = scaled
+        folded = _affine(inner) if isinstance(inner, Add) and _target_scaled(inner) is None else None
+        if folded is None:
+            return None
+        return {x: c * std for x, c in folded[0].items()}, folded[1] * std + mean
     coefs: dict[str, float] = {}
     const, standardized = 0.0, False
     for t in n.children:
@@ -160,6 +168,19 @@ def _affine(n: Node) -> tuple[dict[str, float], float] | None:
         else:
             return None
     return (coefs, const) if standardized else None
+
+
+def _target_scaled(n: Node) -> tuple[Node, float, float] | None:
+    """(inner, std, mean) when `n` is inner * std + mean with numbers std and mean."""
+    if len(n.children) != 2:
+        return None
+    mul, mean = n.children
+    if not isinstance(mul, Multiply) or not isinstance(mean, Constant) or len(mul.children) != 2:
+        return None
+    inner, std = mul.children
+    if not isinstance(std, Constant):
+        return None
+    return inner, float(std._value), float(mean._value)  # type: ignore[arg-type]
 
 
 def _print_affine(coefs: dict[str, float], const: float, precision: int, fmt: str) -> Printed:

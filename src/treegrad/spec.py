@@ -409,6 +409,10 @@ class Training(_Strict):
     """For classifiers: how much each class counts, {label: weight}, or balanced (n / (classes * count))."""
     weight_column: str | None = None
     """A CSV column of per-row weights (>= 0), multiplied with the class weight."""
+    missing: Literal["error", "drop"] = "error"
+    """Rows with an empty cell in a column the model reads: error (say where), or drop them."""
+    text_inputs: Literal["error", "one_hot"] = "error"
+    """Input columns holding text: error, or one_hot (one 0/1 input per value, recorded in the model file)."""
 
     @field_validator("lr_schedule", mode="before")
     @classmethod
@@ -483,7 +487,8 @@ class Spec(_Strict):
     description: str | None = None
     """What the model is for."""
     inputs: list[str]
-    """Input names, in CSV-column / predict-argument order."""
+    """Input names, in CSV-column / predict-argument order; or `all` (every column but the target),
+    or a list mixing names, {match: 'glob*'} and {range: [first, last]}, resolved against the data."""
     nodes: dict[str, Expr] = Field(default_factory=dict)
     """Named expressions; a name used several times is one shared node."""
     output: ExprList | None = None
@@ -503,6 +508,25 @@ class Spec(_Strict):
 
     _source: Source = PrivateAttr(default_factory=lambda: Source("<spec>"))
     _analysis: Analysis | None = PrivateAttr(default=None)
+    _selection: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _input_selection(cls, data: Any, info: ValidationInfo) -> Any:
+        # `inputs: all` or a list with {match: ...} / {range: ...} is resolved against the data's
+        # header later (`with_inputs`); until then the spec has no inputs and is not analysed.
+        if not isinstance(data, dict) or not isinstance(info.context, dict):
+            return data
+        from .columns import is_selection, selection_problem
+
+        v = data.get("inputs")
+        problem = selection_problem(v)
+        if problem is not None:
+            raise _custom(problem[0], "inputs", *problem[1])
+        if is_selection(v):
+            info.context["selection"] = v
+            return {**data, "inputs": []}
+        return data
 
     @field_validator("name")
     @classmethod
@@ -526,7 +550,21 @@ class Spec(_Strict):
     def _attach(self, info: ValidationInfo) -> Spec:
         if isinstance(info.context, dict) and isinstance(info.context.get("source"), Source):
             self._source = info.context["source"]
+        if isinstance(info.context, dict):
+            self._selection = info.context.pop("selection", None)
         return self
+
+    @property
+    def selection(self) -> Any:
+        """The `inputs:` selection still to resolve against a header (`all`, match, range), else None."""
+        return self._selection
+
+    def with_inputs(self, inputs: list[str]) -> Spec:
+        """This spec with its inputs set to the resolved list, checked and analysed."""
+        new = self.model_copy(update={"inputs": list(inputs)})
+        new._source, new._selection, new._analysis = self._source, None, None
+        new.analysis  # noqa: B018 - checked now, like a spec as loaded
+        return new
 
     @property
     def source(self) -> Source:
@@ -683,7 +721,8 @@ def validate_spec(data: Any, source: Source | None = None, *, default_name: str 
                 "add a name: key made of letters, digits, '.', '_' or '-'",
             )
         spec.name = default_name
-    spec.analysis  # noqa: B018 - the semantic checks run now, so a bad spec fails at load time
+    if spec.selection is None:
+        spec.analysis  # noqa: B018 - the semantic checks run now, so a bad spec fails at load time
     return spec
 
 

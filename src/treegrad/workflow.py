@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .columns import Recoding, drop_missing
 from .compiled import predict_many, program
 from .data import Table, encode_targets, input_rows, row_place, select, split_indices, standardize_stats
-from .datasource import model_table, spec_table
+from .datasource import model_inputs, model_table, spec_table
 from .diagnose import dead_unit_warning
 from .errors import DataError, SpecError, TrainingError
 from .files import check_output
-from .fit import History, fit
+from .fit import DIVERGED_ADVICE, History, fit
 from .modelfile import (
     FORMAT,
     VERSION,
@@ -37,6 +39,10 @@ from .modelfile import (
 )
 from .tasks import accuracy, class_labels, decode, evaluate_rows
 from .weighting import class_weights, row_weights, take_weight_column
+
+# Losses in the target's units, for which a standardised target trains the same model better
+# conditioned: training.normalize standardises the target too (mse scales by std^2, mae by std).
+SCALED_LOSSES = {"mse": 2, "mae": 1}
 
 Progress = Callable[[int, float, "float | None", "dict[str, float]"], None]
 
@@ -134,6 +140,8 @@ class Prepared:
     train_rows: list[int]  # for each training sample, its row in the table (to name it in errors)
     validation_rows: list[int]
     stats: dict[str, tuple[float, float]] | None
+    target_stats: tuple[float, float] | None  # a regression target standardised for training
+    recoding: Recoding
     root: Any
     loss: str
     patience: int | None
@@ -163,6 +171,7 @@ def prepare(
     spec, text = load_spec_file(spec_path)
     settings = training_settings(spec, overrides or {}, sets)
     table = spec_table(spec, spec_path, data)
+    spec, table, recoding = model_inputs(spec, table, target or spec.target, settings)
     kind = task_kind(spec)
     table, column = take_weight_column(table, settings.weight_column)
     X, raw, tname = select(table, list(spec.inputs), target or spec.target)
@@ -179,6 +188,9 @@ def prepare(
     Xva, yva = [X[i] for i in val_rows], [y[i] for i in val_rows]
     if not Xtr:
         raise DataError(f"{table.source}: no rows left for training after the validation split")
+    target_stats = None
+    if settings.normalize and kind == "regression" and loss_name(spec) in SCALED_LOSSES:
+        target_stats = standardize_stats([[v] for v in ytr], [tname])[tname]
     patience = settings.early_stopping.patience if settings.early_stopping else None
     if patience is not None and not Xva:
         raise TrainingError(
@@ -200,6 +212,8 @@ def prepare(
         train_rows=train_rows,
         validation_rows=val_rows,
         stats=stats,
+        target_stats=target_stats,
+        recoding=recoding,
         root=root,
         loss=loss_name(spec),
         patience=patience,
@@ -229,6 +243,13 @@ def run(
     settings, kind, root = prep.settings, prep.kind, prep.root
     graph = root.compiled_graph
     (Xtr, ytr), (Xva, yva) = prep.train, prep.validation
+    # With a standardised target the model trains on (y - mean) / std and reports its
+    # losses back in the target's units (`unscale`), as eval computes them.
+    fit_ytr, fit_yva, unscale = ytr, yva, 1.0
+    if prep.target_stats is not None:
+        mean, std = prep.target_stats
+        fit_ytr, fit_yva = [(v - mean) / std for v in ytr], [(v - mean) / std for v in yva]
+        unscale = std ** SCALED_LOSSES[prep.loss]
     watch_X, watch_y = (Xva, yva) if Xva else (Xtr, ytr)
     pred_fn = program(graph).predict_fn() if progress else None
     consts = program(graph).constant_values()
@@ -247,7 +268,7 @@ def run(
                 extra["accuracy"] = accuracy(kind, pred_fn(params, consts, watch_X), watch_y)
             except (ArithmeticError, ValueError):
                 pass
-        progress(epoch, train_loss, val_loss, extra)
+        progress(epoch, train_loss * unscale, None if val_loss is None else val_loss * unscale, extra)
 
     def place(rows: list[int]) -> Callable[[int], str]:
         """Where sample i of a split is in the data, for messages: 'data.csv, line 7'."""
@@ -256,32 +277,38 @@ def run(
     if progress is not None:
         progress(0, math.nan, None, {})  # training starts now
     t0 = time.perf_counter()
-    fit(
-        root,
-        Xtr,
-        ytr,
-        loss=prep.loss,
-        epochs=settings.epochs,
-        learning_rate=settings.learning_rate,
-        batch_size=settings.batch_size,
-        optimizer=settings.optimizer,
-        shuffle=settings.shuffle,
-        seed=settings.seed,
-        validation=(Xva, yva) if Xva else None,
-        patience=prep.patience,
-        callback=on_epoch,
-        describe_sample=place(prep.train_rows),
-        l1=settings.l1,
-        l2=settings.l2,
-        clip_norm=settings.clip_norm,
-        lr_schedule=settings.lr_schedule,
-        sample_weight=prep.train_weights,
-        history=hist,
-    )
+    with _divergence_advice(prep):
+        fit(
+            root,
+            Xtr,
+            fit_ytr,
+            loss=prep.loss,
+            epochs=settings.epochs,
+            learning_rate=settings.learning_rate,
+            batch_size=settings.batch_size,
+            optimizer=settings.optimizer,
+            shuffle=settings.shuffle,
+            seed=settings.seed,
+            validation=(Xva, fit_yva) if Xva else None,
+            patience=prep.patience,
+            callback=on_epoch,
+            describe_sample=place(prep.train_rows),
+            l1=settings.l1,
+            l2=settings.l2,
+            clip_norm=settings.clip_norm,
+            lr_schedule=settings.lr_schedule,
+            sample_weight=prep.train_weights,
+            history=hist,
+        )
     seconds = time.perf_counter() - t0
     if hist.interrupted and not (checkpoint and hist):
         # With no complete epoch there is no trained model to keep, checkpoint or not.
         raise KeyboardInterrupt
+    if prep.target_stats is not None:
+        root = _answering_in_raw_units(prep, root)
+        graph = root.compiled_graph
+        hist[:] = [v * unscale for v in hist]
+        hist.validation[:] = [v * unscale for v in hist.validation]
     labels = class_labels(kind, prep.classes, len(graph.elements))
     metrics = {
         "train": evaluate_rows(root, kind, prep.loss, Xtr, ytr, place(prep.train_rows), prep.train_weights, labels)
@@ -301,6 +328,9 @@ def run(
         loss=prep.loss,
         classes=prep.classes,
         normalization=dict(prep.stats) if prep.stats else None,
+        target_normalization=prep.target_stats,
+        renamed=prep.recoding.renamed or None,
+        encodings=prep.recoding.encodings or None,
         parameters=dict(zip(graph.param_names, graph.param_values())),
         training=settings,
         data=DataInfo(
@@ -329,6 +359,40 @@ def run(
             "try a smaller learning rate, or normalize the inputs"
         )
     return Trained(root, record, hist, seconds, out, len(graph.params), len(graph.order), hist.interrupted, warnings)
+
+
+def _answering_in_raw_units(prep: Prepared, trained: Any) -> Any:
+    """The trained model with the target's scaling folded in: mean + std * output, same parameters."""
+    from .build import build_model
+
+    root = build_model(prep.spec, seed=prep.settings.seed, stats=prep.stats, target=prep.target_stats)
+    learned = dict(zip(trained.compiled_graph.param_names, trained.compiled_graph.param_values()))
+    graph = root.compiled_graph
+    graph.set_param_values([learned[n] for n in graph.param_names])
+    return root
+
+
+@contextmanager
+def _divergence_advice(prep: Prepared) -> Iterator[None]:
+    """Divergence advice that says what this run standardised and what it did not."""
+    try:
+        yield
+    except TrainingError as e:
+        text = str(e)
+        if not text.endswith(DIVERGED_ADVICE):
+            raise
+        if not prep.settings.normalize:
+            advice = "Try a smaller learning rate, or standardise the inputs (training.normalize: true)"
+            if prep.kind == "regression" and prep.loss in SCALED_LOSSES:
+                advice += ", which standardises the target too"
+            advice += "."
+        else:
+            scaled = "the inputs and the target are" if prep.target_stats is not None else "the inputs are"
+            advice = f"{scaled.capitalize()} standardised already (training.normalize); try a smaller learning rate"
+            if prep.target_stats is None and prep.kind == "regression":
+                advice += f" (the target is not: loss {prep.loss} is not in its units)"
+            advice += ", or clip_norm."
+        raise TrainingError(text[: -len(DIVERGED_ADVICE)] + advice, sample=e.sample) from None
 
 
 def train(
@@ -371,6 +435,8 @@ def evaluate(loaded: Loaded, table: Any, target: str | None = None) -> dict[str,
     rec = loaded.record
     settings = rec.training
     column = None
+    if settings.missing == "drop":
+        table, _ = drop_missing(table, [*rec.inputs, target or rec.data.target, settings.weight_column or ""])
     if settings.weight_column is not None and settings.weight_column in table.columns:
         table, column = take_weight_column(table, settings.weight_column)
     X, raw, _ = select(table, list(rec.inputs), target or rec.data.target)
@@ -427,7 +493,7 @@ def trace_setup(
     from .build import loss_name, task_kind
 
     spec, _ = load_spec_file(path)
-    table = spec_table(spec, path, data)
+    spec, table, _ = model_inputs(spec, spec_table(spec, path, data), spec.target, spec.training)
     X, raw, _ = select(table, list(spec.inputs), spec.target)
     y, classes = encode_targets(raw, task_kind(spec), spec.classes, source=table.source, training=False)
     root, _ = build_on(spec, X, seed=spec.training.seed, normalize=spec.training.normalize)
@@ -458,6 +524,7 @@ def check_setup(spec_path: Path, data: str | None = None) -> CheckSetup:
     spec, _ = load_spec_file(spec_path)
     rows = None
     if data is not None or spec.data:
-        rows = input_rows(spec_table(spec, spec_path, data), list(spec.inputs))
+        spec, table, _ = model_inputs(spec, spec_table(spec, spec_path, data), spec.target, spec.training)
+        rows = input_rows(table, list(spec.inputs))
     root, _ = build_on(spec, rows or [], normalize=spec.training.normalize)
     return CheckSetup(spec=spec, root=root, rows=rows)

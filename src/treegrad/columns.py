@@ -1,0 +1,227 @@
+"""From a CSV's columns to a model's inputs: selections, names, missing cells and text columns.
+
+A spec may list its inputs, or select them from the data's header: `inputs: all` (every
+column but the target), or a list mixing names, `{match: "pixel_*"}` (a glob, in header
+order) and `{range: [first, last]}` (the columns from first to last, both included). The
+selection is resolved when the data is read, and the model file records the resolved list,
+so predict and show never need the CSV again.
+
+A column name that is not usable as an input name (`mean radius`) becomes one
+(`mean_radius`); with `text_inputs: one_hot` a text column becomes one 0/1 column per value
+(`color` -> `color_red`, `color_blue`). Both are recorded as a `Recoding` in the model file,
+and `recode` applies it to any table, so predict takes the raw CSV.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .data import Cell, Table, label_text, row_place
+from .errors import DataError, did_you_mean, escaped
+from .errors import clip as _clip
+
+ALL = "all"
+MAX_CATEGORIES = 100  # distinct values of a one-hot column: more is an identifier or free text
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def selection_problem(v: Any) -> tuple[str, tuple[str | int, ...]] | None:
+    """What is wrong with an `inputs:` value that selects columns, and where; None if it is fine
+    (a plain list of names is not a selection and is checked by the spec's own rules)."""
+    if v == ALL:
+        return None
+    if isinstance(v, str):
+        return (
+            f"inputs is '{_clip(escaped(v))}': write `inputs: all` for every column but the target, "
+            "or a list of names, {match: 'glob*'} and {range: [first, last]}",
+            (),
+        )
+    if not isinstance(v, list):
+        return None
+    for i, item in enumerate(v):
+        if isinstance(item, str):
+            continue
+        if not isinstance(item, dict) or len(item) != 1 or next(iter(item)) not in ("match", "range"):
+            return (
+                "an input is a column name, {match: 'glob*'} (the columns whose names match, in header "
+                "order) or {range: [first, last]} (the columns from first to last)",
+                (i,),
+            )
+        key, arg = next(iter(item.items()))
+        if key == "match" and (not isinstance(arg, str) or not arg):
+            return ("match takes a glob pattern such as 'pixel_*'", (i, key))
+        if key == "range" and not (isinstance(arg, list) and len(arg) == 2 and all(isinstance(a, str) for a in arg)):
+            return ("range takes two column names, [first, last]", (i, key))
+    return None
+
+
+def is_selection(v: Any) -> bool:
+    """True for an `inputs:` value that must be resolved against a header (`all`, match, range)."""
+    return v == ALL or (isinstance(v, list) and any(isinstance(item, dict) for item in v))
+
+
+def resolve(selection: Any, columns: list[str], target: str | None, source: str) -> list[str]:
+    """The CSV columns a selection names, in the order given (a match or range in header order).
+
+    `all` needs the target to be known (it is every other column); a column selected twice is
+    an error, as is a pattern that selects nothing or the target.
+    """
+    where = f"inputs (resolved against {source})"
+    if selection == ALL:
+        if target is None:
+            raise DataError(
+                f"{where}: `inputs: all` is every column but the target, so the target must be named: "
+                "add `target: COLUMN` to the spec or pass --target COLUMN"
+            )
+        if target not in columns:
+            raise DataError(
+                f"target column '{target}' is not in {source}{did_you_mean(target, columns)} "
+                f"Its columns are: {', '.join(columns)}."
+            )
+        return [c for c in columns if c != target]
+    chosen: list[str] = []
+    for item in selection:
+        if isinstance(item, str):
+            found = [item] if item in columns else []
+            if not found:
+                raise DataError(
+                    f"{where}: input column '{item}' is not in {source}{did_you_mean(item, columns)} "
+                    f"Its columns are: {', '.join(columns)}."
+                )
+        elif "match" in item:
+            found = [c for c in columns if fnmatch.fnmatchcase(c, item["match"])]
+            if not found:
+                raise DataError(f"{where}: no column of {source} matches '{_clip(item['match'])}'")
+        else:
+            first, last = item["range"]
+            for end in (first, last):
+                if end not in columns:
+                    raise DataError(
+                        f"{where}: range end '{end}' is not a column of {source}{did_you_mean(end, columns)}"
+                    )
+            a, b = columns.index(first), columns.index(last)
+            if a > b:
+                raise DataError(f"{where}: range [{first}, {last}] runs backwards; '{first}' comes after '{last}'")
+            found = columns[a : b + 1]
+        for c in found:
+            if c in chosen:
+                raise DataError(f"{where}: column '{c}' is selected twice; select each input once")
+            if c == target:
+                raise DataError(f"{where}: column '{c}' is the target, so it cannot be an input too")
+        chosen += found
+    return chosen
+
+
+def input_name(column: str) -> str:
+    """A usable input name for a column: itself when it is one, else its runs of other
+    characters as `_` (`mean radius` -> `mean_radius`), with `_` before a leading digit."""
+    if _NAME.match(column) and column != "param":
+        return column
+    name = _UNSAFE.sub("_", column).strip("_") or "column"
+    return name if _NAME.match(name) and name != "param" else f"_{name}"
+
+
+@dataclass
+class Recoding:
+    """How a CSV's columns become a model's inputs: renamed columns and one-hot text columns."""
+
+    renamed: dict[str, str] = field(default_factory=dict)  # CSV column -> input name
+    encodings: dict[str, dict[str, str]] = field(default_factory=dict)  # CSV column -> {value: input name}
+    inputs: list[str] = field(default_factory=list)  # the model's inputs, in order
+
+    def __bool__(self) -> bool:
+        return bool(self.renamed or self.encodings)
+
+
+def _is_text_column(table: Table, j: int) -> bool:
+    return any(isinstance(row[j], str) and row[j] != "" for row in table.rows)
+
+
+def plan(table: Table, columns: list[str], one_hot: bool) -> Recoding:
+    """The recoding of `columns` of `table`: names made usable, and with `one_hot` each column
+    holding text cells split into one 0/1 input per distinct value (sorted)."""
+    rec = Recoding()
+    used: set[str] = set(c for c in table.columns if c not in columns)
+
+    def fresh(name: str) -> str:
+        base, k = name, 2
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        return name
+
+    for c in columns:
+        j = table.columns.index(c)
+        if one_hot and _is_text_column(table, j):
+            values = sorted({label_text(row[j]) for row in table.rows})
+            if "" in values:
+                i = next(i for i, row in enumerate(table.rows) if row[j] == "")
+                raise DataError(
+                    f"{row_place(table.source, i)}, column '{c}': the text input is empty; fill it in, "
+                    "or drop such rows with training.missing: drop"
+                )
+            if len(values) > MAX_CATEGORIES:
+                raise DataError(
+                    f"column '{c}' of {table.source} has {len(values)} distinct text values (more than "
+                    f"{MAX_CATEGORIES}): too many for one-hot inputs; leave it out of inputs"
+                )
+            rec.encodings[c] = {v: fresh(input_name(f"{c}_{v}")) for v in values}
+            rec.inputs += list(rec.encodings[c].values())
+            continue
+        name = fresh(input_name(c))
+        if name != c:
+            rec.renamed[c] = name
+        rec.inputs.append(name)
+    return rec
+
+
+def recode(table: Table, rec: Recoding) -> Table:
+    """`table` with the recoding applied: renamed columns, text columns as 0/1 columns.
+    A text value the recoding does not know is an error naming its row."""
+    if not rec:
+        return table
+    missing = [c for c in rec.encodings if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"{table.source} has no column '{missing[0]}', a text input of the model"
+            f"{did_you_mean(missing[0], table.columns)}"
+        )
+    names: list[str] = []
+    for c in table.columns:
+        names += list(rec.encodings[c].values()) if c in rec.encodings else [rec.renamed.get(c, c)]
+    codes = [rec.encodings.get(c) for c in table.columns]
+    rows: list[list[Cell]] = []
+    for i, row in enumerate(table.rows):
+        out: list[Cell] = []
+        for j, code in enumerate(codes):
+            if code is None:
+                out.append(row[j])
+                continue
+            text = label_text(row[j])
+            if text == "":  # left empty, so that missing: drop drops the row, else select names it
+                out += ["" for _ in code]
+                continue
+            if text not in code:
+                shown = ", ".join(list(code)[:10]) + (", ..." if len(code) > 10 else "")
+                raise DataError(
+                    f"{row_place(table.source, i)}, column '{table.columns[j]}': '{_clip(escaped(text))}' is not "
+                    f"one of the values the model was trained on ({shown})"
+                )
+            out += [1.0 if v == text else 0.0 for v in code]
+        rows.append(out)
+    return Table(table.source, names, rows)
+
+
+def drop_missing(table: Table, columns: list[str]) -> tuple[Table, int]:
+    """(`table` without the rows that have an empty cell in `columns`, how many were dropped)."""
+    idx = [table.columns.index(c) for c in columns if c in table.columns]
+    kept = [row for row in table.rows if all(row[j] != "" for j in idx)]
+    if not kept:
+        raise DataError(
+            f"every row of {table.source} has an empty cell in the columns the model reads; nothing is left"
+        )
+    return Table(table.source, table.columns, kept), len(table.rows) - len(kept)
