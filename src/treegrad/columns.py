@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .data import Cell, Table, label_text, row_place
+from .data import Cell, Table, label_text, row_place, select
 from .errors import DataError, did_you_mean, escaped
 from .errors import clip as _clip
 
@@ -27,41 +27,6 @@ ALL = "all"
 MAX_CATEGORIES = 100  # distinct values of a one-hot column: more is an identifier or free text
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
-
-
-def selection_problem(v: Any) -> tuple[str, tuple[str | int, ...]] | None:
-    """What is wrong with an `inputs:` value that selects columns, and where; None if it is fine
-    (a plain list of names is not a selection and is checked by the spec's own rules)."""
-    if v == ALL:
-        return None
-    if isinstance(v, str):
-        return (
-            f"inputs is '{_clip(escaped(v))}': write `inputs: all` for every column but the target, "
-            "or a list of names, {match: 'glob*'} and {range: [first, last]}",
-            (),
-        )
-    if not isinstance(v, list):
-        return None
-    for i, item in enumerate(v):
-        if isinstance(item, str):
-            continue
-        if not isinstance(item, dict) or len(item) != 1 or next(iter(item)) not in ("match", "range"):
-            return (
-                "an input is a column name, {match: 'glob*'} (the columns whose names match, in header "
-                "order) or {range: [first, last]} (the columns from first to last)",
-                (i,),
-            )
-        key, arg = next(iter(item.items()))
-        if key == "match" and (not isinstance(arg, str) or not arg):
-            return ("match takes a glob pattern such as 'pixel_*'", (i, key))
-        if key == "range" and not (isinstance(arg, list) and len(arg) == 2 and all(isinstance(a, str) for a in arg)):
-            return ("range takes two column names, [first, last]", (i, key))
-    return None
-
-
-def is_selection(v: Any) -> bool:
-    """True for an `inputs:` value that must be resolved against a header (`all`, match, range)."""
-    return v == ALL or (isinstance(v, list) and any(isinstance(item, dict) for item in v))
 
 
 def resolve(selection: Any, columns: list[str], target: str | None, source: str) -> list[str]:
@@ -225,3 +190,27 @@ def drop_missing(table: Table, columns: list[str]) -> tuple[Table, int]:
             f"every row of {table.source} has an empty cell in the columns the model reads; nothing is left"
         )
     return Table(table.source, table.columns, kept), len(table.rows) - len(kept)
+
+
+def model_inputs(spec: Any, table: Table, target: str | None, settings: Any) -> tuple[Any, Table, Recoding]:
+    """(the spec with its inputs resolved, the table as the model reads it, the recoding that made it).
+
+    The spec's input selection (`all`, match, range) is resolved against the header, less the
+    weight column; with `settings.missing == "drop"` rows with an empty cell in a column the
+    model reads are dropped; column names that are not input names are made into ones, and with
+    `settings.text_inputs == "one_hot"` text columns become 0/1 columns (`columns.plan`).
+    """
+    weight = settings.weight_column
+    header = [c for c in table.columns if c != weight]
+    raw = resolve(spec.selection, header, target, table.source) if spec.selection is not None else list(spec.inputs)
+    if settings.missing == "drop":
+        read = raw + ([target] if target else [c for c in header if c not in raw]) + ([weight] if weight else [])
+        table, _ = drop_missing(table, read)
+    missing = [c for c in raw if c not in table.columns]
+    if missing:
+        select(table, raw, target)  # raises the usual message naming the column
+    recoding = plan(table, raw, settings.text_inputs == "one_hot")
+    table = recode(table, recoding)
+    if spec.selection is not None or recoding.inputs != list(spec.inputs):
+        spec = spec.with_inputs(recoding.inputs)
+    return spec, table, recoding

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .columns import Recoding, drop_missing, plan, recode, resolve
+from .columns import Recoding, drop_missing, recode
 from .data import Table, encode_targets, load_data, select, split_indices
 from .errors import DataError
 from .modelfile import ModelRecord
@@ -48,30 +48,6 @@ def spec_table(spec: Any, spec_path: Path, data: str | None) -> Table:
         f"{spec_path} names no data: pass --data NAME or --data FILE.csv "
         "(see `treegrad datasets`), or add `data:` to the spec",
     )
-
-
-def model_inputs(spec: Any, table: Table, target: str | None, settings: Any) -> tuple[Any, Table, Recoding]:
-    """(the spec with its inputs resolved, the table as the model reads it, the recoding that made it).
-
-    The spec's input selection (`all`, match, range) is resolved against the header, less the
-    weight column; with `settings.missing == "drop"` rows with an empty cell in a column the
-    model reads are dropped; column names that are not input names are made into ones, and with
-    `settings.text_inputs == "one_hot"` text columns become 0/1 columns (`columns.plan`).
-    """
-    weight = settings.weight_column
-    header = [c for c in table.columns if c != weight]
-    raw = resolve(spec.selection, header, target, table.source) if spec.selection is not None else list(spec.inputs)
-    if settings.missing == "drop":
-        read = raw + ([target] if target else [c for c in header if c not in raw]) + ([weight] if weight else [])
-        table, _ = drop_missing(table, read)
-    missing = [c for c in raw if c not in table.columns]
-    if missing:
-        select(table, raw, target)  # raises the usual message naming the column
-    recoding = plan(table, raw, settings.text_inputs == "one_hot")
-    table = recode(table, recoding)
-    if spec.selection is not None or recoding.inputs != list(spec.inputs):
-        spec = spec.with_inputs(recoding.inputs)
-    return spec, table, recoding
 
 
 def recorded_recoding(record: ModelRecord) -> Recoding:

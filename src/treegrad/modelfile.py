@@ -394,10 +394,11 @@ def open_model(path: Path) -> Opened:
 
     spec = load_spec(path)
     if spec.selection is not None and spec.data:
-        from .datasource import model_inputs, spec_table
+        from .columns import model_inputs
+        from .data import load_data
 
         # Inputs selected from a header: read the spec's own data to know them.
-        spec, _, _ = model_inputs(spec, spec_table(spec, path, None), spec.target, spec.training)
+        spec, _, _ = model_inputs(spec, load_data(spec.data, base_dir=path.parent), spec.target, spec.training)
     return Opened(build_model(spec), spec.name or path.stem, task_kind(spec), spec.classes)
 
 

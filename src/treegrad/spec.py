@@ -53,7 +53,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
-from .errors import SpecError, did_you_mean, escaped
+from .errors import SpecError, clip, did_you_mean, escaped
 from .losses import LOSSES
 from .nodes import ACTIVATIONS
 from .ops import OPS
@@ -479,6 +479,41 @@ Layer = Annotated[
 ]
 
 
+def _selection_problem(v: Any) -> tuple[str, tuple[str | int, ...]] | None:
+    """What is wrong with an `inputs:` value that selects columns, and where; None if it is fine
+    (a plain list of names is not a selection and is checked by the spec's own rules)."""
+    if v == "all":
+        return None
+    if isinstance(v, str):
+        return (
+            f"inputs is '{clip(escaped(v))}': write `inputs: all` for every column but the target, "
+            "or a list of names, {match: 'glob*'} and {range: [first, last]}",
+            (),
+        )
+    if not isinstance(v, list):
+        return None
+    for i, item in enumerate(v):
+        if isinstance(item, str):
+            continue
+        if not isinstance(item, dict) or len(item) != 1 or next(iter(item)) not in ("match", "range"):
+            return (
+                "an input is a column name, {match: 'glob*'} (the columns whose names match, in header "
+                "order) or {range: [first, last]} (the columns from first to last)",
+                (i,),
+            )
+        key, arg = next(iter(item.items()))
+        if key == "match" and (not isinstance(arg, str) or not arg):
+            return ("match takes a glob pattern such as 'pixel_*'", (i, key))
+        if key == "range" and not (isinstance(arg, list) and len(arg) == 2 and all(isinstance(a, str) for a in arg)):
+            return ("range takes two column names, [first, last]", (i, key))
+    return None
+
+
+def _is_selection(v: Any) -> bool:
+    """True for an `inputs:` value that must be resolved against a header (`all`, match, range)."""
+    return v == "all" or (isinstance(v, list) and any(isinstance(item, dict) for item in v))
+
+
 class Spec(_Strict):
     """A whole spec file: the model, its loss, data and training settings."""
 
@@ -517,13 +552,11 @@ class Spec(_Strict):
         # header later (`with_inputs`); until then the spec has no inputs and is not analysed.
         if not isinstance(data, dict) or not isinstance(info.context, dict):
             return data
-        from .columns import is_selection, selection_problem
-
         v = data.get("inputs")
-        problem = selection_problem(v)
+        problem = _selection_problem(v)
         if problem is not None:
             raise _custom(problem[0], "inputs", *problem[1])
-        if is_selection(v):
+        if _is_selection(v):
             info.context["selection"] = v
             return {**data, "inputs": []}
         return data

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .columns import Recoding, drop_missing
+from .columns import Recoding, drop_missing, model_inputs
 from .compiled import predict_many, program
 from .data import Table, encode_targets, input_rows, row_place, select, split_indices, standardize_stats
-from .datasource import model_inputs, model_table, spec_table
+from .datasource import model_table, spec_table
 from .diagnose import dead_unit_warning
 from .errors import DataError, SpecError, TrainingError
 from .files import check_output
