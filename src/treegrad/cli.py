@@ -126,7 +126,7 @@ class TreegradGroup(TyperGroup):
 app = typer.Typer(
     cls=TreegradGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     help="Train small neural networks described in YAML/JSON spec files, and see them as formulas.",
@@ -207,7 +207,16 @@ def train(
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary; just the model path.")
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Replace --out even if it holds another model or is not a model file.")
+        bool,
+        typer.Option("--force", help="Replace --out (and --log-dir's files) even if they hold another model or run."),
+    ] = False,
+    log_dir: Annotated[
+        Path | None,
+        typer.Option("--log-dir", help="Write the run here: metrics.csv (a row per epoch) and the resolved spec.yaml."),
+    ] = None,
+    print_config: Annotated[
+        bool,
+        typer.Option("--print-config", help="Print the resolved spec, defaults filled in, and exit; write nothing."),
     ] = False,
 ) -> None:
     """Train a spec on data and save the learned model as JSON."""
@@ -225,16 +234,29 @@ def train(
         "l2": l2,
         "clip_norm": clip_norm,
     }
-    from .settings import parse_assignment
+    from .settings import SettingError, parse_assignment
 
-    sets = [(key, values[0]) for key, values in (parse_assignment(item, "--set") for item in set_ or [])]
-    prep = workflow.prepare(spec, data=data, target=target, overrides=overrides, sets=sets)
+    try:
+        sets = [(key, values[0]) for key, values in (parse_assignment(item, "--set") for item in set_ or [])]
+        prep = workflow.prepare(spec, data=data, target=target, overrides=overrides, sets=sets)
+    except SettingError as e:  # a usage error: exit 2, the message names the key
+        raise typer.BadParameter(str(e).removeprefix("--set: "), param_hint="'--set'") from None
+    if print_config:
+        from .runlog import dump
+
+        typer.echo(dump(prep.resolved), nl=False)
+        return
     if out_path is None:
         out_path = Path(f"{prep.name}.model.json")
+    log = None
+    if log_dir is not None:
+        from .runlog import RunLog
+
+        log = RunLog(log_dir, force=force)
     if quiet:
-        result = workflow.run(prep, out=out_path, checkpoint=checkpoint, force=force)
+        result = workflow.run(prep, out=out_path, checkpoint=checkpoint, force=force, log=log)
     else:
-        result = _train_with_progress(prep, out_path, checkpoint, force)
+        result = _train_with_progress(prep, out_path, checkpoint, force, log)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {_escape(warning)}")
     if quiet:
@@ -249,7 +271,7 @@ def train(
         raise typer.Exit(130)
 
 
-def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool, force: bool) -> Any:
+def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool, force: bool, log: Any = None) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from . import workflow
@@ -287,7 +309,7 @@ def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool, force: boo
         bar.update(task, completed=epoch, status=status)
 
     try:
-        return workflow.run(prep, out=out_path, progress=progress, checkpoint=checkpoint, force=force)
+        return workflow.run(prep, out=out_path, progress=progress, checkpoint=checkpoint, force=force, log=log)
     finally:
         if bar.live.is_started:
             bar.stop()

@@ -16,6 +16,11 @@ import yaml
 from .errors import SpecError
 from .spec import Training, validate_training
 
+
+class SettingError(SpecError):
+    """A `KEY=VALUE` setting that is malformed or names no setting: a usage error (exit 2)."""
+
+
 Path = tuple[str, ...]  # a dotted key below training:, e.g. ("lr_schedule", "type")
 
 
@@ -25,7 +30,9 @@ def parse_key(text: str, where: str) -> Path:
     if parts and parts[0] == "training":
         parts = parts[1:]
     if not parts or any(not p.isidentifier() for p in parts):
-        raise SpecError(f"{where}: '{text}' is not a setting; write a key under training:, e.g. training.learning_rate")
+        raise SettingError(
+            f"{where}: '{text}' is not a setting; write a key under training:, e.g. training.learning_rate"
+        )
     return parts
 
 
@@ -34,7 +41,7 @@ def parse_value(text: str, where: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
-        raise SpecError(
+        raise SettingError(
             f"{where}: cannot read the value '{text}' (write a number, a word, or {{key: value}})"
         ) from None
 
@@ -61,7 +68,7 @@ def parse_assignment(text: str, where: str, many: bool = False) -> tuple[Path, l
     key, eq, rest = text.partition("=")
     if not eq or not rest.strip():
         example = "training.learning_rate=0.1,0.01" if many else "training.learning_rate=0.1"
-        raise SpecError(f"{where}: '{text}' is not KEY=VALUE{'S' if many else ''}; e.g. {example}")
+        raise SettingError(f"{where}: '{text}' is not KEY=VALUE{'S' if many else ''}; e.g. {example}")
     values = split_values(rest) if many else [rest]
     return parse_key(key, where), [parse_value(v, where) for v in values]
 
@@ -77,9 +84,12 @@ def override(training: Training, changes: Mapping[Path, Any] | Sequence[tuple[Pa
                 node[part] = {}
             if not isinstance(node[part], dict):
                 shown = "training." + ".".join(path[: k + 1])
-                raise SpecError(
+                raise SettingError(
                     f"{where}: {shown} is a single value, not a group of settings: it has no '{path[k + 1]}'"
                 )
             node = node[part]
         node[path[-1]] = value
-    return validate_training(data, where)
+    try:
+        return validate_training(data, where)
+    except SpecError as e:
+        raise SettingError(str(e)) from None

@@ -37,6 +37,7 @@ from .modelfile import (
     load,
     save,
 )
+from .runlog import RunLog, dump, resolved_spec
 from .tasks import accuracy, class_labels, decode, evaluate_rows
 from .weighting import class_weights, row_weights, take_weight_column
 
@@ -146,6 +147,7 @@ class Prepared:
     loss: str
     patience: int | None
     train_weights: list[float] | None = None  # how much each training sample counts (None: 1 each)
+    resolved: dict[str, Any] = field(default_factory=dict)  # the spec as trained (runlog.resolved_spec)
 
     @property
     def name(self) -> str:
@@ -218,6 +220,9 @@ def prepare(
         loss=loss_name(spec),
         patience=patience,
         train_weights=weights,
+        resolved=resolved_spec(
+            text, settings, data if data is not None else spec.data, tname, Path.cwd() if data else spec_path.parent
+        ),
     )
 
 
@@ -228,18 +233,22 @@ def run(
     progress: Progress | None = None,
     checkpoint: bool = False,
     force: bool = False,
+    log: RunLog | None = None,
 ) -> Trained:
     """Train a prepared model and (if `out`) save it atomically.
 
     Nothing is written unless training finishes (or is interrupted with `checkpoint`
     after at least one complete epoch); a diverging run raises TrainingError and leaves
     any existing `out` untouched. Without `force`, an existing `out` is replaced only if
-    it is a model of the same name.
+    it is a model of the same name. With `log`, the run's resolved spec and per-epoch
+    metrics go to its folder (see runlog.py).
     """
     if out is not None:
         check_output(out, force=force)  # now, not after an hour of training
         if not force:
             check_replace(out, prep.name)
+    if log is not None:
+        log.check()
     settings, kind, root = prep.settings, prep.kind, prep.root
     graph = root.compiled_graph
     (Xtr, ytr), (Xva, yva) = prep.train, prep.validation
@@ -251,24 +260,41 @@ def run(
         fit_ytr, fit_yva = [(v - mean) / std for v in ytr], [(v - mean) / std for v in yva]
         unscale = std ** SCALED_LOSSES[prep.loss]
     watch_X, watch_y = (Xva, yva) if Xva else (Xtr, ytr)
-    pred_fn = program(graph).predict_fn() if progress else None
+    pred_fn = program(graph).predict_fn() if progress or log else None
     consts = program(graph).constant_values()
     hist = History()  # filled by fit; on_epoch reads the learning rate and penalty of the epoch
 
+    watched = "validation" if Xva else "train"
+
     def on_epoch(epoch: int, train_loss: float, val_loss: float | None, params: list[float]) -> None:
-        if progress is None or pred_fn is None:
+        if pred_fn is None:
             return
         extra: dict[str, float] = {}
         if settings.lr_schedule is not None:
             extra["lr"] = hist.learning_rates[-1]
         if hist.penalty:
             extra["penalty"] = hist.penalty[-1]
-        if kind != "regression" and (epoch == settings.epochs or epoch % max(1, settings.epochs // 100) == 0):
+        if kind != "regression" and (
+            log is not None or epoch == settings.epochs or epoch % max(1, settings.epochs // 100) == 0
+        ):
             try:
                 extra["accuracy"] = accuracy(kind, pred_fn(params, consts, watch_X), watch_y)
             except (ArithmeticError, ValueError):
                 pass
-        progress(epoch, train_loss * unscale, None if val_loss is None else val_loss * unscale, extra)
+        tl, vl = train_loss * unscale, None if val_loss is None else val_loss * unscale
+        if log is not None:
+            log.epoch(
+                epoch,
+                {
+                    "train_loss": tl,
+                    "validation_loss": vl,
+                    f"{watched}_accuracy": extra.get("accuracy"),
+                    "learning_rate": hist.learning_rates[-1],
+                    "penalty": extra.get("penalty"),
+                },
+            )
+        if progress is not None:
+            progress(epoch, tl, vl, extra)
 
     def place(rows: list[int]) -> Callable[[int], str]:
         """Where sample i of a split is in the data, for messages: 'data.csv, line 7'."""
@@ -276,30 +302,39 @@ def run(
 
     if progress is not None:
         progress(0, math.nan, None, {})  # training starts now
+    if log is not None:
+        columns = ["train_loss"] + (["validation_loss"] if Xva else [])
+        columns += [f"{watched}_accuracy"] if kind != "regression" else []
+        columns += ["learning_rate"] + (["penalty"] if settings.l1 or settings.l2 else [])
+        log.start(dump(prep.resolved), columns)
     t0 = time.perf_counter()
-    with _divergence_advice(prep):
-        fit(
-            root,
-            Xtr,
-            fit_ytr,
-            loss=prep.loss,
-            epochs=settings.epochs,
-            learning_rate=settings.learning_rate,
-            batch_size=settings.batch_size,
-            optimizer=settings.optimizer,
-            shuffle=settings.shuffle,
-            seed=settings.seed,
-            validation=(Xva, fit_yva) if Xva else None,
-            patience=prep.patience,
-            callback=on_epoch,
-            describe_sample=place(prep.train_rows),
-            l1=settings.l1,
-            l2=settings.l2,
-            clip_norm=settings.clip_norm,
-            lr_schedule=settings.lr_schedule,
-            sample_weight=prep.train_weights,
-            history=hist,
-        )
+    try:
+        with _divergence_advice(prep):
+            fit(
+                root,
+                Xtr,
+                fit_ytr,
+                loss=prep.loss,
+                epochs=settings.epochs,
+                learning_rate=settings.learning_rate,
+                batch_size=settings.batch_size,
+                optimizer=settings.optimizer,
+                shuffle=settings.shuffle,
+                seed=settings.seed,
+                validation=(Xva, fit_yva) if Xva else None,
+                patience=prep.patience,
+                callback=on_epoch,
+                describe_sample=place(prep.train_rows),
+                l1=settings.l1,
+                l2=settings.l2,
+                clip_norm=settings.clip_norm,
+                lr_schedule=settings.lr_schedule,
+                sample_weight=prep.train_weights,
+                history=hist,
+            )
+    finally:
+        if log is not None:
+            log.close()
     seconds = time.perf_counter() - t0
     if hist.interrupted and not (checkpoint and hist):
         # With no complete epoch there is no trained model to keep, checkpoint or not.
