@@ -441,7 +441,8 @@ def test_set_changes_any_training_key(tmp_path: Any) -> None:
     doc = json.loads(out.read_text())
     assert doc["history"]["learning_rates"] == [0.1, 0.05, 0.025] and doc["training"]["l1"] == 0.01
     bad = CliRunner().invoke(app, ["train", str(spec), "-q", "--set", "lr_schedule.gama=1"])
-    assert bad.exit_code == 1 and "--set: training.lr_schedule.gama: unknown key 'gama'" in bad.output
+    # A misspelt key is a usage error (exit 2, issue 11) whose message names it.
+    assert bad.exit_code == 2 and "'--set': training.lr_schedule.gama: unknown key 'gama'" in bad.output
 
 
 @pytest.mark.parametrize("engine", ["compiled", "reference"])
