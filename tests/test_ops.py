@@ -161,6 +161,21 @@ def test_op_end_to_end(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
         session = onnxruntime.InferenceSession(onnx_bytes(opened), providers=["CPUExecutionProvider"])
         (y_onnx,) = session.run(None, {"X": np.array([SAMPLE], dtype=np.float64)})
         assert float(y_onnx[0]) == pytest.approx(expected, rel=1e-12), f"op '{name}': its ONNX operator"
+    if importlib.util.find_spec("torch"):
+        import torch
+
+        from treegrad.torch_bridge import fit as torch_fit
+        from treegrad.torch_bridge import torch_module
+
+        y_torch = torch_module(opened)(torch.tensor([SAMPLE], dtype=torch.float64)).detach()
+        assert float(y_torch[0]) == pytest.approx(expected, rel=1e-12), f"op '{name}': its torch module"
+        ref = train(op, "reference", 4, False, monkeypatch)
+        fresh = model(op)
+        torch_fit(fresh, ROWS, TARGETS, epochs=1, batch_size=4, learning_rate=0.05)
+        params = fresh.compiled_graph.param_values()
+        assert all(close(a, b) for a, b in zip(params, ref, strict=True)), (
+            f"op '{name}': --engine torch disagrees with the reference engine: {params} != {ref}"
+        )
 
 
 # ----------------------------------------------------------------- derived from the tables

@@ -218,10 +218,19 @@ def train(
         bool,
         typer.Option("--print-config", help="Print the resolved spec, defaults filled in, and exit; write nothing."),
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option("--engine", help="treegrad (its own engine) or torch (PyTorch; data-parallel under torchrun)."),
+    ] = "treegrad",
+    device: Annotated[str, typer.Option("--device", help="With --engine torch: cpu or cuda.")] = "cpu",
 ) -> None:
     """Train a spec on data and save the learned model as JSON."""
-    from . import workflow
+    from . import torch_bridge, workflow
 
+    if engine not in ("treegrad", "torch"):
+        raise typer.BadParameter(f"unknown engine '{engine}'; use treegrad or torch", param_hint="--engine")
+    if engine == "treegrad" and device != "cpu":
+        raise typer.BadParameter("--device needs --engine torch; treegrad's own engine runs on the CPU")
     overrides = {
         "epochs": epochs,
         "learning_rate": learning_rate,
@@ -248,15 +257,20 @@ def train(
         return
     if out_path is None:
         out_path = Path(f"{prep.name}.model.json")
+    trainer = torch_bridge.trainer(prep.settings, device) if engine == "torch" else None
+    if trainer is not None and torch_bridge.process_rank() > 0:
+        # Under torchrun every process trains; rank 0 alone writes the model and reports.
+        workflow.run(prep, trainer=trainer)
+        return
     log = None
     if log_dir is not None:
         from .runlog import RunLog
 
         log = RunLog(log_dir, force=force)
     if quiet:
-        result = workflow.run(prep, out=out_path, checkpoint=checkpoint, force=force, log=log)
+        result = workflow.run(prep, out=out_path, checkpoint=checkpoint, force=force, log=log, trainer=trainer)
     else:
-        result = _train_with_progress(prep, out_path, checkpoint, force, log)
+        result = _train_with_progress(prep, out_path, checkpoint, force, log, trainer)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {_escape(warning)}")
     if quiet:
@@ -271,7 +285,9 @@ def train(
         raise typer.Exit(130)
 
 
-def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool, force: bool, log: Any = None) -> Any:
+def _train_with_progress(
+    prep: Any, out_path: Path, checkpoint: bool, force: bool, log: Any = None, trainer: Any = None
+) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from . import workflow
@@ -309,7 +325,9 @@ def _train_with_progress(prep: Any, out_path: Path, checkpoint: bool, force: boo
         bar.update(task, completed=epoch, status=status)
 
     try:
-        return workflow.run(prep, out=out_path, progress=progress, checkpoint=checkpoint, force=force, log=log)
+        return workflow.run(
+            prep, out=out_path, progress=progress, checkpoint=checkpoint, force=force, log=log, trainer=trainer
+        )
     finally:
         if bar.live.is_started:
             bar.stop()
@@ -1022,31 +1040,66 @@ def bench(
 @app.command("export")
 def export_(
     model: ModelOrSpec,
-    format: Annotated[str, typer.Option("--format", "-f", help="python, onnx, latex, dot or json.")] = "python",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="python, torch (a PyTorch nn.Module), onnx, latex, dot or json.")
+    ] = "python",
     out_path: Annotated[
         Path | None,
         typer.Option("--out", "-o", parser=_out_path, help="The file to write (text formats print without it)."),
     ] = None,
     precision: Precision = 4,
 ) -> None:
-    """Export a model: a dependency-free Python module, ONNX, a LaTeX document, Graphviz DOT or JSON."""
+    """Export a model: a dependency-free Python module, a PyTorch module, ONNX, LaTeX, Graphviz DOT or JSON."""
     from .export import FORMATS, export, render
+    from .files import write_atomic
     from .modelfile import open_model
 
-    if format not in FORMATS:
-        raise typer.BadParameter(f"unknown format '{format}'; use one of {', '.join(FORMATS)}", param_hint="--format")
+    if format not in (*FORMATS, "torch"):
+        raise typer.BadParameter(
+            f"unknown format '{format}'; use one of {', '.join(FORMATS)}, torch", param_hint="--format"
+        )
     if out_path is None and format == "onnx":
         raise typer.BadParameter(
             "an ONNX model is binary: give the file to write, e.g. -o model.onnx", param_hint="--out"
         )
     exportable = open_model(model)
-    if out_path is None:
+    if format == "torch":  # torch_bridge builds on export, so export does not call it
+        from .torch_bridge import module_source
+
+        source = module_source(exportable)
+        if out_path is None:
+            sys.stdout.write(source)
+            return
+        write_atomic(out_path, source)
+    elif out_path is None:
         text = render(exportable, format, precision)
         assert isinstance(text, str)
         sys.stdout.write(text)
         return
-    export(exportable, format, out_path, precision)
+    else:
+        export(exportable, format, out_path, precision)
     err.print(f"wrote {format} to {_escape(str(out_path))}")
+
+
+@app.command("import-params")
+def import_params(
+    model: ModelFile,
+    state: Annotated[
+        Path,
+        typer.Option(
+            "--from", help="A state dict saved with torch.save from the module `export --format torch` wrote."
+        ),
+    ],
+    out_path: Annotated[Path, typer.Option("--out", "-o", parser=_out_path, help="The model file to write.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace --out even if it holds another model or is not a model file.")
+    ] = False,
+) -> None:
+    """Load parameters trained in PyTorch back into a model file, checked by name and shape."""
+    from .torch_bridge import import_params as load_params
+
+    values = load_params(model, state, out_path, force=force)
+    err.print(f"wrote {len(values)} parameter(s) to {_escape(str(out_path))}")
 
 
 @app.command()

@@ -234,8 +234,11 @@ def run(
     checkpoint: bool = False,
     force: bool = False,
     log: RunLog | None = None,
+    trainer: Callable[..., History] | None = None,
 ) -> Trained:
     """Train a prepared model and (if `out`) save it atomically.
+
+    `trainer` replaces `fit.fit` (same arguments and result): `torch_bridge.trainer` trains with PyTorch.
 
     Nothing is written unless training finishes (or is interrupted with `checkpoint`
     after at least one complete epoch); a diverging run raises TrainingError and leaves
@@ -310,7 +313,7 @@ def run(
     t0 = time.perf_counter()
     try:
         with _divergence_advice(prep):
-            fit(
+            (trainer or fit)(
                 root,
                 Xtr,
                 fit_ytr,
@@ -440,10 +443,11 @@ def train(
     progress: Progress | None = None,
     checkpoint: bool = False,
     force: bool = False,
+    trainer: Callable[..., History] | None = None,
 ) -> Trained:
     """Prepare and run in one call: train the model of a spec file on data, save it to `out`."""
     prep = prepare(spec_path, data=data, target=target, overrides=overrides)
-    return run(prep, out=out, progress=progress, checkpoint=checkpoint, force=force)
+    return run(prep, out=out, progress=progress, checkpoint=checkpoint, force=force, trainer=trainer)
 
 
 def predict(

@@ -1,0 +1,500 @@
+"""Scaling out with PyTorch: a model as an `nn.Module`, trained tensors back into a model
+file, and training by PyTorch (one process, or data-parallel under `torchrun`).
+
+The module's forward is written from the op table, as the vectorized trainer's is: each
+node becomes one statement, the op's array form (`Op.array_value`) over batched tensors,
+with the names the table's expressions use (`exp`, `where`, `fpow`, ...) bound to torch's
+functions. The losses come from the loss table the same way: its array statements give
+the loss per sample and d loss / d output, which is sent back through the module with
+`output.backward(grad)`, so clamps and reductions are treegrad's own. Only the optimizers
+are torch's (`TORCH_OPTIMIZERS`), one line each, as the same update rules.
+
+Data-parallel training uses DistributedDataParallel and nothing of our own: every process
+walks the same shuffled order (fit's), and of each global mini-batch takes the samples
+whose row index falls in its shard (index % world size == rank). Each process scales its
+gradient by world size / global batch size, so DDP's average over processes is the mean
+over the whole batch, as in one process.
+
+torch is imported only when one of these functions runs, never when treegrad is imported.
+Safety, as in export.py: the generated text holds names made here, the table's expressions
+and numbers; a user's names reach it only as `repr()` literals or as attribute names that
+`torch_names` made plain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import keyword
+import math
+import os
+import random
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ModelFileError, TrainingError, TreegradError
+from .graph import Graph
+from .losses import Loss
+from .modelfile import Opened
+from .nodes import Leaf, Node, Output
+from .ops import NAMESPACE
+
+TORCH_VERSION = "2.13.0"
+INSTALL = f"pip install torch=={TORCH_VERSION} (or pip install 'treegrad[torch]')"
+
+# The names the op and loss tables' array forms use, as torch expressions. The generated
+# module binds each at its top, so that it needs torch alone.
+ARRAY_BINDINGS: dict[str, str] = {
+    "exp": "torch.exp",
+    "log": "torch.log",
+    "tanh": "torch.tanh",
+    "sqrt": "torch.sqrt",
+    "fpow": "torch.pow",
+    "where": "torch.where",
+    "sign": "torch.sign",
+    "stack": "torch.stack",
+}
+assert set(NAMESPACE) <= set(ARRAY_BINDINGS), "every name of the op expressions needs a torch binding"
+
+# Settings of `training:` the torch engine carries out; any other, set away from its
+# default, is refused by name rather than ignored.
+TORCH_SETTINGS = {
+    "epochs",
+    "learning_rate",
+    "batch_size",
+    "optimizer",
+    "seed",
+    "shuffle",
+    "validation_split",
+    "early_stopping",
+    "normalize",
+    "missing",  # missing and text_inputs shape the data before training, the same for every engine
+    "text_inputs",
+}
+
+
+def require_torch() -> Any:
+    """The torch module, or a TreegradError saying how to install it."""
+    try:
+        import torch
+    except ImportError:
+        raise TreegradError(f"this needs PyTorch, which is not installed: {INSTALL}") from None
+    return torch
+
+
+# Each treegrad optimizer as the torch optimizer with the same update rule (optim.py).
+TORCH_OPTIMIZERS: dict[str, Callable[[Any, Any, float], Any]] = {
+    "sgd": lambda torch, params, lr: torch.optim.SGD(params, lr=lr),
+    "momentum": lambda torch, params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+    "adam": lambda torch, params, lr: torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8),
+}
+
+
+# ----------------------------------------------------------------- names
+
+
+def torch_names(param_names: Sequence[str], reserved: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """One attribute name per parameter: the treegrad name where it is a plain identifier that
+    no nn.Module attribute uses (`reserved`), else made one (`p_` in front, `_` for other
+    characters, a number behind to keep them apart)."""
+    out: list[str] = []
+    taken: set[str] = set()
+    for name in param_names:
+        plain = re.sub(r"[^0-9A-Za-z_]", "_", name)
+        if not plain[:1].isalpha() or keyword.iskeyword(plain) or plain in reserved:
+            plain = f"p_{plain}"
+        base, k = plain, 1
+        while plain in taken:
+            plain, k = f"{base}_{k}", k + 1
+        taken.add(plain)
+        out.append(plain)
+    return out
+
+
+def _reserved(torch: Any) -> set[str]:
+    """Names an nn.Module already has (forward, training, to, ...)."""
+    return set(dir(torch.nn.Module)) | {"training"}
+
+
+# ----------------------------------------------------------------- the module's source
+
+
+def _graph(root: Node) -> Graph:
+    if root.graph is None:
+        root.compile()
+    assert root.graph is not None
+    return root.graph
+
+
+def module_source(model: Opened) -> str:
+    """A Python module defining `Model(nn.Module)`: the model over batched tensors, with one
+    named nn.Parameter per treegrad parameter. It imports torch alone."""
+    from .export import _class_labels, python_names
+
+    torch = require_torch()
+    g = _graph(model.root)
+    attrs = torch_names(g.param_names, _reserved(torch))
+    names = python_names(g)
+    labels = _class_labels(model)
+    body = ["n = x.shape[0]"]
+    body += [f"_x{j} = x[:, {j}]" for j in range(len(g.input_names))]
+    body += [f"_p{k} = self.{a}" for k, a in enumerate(attrs)]
+    body += [f"_c{k} = self.constants_[{k}]" for k in range(len(g.constants))]
+    for n in g.order:
+        if isinstance(n, (Leaf, Output)):
+            continue
+        assert n.op is not None
+        body.append(f"{names[id(n)]} = {n.op.array_value([names[id(c)] for c in n.children])}")
+    # An element that reads no input is one number: broadcast, so that every output has a row per sample.
+    elements = [f"torch.broadcast_to({names[id(e)]}, (n,))" for e in g.elements]
+    if g.is_softmax:
+        body.append(f"return torch.softmax(torch.stack(({', '.join(elements)},), 1), 1)")
+    elif g.is_list:
+        body.append(f"return torch.stack(({', '.join(elements)},), 1)")
+    else:
+        body.append(f"return {elements[0]}")
+    shape = "(batch,)" if not g.is_list else f"(batch, {len(g.elements)})"
+    what = "probabilities, one column per class in CLASSES" if g.is_softmax else "the model's output"
+    consts = [float(c.value) for c in g.constants]
+    out = [
+        '"""A treegrad model as a PyTorch module: `Model()(x)` gives what `treegrad predict` gives.',
+        "",
+        f"Written by treegrad {__version__}; it needs torch alone. x is a (batch, len(INPUTS))",
+        "tensor, the inputs as columns in the order of INPUTS; float64 by default. Train it as",
+        "any module, save `model.state_dict()` with torch.save, and read the result back with",
+        "`treegrad import-params MODEL.json --from state_dict.pt -o NEW.json`.",
+        '"""',
+        "",
+        "import torch",
+        "",
+        "# The names treegrad's op table uses, bound to torch's functions.",
+        *(f"{name} = {ARRAY_BINDINGS[name]}" for name in sorted(ARRAY_BINDINGS)),
+        "",
+        f"NAME = {model.name!r}",
+        f"INPUTS = {list(g.input_names)!r}",
+    ]
+    if labels is not None:
+        out.append(f"CLASSES = {labels!r}")
+    out += [
+        "# treegrad's name of each parameter, by its attribute name here.",
+        f"TREEGRAD_NAMES = {dict(zip(attrs, g.param_names))!r}",
+        "",
+        "",
+        "class Model(torch.nn.Module):",
+        '    """The model NAME as a module: one scalar nn.Parameter per treegrad parameter."""',
+        "",
+        "    def __init__(self, dtype=torch.float64, device=None):",
+        "        super().__init__()",
+        *(
+            f"        self.{a} = torch.nn.Parameter(torch.tensor({float(p.value)!r}, dtype=dtype, device=device))"
+            for a, p in zip(attrs, g.params)
+        ),
+        f"        self.register_buffer('constants_', torch.tensor({consts!r}, dtype=dtype, device=device), "
+        "persistent=False)",
+        "",
+        "    def forward(self, x):",
+        f'        """{shape}: {what}."""',
+        *(f"        {line}" for line in body),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def torch_module(model: Opened, dtype: Any = None, device: Any = None) -> Any:
+    """The model as an `nn.Module` (float64 unless `dtype`), its parameters the model's current values."""
+    torch = require_torch()
+    ns: dict[str, Any] = {"__name__": "treegrad_torch_model"}
+    exec(compile(module_source(model), "<treegrad torch module>", "exec"), ns)  # noqa: S102 - treegrad's own text
+    return ns["Model"](dtype=dtype or torch.float64, device=device)
+
+
+# ----------------------------------------------------------------- trained tensors back
+
+
+def read_state_dict(path: Path) -> dict[str, Any]:
+    """A state dict saved with torch.save, read with weights_only=True: tensors and plain
+    containers only, never arbitrary objects from the file."""
+    from .files import note_read
+
+    torch = require_torch()
+    if not path.is_file():
+        raise ModelFileError(
+            f"{path}: no such file; give the state dict saved with torch.save(model.state_dict(), ...)"
+        )
+    note_read(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several kinds for a damaged or foreign file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelFileError(
+            f"{path} is not a state dict torch can read safely ({first[:200]}); "
+            "save one with torch.save(model.state_dict(), path)"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise ModelFileError(f"{path} holds a {type(state).__name__}, not a state dict: save model.state_dict()")
+    return state
+
+
+def imported_parameters(model: Opened, state: dict[str, Any]) -> dict[str, float]:
+    """treegrad's parameters by name, from a state dict of the exported module (a DDP wrapper's
+    `module.` prefix is taken off), checked by name and shape."""
+    torch = require_torch()
+    g = _graph(model.root)
+    attrs = torch_names(g.param_names, _reserved(torch))
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    missing = [a for a in attrs if a not in state]
+    extra = [k for k in state if k not in set(attrs)]
+    if missing or extra:
+        raise ModelFileError(
+            "the state dict does not match the model's parameters"
+            + (f"; missing {', '.join(missing[:10])}" if missing else "")
+            + (f"; unexpected {', '.join(repr(k) for k in extra[:10])}" if extra else "")
+            + "; export the model with `treegrad export MODEL --format torch` and save that module's state_dict()"
+        )
+    values: dict[str, float] = {}
+    for a, name in zip(attrs, g.param_names):
+        t = state[a]
+        if not isinstance(t, torch.Tensor) or t.dim() != 0:
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ModelFileError(f"parameter {a} has shape {shape}; the model's parameters are scalars, shape ()")
+        v = float(t.detach().to("cpu", torch.float64))
+        if not math.isfinite(v):
+            raise ModelFileError(f"parameter {a} is {v}: a model file holds finite numbers only")
+        values[name] = v
+    return values
+
+
+def import_params(model_path: Path, state_path: Path, out: Path, force: bool = False) -> dict[str, float]:
+    """Write `out`: the model file at `model_path` with the parameters of a state dict; return them.
+
+    Everything else is kept; the metrics, measured with the old parameters, are dropped.
+    """
+    from .files import check_output
+    from .modelfile import check_replace, load, save
+
+    loaded = load(model_path)
+    rec = loaded.record
+    values = imported_parameters(
+        Opened(loaded.root, rec.name, rec.task, rec.classes, loaded), read_state_dict(state_path)
+    )
+    check_output(out, force=force)
+    if not force:
+        check_replace(out, rec.name)
+    save(out, rec.model_copy(update={"parameters": values, "metrics": {}}), force=force)
+    return values
+
+
+# ----------------------------------------------------------------- training
+
+
+def process_rank() -> int:
+    """This process's rank under torchrun (RANK), 0 when run alone."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def check_settings(settings: Any) -> None:
+    """Refuse, by name, a `training:` setting the torch engine does not carry out."""
+    cls = type(settings)
+    unsupported = [
+        name
+        for name, f in cls.model_fields.items()
+        if name not in TORCH_SETTINGS and getattr(settings, name) != f.get_default(call_default_factory=True)
+    ]
+    if unsupported:
+        raise TrainingError(
+            f"--engine torch does not support training.{', training.'.join(unsupported)} yet; "
+            "remove it or train with the treegrad engine (the default)"
+        )
+
+
+def trainer(settings: Any, device: str = "cpu") -> Callable[..., Any]:
+    """`fit` on `device`, for workflow.run, once torch is found and the settings checked."""
+    torch = require_torch()
+    check_settings(settings)
+    _device(torch, device)
+    return functools.partial(fit, device=device)
+
+
+def _device(torch: Any, device: str) -> Any:
+    """The torch device for `device` (cpu, or cuda: this process's GPU under torchrun)."""
+    if device not in ("cpu", "cuda"):
+        raise TrainingError(f"unknown device '{device}'; use cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda: torch finds no CUDA device here; use --device cpu")
+    return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if device == "cuda" else "cpu")
+
+
+def _loss_fn(loss: Loss, k: int, torch: Any, device: Any) -> Callable[[list[Any], Any], tuple[Any, list[Any]]]:
+    """(outputs, targets) -> (loss per sample, d loss / d output per element), from the loss table."""
+    p, g = [f"o{i}" for i in range(k)], [f"go{i}" for i in range(k)]
+    body = loss.code(p, "Tb", "L", g, "_l", vectorized=True)
+    src = f"def loss(O, Tb):\n {', '.join(p)}, = O\n " + "\n ".join(body) + f"\n return L, [{', '.join(g)}]"
+
+    def clamp_min(a: Any, b: Any) -> Any:
+        return torch.clamp(a, min=b) if isinstance(b, float) else torch.maximum(a, b)
+
+    def clamp_max(a: Any, b: Any) -> Any:
+        return torch.clamp(a, max=b) if isinstance(b, float) else torch.minimum(a, b)
+
+    ns: dict[str, Any] = {name: eval(expr, {"torch": torch}) for name, expr in ARRAY_BINDINGS.items()}  # noqa: S307
+    ns.update(maximum=clamp_min, minimum=clamp_max, arange=lambda n: torch.arange(n, device=device))
+    exec(src, ns)  # noqa: S102 - treegrad's own text
+    return ns["loss"]  # type: ignore[no-any-return]
+
+
+def fit(
+    root: Node,
+    inputs: Sequence[Sequence[float]],
+    targets: Sequence[Any],
+    *,
+    loss: str | Loss = "mse",
+    epochs: int = 100,
+    learning_rate: float = 0.01,
+    batch_size: int = 1,
+    optimizer: str = "sgd",
+    shuffle: bool = False,
+    seed: int = 0,
+    validation: tuple[Sequence[Sequence[float]], Sequence[Any]] | None = None,
+    patience: int | None = None,
+    callback: Any = None,
+    device: str = "cpu",
+    describe_sample: Any = None,  # fit's signature; PyTorch does not say which sample a NaN came from
+    l1: float = 0.0,
+    l2: float = 0.0,
+    clip_norm: float | None = None,
+    lr_schedule: Any = None,
+    sample_weight: Sequence[float] | None = None,
+    history: Any = None,
+) -> Any:
+    """`fit.fit`, trained by PyTorch: the same arguments, order of samples and mean-gradient
+    steps, so the per-epoch losses agree with treegrad's engine to rounding. Under torchrun
+    (WORLD_SIZE > 1) the processes train together with DistributedDataParallel.
+
+    Not carried out yet, and refused: l1, l2, clip_norm, lr_schedule and sample weights.
+    """
+    lacking = {"l1": l1 != 0.0, "l2": l2 != 0.0, "clip_norm": clip_norm is not None}
+    lacking.update(lr_schedule=lr_schedule is not None, sample_weight=sample_weight is not None)
+    if any(lacking.values()):
+        names = ", ".join(k for k, v in lacking.items() if v)
+        raise TrainingError(f"--engine torch does not support {names} yet; train with the treegrad engine")
+    from .fit import History, _check_rows, check_targets, resolve_loss
+    from .optim import OPTIMIZERS
+
+    torch = require_torch()
+    graph = _graph(root)
+    lossobj = resolve_loss(graph, loss)
+    if optimizer not in OPTIMIZERS:
+        raise TrainingError(f"unknown optimizer '{optimizer}'; use one of {', '.join(OPTIMIZERS)}")
+    dev = _device(torch, device)
+    X = _check_rows(graph, inputs)
+    T = check_targets(graph, lossobj, targets)
+    if not X or len(X) != len(T):
+        raise TrainingError(f"{len(X)} input rows but {len(T)} targets" if X else "no training samples")
+
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    rank = process_rank()
+    dist = torch.distributed
+    started = False
+    if world > 1 and not dist.is_initialized():
+        if not dist.is_available():
+            raise TrainingError("torchrun started several processes but this torch has no torch.distributed")
+        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+        started = True
+    try:
+        module = torch_module(Opened(root, "model"), dtype=torch.float64, device=dev)
+        net = module
+        if world > 1:
+            net = torch.nn.parallel.DistributedDataParallel(module, device_ids=[dev] if device == "cuda" else None)
+        params = list(module.parameters())
+        opt = TORCH_OPTIMIZERS[optimizer](torch, params, learning_rate)
+        k = len(graph.elements)
+        loss_fn = _loss_fn(lossobj, k, torch, dev)
+        tdtype = torch.long if graph.is_softmax else torch.float64
+
+        def tensors(rows: Sequence[Sequence[float]], ts: Sequence[Any]) -> tuple[Any, Any]:
+            xa = torch.tensor(rows, dtype=torch.float64, device=dev).reshape(len(rows), len(graph.input_names))
+            return xa, torch.tensor(ts, dtype=tdtype, device=dev)
+
+        def columns(out: Any) -> list[Any]:
+            return [out[:, j] for j in range(k)] if graph.is_list else [out]
+
+        def targets_of(ta: Any) -> Any:
+            return ta.T if graph.is_list and not graph.is_softmax else ta
+
+        Xa, Ta = tensors(X, T)
+        val = tensors(*validation) if validation is not None and len(validation[0]) else None
+
+        def values() -> list[float]:
+            by_attr = dict(module.named_parameters())
+            return [float(by_attr[a].detach()) for a in module_attrs]
+
+        module_attrs = torch_names(graph.param_names, _reserved(torch))
+
+        def set_values(vs: list[float]) -> None:
+            with torch.no_grad():
+                for a, v in zip(module_attrs, vs):
+                    getattr(module, a).fill_(v)
+
+        rng = random.Random(seed)
+        order = list(range(len(X)))
+        hist = History() if history is None else history
+        best: tuple[float, list[float]] = (math.inf, values())
+        since_best = 0
+        last = values()
+        try:
+            for epoch in range(1, epochs + 1):
+                if shuffle:
+                    rng.shuffle(order)
+                total = torch.zeros((), dtype=torch.float64, device=dev)
+                for start in range(0, len(order), batch_size):
+                    batch = order[start : start + batch_size]
+                    mine = torch.tensor([i for i in batch if i % world == rank], dtype=torch.long, device=dev)
+                    out = net(Xa[mine])
+                    with torch.no_grad():
+                        L, grads = loss_fn(columns(out.detach()), targets_of(Ta[mine]))
+                        total += L.sum()
+                        # The mean over the global batch once DDP averages the processes' gradients.
+                        seed_grad = (torch.stack(grads, 1) if graph.is_list else grads[0]) * (world / len(batch))
+                    opt.zero_grad(set_to_none=False)
+                    out.backward(seed_grad)
+                    opt.step()
+                if world > 1:
+                    dist.all_reduce(total)
+                mean = float(total) / len(X)
+                if not (math.isfinite(mean) and all(math.isfinite(v) for v in values())):
+                    raise TrainingError(
+                        f"training diverged in epoch {epoch}: the loss became NaN or infinite. "
+                        "Try a smaller learning rate, or normalize the inputs (training.normalize: true)."
+                    )
+                last = values()
+                hist.append(mean)
+                hist.learning_rates.append(learning_rate)
+                v = None
+                if val is not None:
+                    with torch.no_grad():
+                        vl, _grads = loss_fn(columns(module(val[0])), targets_of(val[1]))
+                    v = float(vl.sum()) / len(val[0])
+                    v = v if math.isfinite(v) else math.inf
+                    hist.validation.append(v)
+                    if v < best[0]:
+                        best, since_best, hist.best_epoch = (v, last), 0, epoch
+                    else:
+                        since_best += 1
+                if callback is not None and callback(epoch, mean, v, last) is False:
+                    break
+                if patience is not None and val is not None and since_best >= patience:
+                    hist.stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            hist.interrupted = True
+        final = best[1] if patience is not None and val is not None and hist.best_epoch is not None else last
+        set_values(final)
+        graph.set_param_values(final)
+        return hist
+    finally:
+        if started:
+            with contextlib.suppress(Exception):
+                dist.destroy_process_group()

@@ -1,0 +1,392 @@
+"""PyTorch, checked by agreement: the exported module predicts what `predict` predicts, parameters
+trained in PyTorch come back into a model file, `--engine torch` gives treegrad's loss curves,
+and two processes under torchrun give what one gives. Without torch every such command says
+how to install it (those tests run whether or not torch is installed; the others skip)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import random
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from treegrad import workflow
+from treegrad.cli import app
+from treegrad.compiled import predict_many
+from treegrad.fit import fit
+from treegrad.losses import LOSSES
+from treegrad.modelfile import Opened, open_model
+from treegrad.optim import OPTIMIZERS
+from treegrad.spec import parse_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+EXAMPLES = sorted(p.stem for p in MODELS.glob("*.yaml"))
+runner = CliRunner()
+
+
+def flat(values: list[Any]) -> list[float]:
+    return [float(x) for v in values for x in (v if isinstance(v, list) else [v])]
+
+
+def max_diff(a: list[float], b: list[float]) -> float:
+    assert len(a) == len(b)
+    return max((abs(x - y) for x, y in zip(a, b)), default=0.0)
+
+
+def rel_diff(a: list[float], b: list[float]) -> float:
+    assert len(a) == len(b)
+    return max((abs(x - y) / max(1.0, abs(y)) for x, y in zip(a, b)), default=0.0)
+
+
+# ----------------------------------------------------------------- without torch
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "models/f2c.yaml", "--format", "torch", "-o", "OUT/m.py"],
+        ["import-params", "MODEL", "--from", "OUT/sd.pt", "-o", "OUT/new.json"],
+        ["train", "models/f2c.yaml", "--engine", "torch", "-o", "OUT/t.json", "--epochs", "1", "-q"],
+    ],
+)
+def test_without_torch_every_command_says_how_to_install(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "f2c.model.json"
+    r = runner.invoke(app, ["train", str(MODELS / "f2c.yaml"), "-o", str(model), "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    (tmp_path / "sd.pt").write_bytes(b"x")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    argv = [str(model) if a == "MODEL" else a.replace("OUT", str(tmp_path)) for a in args]
+    argv = [str(ROOT / a) if a.startswith("models/") else a for a in argv]
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 1, r.output
+    assert "pip install torch==2.13.0" in r.output and "Traceback" not in r.output
+    assert not any(p.name in ("m.py", "new.json", "t.json") for p in tmp_path.iterdir())
+
+
+def test_importing_treegrad_does_not_import_torch() -> None:
+    code = "import sys, treegrad, treegrad.cli, treegrad.torch_bridge; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_every_optimizer_has_its_torch_optimizer() -> None:
+    from treegrad.torch_bridge import TORCH_OPTIMIZERS
+
+    assert set(TORCH_OPTIMIZERS) == set(OPTIMIZERS), "map each optimizer of optim.py in TORCH_OPTIMIZERS"
+
+
+def test_torch_names_are_plain_distinct_attributes() -> None:
+    from treegrad.torch_bridge import torch_names
+
+    names = torch_names(["w", "a.b", "a_b", "1x", "forward", "class", "", "é"], reserved={"forward"})
+    assert names[:2] == ["w", "a_b"]
+    assert len(set(names)) == len(names)
+    assert all(n.isidentifier() and n[0].isalpha() and n.isascii() for n in names)
+    assert "forward" not in names and "class" not in names
+
+
+def test_settings_the_torch_engine_lacks_are_refused_by_name() -> None:
+    from pydantic import BaseModel
+
+    from treegrad.errors import TrainingError
+    from treegrad.torch_bridge import check_settings
+
+    class Settings(BaseModel):
+        epochs: int = 100
+        l2: float = 0.0
+
+    check_settings(Settings(epochs=3))
+    with pytest.raises(TrainingError, match=r"--engine torch does not support training\.l2"):
+        check_settings(Settings(l2=0.1))
+
+
+# ----------------------------------------------------------------- with torch
+
+torch_tests = pytest.mark.usefixtures("torch")
+
+
+@pytest.fixture
+def torch() -> Any:
+    return pytest.importorskip("torch")
+
+
+def random_rows(n_inputs: int, n: int, seed: int) -> list[list[float]]:
+    rng = random.Random(seed)
+    return [[rng.uniform(-3.0, 3.0) for _ in range(n_inputs)] for _ in range(n)]
+
+
+@torch_tests
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_module_predicts_as_predict(name: str) -> None:
+    import torch
+
+    from treegrad.torch_bridge import torch_module
+
+    model = open_model(MODELS / f"{name}.yaml")
+    module = torch_module(model)
+    g = model.root.compiled_graph
+    assert [n for n, _ in module.named_parameters()] == g.param_names
+    assert all(p.dtype == torch.float64 and p.shape == () for p in module.parameters())
+    rows = random_rows(len(g.input_names), 25, seed=1)
+    got = module(torch.tensor(rows, dtype=torch.float64)).tolist()
+    assert max_diff(flat(got), flat(predict_many(model.root, rows))) <= 1e-12, name
+
+
+@torch_tests
+def test_exported_file_needs_torch_alone(tmp_path: Path) -> None:
+    out = tmp_path / "model.py"
+    r = runner.invoke(app, ["export", str(MODELS / "iris.yaml"), "--format", "torch", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    tree = ast.parse(out.read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert imported == {"torch"} and not any(isinstance(n, ast.ImportFrom) for n in ast.walk(tree))
+    ns: dict[str, Any] = {}
+    exec(compile(tree, str(out), "exec"), ns)  # noqa: S102 - the module just exported
+    assert ns["CLASSES"] == ["setosa", "versicolor", "virginica"]
+    assert set(ns["TREEGRAD_NAMES"].values()) == set(open_model(MODELS / "iris.yaml").root.compiled_graph.param_names)
+
+
+@torch_tests
+def test_hostile_model_names_stay_in_literals(tmp_path: Path) -> None:
+    import torch
+
+    from treegrad import Add, Constant, Input, Multiply, Parameter
+    from treegrad.torch_bridge import module_source, torch_module
+
+    root = Add([Multiply([Parameter(0.5, name='w""" ); import os #'), Input("x")]), Constant(1.5)])
+    opened = Opened(root, 'evil"""\nimport os', "regression")
+    source = module_source(opened)
+    assert "import os" not in [line.strip() for line in source.splitlines()]
+    out = torch_module(opened)(torch.tensor([[2.0]], dtype=torch.float64))
+    assert float(out[0].detach()) == pytest.approx(root.predict([2.0]), rel=1e-12)
+
+
+@torch_tests
+def test_round_trip_through_a_users_pytorch_script(tmp_path: Path) -> None:
+    """export -> 10 Adam steps in PyTorch -> import-params -> show and predict agree with PyTorch."""
+    import torch
+
+    model = tmp_path / "iris.model.json"
+    r = runner.invoke(app, ["train", str(MODELS / "iris.yaml"), "-o", str(model), "--epochs", "2", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["export", str(model), "--format", "torch", "-o", str(tmp_path / "model.py")])
+    assert r.exit_code == 0, r.output
+    ns: dict[str, Any] = {}
+    exec((tmp_path / "model.py").read_text(), ns)  # noqa: S102 - the module just exported
+    m = ns["Model"]()
+    rows = json.loads(model.read_text())
+    loaded = workflow.load(model)
+    X = torch.tensor(random_rows(4, 40, seed=2), dtype=torch.float64) + 4.0
+    y = torch.tensor([i % 3 for i in range(40)])
+    opt = torch.optim.Adam(m.parameters(), lr=0.05)
+    for _ in range(10):
+        opt.zero_grad()
+        p = m(X)
+        (-torch.log(p[torch.arange(len(y)), y])).mean().backward()
+        opt.step()
+    torch.save(m.state_dict(), tmp_path / "sd.pt")
+    new = tmp_path / "new.json"
+    r = runner.invoke(app, ["import-params", str(model), "--from", str(tmp_path / "sd.pt"), "-o", str(new)])
+    assert r.exit_code == 0, r.output
+    record = json.loads(new.read_text())
+    assert record["parameters"] != rows["parameters"]
+    for attr, name in ns["TREEGRAD_NAMES"].items():
+        assert record["parameters"][name] == float(getattr(m, attr).detach())
+    shown = runner.invoke(app, ["show", str(new)])
+    assert shown.exit_code == 0 and "tanh(" in shown.output
+    reloaded = workflow.load(new)
+    ours = predict_many(reloaded.root, X.tolist())
+    assert max_diff(flat(ours), flat(m(X).tolist())) <= 1e-12
+    assert max_diff(flat(predict_many(loaded.root, X.tolist())), flat(ours)) > 1e-6  # the parameters did change
+
+
+@torch_tests
+def test_import_params_checks_names_shapes_and_files(tmp_path: Path) -> None:
+    import torch
+
+    model = tmp_path / "f2c.model.json"
+    assert (
+        runner.invoke(app, ["train", str(MODELS / "f2c.yaml"), "-o", str(model), "--epochs", "1", "-q"]).exit_code == 0
+    )
+    cases = {
+        "missing": ({"p0": torch.tensor(1.0, dtype=torch.float64)}, "missing p1"),
+        "extra": ({"p0": torch.tensor(1.0), "p1": torch.tensor(2.0), "bogus": torch.tensor(0.0)}, "unexpected 'bogus'"),
+        "shape": ({"p0": torch.ones(2), "p1": torch.tensor(2.0)}, "p0 has shape (2,)"),
+        "nan": ({"p0": torch.tensor(math.nan), "p1": torch.tensor(2.0)}, "finite numbers only"),
+    }
+    for key, (state, message) in cases.items():
+        torch.save(state, tmp_path / f"{key}.pt")
+        r = runner.invoke(app, ["import-params", str(model), "--from", str(tmp_path / f"{key}.pt"), "-o", "x.json"])
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, (key, r.output)
+    # An object that only unpickling could make is refused (weights_only), not run.
+    torch.save({"p0": torch.tensor(1.0), "p1": Path("/")}, tmp_path / "obj.pt")
+    r = runner.invoke(app, ["import-params", str(model), "--from", str(tmp_path / "obj.pt"), "-o", "x.json"])
+    assert r.exit_code == 1 and "not a state dict torch can read safely" in r.output
+    for bad in (tmp_path / "nothere.pt", model):
+        r = runner.invoke(app, ["import-params", str(model), "--from", str(bad), "-o", "x.json"])
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    # Writing over what the command reads would destroy its input.
+    torch.save({"p0": torch.tensor(0.5), "p1": torch.tensor(-3.0)}, tmp_path / "sd.pt")
+    for target in (tmp_path / "sd.pt", model):
+        r = runner.invoke(app, ["import-params", str(model), "--from", str(tmp_path / "sd.pt"), "-o", str(target)])
+        assert r.exit_code == 1 and "a file this command reads" in r.output, r.output
+    # A DDP module's state dict has its keys under `module.`.
+    torch.save({"module.p0": torch.tensor(0.5), "module.p1": torch.tensor(-3.0)}, tmp_path / "ddp.pt")
+    new = tmp_path / "new.json"
+    r = runner.invoke(app, ["import-params", str(model), "--from", str(tmp_path / "ddp.pt"), "-o", str(new)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(new.read_text())["parameters"] == {"p0": 0.5, "p1": -3.0}
+
+
+def curves(name: str, engine: str, epochs: int) -> tuple[list[float], list[float], list[float]]:
+    """(training losses, validation losses, final parameters) of an example model."""
+    from treegrad import torch_bridge
+
+    prep = workflow.prepare(MODELS / f"{name}.yaml", overrides={"epochs": epochs})
+    s = prep.settings
+    hist = (fit if engine == "treegrad" else torch_bridge.fit)(
+        prep.root,
+        *prep.train,
+        loss=prep.loss,
+        epochs=s.epochs,
+        learning_rate=s.learning_rate,
+        batch_size=s.batch_size,
+        optimizer=s.optimizer,
+        shuffle=s.shuffle,
+        seed=s.seed,
+        validation=prep.validation if prep.validation[0] else None,
+        patience=prep.patience,
+    )
+    return list(hist), hist.validation, prep.root.compiled_graph.param_values()
+
+
+# Epochs per example: enough for every kind of step, few for the per-sample models.
+EPOCHS = {"f2c": 2, "line": 1, "iris": 5, "xor": 5, "circles": 3, "dag": 3, "regression": 5}
+
+
+@torch_tests
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_engine_torch_gives_treegrads_loss_curves(name: str) -> None:
+    ours, ours_val, ours_p = curves(name, "treegrad", EPOCHS.get(name, 3))
+    theirs, theirs_val, theirs_p = curves(name, "torch", EPOCHS.get(name, 3))
+    assert rel_diff(theirs, ours) <= 1e-9, (name, ours, theirs)
+    assert rel_diff(theirs_val, ours_val) <= 1e-9, name
+    assert rel_diff(theirs_p, ours_p) <= 1e-9, name
+
+
+SPECS = {
+    "regression": "inputs: [x, y]\nlayers: [{linear: 3, activation: tanh}, {linear: 1}]\n",
+    "binary": "inputs: [x, y]\nlayers: [{linear: 3, activation: relu}, {linear: 1, activation: sigmoid}]\n",
+    "classes": "inputs: [x, y]\nlayers: [{linear: 3, activation: tanh}, {linear: 3}, {softmax: true}]\n",
+    "list": "inputs: [x, y]\nlayers: [{linear: 3, activation: tanh}, {linear: 2}]\n",
+}
+
+
+@torch_tests
+@pytest.mark.parametrize("loss", list(LOSSES))
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_every_loss_and_optimizer_trains_the_same(loss: str, optimizer: str) -> None:
+    from treegrad.build import build_model
+    from treegrad.torch_bridge import fit as torch_fit
+
+    task = LOSSES[loss].task
+    kinds = ["list", "regression"] if task == "regression" else [task]
+    rows = random_rows(2, 24, seed=5)
+    for kind in kinds:
+        targets: list[Any] = {
+            "regression": [r[0] - 0.5 * r[1] for r in rows],
+            "list": [[r[0], r[1] * r[0]] for r in rows],
+            "binary": [float(r[0] > r[1]) for r in rows],
+            "classes": [int(r[0] > 0) + int(r[1] > 0) for r in rows],
+        }[kind]
+        results = []
+        for train in (fit, torch_fit):
+            root = build_model(parse_spec(SPECS[kind], "m.yaml"), seed=2)
+            kw = {"loss": loss, "optimizer": optimizer, "epochs": 3, "batch_size": 5, "shuffle": True, "seed": 4}
+            hist = train(root, rows, targets, learning_rate=0.05, **kw)
+            results.append((list(hist), root.compiled_graph.param_values()))
+        (a, pa), (b, pb) = results
+        assert rel_diff(b, a) <= 1e-9 and rel_diff(pb, pa) <= 1e-9, (loss, optimizer, kind, a, b)
+
+
+@torch_tests
+def test_train_engine_torch_from_the_cli(tmp_path: Path) -> None:
+    out = tmp_path / "xor.model.json"
+    r = runner.invoke(app, ["train", str(MODELS / "xor.yaml"), "--engine", "torch", "-o", str(out), "--epochs", "2"])
+    assert r.exit_code == 0, r.output
+    ours = workflow.train(MODELS / "xor.yaml", overrides={"epochs": 2})
+    rec = json.loads(out.read_text())
+    assert rel_diff(rec["history"]["train"], list(ours.history)) <= 1e-9
+    assert runner.invoke(app, ["show", str(out)]).exit_code == 0
+    for args, message in [
+        (["--engine", "torch", "--device", "tpu"], "unknown device 'tpu'"),
+        (["--device", "cuda"], "--device needs --engine torch"),
+        (["--engine", "jax"], "unknown engine 'jax'"),
+    ]:
+        r = runner.invoke(app, ["train", str(MODELS / "xor.yaml"), "-o", str(tmp_path / "x.json"), *args])
+        assert r.exit_code in (1, 2) and message in r.output and "Traceback" not in r.output, r.output
+        assert not (tmp_path / "x.json").exists()
+    # A setting treegrad's engine has and the torch engine lacks is refused by name, before training.
+    spec = tmp_path / "l2.yaml"
+    spec.write_text((MODELS / "xor.yaml").read_text().replace("training:\n", "training:\n  l2: 0.01\n"))
+    r = runner.invoke(app, ["train", str(spec), "--engine", "torch", "-o", str(tmp_path / "x.json")])
+    assert r.exit_code == 1 and "--engine torch does not support training.l2" in r.output, r.output
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@torch_tests
+def test_two_processes_under_torchrun_equal_one(tmp_path: Path) -> None:
+    """DistributedDataParallel over gloo on localhost: the same losses and parameters as one process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not available")
+    out = tmp_path / "two.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc-per-node=2",
+        "--master-addr=127.0.0.1",
+        f"--master-port={free_port()}",
+        "-m",
+        "treegrad",
+        "train",
+        str(MODELS / "xor.yaml"),
+        "--engine",
+        "torch",
+        "--epochs",
+        "3",
+        "-o",
+        str(out),
+        "-q",
+    ]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    except subprocess.TimeoutExpired:
+        pytest.fail("torchrun with 2 processes did not finish in 240 s")
+    assert done.returncode == 0, done.stderr[-3000:]
+    from treegrad.torch_bridge import fit as torch_fit
+
+    one = workflow.train(MODELS / "xor.yaml", overrides={"epochs": 3}, trainer=torch_fit)
+    rec = json.loads(out.read_text())
+    assert max_diff(rec["history"]["train"], list(one.history)) <= 1e-12
+    assert max_diff(list(rec["parameters"].values()), list(one.record.parameters.values())) <= 1e-12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.json"]  # rank 1 wrote nothing
