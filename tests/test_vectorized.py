@@ -477,6 +477,29 @@ def test_arrays_are_used_only_where_they_pay() -> None:
     assert vectorized_epoch_fn(small.graph, bce, sgd, batch_size=32) is None  # ... but would be slower
     assert vectorized_epoch_fn(small.graph, bce, sgd, batch_size=100_000) is not None
     assert vectorized_epoch_fn(big.graph, bce, sgd, batch_size=8) is not None
+    # per sample: the 2-16-16-1 MLP keeps the scalar code, the wide digits-shaped one does not
+    assert vectorized_epoch_fn(big.graph, bce, sgd, batch_size=1) is None
+    wide = Softmax([Linear([Linear([Input(f"x{j}") for j in range(64)], units=32, activation="relu")], units=10)])
+    wide.compile()
+    assert wide.graph is not None
+    assert vectorized_epoch_fn(wide.graph, LOSSES["cross_entropy"], sgd, batch_size=1) is not None
+
+
+def test_per_sample_training_of_a_wide_layer_runs_on_arrays_and_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """batch_size 1 on the vectorized path (batches of one, by fit's cost model) trains as the scalar code does."""
+
+    def build() -> Node:
+        tg.seed(6)
+        return Softmax([Linear([Linear([Input(f"x{j}") for j in range(32)], units=32, activation="relu")], units=5)])
+
+    r = random.Random(2)
+    X = [[r.uniform(0, 1) for _ in range(32)] for _ in range(30)]
+    T = [int(5 * x[0]) % 5 for x in X]
+    m = build()
+    m.compile()
+    assert m.graph is not None
+    assert vectorized_epoch_fn(m.graph, LOSSES["cross_entropy"], OPTIMIZERS["sgd"], batch_size=1) is not None
+    assert_agree(build, X, T, monkeypatch, reference=False, loss="cross_entropy", batch_size=1, shuffle=True, epochs=3)
 
 
 def test_a_node_with_thousands_of_parents() -> None:
@@ -506,3 +529,73 @@ def test_a_node_with_thousands_of_parents() -> None:
     assert b.value == pytest.approx(0.1 - lr * dz.mean(), rel=1e-12)
     assert p.value == pytest.approx(0.2 - lr * np.mean(dz * w0.sum() * ev * X), rel=1e-12)
     assert [w.value for w in ws] == pytest.approx(list(w0 - lr * np.mean(dz * ev)), rel=1e-12)
+
+
+# ---------------------------------------------------------------- generated code is written once
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_a_second_fit_writes_no_code(batch_size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code depends on the graph's structure, the loss, the optimizer and the batch mode only:
+    a second fit of the same model (even on other data) reuses it and trains on from where it was."""
+    written: list[str] = []
+    compiled, vectorized = sys.modules["treegrad.compiled"], sys.modules["treegrad.vectorized"]
+    for mod, name in [
+        (compiled.Program, "_epoch_fn"),
+        (vectorized, "_lower"),
+        (vectorized, "_write"),
+        (vectorized, "_build"),
+    ]:
+        original = getattr(mod, name)
+
+        def spy(*args: Any, _original: Any = original, _name: str = name) -> Any:
+            written.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(mod, name, spy)
+    m = mlp((2, 16, 16, 1), ReLU, Sigmoid)
+    X = points(64)
+    h1 = tg.fit(m, X, labels(X), loss="bce", epochs=2, batch_size=batch_size, learning_rate=0.1)
+    first = list(written)
+    assert first, "the first fit writes code"
+    Y = points(40, seed=3)
+    h2 = tg.fit(m, Y, labels(Y), loss="bce", epochs=2, batch_size=batch_size, learning_rate=0.1)
+    assert written == first
+    assert h1[-1] != h2[0]
+    tg.fit(m, X, labels(X), loss="mse", epochs=1, batch_size=batch_size)  # another loss: new code
+    assert len(written) > len(first)
+
+
+def test_softmax_cross_entropy_gradient_is_p_minus_onehot() -> None:
+    """The fused form: one batch of one sample, plain SGD, learning rate 1: the last layer's bias
+    moves by exactly -(p - onehot(t)), p the softmax of the starting logits."""
+    tg.seed(2)
+    m = Softmax([Linear([Input("u"), Input("v")], units=3)])
+    m.compile()
+    assert m.graph is not None
+    fn = vectorized_epoch_fn(m.graph, LOSSES["cross_entropy"], OPTIMIZERS["sgd"])
+    assert fn is not None and "_smg" not in fn.source  # no Jacobian product in the generated code
+    x, t = [0.3, -0.7], 2
+    start = m.graph.param_values()
+    z = np.array(m.predict(x))  # the probabilities
+    P, S, STEP = list(start), [], [0]
+    fn(P, [], S, STEP, [x], [t], [[0]], 1.0)
+    moved = np.array(P) - np.array(start)
+    onehot = np.eye(3)[t]
+    # the three biases moved by -(p - onehot) (the weights by that times an input, -0.7 or 0.3)
+    assert sorted(m for m in moved if any(abs(m + d) < 1e-15 for d in z - onehot)) == sorted(onehot - z)
+
+
+def test_blas_runs_on_one_thread_while_training_on_arrays_and_is_restored() -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas() -> list[int]:
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas()
+    seen: list[list[int]] = []
+    X = points(64)
+    m = mlp((2, 16, 16, 1), ReLU, Sigmoid)
+    tg.fit(m, X, labels(X), loss="bce", epochs=2, batch_size=32, callback=lambda *_: seen.append(blas()) and None)
+    assert seen and all(n == [1] * len(before) for n in seen)
+    assert blas() == before

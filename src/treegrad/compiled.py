@@ -74,6 +74,14 @@ class Program:
             else [self.names[id(e)] for e in graph.elements]
         )
         self.needs_grad = self._needs_grad()
+        self._made: dict[tuple[object, ...], Any] = {}
+
+    def cached(self, key: tuple[object, ...], make: Callable[[], Any]) -> Any:
+        """What `make()` returns, made once per key: generated code depends only on the graph's
+        structure (this program) and the key, so a second fit of the same model writes none."""
+        if key not in self._made:
+            self._made[key] = make()
+        return self._made[key]
 
     # ------------------------------------------------------------ pieces of code
 
@@ -172,6 +180,10 @@ class Program:
 
     def predict_fn(self) -> Callable[[Sequence[float], Sequence[float], Sequence[Sequence[float]]], list[Any]]:
         """(params, constants, rows) -> one output per row."""
+        return self.cached(("predict",), self._predict_fn)  # type: ignore[no-any-return]
+
+    def _predict_fn(self) -> Callable[[Sequence[float], Sequence[float], Sequence[Sequence[float]]], list[Any]]:
+        """predict_fn's code, written."""
         body = [*self.header(), "out = []", "append = out.append", "for row in X:"]
         body += _indent(self.unpack_row("row") + self.forward() + [f"append({self.output_expr()})"])
         body.append("return out")
@@ -179,6 +191,10 @@ class Program:
 
     def loss_fn(self, loss: Loss) -> Callable[..., float]:
         """(params, constants, rows, targets) -> summed loss over the rows."""
+        return self.cached(("loss", loss), lambda: self._loss_fn(loss))  # type: ignore[no-any-return]
+
+    def _loss_fn(self, loss: Loss) -> Callable[..., float]:
+        """loss_fn's code, written."""
         gouts = [f"go{j}" for j in range(len(self.outputs))]
         body = [*self.header(), "total = 0.0", "for i in range(len(X)):"]
         body += _indent(
@@ -204,6 +220,13 @@ class Program:
         P, the optimizer state S and the step count STEP are updated in place, at the end: a
         math error raises SampleFailure (the sample, the parameters then) and leaves them as they were.
         """
+        key = ("epoch", loss, optimizer, batched, rules, weighted)
+        return self.cached(key, lambda: self._epoch_fn(loss, optimizer, batched, rules, weighted))  # type: ignore[no-any-return]
+
+    def _epoch_fn(
+        self, loss: Loss, optimizer: Optimizer, batched: bool, rules: StepRules | None, weighted: bool
+    ) -> Callable[..., float]:
+        """epoch_fn's code, written."""
         np_ = len(self.graph.params)
         gouts = [f"go{j}" for j in range(len(self.outputs))]
         sample = self.unpack_row("X[i]") + ["t = T[i]"] + self.forward()

@@ -21,7 +21,7 @@ from .ops import OPS
 from .optim import OPTIMIZERS, Optimizer
 from .penalties import StepRules, weight_mask
 from .schedules import Scheduler
-from .vectorized import VectorizedEpoch, vectorized_epoch_fn
+from .vectorized import VectorizedEpoch, limit_blas_threads, vectorized_epoch_fn
 
 # callback(epoch, train_loss, validation_loss or None, current parameter values) -> False to stop
 Callback = Callable[[int, float, "float | None", list[float]], "bool | None"]
@@ -183,10 +183,11 @@ def fit(
     rules = StepRules(l1, l2, clip_norm, weight_mask(graph))
     H = rules.values
     weighted = W is not None
-    # Mini-batches run on NumPy arrays where the graph has dense layers that pay for it, else as scalar code.
+    # Batches, of one sample too, run on NumPy arrays where the graph has dense layers that pay
+    # for it (wide ones, or in large batches), else as scalar code.
     run_epoch = (
         (
-            (batched and vectorized_epoch_fn(graph, lossobj, opt, batch_size, rules, weighted))
+            vectorized_epoch_fn(graph, lossobj, opt, batch_size, rules, weighted)
             or prog.epoch_fn(lossobj, opt, batched, rules, weighted)
         )
         if engine == "compiled"
@@ -223,6 +224,7 @@ def fit(
     hist = History() if history is None else history
     best = (math.inf, list(P))
     since_best = 0
+    limit = limit_blas_threads() if isinstance(run_epoch, VectorizedEpoch) else None
     try:
         for epoch in range(1, epochs + 1):
             if shuffle:
@@ -256,6 +258,9 @@ def fit(
         # or the callback (a progress bar). Epoch functions write P back only at their
         # end, so P holds the parameters after the last complete epoch: keep those.
         hist.interrupted = True
+    finally:
+        if limit is not None:
+            limit.restore_original_limits()
     if patience is not None and val and hist.best_epoch is not None:
         P = best[1]
     graph.set_param_values(P)

@@ -103,6 +103,19 @@ def _cross_entropy_array(p: Sequence[str], t: str, loss: str, grads: Sequence[st
     return lines + [f"{g} = where({t} == {i}, {tmp}r, 0.0)" for i, g in enumerate(grads)]
 
 
+def _cross_entropy_softmax(p: str, t: str, loss: str, gz: str, tmp: str) -> list[str]:
+    # On a softmax the gradient with respect to the logits is p - onehot(t): the chain through
+    # d loss / d p (-1/p_t) and the softmax's Jacobian, folded. `p` is overwritten with it.
+    pt, lo = f"{tmp}pt", repr(CE_TINY)
+    return [
+        f"{tmp}ar = arange(len({t}))",
+        f"{pt} = maximum({p}[{tmp}ar, {t}], {lo})",
+        f"{loss} = -log({pt})",
+        f"{gz} = {p}",
+        f"{gz}[{tmp}ar, {t}] -= 1.0",
+    ]
+
+
 # What a model trained with a loss learns: numbers, the probability of one of two classes,
 # or one probability per class (a softmax output, and only there).
 TaskKind = Literal["regression", "binary", "classes"]
@@ -117,6 +130,9 @@ class Loss:
     task: TaskKind
     scalar: LossCode  # statements for one sample, on numbers
     array: LossCode  # the same statements for a batch, on arrays with one element per sample
+    # For a softmax's loss, optionally: (probabilities, targets, loss, gz, tmp) -> statements setting
+    # the batch's losses and gz = d loss / d logits directly, (batch, k) arrays, cheaper than the chain.
+    softmax_array: Callable[[str, str, str, str, str], list[str]] | None = None
 
     @property
     def on_softmax(self) -> bool:
@@ -169,6 +185,7 @@ LOSSES: dict[str, Loss] = {
             task="classes",
             scalar=_cross_entropy,
             array=_cross_entropy_array,
+            softmax_array=_cross_entropy_softmax,
         ),
     ]
 }

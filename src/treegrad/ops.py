@@ -327,7 +327,7 @@ _OPS = [
         **_function("relu"),
         sympy=lambda sp, a: sp.Function("relu")(a[0]),  # kept whole: max(0, x) reads better than a Piecewise
         onnx="Relu",
-        np_value=lambda a: f"where({a[0]} > 0.0, {a[0]}, 0.0)",
+        np_value=lambda a: f"maximum({a[0]}, 0.0)",
         np_deriv=lambda a, o, i: f"({a[0]} > 0.0)",
     ),
     Op(

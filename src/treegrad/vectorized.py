@@ -29,9 +29,10 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from itertools import accumulate, chain
+from typing import Any, cast
 
-from .compiled import gather, times
+from .compiled import gather, program, times
 from .graph import Graph
 from .losses import Loss
 from .nodes import Constant, Input, Leaf, Node, Output, Parameter
@@ -43,6 +44,10 @@ from .penalties import StepRules
 # generated code cost (~30 ns each; measured on the benchmark MLPs and chains): arrays pay when
 # statements * STATEMENT_COST < batch size * (nodes + parameters).
 STATEMENT_COST = 37
+# Per-sample training runs batches of one, where a statement costs (with the loop around it)
+# about what 100 scalar operations cost (measured on MLPs 2-16-16-1 to 64-32-10): only wide
+# layers pay, the 64-32-10 digits MLP (4x faster), not the 2-16-16-1 one (2x slower).
+SAMPLE_STATEMENT_COST = 100
 
 
 class _Unit:
@@ -297,13 +302,14 @@ class VectorizedEpoch:
         STEP: list[int],
         X: Sequence[Sequence[float]],
         T: Sequence[Any],
-        idx: Sequence[Sequence[int]],
+        idx: Sequence[Sequence[int]] | Sequence[int],
         lr: float,
         H: Sequence[float] = (),
         W: Sequence[float] | None = None,
     ) -> float:
-        """Train one epoch over the batches `idx`; update P, S, STEP; return the summed loss.
-        H and W as for `Program.epoch_fn`: the step rules' values and the sample weights."""
+        """Train one epoch over the batches `idx` (or the samples, in this order); update P, S,
+        STEP; return the summed loss. H and W as for `Program.epoch_fn`: the step rules' values
+        and the sample weights."""
         import numpy as np
 
         # fit passes the same (never changed) lists every epoch: convert them once.
@@ -311,12 +317,51 @@ class VectorizedEpoch:
             Xa = np.array(X, dtype=np.float64).reshape(len(X), -1 if len(X) and len(X[0]) else 0)
             Ta = np.array(T, dtype=np.intp if self.kind == "softmax" else np.float64)
             self._cache = (X, T, Xa, Ta)
+        Xa, Ta = self._cache[2], self._cache[3]
         if W is not None and (self._weights is None or self._weights[0] is not W):
             self._weights = (W, np.array(W, dtype=np.float64))
         Wa = self._weights[1] if W is not None and self._weights is not None else None
+        # The data permuted once, in the epoch's order, so that each batch is a slice of it.
+        # Per-sample training (idx: the sample order) is batches of one.
+        batches = [] if len(idx) and isinstance(idx[0], int) else cast("Sequence[Sequence[int]]", idx)
+        order = np.fromiter(chain.from_iterable(batches) if batches else idx, dtype=np.intp)
+        if len(order) != len(Xa) or (order != np.arange(len(order))).any():
+            Xa, Ta = Xa[order], Ta[order]
+            Wa = None if Wa is None else Wa[order]
+        ends = list(accumulate(len(b) for b in batches) if batches else range(1, len(order) + 1))
+        bounds = list(zip([0, *ends[:-1]], ends))
         # Overflow and NaN are not errors here: fit sees a non-finite loss or parameter.
         with np.errstate(all="ignore"):
-            return self.core(P, C, S, STEP, self._cache[2], self._cache[3], idx, lr, H, Wa)
+            return self.core(P, C, S, STEP, Xa, Ta, bounds, lr, H, Wa)
+
+
+_BLAS: list[Any] = []  # threadpoolctl's controller of the loaded BLAS libraries, made on first use
+
+
+def limit_blas_threads() -> Any | None:
+    """Run NumPy's BLAS on one thread until `.restore_original_limits()` is called on the result
+    (None when threadpoolctl is missing: an environment installed before it was a dependency).
+
+    treegrad's matrices are small (a batch of 32 by a layer of 64): a second thread saves little
+    and, on a machine whose cores are busy, BLAS threads waiting for each other cost 10x or more.
+    """
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
+
+
+def blas_threads() -> str:
+    """How NumPy's BLAS runs: its library and thread count (for the benchmark's report)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl missing: BLAS threads not capped"
+    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(f"{i['internal_api']} {i['num_threads']} thread(s)" for i in libs) or "no BLAS loaded"
 
 
 def array_namespace() -> dict[str, object]:
@@ -349,23 +394,43 @@ def vectorized_epoch_fn(
     rules: StepRules | None = None,
     weighted: bool = False,
 ) -> VectorizedEpoch | None:
-    """A mini-batch epoch function that evaluates each batch with NumPy, or None where the
-    scalar code serves better: a graph without dense layers, or (given `batch_size`) one
-    whose batches are too small for arrays to pay for NumPy's cost per statement."""
+    """An epoch function that evaluates each batch (of one sample, for batch_size 1) with NumPy,
+    or None where the scalar code serves better: a graph without dense layers, or (given
+    `batch_size`) one whose batches are too small for arrays to pay for NumPy's cost per statement."""
+    prog = program(graph)
+    low = prog.cached(("lowering",), lambda: _lower(graph))
+    if low is None:
+        return None
+    # every unit is one statement at least: a graph of many small units is refused before its code is written
+    scalar_ops = len(graph.order) + len(graph.params)  # about what one sample costs the scalar code
+    cost = SAMPLE_STATEMENT_COST if batch_size == 1 else STATEMENT_COST
+    if batch_size is not None and len(low[1]) * cost >= batch_size * scalar_ops:
+        return None
+    key = (loss, optimizer, rules, weighted)
+    src, statements = prog.cached(
+        ("vectorized source", *key), lambda: _write(low[0], low[1], graph, loss, optimizer, rules, weighted)
+    )
+    if batch_size is not None and statements * cost >= batch_size * scalar_ops:
+        return None
+    return prog.cached(("vectorized", *key), lambda: _build(src, low[0].arrays, graph))  # type: ignore[no-any-return]
+
+
+def _lower(graph: Graph) -> tuple[_Lowering, list[_Unit]] | None:
+    """The graph cut into units, and the units in the order they run; None for a graph without
+    dense layers (or a cycle among its units)."""
     low = _Lowering(graph)
     if not any(u.kind == "dense" for u in low.units):
         return None
     order = low.ordered_units()
-    if order is None:
-        return None
-    src, statements = _write(low, order, graph, loss, optimizer, rules, weighted)
-    scalar_ops = len(graph.order) + len(graph.params)  # about what one sample costs the scalar code
-    if batch_size is not None and statements * STATEMENT_COST >= batch_size * scalar_ops:
-        return None
+    return None if order is None else (low, order)
+
+
+def _build(src: str, arrays: dict[str, Any], graph: Graph) -> VectorizedEpoch:
+    """The epoch function defined by `src`, with its index arrays bound."""
     import numpy as np
 
     ns = array_namespace()
-    ns.update({name: np.array(v, dtype=np.intp) for name, v in low.arrays.items()})
+    ns.update({name: np.array(v, dtype=np.intp) for name, v in arrays.items()})
     exec(compile(src, "<treegrad vectorized epoch>", "exec"), ns)  # noqa: S102 - generated from treegrad's tables only
     return VectorizedEpoch(ns["epoch"], src, graph)  # type: ignore[arg-type]
 
@@ -382,39 +447,50 @@ def _write(
     rules: StepRules | None = None,
     weighted: bool = False,
 ) -> tuple[str, int]:
-    """The source of `epoch(P, C, S, STEP, Xa, Ta, idx, lr, H, Wa)` (Xa, Ta, Wa: the data and the
-    sample weights as arrays), and the number of statements run per batch."""
-    head: list[str] = ["Pa = np.array(P, dtype=np.float64)"]
-    tail: list[str] = []
-    # Parameter arrays: W (n, width) and b (width,) per dense layer, numbers for the rest.
-    arrays: list[tuple[str, str]] = []  # (variable, index array) of each parameter array
+    """The source of `epoch(P, C, S, STEP, Xp, Tp, bounds, lr, H, Wp)` (Xp, Tp, Wp: the data and
+    the sample weights as arrays, in the epoch's order; bounds: each batch's (start, end) in
+    them), and the number of statements run per batch.
+
+    All parameters live in one flat array F, the dense layers' W and b as views into it, the
+    other parameters at its end; their gradients likewise in G, so the optimizer updates F (and
+    its state, arrays of the same layout) in one set of statements per batch.
+    """
+    # (variable, parameter indices in row-major order, shape) of each block of F
+    blocks: list[tuple[str, list[int], tuple[int, ...]]] = []
     for u in order:
         if u.kind != "dense":
             continue
         tag = u.name[1:]
-        low.arrays[f"iw{tag}"] = [[low.param_index[id(ws[a])] for ws in u.weights] for a in range(len(u.acts))]
-        arrays.append((f"W{tag}", f"iw{tag}"))
+        rows = [[low.param_index[id(ws[a])] for ws in u.weights] for a in range(len(u.acts))]
+        blocks.append((f"W{tag}", [k for row in rows for k in row], (len(u.acts), u.width)))
         if u.biases:
-            low.arrays[f"ib{tag}"] = [low.param_index[id(b)] for b in u.biases]
-            arrays.append((f"B{tag}", f"ib{tag}"))
+            blocks.append((f"B{tag}", [low.param_index[id(b)] for b in u.biases], (u.width,)))
     scalars = [k for k, p in enumerate(graph.params) if id(p) not in low.owned]
-    head += [f"{v} = Pa[{ix}]" for v, ix in arrays] + [f"p{k} = P[{k}]" for k in scalars]
-    tail += [f"Pa[{ix}] = {v}" for v, ix in arrays] + [f"Pa[{k}] = p{k}" for k in scalars]
-    tail.append("P[:] = Pa.tolist()")
+    low.arrays["perm"] = [k for _, ks, _ in blocks for k in ks] + scalars
+    head: list[str] = ["F = np.array(P, dtype=np.float64)[perm]", "G = np.zeros(len(F))"]
+    start = 0
+    for v, ks, shape in blocks:
+        view = f"[{start}:{start + len(ks)}]" + (f".reshape{shape}" if len(shape) > 1 else "")
+        head += [f"{v} = F{view}", f"g{v} = G{view}"]
+        start += len(ks)
+    for j, s in enumerate(opt.state):
+        head.append(f"{s}_F = np.array(S[{j}], dtype=np.float64)[perm]")
     if graph.constants:
         head.append(f"{', '.join(f'c{k}' for k in range(len(graph.constants)))}, = C")
-    for j, s in enumerate(opt.state):
-        head.append(f"Sa{j} = np.array(S[{j}], dtype=np.float64)")
-        head += [f"{s}_{v} = Sa{j}[{ix}]" for v, ix in arrays] + [f"{s}_{k} = S[{j}][{k}]" for k in scalars]
-        tail += [f"Sa{j}[{ix}] = {s}_{v}" for v, ix in arrays] + [f"Sa{j}[{k}] = {s}_{k}" for k in scalars]
-        tail.append(f"S[{j}][:] = Sa{j}.tolist()")
     head += ["step = STEP[0]", "total = 0.0", *(rules.unpack() if rules else [])]
+    tail = ["Pa = np.empty(len(F))", "Pa[perm] = F", "P[:] = Pa.tolist()"]
+    for j, s in enumerate(opt.state):
+        tail += [f"Pa[perm] = {s}_F", f"S[{j}][:] = Pa.tolist()"]
     tail += ["STEP[0] = step", "return float(total)"]
 
-    body = ["nb = len(batch)"]
+    body = ["nb = e - s"]
+    if scalars:  # the other parameters as numbers, as the scalar code has them
+        body.append(f"{''.join(f'p{k}, ' for k in scalars)}= F[{start}:].tolist()")
     if graph.input_names:
-        body.append("Xb = Xa[batch]")
-    body.append("Tb = Ta[batch].T" if graph.is_list and not graph.is_softmax else "Tb = Ta[batch]")
+        body.append("Xb = Xp[s:e]")
+    body.append("Tb = Tp[s:e].T" if graph.is_list and not graph.is_softmax else "Tb = Tp[s:e]")
+    if weighted:
+        body.append("Wb = Wp[s:e]")
     back = _Backward(low)
     reads: dict[str, str | None] = {}  # per dense or map unit: how its input gets its gradient
     inputs: dict[str, str] = {}  # per dense or map unit: the expression of its input array
@@ -437,24 +513,29 @@ def _write(
             body.append(f"{u.name} = {n.op.array_value([low.expr(c) for c in n.children])}")
 
     # the loss, and its gradient sent to the output elements
+    # The batch's gradient is the mean of its samples': dividing d loss / d output by the batch
+    # size here makes every sum over the batch below that mean, with one division in all.
     gouts = [f"go{j}" for j in range(len(graph.elements))]
     if graph.is_softmax:
         lines, z, how = low.columns(graph.elements, "Zs")
         body += lines + softmax_array_code(z, "Pm", "_sm")
-        outs = [f"Pm[:, {j}]" for j in range(len(graph.elements))]
-    else:
-        outs = [low.expr(e) for e in graph.elements]
-    body += loss.code(outs, "Tb", "L", gouts, "_l", vectorized=True)
-    if weighted:
-        body += ["Wb = Wa[batch]", "L = L * Wb", *[f"{g} = {g} * Wb" for g in gouts]]
-    body.append("total += L.sum()")
-    # The batch's gradient is the mean of its samples': dividing d loss / d output by the batch
-    # size here makes every sum over the batch below that mean, with one division in all.
-    if graph.is_softmax:
-        body.append(f"_smg = np.stack(({', '.join(gouts)},), axis=1)")
-        body += softmax_grad_array_code("Pm", "_smg", "GZ", "_sm") + ["GZ = GZ / nb"]
+        if loss.softmax_array is not None:  # loss and d loss / d logits at once
+            body += loss.softmax_array("Pm", "Tb", "L", "GZ", "_l")
+            body += ["L = L * Wb", "GZ = GZ * Wb[:, None]"] if weighted else []
+            body.append("total += L.sum()")
+        else:
+            outs = [f"Pm[:, {j}]" for j in range(len(graph.elements))]
+            body += loss.code(outs, "Tb", "L", gouts, "_l", vectorized=True)
+            body += ["L = L * Wb", *[f"{g} = {g} * Wb" for g in gouts]] if weighted else []
+            body.append("total += L.sum()")
+            body.append(f"_smg = np.stack(({', '.join(gouts)},), axis=1)")
+            body += softmax_grad_array_code("Pm", "_smg", "GZ", "_sm")
+        body.append("GZ = GZ / nb")
         back.send_array(graph.elements, "GZ", how)
     else:
+        body += loss.code([low.expr(e) for e in graph.elements], "Tb", "L", gouts, "_l", vectorized=True)
+        body += ["L = L * Wb", *[f"{g} = {g} * Wb" for g in gouts]] if weighted else []
+        body.append("total += L.sum()")
         body += [f"{g} = {g} / nb" for g in gouts]
         for e, gname in zip(graph.elements, gouts, strict=True):
             back.send(e, gname)
@@ -464,28 +545,34 @@ def _write(
         if u.needs_grad:
             body += back.unit(u, inputs.get(u.name, ""), reads.get(u.name))
     for k in scalars:
-        parts = back.params.pop(k, [])
-        body.append(f"gp{k} = ({wide_sum(parts)}).sum()" if parts else f"gp{k} = 0.0")
+        body.append(f"gp{k} = ({wide_sum(back.params.pop(k))}).sum()" if k in back.params else f"gp{k} = 0.0")
+    if rules is not None and rules.active:
+        # The rules rebind the gradient variables they are given: they get copies of the names
+        # of G's views, and what they leave is copied into the views.
+        body += [f"_r{v} = g{v}" for v, _, _ in blocks]
+        body += rules.code(
+            [(v, f"_r{v}", ks, True) for v, ks, _ in blocks] + [(f"p{k}", f"gp{k}", [k], False) for k in scalars]
+        )
+        body += [f"g{v}[...] = _r{v}" for v, _, _ in blocks]
+    if scalars:
+        body.append(f"G[{start}:] = {''.join(f'gp{k}, ' for k in scalars)}")
 
-    grads = [(v, f"g{v}", _flat(low.arrays[ix]), True) for v, ix in arrays]
-    grads += [(f"p{k}", f"gp{k}", [k], False) for k in scalars]
-    body += rules.code(grads) if rules else []
+    # the optimizer's statements once, on the flat arrays; F changes in place, so its views follow
     body += list(opt.prelude)
-    for v, _ in arrays:
-        body += opt.update(v, f"g{v}", [f"{s}_{v}" for s in opt.state])
-    for k in scalars:
-        body += opt.update(f"p{k}", f"gp{k}", [f"{s}_{k}" for s in opt.state])
-    body += rules.after(grads) if rules else []
+    update = opt.update("F", "G", [f"{s}_F" for s in opt.state])
+    assert not any(line.startswith("F = ") for line in update), "an update must change F in place"
+    body += update
+    blockwise = [(f"_q{v}", f"g{v}", ks, True) for v, ks, _ in blocks]
+    after = rules.after(blockwise + [(f"p{k}", f"gp{k}", [k], False) for k in scalars]) if rules else []
+    if after:  # steps on the updated parameters (L1's): on copies of the names, copied back into F
+        body += [f"_q{v} = {v}" for v, _, _ in blocks]
+        body += [f"{''.join(f'p{k}, ' for k in scalars)}= F[{start}:].tolist()"] if scalars else []
+        body += after + [f"{v}[...] = _q{v}" for v, _, _ in blocks]
+        body += [f"F[{start}:] = {''.join(f'p{k}, ' for k in scalars)}"] if scalars else []
 
-    lines = head + ["for batch in idx:"] + [f"    {line}" for line in body] + tail
-    return "def epoch(P, C, S, STEP, Xa, Ta, idx, lr, H, Wa):\n" + "\n".join(
-        f"    {line}" for line in lines
-    ) + "\n", len(body)
-
-
-def _flat(ix: Any) -> list[int]:
-    """The parameter indices of an index array (a list, or a list of rows)."""
-    return [i for row in ix for i in (row if isinstance(row, list) else [row])]
+    lines = head + ["for s, e in bounds:"] + [f"    {line}" for line in body] + tail
+    src = "def epoch(P, C, S, STEP, Xp, Tp, bounds, lr, H, Wp):\n" + "\n".join(f"    {line}" for line in lines) + "\n"
+    return src, len(body)
 
 
 def _cols_of(u: _Unit) -> list[Node]:
@@ -582,9 +669,9 @@ class _Backward:
                 self.send_array(_cols_of(u), f"dS{tag}", how)
             return lines
         # dense: Z = A @ W + b, summed over the batch
-        lines.append(f"gW{tag} = {a}.T @ {d}")
+        lines.append(f"np.matmul({a}.T, {d}, gW{tag})")
         if u.biases:
-            lines.append(f"gB{tag} = {d}.sum(axis=0)")
+            lines.append(f"{d}.sum(axis=0, out=gB{tag})")
         if any(id(x) in low.needs for x in u.acts):
             lines.append(f"dA{tag} = {d} @ W{tag}.T")
             self.send_array(u.acts, f"dA{tag}", how)
