@@ -17,6 +17,13 @@ Workloads (a step is forward + backward + update):
        the same, so the losses are comparable)
   W3   a chain v_k = sigmoid(a_k*v_(k-1) + b_k), v_0 = x, per sample, 1 epoch, at depths
        2, 4, ..., 4096; the log-log slope of time per step against depth says how the cost grows
+  W4s  MLP 64-32-10 with a softmax (digits-shaped: 1797 rows of 64 inputs, 10 classes), per-sample SGD
+  W4a  the same in batches of 32 with Adam (learning rate 0.001)
+  W5   a wide MLP 8-256-1 (mse, 4096 rows) in batches of 64
+  W6   64-h-10 as W4a for widths h = 8 .. 256, with the log-log slope of time per sample against h
+       (W4-W6: relu hidden layers, the MEAN batch loss, data from random.Random(3): x uniform on
+       [0, 1), the class a random linear teacher picks (or sin of a random projection for W5);
+       weights uniform on +-1/sqrt(inputs), biases 0; peers treegrad, numpy, torch)
 
 Data: 1000 points (x, y) uniform on [-1, 1]^2 from random.Random(0), label 1 if y > x, drawn
 after W1's five parameters from the same generator; MLP weights uniform on [-1, 1] from
@@ -59,13 +66,28 @@ DEPTHS = tuple(2**k for k in range(1, 13))  # 2 .. 4096
 SLOPE_RANGE = (16, 4096)
 DATA_SEED, MLP_SEED, CHAIN_SEED = 0, 1, 2
 MICROGRAD_MAX_DEPTH = 256
-WORKLOADS = ("W1", "W2a", "W2b", "W3")
+# Wider MLPs: (layer sizes, batch size, optimizer, learning rate, rows, epochs); hidden layers
+# relu, a softmax head (cross-entropy) for 10 classes, a linear one (mse) for 1 output.
+WIDE = {
+    "W4s": ((64, 32, 10), 1, "sgd", 0.01, 1797, 1),
+    "W4a": ((64, 32, 10), 32, "adam", 0.001, 1797, 5),
+    "W5": ((8, 256, 1), 64, "sgd", 0.01, 4096, 3),
+    "W6": ((64, 0, 10), 32, "adam", 0.001, 1797, 2),  # the hidden width is the sweep's
+}
+WIDTHS = (8, 16, 32, 64, 128, 256)
+WIDE_SEED = 3
+EPOCHS.update({w: spec[5] for w, spec in WIDE.items()})
+WORKLOADS = ("W1", "W2a", "W2b", "W3", "W4s", "W4a", "W5", "W6")
 PEERS = ("treegrad", "python", "numpy", "micrograd", "torch")
 TITLES = {
     "W1": "W1  binary classifier, per sample, {e}",
     "W2a": "W2a MLP 2-16-16-1, per sample, {e}",
     "W2b": "W2b MLP 2-16-16-1, mini-batches of 32 (mean gradient), {e}",
     "W3": "W3  chain of depth d, per sample, {e}; microseconds per step",
+    "W4s": "W4s MLP 64-32-10 softmax (digits-shaped, 1797 rows), per-sample SGD, {e}",
+    "W4a": "W4a MLP 64-32-10 softmax (digits-shaped, 1797 rows), batches of 32, Adam, {e}",
+    "W5": "W5  MLP 8-256-1 (mse, 4096 rows), batches of 64, SGD, {e}",
+    "W6": "W6  MLP 64-h-10 softmax, batches of 32, Adam, {e}; microseconds per sample by width h",
 }
 
 Sample = tuple[tuple[float, ...], int]
@@ -106,6 +128,33 @@ def chain_data(data: list[Sample]) -> list[Sample]:
     return [((x[0],), t) for x, t in data]
 
 
+def wide_setup(workload: str, width: int | None = None) -> tuple[Layers, list[Any]]:
+    """A wide workload's layers (W as rows per neuron, uniform on +-1/sqrt(inputs); biases 0) and
+    samples (x, target): x uniform on [0, 1); the class a random linear teacher picks, or
+    sin of a random projection for one output."""
+    sizes, _, _, _, rows, _ = WIDE[workload]
+    sizes = (sizes[0], width or sizes[1], sizes[2])
+    rng = random.Random(WIDE_SEED)
+    layers: Layers = [
+        ([[rng.uniform(-1, 1) / math.sqrt(nin) for _ in range(nin)] for _ in range(nout)], [0.0] * nout)
+        for nin, nout in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    teacher = [[rng.gauss(0, 1) for _ in range(sizes[0])] for _ in range(sizes[-1])]
+    data: list[Any] = []
+    for _ in range(rows):
+        x = tuple(rng.random() for _ in range(sizes[0]))
+        scores = [sum((xi - 0.5) * w for xi, w in zip(x, row, strict=True)) for row in teacher]
+        target = scores.index(max(scores)) if sizes[-1] > 1 else math.sin(scores[0])
+        data.append((x, target))
+    return layers, data
+
+
+def _wide_shape(workload: str, init: Layers) -> tuple[int, str, float, bool]:
+    """(batch size, optimizer, learning rate, softmax head) of a wide workload."""
+    _, batch, opt, lr, _, _ = WIDE[workload]
+    return batch, opt, lr, len(init[-1][1]) > 1
+
+
 def _bce(p: float, t: int) -> tuple[float, float]:
     """(loss, d loss / d p) with p clamped, written as treegrad's loss table writes it."""
     pc = EPS if p < EPS else p
@@ -117,7 +166,31 @@ def _bce(p: float, t: int) -> tuple[float, float]:
 
 
 def _treegrad(workload: str, init: Any, data: list[Sample], epochs: int) -> Callable[[], float]:
-    from . import Add, Input, Multiply, Node, Parameter, ReLU, Sigmoid, fit
+    from . import Add, Input, Multiply, Node, Parameter, ReLU, Sigmoid, Softmax, fit
+
+    if workload in WIDE:
+        batch, opt, lr, softmax = _wide_shape(workload, init)
+
+        def build_wide() -> Node:
+            acts: list[Node] = [Input(f"x{j}") for j in range(len(init[0][0][0]))]
+            for k, (W, bias) in enumerate(init):
+                zs: list[Node] = [
+                    Add([*[Multiply([Parameter(w), a]) for w, a in zip(row, acts, strict=True)], Parameter(b)])
+                    for row, b in zip(W, bias, strict=True)
+                ]
+                acts = zs if k == len(init) - 1 else [ReLU([z]) for z in zs]
+            return Softmax(acts) if softmax else acts[0]
+
+        rows, targets = [list(x) for x, _ in data], [t for _, t in data]
+        loss = "cross_entropy" if softmax else "mse"
+
+        def train_wide() -> float:
+            model = build_wide().compile()
+            return fit(
+                model, rows, targets, loss=loss, epochs=epochs, learning_rate=lr, batch_size=batch, optimizer=opt
+            )[-1]
+
+        return train_wide
 
     def build() -> Node:
         if workload == "W1":
@@ -270,7 +343,9 @@ def _python_mlp_per_sample(init: Layers, data: list[Sample], epochs: int) -> flo
     return total / len(data)
 
 
-def _python(workload: str, init: Any, data: list[Sample], epochs: int) -> Callable[[], float]:
+def _python(workload: str, init: Any, data: list[Sample], epochs: int) -> Callable[[], float] | None:
+    if workload in WIDE:
+        return None
     if workload == "W1":
         return lambda: _python_binary(init, data, epochs)
     if workload == "W2a":
@@ -284,6 +359,8 @@ def _python(workload: str, init: Any, data: list[Sample], epochs: int) -> Callab
 
 
 def _numpy(workload: str, init: Layers, data: list[Sample], epochs: int) -> Callable[[], float] | None:
+    if workload in WIDE:
+        return _numpy_wide(workload, init, data, epochs)
     if workload not in ("W2a", "W2b"):
         return None
     import numpy as np
@@ -318,11 +395,73 @@ def _numpy(workload: str, init: Layers, data: list[Sample], epochs: int) -> Call
     return train
 
 
+def _numpy_wide(workload: str, init: Layers, data: list[Any], epochs: int) -> Callable[[], float]:
+    """A wide workload by hand: batches as matrices, per-sample steps on 1-D vectors."""
+    import numpy as np
+
+    batch, opt, lr, softmax = _wide_shape(workload, init)
+    X = np.array([x for x, _ in data], dtype=np.float64)
+    Y = np.array([t for _, t in data], dtype=np.intp if softmax else np.float64)
+    chunks = [(X[i : i + batch], Y[i : i + batch]) for i in range(0, len(X), batch)]
+    if batch == 1:
+        chunks = [(x, y) for x, y in zip(X, Y, strict=True)]
+
+    def train() -> float:
+        P = [np.array(W).T.copy() for W, _ in init] + [np.array(b) for _, b in init]  # W (inputs, neurons)
+        M = [np.zeros_like(p) for p in P]
+        V = [np.zeros_like(p) for p in P]
+        n, step, total = len(init), 0, 0.0
+        for _ in range(epochs):
+            total = 0.0
+            for xb, yb in chunks:
+                hs, zs = [xb], []
+                for k in range(n):
+                    zs.append(hs[-1] @ P[k] + P[n + k])
+                    hs.append(np.maximum(zs[-1], 0.0))
+                z = zs[-1]
+                nb = 1 if batch == 1 else len(xb)
+                if softmax:
+                    e = np.exp(z - z.max(axis=-1, keepdims=True))
+                    p = e / e.sum(axis=-1, keepdims=True)
+                    if batch == 1:
+                        total -= math.log(p[yb])
+                        p[yb] -= 1.0
+                    else:
+                        ar = np.arange(nb)
+                        total -= float(np.log(p[ar, yb]).sum())
+                        p[ar, yb] -= 1.0
+                    g = p / nb
+                else:
+                    d = z[..., 0] - yb
+                    total += float((d * d).sum())
+                    g = (2.0 / nb * d)[..., None]
+                grads: list[Any] = [None] * (2 * n)
+                for k in range(n - 1, -1, -1):
+                    grads[k] = np.outer(hs[k], g) if batch == 1 else hs[k].T @ g
+                    grads[n + k] = g if batch == 1 else g.sum(axis=0)
+                    if k:
+                        g = (g @ P[k].T) * (zs[k - 1] > 0.0)
+                step += 1
+                b1c, b2c = 1.0 - 0.9**step, 1.0 - 0.999**step
+                for p_, g_, m, v in zip(P, grads, M, V, strict=True):
+                    if opt == "adam":
+                        m *= 0.9
+                        m += 0.1 * g_
+                        v *= 0.999
+                        v += 0.001 * g_ * g_
+                        p_ -= lr * (m / b1c) / (np.sqrt(v / b2c) + 1e-8)
+                    else:
+                        p_ -= lr * g_
+        return total / len(X)
+
+    return train
+
+
 # ---------------------------------------------------------------- peer: micrograd
 
 
 def _micrograd(workload: str, init: Any, data: list[Sample], epochs: int) -> Callable[[], float] | None:
-    if workload == "W2b":
+    if workload == "W2b" or workload in WIDE:
         return None
     from micrograd.engine import Value
     from micrograd.nn import MLP
@@ -407,6 +546,36 @@ def _torch(workload: str, init: Any, data: list[Sample], epochs: int) -> Callabl
     import torch.nn.functional as F
 
     dt = torch.float64
+    if workload in WIDE:
+        batch, opt, lr, softmax = _wide_shape(workload, init)
+        X = torch.tensor([x for x, _ in data], dtype=dt)
+        Y = torch.tensor([t for _, t in data], dtype=torch.long if softmax else dt)
+        wchunks = [(X[i : i + batch], Y[i : i + batch]) for i in range(0, len(data), batch)]
+
+        def train_wide() -> float:
+            layers: list[Any] = []
+            for k, (W, b) in enumerate(init):
+                lin = torch.nn.Linear(len(W[0]), len(W), dtype=dt)
+                with torch.no_grad():
+                    lin.weight.copy_(torch.tensor(W, dtype=dt))
+                    lin.bias.copy_(torch.tensor(b, dtype=dt))
+                layers += [lin] if k == len(init) - 1 else [lin, torch.nn.ReLU()]
+            model = torch.nn.Sequential(*layers)
+            params = list(model.parameters())
+            step = torch.optim.Adam(params, lr=lr) if opt == "adam" else torch.optim.SGD(params, lr=lr)
+            total = 0.0
+            for _ in range(epochs):
+                total = 0.0
+                for xb, yb in wchunks:
+                    out = model(xb)
+                    loss = F.cross_entropy(out, yb) if softmax else F.mse_loss(out[:, 0], yb)
+                    total += loss.item() * len(xb)
+                    step.zero_grad(set_to_none=True)
+                    loss.backward()
+                    step.step()
+            return total / len(data)
+
+        return train_wide
 
     def sgd(params: list[Any]) -> None:
         with torch.no_grad():
@@ -543,17 +712,23 @@ def run(
     peers = [p for p in peers if not missing(p)]
     jobs: list[tuple[Result, Callable[[], float]]] = []
     for w in workloads:
-        for d in depths if w == "W3" else (None,):
-            init = init1 if w == "W1" else mlp_init() if w in ("W2a", "W2b") else chain_init(d or 0)
-            wdata = chain_data(data) if w == "W3" else data
+        for d in depths if w == "W3" else (WIDTHS[:2] if quick else WIDTHS) if w == "W6" else (None,):
+            init: Any
+            wdata: list[Any]
+            if w in WIDE:
+                init, wdata = wide_setup(w, d)
+            else:
+                init = init1 if w == "W1" else mlp_init() if w in ("W2a", "W2b") else chain_init(d or 0)
+                wdata = chain_data(data) if w == "W3" else data
             for p in peers:
-                if p == "micrograd" and d is not None and d > MICROGRAD_MAX_DEPTH:
+                if p == "micrograd" and w == "W3" and d is not None and d > MICROGRAD_MAX_DEPTH:
                     continue
                 train = PEER_FNS[p](w, init, wdata, epochs[w])
                 if train is None:
                     continue
                 samples = epochs[w] * len(wdata)
-                steps = epochs[w] * -(-len(wdata) // BATCH) if w == "W2b" else samples
+                batch = BATCH if w == "W2b" else WIDE[w][1] if w in WIDE else 1
+                steps = epochs[w] * -(-len(wdata) // batch)
                 jobs.append((Result(w, p, d, steps, samples), train))
     if "micrograd" in peers and "W3" in workloads and max(depths) > MICROGRAD_MAX_DEPTH:
         notes.append(
@@ -604,11 +779,13 @@ def table(results: Sequence[Result], notes: Sequence[str] = (), reps: int = 1) -
     for r in results:
         by_workload.setdefault(r.workload, []).append(r)
     for w, rs in by_workload.items():
-        epochs = rs[0].samples // N_SAMPLES
+        epochs = rs[0].samples // (WIDE[w][4] if w in WIDE else N_SAMPLES)
         title = TITLES[w].format(e=f"{epochs} epoch" + "s" * (epochs != 1))
         lines.append(title + ("" if reps == 1 else f" (medians of {reps} rounds)"))
         if w == "W3":
             lines += _chain_table(rs)
+        elif w == "W6":
+            lines += _chain_table(rs, "width", (WIDTHS[0], WIDTHS[-1]), per_sample=True)
         else:
             tg = next((r for r in rs if r.peer == "treegrad"), None)
             rows = [["peer", "steps/s", "samples/s", "final loss", "treegrad is"]]
@@ -620,20 +797,32 @@ def table(results: Sequence[Result], notes: Sequence[str] = (), reps: int = 1) -
     if notes:
         lines += [f"note: {n}" for n in notes]
     lines.append(f"Python {platform.python_version()}, {_versions()}")
+    if "numpy" in sys.modules:
+        from .vectorized import blas_threads
+
+        lines.append(f"BLAS: {blas_threads()}; treegrad trains on arrays with 1 thread, the peers with the default")
     return "\n".join(lines)
 
 
-def _chain_table(rs: list[Result]) -> list[str]:
+def _chain_table(
+    rs: list[Result], label: str = "depth", span: tuple[int, int] = SLOPE_RANGE, per_sample: bool = False
+) -> list[str]:
+    """Time per step (per sample) against the depth (width) of the model, one row each, and the
+    log-log slope over `span`."""
     peers = list(dict.fromkeys(r.peer for r in rs))
     depths = sorted({r.depth for r in rs if r.depth is not None})
     cell = {(r.peer, r.depth): r for r in rs}
     others = [p for p in peers if p != "treegrad"]
-    head = ["depth", *[f"{p} us" for p in peers]]
+    head = [label, *[f"{p} us" for p in peers]]
+
+    def us(r: Result) -> float:
+        return 1e6 * r.time / r.samples if per_sample else r.us_per_step
+
     if "treegrad" in peers:
         head += [f"treegrad vs {p}" for p in others]
     rows = [head]
     for d in depths:
-        row = [str(d)] + [f"{cell[p, d].us_per_step:,.1f}" if (p, d) in cell else "-" for p in peers]
+        row = [str(d)] + [f"{us(cell[p, d]):,.1f}" if (p, d) in cell else "-" for p in peers]
         if "treegrad" in peers:
             row += [
                 _ratio(cell["treegrad", d].steps_per_s, cell[p, d].steps_per_s)
@@ -642,14 +831,14 @@ def _chain_table(rs: list[Result]) -> list[str]:
                 for p in others
             ]
         rows.append(row)
-    lo, hi = SLOPE_RANGE
+    lo, hi = span
     srow = [f"slope {lo}-{hi}"]
     for p in peers:
-        s = slope([(d, cell[p, d].us_per_step) for d in depths if lo <= d <= hi and (p, d) in cell])
+        s = slope([(d, us(cell[p, d])) for d in depths if lo <= d <= hi and (p, d) in cell])
         srow.append("-" if s is None else f"{s:.2f}")
     rows.append(srow + ["" for _ in others] * ("treegrad" in peers))
     losses = [
-        f"final loss at d={depths[-1]}: "
+        f"final loss at {label} {depths[-1]}: "
         + ", ".join(f"{p} {cell[p, depths[-1]].final_loss:.10g}" for p in peers if (p, depths[-1]) in cell)
     ]
     return _grid(rows) + ["  " + losses[0]]

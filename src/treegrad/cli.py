@@ -1004,7 +1004,7 @@ def bench(
         bool, typer.Option("--quick", help="Smoke test: 1 epoch, depths 2 and 4 (not a measurement).")
     ] = False,
     only: Annotated[
-        str | None, typer.Option("--only", metavar="W1,W2a,W2b,W3", help="Workloads to run (default: all).")
+        str | None, typer.Option("--only", metavar="W1,W2a,...,W6", help="Workloads to run (default: all).")
     ] = None,
     peers: Annotated[
         str | None,

@@ -82,3 +82,16 @@ def test_recipe_is_the_shared_one() -> None:
     assert [len(W) for W, _ in layers] == [16, 16, 1] and all(b == [0.0] * len(W) for W, b in layers)
     assert len(bench.chain_init(7)) == 7
     assert math.isfinite(sum(params))
+
+
+def test_quick_wide_mlps_agree_with_numpy_by_hand() -> None:
+    """W4s (per sample), W4a (Adam), W5 (mse) and the width sweep W6: treegrad's losses are NumPy's."""
+    results, _ = bench.run(["W4s", "W4a", "W5", "W6"], ["treegrad", "numpy"], quick=True)
+    by = {(r.workload, r.peer, r.depth): r for r in results}
+    assert {(w, d) for w, _, d in by} == {("W4s", None), ("W4a", None), ("W5", None), ("W6", 8), ("W6", 16)}
+    for (w, peer, d), r in by.items():
+        if peer == "treegrad":
+            assert r.final_loss == pytest.approx(by[w, "numpy", d].final_loss, rel=1e-10), w
+    assert by["W4s", "treegrad", None].steps == 1797 and by["W4a", "treegrad", None].steps == 57
+    text = bench.table(results)
+    assert "slope 8-256" in text and "BLAS: " in text
