@@ -38,6 +38,9 @@ class History(list[float]):
         self.interrupted = False
         self.learning_rates: list[float] = []  # the rate of each epoch
         self.penalty: list[float] = []  # with l1 or l2: the penalty after each epoch, apart from the loss
+        # The optimizer's state after the last epoch (moments or velocity per parameter, and the
+        # step count): with `fit(..., start_epoch=, state=)` training continues as if never cut.
+        self.state: tuple[list[list[float]], int] | None = None
 
 
 def resolve_loss(graph: Graph, loss: str | Loss) -> Loss:
@@ -121,6 +124,8 @@ def fit(
     lr_schedule: Any = None,
     sample_weight: Sequence[float] | None = None,
     history: History | None = None,
+    start_epoch: int = 0,
+    state: tuple[Sequence[Sequence[float]], int] | None = None,
 ) -> History:
     """Train a model; return the per-epoch mean training loss.
 
@@ -141,6 +146,11 @@ def fit(
     `StepSchedule(step_size=10, gamma=0.5)`; see schedules.py);
     `sample_weight`: how much each sample's loss counts (1 each by default). `history`: the
     History to fill, so a callback can read the learning rate and penalty of its epoch.
+
+    To continue a run: `start_epoch`, the epochs it has done, and `state`, its `History.state`
+    (the optimizer's state). The epochs are numbered on from there, the shuffling continues its
+    stream (replayed from `seed`), so that n epochs, then m more, give the parameters of one run
+    of n + m bit for bit (a schedule whose rate depends on the total, cosine, aside).
     """
     if model.graph is None:
         model.compile()
@@ -179,6 +189,16 @@ def fit(
     C = prog.constant_values()
     S = [[0.0] * len(P) for _ in opt.state]
     STEP = [0]
+    if not (isinstance(start_epoch, int) and start_epoch >= 0):
+        raise TrainingError(f"start_epoch must be a whole number >= 0, got {start_epoch!r}")
+    if state is not None:
+        moments, steps = state
+        if len(moments) != len(S) or any(len(m) != len(P) for m in moments):
+            raise TrainingError(
+                f"the saved optimizer state does not fit: {optimizer} keeps {len(S)} value(s) per parameter "
+                f"for {len(P)} parameters"
+            )
+        S, STEP = [[float(v) for v in m] for m in moments], [int(steps)]
     batched = batch_size > 1
     rules = StepRules(l1, l2, clip_norm, weight_mask(graph))
     H = rules.values
@@ -193,7 +213,7 @@ def fit(
         if engine == "compiled"
         else _reference_epoch(graph, lossobj, opt, batched, rules, weighted)
     )
-    scheduler = Scheduler(lr_schedule, learning_rate, epochs)
+    scheduler = Scheduler(lr_schedule, learning_rate, start_epoch + epochs)
     val_loss = prog.loss_fn(lossobj) if val else None
 
     def checked_epoch(epoch: int, idx: Any, learning_rate: float) -> float:
@@ -221,12 +241,15 @@ def fit(
 
     rng = random.Random(seed)
     order = list(range(len(X)))
+    if shuffle:
+        for _ in range(start_epoch):  # the order the cut run had reached
+            rng.shuffle(order)
     hist = History() if history is None else history
     best = (math.inf, list(P))
     since_best = 0
     limit = limit_blas_threads() if isinstance(run_epoch, VectorizedEpoch) else None
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(start_epoch + 1, start_epoch + epochs + 1):
             if shuffle:
                 rng.shuffle(order)
             idx: Any = [order[i : i + batch_size] for i in range(0, len(order), batch_size)] if batched else order
@@ -264,6 +287,7 @@ def fit(
     if patience is not None and val and hist.best_epoch is not None:
         P = best[1]
     graph.set_param_values(P)
+    hist.state = ([list(m) for m in S], STEP[0])
     return hist
 
 
