@@ -4,6 +4,7 @@ at points where the model can be evaluated, from the data when it is given."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +79,83 @@ def test_parameters_are_left_as_they_were() -> None:
     result = gradient_check(model, rows=[[0.3]])
     assert result.worst < 1e-6 and result.params == 1
     assert w.value == 0.7
+
+
+def _wide_softmax(rng: random.Random) -> Node:
+    xs = [Input(f"x{i}") for i in range(64)]
+    model = Softmax([Linear(xs, units=10, rng=rng)])
+    model.compile()
+    return model
+
+
+def test_a_correct_wide_softmax_is_not_a_mismatch() -> None:
+    # Issue 10: a correct 64-input, 10-class softmax was reported as a MISMATCH (relative error
+    # 1.4e-4): each tiny entry of the gradient was compared with itself, so rounding dominated.
+    from treegrad.gradcheck import TOLERANCE
+
+    rng = random.Random(3)
+    model = _wide_softmax(rng)
+    rows = [[rng.gauss(0.0, 3.0) for _ in range(64)] for _ in range(20)]
+    for seed in range(3):
+        result = gradient_check(model, rows=rows, seed=seed)
+        assert result.ok and result.worst < TOLERANCE / 100, result
+
+
+def test_a_wrong_derivative_in_a_wide_model_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only one weight's gradient is wrong, among 650: the sample of parameters checked one by one
+    # may miss it, the random direction over all of them must not.
+    from treegrad import graph as graph_module
+
+    model = _wide_softmax(random.Random(4))
+    g = model.compiled_graph
+    real = graph_module.local_gradients
+    target = next(n for n in g.order if isinstance(n, Multiply))
+
+    def one_slope_off(node: Node) -> list[float]:
+        grads = real(node)
+        return [1.5 * x for x in grads] if node is target else grads
+
+    monkeypatch.setattr(graph_module, "local_gradients", one_slope_off)
+    for seed in range(3):
+        result = gradient_check(model, seed=seed)
+        assert not result.ok and result.sampled and result.params < result.total == 650
+
+
+def test_the_cost_is_bounded_by_the_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 17: every parameter cost two evaluations of the whole model, so `linear: 3000` took
+    # a minute. Now at most SAMPLE parameters one by one, plus one direction, per point.
+    from treegrad import compiled
+    from treegrad.gradcheck import POINTS, SAMPLE
+
+    calls = 0
+    real = compiled.Program.predict_fn
+
+    def counted(self: compiled.Program) -> object:
+        fn = real(self)
+
+        def wrapper(*args: object) -> object:
+            nonlocal calls
+            calls += 1
+            return fn(*args)
+
+        return wrapper
+
+    monkeypatch.setattr(compiled.Program, "predict_fn", counted)
+    model = Linear([Input("x")], units=3000, rng=random.Random(0))
+    model.compile()
+    result = gradient_check(model)
+    assert result.ok and (result.params, result.total, result.points) == (SAMPLE, 6000, POINTS)
+    assert calls == POINTS * (2 * SAMPLE + 2)
+
+
+def test_check_says_how_many_parameters_it_checked(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from treegrad.cli import app
+
+    spec = tmp_path / "wide.yaml"
+    spec.write_text("inputs: [x]\noutput:\n  linear: {inputs: x, units: 3000}\nloss: mse\n")
+    result = CliRunner().invoke(app, ["check", str(spec)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "32 of 6000 parameter gradients (a seeded sample) and 1 random direction over all" in result.output
+    assert "ok" in result.output
