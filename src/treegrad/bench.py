@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from operator import mul
 from typing import Any
 
+from .limits import MAX_BENCH_DEPTH
+
 N_SAMPLES = 1000
 LR = 0.01
 EPS = 1e-8  # bce clamps p to [EPS, 1 - EPS]
@@ -870,11 +872,16 @@ def parse_names(text: str, allowed: Sequence[str], what: str) -> list[str]:
 
 
 def parse_depths(text: str) -> list[int]:
-    """Comma-separated chain depths (whole numbers >= 1), sorted; ValueError otherwise."""
+    """Comma-separated chain depths (whole numbers from 1 to MAX_BENCH_DEPTH), sorted; ValueError otherwise."""
     try:
         depths = sorted({int(d) for d in text.split(",") if d.strip()})
     except ValueError:
         raise ValueError(f"depths must be whole numbers separated by commas, got {text!r}") from None
     if not depths or depths[0] < 1:
         raise ValueError(f"depths must be 1 or more, got {text!r}")
+    if depths[-1] > MAX_BENCH_DEPTH:
+        raise ValueError(
+            f"depths must be at most {MAX_BENCH_DEPTH:,} (a W3 chain has as many nodes as its depth), "
+            f"got {depths[-1]:,}"
+        )
     return depths

@@ -27,11 +27,11 @@ from typing import IO, Any
 from .errors import DataError, describe_char, did_you_mean, escaped, unprintable
 from .errors import clip as _clip
 from .files import note_read
+from .limits import MAX_GENERATED
 from .seeds import stream
 
 Cell = float | str
 
-MAX_GENERATED = 10_000_000
 MAX_LINE = 1_000_000  # characters in one CSV line: more is no table of numbers, and would fill memory
 
 # What a CSV user means by a number: ASCII digits, an optional sign, point and exponent, or
@@ -223,7 +223,7 @@ def load_data(source: str, base_dir: Path | None = None, seed: int = 0, *, named
         n = gen.default_n
         if m.group(2) is not None:
             count = m.group(2).strip()
-            if not re.fullmatch(r"[0-9]+", count) or not 1 <= int(count) <= MAX_GENERATED:
+            if not re.fullmatch(r"[0-9]{1,9}", count) or not 1 <= int(count) <= MAX_GENERATED:
                 raise DataError(
                     f"dataset '{source}': the sample count '{count}' must be a whole number "
                     f"from 1 to {MAX_GENERATED:,}, e.g. '{gen.name}:500'"

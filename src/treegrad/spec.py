@@ -54,6 +54,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 from .errors import SpecError, clip, did_you_mean, escaped
+from .limits import MAX_EPOCHS
 from .losses import LOSSES
 from .nodes import ACTIVATIONS
 from .ops import OPS
@@ -379,7 +380,7 @@ class EarlyStopping(_Strict):
 class Training(_Strict):
     """How to train; every key has a default."""
 
-    epochs: Annotated[int, Field(ge=0)] = 100
+    epochs: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = 100
     """Passes over the training data."""
     learning_rate: Annotated[float, Field(gt=0)] = 0.01
     """Step size of the optimizer."""

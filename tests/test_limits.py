@@ -1,0 +1,57 @@
+"""Counts a user gives are bounded (issue 17): a huge --epochs, trace --steps, NAME:N or bench
+--depths fails at once with a message naming the limit, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from treegrad.limits import MAX_BENCH_DEPTH, MAX_EPOCHS, MAX_GENERATED, MAX_TRACE_STEPS
+
+F2C = "inputs: [f]\noutput: {add: [{mul: [param, f]}, param]}\ntarget: c\n"
+HUGE = "1" + "0" * 30
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "treegrad", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a guard against a hang, not a measurement
+        env={"COLUMNS": "300", "PATH": "/usr/bin:/bin"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "limit"),
+    [
+        (["train", "m.yaml", "--data", "f2c", "--epochs", HUGE], 2, f"{MAX_EPOCHS}"),
+        (["train", "big.yaml", "--data", "f2c"], 1, f"{MAX_EPOCHS}"),
+        (["trace", "m.yaml", "--data", "f2c", "--steps", "1000000000"], 2, f"{MAX_TRACE_STEPS}"),
+        (["train", "m.yaml", "--data", "f2c:10000000", "--epochs", "1"], 1, f"{MAX_GENERATED:,}"),
+        (["train", "m.yaml", "--data", f"f2c:{HUGE}", "--epochs", "1"], 1, f"{MAX_GENERATED:,}"),
+        (["bench", "--depths", "100000000"], 2, f"{MAX_BENCH_DEPTH:,}"),
+        (["bench", "--depths", f"2,{HUGE}"], 2, f"{MAX_BENCH_DEPTH:,}"),
+    ],
+)
+def test_a_huge_count_is_refused_before_any_work(tmp_path: Path, args: list[str], code: int, limit: str) -> None:
+    (tmp_path / "m.yaml").write_text(F2C)
+    (tmp_path / "big.yaml").write_text(F2C + "training: {epochs: 10000000000}\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = _run(tmp_path, *args)
+    output = result.stdout + result.stderr
+    assert result.returncode == code, output
+    assert limit in output and "Traceback" not in output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_the_limits_themselves_are_accepted() -> None:
+    from treegrad.bench import parse_depths
+    from treegrad.data import load_data
+
+    assert parse_depths(f"2,{MAX_BENCH_DEPTH}") == [2, MAX_BENCH_DEPTH]
+    assert len(load_data(f"f2c:{MAX_GENERATED}").rows) == MAX_GENERATED
