@@ -310,11 +310,13 @@ def test_sigterm_mid_write_cleans_up_like_ctrl_c(work: Path) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals, /proc")
-def test_sigterm_to_training_is_handled_like_sigint(work: Path) -> None:
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_sigterm_to_training_is_handled_like_sigint(work: Path, checkpoint: bool) -> None:
     (work / "long.yaml").write_text(F2C.replace("epochs: 3", "epochs: 10000000").replace("f2c:50", "f2c:2000"))
     before = snapshot(work)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "treegrad", "train", "long.yaml", "--out", "m.json", "--quiet"],
+        [sys.executable, "-m", "treegrad", "train", "long.yaml", "--out", "m.json", "--quiet"]
+        + (["--checkpoint"] if checkpoint else []),
         cwd=work,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -335,8 +337,13 @@ def test_sigterm_to_training_is_handled_like_sigint(work: Path) -> None:
     finally:
         proc.kill()
     assert proc.returncode == 143, err
-    assert err.strip() == "interrupted: nothing was written (train with --checkpoint to keep the last epoch)."
-    assert snapshot(work) == before
+    if checkpoint:
+        assert "interrupted: saved the model after epoch" in err and "Traceback" not in err
+        assert json.loads((work / "m.json").read_text())["training"]["epochs"] == 10000000
+        assert not [p for p in os.listdir(work) if p.endswith(".tmp")]
+    else:
+        assert err.strip() == "interrupted: nothing was written (train with --checkpoint to keep the last epoch)."
+        assert snapshot(work) == before
 
 
 # ----------------------------------------------------------------- output the user can trust
@@ -444,6 +451,7 @@ def test_narrow_terminals_get_plain_lines(work: Path) -> None:
     loss = json.loads((work / "n.json").read_text())["metrics"]["train"]["loss"]
     assert f"training loss of the final model: {loss:.6g}" in proc.stdout.splitlines()
     assert "*" not in proc.stdout and "…" not in proc.stdout  # no wrapped chart, no cut numbers
+    assert "…" not in proc.stderr  # no progress bar cut to a sliver
     proc = subprocess.run(
         [sys.executable, "-m", "treegrad", "eval", "n.json"],
         cwd=work,
@@ -454,3 +462,9 @@ def test_narrow_terminals_get_plain_lines(work: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "rows: 50" in proc.stdout.splitlines() and "…" not in proc.stdout
+    for args, line in ((["check", "f2c.yaml"], "parameters: 2"), (["datasets"], "f2c  f, c  regression  1000")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "treegrad", *args], cwd=work, capture_output=True, text=True, timeout=120, env=env
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert line in proc.stdout and "…" not in proc.stdout, proc.stdout

@@ -102,7 +102,7 @@ class TreegradGroup(TyperGroup):
                 _say("error: (the message could not be shown)", _user_error, e)
                 raise typer.Exit(1) from None
             except KeyboardInterrupt:
-                code = 128 + (session.signal or signal.SIGINT)
+                code = _interrupt_code()
                 if session.written:
                     done = ", ".join(str(p) for p in session.written)
                     text = f"interrupted: {done} had already been written in full."
@@ -285,7 +285,14 @@ def train(
             f"[yellow]interrupted[/]: saved the model after epoch {len(result.history)}, the last complete "
             f"one, to {_escape(str(out_path))}"
         )
-        raise typer.Exit(130)
+        raise typer.Exit(_interrupt_code())
+
+
+def _interrupt_code() -> int:
+    """130 for Ctrl-C, 143 for SIGTERM: the exit code of a command stopped by that signal."""
+    from .files import stopped_by
+
+    return 128 + (stopped_by() or signal.SIGINT)
 
 
 def _train_with_progress(
@@ -295,6 +302,8 @@ def _train_with_progress(
 
     from . import workflow
 
+    if err.width < NARROW:  # a bar cut to a sliver says nothing: the summary comes at the end
+        return workflow.run(prep, out=out_path, checkpoint=checkpoint, force=force)
     columns = [
         TextColumn("[bold]training[/]"),
         BarColumn(),
@@ -869,7 +878,7 @@ def explain(
             t.add_column(name, justify=justify)  # type: ignore[arg-type]
         for k, (name, v) in enumerate(ranking.ranked, 1):
             t.add_row(str(k), _escape(name), f"{v:.6g}", "█" * round(20 * v / top))
-        out.print(t)
+        _print_table(t)
         out.print(
             f"method: {', '.join(ranking.methods)}; largest completeness error {ranking.worst_completeness_error:.2g}"
         )
@@ -894,7 +903,7 @@ def explain(
             f"{e.gradient_x_input[i]:.6g}",
             f"{e.contributions[i]:.6g}",
         )
-    out.print(t)
+    _print_table(t)
     out.print(
         f"f(x) = {e.output:.10g}, f(baseline) = {e.baseline_output:.10g} (baseline: {baseline}); "
         f"the contributions add up to f(x) − f(baseline) within {e.completeness_error:.2g} "
@@ -944,7 +953,7 @@ def check(
         f"max error {result.worst:.2g} relative to the gradient's norm "
         + ("[green]ok[/]" if result.ok else f"[red]MISMATCH[/] (tolerance {TOLERANCE:g})"),
     )
-    out.print(t)
+    _print_table(t)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -962,7 +971,7 @@ def datasets() -> None:
     t.add_column("description")
     for g in GENERATORS.values():
         t.add_row(g.name, ", ".join(g.columns), g.kind, str(g.default_n), g.description)
-    out.print(t)
+    _print_table(t)
 
 
 @app.command()
@@ -1241,14 +1250,14 @@ def _render_step(step: Any, loss: str, lr: float, precision: int) -> None:
             arriving,
             _num(n.grad, precision),
         )
-    out.print(t)
+    _print_table(t)
     out.print(f"loss ({loss}) = {_num(step.loss, precision)};  dL/doutput = {_num(step.loss_grad, precision)}")
     p = Table(title=f"update: new = old - {_num(lr, precision)} * gradient", title_justify="left")
     for name in ("parameter", "old", "gradient", "new"):
         p.add_column(name, justify="left" if name == "parameter" else "right")
     for u in step.params:
         p.add_row(_escape(u.name), _num(u.old, precision), _num(u.grad, precision), _num(u.new, precision))
-    out.print(p)
+    _print_table(p)
 
 
 def main() -> None:

@@ -76,6 +76,11 @@ def command() -> Iterator[Session]:
         _session = outer
 
 
+def stopped_by() -> int | None:
+    """The signal (SIGTERM) that stopped the current command, if one did and was recorded."""
+    return _session.signal if _session is not None else None
+
+
 def _identity(st: os.stat_result) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
 
