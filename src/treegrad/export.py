@@ -33,6 +33,10 @@ FORMATS = ("python", "dot", "json", "latex", "onnx")
 ONNX_OPSET = 17
 ONNX_IR_VERSION = 8  # the IR that goes with opset 17; readable by onnxruntime >= 1.11
 SIMPLIFY_LIMIT = 30  # sympy.simplify on more operations than this can take minutes: expand only
+# --simplify hands the formula to sympy, whose expand and printers recurse through it and
+# multiply it out: beyond these it would take minutes or hit Python's recursion limit.
+SIMPLIFY_MAX_DEPTH = 60  # operations nested in one another
+SIMPLIFY_MAX_TERMS = 2000  # terms of the formula multiplied out, estimated from the graph
 
 
 def _graph(root: Node) -> Any:
@@ -348,11 +352,52 @@ def sympy_exprs(root: Node) -> tuple[list[Any], bool]:
     return [expr[id(e)] for e in g.elements], g.is_softmax
 
 
+def _check_simplifiable(g: Any) -> None:
+    """Raise TreegradError if sympy cannot simplify the formula of `g` in bounded time.
+
+    Per node, in topological order: its nesting depth, and how many terms it has when
+    multiplied out (a sum adds its arguments' terms, a product multiplies them, a power
+    raises them to the exponent; a function of x counts as one term), capped so the
+    numbers stay small. A DAG of 40 doublings or (x + y + 1)^256 is refused at once.
+    """
+    cap = SIMPLIFY_MAX_TERMS + 1
+    depth: dict[int, int] = {}
+    terms: dict[int, int] = {}
+    for n in g.order:
+        kids = n.children
+        depth[id(n)] = 1 + max((depth[id(c)] for c in kids), default=-1)
+        t = [terms[id(c)] for c in kids]
+        name = n.op.name if n.op is not None else ""
+        if name == "neg":
+            terms[id(n)] = t[0]
+        elif name in ("add", "sub"):
+            terms[id(n)] = min(cap, sum(t))
+        elif name in ("mul", "div"):
+            terms[id(n)] = min(cap, math.prod(t))
+        elif name == "pow":
+            k = abs(float(n.children[1].value))
+            terms[id(n)] = cap if t[0] > 1 and k > math.log(cap, t[0]) else min(cap, t[0] ** max(1, math.ceil(k)))
+        else:
+            terms[id(n)] = 1
+        worst_terms = max(terms[id(c)] for c in kids) if kids else 1
+        problem = ""
+        if depth[id(n)] > SIMPLIFY_MAX_DEPTH:
+            problem = f"operations nested more than {SIMPLIFY_MAX_DEPTH} deep"
+        elif max(terms[id(n)], worst_terms) > SIMPLIFY_MAX_TERMS:
+            problem = f"more than {SIMPLIFY_MAX_TERMS:,} terms when multiplied out"
+        if problem:
+            raise TreegradError(
+                f"--simplify: the formula is too large for sympy ({problem}); "
+                "show it without --simplify, or export it with --format python"
+            )
+
+
 def simplified(root: Node, precision: int = 4, format: str = "text") -> str:
     """The model's formula simplified by sympy, numbers shown to `precision` digits."""
     if format not in ("text", "latex"):
         raise TreegradError(f"--simplify prints text or latex, not {format}")
     sp = _sympy()
+    _check_simplifiable(_graph(root))
     exprs, is_softmax = sympy_exprs(root)
     shown = []
     for e in exprs:
