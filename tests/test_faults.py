@@ -247,7 +247,7 @@ def test_ctrl_c_before_the_first_epoch_ends_writes_nothing_even_with_checkpoint(
     assert snapshot(work) == before
 
 
-LONG = F2C.replace("epochs: 5", "epochs: 10000000")
+LONG = F2C.replace("epochs: 5", "epochs: 1000000")
 
 
 def _start_training(work: Path, *options: str) -> subprocess.Popen[str]:
