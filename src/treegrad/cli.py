@@ -25,7 +25,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from .errors import DataError, TreegradError
-from .limits import MAX_EPOCHS, MAX_TRACE_STEPS
+from .limits import MAX_TRACE_STEPS
 
 # Text from files is shown as written: no highlighting, and no emoji codes (a label `:x:`
 # stays `:x:`).
@@ -175,9 +175,7 @@ def train(
         Path | None,
         typer.Option("--out", "-o", parser=_out_path, help="Where to write the model (default: NAME.model.json)."),
     ] = None,
-    epochs: Annotated[
-        int | None, typer.Option("--epochs", min=0, max=MAX_EPOCHS, help="Override training.epochs.")
-    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Override training.epochs.")] = None,
     learning_rate: Annotated[
         float | None, typer.Option("--learning-rate", "--lr", help="Override training.learning_rate.")
     ] = None,
