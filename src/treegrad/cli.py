@@ -817,6 +817,100 @@ def _tree(root: Any, precision: int) -> Any:
     return top
 
 
+# ----------------------------------------------------------------- simplify
+
+
+@app.command()
+def simplify(
+    model: ModelFile,
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Where to write the chosen model.")],
+    tolerance: Annotated[
+        str,
+        typer.Option(
+            "--tolerance",
+            help="How much worse than the full model the chosen one may be: loss ratio for regression, "
+            "accuracy points for classifiers (1% or 0.01).",
+        ),
+    ] = "1%",
+    max_terms: Annotated[
+        int | None, typer.Option("--max-terms", help="Choose among models of at most this many terms.")
+    ] = None,
+    digits: Annotated[
+        int | None, typer.Option("--digits", help="Round the chosen model's numbers to N significant digits.")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="The training data, if it is no longer where it was.")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Epochs of each refit (default: the model's own).")
+    ] = None,
+    front: Annotated[
+        Path | None, typer.Option("--front", help="Also save every model of the table in this folder.")
+    ] = None,
+    precision: Precision = 4,
+    as_json: AsJson = False,
+) -> None:
+    """Shorten a model to a readable formula: cut, fold and refit step by step, and choose within a tolerance."""
+    from . import workflow
+    from .modelfile import check_writable, save
+    from .printers import funcify
+    from .simplify import parse_tolerance, save_front
+    from .simplify import simplify as run_simplify
+
+    tol = parse_tolerance(tolerance)
+    if out_path.resolve() == model.resolve():
+        raise typer.BadParameter("give another file: the model simplified would replace the model", param_hint="--out")
+    check_writable(out_path)
+    if front is not None and not front.is_dir():
+        raise typer.BadParameter(f"{front} is not a folder", param_hint="--front")
+    loaded = workflow.load(model)
+    result = run_simplify(
+        loaded,
+        data=data,
+        tolerance=tol,
+        max_terms=max_terms,
+        digits=digits,
+        epochs=epochs,
+        log=None if as_json else (lambda line: err.print(f"[dim]{_escape(line)}[/]")),
+    )
+    chosen = result.candidates[result.chosen]
+    save(out_path, chosen.record)
+    paths = save_front(result, front, out_path.name.split(".")[0]) if front is not None else []
+    if as_json:
+        doc = result.as_dict()
+        doc["formula"] = funcify(chosen.root, precision=precision)
+        doc["written"] = str(out_path)
+        doc["front"] = [str(p) for p in paths]
+        out.print_json(_json(doc))
+        return
+    t = Table(title=f"{_escape(loaded.record.name)}: shorter formulas and what they cost", title_justify="left")
+    for name in ("#", "", "terms", "nodes", "params", "train loss", "val loss", "metric", "step"):
+        t.add_column(name, justify="left" if name in ("", "step") else "right")
+    regression = loaded.record.task == "regression"
+    for k, c in enumerate(result.candidates):
+        m = c.validation or c.train
+        metric = f"R² {m['r2']:.4f}" if regression else f"acc {m['accuracy']:.1%}"
+        t.add_row(
+            str(k),
+            "[bold green]→[/]" if k == result.chosen else "",
+            str(c.terms),
+            str(c.nodes),
+            str(c.parameters),
+            f"{c.train['loss']:.4g}",
+            f"{c.validation['loss']:.4g}" if c.validation else "-",
+            metric,
+            _escape(c.step),
+        )
+    out.print(t)
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {_escape(note)}")
+    out.print(f"chosen by {result.criterion} within {tol:.4g} of the full model's: #{result.chosen}")
+    out.print(_escape(funcify(chosen.root, precision=precision)))
+    err.print(f"wrote the chosen model to {_escape(str(out_path))}")
+    if paths:
+        err.print(f"wrote the {len(paths)} models of the table to {_escape(str(front))}")
+
+
 # ----------------------------------------------------------------- explain
 
 
