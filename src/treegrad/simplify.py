@@ -656,9 +656,19 @@ def simplify(
         if not options:
             break
         scored = sorted(((_loss(c.form, values, rec.loss, train[1]), i) for i, c in enumerate(options)))
-        best = options[scored[0][1]]
-        say(f"step {len(found)}: {best.what}")
-        current = _realize(ctx, best.form, best.what, refit=True)
+        made = None
+        for loss, i in scored[:5]:
+            if not math.isfinite(loss):
+                break  # the remaining cuts leave a model that cannot be evaluated on the training rows
+            try:
+                made = _realize(ctx, options[i].form, options[i].what, refit=True)
+            except (TreegradError, ArithmeticError, ValueError):
+                continue  # e.g. a validation row outside the shortened model's domain: the next best cut
+            say(f"step {len(found)}: {options[i].what}")
+            break
+        if made is None:
+            break
+        current = made
         found.append(current)
         if _within(task, base, current.score(task), tolerance):
             outside = 0
