@@ -851,19 +851,17 @@ def simplify(
     as_json: AsJson = False,
 ) -> None:
     """Shorten a model to a readable formula: cut, fold and refit step by step, and choose within a tolerance."""
-    from . import workflow
-    from .modelfile import check_writable, save
+    from .files import check_output
+    from .modelfile import load, save
     from .printers import funcify
     from .simplify import parse_tolerance, save_front
     from .simplify import simplify as run_simplify
 
     tol = parse_tolerance(tolerance)
-    if out_path.resolve() == model.resolve():
-        raise typer.BadParameter("give another file: the model simplified would replace the model", param_hint="--out")
-    check_writable(out_path)
     if front is not None and not front.is_dir():
         raise typer.BadParameter(f"{front} is not a folder", param_hint="--front")
-    loaded = workflow.load(model)
+    loaded = load(model)
+    check_output(out_path)  # after the model is read: it may not be written over
     result = run_simplify(
         loaded,
         data=data,

@@ -507,7 +507,7 @@ class _Context:
 
 
 def _scores(ctx: _Context, root: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    from .workflow import evaluate_rows
+    from .tasks import evaluate_rows
 
     rec = ctx.record
     train = evaluate_rows(root, rec.task, rec.loss, *ctx.train)
@@ -622,7 +622,7 @@ def simplify(
     is left, or `patience` steps after the first model outside the tolerance (once the models
     are at most `max_terms` long).
     """
-    from .workflow import recorded_split
+    from .datasource import recorded_split
 
     check_tolerance(tolerance)
     if max_terms is not None and max_terms < 1:
@@ -738,11 +738,12 @@ def _rounded(ctx: _Context, c: Candidate, digits: int) -> Candidate:
 
 def save_front(result: Simplified, folder: Path, stem: str) -> list[Path]:
     """Write every candidate to `folder` as STEM.K.model.json (K its row in the table)."""
-    from .modelfile import check_writable, save
+    from .files import check_output
+    from .modelfile import save
 
     paths = [folder / f"{stem}.{k}.model.json" for k in range(len(result.candidates))]
     for p in paths:
-        check_writable(p)
+        check_output(p)
     for p, c in zip(paths, result.candidates):
         save(p, c.record)
     return paths
