@@ -150,6 +150,7 @@ class Op:
     np_value: Code | None = None  # None: `value` works on arrays as it is
     np_deriv: Deriv | None = None  # None: `deriv` works on arrays as it is
     domain: Advice | None = None  # for an op defined on part of the numbers: why it failed, what to do
+    max_args: int | None = None  # a variadic op whose derivative code grows with the square of its width
 
     def form(self, fmt: str) -> Form:
         """The printed form for `fmt`: text, latex or python."""
@@ -158,7 +159,16 @@ class Op:
     def check_arity(self, n: int) -> str | None:
         """None if `n` arguments fit this op, else a sentence saying what fits."""
         if self.arity is None:
-            return None if n >= 2 else f"'{self.name}' takes a list of at least 2 arguments, got {n}"
+            if n < 2:
+                return f"'{self.name}' takes a list of at least 2 arguments, got {n}"
+            if self.max_args is not None and n > self.max_args:
+                return (
+                    f"'{self.name}' takes at most {self.max_args} arguments, got {n} (each argument's "
+                    f"derivative is the product of all the others, so the work grows with the square "
+                    f"of the count); nest it instead, e.g. {{{self.name}: [{{{self.name}: [...]}}, "
+                    f"{{{self.name}: [...]}}]}}"
+                )
+            return None
         if n != self.arity:
             what = "one argument" if self.arity == 1 else f"{self.arity} arguments"
             return f"'{self.name}' takes {what}, got {n}"
@@ -208,6 +218,11 @@ WIDE = 100
 def wide_sum(args: Sequence[str]) -> str:
     """The expression adding `args` left to right, flat however many there are (see WIDE)."""
     return " + ".join(args) if len(args) <= WIDE else f"sum(({', '.join(args[1:])},), {args[0]})"
+
+
+# The widest product: its n derivatives are written as n products of n - 1 factors, so a mul
+# of 3,000 arguments meant 9 million factors of generated code (minutes and gigabytes).
+MAX_PRODUCT_ARGS = 256
 
 
 def _product_except(args: Sequence[str], i: int) -> str:
@@ -262,6 +277,7 @@ _OPS = [
         value=lambda a: " * ".join(a),
         deriv=lambda a, o, i: _product_except(a, i),
         doc="product of its arguments",
+        max_args=MAX_PRODUCT_ARGS,
         text=infix(" * ", 2),
         latex=infix(r" \cdot ", 2, latex=True),
         python=infix(" * ", 2),
