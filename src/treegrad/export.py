@@ -396,8 +396,8 @@ def simplified(root: Node, precision: int = 4, format: str = "text") -> str:
     """The model's formula simplified by sympy, numbers shown to `precision` digits."""
     if format not in ("text", "latex"):
         raise TreegradError(f"--simplify prints text or latex, not {format}")
+    _check_simplifiable(_graph(root))  # the size first: it needs no sympy, and is true without it
     sp = _sympy()
-    _check_simplifiable(_graph(root))
     exprs, is_softmax = sympy_exprs(root)
     shown = []
     for e in exprs:
