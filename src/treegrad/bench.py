@@ -541,6 +541,22 @@ def _micrograd(workload: str, init: Any, data: list[Sample], epochs: int) -> Cal
 # ---------------------------------------------------------------- peer: PyTorch
 
 
+def _torch_mlp(torch: Any, init: Any, dt: Any, last: Any) -> Any:
+    """The peer's MLP from the shared initial weights: ReLU between layers, `last` (or nothing) at the end."""
+    layers: list[Any] = []
+    for k, (W, b) in enumerate(init):
+        lin = torch.nn.Linear(len(W[0]), len(W), dtype=dt)
+        with torch.no_grad():
+            lin.weight.copy_(torch.tensor(W, dtype=dt))
+            lin.bias.copy_(torch.tensor(b, dtype=dt))
+        layers.append(lin)
+        if k < len(init) - 1:
+            layers.append(torch.nn.ReLU())
+        elif last is not None:
+            layers.append(last)
+    return torch.nn.Sequential(*layers)
+
+
 def _torch(workload: str, init: Any, data: list[Sample], epochs: int) -> Callable[[], float] | None:
     if workload == "W3":
         return None
@@ -555,14 +571,7 @@ def _torch(workload: str, init: Any, data: list[Sample], epochs: int) -> Callabl
         wchunks = [(X[i : i + batch], Y[i : i + batch]) for i in range(0, len(data), batch)]
 
         def train_wide() -> float:
-            layers: list[Any] = []
-            for k, (W, b) in enumerate(init):
-                lin = torch.nn.Linear(len(W[0]), len(W), dtype=dt)
-                with torch.no_grad():
-                    lin.weight.copy_(torch.tensor(W, dtype=dt))
-                    lin.bias.copy_(torch.tensor(b, dtype=dt))
-                layers += [lin] if k == len(init) - 1 else [lin, torch.nn.ReLU()]
-            model = torch.nn.Sequential(*layers)
+            model = _torch_mlp(torch, init, dt, last=None)
             params = list(model.parameters())
             step = torch.optim.Adam(params, lr=lr) if opt == "adam" else torch.optim.SGD(params, lr=lr)
             total = 0.0
@@ -609,14 +618,7 @@ def _torch(workload: str, init: Any, data: list[Sample], epochs: int) -> Callabl
     chunks = [(X[i : i + batch], Y[i : i + batch]) for i in range(0, len(data), batch)]
 
     def train_mlp() -> float:
-        layers: list[Any] = []
-        for k, (W, b) in enumerate(init):
-            lin = torch.nn.Linear(len(W[0]), len(W), dtype=dt)
-            with torch.no_grad():
-                lin.weight.copy_(torch.tensor(W, dtype=dt))
-                lin.bias.copy_(torch.tensor(b, dtype=dt))
-            layers += [lin, torch.nn.Sigmoid() if k == len(init) - 1 else torch.nn.ReLU()]
-        model = torch.nn.Sequential(*layers)
+        model = _torch_mlp(torch, init, dt, last=torch.nn.Sigmoid())
         params = list(model.parameters())
         total = 0.0
         for _ in range(epochs):
