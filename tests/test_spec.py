@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from treegrad import fit
+from treegrad import fit, specfile
 from treegrad.build import build_model, loss_name, output_count, task_kind
 from treegrad.errors import SpecError
 from treegrad.nodes import Input, Node, Output, Parameter, Softmax
@@ -642,18 +642,90 @@ def test_parameters_of_a_built_model_are_fresh_objects() -> None:
     assert not set(map(id, a.graph.params)) & set(map(id, b.graph.params))
 
 
+@pytest.fixture(params=["libyaml", "pure-python"])
+def yaml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each YAML parser a spec may be read with: libyaml's (when PyYAML has it) and PyYAML's own."""
+    if request.param == "libyaml":
+        pytest.importorskip("yaml._yaml")
+    else:
+        monkeypatch.setattr(specfile, "_CParser", None)
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     "text, where, words",
     [
         ("inputs: [x]\noutput:\n\tadd: [x, 1]\n", "m.yaml:3:1:", "replace the tab with spaces"),
         ("inputs: [x]\noutput:\n  add:\n    - x\n   - 1\n", "m.yaml:5:4:", "indentation does not line up"),
+        ("inputs: [x]\noutput:\n  add: [x, 1]\n bad: 2\n", "m.yaml:4:2:", "indentation does not line up"),
+        ("- x\noutput: x\n", "m.yaml:2:1:", "indentation does not line up"),
         ("inputs: [x]\noutput: x\nloss: mse: 2\n", "m.yaml:3:10:", "a second ':' on this line"),
+        ("inputs: [x]\noutput: x\n---\ninputs: [y]\n", "m.yaml:3:1:", "holds one YAML document"),
+        ('inputs: [x]\nname: "\\q"\n', "m.yaml:2:9:", "unknown escape character 'q'"),
+        ("name: caf\u00e9\x07\ninputs: [x]\n", "m.yaml:1:11:", "control character #x0007"),
     ],
 )
-def test_yaml_layout_mistakes_say_what_to_do(text: str, where: str, words: str) -> None:
+def test_yaml_layout_mistakes_say_what_to_do(yaml_parser: str, text: str, where: str, words: str) -> None:
     with pytest.raises(SpecError) as e:
         parse_spec(text, "m.yaml")
     assert str(e.value).startswith(where) and words in str(e.value)
+
+
+# Texts both YAML parsers must read alike: the same data and positions, or an error at the
+# same place saying the same thing (the parsers word a bare syntax error differently).
+SAME_WITH_EITHER_PARSER = [
+    "inputs: [x, y]\noutput: {add: [x, {mul: [param, y]}]}\ntraining: {learning_rate: 1e-3, shuffle: on}\n",
+    'name: "\\ud83d\\ude00 caf\u00e9"\ninputs: [x]\noutput: x\n',
+    "%YAML 1.2\n---\ninputs:\n  - x\n? output\n: x\ndescription: |\n  two\n  lines\n...\n",
+    "inputs: [x\noutput: x\n",
+    "inputs: [x]\noutput: &a x\n",
+    "inputs: [x]\noutput: *a\n",
+    "inputs: !!python/object:os.system [x]\n",
+    "inputs: [x]\n[a]: 1\n",
+    "inputs: [x]\n1: 1\n",
+    "inputs: [x]\noutput: {add: [x, x], add: [x]}\n",
+    "inputs: [x]\nloss: !!set {x}\n",
+    "inputs: [x]\nweight: -.inf\n",
+    "inputs: 'unterminated\n",
+    "# only a comment\n",
+    "inputs: " + "[" * 100 + "]" * 100 + "\n",
+    "inputs: " + "[" * 101 + "]" * 101 + "\n",
+]
+
+
+def _read_or_refuse(text: str) -> object:
+    try:
+        data, source = specfile.read_data(text, "m.yaml")
+    except SpecError as e:
+        return str(e).split("invalid YAML:")[0]
+    return data, source.values, source.keys
+
+
+@pytest.mark.parametrize("text", SAME_WITH_EITHER_PARSER)
+def test_both_yaml_parsers_read_a_spec_alike(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("yaml._yaml")
+    fast = _read_or_refuse(text)
+    monkeypatch.setattr(specfile, "_CParser", None)
+    assert fast == _read_or_refuse(text)
+
+
+def test_a_large_spec_is_read_by_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyYAML's own parser spent 9 s (89 s on a loaded machine) on a 600 KB spec; libyaml's
+    reads it in under a second. With libyaml at hand, the slow one is not used at all."""
+    pytest.importorskip("yaml._yaml")
+    lines = ["inputs: [x]", "nodes:"]
+    for i in range(9000):
+        lines += [f"  n{i}:", "    add:", f"      - mul: [param, {f'n{i - 1}' if i else 'x'}]", "      - param"]
+    text = "\n".join([*lines, "output: n8999", ""])
+    assert 500_000 < len(text) < specfile.MAX_BYTES
+
+    def refuse(stream: str) -> None:
+        raise AssertionError("PyYAML's pure-Python parser was used")
+
+    monkeypatch.setattr(specfile, "_PyParser", refuse)
+    data, source = specfile.read_data(text, "big.yaml")
+    assert len(data["nodes"]) == 9000 and data["nodes"]["n8999"]["add"][0] == {"mul": ["param", "n8998"]}
+    assert source.where(("nodes", "n8999", "add", 1)) == f"big.yaml:{2 + 4 * 8999 + 4}:9"
 
 
 def test_classes_and_file_names_that_cannot_be_printed_are_refused(tmp_path: Path) -> None:

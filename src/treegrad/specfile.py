@@ -2,9 +2,10 @@
 
 This is the first of a spec's three stages (then `spec` validates the data's shape, and
 `analysis` checks what a shape cannot show). The text is checked for size, encoding and NUL
-bytes, then composed by PyYAML's safe composer with YAML 1.2 scalars; anchors, aliases and
-tags are refused, so nothing but plain data comes out. JSON is read by the json module (for
-its own messages) and composed the same way for positions. The result is plain Python data
+bytes, then parsed by libyaml (PyYAML's pure-Python parser where libyaml is missing) and read
+from the parser's events with YAML 1.2 scalars; anchors, aliases and tags are refused, so
+nothing but plain data comes out. JSON is read by the json module (for its own messages) and
+parsed the same way for positions. The result is plain Python data
 and a `Source`: a map from each path in the spec to its line and column, so that every later
 stage can say `file:line:col: path.in[0].spec: what is wrong`.
 """
@@ -74,19 +75,11 @@ class Source:
         return SpecError(self.message(path, text, key))
 
 
-# ----------------------------------------------------------------- composing YAML
+# ----------------------------------------------------------------- reading YAML
 
 
 class _NotYaml(SpecError):
     """Text the YAML parser cannot read (a syntax error, not a refused feature)."""
-
-
-class _Refused(Exception):
-    """A YAML feature a spec may not use, found at a mark while composing."""
-
-    def __init__(self, mark: Any, text: str) -> None:
-        super().__init__(text)
-        self.mark, self.text = mark, text
 
 
 _STR, _INT, _FLOAT, _BOOL, _NULL, _SEQ, _MAP = (
@@ -94,58 +87,20 @@ _STR, _INT, _FLOAT, _BOOL, _NULL, _SEQ, _MAP = (
 )
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe composer, with YAML 1.2 scalars and no anchors, aliases or deep nesting.
-
-    YAML 1.2 scalars mean `1e-3` is a number (PyYAML's YAML 1.1 reads it as text) and `on`,
-    `no`, `y` are text, not booleans. Anchors are refused before anything is composed:
-    aliases to aliases are how "billion laughs" files blow up.
-    """
+class _Resolver(yaml.resolver.BaseResolver):
+    """YAML 1.2 scalars: `1e-3` is a number (PyYAML's YAML 1.1 reads it as text) and `on`,
+    `no`, `y` are text, not booleans."""
 
     # A fresh table, not a copy: PyYAML's add_implicit_resolver would append to lists
-    # shared with SafeLoader.
+    # shared with its own resolvers.
     yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, re.Pattern[str]]]]] = {}  # type: ignore[misc]
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.depth = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent):
-            raise _Refused(
-                event.start_mark,
-                f"alias '*{event.anchor}': anchors and aliases are not supported "
-                "in spec files (they allow exponential 'billion laughs' blow-ups); "
-                "to reuse a part of the model, name it under nodes: and refer to it by name",
-            )
-        anchor = getattr(event, "anchor", None)
-        if anchor is not None:
-            raise _Refused(
-                event.start_mark,
-                f"anchor '&{anchor}': anchors and aliases are not supported in "
-                "spec files; to reuse a part of the model, name it under nodes: and refer to it by name",
-            )
-        nested = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
-        if nested:
-            self.depth += 1
-            if self.depth > MAX_NESTING:
-                raise _Refused(
-                    event.start_mark,
-                    f"nested more than {MAX_NESTING} levels deep; give intermediate "
-                    "results names under nodes: and refer to them by name",
-                )
-        node = super().compose_node(parent, index)
-        if nested:
-            self.depth -= 1
-        return node
-
-
-_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_Loader.add_implicit_resolver(_INT, re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+_Resolver.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Resolver.add_implicit_resolver(_INT, re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
 # Plain nan/inf spellings resolve to floats too, so that they are refused as non-finite
 # rather than read as names.
-_Loader.add_implicit_resolver(
+_Resolver.add_implicit_resolver(
     _FLOAT,
     re.compile(
         r"^(?:[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
@@ -153,7 +108,34 @@ _Loader.add_implicit_resolver(
     ),
     list("-+0123456789.iInN"),
 )
-_Loader.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+_Resolver.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+
+
+_RESOLVER = _Resolver()
+
+
+class _PyParser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+    """PyYAML's pure-Python reader, scanner and parser: events, nothing constructed."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+
+
+# libyaml's parser, when PyYAML was built with it: the same events, made in C. PyYAML's own
+# parser took most of a second per 100 KB of spec (about 9 s for 600 KB, and 89 s on a
+# loaded machine); libyaml's takes a tenth of that.
+_CParser: Any
+try:
+    from yaml._yaml import CParser as _CParser
+except ImportError:  # pragma: no cover - PyYAML's wheels include libyaml
+    _CParser = None
+
+
+def _position(event: Any) -> tuple[int, int]:
+    """(line, column), 1-based, where an event starts."""
+    return event.start_mark.line + 1, event.start_mark.column + 1
 
 
 def _at(filename: str, mark: Any) -> str:
@@ -178,10 +160,11 @@ def describe(v: Any) -> str:
     return type(v).__name__
 
 
-def _scalar(node: yaml.ScalarNode, filename: str) -> Any:
-    """A scalar node's value, for the plain-data tags only."""
-    tag, text = node.tag, node.value
-    where = _at(filename, node.start_mark)
+def _scalar(event: yaml.ScalarEvent, filename: str) -> Any:
+    """A scalar's value, for the plain-data tags only."""
+    text = event.value
+    tag = _RESOLVER.resolve(yaml.ScalarNode, text, event.implicit) if event.tag in (None, "!") else event.tag
+    where = _at(filename, event.start_mark)
     if tag == _STR:
         if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
             # \ud83d\ude00 escapes arrive as two surrogates; join them into one character.
@@ -240,98 +223,192 @@ def _prefix(path: SpecPath) -> str:
     return f"{format_path(path)}: " if path else ""
 
 
-def _to_data(root: yaml.Node, filename: str) -> tuple[Any, Source]:
-    """Plain data and the positions of every path in it, from a composed YAML tree (iteratively)."""
+def _refuse_reuse(event: yaml.Event, filename: str) -> None:
+    """Anchors and aliases are refused where they appear: aliases to aliases are how
+    "billion laughs" files blow up."""
+    where = _at(filename, event.start_mark)
+    if isinstance(event, yaml.AliasEvent):
+        raise SpecError(
+            f"{where}: alias '*{event.anchor}': anchors and aliases are not supported "
+            "in spec files (they allow exponential 'billion laughs' blow-ups); "
+            "to reuse a part of the model, name it under nodes: and refer to it by name"
+        )
+    anchor = getattr(event, "anchor", None)
+    if anchor is not None:
+        raise SpecError(
+            f"{where}: anchor '&{anchor}': anchors and aliases are not supported in "
+            "spec files; to reuse a part of the model, name it under nodes: and refer to it by name"
+        )
+
+
+def _collection(event: yaml.CollectionStartEvent, kind: type[yaml.Node], tag: str, filename: str) -> None:
+    """Refuse a list or mapping with a tag other than its plain one."""
+    resolved = _RESOLVER.resolve(kind, None, event.implicit) if event.tag in (None, "!") else event.tag
+    if resolved != tag:
+        raise _tag_error(resolved, _at(filename, event.start_mark))
+
+
+@dataclass
+class _Open:
+    """A list or mapping being read: its path, and for a mapping the key awaiting its value."""
+
+    path: SpecPath
+    items: list[Any] | dict[str, Any]
+    key: str | None = None
+
+
+def _read_events(parser: Any, filename: str) -> tuple[Any, Source] | None:
+    """Plain data and the position of every path in it, from the parser's events in one
+    pass with an explicit stack of open lists and mappings (None for a file of comments)."""
     source = Source(filename)
-    box: dict[str, Any] = {}
-    # (node, its path, the container to put its value in, the key/index there)
-    stack: list[tuple[yaml.Node, SpecPath, Any, Any]] = [(root, (), box, "root")]
-    while stack:
-        node, path, into, slot = stack.pop()
-        source.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        where = _at(filename, node.start_mark)
-        if isinstance(node, yaml.ScalarNode):
-            into[slot] = _scalar(node, filename)
-        elif isinstance(node, yaml.SequenceNode):
-            if node.tag != _SEQ:
-                raise _tag_error(node.tag, where)
-            items: list[Any] = [None] * len(node.value)
-            into[slot] = items
-            stack.extend((child, path + (i,), items, i) for i, child in reversed(list(enumerate(node.value))))
-        elif isinstance(node, yaml.MappingNode):
-            if node.tag != _MAP:
-                raise _tag_error(node.tag, where)
-            mapping: dict[str, Any] = {}
-            into[slot] = mapping
-            pending = []
-            for key_node, value_node in node.value:
-                kwhere = _at(filename, key_node.start_mark)
-                if not isinstance(key_node, yaml.ScalarNode):
-                    raise SpecError(f"{kwhere}: {_prefix(path)}a key must be a plain name, not a list or mapping")
-                key = _scalar(key_node, filename)
-                if not isinstance(key, str):
-                    raise SpecError(
-                        f"{kwhere}: {_prefix(path)}the key {key!r} is not a name; keys are names "
-                        "such as inputs or epochs (quote it to make it text)"
-                    )
-                if key in mapping:
-                    first = source.keys[path + (key,)]
-                    raise SpecError(
-                        f"{kwhere}: {format_path(path + (key,))}: the key '{key}' is defined twice in "
-                        f"this mapping (first at line {first[0]}); keep one"
-                    )
-                source.keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                mapping[key] = None  # keeps the file's key order
-                pending.append((value_node, path + (key,), mapping, key))
-            stack.extend(reversed(pending))
-        else:  # pragma: no cover - the composer makes only these three kinds
-            raise SpecError(f"{where}: unexpected YAML node {type(node).__name__}")
-    return box.get("root"), source
+    parser.get_event()  # the stream's start
+    if isinstance(parser.peek_event(), yaml.StreamEndEvent):
+        return None
+    parser.get_event()  # the document's start
+    root: Any = None
+    stack: list[_Open] = []
+    while True:
+        event = parser.get_event()
+        if isinstance(event, yaml.CollectionEndEvent):
+            stack.pop()
+            if not stack:
+                break
+            continue
+        _refuse_reuse(event, filename)
+        top = stack[-1] if stack else None
+        if isinstance(top, _Open) and isinstance(top.items, dict) and top.key is None:
+            top.key = _key(event, top, source, filename)
+            continue
+        if top is None:
+            path: SpecPath = ()
+        elif isinstance(top.items, list):
+            path = top.path + (len(top.items),)
+        else:
+            assert top.key is not None
+            path = top.path + (top.key,)
+        source.values[path] = _position(event)
+        value: Any
+        if isinstance(event, yaml.ScalarEvent):
+            value = _scalar(event, filename)
+        elif isinstance(event, yaml.SequenceStartEvent):
+            _collection(event, yaml.SequenceNode, _SEQ, filename)
+            value = []
+        else:
+            assert isinstance(event, yaml.MappingStartEvent), event
+            _collection(event, yaml.MappingNode, _MAP, filename)
+            value = {}
+        if top is None:
+            root = value
+        elif isinstance(top.items, list):
+            top.items.append(value)
+        else:
+            assert top.key is not None
+            top.items[top.key], top.key = value, None
+        if isinstance(value, (list, dict)):
+            if len(stack) == MAX_NESTING:
+                raise SpecError(
+                    f"{_at(filename, event.start_mark)}: nested more than {MAX_NESTING} levels deep; give "
+                    "intermediate results names under nodes: and refer to them by name"
+                )
+            stack.append(_Open(path, value))
+        elif not stack:
+            break
+    parser.get_event()  # the document's end
+    event = parser.get_event()
+    if not isinstance(event, yaml.StreamEndEvent):
+        raise SpecError(
+            f"{_at(filename, event.start_mark)}: a spec file holds one YAML document; remove the "
+            "second '---' and what follows it"
+        )
+    return root, source
 
 
-def _compose(text: str, filename: str) -> yaml.Node | None:
-    loader = None
+def _key(event: yaml.Event, mapping: _Open, source: Source, filename: str) -> str:
+    """The key `event` starts in `mapping`, checked to be a new plain name and recorded with its position."""
+    where = _at(filename, event.start_mark)
+    if not isinstance(event, yaml.ScalarEvent):
+        raise SpecError(f"{where}: {_prefix(mapping.path)}a key must be a plain name, not a list or mapping")
+    key = _scalar(event, filename)
+    if not isinstance(key, str):
+        raise SpecError(
+            f"{where}: {_prefix(mapping.path)}the key {key!r} is not a name; keys are names "
+            "such as inputs or epochs (quote it to make it text)"
+        )
+    path = mapping.path + (key,)
+    if key in mapping.items:
+        first = source.keys[path]
+        raise SpecError(
+            f"{where}: {format_path(path)}: the key '{key}' is defined twice in "
+            f"this mapping (first at line {first[0]}); keep one"
+        )
+    source.keys[path] = _position(event)
+    return key
+
+
+class _LibyamlRefused(Exception):
+    """An escape libyaml refuses: PyYAML reads surrogate pairs written as two escapes, and names a wrong escape."""
+
+
+def _read_yaml_data(text: str, filename: str) -> tuple[Any, Source] | None:
+    """Plain data and positions from YAML text, by libyaml's parser when PyYAML has it, else
+    by PyYAML's own (None for a file of comments)."""
+    if _CParser is not None:
+        try:
+            return _read_with(_CParser, text, filename)
+        except _LibyamlRefused:
+            pass  # rare, and read the slow way
+    return _read_with(_PyParser, text, filename)
+
+
+def _read_with(parser_class: Any, text: str, filename: str) -> tuple[Any, Source] | None:
+    parser = None
     try:
-        loader = _Loader(text)  # the reader checks for unprintable characters right here
-        return loader.get_single_node()
-    except _Refused as e:
-        raise SpecError(f"{_at(filename, e.mark)}: {e.text}") from None
+        parser = parser_class(text)  # the reader checks for unprintable characters right here
+        return _read_events(parser, filename)
     except yaml.MarkedYAMLError as e:
-        what = e.problem or "cannot be read"
-        if "another document" in what:
-            what = "a spec file holds one YAML document; remove the second '---' and what follows it"
-        elif "'\\t'" in what:
-            what = "a tab character; YAML indents with spaces only: replace the tab with spaces"
-        elif "mapping values are not allowed" in what:
-            what = (
-                "a second ':' on this line: put a nested mapping on its own, further indented line, "
-                "or quote a value that contains ': '"
-            )
-        elif "expected <block end>" in what:
-            where = f" (the block that starts at line {e.context_mark.line + 1})" if e.context_mark else ""
-            what = (
-                f"the indentation does not line up{where}: items of one list or mapping must start in "
-                f"the same column, and what belongs to a key goes below it, indented further ({what})"
-            )
-        elif e.context and e.context_mark:
-            what += f" ({e.context} at line {e.context_mark.line + 1})"
-        raise _NotYaml(f"{_at(filename, e.problem_mark)}: invalid YAML: {what}") from None
+        raise _NotYaml(_syntax_message(e, text, filename, parser_class)) from None
     except yaml.reader.ReaderError as e:
-        line = text.count("\n", 0, e.position) + 1
-        col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        position = e.position
+        if parser_class is not _PyParser:  # libyaml counts UTF-8 bytes
+            position = len(text.encode("utf-8")[:position].decode("utf-8", "ignore"))
+        line = text.count("\n", 0, position) + 1
+        col = position - (text.rfind("\n", 0, position) + 1) + 1
         raise SpecError(
             f"{filename}:{line}:{col}: the control character #x{e.character:04x} is not allowed in a "
             "spec file; remove it"
         ) from None
     except yaml.YAMLError as e:
         raise _NotYaml(f"{filename}: invalid YAML: {e}") from None
-    except RecursionError:
-        raise SpecError(
-            f"{filename}: the spec is nested too deeply to read; name intermediate results under nodes:"
-        ) from None
     finally:
-        if loader is not None:
-            loader.dispose()
+        if parser is not None:
+            parser.dispose()
+
+
+def _syntax_message(e: yaml.MarkedYAMLError, text: str, filename: str, parser_class: Any) -> str:
+    """`file:line:col: invalid YAML: ...`, saying what to do, from either parser's problem text."""
+    what = e.problem or "cannot be read"
+    mark = e.problem_mark
+    if parser_class is not _PyParser and "escape" in what:
+        raise _LibyamlRefused(what)
+    if "'\\t'" in what or (
+        "cannot start any token" in what and mark is not None and text[mark.index : mark.index + 1] == "\t"
+    ):
+        what = "a tab character; YAML indents with spaces only: replace the tab with spaces"
+    elif "mapping values are not allowed" in what:
+        what = (
+            "a second ':' on this line: put a nested mapping on its own, further indented line, "
+            "or quote a value that contains ': '"
+        )
+    # PyYAML's words, then libyaml's, for a block that ends where it should not
+    elif "expected <block end>" in what or what in ("did not find expected key", "did not find expected '-' indicator"):
+        where = f" (the block that starts at line {e.context_mark.line + 1})" if e.context_mark else ""
+        what = (
+            f"the indentation does not line up{where}: items of one list or mapping must start in "
+            f"the same column, and what belongs to a key goes below it, indented further ({what})"
+        )
+    elif e.context and e.context_mark:
+        what += f" ({e.context} at line {e.context_mark.line + 1})"
+    return f"{_at(filename, mark)}: invalid YAML: {what}"
 
 
 def _is_json(text: str, filename: str) -> bool:
@@ -367,7 +444,7 @@ def _read_json(text: str, filename: str) -> tuple[Any, Source]:
         problem = "a number has thousands of digits, too large to be a number here"
     except RecursionError:
         raise SpecError(f"{filename}: the spec is nested too deeply to read") from None
-    composed = _try_compose(text, filename)  # reports a duplicate key with its position
+    composed = _try_yaml(text, filename)  # reports a duplicate key with its position
     if composed is not None:
         return composed
     if problem is not None:
@@ -376,14 +453,14 @@ def _read_json(text: str, filename: str) -> tuple[Any, Source]:
     return data, Source(filename)
 
 
-def _try_compose(text: str, filename: str) -> tuple[Any, Source] | None:
+def _try_yaml(text: str, filename: str) -> tuple[Any, Source] | None:
     # Raw tabs in valid JSON are whitespace (JSON strings cannot hold them), and YAML's
     # flow style refuses them; a space instead keeps every column where it was.
     try:
-        root = _compose(text.replace("\t", " "), filename)
+        read = _read_yaml_data(text.replace("\t", " "), filename)
     except _NotYaml:
         return None
-    return _to_data(root, filename) if root is not None else (None, Source(filename))
+    return read if read is not None else (None, Source(filename))
 
 
 def _check_text(text: str, filename: str) -> None:
@@ -401,13 +478,13 @@ def _check_text(text: str, filename: str) -> None:
 
 
 def _read_yaml(text: str, filename: str) -> tuple[Any, Source]:
-    root = _compose(text, filename)
-    if root is None:
+    read = _read_yaml_data(text, filename)
+    if read is None:
         raise SpecError(
             f"{filename}: the file holds only comments; a spec needs at least `inputs:` and "
             "`output:` (see models/f2c.yaml)"
         )
-    return _to_data(root, filename)
+    return read
 
 
 def read_text(path: Path) -> str:
