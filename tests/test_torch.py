@@ -12,6 +12,7 @@ import random
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,14 @@ def test_every_optimizer_has_its_torch_optimizer() -> None:
     assert set(TORCH_OPTIMIZERS) == set(OPTIMIZERS), "map each optimizer of optim.py in TORCH_OPTIMIZERS"
 
 
+def test_every_array_name_has_its_torch_binding() -> None:
+    """The op and loss tables' array forms may use every name vectorized.py binds to NumPy."""
+    from treegrad.torch_bridge import ARRAY_BINDINGS
+    from treegrad.vectorized import array_namespace
+
+    assert set(array_namespace()) - {"np", "arange"} <= set(ARRAY_BINDINGS)
+
+
 def test_torch_names_are_plain_distinct_attributes() -> None:
     from treegrad.torch_bridge import torch_names
 
@@ -105,10 +114,18 @@ def test_settings_the_torch_engine_lacks_are_refused_by_name() -> None:
     class Settings(BaseModel):
         epochs: int = 100
         l2: float = 0.0
+        warmup: int = 0  # a setting treegrad's engine might gain before the torch engine does
 
-    check_settings(Settings(epochs=3))
-    with pytest.raises(TrainingError, match=r"--engine torch does not support training\.l2"):
-        check_settings(Settings(l2=0.1))
+    check_settings(Settings(epochs=3, l2=0.1))
+    with pytest.raises(TrainingError, match=r"--engine torch does not support training\.warmup"):
+        check_settings(Settings(warmup=5))
+
+
+def test_the_torch_engine_carries_out_every_training_setting() -> None:
+    from treegrad.spec import Training
+    from treegrad.torch_bridge import TORCH_SETTINGS
+
+    assert set(Training.model_fields) == TORCH_SETTINGS
 
 
 # ----------------------------------------------------------------- with torch
@@ -337,11 +354,118 @@ def test_train_engine_torch_from_the_cli(tmp_path: Path) -> None:
         r = runner.invoke(app, ["train", str(MODELS / "xor.yaml"), "-o", str(tmp_path / "x.json"), *args])
         assert r.exit_code in (1, 2) and message in r.output and "Traceback" not in r.output, r.output
         assert not (tmp_path / "x.json").exists()
-    # A setting treegrad's engine has and the torch engine lacks is refused by name, before training.
+    # The penalties, once refused, train as treegrad's engine trains them.
     spec = tmp_path / "l2.yaml"
     spec.write_text((MODELS / "xor.yaml").read_text().replace("training:\n", "training:\n  l2: 0.01\n"))
-    r = runner.invoke(app, ["train", str(spec), "--engine", "torch", "-o", str(tmp_path / "x.json")])
-    assert r.exit_code == 1 and "--engine torch does not support training.l2" in r.output, r.output
+    r = runner.invoke(app, ["train", str(spec), "--engine", "torch", "-o", str(tmp_path / "l2.json"), "--epochs", "2"])
+    assert r.exit_code == 0, r.output
+    ours = workflow.train(spec, overrides={"epochs": 2}).record.history
+    assert rel_diff(json.loads((tmp_path / "l2.json").read_text())["history"]["penalty"], ours.penalty) <= 1e-9
+
+
+def both_engines(spec: Path, sets: dict[str, Any], epochs: int) -> tuple[Any, Any]:
+    """The record of a spec trained by treegrad's engine and by --engine torch, with `sets`
+    (training settings by key) applied to both."""
+    from treegrad.torch_bridge import fit as torch_fit
+    from treegrad.torch_bridge import trainer
+
+    records = []
+    for engine in ("treegrad", "torch"):
+        prep = workflow.prepare(spec, overrides={"epochs": epochs}, sets=[((k,), v) for k, v in sets.items()])
+        if engine == "torch":
+            assert trainer(prep.settings) is not None  # every setting used here is carried out, none refused
+        records.append(workflow.run(prep, trainer=torch_fit if engine == "torch" else None).record)
+    return records[0], records[1]
+
+
+def assert_same_training(ours: Any, theirs: Any) -> None:
+    """Per-epoch losses, learning rates, penalties and the final parameters agree to 1e-9."""
+    a, b = ours.history, theirs.history
+    assert len(a.train) == len(b.train) and len(a.validation) == len(b.validation)
+    assert rel_diff(b.train, a.train) <= 1e-9, (a.train, b.train)
+    assert rel_diff(b.validation, a.validation) <= 1e-9
+    assert b.learning_rates == a.learning_rates
+    assert rel_diff(b.penalty, a.penalty) <= 1e-9
+    assert rel_diff(list(theirs.parameters.values()), list(ours.parameters.values())) <= 1e-9
+    assert (b.best_epoch, b.stopped_early) == (a.best_epoch, a.stopped_early)
+
+
+# Each option of a step or a run that the torch engine carries out as treegrad's engine does,
+# on an example model; `check` says the option did act (so that the test could fail).
+OPTION_CASES: dict[str, tuple[str, dict[str, Any], int, Callable[[Any], bool]]] = {
+    "l2": ("xor", {"l2": 0.05}, 4, lambda r: bool(r.history.penalty)),
+    "l2-momentum": ("iris", {"l2": 0.01, "optimizer": "momentum"}, 3, lambda r: bool(r.history.penalty)),
+    "l1": ("xor", {"l1": 0.05}, 4, lambda r: 0.0 in r.parameters.values()),  # the proximal step's zeros
+    "l1-sgd": ("iris", {"l1": 0.2}, 3, lambda r: 0.0 in r.parameters.values()),
+    "l1+l2-adam": ("xor", {"l1": 0.005, "l2": 0.01}, 4, lambda r: bool(r.history.penalty)),
+    "step": ("iris", {"lr_schedule": {"type": "step", "step_size": 2, "gamma": 0.5}}, 5, None),
+    "exponential": ("xor", {"lr_schedule": {"type": "exponential", "gamma": 0.7}}, 4, None),
+    "cosine": ("iris", {"lr_schedule": {"type": "cosine", "min_lr": 0.001}}, 5, None),
+    # On the validation loss, which rises now and then at this rate.
+    "plateau": (
+        "xor",
+        {"lr_schedule": {"type": "plateau", "patience": 1, "factor": 0.5}, "learning_rate": 0.3},
+        8,
+        None,
+    ),
+    # On the training loss (circles has no validation split).
+    "plateau-train": ("circles", {"lr_schedule": {"type": "plateau", "patience": 1}, "learning_rate": 0.3}, 5, None),
+    "class_weight": (
+        "iris",
+        {"class_weight": {"setosa": 3.0, "virginica": 0.5}},
+        3,
+        lambda r: "weighted_loss" in r.metrics["train"],
+    ),
+    "balanced": ("xor", {"class_weight": "balanced"}, 3, lambda r: "weighted_loss" in r.metrics["train"]),
+}
+
+
+@torch_tests
+@pytest.mark.parametrize("case", list(OPTION_CASES))
+def test_engine_torch_carries_out_each_training_option(case: str) -> None:
+    name, sets, epochs, check = OPTION_CASES[case]
+    ours, theirs = both_engines(MODELS / f"{name}.yaml", sets, epochs)
+    assert_same_training(ours, theirs)
+    if check is None:  # a schedule: the rate did change during the run
+        assert len(set(ours.history.learning_rates)) > 1, ours.history.learning_rates
+    else:
+        assert check(ours), case
+
+
+@torch_tests
+def test_clipping_acts_and_torch_clips_as_treegrad() -> None:
+    """A clip small enough to act changes the run, and both engines change it alike."""
+    ours, theirs = both_engines(MODELS / "xor.yaml", {"clip_norm": 0.05}, 3)
+    plain, _ = both_engines(MODELS / "xor.yaml", {}, 3)
+    assert_same_training(ours, theirs)
+    assert rel_diff(ours.history.train, plain.history.train) > 1e-6
+
+
+@torch_tests
+def test_engine_torch_weighs_rows_by_a_weight_column(tmp_path: Path) -> None:
+    lines = (ROOT / "datasets" / "iris.csv").read_text().splitlines()
+    rows = [lines[0] + ",w"] + [f"{line},{1 + i % 4}" for i, line in enumerate(lines[1:]) if line]
+    (tmp_path / "iris_w.csv").write_text("\n".join(rows) + "\n")
+    spec = tmp_path / "iris_w.yaml"
+    spec.write_text((MODELS / "iris.yaml").read_text().replace("../datasets/iris.csv", "iris_w.csv"))
+    ours, theirs = both_engines(spec, {"weight_column": "w", "class_weight": "balanced"}, 3)
+    assert_same_training(ours, theirs)
+    assert "weighted_loss" in ours.metrics["train"]
+    unweighted = workflow.run(workflow.prepare(spec, overrides={"epochs": 3})).record  # the column unused
+    assert rel_diff(ours.history.train, unweighted.history.train) > 1e-6
+
+
+@torch_tests
+def test_device_cuda_without_a_gpu_says_cuda_is_not_available(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "x.json"
+    r = runner.invoke(app, ["train", str(MODELS / "xor.yaml"), "--engine", "torch", "--device", "cuda", "-o", str(out)])
+    assert r.exit_code == 1, r.output
+    assert "CUDA is not available" in r.output and "--device cpu" in r.output and "Traceback" not in r.output
+    assert not out.exists()
 
 
 def free_port() -> int:

@@ -56,6 +56,10 @@ ARRAY_BINDINGS: dict[str, str] = {
     "where": "torch.where",
     "sign": "torch.sign",
     "stack": "torch.stack",
+    # As NumPy's maximum and minimum: a NaN in `a` stays NaN, and the gradient goes to `a` only
+    # where it is strictly beyond `b` (relu's slope is 0 at 0, as the op table says).
+    "maximum": "lambda a, b: torch.where(a <= b, b, a)",
+    "minimum": "lambda a, b: torch.where(a >= b, b, a)",
 }
 assert set(NAMESPACE) <= set(ARRAY_BINDINGS), "every name of the op expressions needs a torch binding"
 
@@ -71,7 +75,13 @@ TORCH_SETTINGS = {
     "validation_split",
     "early_stopping",
     "normalize",
-    "missing",  # missing and text_inputs shape the data before training, the same for every engine
+    "l1",
+    "l2",
+    "clip_norm",
+    "lr_schedule",
+    "class_weight",  # class_weight, weight_column, missing and text_inputs shape the data
+    "weight_column",  # before training (workflow.prepare), the same for every engine
+    "missing",
     "text_inputs",
 }
 
@@ -323,7 +333,8 @@ def _device(torch: Any, device: str) -> Any:
     if device not in ("cpu", "cuda"):
         raise TrainingError(f"unknown device '{device}'; use cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda: torch finds no CUDA device here; use --device cpu")
+        why = "this torch is built without CUDA" if torch.version.cuda is None else "torch finds no GPU"
+        raise TrainingError(f"--device cuda: CUDA is not available here ({why}); use --device cpu")
     return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if device == "cuda" else "cpu")
 
 
@@ -333,16 +344,30 @@ def _loss_fn(loss: Loss, k: int, torch: Any, device: Any) -> Callable[[list[Any]
     body = loss.code(p, "Tb", "L", g, "_l", vectorized=True)
     src = f"def loss(O, Tb):\n {', '.join(p)}, = O\n " + "\n ".join(body) + f"\n return L, [{', '.join(g)}]"
 
-    def clamp_min(a: Any, b: Any) -> Any:
-        return torch.clamp(a, min=b) if isinstance(b, float) else torch.maximum(a, b)
-
-    def clamp_max(a: Any, b: Any) -> Any:
-        return torch.clamp(a, max=b) if isinstance(b, float) else torch.minimum(a, b)
-
     ns: dict[str, Any] = {name: eval(expr, {"torch": torch}) for name, expr in ARRAY_BINDINGS.items()}  # noqa: S307
-    ns.update(maximum=clamp_min, minimum=clamp_max, arange=lambda n: torch.arange(n, device=device))
+    ns.update(arange=lambda n: torch.arange(n, device=device))
     exec(src, ns)  # noqa: S102 - treegrad's own text
     return ns["loss"]  # type: ignore[no-any-return]
+
+
+def _clip(torch: Any, params: list[Any], clip: float) -> None:
+    """Scale the gradients so that their global norm is at most `clip`, as penalties.py does.
+
+    Not torch's clip_grad_norm_, which divides by the norm + 1e-6 and so would step
+    differently from treegrad's engine at the 1e-6 level."""
+    with torch.no_grad():
+        norm = float(torch.sqrt(torch.stack([p.grad * p.grad for p in params]).sum()))
+        if norm > clip:
+            scale = clip / norm
+            for p in params:
+                p.grad.mul_(scale)
+
+
+def _l1_step(torch: Any, weights: list[Any], shrink: float) -> None:
+    """L1's proximal step (penalties.py): each weight moves `shrink` towards 0 and stops at 0."""
+    with torch.no_grad():
+        for w in weights:
+            w.copy_(torch.sign(w) * torch.clamp(torch.abs(w) - shrink, min=0.0))
 
 
 def fit(
@@ -373,15 +398,17 @@ def fit(
     steps, so the per-epoch losses agree with treegrad's engine to rounding. Under torchrun
     (WORLD_SIZE > 1) the processes train together with DistributedDataParallel.
 
-    Not carried out yet, and refused: l1, l2, clip_norm, lr_schedule and sample weights.
+    A step does what penalties.py says, in its order: the data loss's gradient (each sample's
+    loss and gradient times its `sample_weight`, the sum over the batch divided by the batch's
+    size) is clipped to the global norm `clip_norm`, L2 enters as the optimizer's
+    `weight_decay` on the weights (`g + l2 * w` before the update, as in penalties.py), and
+    L1 is the proximal step after the update. The learning rate of each epoch is the
+    Scheduler's (schedules.py), the one treegrad's engine uses.
     """
-    lacking = {"l1": l1 != 0.0, "l2": l2 != 0.0, "clip_norm": clip_norm is not None}
-    lacking.update(lr_schedule=lr_schedule is not None, sample_weight=sample_weight is not None)
-    if any(lacking.values()):
-        names = ", ".join(k for k, v in lacking.items() if v)
-        raise TrainingError(f"--engine torch does not support {names} yet; train with the treegrad engine")
-    from .fit import History, _check_rows, check_targets, resolve_loss
+    from .fit import History, _check_rows, _check_weights, check_targets, resolve_loss
     from .optim import OPTIMIZERS
+    from .penalties import StepRules, weight_mask
+    from .schedules import Scheduler
 
     torch = require_torch()
     graph = _graph(root)
@@ -393,6 +420,14 @@ def fit(
     T = check_targets(graph, lossobj, targets)
     if not X or len(X) != len(T):
         raise TrainingError(f"{len(X)} input rows but {len(T)} targets" if X else "no training samples")
+    for name, value in (("l1", l1), ("l2", l2)):
+        if not (math.isfinite(value) and value >= 0):
+            raise TrainingError(f"{name} must be a number >= 0, got {value!r}")
+    if clip_norm is not None and not (math.isfinite(clip_norm) and clip_norm > 0):
+        raise TrainingError(f"clip_norm must be a positive number, got {clip_norm!r}")
+    W = None if sample_weight is None else _check_weights(sample_weight, len(X))
+    rules = StepRules(l1, l2, clip_norm, weight_mask(graph))
+    scheduler = Scheduler(lr_schedule, learning_rate, epochs)
 
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     rank = process_rank()
@@ -408,8 +443,13 @@ def fit(
         net = module
         if world > 1:
             net = torch.nn.parallel.DistributedDataParallel(module, device_ids=[dev] if device == "cuda" else None)
-        params = list(module.parameters())
-        opt = TORCH_OPTIMIZERS[optimizer](torch, params, learning_rate)
+        params = list(module.parameters())  # in graph.params order, as rules.weights
+        weights = [p for p, w in zip(params, rules.weights, strict=True) if w]
+        others = [p for p, w in zip(params, rules.weights, strict=True) if not w]
+        # L2 is torch's weight_decay, on the weights only: it adds l2 * w to the gradient before
+        # the update, after clipping, as penalties.py does.
+        groups = [{"params": weights, "weight_decay": l2}, {"params": others, "weight_decay": 0.0}]
+        opt = TORCH_OPTIMIZERS[optimizer](torch, [g for g in groups if g["params"]], learning_rate)
         k = len(graph.elements)
         loss_fn = _loss_fn(lossobj, k, torch, dev)
         tdtype = torch.long if graph.is_softmax else torch.float64
@@ -425,6 +465,7 @@ def fit(
             return ta.T if graph.is_list and not graph.is_softmax else ta
 
         Xa, Ta = tensors(X, T)
+        Wa = None if W is None else torch.tensor(W, dtype=torch.float64, device=dev)
         val = tensors(*validation) if validation is not None and len(validation[0]) else None
 
         def values() -> list[float]:
@@ -448,6 +489,9 @@ def fit(
             for epoch in range(1, epochs + 1):
                 if shuffle:
                     rng.shuffle(order)
+                lr = scheduler.rate(epoch)
+                for group in opt.param_groups:
+                    group["lr"] = lr
                 total = torch.zeros((), dtype=torch.float64, device=dev)
                 for start in range(0, len(order), batch_size):
                     batch = order[start : start + batch_size]
@@ -455,12 +499,18 @@ def fit(
                     out = net(Xa[mine])
                     with torch.no_grad():
                         L, grads = loss_fn(columns(out.detach()), targets_of(Ta[mine]))
+                        if Wa is not None:
+                            L, grads = L * Wa[mine], [g * Wa[mine] for g in grads]
                         total += L.sum()
                         # The mean over the global batch once DDP averages the processes' gradients.
                         seed_grad = (torch.stack(grads, 1) if graph.is_list else grads[0]) * (world / len(batch))
                     opt.zero_grad(set_to_none=False)
                     out.backward(seed_grad)
+                    if rules.clip is not None:
+                        _clip(torch, params, rules.clip)
                     opt.step()
+                    if rules.l1 > 0.0 and weights:
+                        _l1_step(torch, weights, lr * rules.l1)
                 if world > 1:
                     dist.all_reduce(total)
                 mean = float(total) / len(X)
@@ -470,8 +520,10 @@ def fit(
                         "Try a smaller learning rate, or normalize the inputs (training.normalize: true)."
                     )
                 last = values()
+                hist.learning_rates.append(lr)
+                if rules.active and (l1 or l2):
+                    hist.penalty.append(rules.penalty(last))
                 hist.append(mean)
-                hist.learning_rates.append(learning_rate)
                 v = None
                 if val is not None:
                     with torch.no_grad():
@@ -483,6 +535,7 @@ def fit(
                         best, since_best, hist.best_epoch = (v, last), 0, epoch
                     else:
                         since_best += 1
+                scheduler.observe(mean if v is None else v)
                 if callback is not None and callback(epoch, mean, v, last) is False:
                     break
                 if patience is not None and val is not None and since_best >= patience:
