@@ -474,9 +474,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The options of a step act on the gradient DDP has averaged, the same in every process.
+OPTIONS = ["--l1", "0.001", "--l2", "0.01", "--clip-norm", "0.5", "--set", "training.class_weight=balanced"]
+OPTIONS += ["--set", "training.lr_schedule={type: step, step_size: 1, gamma: 0.5}"]
+SETS: dict[tuple[str, ...], Any] = {
+    ("l1",): 0.001,
+    ("l2",): 0.01,
+    ("clip_norm",): 0.5,
+    ("class_weight",): "balanced",
+    ("lr_schedule",): {"type": "step", "step_size": 1, "gamma": 0.5},
+}
+
+
 @torch_tests
 def test_two_processes_under_torchrun_equal_one(tmp_path: Path) -> None:
-    """DistributedDataParallel over gloo on localhost: the same losses and parameters as one process."""
+    """DistributedDataParallel over gloo on localhost, with penalties, clipping, a schedule and
+    class weights: the same losses and parameters as one process."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_gloo_available()):
@@ -498,6 +511,7 @@ def test_two_processes_under_torchrun_equal_one(tmp_path: Path) -> None:
         "torch",
         "--epochs",
         "3",
+        *OPTIONS,
         "-o",
         str(out),
         "-q",
@@ -509,8 +523,10 @@ def test_two_processes_under_torchrun_equal_one(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     from treegrad.torch_bridge import fit as torch_fit
 
-    one = workflow.train(MODELS / "xor.yaml", overrides={"epochs": 3}, trainer=torch_fit)
+    prep = workflow.prepare(MODELS / "xor.yaml", overrides={"epochs": 3}, sets=list(SETS.items()))
+    one = workflow.run(prep, trainer=torch_fit)
     rec = json.loads(out.read_text())
+    assert rec["history"]["learning_rates"] == [0.05, 0.025, 0.0125] and rec["history"]["penalty"]
     assert max_diff(rec["history"]["train"], list(one.history)) <= 1e-12
     assert max_diff(list(rec["parameters"].values()), list(one.record.parameters.values())) <= 1e-12
     assert sorted(p.name for p in tmp_path.iterdir()) == ["two.json"]  # rank 1 wrote nothing
