@@ -311,3 +311,27 @@ def test_bad_values_of_the_new_keys_are_pointed_errors(tmp_path: Path) -> None:
     spec.write_text("inputs: [x]\noutput: {linear: [x]}\ntraining: {missing: skip}\n")
     r = run("train", str(spec), "--data", "f2c")
     assert r.exit_code == 1 and "training.missing" in r.output and "Allowed: error, drop" in r.output
+
+
+def test_a_model_file_with_a_bad_target_scaling_is_refused(tmp_path: Path) -> None:
+    train(Path(__file__).resolve().parent.parent / "models" / "diabetes.yaml", out=tmp_path / "d.model.json")
+    doc = json.loads((tmp_path / "d.model.json").read_text())
+    doc["target_normalization"] = [150.0, -1.0]
+    (tmp_path / "e.model.json").write_text(json.dumps(doc))
+    r = run("predict", str(tmp_path / "e.model.json"), *["1"] * 10)
+    assert r.exit_code == 1, r.output
+    assert "target_normalization does not fit" in r.output and "Traceback" not in r.output
+
+
+def test_check_and_trace_resolve_inputs_all_from_the_specs_data(tmp_path: Path) -> None:
+    header, rows = blobs(30)
+    write_csv(tmp_path / "b.csv", header, rows)
+    spec = tmp_path / "b.yaml"
+    spec.write_text(
+        "inputs: [{range: ['a 1', 'b 1']}]\ntarget: kind\ndata: b.csv\nlayers: [{linear: 3}, {softmax: true}]\n"
+    )
+    r = run("check", str(spec))
+    assert r.exit_code == 0, r.output
+    r = run("trace", str(spec), "--steps", "1")
+    assert r.exit_code == 0, r.output
+    assert "a_1" in r.output and "b_2" not in r.output
