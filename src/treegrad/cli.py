@@ -198,7 +198,9 @@ def train(
     set_: Annotated[
         list[str] | None,
         typer.Option(
-            "--set", help="KEY=VALUE: any setting under training:, e.g. training.lr_schedule='{type: cosine}'."
+            "--set",
+            help="KEY=VALUE: any spec key by its dotted path, e.g. training.lr_schedule='{type: cosine}', "
+            "layers.0.linear=16, inputs=all (a training setting may leave out 'training.'). Repeatable.",
         ),
     ] = None,
     checkpoint: Annotated[
@@ -424,7 +426,9 @@ def sweep(
     spec: Annotated[Path, typer.Argument(help="The model spec file (YAML or JSON).", metavar="SPEC")],
     grid: Annotated[
         list[str] | None,
-        typer.Option("--grid", "-g", help="KEY=V1,V2,...: values of a setting under training: (repeat for more keys)."),
+        typer.Option(
+            "--grid", "-g", help="KEY=V1,V2,...: values of a spec key, named as --set names it (repeat for more keys)."
+        ),
     ] = None,
     seeds: Annotated[
         int | None, typer.Option("--seeds", min=1, help="Train each combination with seeds 0..N-1.")

@@ -23,6 +23,11 @@ class SpecError(TreegradError):
     """A spec file that does not load, validate or compile."""
 
 
+class SettingError(SpecError):
+    """A spec key set on the command line (`--set`, `--grid`) that is malformed, names no key or
+    holds a bad value: a usage error (exit 2 where the command treats it as one)."""
+
+
 class DataError(TreegradError):
     """A dataset that cannot be read or does not fit the model."""
 

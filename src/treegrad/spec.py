@@ -53,7 +53,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
-from .errors import SpecError, clip, did_you_mean, escaped
+from .errors import SettingError, SpecError, clip, did_you_mean, escaped
 from .limits import MAX_EPOCHS
 from .losses import LOSSES
 from .nodes import ACTIVATIONS
@@ -694,8 +694,8 @@ def explain_expression(v: Any) -> str:
     return f"{describe(v)} is not an expression; write {kinds}"
 
 
-def _problem(err: Any, data: Any, source: Source) -> tuple[tuple[int, int], str]:
-    """(position, located message) for one pydantic error."""
+def _problem(err: Any, data: Any, source: Source) -> tuple[tuple[int, int], str, bool]:
+    """(position, located message, whether the value there was given by an option) for one pydantic error."""
     path = _clean_loc(err["loc"], data)
     kind, ctx = err["type"], err.get("ctx") or {}
     key = False
@@ -725,17 +725,19 @@ def _problem(err: Any, data: Any, source: Source) -> tuple[tuple[int, int], str]
         msg = _FRIENDLY.get(kind) or str(err["msg"]).replace("Input should", "must")
         text = f"{msg}, found {describe(err.get('input'))}"
     pos = source.position(path, key) or (0, 0)
-    return pos, source.message(path, text, key)
+    return pos, source.message(path, text, key), source.given_by(path) is not None
 
 
 def _render(e: ValidationError, data: Any, source: Source) -> SpecError:
     problems = sorted(set(_problem(err, data, source) for err in e.errors()))
+    # A problem in a value given on the command line is the command line's: a usage error.
+    cls = SettingError if any(given for _, _, given in problems) else SpecError
     if len(problems) == 1:
-        return SpecError(problems[0][1])
-    shown = [f"  - {text}" for _, text in problems[:MAX_SHOWN]]
+        return cls(problems[0][1])
+    shown = [f"  - {text}" for _, text, _ in problems[:MAX_SHOWN]]
     more = len(problems) - MAX_SHOWN
     tail = [f"  (and {more} more)"] if more > 0 else []
-    return SpecError("\n".join([f"{source.filename}: {len(problems)} problems in the spec:", *shown, *tail]))
+    return cls("\n".join([f"{source.filename}: {len(problems)} problems in the spec:", *shown, *tail]))
 
 
 def validate_spec(data: Any, source: Source | None = None, *, default_name: str | None = None) -> Spec:
@@ -787,7 +789,7 @@ def validate_training(data: Any, where: str) -> Training:
         problems = sorted(
             {_problem({**err, "loc": ("training", *err["loc"])}, {"training": data}, source) for err in e.errors()}
         )
-        raise SpecError("\n".join(text for _, text in problems)) from None
+        raise SpecError("\n".join(text for _, text, _ in problems)) from None
 
 
 def spec_schema() -> dict[str, Any]:

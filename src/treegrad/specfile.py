@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from .errors import SpecError
+from .errors import SettingError, SpecError
 from .errors import clip as _clip
 from .files import note_read
 
@@ -45,14 +45,27 @@ def format_path(path: Iterable[str | int]) -> str:
 
 @dataclass
 class Source:
-    """Where a spec came from: its file name, and the line/column of every path in it."""
+    """Where a spec came from: its file name, and the line/column of every path in it.
+
+    `given` holds the paths whose values were given elsewhere (`--set` on the command line):
+    a problem at or below one is placed there, not at a line of the file."""
 
     filename: str
     values: dict[SpecPath, tuple[int, int]] = field(default_factory=dict)
     keys: dict[SpecPath, tuple[int, int]] = field(default_factory=dict)
+    given: dict[SpecPath, str] = field(default_factory=dict)
+
+    def given_by(self, path: SpecPath) -> str | None:
+        """Where the value at `path` (or at an ancestor) was given instead of the file, if it was."""
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.given:
+                return self.given[path[:n]]
+        return None
 
     def position(self, path: SpecPath, key: bool = False) -> tuple[int, int] | None:
         """(line, column), 1-based, of `path` (of its key with `key`), else of its nearest ancestor."""
+        if self.given_by(path) is not None:
+            return None
         if key and path in self.keys:
             return self.keys[path]
         for n in range(len(path), -1, -1):
@@ -61,7 +74,10 @@ class Source:
         return None
 
     def where(self, path: SpecPath, key: bool = False) -> str:
-        """`file:line:col` of `path`, or just `file` when positions are unknown."""
+        """`file:line:col` of `path`, just `file` when positions are unknown, or the option that gave it."""
+        given = self.given_by(path)
+        if given is not None:
+            return given
         pos = self.position(path, key)
         return f"{self.filename}:{pos[0]}:{pos[1]}" if pos else self.filename
 
@@ -71,8 +87,9 @@ class Source:
         return f"{self.where(path, key)}: {shown + ': ' if shown else ''}{text}"
 
     def error(self, path: SpecPath, text: str, key: bool = False) -> SpecError:
-        """A SpecError located at `path`."""
-        return SpecError(self.message(path, text, key))
+        """A SpecError located at `path` (a SettingError if the value there was given by an option)."""
+        cls = SettingError if self.given_by(path) is not None else SpecError
+        return cls(self.message(path, text, key))
 
 
 # ----------------------------------------------------------------- reading YAML
@@ -519,6 +536,13 @@ def read_text(path: Path) -> str:
         raise SpecError(
             f"{name}:{line}: is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); save the spec as UTF-8"
         ) from None
+
+
+def read_value(text: str, where: str) -> Any:
+    """One value in YAML flow style, as typed on a command line (`1e-3`, `adam`, `[a, b]`,
+    `{type: cosine}`), read by a spec file's rules: YAML 1.2 scalars, plain data only."""
+    root = _compose(text, where)
+    return None if root is None else _to_data(root, where)[0]
 
 
 def read_data(text: str, filename: str) -> tuple[Any, Source]:

@@ -1,7 +1,8 @@
 """Sweeps: train one spec under every combination of settings, over several seeds, and rank them.
 
-`sweep(spec, grid, seeds)` runs each combination of the grid's values (dotted keys under
-`training:`, checked by the spec's models before anything runs) once per seed, seeds 0 to
+`sweep(spec, grid, seeds)` runs each combination of the grid's values (dotted keys of the spec,
+as `train --set` takes them: `training.learning_rate`, `layers.0.linear`; each value checked by
+the spec's models before anything runs) once per seed, seeds 0 to
 N-1, in worker processes of the standard library's process pool. Every run is a whole,
 independent training run whose randomness comes only from its seed, so the results are the
 same whatever the number of workers; only the times differ. Runs are returned in the order
@@ -33,15 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError, TreegradError
-from .settings import Path as KeyPath
-from .settings import override, parse_assignment
+from .settings import KeyPath, load, parse_assignment
 
 MAX_RUNS = 10_000  # a grid bigger than this is most likely a typo in a --grid list
 
 
 @dataclass(frozen=True)
 class Grid:
-    """Keys (dotted paths under training:) and the values each takes."""
+    """Keys (dotted paths from the spec's top level) and the values each takes."""
 
     keys: tuple[KeyPath, ...]
     values: tuple[tuple[Any, ...], ...]
@@ -52,7 +52,7 @@ class Grid:
 
     def names(self) -> list[str]:
         """The keys as written in CSV headers and on the leaderboard: training.learning_rate."""
-        return ["training." + ".".join(k) for k in self.keys]
+        return [".".join(k) for k in self.keys]
 
 
 def parse_grid(items: Sequence[str]) -> Grid:
@@ -62,7 +62,7 @@ def parse_grid(items: Sequence[str]) -> Grid:
     for item in items:
         key, vals = parse_assignment(item, "--grid", many=True)
         if key in keys:
-            raise SpecError(f"--grid: training.{'.'.join(key)} is given twice; list all its values in one --grid")
+            raise SpecError(f"--grid: {'.'.join(key)} is given twice; list all its values in one --grid")
         keys.append(key)
         values.append(tuple(vals))
     return Grid(tuple(keys), tuple(values))
@@ -136,20 +136,19 @@ class Job:
 def plan(
     spec_path: Path, grid: Grid, seeds: int | None, data: str | None = None, target: str | None = None
 ) -> list[Job]:
-    """The runs of a sweep, each combination's settings checked now (a bad key or value fails
-    before any training), in grid order: combination by combination, seeds 0..N-1 in each.
+    """The runs of a sweep, each value of the grid checked now in the spec (a bad key or value
+    fails before any training), in grid order: combination by combination, seeds 0..N-1 in each.
     The first run is prepared too, so a problem with the data also fails here."""
-    from .spec import load_spec
-
-    spec = load_spec(spec_path)
     combos = grid.combinations()
     n = len(combos) * (seeds or 1)
     if n > MAX_RUNS:
         raise SpecError(f"the sweep would train {n} models (more than {MAX_RUNS}): give fewer values or seeds")
+    for key, values in zip(grid.keys, grid.values, strict=True):
+        for value in values:
+            load(spec_path, [(key, value)], "--grid")
     jobs = []
     for c, values in enumerate(combos):
         changes = tuple(zip(grid.keys, values))
-        override(spec.training, changes, "--grid")
         for s in range(seeds) if seeds else [None]:
             jobs.append(Job(spec_path, data, target, changes, c, values, s))
     # A problem with the data is the same for every run: find it now, not once per run.
@@ -167,7 +166,7 @@ def run_job(job: Job) -> RunResult:
 
     result = RunResult(job.combo, job.values, job.seed if job.seed is not None else -1)
     try:
-        changes = job.changes + ((("seed",), job.seed),) if job.seed is not None else job.changes
+        changes = job.changes + ((("training", "seed"), job.seed),) if job.seed is not None else job.changes
         prep = workflow.prepare(job.spec_path, data=job.data, target=job.target, sets=changes)
         result.seed = prep.settings.seed
         t0 = time.perf_counter()

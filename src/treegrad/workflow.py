@@ -63,24 +63,29 @@ class Trained:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_spec_file(path: Path) -> tuple[Any, str]:
-    """(spec, its text as written) for a spec file."""
+def load_spec_file(path: Path, sets: Sequence[tuple[Any, Any]] = ()) -> tuple[Any, str]:
+    """(spec, its text as written) for a spec file, with `sets` (--set KEY=VALUE) applied (settings.load)."""
     from .spec import load_spec
 
+    if sets:
+        from .settings import load
+
+        return load(path, sets)
     spec = load_spec(path)
     return spec, path.read_text(encoding="utf-8-sig")
 
 
 def training_settings(spec: Any, overrides: dict[str, Any], sets: Sequence[tuple[Any, Any]] = ()) -> Any:
-    """The spec's `training:` with command-line overrides applied and validated: `overrides`
-    by key (the options --epochs, ...), then `sets` by dotted path (--set KEY=VALUE)."""
+    """The spec's `training:` (with `sets` already in it) and the options --epochs, ... applied
+    and validated; a setting given both ways is refused."""
     from pydantic import ValidationError
 
-    from .settings import override
+    from .settings import clashes
 
     given = {k: v for k, v in overrides.items() if v is not None}
+    clashes(given, sets)
     if not given:
-        return override(spec.training, sets, "--set") if sets else spec.training
+        return spec.training
     cls = type(spec.training)
     try:
         settings = cls.model_validate({**spec.training.model_dump(), **given})
@@ -88,7 +93,7 @@ def training_settings(spec: Any, overrides: dict[str, Any], sets: Sequence[tuple
         err = e.errors()[0]
         key = str(err["loc"][0]) if err["loc"] else "?"
         raise SpecError(f"--{key.replace('_', '-')}: {err['msg']} (got {err.get('input')!r})") from None
-    return override(settings, sets, "--set") if sets else settings
+    return settings
 
 
 def _targets(
@@ -170,7 +175,7 @@ def prepare(
     """
     from .build import loss_name, output_count, task_kind
 
-    spec, text = load_spec_file(spec_path)
+    spec, text = load_spec_file(spec_path, sets)
     settings = training_settings(spec, overrides or {}, sets)
     table = spec_table(spec, spec_path, data)
     spec, table, recoding = model_inputs(spec, table, target or spec.target, settings)
