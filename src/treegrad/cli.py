@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from .errors import DataError, TreegradError
+from .errors import MAX_LISTED, DataError, TreegradError, did_you_mean, listed
 from .limits import MAX_TRACE_STEPS
 
 # Text from files is shown as written: no highlighting, and no emoji codes (a label `:x:`
@@ -544,20 +544,40 @@ def parse_values(inputs: list[str], values: Sequence[str]) -> list[float]:
             name, _, text = item.partition("=")
             name = name.strip()
             if name not in inputs:
-                raise DataError(f"unknown input '{name}'; the model's inputs are {', '.join(inputs)}")
+                raise DataError(
+                    f"unknown input '{name}'{did_you_mean(name, inputs)} The model's inputs are "
+                    f"{listed(inputs)}{_all_listed(inputs)}"
+                )
             if name in row:
                 raise DataError(f"input '{name}' is given twice")
             row[name] = _number(text, name)
         missing = [n for n in inputs if n not in row]
         if missing:
-            raise DataError(f"missing value(s) for {', '.join(missing)}; the model's inputs are {', '.join(inputs)}")
+            raise DataError(
+                f"missing value(s) for {listed(missing)}; the model's inputs are {listed(inputs)}{_all_listed(inputs)}"
+            )
         return [row[n] for n in inputs]
     if len(values) != len(inputs):
+        example = (
+            "treegrad predict MODEL.json " + " ".join(f"{n}=..." for n in inputs)
+            if len(inputs) <= MAX_HINTED_INPUTS
+            else "treegrad predict MODEL.json --data FILE.csv, a CSV with these columns"
+        )
         raise DataError(
-            f"the model takes {len(inputs)} value(s), for {', '.join(inputs)}; got {len(values)}. "
-            f"Example: treegrad predict MODEL.json " + " ".join(f"{n}=..." for n in inputs)
+            f"the model takes {len(inputs)} value(s), for {listed(inputs)}; got {len(values)}. "
+            f"Example: {example}{_all_listed(inputs)}"
         )
     return [_number(v, n) for v, n in zip(values, inputs)]
+
+
+def _all_listed(inputs: Sequence[str]) -> str:
+    """Where to see all of a model's inputs, after a hint that lists only some (errors.listed)."""
+    return "" if len(inputs) <= MAX_LISTED else '; the model file lists all the inputs under "inputs"'
+
+
+def _one_value_per_input(inputs: Sequence[str]) -> typer.BadParameter:
+    """The usage error of predict and explain given no values."""
+    return typer.BadParameter(f"give one value per input ({listed(inputs)}), or --data FILE.csv{_all_listed(inputs)}")
 
 
 def _number(text: str, name: str) -> float:
@@ -617,7 +637,7 @@ def predict(
             sys.stdout.write(text)
         return
     if not values:
-        raise typer.BadParameter(f"give one value per input ({', '.join(rec.inputs)}), or --data FILE.csv")
+        raise _one_value_per_input(rec.inputs)
     row = parse_values(list(rec.inputs), values)
     result = workflow.predict(loaded, [row])[0]
     if as_json:
@@ -980,7 +1000,7 @@ def explain(
             err.print(f"wrote the bar chart to {_escape(str(plot_path))}")
         return
     if not values:
-        raise typer.BadParameter(f"give one value per input ({', '.join(rec.inputs)}), or --data FILE.csv")
+        raise _one_value_per_input(rec.inputs)
     e = explain_model(loaded, parse_values(list(rec.inputs), values), baseline=baseline, class_label=class_label)
     if as_json:
         out.print_json(_json(e.as_dict()))

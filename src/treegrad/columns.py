@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .data import Cell, Table, label_text, row_place, select
-from .errors import DataError, did_you_mean, escaped
+from .errors import DataError, did_you_mean, escaped, listed
 from .errors import clip as _clip
 
 ALL = "all"
@@ -45,7 +45,7 @@ def resolve(selection: Any, columns: list[str], target: str | None, source: str)
         if target not in columns:
             raise DataError(
                 f"target column '{target}' is not in {source}{did_you_mean(target, columns)} "
-                f"Its columns are: {', '.join(columns)}."
+                f"Its columns are: {listed(columns)}."
             )
         return [c for c in columns if c != target]
     chosen: list[str] = []
@@ -55,7 +55,7 @@ def resolve(selection: Any, columns: list[str], target: str | None, source: str)
             if not found:
                 raise DataError(
                     f"{where}: input column '{item}' is not in {source}{did_you_mean(item, columns)} "
-                    f"Its columns are: {', '.join(columns)}."
+                    f"Its columns are: {listed(columns)}."
                 )
         elif "match" in item:
             found = [c for c in columns if fnmatch.fnmatchcase(c, item["match"])]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DataError, describe_char, did_you_mean, escaped, unprintable
+from .errors import DataError, describe_char, did_you_mean, escaped, listed, unprintable
 from .errors import clip as _clip
 from .files import note_read
 from .limits import MAX_GENERATED
@@ -442,7 +442,7 @@ def _column_index(table: Table, column: str, role: str) -> int:
         return table.columns.index(column)
     raise DataError(
         f"{role} column '{column}' is not in {table.source}{did_you_mean(column, table.columns)} "
-        f"Its columns are: {', '.join(table.columns)}."
+        f"Its columns are: {listed(table.columns)}."
     )
 
 

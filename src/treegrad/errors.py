@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class TreegradError(Exception):
@@ -64,6 +64,17 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
 def clip(text: str) -> str:
     """A value's text as quoted in messages: a long one is cut, so that a message stays one line."""
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+MAX_LISTED = 12  # names a message lists one by one; a longer list shows its ends and its length
+
+
+def listed(names: Sequence[str]) -> str:
+    """Names joined for a message: `a, b, c`; past MAX_LISTED, the first 8 and the last 2 with how
+    many there are in all (`pixel_0, ..., pixel_63 (64 in all)`), so that 64 columns stay readable."""
+    if len(names) <= MAX_LISTED:
+        return ", ".join(names)
+    return f"{', '.join(names[:8])}, ..., {', '.join(names[-2:])} ({len(names)} in all)"
 
 
 # Characters that must not reach a terminal from a file: they could move the cursor, recolour

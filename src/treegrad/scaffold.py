@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .columns import input_name
 from .data import Table, label_text, load_data, number
-from .errors import DataError, did_you_mean
+from .errors import DataError, did_you_mean, listed
 
 MODELS = ("linear", "mlp")
 HIDDEN = 32  # units of the mlp's hidden layer
@@ -72,7 +72,7 @@ def plan(table: Table, data_ref: str, *, target: str | None = None, model: str =
     if target not in table.columns:
         raise DataError(
             f"--target: {table.source} has no column '{target}'{did_you_mean(target, table.columns)} "
-            f"Its columns are: {', '.join(table.columns)}."
+            f"Its columns are: {listed(table.columns)}."
         )
     kind, classes = target_kind(table, target)
     inputs = [c for c in table.columns if c != target]

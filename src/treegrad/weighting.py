@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .data import Table, input_rows
-from .errors import DataError, SpecError, did_you_mean
+from .errors import DataError, SpecError, did_you_mean, listed
 
 
 def class_weights(setting: str | Mapping[str, float] | None, labels: Sequence[str], y: Sequence[Any]) -> list[float]:
@@ -46,7 +46,7 @@ def take_weight_column(table: Table, column: str | None) -> tuple[Table, list[fl
     if column not in table.columns:
         raise DataError(
             f"training.weight_column: {table.source} has no column '{column}'"
-            f"{did_you_mean(column, table.columns)} Its columns are: {', '.join(table.columns)}"
+            f"{did_you_mean(column, table.columns)} Its columns are: {listed(table.columns)}"
         )
     values = [row[0] for row in input_rows(table, [column])]
     bad = next((i for i, w in enumerate(values) if not (math.isfinite(w) and w >= 0)), None)
