@@ -53,6 +53,8 @@ def test_values_are_read_as_a_spec_file_reads_them() -> None:
     assert parse_assignment("learning_rate=1e-3", "--set") == (("training", "learning_rate"), [0.001])
     assert parse_assignment("target=no", "--set") == (("target",), ["no"])
     assert parse_assignment("inputs=[a, b]", "--set") == (("inputs",), [["a", "b"]])
+    with pytest.raises(SettingError, match="inputs: cannot read the value '&a \\[x\\]'"):
+        parse_assignment("inputs=&a [x]", "--set")  # anchors are refused, as in a spec file
 
 
 def test_apply_copies_and_records_where_each_value_came_from() -> None:

@@ -541,8 +541,8 @@ def read_text(path: Path) -> str:
 def read_value(text: str, where: str) -> Any:
     """One value in YAML flow style, as typed on a command line (`1e-3`, `adam`, `[a, b]`,
     `{type: cosine}`), read by a spec file's rules: YAML 1.2 scalars, plain data only."""
-    root = _compose(text, where)
-    return None if root is None else _to_data(root, where)[0]
+    read = _read_yaml_data(text, where)
+    return None if read is None else read[0]
 
 
 def read_data(text: str, filename: str) -> tuple[Any, Source]:
