@@ -6,9 +6,9 @@ scalar code, the vectorized mini-batch code, the reference evaluator) against ea
 
 from __future__ import annotations
 
+import importlib
 import math
 import random
-import sys
 from typing import Any
 
 import pytest
@@ -20,7 +20,8 @@ from treegrad.schedules import Scheduler
 from treegrad.spec import CosineSchedule, ExponentialSchedule, PlateauSchedule, StepSchedule
 from treegrad.vectorized import vectorized_epoch_fn
 
-FIT = sys.modules["treegrad.fit"]
+# The module (the attribute `treegrad.fit` is the function of the same name).
+FIT = importlib.import_module("treegrad.fit")
 
 
 def line(w: float = 2.0, b: float = 1.0) -> Node:

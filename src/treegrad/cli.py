@@ -7,7 +7,8 @@ short paragraph and exits with code 1 (usage errors exit 2, Ctrl-C 130). A trace
 shown only with `--debug` or TREEGRAD_DEBUG=1.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Typer reads every command's annotations on
+# every run, and evaluating them from strings cost about 0.1 s of each command's start-up.
 
 import contextlib
 import json
@@ -17,15 +18,17 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from typer.core import TyperGroup
 
 from .errors import MAX_LISTED, DataError, TreegradError, did_you_mean, listed
 from .limits import MAX_TRACE_STEPS
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 # Text from files is shown as written: no highlighting, and no emoji codes (a label `:x:`
 # stays `:x:`).
@@ -349,7 +352,14 @@ def _train_with_progress(
 NARROW = 60
 
 
-def _print_table(t: Table) -> None:
+def _table(*args: Any, **kwargs: Any) -> "Table":
+    """A rich Table (imported here: `predict` and `--help` print none)."""
+    from rich.table import Table
+
+    return Table(*args, **kwargs)
+
+
+def _print_table(t: "Table") -> None:
     """A table, or on a narrow terminal the same cells as plain lines (`label: value`)."""
     if out.width >= NARROW:
         out.print(t)
@@ -376,7 +386,7 @@ def _summary(result: Any) -> None:
         curve = text_curve(hist.train, hist.validation or None, width=60, height=8)
         if max(len(line) for line in curve) <= out.width:  # a wrapped chart is garbage: leave it out
             out.print("\n".join(curve))
-    t = Table(title=f"trained {_escape(rec.name)}", show_header=False, title_justify="left")
+    t = _table(title=f"trained {_escape(rec.name)}", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
     t.add_row(
@@ -508,7 +518,7 @@ def _leaderboard(result: Any) -> None:
             return "-"
         return format(mean, fmt) + ("" if math.isnan(sd) else f" ± {format(sd, fmt)}")
 
-    t = Table(title=f"leaderboard ({result.loss_kind} loss, lower is better)", title_justify="left")
+    t = _table(title=f"leaderboard ({result.loss_kind} loss, lower is better)", title_justify="left")
     t.add_column("#", justify="right")
     for name in result.grid.names():
         t.add_column(_escape(name.removeprefix("training.")))
@@ -714,7 +724,7 @@ def eval_(
     if as_json:
         out.print_json(_json(m))
         return
-    t = Table(
+    t = _table(
         title=f"{_escape(loaded.record.name)} on {_escape(data or loaded.record.data.source)}",
         show_header=False,
         title_justify="left",
@@ -731,7 +741,7 @@ def eval_(
     _print_table(t)
     if "confusion" in m:
         labels = class_labels(loaded.record.task, loaded.record.classes, len(m["confusion"])) or []
-        c = Table(title="confusion (rows: true, columns: predicted)", title_justify="left")
+        c = _table(title="confusion (rows: true, columns: predicted)", title_justify="left")
         c.add_column("")
         for lab in labels:
             c.add_column(_escape(lab), justify="right")
@@ -905,7 +915,7 @@ def simplify(
         doc["front"] = [str(p) for p in paths]
         out.print_json(_json(doc))
         return
-    t = Table(title=f"{_escape(loaded.record.name)}: shorter formulas and what they cost", title_justify="left")
+    t = _table(title=f"{_escape(loaded.record.name)}: shorter formulas and what they cost", title_justify="left")
     for name in ("#", "", "terms", "nodes", "params", "train loss", "val loss", "metric", "step"):
         t.add_column(name, justify="left" if name in ("", "step") else "right")
     regression = loaded.record.task == "regression"
@@ -983,7 +993,7 @@ def explain(
             out.print_json(_json(ranking.as_dict()))
             return
         top = max((v for _, v in ranking.ranked), default=0.0) or 1.0
-        t = Table(
+        t = _table(
             title=f"{_escape(rec.name)}: mean |contribution| to the {_escape(ranking.explained)} over "
             f"{ranking.rows} rows of {_escape(data)} (baseline {baseline})",
             title_justify="left",
@@ -1005,7 +1015,7 @@ def explain(
     if as_json:
         out.print_json(_json(e.as_dict()))
         return
-    t = Table(title=f"{_escape(rec.name)}: why the {_escape(e.explained)} is {e.output:.6g}", title_justify="left")
+    t = _table(title=f"{_escape(rec.name)}: why the {_escape(e.explained)} is {e.output:.6g}", title_justify="left")
     for name in ("input", "value", "baseline", "∂f/∂x", "gradient × (x − b)", "contribution"):
         t.add_column(name, justify="left" if name == "input" else "right")
     for i, name in enumerate(e.inputs):
@@ -1046,7 +1056,7 @@ def check(
     spec_obj, root, rows = setup.spec, setup.root, setup.rows
     g = root.compiled_graph
     result = gradient_check(root, rows=rows)
-    t = Table(title=f"{_escape(str(spec))} is valid", show_header=False, title_justify="left")
+    t = _table(title=f"{_escape(str(spec))} is valid", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
     t.add_row("inputs", _escape(", ".join(g.input_names)))
@@ -1077,7 +1087,7 @@ def datasets() -> None:
     """List the built-in generated datasets (use as --data NAME or NAME:N)."""
     from .data import GENERATORS
 
-    t = Table(title="built-in datasets (--data NAME, or NAME:N for N samples)", title_justify="left")
+    t = _table(title="built-in datasets (--data NAME, or NAME:N for N samples)", title_justify="left")
     t.add_column("name", style="bold")
     t.add_column("columns")
     t.add_column("kind")
@@ -1340,7 +1350,7 @@ def _render_step(step: Any, loss: str, lr: float, precision: int) -> None:
     out.print(
         f"\n[bold]step {step.step}[/]: sample {step.sample + 1} ({sample}), target {_num(step.target, precision)}"
     )
-    t = Table(title="forward (children first), then backward: dL/dnode from each parent", title_justify="left")
+    t = _table(title="forward (children first), then backward: dL/dnode from each parent", title_justify="left")
     for name, justify in (
         ("#", "right"),
         ("node", "left"),
@@ -1366,7 +1376,7 @@ def _render_step(step: Any, loss: str, lr: float, precision: int) -> None:
         )
     _print_table(t)
     out.print(f"loss ({loss}) = {_num(step.loss, precision)};  dL/doutput = {_num(step.loss_grad, precision)}")
-    p = Table(title=f"update: new = old - {_num(lr, precision)} * gradient", title_justify="left")
+    p = _table(title=f"update: new = old - {_num(lr, precision)} * gradient", title_justify="left")
     for name in ("parameter", "old", "gradient", "new"):
         p.add_column(name, justify="left" if name == "parameter" else "right")
     for u in step.params:

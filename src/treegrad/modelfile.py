@@ -67,10 +67,11 @@ def _printable(text: str) -> str:
 PrintedText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_printable)]
 
 
+# The models here are built on first use (defer_build), not when a command imports this module.
 class DataInfo(BaseModel):
     """Where the training data came from and how it was split."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     source: str
     target: str
     rows: int
@@ -81,7 +82,7 @@ class DataInfo(BaseModel):
 class HistoryInfo(BaseModel):
     """Per-epoch mean losses."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     train: list[float]
     validation: list[float] = []
     best_epoch: int | None = None
@@ -93,7 +94,7 @@ class HistoryInfo(BaseModel):
 class ModelRecord(BaseModel):
     """Everything in a model file (format `treegrad-model`, version 1)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     format: str
     version: int
     name: PrintedText

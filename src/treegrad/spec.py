@@ -324,7 +324,7 @@ else:
 class _Schedule(BaseModel):
     """Base of the learning-rate schedules (formulas in schedules.py): frozen, strict, no unknown keys."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True, defer_build=True)
 
 
 class StepSchedule(_Schedule):
