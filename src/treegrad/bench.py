@@ -24,6 +24,10 @@ Workloads (a step is forward + backward + update):
        (W4-W6: relu hidden layers, the MEAN batch loss, data from random.Random(3): x uniform on
        [0, 1), the class a random linear teacher picks (or sin of a random projection for W5);
        weights uniform on +-1/sqrt(inputs), biases 0; peers treegrad, numpy, torch)
+  CLI  a first call: `treegrad train` of a line fit c = w*f + b (mse, 100 rows of the f2c
+       conversion from a CSV, per-sample SGD, 100 epochs) in a fresh process, start-up included,
+       beside the same training written out in a fresh `python`; the table says how much of
+       each process's time went to imports (-X importtime)
 
 Data: 1000 points (x, y) uniform on [-1, 1]^2 from random.Random(0), label 1 if y > x, drawn
 after W1's five parameters from the same generator; MLP weights uniform on [-1, 1] from
@@ -34,7 +38,9 @@ Peers, each optional except the first two:
   python     written out by hand below: floats and lists, straight-line, no graph
   numpy      by hand, forward and backward as matmuls (W2a, W2b)
   micrograd  if importable (W1, W2a, W3 up to depth 256: its recursive sort fails beyond ~300)
-  torch      if importable (W1, W2a, W2b), float64, CPU
+  torch      if importable (W1, W2a, W2b, W4-W6), float64, CPU, its default threads
+  torch1     the same with torch.set_num_threads(1) while it trains (restored afterwards): on a
+             busy machine a small model's threads cost more than they give
 
 A measurement repeats a whole training (from building the model to the last update) until
 one second has passed and reports the time of one. `--reps N` interleaves N rounds of all
@@ -45,15 +51,20 @@ order in treegrad and in the python peer, so their losses are equal to the last 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import platform
 import random
+import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import mul
+from pathlib import Path
 from typing import Any
 
 from .limits import MAX_BENCH_DEPTH
@@ -79,8 +90,12 @@ WIDE = {
 WIDTHS = (8, 16, 32, 64, 128, 256)
 WIDE_SEED = 3
 EPOCHS.update({w: spec[5] for w, spec in WIDE.items()})
-WORKLOADS = ("W1", "W2a", "W2b", "W3", "W4s", "W4a", "W5", "W6")
-PEERS = ("treegrad", "python", "numpy", "micrograd", "torch")
+# The CLI row: (w, b) to start from, rows of the f2c conversion, epochs.
+CLI_INIT, CLI_ROWS = (0.5, 0.0), 100
+EPOCHS["CLI"] = 100
+WORKLOADS = ("W1", "W2a", "W2b", "W3", "W4s", "W4a", "W5", "W6", "CLI")
+PEERS = ("treegrad", "python", "numpy", "micrograd", "torch", "torch1")
+LABELS = {"torch1": "torch 1 thread"}  # a peer's name in the table, where it is not its key
 TITLES = {
     "W1": "W1  binary classifier, per sample, {e}",
     "W2a": "W2a MLP 2-16-16-1, per sample, {e}",
@@ -90,6 +105,8 @@ TITLES = {
     "W4a": "W4a MLP 64-32-10 softmax (digits-shaped, 1797 rows), batches of 32, Adam, {e}",
     "W5": "W5  MLP 8-256-1 (mse, 4096 rows), batches of 64, SGD, {e}",
     "W6": "W6  MLP 64-h-10 softmax, batches of 32, Adam, {e}; microseconds per sample by width h",
+    "CLI": "CLI `treegrad train` of a line fit (mse, 100 rows from a CSV), per sample, {e}, "
+    "in a fresh process: start-up included",
 }
 
 Sample = tuple[tuple[float, ...], int]
@@ -149,6 +166,13 @@ def wide_setup(workload: str, width: int | None = None) -> tuple[Layers, list[An
         target = scores.index(max(scores)) if sizes[-1] > 1 else math.sin(scores[0])
         data.append((x, target))
     return layers, data
+
+
+def cli_setup() -> tuple[tuple[float, float], list[Any]]:
+    """The CLI row's (w, b) and its rows ((f,), c): f uniform on [-1, 1], c = (f - 32) * 5/9."""
+    rng = random.Random(DATA_SEED)
+    fs = [rng.uniform(-1, 1) for _ in range(CLI_ROWS)]
+    return CLI_INIT, [((f,), (f - 32.0) * 5.0 / 9.0) for f in fs]
 
 
 def _wide_shape(workload: str, init: Layers) -> tuple[int, str, float, bool]:
@@ -633,22 +657,120 @@ def _torch(workload: str, init: Any, data: list[Sample], epochs: int) -> Callabl
     return train_mlp
 
 
+def _one_thread(torch: Any, train: Callable[[], float]) -> Callable[[], float]:
+    """`train` run with PyTorch on one thread, its thread count restored afterwards."""
+
+    def train_one_thread() -> float:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return train()
+        finally:
+            torch.set_num_threads(before)
+
+    return train_one_thread
+
+
+def _torch1(workload: str, init: Any, data: list[Sample], epochs: int) -> Callable[[], float] | None:
+    train = _torch(workload, init, data, epochs)
+    if train is None:
+        return None
+    import torch
+
+    return _one_thread(torch, train)
+
+
+# ---------------------------------------------------------------- CLI: a first call, start-up included
+
+# The python peer of the CLI row, run as `python -c`: read the same CSV, take its rows in the
+# order `treegrad train` does (its seeded split shuffles them once), train the same line with the
+# same float operations in the same order (treegrad takes every gradient before it updates),
+# print the last epoch's mean loss.
+_CLI_PYTHON = """
+import csv, sys
+path, epochs, lr, w, b = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+with open(path, newline="") as fh:
+    rows = [(float(r["f"]), float(r["c"])) for r in csv.DictReader(fh)]
+rows = [rows[int(i)] for i in sys.argv[6].split(",")]
+total = 0.0
+for _ in range(epochs):
+    total = 0.0
+    for f, c in rows:
+        d = w * f + b - c
+        total += d * d
+        g = 2.0 * d
+        w, b = w - lr * (g * f), b - lr * g
+print(repr(total / len(rows)))
+"""
+
+
+def import_seconds(importtime: str) -> float:
+    """Seconds spent importing, from `python -X importtime` output: the sum of the top-level
+    modules' cumulative times (a nested import is inside its importer's)."""
+    return sum(int(m[1]) for m in re.finditer(r"^import time:\s+\d+ \|\s+(\d+) \| (?! )", importtime, re.M)) / 1e6
+
+
+def _in_fresh_process(args: list[str], imports: list[float]) -> str:
+    """Run `python -X importtime ARGS`; note its seconds of imports in `imports`, return its stdout."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the CLI row's process failed ({' '.join(args[:3])} ...): {proc.stderr[-2000:]}")
+    imports.append(import_seconds(proc.stderr))
+    return proc.stdout
+
+
+def _cli_files(folder: Path, init: tuple[float, float], data: list[Any], epochs: int) -> tuple[Path, Path]:
+    """The CLI row's CSV and spec, written into `folder`."""
+    csv_path, spec = folder / "line.csv", folder / "line.yaml"
+    csv_path.write_text("f,c\n" + "".join(f"{x[0]!r},{c!r}\n" for x, c in data), encoding="utf-8")
+    w, b = init
+    spec.write_text(
+        f"inputs: [f]\noutput: {{add: [{{mul: [{{param: {w!r}}}, f]}}, {{param: {b!r}}}]}}\nloss: mse\n"
+        f"data: {json.dumps(str(csv_path))}\ntarget: c\n"
+        f"training: {{epochs: {epochs}, learning_rate: {LR}, batch_size: 1, optimizer: sgd, shuffle: false}}\n",
+        encoding="utf-8",
+    )
+    return csv_path, spec
+
+
+def _cli(peer: str, init: Any, data: list[Any], epochs: int, imports: list[float]) -> Callable[[], float] | None:
+    """The CLI row's training in a fresh process (treegrad: the command; python: by hand), or None."""
+    if peer not in ("treegrad", "python"):
+        return None
+    from .data import split_indices
+
+    order, _ = split_indices(len(data), 0.0, 0)  # the rows' order in `treegrad train` (seed 0, no validation)
+
+    def train() -> float:
+        with tempfile.TemporaryDirectory(prefix="treegrad-bench-") as folder:
+            csv_path, spec = _cli_files(Path(folder), init, data, epochs)
+            if peer == "python":
+                args = [str(csv_path), str(epochs), repr(LR), *(repr(v) for v in init), ",".join(map(str, order))]
+                return float(_in_fresh_process(["-c", _CLI_PYTHON, *args], imports))
+            model = Path(folder) / "line.json"
+            _in_fresh_process(["-m", "treegrad", "train", str(spec), "--out", str(model), "--quiet"], imports)
+            return float(json.loads(model.read_text(encoding="utf-8"))["history"]["train"][-1])
+
+    return train
+
+
 PEER_FNS: dict[str, Callable[[str, Any, list[Sample], int], Callable[[], float] | None]] = {
     "treegrad": _treegrad,
     "python": _python,
     "numpy": _numpy,
     "micrograd": _micrograd,
     "torch": _torch,
+    "torch1": _torch1,
 }
 
 
 def missing(peer: str) -> str | None:
     """None if the peer can run here, else why not."""
-    module = {"numpy": "numpy", "micrograd": "micrograd", "torch": "torch"}.get(peer)
+    module = {"numpy": "numpy", "micrograd": "micrograd", "torch": "torch", "torch1": "torch"}.get(peer)
     if module is None or importlib.util.find_spec(module) is not None:
         return None
     pins = {"micrograd": "micrograd==0.1.0", "torch": "torch==2.13.0", "numpy": "numpy"}
-    return f"{peer} is not installed (pip install {pins[peer]})"
+    return f"{module} is not installed (pip install {pins[module]})"
 
 
 # ---------------------------------------------------------------- measuring
@@ -666,6 +788,7 @@ class Result:
     seconds: list[float] = field(default_factory=list)  # per training, one entry per rep
     final_loss: float = math.nan
     note: str = ""
+    imports: list[float] = field(default_factory=list)  # CLI: seconds of imports, one entry per process
 
     @property
     def time(self) -> float:
@@ -712,7 +835,11 @@ def run(
     depths = tuple(depths or ((2, 4) if quick else DEPTHS))
     min_time = (0.0 if quick else 1.0) if min_time is None else min_time
     init1, data = binary_setup()
-    notes = [m for p in peers if (m := missing(p))]
+    skipped: dict[str, list[str]] = {}  # why -> the peers skipped for it
+    for p in peers:
+        if why := missing(p):
+            skipped.setdefault(why, []).append(p)
+    notes = [f"{why}: no {', '.join(ps)} rows" for why, ps in skipped.items()]
     peers = [p for p in peers if not missing(p)]
     jobs: list[tuple[Result, Callable[[], float]]] = []
     for w in workloads:
@@ -721,19 +848,25 @@ def run(
             wdata: list[Any]
             if w in WIDE:
                 init, wdata = wide_setup(w, d)
+            elif w == "CLI":
+                init, wdata = cli_setup()
             else:
                 init = init1 if w == "W1" else mlp_init() if w in ("W2a", "W2b") else chain_init(d or 0)
                 wdata = chain_data(data) if w == "W3" else data
             for p in peers:
                 if p == "micrograd" and w == "W3" and d is not None and d > MICROGRAD_MAX_DEPTH:
                     continue
-                train = PEER_FNS[p](w, init, wdata, epochs[w])
-                if train is None:
-                    continue
                 samples = epochs[w] * len(wdata)
                 batch = BATCH if w == "W2b" else WIDE[w][1] if w in WIDE else 1
                 steps = epochs[w] * -(-len(wdata) // batch)
-                jobs.append((Result(w, p, d, steps, samples), train))
+                res = Result(w, p, d, steps, samples)
+                if w == "CLI":
+                    train = _cli(p, init, wdata, epochs[w], res.imports)
+                else:
+                    train = PEER_FNS[p](w, init, wdata, epochs[w])
+                if train is None:
+                    continue
+                jobs.append((res, train))
     if "micrograd" in peers and "W3" in workloads and max(depths) > MICROGRAD_MAX_DEPTH:
         notes.append(
             f"micrograd: W3 only up to depth {MICROGRAD_MAX_DEPTH} (its recursive topological sort "
@@ -783,7 +916,7 @@ def table(results: Sequence[Result], notes: Sequence[str] = (), reps: int = 1) -
     for r in results:
         by_workload.setdefault(r.workload, []).append(r)
     for w, rs in by_workload.items():
-        epochs = rs[0].samples // (WIDE[w][4] if w in WIDE else N_SAMPLES)
+        epochs = rs[0].samples // (WIDE[w][4] if w in WIDE else CLI_ROWS if w == "CLI" else N_SAMPLES)
         title = TITLES[w].format(e=f"{epochs} epoch" + "s" * (epochs != 1))
         lines.append(title + ("" if reps == 1 else f" (medians of {reps} rounds)"))
         if w == "W3":
@@ -795,9 +928,18 @@ def table(results: Sequence[Result], notes: Sequence[str] = (), reps: int = 1) -
             rows = [["peer", "steps/s", "samples/s", "final loss", "treegrad is"]]
             for r in rs:
                 vs = "-" if tg is None or r is tg else _ratio(tg.samples_per_s, r.samples_per_s)
-                rows.append([r.peer, f"{r.steps_per_s:,.0f}", f"{r.samples_per_s:,.0f}", f"{r.final_loss:.10g}", vs])
+                speeds = [f"{r.steps_per_s:,.0f}", f"{r.samples_per_s:,.0f}"]
+                rows.append([_label(r.peer), *speeds, f"{r.final_loss:.10g}", vs])
             lines += _grid(rows)
+            lines += [
+                f"  {r.peer}: {r.time:.3g} s a process, {statistics.median(r.imports):.3g} s of it in imports"
+                f" ({statistics.median(r.imports) / r.time:.0%})"
+                for r in rs
+                if r.imports
+            ]
         lines.append("")
+    if "CLI" in by_workload and sys.dont_write_bytecode:
+        notes = [*notes, "PYTHONDONTWRITEBYTECODE is set: the CLI row's processes compile every module not yet cached"]
     if notes:
         lines += [f"note: {n}" for n in notes]
     lines.append(f"Python {platform.python_version()}, {_versions()}")
@@ -805,7 +947,15 @@ def table(results: Sequence[Result], notes: Sequence[str] = (), reps: int = 1) -
         from .vectorized import blas_threads
 
         lines.append(f"BLAS: {blas_threads()}; treegrad trains on arrays with 1 thread, the peers with the default")
+    if "torch" in sys.modules:
+        import torch
+
+        lines.append(f"PyTorch: torch with its default {torch.get_num_threads()} threads, torch1 with 1")
     return "\n".join(lines)
+
+
+def _label(peer: str) -> str:
+    return LABELS.get(peer, peer)
 
 
 def _chain_table(
@@ -817,13 +967,13 @@ def _chain_table(
     depths = sorted({r.depth for r in rs if r.depth is not None})
     cell = {(r.peer, r.depth): r for r in rs}
     others = [p for p in peers if p != "treegrad"]
-    head = [label, *[f"{p} us" for p in peers]]
+    head = [label, *[f"{_label(p)} us" for p in peers]]
 
     def us(r: Result) -> float:
         return 1e6 * r.time / r.samples if per_sample else r.us_per_step
 
     if "treegrad" in peers:
-        head += [f"treegrad vs {p}" for p in others]
+        head += [f"treegrad vs {_label(p)}" for p in others]
     rows = [head]
     for d in depths:
         row = [str(d)] + [f"{us(cell[p, d]):,.1f}" if (p, d) in cell else "-" for p in peers]

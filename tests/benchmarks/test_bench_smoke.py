@@ -95,3 +95,74 @@ def test_quick_wide_mlps_agree_with_numpy_by_hand() -> None:
     assert by["W4s", "treegrad", None].steps == 1797 and by["W4a", "treegrad", None].steps == 57
     text = bench.table(results)
     assert "slope 8-256" in text and "BLAS: " in text
+
+
+def test_quick_cli_row_is_a_fresh_process_beside_python() -> None:
+    """CLI: `treegrad train` in a new process beside the same training by hand in a new `python`;
+    the same rows in the same order, so the same loss; the table gives the ratio and the imports' share."""
+    results, notes = bench.run(["CLI"], ["treegrad", "python", "numpy"], quick=True)
+    by = {r.peer: r for r in results}
+    assert set(by) == {"treegrad", "python"} and notes == []  # numpy has no CLI row
+    assert by["treegrad"].final_loss == pytest.approx(by["python"].final_loss, rel=1e-12)
+    for r in by.values():
+        assert r.steps == bench.CLI_ROWS and len(r.imports) == len(r.seconds) == 1
+        assert 0.0 < r.imports[0] < r.seconds[0]
+    text = bench.table(results)
+    assert "CLI `treegrad train`" in text and "1 epoch," in text
+    row = next(line for line in text.splitlines() if line.strip().startswith("python "))
+    assert row.split()[-1].endswith("x")
+    assert "treegrad: " in text and "of it in imports (" in text
+
+
+def test_import_seconds_sums_the_top_level_modules() -> None:
+    text = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       100 |        100 |   _io\n"
+        "import time:       300 |       1200 | site\n"
+        "import time:        50 |         50 |     nested\n"
+        "import time:       400 |      30000 | treegrad.cli\n"
+        "some other line on stderr\n"
+    )
+    assert bench.import_seconds(text) == pytest.approx(0.0312)
+
+
+def test_torch_one_thread_is_scoped_and_restored() -> None:
+    class FakeTorch:
+        threads = 4
+        seen: list[int] = []
+
+        def get_num_threads(self) -> int:
+            return self.threads
+
+        def set_num_threads(self, n: int) -> None:
+            self.threads = n
+
+    torch = FakeTorch()
+
+    def train() -> float:
+        torch.seen.append(torch.threads)
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError):
+        bench._one_thread(torch, train)()
+    assert torch.seen == [1] and torch.threads == 4
+
+
+def test_a_missing_peer_is_a_note_saying_why_and_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = bench.importlib.util.find_spec
+    monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: None if name == "torch" else real(name))
+    results, notes = bench.run(["W1"], ["treegrad", "torch", "torch1"], quick=True)
+    assert {r.peer for r in results} == {"treegrad"}
+    assert notes == ["torch is not installed (pip install torch==2.13.0): no torch, torch1 rows"]
+    assert "note: torch is not installed" in bench.table(results, notes)
+
+
+def test_quick_torch_at_one_thread_beside_default_threads() -> None:
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    results, notes = bench.run(["W2b"], ["treegrad", "torch", "torch1"], quick=True)
+    assert torch.get_num_threads() == before
+    losses = {r.peer: r.final_loss for r in results}
+    assert set(losses) == {"treegrad", "torch", "torch1"} and losses["torch1"] == pytest.approx(losses["torch"])
+    text = bench.table(results)
+    assert "torch 1 thread" in text and f"default {before} threads" in text
