@@ -145,6 +145,12 @@ def test_a_problem_the_set_causes_elsewhere_is_still_the_specs(xor: Path) -> Non
     """A value that is fine where it is set, but leaves the spec inconsistent, is a spec error (exit 1)."""
     r = run("train", str(xor), "--set", "layers=[{linear: 3}]", "--print-config")
     assert r.exit_code == 1 and "3 values" in r.output and "Traceback" not in r.output
+    line = xor.parent / "line.yaml"
+    line.write_text("inputs: [x, y]\noutput: {add: [{mul: [param, x]}, {mul: [param, y]}, param]}\ndata: xor\n")
+    r = run("train", str(line), "--set", "inputs=[x]", "--set", "target=label", "--print-config")
+    text = " ".join(r.output.split())
+    assert r.exit_code == 1 and "line.yaml:2:" in text and "unknown name 'y'" in text  # located in the file
+    assert '(in the spec as changed by --set inputs=["x"] --set target=label)' in text
 
 
 def test_sweep_grids_any_spec_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

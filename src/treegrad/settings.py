@@ -152,9 +152,15 @@ def load(spec_path: Path, changes: Iterable[tuple[KeyPath, Any]], where: str = "
     data, source = read_data(text, str(spec_path))
     if isinstance(data, dict):
         data = apply(data, changes, source, where)
-    spec = validate_spec(data, source, default_name=spec_path.stem)
+    said = " ".join(f"{where} {_shown(p, v)}" for p, v in changes)
+    try:
+        spec = validate_spec(data, source, default_name=spec_path.stem)
+    except SettingError:
+        raise
+    except SpecError as e:
+        # Located in the file, but the file alone may be fine: say what changed it.
+        raise SpecError(f"{e} (in the spec as changed by {said})") from None
     if any(path[0] != "training" for path, _ in changes):
-        said = " ".join(f"{where} {_shown(p, v)}" for p, v in changes)
         text = f"# {spec_path.name} with {said}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     return spec, text
 
