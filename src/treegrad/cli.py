@@ -169,7 +169,9 @@ def _escape(s: str) -> str:
 
 @app.command()
 def train(
-    spec: Annotated[Path, typer.Argument(help="The model spec file (YAML or JSON).", metavar="SPEC")],
+    spec: Annotated[
+        Path | None, typer.Argument(help="The model spec file (YAML or JSON); none with --resume.", metavar="SPEC")
+    ] = None,
     data: Annotated[
         str | None, typer.Option("--data", "-d", help="A built-in dataset (NAME or NAME:N) or a CSV file.")
     ] = None,
@@ -229,10 +231,61 @@ def train(
         typer.Option("--engine", help="treegrad (its own engine) or torch (PyTorch; data-parallel under torchrun)."),
     ] = "treegrad",
     device: Annotated[str, typer.Option("--device", help="With --engine torch: cpu or cuda.")] = "cpu",
+    resume_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            metavar="MODEL.json",
+            help="Continue the run recorded in MODEL.json for --epochs more (default: as many again), bit for "
+            "bit as one longer run; writes MODEL.resumed.json unless -o.",
+        ),
+    ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-from",
+            metavar="MODEL.json",
+            help="Start from MODEL.json's parameters (matched by name) with a fresh optimizer, on this run's data.",
+        ),
+    ] = None,
 ) -> None:
-    """Train a spec on data and save the learned model as JSON."""
+    """Train a spec on data and save the learned model as JSON (or continue a saved run: --resume)."""
     from . import torch_bridge, workflow
 
+    if resume_from is not None:
+        changing = [
+            flag
+            for flag, value in [
+                ("SPEC", spec),
+                ("--target", target),
+                ("--learning-rate", learning_rate),
+                ("--batch-size", batch_size),
+                ("--optimizer", optimizer),
+                ("--seed", seed),
+                ("--validation-split", validation_split),
+                ("--normalize", normalize),
+                ("--l1", l1),
+                ("--l2", l2),
+                ("--clip-norm", clip_norm),
+                ("--set", set_ or None),
+                ("--init-from", init_from),
+                ("--engine", None if engine == "treegrad" else engine),
+                ("--device", None if device == "cpu" else device),
+            ]
+            if value is not None
+        ]
+        if changing:
+            raise typer.BadParameter(
+                f"--resume continues the run recorded in the model file with its own spec, data and settings; "
+                f"{', '.join(changing)} would make it another run. Drop {'it' if len(changing) == 1 else 'them'} "
+                "(--epochs, -o and --data with the same rows are allowed), or start a new run from its "
+                "parameters: treegrad train SPEC --init-from MODEL.json",
+                param_hint="'--resume'",
+            )
+    elif spec is None:
+        raise typer.BadParameter(
+            "give the SPEC to train, or --resume MODEL.json to continue a saved run", param_hint="'SPEC'"
+        )
     if engine not in ("treegrad", "torch"):
         raise typer.BadParameter(f"unknown engine '{engine}'; use treegrad or torch", param_hint="--engine")
     if engine == "treegrad" and device != "cpu":
@@ -253,16 +306,24 @@ def train(
 
     try:
         sets = [(key, values[0]) for key, values in (parse_assignment(item, "--set") for item in set_ or [])]
-        prep = workflow.prepare(spec, data=data, target=target, overrides=overrides, sets=sets)
+        if resume_from is not None:
+            prep = workflow.prepare_resume(resume_from, epochs=epochs, data=data)
+        else:
+            assert spec is not None
+            prep = workflow.prepare(spec, data=data, target=target, overrides=overrides, sets=sets)
     except SettingError as e:  # a usage error: exit 2, the message names the key
         raise typer.BadParameter(str(e).removeprefix("--set: "), param_hint="'--set'") from None
+    if init_from is not None:
+        from .resume import warm_start
+
+        warm_start(prep, init_from)
     if print_config:
         from .runlog import dump
 
         typer.echo(dump(prep.resolved), nl=False)
         return
-    if out_path is None:
-        out_path = Path(f"{prep.name}.model.json")
+    if out_path is None:  # a resumed run never replaces the file it continues
+        out_path = resume_from.with_suffix(".resumed.json") if resume_from else Path(f"{prep.name}.model.json")
     trainer = torch_bridge.trainer(prep.settings, device) if engine == "torch" else None
     if trainer is not None and torch_bridge.process_rank() > 0:
         # Under torchrun every process trains; rank 0 alone writes the model and reports.
@@ -318,7 +379,8 @@ def _train_with_progress(
     # The bar appears only once training starts, so an error in the spec or the data
     # is not preceded by an empty bar.
     bar = Progress(*columns, console=err, refresh_per_second=8)
-    task = bar.add_task("train", total=prep.settings.epochs, status="", start=False)
+    done = prep.continued.epochs_done if prep.continued else 0  # a resumed run's bar starts where it stopped
+    task = bar.add_task("train", total=prep.settings.epochs, completed=done, status="", start=False)
 
     def progress(epoch: int, train_loss: float, val_loss: float | None, extra: dict[str, float]) -> None:
         if not bar.live.is_started:

@@ -65,6 +65,11 @@ def model_table(record: ModelRecord, data: str | None = None) -> Table:
     return recode(_model_table(record, data), recorded_recoding(record))
 
 
+def recorded_table(record: ModelRecord, data: str | None = None) -> Table:
+    """The table `data` names, or the one the model was trained on, as read (before recoding)."""
+    return _model_table(record, data)
+
+
 def _model_table(record: ModelRecord, data: str | None = None) -> Table:
     named_in = "the model file"
     table = pick_table(

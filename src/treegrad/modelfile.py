@@ -5,6 +5,11 @@ values by stable name, the input names, class labels, normalisation statistics, 
 training settings used, the data source, and the loss history. Loading rebuilds the
 graph from the embedded spec and checks that the parameters match it exactly.
 
+A run that can be continued (`train --resume`) also records its optimizer state (`resume`,
+see resume.py). The field is optional, so the format stays version 1: files written before it
+existed load as before (they cannot be resumed, and say so); a file that has it needs a
+treegrad that knows it.
+
 Here too is how a command recognises what it is given: a model file (`load`), or a model
 file or a spec (`open_model`), and a file that must not be replaced (`check_replace`).
 """
@@ -91,6 +96,17 @@ class HistoryInfo(BaseModel):
     penalty: list[float] = []  # per epoch, with l1 or l2: the weights' penalty, apart from the loss
 
 
+class ResumeState(BaseModel):
+    """What continuing the run bit for bit needs: the optimizer's state after its last epoch."""
+
+    model_config = ConfigDict(extra="forbid")
+    epochs: int  # epochs done
+    steps: int  # optimizer steps taken (Adam's bias correction counts them)
+    # Per state variable of the optimizer (momentum's "m", Adam's "m" and "v"), by parameter name.
+    moments: dict[str, dict[PrintedText, StrictFloat]]
+    data_sha256: str  # of the training and validation rows as trained (resume.rows_digest)
+
+
 class ModelRecord(BaseModel):
     """Everything in a model file (format `treegrad-model`, version 1)."""
 
@@ -119,6 +135,7 @@ class ModelRecord(BaseModel):
     history: HistoryInfo
     metrics: dict[str, Any] = {}
     treegrad_version: str = ""
+    resume: ResumeState | None = None  # absent in files of older versions, and where a run cannot go on
 
 
 def save(path: Path, record: ModelRecord, *, force: bool = False) -> None:

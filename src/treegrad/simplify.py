@@ -523,6 +523,7 @@ def _record(ctx: _Context, spec_text: str, root: Any, train: dict[str, Any], val
             "spec_text": spec_text,
             "parameters": dict(zip(g.param_names, g.param_values())),
             "metrics": metrics,
+            "resume": None,  # another model: the run's optimizer state is not its own
         }
     )
 

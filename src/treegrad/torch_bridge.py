@@ -280,7 +280,8 @@ def imported_parameters(model: Opened, state: dict[str, Any]) -> dict[str, float
 def import_params(model_path: Path, state_path: Path, out: Path, force: bool = False) -> dict[str, float]:
     """Write `out`: the model file at `model_path` with the parameters of a state dict; return them.
 
-    Everything else is kept; the metrics, measured with the old parameters, are dropped.
+    Everything else is kept; the metrics, measured with the old parameters, and the optimizer
+    state of the run (which these parameters did not come from) are dropped.
     """
     from .files import check_output
     from .modelfile import check_replace, load, save
@@ -293,7 +294,7 @@ def import_params(model_path: Path, state_path: Path, out: Path, force: bool = F
     check_output(out, force=force)
     if not force:
         check_replace(out, rec.name)
-    save(out, rec.model_copy(update={"parameters": values, "metrics": {}}), force=force)
+    save(out, rec.model_copy(update={"parameters": values, "metrics": {}, "resume": None}), force=force)
     return values
 
 

@@ -19,7 +19,7 @@ from . import __version__
 from .columns import Recoding, drop_missing, model_inputs
 from .compiled import predict_many, program
 from .data import Table, encode_targets, input_rows, row_place, select, split_indices, standardize_stats
-from .datasource import model_table, spec_table
+from .datasource import model_table, recorded_table, spec_table
 from .diagnose import dead_unit_warning
 from .errors import DataError, SpecError, TrainingError
 from .files import check_output
@@ -37,6 +37,7 @@ from .modelfile import (
     load,
     save,
 )
+from .resume import Continuation, check_same_data, continuation, saved_state, start_from
 from .runlog import RunLog, dump, resolved_spec
 from .tasks import accuracy, class_labels, decode, evaluate_rows
 from .weighting import class_weights, row_weights, take_weight_column
@@ -153,6 +154,7 @@ class Prepared:
     patience: int | None
     train_weights: list[float] | None = None  # how much each training sample counts (None: 1 each)
     resolved: dict[str, Any] = field(default_factory=dict)  # the spec as trained (runlog.resolved_spec)
+    continued: Continuation | None = None  # a recorded run going on (train --resume)
 
     @property
     def name(self) -> str:
@@ -167,17 +169,26 @@ def prepare(
     target: str | None = None,
     overrides: dict[str, Any] | None = None,
     sets: Sequence[tuple[Any, Any]] = (),
+    spec_text: str | None = None,
+    settings: Any = None,
+    table: Table | None = None,
 ) -> Prepared:
     """Load and check a spec and its data, split it, and build the model.
 
     Every mistake in the spec, the data or the settings is found here, before any
-    training starts.
+    training starts. A recorded run (resume) gives its spec's text, its settings and its table.
     """
     from .build import loss_name, output_count, task_kind
+    from .spec import parse_spec
 
-    spec, text = load_spec_file(spec_path, sets)
-    settings = training_settings(spec, overrides or {}, sets)
-    table = spec_table(spec, spec_path, data)
+    if spec_text is None:
+        spec, text = load_spec_file(spec_path, sets)
+    else:
+        spec, text = parse_spec(spec_text, str(spec_path), default_name=spec_path.stem), spec_text
+    if settings is None:
+        settings = training_settings(spec, overrides or {}, sets)
+    if table is None:
+        table = spec_table(spec, spec_path, data)
     spec, table, recoding = model_inputs(spec, table, target or spec.target, settings)
     kind = task_kind(spec)
     table, column = take_weight_column(table, settings.weight_column)
@@ -315,6 +326,10 @@ def run(
         columns += [f"{watched}_accuracy"] if kind != "regression" else []
         columns += ["learning_rate"] + (["penalty"] if settings.l1 or settings.l2 else [])
         log.start(dump(prep.resolved), columns)
+    cont = prep.continued  # a recorded run going on: from its epoch and optimizer state
+    going_on: dict[str, Any] = (
+        {} if cont is None else {"start_epoch": cont.epochs_done, "state": cont.fit_state(graph.param_names)}
+    )
     t0 = time.perf_counter()
     try:
         with _divergence_advice(prep):
@@ -323,7 +338,7 @@ def run(
                 Xtr,
                 fit_ytr,
                 loss=prep.loss,
-                epochs=settings.epochs,
+                epochs=settings.epochs - (cont.epochs_done if cont else 0),
                 learning_rate=settings.learning_rate,
                 batch_size=settings.batch_size,
                 optimizer=settings.optimizer,
@@ -339,6 +354,7 @@ def run(
                 lr_schedule=settings.lr_schedule,
                 sample_weight=prep.train_weights,
                 history=hist,
+                **going_on,
             )
     finally:
         if log is not None:
@@ -347,11 +363,14 @@ def run(
     if hist.interrupted and not (checkpoint and hist):
         # With no complete epoch there is no trained model to keep, checkpoint or not.
         raise KeyboardInterrupt
+    names = list(graph.param_names)  # of the graph trained, the order of the optimizer's state
     if prep.target_stats is not None:
         root = _answering_in_raw_units(prep, root)
         graph = root.compiled_graph
         hist[:] = [v * unscale for v in hist]
         hist.validation[:] = [v * unscale for v in hist.validation]
+    if cont is not None:
+        hist = cont.joined(hist)
     labels = class_labels(kind, prep.classes, len(graph.elements))
     metrics = {
         "train": evaluate_rows(root, kind, prep.loss, Xtr, ytr, place(prep.train_rows), prep.train_weights, labels)
@@ -389,6 +408,7 @@ def run(
         ),
         metrics=metrics,
         treegrad_version=__version__,
+        resume=saved_state(settings, hist, names, prep),
     )
     if out is not None:
         save(out, record, force=force)
@@ -453,6 +473,25 @@ def train(
     """Prepare and run in one call: train the model of a spec file on data, save it to `out`."""
     prep = prepare(spec_path, data=data, target=target, overrides=overrides)
     return run(prep, out=out, progress=progress, checkpoint=checkpoint, force=force, trainer=trainer)
+
+
+def prepare_resume(model: Path, *, epochs: int | None = None, data: str | None = None) -> Prepared:
+    """The run recorded in a model file, ready to go on for `epochs` more (see resume.py): its
+    spec, settings, data (or `data`, checked to be the same rows) and split, its parameters and
+    its optimizer's state."""
+    record = load(model).record
+    cont = continuation(model, record, epochs)
+    prep = prepare(
+        Path(record.spec_file),
+        target=record.data.target,
+        spec_text=record.spec_text,
+        settings=record.training.model_copy(update={"epochs": cont.epochs_done + cont.more}),
+        table=recorded_table(record, data),
+    )
+    check_same_data(cont, record, prep)
+    start_from(prep.root.compiled_graph, record, model)
+    prep.continued = cont
+    return prep
 
 
 def predict(
