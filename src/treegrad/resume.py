@@ -33,7 +33,7 @@ class ResumeError(TreegradError):
     """A run that cannot be continued, or started from a model file, as asked."""
 
 
-INIT_FROM = "to train on from its parameters with a fresh optimizer, use `treegrad train SPEC --init-from {path}`"
+INIT_FROM = "or start a new run from its parameters (a fresh optimizer): treegrad train SPEC --init-from {path}"
 
 
 def why_not_resumable(settings: Any, epochs_done: int, stopped_early: bool) -> str | None:
@@ -142,13 +142,14 @@ def continuation(path: Path, record: ModelRecord, more: int | None) -> Continuat
     history, settings, state = record.history, record.training, record.resume
     reason = why_not_resumable(settings, len(history.train), history.stopped_early)
     if reason is not None:
-        raise ResumeError(f"{shown} cannot be resumed: {reason}; {INIT_FROM.format(path=shown)}")
+        raise ResumeError(f"{shown} cannot be resumed: {reason}; train it again, {INIT_FROM.format(path=shown)}")
     if state is None:
         raise ResumeError(
             f"{shown} cannot be resumed: it records no optimizer state (it was written before `--resume` "
-            f"existed, by simplify or import-params, or trained with --engine torch); {INIT_FROM.format(path=shown)}"
+            "existed, by simplify or import-params, or trained with --engine torch); train it again, "
+            + INIT_FROM.format(path=shown)
         )
-    damaged = f"; the file was edited or damaged: {INIT_FROM.format(path=shown)}"
+    damaged = f"; the file was edited or damaged: train it again, {INIT_FROM.format(path=shown)}"
     kinds = OPTIMIZERS[settings.optimizer].state
     if state.epochs != len(history.train) or list(state.moments) != list(kinds) or state.steps < 0:
         raise ResumeError(
@@ -183,8 +184,8 @@ def check_same_data(cont: Continuation, record: ModelRecord, prep: Any) -> None:
         raise ResumeError(
             f"{escaped(str(cont.path))} was trained on {escaped(info.source)}: {then[0]} rows ({then[1]} training, "
             f"{then[2]} validation), and the data read now is not the same: {what}. Resuming on other data "
-            f"would not continue that run: pass the same data with --data FILE.csv, or "
-            f"{INIT_FROM.format(path=escaped(str(cont.path)))} on the new data"
+            f"would not continue that run: pass the same data with --data FILE.csv, "
+            f"{INIT_FROM.format(path=escaped(str(cont.path)))} --data NEW.csv"
         )
 
 
