@@ -25,7 +25,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from .errors import MAX_LISTED, DataError, TreegradError, did_you_mean, listed
-from .limits import MAX_TRACE_STEPS
+from .limits import MAX_SHOWN_FORMULA, MAX_TRACE_STEPS
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -310,7 +310,7 @@ def train(
             prep = workflow.prepare_resume(resume_from, epochs=epochs, data=data)
         else:
             assert spec is not None
-            prep = workflow.prepare(spec, data=data, target=target, overrides=overrides, sets=sets)
+            prep = workflow.prepare(spec, data=data, target=target, overrides=overrides, sets=sets, command=_argv)
     except SettingError as e:  # a usage error: exit 2, the message names the key
         raise typer.BadParameter(str(e).removeprefix("--set: "), param_hint="'--set'") from None
     if init_from is not None:
@@ -436,7 +436,6 @@ def _print_table(t: "Table") -> None:
 
 
 MAX_HINTED_INPUTS = 8  # inputs named one by one in the hint after training
-MAX_SHOWN_FORMULA = 4000  # characters of a formula `show` prints without --full
 
 
 def _summary(result: Any) -> None:
@@ -694,6 +693,7 @@ def predict(
 
         table = model_table(loaded.record, data)
         rows = input_rows(table, list(rec.inputs))
+        _range_warnings(rec, rows, lambda i: row_place(table.source, i))
         results = workflow.predict(loaded, rows, lambda i: row_place(table.source, i))
         if as_json:
             out.print_json(_json(results))
@@ -711,6 +711,7 @@ def predict(
     if not values:
         raise _one_value_per_input(rec.inputs)
     row = parse_values(list(rec.inputs), values)
+    _range_warnings(rec, [row])
     result = workflow.predict(loaded, [row])[0]
     if as_json:
         out.print_json(_json([result]))
@@ -720,6 +721,14 @@ def predict(
         out.print(f"{_escape(result['label'])}  (probability {result['probability']:.4f})")
     else:
         out.print(f"{result['prediction']:.6g}")
+
+
+def _range_warnings(record: Any, rows: list[list[float]], where: Callable[[int], str] | None = None) -> None:
+    """Warn on stderr about inputs far outside the ranges seen in training (see provenance.py)."""
+    from .provenance import range_warnings
+
+    for warning in range_warnings(record.input_ranges, list(record.inputs), rows, where):
+        err.print(f"[yellow]warning:[/] {_escape(warning)}")
 
 
 def _finite_answers(results: list[dict[str, Any]], where: Callable[[int], str]) -> None:
@@ -852,7 +861,7 @@ def show(
     if format == "tree":
         out.print(_tree(root, precision))
         return
-    from .printers import FORMATS, funcify
+    from .printers import FORMATS, full_formula_hint, funcify
 
     if format not in FORMATS:
         raise typer.BadParameter(
@@ -864,7 +873,7 @@ def show(
         out.print(_escape(text[: cut if cut > 0 else MAX_SHOWN_FORMULA]) + " ...")
         err.print(
             f"(the formula is {len(text):,} characters; the first {MAX_SHOWN_FORMULA:,} are shown: "
-            f"treegrad show {_escape(str(model))} --full prints all of it, --format python writes it as code)"
+            f"{_escape(full_formula_hint(str(model), format))})"
         )
         return
     out.print(_escape(text))
@@ -911,6 +920,28 @@ def _tree(root: Any, precision: int) -> Any:
             expand.append((c, branch.add(text)))
         stack.extend(reversed(expand))
     return top
+
+
+@app.command()
+def card(
+    model: ModelFile,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", parser=_out_path, help="Write the card to this file (default: print it)."),
+    ] = None,
+) -> None:
+    """Print a Markdown model card: task, inputs, formula, data, metrics, training, provenance."""
+    from .card import model_card
+    from .modelfile import load
+
+    text = model_card(load(model), str(model))
+    if out_path is None:
+        sys.stdout.write(text)
+        return
+    from .files import write_atomic
+
+    write_atomic(out_path, text)
+    err.print(f"wrote the model card to {_escape(str(out_path))}")
 
 
 # ----------------------------------------------------------------- simplify
@@ -1446,8 +1477,15 @@ def _render_step(step: Any, loss: str, lr: float, precision: int) -> None:
     _print_table(p)
 
 
+# The command line as run, recorded in the model files `train` writes; set only when treegrad
+# runs as a program (not when a test or a script invokes `app`).
+_argv: list[str] | None = None
+
+
 def main() -> None:
     """Console-script entry point."""
+    global _argv
+    _argv = ["treegrad", *sys.argv[1:]]
     app(prog_name="treegrad")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import math
 import os
@@ -55,6 +56,17 @@ def _is_number(text: str) -> bool:
     return _NUMBER.fullmatch(text) is not None
 
 
+@dataclass(frozen=True)
+class Origin:
+    """What a table was read from, to record with a model: a CSV's rows and the SHA-256 of
+    its bytes as read, or a generated dataset's name, rows and seed."""
+
+    rows: int
+    sha256: str | None = None  # hex, of every byte read (a file or standard input)
+    generator: str | None = None
+    seed: int | None = None
+
+
 @dataclass
 class Table:
     """A dataset: column names and rows; numeric cells as float, other cells as str."""
@@ -62,6 +74,7 @@ class Table:
     source: str  # "f2c", "f2c:500", or the CSV path as given
     columns: list[str]
     rows: list[list[Cell]]
+    origin: Origin | None = None  # as read or generated; a table derived from it has none
 
 
 @dataclass(frozen=True)
@@ -231,6 +244,7 @@ def load_data(source: str, base_dir: Path | None = None, seed: int = 0, *, named
             n = int(count)
         table = gen.make(n, seed)
         table.source = source
+        table.origin = Origin(rows=n, generator=gen.name, seed=seed)
         return table
     path = Path(source)
     if not path.is_absolute():
@@ -325,9 +339,30 @@ def _check_header(cells: list[str], name: str) -> list[str]:
     return header
 
 
+class _Hashing(io.RawIOBase):
+    """A binary stream that passes reads through and hashes every byte it passes (SHA-256),
+    so that the bytes the CSV reader reads are hashed as they are read, not read twice."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        # A buffered stream (standard input) returns what it has rather than wait for more.
+        self._readinto = getattr(raw, "readinto1", raw.readinto)
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._readinto(buffer)
+        if n:
+            self.sha256.update(memoryview(buffer)[:n])
+        return int(n or 0)
+
+
 @contextlib.contextmanager
-def _open_csv(path: Path, name: str) -> Iterator[IO[str]]:
-    """The CSV file at `path` opened as text, or standard input for `-` (left open after).
+def _open_csv(path: Path, name: str) -> Iterator[tuple[IO[str], _Hashing]]:
+    """The CSV file at `path` opened as text, or standard input for `-` (left open after),
+    with the hash of the bytes read so far.
 
     Only a regular file is opened: a device (/dev/zero) or a FIFO would be read forever or
     wait forever for a writer. Standard input is what `-` asks for.
@@ -335,9 +370,10 @@ def _open_csv(path: Path, name: str) -> Iterator[IO[str]]:
     # utf-8-sig drops a byte order mark if there is one; newline="" lets the csv module
     # handle CRLF, LF and CR line endings alike.
     if str(path) == "-":
-        wrapper = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+        hashing = _Hashing(sys.stdin.buffer)
+        wrapper = io.TextIOWrapper(io.BufferedReader(hashing), encoding="utf-8-sig", newline="")
         try:
-            yield wrapper
+            yield wrapper, hashing
         finally:
             wrapper.detach()  # closing the wrapper would close standard input
         return
@@ -355,12 +391,13 @@ def _open_csv(path: Path, name: str) -> Iterator[IO[str]]:
             "of a .csv file, or `-` to read the CSV from standard input"
         )
     try:
-        f = open(path, encoding="utf-8-sig", newline="")
+        f = open(path, "rb", buffering=0)
     except OSError as e:
         raise DataError(f"cannot open {name}: {e.strerror}") from e
     with f:
         note_read(f.fileno())
-        yield f
+        hashing = _Hashing(f)
+        yield io.TextIOWrapper(io.BufferedReader(hashing), encoding="utf-8-sig", newline=""), hashing
 
 
 def read_csv(path: Path, source: str | None = None) -> Table:
@@ -374,7 +411,7 @@ def read_csv(path: Path, source: str | None = None) -> Table:
     texts: dict[str, str] = {}  # one string object per distinct text cell (labels repeat)
     blank_line: int | None = None
     previous_line = 0
-    with _open_csv(path, name) as f:
+    with _open_csv(path, name) as (f, hashing):
         reader = csv.reader(_checked_lines(f, name))
         try:
             for record in reader:
@@ -424,7 +461,7 @@ def read_csv(path: Path, source: str | None = None) -> Table:
         raise DataError(f"{name} is empty; a CSV file needs a header line with column names and rows of data")
     if not rows:
         raise DataError(f"{name} has a header ({', '.join(header)}) but no rows of data")
-    return Table(name, header, rows)
+    return Table(name, header, rows, Origin(rows=len(rows), sha256=hashing.sha256.hexdigest()))
 
 
 # --- from a table to inputs and targets ----------------------------------------------

@@ -27,6 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from .errors import ModelFileError, SpecError, describe_char, escaped, unprintable
 from .files import note_read, write_atomic
+from .provenance import Provenance
 from .spec import Training
 
 FORMAT = "treegrad-model"
@@ -136,6 +137,10 @@ class ModelRecord(BaseModel):
     metrics: dict[str, Any] = {}
     treegrad_version: str = ""
     resume: ResumeState | None = None  # absent in files of older versions, and where a run cannot go on
+    # Optional, so that files written before them still load: how the model was made, and each
+    # input's (min, max) over the training rows in raw units, which predict warns against.
+    provenance: Provenance | None = None
+    input_ranges: dict[PrintedText, tuple[StrictFloat, StrictFloat]] | None = None
 
 
 def save(path: Path, record: ModelRecord, *, force: bool = False) -> None:
@@ -277,6 +282,12 @@ def _check_record(path: Path, record: ModelRecord, spec: Any) -> None:
             f"it normalises {_names(sorted(record.normalization)) or 'nothing'} but the model's "
             f"inputs are {', '.join(spec.inputs)}"
         )
+    ranges = record.input_ranges
+    if ranges is not None and (
+        set(ranges) != set(spec.inputs)
+        or not all(math.isfinite(lo) and math.isfinite(hi) and lo <= hi for lo, hi in ranges.values())
+    ):
+        raise damaged("its input_ranges do not fit the model's inputs (one finite [min, max] per input)")
 
 
 def load_graph(path: Path, record: ModelRecord) -> Any:

@@ -38,6 +38,7 @@ from .modelfile import (
     save,
 )
 from .resume import Continuation, check_same_data, continuation, saved_state, start_from
+from .provenance import Provenance, describe, input_ranges
 from .runlog import RunLog, dump, resolved_spec
 from .tasks import accuracy, class_labels, decode, evaluate_rows
 from .weighting import class_weights, row_weights, take_weight_column
@@ -155,6 +156,7 @@ class Prepared:
     train_weights: list[float] | None = None  # how much each training sample counts (None: 1 each)
     resolved: dict[str, Any] = field(default_factory=dict)  # the spec as trained (runlog.resolved_spec)
     continued: Continuation | None = None  # a recorded run going on (train --resume)
+    provenance: Provenance | None = None  # the software, command line and data of this run
 
     @property
     def name(self) -> str:
@@ -172,11 +174,13 @@ def prepare(
     spec_text: str | None = None,
     settings: Any = None,
     table: Table | None = None,
+    command: Sequence[str] | None = None,
 ) -> Prepared:
     """Load and check a spec and its data, split it, and build the model.
 
     Every mistake in the spec, the data or the settings is found here, before any
     training starts. A recorded run (resume) gives its spec's text, its settings and its table.
+    `command` is the command line to record in the model file (argv).
     """
     from .build import loss_name, output_count, task_kind
     from .spec import parse_spec
@@ -189,6 +193,7 @@ def prepare(
         settings = training_settings(spec, overrides or {}, sets)
     if table is None:
         table = spec_table(spec, spec_path, data)
+    origin = table.origin  # the table as read: derived tables (recoded, weights taken) have none
     spec, table, recoding = model_inputs(spec, table, target or spec.target, settings)
     kind = task_kind(spec)
     table, column = take_weight_column(table, settings.weight_column)
@@ -239,6 +244,7 @@ def prepare(
         resolved=resolved_spec(
             text, settings, data if data is not None else spec.data, tname, Path.cwd() if data else spec_path.parent
         ),
+        provenance=describe(origin, command),
     )
 
 
@@ -409,6 +415,8 @@ def run(
         metrics=metrics,
         treegrad_version=__version__,
         resume=saved_state(settings, hist, names, prep),
+        provenance=prep.provenance,
+        input_ranges=input_ranges(Xtr, graph.input_names),
     )
     if out is not None:
         save(out, record, force=force)
