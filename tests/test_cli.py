@@ -55,7 +55,7 @@ def test_train_f2c_then_predict_and_show(f2c_model: Path) -> None:
     assert b == pytest.approx(-160 / 9, abs=1e-3)
     result = run("predict", str(f2c_model), "32")
     assert result.exit_code == 0, result.output
-    assert abs(float(result.output.strip())) < 1e-3
+    assert abs(float(result.stdout.strip())) < 1e-3  # stderr warns: 32 is outside f's training range
     result = run("show", str(f2c_model))
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "0.5556 * f - 17.78"
@@ -64,7 +64,7 @@ def test_train_f2c_then_predict_and_show(f2c_model: Path) -> None:
 def test_predict_by_name_and_json(f2c_model: Path) -> None:
     result = run("predict", str(f2c_model), "f=212", "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data[0]["prediction"] == pytest.approx(100.0, abs=1e-2)
 
 
@@ -84,7 +84,7 @@ def test_predict_csv_keeps_the_input_cells(f2c_model: Path, tmp_path: Path) -> N
     csv.write_text("f\n5.1\n0.1\n")
     result = run("predict", str(f2c_model), "--data", str(csv))
     assert result.exit_code == 0, result.output
-    assert [line.split(",")[0] for line in result.output.splitlines()] == ["f", "5.1", "0.1"]
+    assert [line.split(",")[0] for line in result.stdout.splitlines()] == ["f", "5.1", "0.1"]
 
 
 def test_same_seed_same_file_bit_for_bit(tmp_path: Path) -> None:
