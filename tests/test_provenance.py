@@ -375,3 +375,27 @@ def test_real_run_records_the_command_and_the_card_reproduces_it(tmp_path: Path)
     subprocess.run(command, shell=True, check=True, env=env, capture_output=True, timeout=120)
     again = json.loads((tmp_path / "m.model.json").read_text())
     assert again["parameters"] == first["parameters"]  # bit for bit
+
+
+def test_a_simplified_model_says_it_was_changed_after_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [[a / 4, (a * 5) % 7 - 3.0] for a in range(-20, 21)]
+    write(tmp_path / "d.csv", "a,b,y\n" + "".join(f"{a},{b},{3 * a - 2 * b + 1}\n" for a, b in rows))
+    write(
+        tmp_path / "law.yaml",
+        "inputs: [a, b]\ntarget: y\ndata: d.csv\nlayers: [{linear: 3, activation: tanh}, {linear: 1}]\n"
+        "training: {epochs: 30, optimizer: adam, learning_rate: 0.05}\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["treegrad", "train", "law.yaml", "-q"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    r = run("simplify", "law.model.json", "-o", "small.json", "--epochs", "2")
+    assert r.exit_code == 0, r.output
+    trained, small = load(tmp_path / "law.model.json").record, load(tmp_path / "small.json").record
+    assert trained.provenance is not None and small.provenance is not None
+    assert trained.provenance.derived_by == [] and small.provenance.derived_by == ["treegrad simplify"]
+    assert small.provenance.command == trained.provenance.command and small.input_ranges == trained.input_ranges
+    card = run("card", "small.json").stdout
+    assert "| then changed by | `treegrad simplify` |" in card
+    assert "This model was made by `treegrad simplify` from a trained model, which this command trained" in card
+    assert "The command that trained the model." not in card

@@ -230,6 +230,8 @@ def _provenance(loaded: Loaded) -> list[str]:
         rows.append(["command", code(quoted(p.command))])
     if p.cwd is not None:
         rows.append(["in the folder", code(p.cwd)])
+    if p.derived_by:
+        rows.append(["then changed by", ", then ".join(code(step) for step in p.derived_by)])
     return ["## Provenance", "", *_table(["", ""], rows)]
 
 
@@ -248,6 +250,14 @@ def _reproduce(loaded: Loaded) -> list[str]:
         command = f"cd {quoted([p.cwd])} && {command}"
     sha = p.data.sha256 if p.data is not None else None
     data = f"the data still has the SHA-256 {code(sha, cell=False)} and " if sha else ""
+    if p.derived_by:
+        steps = ", then ".join(code(step, cell=False) for step in p.derived_by)
+        return lines + [
+            f"This model was made by {steps} from a trained model, which this command trained (run again, it "
+            f"trains that model's parameters, provided {data}its spec file is unchanged):",
+            "",
+            block(command, "sh"),
+        ]
     return lines + [
         f"The command that trained the model. Run again, it trains the same parameters, provided {data}the spec "
         "file still reads as the spec embedded in the model file (`spec_text`); it writes the model file again "

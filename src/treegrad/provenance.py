@@ -50,6 +50,16 @@ class Provenance(BaseModel):
     command: list[str] | None = None  # argv as run (argv[0] as `treegrad`); None when trained from Python
     cwd: str | None = None  # the folder the command ran in (its relative paths are from there)
     data: DataOrigin | None = None
+    # Commands that changed the model after training (simplify, import-params): the command
+    # line above trained the model they started from, not this one.
+    derived_by: list[str] = []
+
+
+def derived(provenance: Provenance | None, how: str) -> Provenance | None:
+    """The provenance of a model made by `how` (e.g. `treegrad simplify`) from one trained as recorded."""
+    if provenance is None:
+        return None
+    return provenance.model_copy(update={"derived_by": [*provenance.derived_by, how]})
 
 
 def describe(origin: Origin | None, command: Sequence[str] | None = None) -> Provenance:

@@ -43,6 +43,7 @@ from .graph import Graph
 from .modelfile import ModelRecord
 from .nodes import Constant, Input, Node, Output, Parameter
 from .ops import OPS
+from .provenance import derived
 
 # ----------------------------------------------------------------- canonical form
 
@@ -524,6 +525,7 @@ def _record(ctx: _Context, spec_text: str, root: Any, train: dict[str, Any], val
             "parameters": dict(zip(g.param_names, g.param_values())),
             "metrics": metrics,
             "resume": None,  # another model: the run's optimizer state is not its own
+            "provenance": derived(ctx.record.provenance, "treegrad simplify"),
         }
     )
 

@@ -285,6 +285,7 @@ def import_params(model_path: Path, state_path: Path, out: Path, force: bool = F
     """
     from .files import check_output
     from .modelfile import check_replace, load, save
+    from .provenance import derived
 
     loaded = load(model_path)
     rec = loaded.record
@@ -294,7 +295,9 @@ def import_params(model_path: Path, state_path: Path, out: Path, force: bool = F
     check_output(out, force=force)
     if not force:
         check_replace(out, rec.name)
-    save(out, rec.model_copy(update={"parameters": values, "metrics": {}, "resume": None}), force=force)
+    provenance = derived(rec.provenance, "treegrad import-params")
+    update = {"parameters": values, "metrics": {}, "resume": None, "provenance": provenance}
+    save(out, rec.model_copy(update=update), force=force)
     return values
 
 

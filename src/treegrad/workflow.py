@@ -37,8 +37,8 @@ from .modelfile import (
     load,
     save,
 )
-from .resume import Continuation, check_same_data, continuation, saved_state, start_from
 from .provenance import Provenance, describe, input_ranges
+from .resume import Continuation, check_same_data, continuation, saved_state, start_from
 from .runlog import RunLog, dump, resolved_spec
 from .tasks import accuracy, class_labels, decode, evaluate_rows
 from .weighting import class_weights, row_weights, take_weight_column
