@@ -205,6 +205,35 @@ def test_table_records_are_keyword_only() -> None:
         Op("twice", "Twice", 1, lambda a: f"2.0 * {a[0]}", lambda a, o, i: "2.0", "two times x")  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("name", list(OPS))
+def test_an_op_has_a_kink_exactly_where_its_slope_jumps_at_zero(name: str) -> None:
+    """The table's `kink` (which explain splits its paths at) agrees with the op's own
+    derivative: it jumps across 0 in the first argument (others 1.5, an exponent 2)."""
+    op = OPS[name]
+    n = 2 if op.arity is None else op.arity
+    rest = [2.0 if i in op.constant_args else 1.5 for i in range(1, n)]
+    derivs, eps = op.deriv_fns(n), 1e-9
+    assert derivs[0] is not None
+    slopes = []
+    for x in (-eps, eps):
+        try:
+            slopes.append(derivs[0](op.value_fn(n)(x, *rest), x, *rest))
+        except (ValueError, ZeroDivisionError):  # not defined on one side: a domain's edge, not a kink
+            slopes.append(math.nan)
+    jumps = all(map(math.isfinite, slopes)) and abs(slopes[1] - slopes[0]) > 0.5
+    assert op.kink == jumps, (name, slopes)
+    assert not op.kink or op.arity == 1  # explain reads a kinked op's one argument
+
+
+def test_explain_finds_kinks_by_the_table() -> None:
+    from treegrad.explain import _Scalar
+
+    x = Input("x")
+    kinked = [treegrad.ReLU([x]), treegrad.Abs([x])]
+    root = Add([*kinked, treegrad.Tanh([x]), treegrad.Sigmoid([x])])
+    assert {id(n) for n in _Scalar(root, None).kinks} == {id(n) for n in kinked}
+
+
 def test_python_namespace_computes_each_op_of_fixed_arity() -> None:
     ns = python_namespace()
     assert ns["relu"](-2.0) == 0.0 and ns["sigmoid"](0.0) == 0.5 and ns["abs"](-3.0) == 3.0

@@ -34,7 +34,6 @@ from .nodes import Input, Node, Output
 QUADRATURE_POINTS = 8
 COMPLETENESS_TOLERANCE = 1e-12  # per interval, times max(1, |f(x) - f(b)|)
 MAX_INTERVALS = 2048  # a guard: a model with thousands of kinks on one path stops refining here
-KINK_OPS = ("relu", "abs")
 BASELINES = ("mean", "zero")
 
 
@@ -95,7 +94,7 @@ class _Scalar:
         g = self.graph
         if g.is_list and element is None:
             raise DataError("this model has several outputs: say which one to explain")
-        self.kinks = [n for n in g.order if n.op is not None and n.op.name in KINK_OPS]
+        self.kinks = [n for n in g.order if n.op is not None and n.op.kink]
 
     def value(self, row: Sequence[float]) -> float:
         out = self.graph.predict(list(row))
@@ -113,7 +112,7 @@ class _Scalar:
         return [sum(float(n.grad) for n in g.inputs_by_name.get(name, ())) for name in g.input_names]
 
     def pattern(self, row: Sequence[float]) -> tuple[bool, ...]:
-        """Which side of its kink each relu/abs argument is on at `row`."""
+        """Which side of its kink each argument of a kinked op (relu, abs) is on at `row`."""
         self.graph.predict(list(row))
         return tuple(float(n.children[0]._value) > 0.0 for n in self.kinks)  # type: ignore[arg-type]
 

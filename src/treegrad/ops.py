@@ -133,6 +133,7 @@ class Op:
     `text`, `latex` and `python` are its printed forms (see `Form`); a `python` form may
     call a function named after an op of fixed arity, which `python_namespace()` defines.
     `sympy` builds it in sympy, `onnx` names its ONNX operator (None: there is none).
+    `kink` says whether it is piecewise smooth with a corner at 0, which every entry states.
     """
 
     name: str
@@ -146,6 +147,7 @@ class Op:
     python: Form
     sympy: SympyForm
     onnx: str | None
+    kink: bool  # its slope jumps where its one argument crosses 0 (relu, abs): explain splits paths there
     constant_args: tuple[int, ...] = field(default=())
     np_value: Code | None = None  # None: `value` works on arrays as it is
     np_deriv: Deriv | None = None  # None: `deriv` works on arrays as it is
@@ -256,6 +258,7 @@ _OPS = [
         python=signed_sum(1),
         sympy=lambda sp, a: sp.Add(*a),
         onnx="Add",  # ops of any arity become chains of binary ones, left to right
+        kink=False,
     ),
     Op(
         name="sub",
@@ -269,6 +272,7 @@ _OPS = [
         python=infix(" - ", 1, strict=True),
         sympy=lambda sp, a: a[0] - a[1],
         onnx="Sub",
+        kink=False,
     ),
     Op(
         name="mul",
@@ -283,6 +287,7 @@ _OPS = [
         python=infix(" * ", 2),
         sympy=lambda sp, a: sp.Mul(*a),
         onnx="Mul",
+        kink=False,
     ),
     Op(
         name="div",
@@ -296,6 +301,7 @@ _OPS = [
         python=infix(" / ", 2, strict=True),
         sympy=lambda sp, a: a[0] / a[1],
         onnx="Div",
+        kink=False,
         domain=lambda v, slope: (
             "the model divides by zero; check the data or guard the divisor (e.g. x / (abs(d) + 1))"
         ),
@@ -312,6 +318,7 @@ _OPS = [
         python=prefix("-"),
         sympy=lambda sp, a: -a[0],
         onnx="Neg",
+        kink=False,
     ),
     Op(
         name="pow",
@@ -325,6 +332,7 @@ _OPS = [
         python=power(" ** ", 4),
         sympy=lambda sp, a: a[0] ** a[1],
         onnx="Pow",
+        kink=False,
         constant_args=(1,),
         domain=lambda v, slope: (
             "the model raises a negative number to a fractional power; check the data or guard the base (e.g. abs(x))"
@@ -343,6 +351,7 @@ _OPS = [
         **_function("relu"),
         sympy=lambda sp, a: sp.Function("relu")(a[0]),  # kept whole: max(0, x) reads better than a Piecewise
         onnx="Relu",
+        kink=True,
         np_value=lambda a: f"maximum({a[0]}, 0.0)",
         np_deriv=lambda a, o, i: f"({a[0]} > 0.0)",
     ),
@@ -356,6 +365,7 @@ _OPS = [
         **_function("sigmoid", r"\sigma"),
         sympy=lambda sp, a: sp.Function("sigmoid")(a[0]),  # kept whole: 1/(1 + exp(-x)) expanded is unreadable
         onnx="Sigmoid",
+        kink=False,
         np_value=lambda a: f"where({a[0]} > {SIGMOID_FLOOR}, 1.0 / (1.0 + exp(-{a[0]})), exp({a[0]}))",
     ),
     Op(
@@ -368,6 +378,7 @@ _OPS = [
         **_function("tanh", r"\tanh"),
         sympy=lambda sp, a: sp.tanh(a[0]),
         onnx="Tanh",
+        kink=False,
     ),
     Op(
         name="exp",
@@ -379,6 +390,7 @@ _OPS = [
         **_function("exp", r"\exp"),
         sympy=lambda sp, a: sp.exp(a[0]),
         onnx="Exp",
+        kink=False,
     ),
     Op(
         name="log",
@@ -390,6 +402,7 @@ _OPS = [
         **_function("log", r"\log"),
         sympy=lambda sp, a: sp.log(a[0]),
         onnx="Log",
+        kink=False,
         domain=lambda v, slope: (
             f"the model takes the log of {'zero' if v[0] == 0.0 else 'a negative number'}; "
             "check the data or guard the argument (e.g. log(abs(x) + 1))"
@@ -407,6 +420,7 @@ _OPS = [
         python=call("abs"),
         sympy=lambda sp, a: sp.Abs(a[0]),
         onnx="Abs",
+        kink=True,
         np_deriv=lambda a, o, i: f"sign({a[0]})",
     ),
 ]
