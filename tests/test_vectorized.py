@@ -339,6 +339,30 @@ def test_divergence_is_a_training_error() -> None:
         tg.fit(m, X, [1e200 * x[0] for x in X], loss="mse", batch_size=16, epochs=5, learning_rate=10.0)
 
 
+def test_a_bug_in_the_vectorized_epoch_is_not_reported_as_divergence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ValueError from NumPy (arrays of mismatched shapes) is a defect of the generated code,
+    not values that grew too large: it must not reach the user as "diverged ... try a smaller
+    learning rate"."""
+    real = FIT.vectorized_epoch_fn
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        epoch = real(*args, **kwargs)
+        assert epoch is not None
+
+        def core(*_: Any) -> float:
+            np.zeros((50, 8)) + np.zeros((49, 8))  # raises: shapes that cannot be broadcast
+            return 0.0
+
+        epoch.core = core
+        return epoch
+
+    monkeypatch.setattr(FIT, "vectorized_epoch_fn", broken)
+    m = mlp((2, 8, 1), ReLU, None)
+    X = points(64)
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        tg.fit(m, X, [x[0] for x in X], loss="mse", batch_size=16, epochs=2, learning_rate=0.01)
+
+
 def test_a_log_of_a_negative_input_in_numpy_batches_is_named_not_called_divergence() -> None:
     # NumPy gives NaN, not an exception: the epoch is run again by the scalar code to find
     # the sample and the op, instead of reporting "diverged ... smaller learning rate".

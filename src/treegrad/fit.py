@@ -225,8 +225,11 @@ def fit(
             total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate, H, W)
         except SampleFailure as failure:
             raise _failure_error(graph, epoch, failure, X, describe_sample) from None
-        except (ArithmeticError, ValueError):
-            total = math.nan  # from plain numbers in the vectorized code (a division by a parameter at 0)
+        except ArithmeticError:
+            # From plain numbers in the vectorized code (a division by a parameter at 0): the
+            # scalar rerun below names it. A ValueError there is no math error but a bug (NumPy's
+            # shape mismatch, say), and is not to be reported as divergence.
+            total = math.nan
         mean = total / len(X)
         if math.isfinite(mean) and all(math.isfinite(p) for p in P):
             return mean
