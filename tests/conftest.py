@@ -24,7 +24,7 @@ from treegrad.ops import OPS
 # numbers, or with a kink, get their guard below; any other op takes plain arguments.
 OP_KINDS = tuple(OPS)
 EXPONENTS = (2.0, 3.0, -1.0, 0.5, 1.5, -2.5)
-KINK_MARGIN = 0.05  # relu/abs arguments stay at least this far from 0
+KINK_MARGIN = 0.05  # the arguments of ops with a kink (relu, abs) stay at least this far from 0
 
 
 @dataclass
@@ -68,7 +68,7 @@ def build_dag(pick: Callable[[int], int], real: Callable[[float, float], float],
             node = cls([base if e in (2.0, 3.0) else positive(base, 0.3), Constant(e)])
         elif kind == "log":
             node = cls([positive(arg(), 0.3)])
-        elif kind in ("relu", "abs"):
+        elif OPS[kind].kink:
             x = arg()
             if abs(x.forward()) < KINK_MARGIN:
                 x = Add([x, Constant(2 * KINK_MARGIN)])

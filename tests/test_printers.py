@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -152,7 +153,8 @@ def test_numbers_print_at_the_requested_precision() -> None:
     assert Multiply([Parameter(1 / 3), x]).funcify() == "0.3333 * x"
     assert Multiply([Parameter(1 / 3), x]).funcify(precision=2) == "0.33 * x"
     assert Multiply([Parameter(2.0), x]).funcify() == "2 * x"
-    assert Add([x, Parameter(-0.0)]).funcify() == "x + 0"
+    assert Tanh([Parameter(-0.0)]).funcify() == "tanh(0)"  # not -0
+    assert Add([x, Parameter(-0.0)]).funcify() == "x"  # a zero term says nothing
     assert Multiply([Parameter(1.5e-7), x]).funcify() == "1.5e-07 * x"
 
 
@@ -194,8 +196,11 @@ def test_compiled_macro_prints_its_expansion() -> None:
         neuron.funcify()
     neuron.compile()
     assert neuron.graph is not None
-    w1, w2, _ = neuron.graph.params
-    assert neuron.funcify() == f"sigmoid({w1.value:.4g} * x {'-' if w2.value < 0 else '+'} {abs(w2.value):.4g} * y + 0)"
+    w1, w2, b = neuron.graph.params
+    assert b.value == 0.0  # a fresh bias: 0, so not printed
+    assert neuron.funcify() == f"sigmoid({w1.value:.4g} * x {'-' if w2.value < 0 else '+'} {abs(w2.value):.4g} * y)"
+    b.value = 0.25
+    assert neuron.funcify().endswith(" * y + 0.25)")
 
 
 def test_unknown_format_is_an_error() -> None:
@@ -268,6 +273,90 @@ def test_python_output_of_list_models() -> None:
         assert got == pytest.approx(model.predict([0.7, -1.1]), rel=1e-14)
 
 
+# ----------------------------------------------------------------- exact zeros
+
+
+def _neuron(weights: list[float], bias: float) -> tuple[Node, list[Input]]:
+    xs = [Input(name) for name in ("x", "y", "z")]
+    return Add([*(Multiply([Parameter(w), x]) for w, x in zip(weights, xs)), Parameter(bias)]), xs
+
+
+@pytest.mark.parametrize(
+    "weights, bias, text, latex",
+    [
+        ([0.0, 2.0, 0.0], 0.5, "2 * y + 0.5", r"2 \cdot y + 0.5"),
+        ([0.0, -2.0, 3.0], 0.0, "-2 * y + 3 * z", r"-2 \cdot y + 3 \cdot z"),
+        ([0.0, 0.0, 0.0], -0.25, "-0.25", "-0.25"),  # all weights 0 (after L1, say): the bias
+        ([0.0, 1.0, 0.0], -0.25, "1 * y - 0.25", r"1 \cdot y - 0.25"),
+        ([0.0, -0.0, 0.0], 0.0, "0", "0"),
+    ],
+)
+def test_terms_that_are_exactly_zero_are_left_out(weights: list[float], bias: float, text: str, latex: str) -> None:
+    """`0 * x` says nothing: a product with a factor of exactly 0 is 0, a sum drops its 0 terms."""
+    model, _ = _neuron(weights, bias)
+    model.compile()
+    assert model.funcify() == text and model.funcify(format="latex") == latex
+    assert model.funcify(format="python") == text
+    for row in ([0.3, -1.2, 2.5], [-4.0, 0.0, 7.0]):
+        assert run_python(model.funcify(format="python"), dict(zip("xyz", row))) == model.predict(row)
+
+
+def test_a_shared_part_used_only_by_zero_terms_is_not_printed() -> None:
+    x = Input("x")
+    h = Tanh([Multiply([Parameter(1.5), x])])
+    model = Sigmoid([Add([Multiply([Parameter(0.0), h]), Multiply([h, Parameter(0.0), x]), Parameter(1.0)])])
+    model.compile()
+    assert model.funcify() == "sigmoid(1)"
+    assert model.funcify(format="latex") == r"\sigma\left(1\right)"
+    assert run_python(model.funcify(format="python"), {"x": 0.7}) == model.predict([0.7])
+
+
+@pytest.mark.parametrize(
+    "build, text",
+    [
+        (lambda x, zero: Subtract([x, zero]), "x"),
+        (lambda x, zero: Subtract([zero, Add([x, Parameter(1.0)])]), "-(x + 1)"),
+        (lambda x, zero: Subtract([zero, Multiply([zero, x])]), "0"),
+        (lambda x, zero: Add([Negate([zero]), Divide([zero, x]), Tanh([x])]), "tanh(x)"),
+        (lambda x, zero: (lambda h: Multiply([h, Tanh([h])]))(Add([x, zero])), "x * tanh(x)"),
+        (lambda x, zero: (lambda h: Add([h, Tanh([h])]))(Add([Tanh([x]), zero])), "h1 = tanh(x)\nh1 + tanh(h1)"),
+    ],
+)
+def test_a_difference_leaves_out_a_zero_side_and_zero_parts_go(build, text: str) -> None:
+    model = build(Input("x"), Parameter(0.0))
+    assert model.funcify() == text
+    assert run_python(model.funcify(format="python"), {"x": 0.7}) == model.predict([0.7])
+
+
+# A factor 0 (`0 * x`, `x \cdot 0`, not `0 ** 2`) and a term 0 (`x + 0`, `0 - x`, not `x + 0 ** 2`).
+ZERO_FACTOR = re.compile(r"(?<![\w.])0 (\*(?!\*)|\\cdot)|((?<!\*)\*|\\cdot) 0(?![\w.])")
+ZERO_TERM = re.compile(r"(^|\n|\(|= )0 [-+] |[-+] 0($|\n| [-+] |\)|\\right)")
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 10**9), zeroed=st.integers(1, 7))
+def test_formulas_with_zero_parameters_evaluate_like_the_model(seeded_dag, seed: int, zeroed: int) -> None:
+    """Random graphs with some parameters set to exactly 0: no `0 *` is printed, and the
+    Python form still computes forward() (where the graph stays finite)."""
+    dag = seeded_dag(seed, 10)
+    for k, p in enumerate(dag.params):
+        if zeroed >> k & 1:
+            p.value = 0.0
+    try:
+        want = dag.root.forward()
+    except (ArithmeticError, ValueError, ModelError):
+        return  # a zero that the graph divides by, or takes the log of
+    if not all(math.isfinite(v) for v in (want if isinstance(want, list) else [want])):
+        return
+    inputs = {x.name: x.value for x in dag.inputs}
+    python = dag.root.funcify(precision=17, format="python")
+    assert run_python(python, inputs) == pytest.approx(want, rel=1e-9, abs=1e-12)
+    assert dag.root.funcify(precision=17).replace("^", " ** ") == python
+    latex = dag.root.funcify(precision=17, format="latex")
+    for form in (python, latex):
+        assert not ZERO_FACTOR.search(form) and not ZERO_TERM.search(form), form
+
+
 # ----------------------------------------------------------------- normalised inputs, folded
 
 
@@ -286,7 +375,7 @@ def test_a_linear_model_on_standardized_inputs_prints_in_raw_units() -> None:
 
 
 def test_a_sum_without_standardized_inputs_prints_as_built() -> None:
-    assert Add([Multiply([Parameter(2.0), Input("x")]), Parameter(0.0)]).funcify() == "2 * x + 0"
+    assert Add([Multiply([Parameter(2.0), Input("x")]), Parameter(0.5)]).funcify() == "2 * x + 0.5"
 
 
 @given(st.integers(0, 10_000))

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ModelError
-from .nodes import Add, Constant, Divide, Input, Leaf, Macro, Multiply, Node, Output, Parameter, Subtract
-from .ops import ATOM, OUTPUT_FORMS, UNARY, Printed, pick
+from .nodes import Add, Constant, Divide, Input, Leaf, Macro, Multiply, Negate, Node, Output, Parameter, Subtract
+from .ops import ATOM, OPS, OUTPUT_FORMS, UNARY, Printed, pick
 
 FORMATS = ("text", "latex", "python")
 
@@ -77,11 +77,12 @@ def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
         raise ModelError(f"unknown format '{format}'; use one of {', '.join(FORMATS)}")
     order = _order(root)
     folded = {id(n): f for n in order if (f := _affine(n)) is not None}
-    live = _live(order[-1], folded) if folded else None  # None: every node is printed
+    zero = _zeros(order, folded)
+    live = _live(order[-1], folded, zero) if folded or zero else None  # None: every node is printed
     uses: dict[int, int] = {}
     for n in order:
-        if (live is None or id(n) in live) and id(n) not in folded:
-            for c in n.children:
+        if live is None or id(n) in live:
+            for c in _shown(n, folded, zero):
                 uses[id(c)] = uses.get(id(c), 0) + 1
     text: dict[int, Printed] = {}
     lines: list[str] = []
@@ -89,16 +90,27 @@ def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
     for n in order:
         if live is not None and id(n) not in live:
             continue
+        shown, alias = _shown(n, folded, zero), False
         if id(n) in folded:
             s = _print_affine(*folded[id(n)], precision, format)
+        elif id(n) in zero:
+            s = ("0", ATOM)
+        elif isinstance(n, (Add, Subtract)) and len(shown) == 1:
+            # The others are zero: a + 0 is a, a - 0 is a, 0 - b is -b.
+            c = shown[0]
+            if isinstance(n, Subtract) and c is n.children[1]:
+                s = _negated(text[id(c)], format)
+            else:
+                s = text[id(c)]
+                alias = isinstance(c, Leaf) or uses.get(id(c), 0) > 1  # no `h2 = h1` or `h1 = x`
         else:
-            s = _print(n, [text[id(c)] for c in n.children], precision, format)
-            for c in n.children:
-                # Without this, a chain of n nodes keeps n ever longer texts: O(n^2) memory.
-                waiting[id(c)] -= 1
-                if not waiting[id(c)]:
-                    del text[id(c)]
-        if uses.get(id(n), 0) > 1 and not isinstance(n, Leaf):
+            s = _print(n, [text[id(c)] for c in shown], precision, format)
+        for c in shown:
+            # Without this, a chain of n nodes keeps n ever longer texts: O(n^2) memory.
+            waiting[id(c)] -= 1
+            if not waiting[id(c)]:
+                del text[id(c)]
+        if uses.get(id(n), 0) > 1 and not isinstance(n, Leaf) and id(n) not in zero and not alias:
             name = f"h_{{{len(lines) + 1}}}" if format == "latex" else f"h{len(lines) + 1}"
             lines.append(f"{name} = {s[0]}")
             s = (name, ATOM)
@@ -109,14 +121,56 @@ def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
     return "\n".join(lines + [final])
 
 
-def _live(root: Node, folded: dict[int, Any]) -> set[int]:
-    """The nodes whose text the formula uses: all below `root`, but not below a folded sum."""
+# ----------------------------------------------------------------- exact zeros
+# A weight that is exactly 0 (L1 drives weights there) prints nothing rather than `0 * x`:
+# a product with a factor of exactly 0 is 0, and a sum or difference leaves out its terms
+# that are 0 (all of them: it is 0). So a model whose weights are all 0 prints its bias, or
+# 0. (Where a dropped factor is infinite or NaN, the model gives NaN and the formula 0.)
+
+
+def _zeros(order: list[Node], folded: dict[int, Any]) -> set[int]:
+    """The nodes that are exactly 0 whatever the inputs: a parameter or constant at 0, a
+    product with such a factor, its negation, a quotient of it, a sum or difference of nothing else."""
+    zero: set[int] = set()
+    for n in order:
+        if id(n) in folded:
+            continue
+        if isinstance(n, (Parameter, Constant)):
+            is_zero = float(n._value) == 0.0  # type: ignore[arg-type]
+        elif isinstance(n, (Multiply, Negate)):
+            is_zero = any(id(c) in zero for c in n.children)
+        elif isinstance(n, Divide):
+            is_zero = id(n.children[0]) in zero
+        elif isinstance(n, (Add, Subtract)):
+            is_zero = all(id(c) in zero for c in n.children)
+        else:
+            is_zero = False
+        if is_zero:
+            zero.add(id(n))
+    return zero
+
+
+def _shown(n: Node, folded: dict[int, Any], zero: set[int]) -> list[Node]:
+    """The children whose text the text of `n` uses: none for a folded sum or a zero, the
+    terms that are not zero for a sum or difference, else all."""
+    if id(n) in folded or id(n) in zero:
+        return []
+    if isinstance(n, (Add, Subtract)):
+        return [c for c in n.children if id(c) not in zero]
+    return list(n.children)
+
+
+def _negated(s: Printed, fmt: str) -> Printed:
+    """-s, printed as the neg op prints it."""
+    return OPS["neg"].form(fmt)([s])
+
+
+def _live(root: Node, folded: dict[int, Any], zero: set[int]) -> set[int]:
+    """The nodes whose text the formula uses: all below `root` that some shown text needs."""
     live, stack = {id(root)}, [root]
     while stack:
         n = stack.pop()
-        if id(n) in folded:
-            continue
-        for c in n.children:
+        for c in _shown(n, folded, zero):
             if id(c) not in live:
                 live.add(id(c))
                 stack.append(c)
