@@ -184,7 +184,7 @@ def test_a_node_with_thousands_of_children_and_a_parameter_with_thousands_of_par
             fit(total, [[2.0]], [0.0], epochs=1, learning_rate=1e-9, engine=engine)
             # dL/dw = 2 (w 2 k) (2 k)
             assert w.value == pytest.approx(0.5 - 1e-9 * 2 * (0.5 * 2 * k) * (2 * k), rel=1e-12)
-        assert total.funcify().count(" * x * ") == n
+        assert total.funcify().count(" * x * ") == sum(1 for i in range(n) if i % 7)  # the terms times 0 print nothing
 
 
 def run_python(code: str, cwd: Path, timeout: float = 120) -> str:
