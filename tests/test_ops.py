@@ -44,8 +44,10 @@ def model(op: Op) -> Node:
     return build_model(parse_spec(spec_text(op), f"{op.name}.yaml"))
 
 
-def train(op: Op, engine: str, batch_size: int, vectorized: bool, monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """One epoch of a fresh model; the parameters after it."""
+def train(
+    op: Op, engine: str, batch_size: int, vectorized: bool, monkeypatch: pytest.MonkeyPatch, dtype: str = "float64"
+) -> list[float]:
+    """One epoch of a fresh model (its arrays in `dtype`); the parameters after it."""
     used: list[bool] = []
 
     def spy(graph: Any, loss: Any, opt: Any, batch_size: int, *rules: Any) -> Any:
@@ -58,7 +60,9 @@ def train(op: Op, engine: str, batch_size: int, vectorized: bool, monkeypatch: p
     root = model(op)
     with monkeypatch.context() as mp:
         mp.setattr(FIT, "vectorized_epoch_fn", spy)
-        hist = treegrad.fit(root, ROWS, TARGETS, epochs=1, batch_size=batch_size, learning_rate=0.05, engine=engine)
+        hist = treegrad.fit(
+            root, ROWS, TARGETS, epochs=1, batch_size=batch_size, learning_rate=0.05, engine=engine, dtype=dtype
+        )
     assert len(hist) == 1 and math.isfinite(hist[0]), f"op '{op.name}': one epoch gave loss {list(hist)}"
     assert any(used) == vectorized, f"op '{op.name}': the vectorized trainer was {'not ' if vectorized else ''}used"
     assert root.graph is not None
@@ -112,6 +116,12 @@ def test_op_end_to_end(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
             assert all(close(a, b) for a, b in zip(params, ref, strict=True)), (
                 f"op '{name}': the {engine} engine (batch {batch}) disagrees with the reference one: {params} != {ref}"
             )
+        # the vectorized engine in float32 (training.dtype), to float32's rounding
+        single = train(op, "compiled", batch, True, monkeypatch, dtype="float32")
+        assert all(close(a, b, 1e-5) for a, b in zip(single, ref, strict=True)), (
+            f"op '{name}': the vectorized engine in float32 (batch {batch}) disagrees with the reference one: "
+            f"{single} != {ref}"
+        )
 
     # The gradient the table gives against finite differences, at the sample.
     g = root.graph

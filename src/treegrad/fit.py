@@ -21,7 +21,7 @@ from .ops import OPS
 from .optim import OPTIMIZERS, Optimizer
 from .penalties import StepRules, weight_mask
 from .schedules import Scheduler
-from .vectorized import VectorizedEpoch, limit_blas_threads, vectorized_epoch_fn
+from .vectorized import DTYPES, VectorizedEpoch, limit_blas_threads, vectorized_epoch_fn
 
 # callback(epoch, train_loss, validation_loss or None, current parameter values) -> False to stop
 Callback = Callable[[int, float, "float | None", list[float]], "bool | None"]
@@ -126,6 +126,7 @@ def fit(
     history: History | None = None,
     start_epoch: int = 0,
     state: tuple[Sequence[Sequence[float]], int] | None = None,
+    dtype: str = "float64",
 ) -> History:
     """Train a model; return the per-epoch mean training loss.
 
@@ -151,6 +152,12 @@ def fit(
     (the optimizer's state). The epochs are numbered on from there, the shuffling continues its
     stream (replayed from `seed`), so that n epochs, then m more, give the parameters of one run
     of n + m bit for bit (a schedule whose rate depends on the total, cosine, aside).
+
+    `dtype`: "float64" (the reference), or "float32": the NumPy trainer then runs every batch,
+    of one sample too, in float32 (parameters, data, gradients, optimizer state), whatever its
+    cost estimate says; the parameters it returns are the float32 values as Python floats, and
+    the validation loss is computed from them in float64. The scalar engines compute in float64
+    only, so float32 is refused for a graph the NumPy trainer cannot take (one without dense layers).
     """
     if model.graph is None:
         model.compile()
@@ -173,6 +180,10 @@ def fit(
         raise TrainingError(f"clip_norm must be a positive number, got {clip_norm!r}")
     if engine not in ("compiled", "reference"):
         raise TrainingError(f"unknown engine '{engine}'; use compiled or reference")
+    if dtype not in DTYPES:
+        raise TrainingError(f"unknown dtype '{dtype}'; use {' or '.join(DTYPES)}")
+    if dtype != "float64" and engine != "compiled":
+        raise TrainingError(f"the {engine} engine computes in float64 only; train with dtype float64")
     X = _check_rows(graph, inputs)
     T = check_targets(graph, lossobj, targets)
     if len(X) != len(T):
@@ -204,15 +215,20 @@ def fit(
     H = rules.values
     weighted = W is not None
     # Batches, of one sample too, run on NumPy arrays where the graph has dense layers that pay
-    # for it (wide ones, or in large batches), else as scalar code.
-    run_epoch = (
-        (
-            vectorized_epoch_fn(graph, lossobj, opt, batch_size, rules, weighted)
-            or prog.epoch_fn(lossobj, opt, batched, rules, weighted)
-        )
-        if engine == "compiled"
-        else _reference_epoch(graph, lossobj, opt, batched, rules, weighted)
-    )
+    # for it (wide ones, or in large batches), else as scalar code; in float32 on arrays always.
+    run_epoch: Callable[..., float]
+    if engine == "reference":
+        run_epoch = _reference_epoch(graph, lossobj, opt, batched, rules, weighted)
+    else:
+        cost_of = batch_size if dtype == "float64" else None  # None: no cost estimate, arrays if they can
+        vec = vectorized_epoch_fn(graph, lossobj, opt, cost_of, rules, weighted, dtype)
+        if vec is None and dtype != "float64":
+            raise TrainingError(
+                f"dtype {dtype} needs the NumPy trainer, which takes only models with dense layers (linear "
+                "layers, or sums of weight * input); this model trains on the scalar engine, which computes "
+                "in float64 only: use dtype float64, the default (training.dtype in a spec)"
+            )
+        run_epoch = vec or prog.epoch_fn(lossobj, opt, batched, rules, weighted)
     scheduler = Scheduler(lr_schedule, learning_rate, start_epoch + epochs)
     val_loss = prog.loss_fn(lossobj) if val else None
 

@@ -25,6 +25,8 @@ from .ops import NAMESPACE
 
 BCE_EPS = 1e-8  # bce clamps p to [BCE_EPS, 1 - BCE_EPS]: no log(0), as in PyTorch-style BCE
 CE_TINY = 1e-300  # cross-entropy clamps the true class's probability only to avoid log(0)
+# The array forms clamp with these names, bound by `array_clamps` to numbers of the arrays' precision.
+ARRAY_CLAMPS = ("bce_lo", "bce_hi", "ce_tiny")
 
 # Elementwise: (p, t, loss, grad, tmp) -> statements setting `loss` and `grad` (= dL/dp).
 Elementwise = Callable[[str, str, str, str, str], list[str]]
@@ -63,8 +65,22 @@ def _bce(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
 
 def _bce_array(p: str, t: str, loss: str, grad: str, tmp: str) -> list[str]:
     # The same clamp without branches; maximum and minimum keep a NaN a NaN too.
-    lo, hi = repr(BCE_EPS), repr(1.0 - BCE_EPS)
-    return [f"{tmp}pc = minimum(maximum({p}, {lo}), {hi})"] + _bce(p, t, loss, grad, tmp)[2:]
+    return [f"{tmp}pc = minimum(maximum({p}, bce_lo), bce_hi)"] + _bce(p, t, loss, grad, tmp)[2:]
+
+
+def array_clamps(dtype: type) -> dict[str, float]:
+    """The clamp bounds of the array forms (`ARRAY_CLAMPS`) as numbers of `dtype`, a NumPy float
+    type. In float64 they are BCE_EPS, 1 - BCE_EPS and CE_TINY themselves; in float32, where
+    1 - BCE_EPS rounds to 1 and CE_TINY to 0 (so log would meet 0), the nearest numbers that
+    keep every log finite: the largest float32 below 1 and the smallest normal float32."""
+    import numpy as np
+
+    one = dtype(1.0)
+    hi = dtype(1.0 - BCE_EPS)
+    if hi >= one:
+        hi = np.nextafter(one, dtype(0.0))
+    tiny = max(CE_TINY, float(np.finfo(dtype).tiny))
+    return dict(zip(ARRAY_CLAMPS, (float(dtype(BCE_EPS)), float(hi), tiny), strict=True))
 
 
 def _mean_over_elements(one: Elementwise) -> LossCode:
@@ -93,10 +109,10 @@ def _cross_entropy(p: Sequence[str], t: str, loss: str, grads: Sequence[str], tm
 
 def _cross_entropy_array(p: Sequence[str], t: str, loss: str, grads: Sequence[str], tmp: str) -> list[str]:
     # The same for a batch: t is an array of class indices, one per sample.
-    pt, lo = f"{tmp}pt", repr(CE_TINY)
+    pt = f"{tmp}pt"
     lines = [
         f"{pt} = stack(({', '.join(p)},), 1)[arange(len({t})), {t}]",
-        f"{pt} = maximum({pt}, {lo})",
+        f"{pt} = maximum({pt}, ce_tiny)",
         f"{loss} = -log({pt})",
         f"{tmp}r = -1.0 / {pt}",
     ]
@@ -106,10 +122,10 @@ def _cross_entropy_array(p: Sequence[str], t: str, loss: str, grads: Sequence[st
 def _cross_entropy_softmax(p: str, t: str, loss: str, gz: str, tmp: str) -> list[str]:
     # On a softmax the gradient with respect to the logits is p - onehot(t): the chain through
     # d loss / d p (-1/p_t) and the softmax's Jacobian, folded. `p` is overwritten with it.
-    pt, lo = f"{tmp}pt", repr(CE_TINY)
+    pt = f"{tmp}pt"
     return [
         f"{tmp}ar = arange(len({t}))",
-        f"{pt} = maximum({p}[{tmp}ar, {t}], {lo})",
+        f"{pt} = maximum({p}[{tmp}ar, {t}], ce_tiny)",
         f"{loss} = -log({pt})",
         f"{gz} = {p}",
         f"{gz}[{tmp}ar, {t}] -= 1.0",

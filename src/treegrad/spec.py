@@ -61,6 +61,7 @@ from .ops import OPS
 from .optim import OPTIMIZERS
 from .schedules import SCHEDULE_TYPES
 from .specfile import Source, SpecPath, describe, read_data, read_text
+from .vectorized import Dtype
 
 if TYPE_CHECKING:
     from .analysis import Analysis
@@ -414,6 +415,8 @@ class Training(_Strict):
     """Rows with an empty cell in a column the model reads: error (say where), or drop them."""
     text_inputs: Literal["error", "one_hot"] = "error"
     """Input columns holding text: error, or one_hot (one 0/1 input per value, recorded in the model file)."""
+    dtype: Dtype = "float64"
+    """Training arithmetic: float64 (the reference), or float32 on the NumPy trainer (models with dense layers)."""
 
     @field_validator("lr_schedule", mode="before")
     @classmethod

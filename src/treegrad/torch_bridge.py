@@ -397,6 +397,7 @@ def fit(
     lr_schedule: Any = None,
     sample_weight: Sequence[float] | None = None,
     history: Any = None,
+    dtype: str = "float64",
 ) -> Any:
     """`fit.fit`, trained by PyTorch: the same arguments, order of samples and mean-gradient
     steps, so the per-epoch losses agree with treegrad's engine to rounding. Under torchrun
@@ -407,8 +408,11 @@ def fit(
     size) is clipped to the global norm `clip_norm`, L2 enters as the optimizer's
     `weight_decay` on the weights (`g + l2 * w` before the update, as in penalties.py), and
     L1 is the proximal step after the update. The learning rate of each epoch is the
-    Scheduler's (schedules.py), the one treegrad's engine uses.
+    Scheduler's (schedules.py), the one treegrad's engine uses. It trains in float64 only:
+    dtype float32 is refused.
     """
+    if dtype != "float64":
+        raise TrainingError("--engine torch does not support dtype float32 yet; train with the treegrad engine")
     from .fit import History, _check_rows, _check_weights, check_targets, resolve_loss
     from .optim import OPTIMIZERS
     from .penalties import StepRules, weight_mask

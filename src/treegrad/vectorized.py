@@ -30,11 +30,11 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import accumulate, chain
-from typing import Any, cast
+from typing import Any, Literal, cast, get_args
 
 from .compiled import gather, program, times
 from .graph import Graph
-from .losses import Loss
+from .losses import Loss, array_clamps
 from .nodes import Constant, Input, Leaf, Node, Output, Parameter
 from .ops import NAMESPACE, Op, softmax_array_code, softmax_grad_array_code, wide_sum
 from .optim import Optimizer
@@ -48,6 +48,11 @@ STATEMENT_COST = 37
 # about what 100 scalar operations cost (measured on MLPs 2-16-16-1 to 64-32-10): only wide
 # layers pay, the 64-32-10 digits MLP (4x faster), not the 2-16-16-1 one (2x slower).
 SAMPLE_STATEMENT_COST = 100
+
+# The precision of the arrays: float64, the reference, whose numbers are the scalar code's, or
+# float32 (parameters, data, gradients and optimizer state), half the memory and bandwidth.
+Dtype = Literal["float64", "float32"]
+DTYPES: tuple[str, ...] = get_args(Dtype)
 
 
 class _Unit:
@@ -280,16 +285,17 @@ class _Lowering:
                     ix = f"ix_{name}"
                     self.arrays[ix] = cols
                     return [f"{name} = {unit.name}[:, {ix}]"], name, ix
-        parts = [self.expr(n) if self.batched(n) else f"np.full(nb, {self.expr(n)})" for n in nodes]
+        parts = [self.expr(n) if self.batched(n) else f"np.full(nb, {self.expr(n)}, DT)" for n in nodes]
         return [f"{name} = np.stack(({', '.join(parts)},), axis=1)"], name, None
 
 
 class VectorizedEpoch:
     """One epoch of mini-batch training on NumPy arrays; call it as `Program.epoch_fn`'s result."""
 
-    def __init__(self, core: Callable[..., float], source: str, graph: Graph) -> None:
+    def __init__(self, core: Callable[..., float], source: str, graph: Graph, dtype: str = "float64") -> None:
         self.core = core
         self.source = source  # the generated text, for reading and for tests
+        self.dtype = dtype  # the precision of its arrays (the parameters it returns are floats)
         self.kind = "softmax" if graph.is_softmax else "list" if graph.is_list else "single"
         self._cache: tuple[object, object, Any, Any] | None = None
         self._weights: tuple[object, Any] | None = None
@@ -312,14 +318,15 @@ class VectorizedEpoch:
         and the sample weights."""
         import numpy as np
 
+        dt = getattr(np, self.dtype)
         # fit passes the same (never changed) lists every epoch: convert them once.
         if self._cache is None or self._cache[0] is not X or self._cache[1] is not T:
-            Xa = np.array(X, dtype=np.float64).reshape(len(X), -1 if len(X) and len(X[0]) else 0)
-            Ta = np.array(T, dtype=np.intp if self.kind == "softmax" else np.float64)
+            Xa = np.array(X, dtype=dt).reshape(len(X), -1 if len(X) and len(X[0]) else 0)
+            Ta = np.array(T, dtype=np.intp if self.kind == "softmax" else dt)
             self._cache = (X, T, Xa, Ta)
         Xa, Ta = self._cache[2], self._cache[3]
         if W is not None and (self._weights is None or self._weights[0] is not W):
-            self._weights = (W, np.array(W, dtype=np.float64))
+            self._weights = (W, np.array(W, dtype=dt))
         Wa = self._weights[1] if W is not None and self._weights is not None else None
         # The data permuted once, in the epoch's order, so that each batch is a slice of it.
         # Per-sample training (idx: the sample order) is batches of one.
@@ -364,9 +371,12 @@ def blas_threads() -> str:
     return ", ".join(f"{i['internal_api']} {i['num_threads']} thread(s)" for i in libs) or "no BLAS loaded"
 
 
-def array_namespace() -> dict[str, object]:
-    """The names the op, loss and optimizer expressions use, bound to NumPy's functions."""
+def array_namespace(dtype: str = "float64") -> dict[str, object]:
+    """The names the op, loss and optimizer expressions use, bound to NumPy's functions, and the
+    losses' clamp bounds and `DT` (the arrays' float type) for arrays of `dtype`."""
     import numpy as np
+
+    dt = getattr(np, dtype)
 
     ns: dict[str, object] = {
         "np": np,
@@ -381,9 +391,21 @@ def array_namespace() -> dict[str, object]:
         "maximum": np.maximum,
         "stack": np.stack,
         "arange": np.arange,
+        "DT": dt,
+        "as_numbers": _as_numbers(np, dt),
+        **array_clamps(dt),
     }
     assert set(NAMESPACE) <= set(ns), "every name of the scalar expressions needs an array binding"
     return ns
+
+
+def _as_numbers(np: Any, dt: Any) -> Callable[[Any], list[Any]]:
+    """The function that turns parameters and constants outside the arrays into numbers: Python
+    floats in float64, as the scalar code has them; NumPy scalars otherwise, so that a NumPy
+    function of one (exp of a parameter) stays in that precision too."""
+    if dt is np.float64:
+        return lambda a: np.asarray(a, dt).tolist()  # type: ignore[no-any-return]
+    return lambda a: list(np.asarray(a, dt))
 
 
 def vectorized_epoch_fn(
@@ -393,10 +415,13 @@ def vectorized_epoch_fn(
     batch_size: int | None = None,
     rules: StepRules | None = None,
     weighted: bool = False,
+    dtype: str = "float64",
 ) -> VectorizedEpoch | None:
     """An epoch function that evaluates each batch (of one sample, for batch_size 1) with NumPy,
     or None where the scalar code serves better: a graph without dense layers, or (given
-    `batch_size`) one whose batches are too small for arrays to pay for NumPy's cost per statement."""
+    `batch_size`) one whose batches are too small for arrays to pay for NumPy's cost per statement.
+    `dtype`: the arrays' precision, one of DTYPES; the source is the same for each."""
+    assert dtype in DTYPES, f"unknown dtype {dtype!r}"
     prog = program(graph)
     low = prog.cached(("lowering",), lambda: _lower(graph))
     if low is None:
@@ -412,7 +437,9 @@ def vectorized_epoch_fn(
     )
     if batch_size is not None and statements * cost >= batch_size * scalar_ops:
         return None
-    return prog.cached(("vectorized", *key), lambda: _build(src, low[0].arrays, graph))  # type: ignore[no-any-return]
+    return prog.cached(  # type: ignore[no-any-return]
+        ("vectorized", *key, dtype), lambda: _build(src, low[0].arrays, graph, dtype)
+    )
 
 
 def _lower(graph: Graph) -> tuple[_Lowering, list[_Unit]] | None:
@@ -425,14 +452,14 @@ def _lower(graph: Graph) -> tuple[_Lowering, list[_Unit]] | None:
     return None if order is None else (low, order)
 
 
-def _build(src: str, arrays: dict[str, Any], graph: Graph) -> VectorizedEpoch:
-    """The epoch function defined by `src`, with its index arrays bound."""
+def _build(src: str, arrays: dict[str, Any], graph: Graph, dtype: str) -> VectorizedEpoch:
+    """The epoch function defined by `src`, with its index arrays bound, on arrays of `dtype`."""
     import numpy as np
 
-    ns = array_namespace()
+    ns = array_namespace(dtype)
     ns.update({name: np.array(v, dtype=np.intp) for name, v in arrays.items()})
     exec(compile(src, "<treegrad vectorized epoch>", "exec"), ns)  # noqa: S102 - generated from treegrad's tables only
-    return VectorizedEpoch(ns["epoch"], src, graph)  # type: ignore[arg-type]
+    return VectorizedEpoch(ns["epoch"], src, graph, dtype)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- writing the epoch function
@@ -467,17 +494,19 @@ def _write(
             blocks.append((f"B{tag}", [low.param_index[id(b)] for b in u.biases], (u.width,)))
     scalars = [k for k, p in enumerate(graph.params) if id(p) not in low.owned]
     low.arrays["perm"] = [k for _, ks, _ in blocks for k in ks] + scalars
-    head: list[str] = ["F = np.array(P, dtype=np.float64)[perm]", "G = np.zeros(len(F))"]
+    # DT, the arrays' float type, is bound when the source is built: one source for each precision.
+    head: list[str] = ["F = np.array(P, dtype=DT)[perm]", "G = np.zeros(len(F), DT)"]
     start = 0
     for v, ks, shape in blocks:
         view = f"[{start}:{start + len(ks)}]" + (f".reshape{shape}" if len(shape) > 1 else "")
         head += [f"{v} = F{view}", f"g{v} = G{view}"]
         start += len(ks)
     for j, s in enumerate(opt.state):
-        head.append(f"{s}_F = np.array(S[{j}], dtype=np.float64)[perm]")
+        head.append(f"{s}_F = np.array(S[{j}], dtype=DT)[perm]")
     if graph.constants:
-        head.append(f"{', '.join(f'c{k}' for k in range(len(graph.constants)))}, = C")
-    head += ["step = STEP[0]", "total = 0.0", *(rules.unpack() if rules else [])]
+        head.append(f"{', '.join(f'c{k}' for k in range(len(graph.constants)))}, = as_numbers(C)")
+    # the loss is summed in float64 whatever DT (a NumPy float64, which a float32 sum joins as float64)
+    head += ["step = STEP[0]", "total = np.float64(0.0)", *(rules.unpack() if rules else [])]
     tail = ["Pa = np.empty(len(F))", "Pa[perm] = F", "P[:] = Pa.tolist()"]
     for j, s in enumerate(opt.state):
         tail += [f"Pa[perm] = {s}_F", f"S[{j}][:] = Pa.tolist()"]
@@ -485,7 +514,7 @@ def _write(
 
     body = ["nb = e - s"]
     if scalars:  # the other parameters as numbers, as the scalar code has them
-        body.append(f"{''.join(f'p{k}, ' for k in scalars)}= F[{start}:].tolist()")
+        body.append(f"{''.join(f'p{k}, ' for k in scalars)}= as_numbers(F[{start}:])")
     if graph.input_names:
         body.append("Xb = Xp[s:e]")
     body.append("Tb = Tp[s:e].T" if graph.is_list and not graph.is_softmax else "Tb = Tp[s:e]")
@@ -566,7 +595,7 @@ def _write(
     after = rules.after(blockwise + [(f"p{k}", f"gp{k}", [k], False) for k in scalars]) if rules else []
     if after:  # steps on the updated parameters (L1's): on copies of the names, copied back into F
         body += [f"_q{v} = {v}" for v, _, _ in blocks]
-        body += [f"{''.join(f'p{k}, ' for k in scalars)}= F[{start}:].tolist()"] if scalars else []
+        body += [f"{''.join(f'p{k}, ' for k in scalars)}= as_numbers(F[{start}:])"] if scalars else []
         body += after + [f"{v}[...] = _q{v}" for v, _, _ in blocks]
         body += [f"F[{start}:] = {''.join(f'p{k}, ' for k in scalars)}"] if scalars else []
 
@@ -629,7 +658,7 @@ class _Backward:
         if not scatter and not cols:
             if len(full) == 1:
                 return [], full[0]
-            return [f"{name} = {wide_sum(full) if full else f'np.zeros((nb, {u.width}))'}"], name
+            return [f"{name} = {wide_sum(full) if full else f'np.zeros((nb, {u.width}), DT)'}"], name
         if not full and not scatter and len(cols) == u.width:
             sums = [wide_sum(cols[j]) for j in range(u.width)]
             if u.width == 1:
@@ -638,7 +667,7 @@ class _Backward:
         if full:
             start = wide_sum(full) if len(full) > 1 else f"{full[0]}.copy()"
         else:
-            start = f"np.zeros((nb, {u.width}))"
+            start = f"np.zeros((nb, {u.width}), DT)"
         lines = [f"{name} = {start}"]
         lines += [f"{name}[:, {ix}] += {g}" for ix, g in scatter]
         lines += [f"{name}[:, {j}] += {wide_sum(parts)}" for j, parts in sorted(cols.items())]

@@ -361,6 +361,7 @@ def run(
                 sample_weight=prep.train_weights,
                 history=hist,
                 **going_on,
+                dtype=settings.dtype,
             )
     finally:
         if log is not None:
