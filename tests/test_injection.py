@@ -232,6 +232,11 @@ GENERATED_WORDS = set(keyword.kwlist) | {
     "Wa",
     "Wb",
     "clip",
+    "DT",  # the NumPy trainer's float type (training.dtype), and its numbers outside the arrays
+    "as_numbers",
+    "bce_lo",  # the losses' clamp bounds, numbers of that float type
+    "bce_hi",
+    "ce_tiny",
 }
 # v3, p0, x1, c2, g7, gp0, go0, s1, gz0, a4, m_0, v_0, _sm0, and the vectorized trainer's
 # per-layer arrays (W1, B2, Z3, dZ1, gW2, m_W1, iw1, b1c, ix_A2, ...).
