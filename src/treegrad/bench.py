@@ -41,6 +41,7 @@ Peers, each optional except the first two:
   torch      if importable (W1, W2a, W2b, W4-W6), float64, CPU, its default threads
   torch1     the same with torch.set_num_threads(1) while it trains (restored afterwards): on a
              busy machine a small model's threads cost more than they give
+  treegrad32 treegrad with training.dtype float32 (W4-W6, on NumPy arrays in single precision)
 
 A measurement repeats a whole training (from building the model to the last update) until
 one second has passed and reports the time of one. `--reps N` interleaves N rounds of all
@@ -94,7 +95,7 @@ EPOCHS.update({w: spec[5] for w, spec in WIDE.items()})
 CLI_INIT, CLI_ROWS = (0.5, 0.0), 100
 EPOCHS["CLI"] = 100
 WORKLOADS = ("W1", "W2a", "W2b", "W3", "W4s", "W4a", "W5", "W6", "CLI")
-PEERS = ("treegrad", "python", "numpy", "micrograd", "torch", "torch1")
+PEERS = ("treegrad", "python", "numpy", "micrograd", "torch", "torch1", "treegrad32")
 LABELS = {"torch1": "torch 1 thread"}  # a peer's name in the table, where it is not its key
 TITLES = {
     "W1": "W1  binary classifier, per sample, {e}",
@@ -191,7 +192,7 @@ def _bce(p: float, t: int) -> tuple[float, float]:
 # ---------------------------------------------------------------- peer: treegrad
 
 
-def _treegrad(workload: str, init: Any, data: list[Sample], epochs: int) -> Callable[[], float]:
+def _treegrad(workload: str, init: Any, data: list[Sample], epochs: int, dtype: str = "float64") -> Callable[[], float]:
     from . import Add, Input, Multiply, Node, Parameter, ReLU, Sigmoid, Softmax, fit
 
     if workload in WIDE:
@@ -213,7 +214,15 @@ def _treegrad(workload: str, init: Any, data: list[Sample], epochs: int) -> Call
         def train_wide() -> float:
             model = build_wide().compile()
             return fit(
-                model, rows, targets, loss=loss, epochs=epochs, learning_rate=lr, batch_size=batch, optimizer=opt
+                model,
+                rows,
+                targets,
+                loss=loss,
+                epochs=epochs,
+                learning_rate=lr,
+                batch_size=batch,
+                optimizer=opt,
+                dtype=dtype,
             )[-1]
 
         return train_wide
@@ -754,6 +763,11 @@ def _cli(peer: str, init: Any, data: list[Any], epochs: int, imports: list[float
     return train
 
 
+def _treegrad32(workload: str, init: Any, data: list[Sample], epochs: int) -> Callable[[], float] | None:
+    """treegrad in float32, on the wide workloads (the others train on scalar code, float64 only)."""
+    return _treegrad(workload, init, data, epochs, "float32") if workload in WIDE else None
+
+
 PEER_FNS: dict[str, Callable[[str, Any, list[Sample], int], Callable[[], float] | None]] = {
     "treegrad": _treegrad,
     "python": _python,
@@ -761,6 +775,7 @@ PEER_FNS: dict[str, Callable[[str, Any, list[Sample], int], Callable[[], float] 
     "micrograd": _micrograd,
     "torch": _torch,
     "torch1": _torch1,
+    "treegrad32": _treegrad32,
 }
 
 

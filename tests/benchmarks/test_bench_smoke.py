@@ -166,3 +166,16 @@ def test_quick_torch_at_one_thread_beside_default_threads() -> None:
     assert set(losses) == {"treegrad", "torch", "torch1"} and losses["torch1"] == pytest.approx(losses["torch"])
     text = bench.table(results)
     assert "torch 1 thread" in text and f"default {before} threads" in text
+
+
+def test_quick_wide_mlps_in_float32_agree_with_float64() -> None:
+    """The treegrad32 peer trains the wide workloads with training.dtype float32: its losses are
+    float64's to float32's rounding, and the table has its row."""
+    results, _ = bench.run(["W4s", "W4a", "W5"], ["treegrad", "treegrad32"], quick=True)
+    by = {(r.workload, r.peer): r for r in results}
+    assert set(by) == {(w, p) for w in ("W4s", "W4a", "W5") for p in ("treegrad", "treegrad32")}
+    for w in ("W4s", "W4a", "W5"):
+        single, double = by[w, "treegrad32"].final_loss, by[w, "treegrad"].final_loss
+        assert single == pytest.approx(double, rel=1e-5) and single != double, w
+    assert "treegrad32" in bench.table(results)
+    assert bench.run(["W1"], ["treegrad32"], quick=True)[0] == []  # scalar workloads: float64 only
