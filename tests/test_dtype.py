@@ -271,9 +271,39 @@ def test_the_vectorized_epoch_says_its_precision() -> None:
     assert (f64.dtype, f32.dtype) == ("float64", "float32") and f64.source == f32.source  # one source, two precisions
 
 
-def test_the_torch_engine_refuses_float32_by_name() -> None:
-    from treegrad.torch_bridge import check_settings
+@pytest.mark.parametrize("name", ["xor", "iris", "diabetes"])
+def test_engine_torch_trains_in_float32_as_treegrad_does(name: str) -> None:
+    """--engine torch with dtype float32: a float32 module, data and loss (its clamps float32's),
+    so the losses are the NumPy trainer's float32 ones to float32's rounding."""
+    pytest.importorskip("torch")
+    from treegrad.torch_bridge import fit as torch_fit
+    from treegrad.torch_bridge import trainer
 
-    check_settings(Training())
-    with pytest.raises(TrainingError, match=r"--engine torch does not support training\.dtype"):
-        check_settings(Training(dtype="float32"))
+    records = {}
+    for engine in ("treegrad", "torch"):
+        prep = workflow.prepare(MODELS / f"{name}.yaml", overrides={"epochs": 3, "dtype": "float32"})
+        if engine == "torch":
+            assert trainer(prep.settings) is not None  # carried out, not refused
+        records[engine] = workflow.run(prep, trainer=torch_fit if engine == "torch" else None).record
+    ours, theirs = records["treegrad"], records["torch"]
+    for a, b in zip(ours.history.train, theirs.history.train, strict=True):
+        assert math.isclose(a, b, rel_tol=1e-5), (ours.history.train, theirs.history.train)
+    assert is_float32(list(theirs.parameters.values())) and theirs.training.dtype == "float32"
+    for a, b in zip(ours.parameters.values(), theirs.parameters.values(), strict=True):
+        assert math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5)
+
+
+def test_engine_torch_keeps_saturated_losses_finite_in_float32() -> None:
+    pytest.importorskip("torch")
+    from treegrad.torch_bridge import fit as torch_fit
+
+    (z,) = mlp((2, 1))
+    model = Sigmoid([z])
+    model.compile()
+    assert model.graph is not None
+    model.graph.set_param_values([40.0, -40.0, 0.0])
+    X = [[1.0, 0.0], [0.0, 1.0]] * 4
+    hist = torch_fit(model, X, [1.0, 0.0] * 4, loss="bce", epochs=2, batch_size=4, dtype="float32")
+    assert all(math.isfinite(v) and v < 1e-6 for v in hist)
+    with pytest.raises(TrainingError, match="unknown dtype 'float16'"):
+        torch_fit(model, X, [1.0, 0.0] * 4, loss="bce", dtype="float16")

@@ -37,7 +37,7 @@ from typing import Any
 from . import __version__
 from .errors import ModelFileError, TrainingError, TreegradError
 from .graph import Graph
-from .losses import Loss
+from .losses import Loss, array_clamps
 from .modelfile import Opened
 from .nodes import Leaf, Node, Output
 from .ops import NAMESPACE
@@ -83,6 +83,7 @@ TORCH_SETTINGS = {
     "weight_column",  # before training (workflow.prepare), the same for every engine
     "missing",
     "text_inputs",
+    "dtype",
 }
 
 
@@ -342,14 +343,19 @@ def _device(torch: Any, device: str) -> Any:
     return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if device == "cuda" else "cpu")
 
 
-def _loss_fn(loss: Loss, k: int, torch: Any, device: Any) -> Callable[[list[Any], Any], tuple[Any, list[Any]]]:
-    """(outputs, targets) -> (loss per sample, d loss / d output per element), from the loss table."""
+def _loss_fn(
+    loss: Loss, k: int, torch: Any, device: Any, dtype: str = "float64"
+) -> Callable[[list[Any], Any], tuple[Any, list[Any]]]:
+    """(outputs, targets) -> (loss per sample, d loss / d output per element), from the loss table,
+    its clamps numbers of `dtype` as in the NumPy trainer."""
+    import numpy as np
+
     p, g = [f"o{i}" for i in range(k)], [f"go{i}" for i in range(k)]
     body = loss.code(p, "Tb", "L", g, "_l", vectorized=True)
     src = f"def loss(O, Tb):\n {', '.join(p)}, = O\n " + "\n ".join(body) + f"\n return L, [{', '.join(g)}]"
 
     ns: dict[str, Any] = {name: eval(expr, {"torch": torch}) for name, expr in ARRAY_BINDINGS.items()}  # noqa: S307
-    ns.update(arange=lambda n: torch.arange(n, device=device))
+    ns.update(arange=lambda n: torch.arange(n, device=device), **array_clamps(getattr(np, dtype)))
     exec(src, ns)  # noqa: S102 - treegrad's own text
     return ns["loss"]  # type: ignore[no-any-return]
 
@@ -408,11 +414,13 @@ def fit(
     size) is clipped to the global norm `clip_norm`, L2 enters as the optimizer's
     `weight_decay` on the weights (`g + l2 * w` before the update, as in penalties.py), and
     L1 is the proximal step after the update. The learning rate of each epoch is the
-    Scheduler's (schedules.py), the one treegrad's engine uses. It trains in float64 only:
-    dtype float32 is refused.
+    Scheduler's (schedules.py), the one treegrad's engine uses. `dtype`: the precision of the
+    module, the data and the loss (float32 as treegrad's NumPy trainer, clamps included).
     """
-    if dtype != "float64":
-        raise TrainingError("--engine torch does not support dtype float32 yet; train with the treegrad engine")
+    from .vectorized import DTYPES
+
+    if dtype not in DTYPES:
+        raise TrainingError(f"unknown dtype '{dtype}'; use {' or '.join(DTYPES)}")
     from .fit import History, _check_rows, _check_weights, check_targets, resolve_loss
     from .optim import OPTIMIZERS
     from .penalties import StepRules, weight_mask
@@ -447,7 +455,8 @@ def fit(
         dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
         started = True
     try:
-        module = torch_module(Opened(root, "model"), dtype=torch.float64, device=dev)
+        fdtype = getattr(torch, dtype)
+        module = torch_module(Opened(root, "model"), dtype=fdtype, device=dev)
         net = module
         if world > 1:
             net = torch.nn.parallel.DistributedDataParallel(module, device_ids=[dev] if device == "cuda" else None)
@@ -459,11 +468,11 @@ def fit(
         groups = [{"params": weights, "weight_decay": l2}, {"params": others, "weight_decay": 0.0}]
         opt = TORCH_OPTIMIZERS[optimizer](torch, [g for g in groups if g["params"]], learning_rate)
         k = len(graph.elements)
-        loss_fn = _loss_fn(lossobj, k, torch, dev)
-        tdtype = torch.long if graph.is_softmax else torch.float64
+        loss_fn = _loss_fn(lossobj, k, torch, dev, dtype)
+        tdtype = torch.long if graph.is_softmax else fdtype
 
         def tensors(rows: Sequence[Sequence[float]], ts: Sequence[Any]) -> tuple[Any, Any]:
-            xa = torch.tensor(rows, dtype=torch.float64, device=dev).reshape(len(rows), len(graph.input_names))
+            xa = torch.tensor(rows, dtype=fdtype, device=dev).reshape(len(rows), len(graph.input_names))
             return xa, torch.tensor(ts, dtype=tdtype, device=dev)
 
         def columns(out: Any) -> list[Any]:
@@ -473,7 +482,7 @@ def fit(
             return ta.T if graph.is_list and not graph.is_softmax else ta
 
         Xa, Ta = tensors(X, T)
-        Wa = None if W is None else torch.tensor(W, dtype=torch.float64, device=dev)
+        Wa = None if W is None else torch.tensor(W, dtype=fdtype, device=dev)
         val = tensors(*validation) if validation is not None and len(validation[0]) else None
 
         def values() -> list[float]:
