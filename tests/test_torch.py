@@ -374,7 +374,9 @@ def both_engines(spec: Path, sets: dict[str, Any], epochs: int) -> tuple[Any, An
 
     records = []
     for engine in ("treegrad", "torch"):
-        prep = workflow.prepare(spec, overrides={"epochs": epochs}, sets=[((k,), v) for k, v in sets.items()])
+        prep = workflow.prepare(
+            spec, overrides={"epochs": epochs}, sets=[(("training", k), v) for k, v in sets.items()]
+        )
         if engine == "torch":
             assert trainer(prep.settings) is not None  # every setting used here is carried out, none refused
         records.append(workflow.run(prep, trainer=torch_fit if engine == "torch" else None).record)
@@ -481,11 +483,11 @@ def free_port() -> int:
 OPTIONS = ["--l1", "0.001", "--l2", "0.01", "--clip-norm", "0.5", "--set", "training.class_weight=balanced"]
 OPTIONS += ["--set", "training.lr_schedule={type: step, step_size: 1, gamma: 0.5}"]
 SETS: dict[tuple[str, ...], Any] = {
-    ("l1",): 0.001,
-    ("l2",): 0.01,
-    ("clip_norm",): 0.5,
-    ("class_weight",): "balanced",
-    ("lr_schedule",): {"type": "step", "step_size": 1, "gamma": 0.5},
+    ("training", "l1"): 0.001,
+    ("training", "l2"): 0.01,
+    ("training", "clip_norm"): 0.5,
+    ("training", "class_weight"): "balanced",
+    ("training", "lr_schedule"): {"type": "step", "step_size": 1, "gamma": 0.5},
 }
 
 
