@@ -150,3 +150,14 @@ def test_a_killed_run_keeps_the_epochs_it_finished(xor: Path) -> None:
 def test_shell_completion_is_offered() -> None:
     r = run("--help")
     assert "--install-completion" in r.output
+
+
+def test_a_narrow_terminal_still_writes_the_run_log(xor: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Below cli.NARROW columns training shows no bar; --log-dir (and --engine) must still be honoured.
+    from treegrad import cli
+
+    monkeypatch.setattr(cli.err, "_width", cli.NARROW - 20)
+    assert cli.err.width < cli.NARROW
+    r = run("train", str(xor), "--epochs", "4", "--log-dir", "narrow", "-o", "n.model.json")
+    assert r.exit_code == 0, r.output
+    assert [int(row["epoch"]) for row in _rows(Path("narrow/metrics.csv"))] == [1, 2, 3, 4]

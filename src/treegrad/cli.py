@@ -367,7 +367,7 @@ def _train_with_progress(
     from . import workflow
 
     if err.width < NARROW:  # a bar cut to a sliver says nothing: the summary comes at the end
-        return workflow.run(prep, out=out_path, checkpoint=checkpoint, force=force)
+        return workflow.run(prep, out=out_path, checkpoint=checkpoint, force=force, log=log, trainer=trainer)
     columns = [
         TextColumn("[bold]training[/]"),
         BarColumn(),
