@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import TreegradError, escaped
+from .errors import TreegradError, escaped, listed
 from .fit import History
 from .limits import MAX_EPOCHS
 from .modelfile import HistoryInfo, ModelRecord, ResumeState
@@ -245,6 +245,6 @@ def start_from(graph: Any, record: ModelRecord, path: Path) -> None:
     graph.set_param_values([record.parameters[n] for n in names])
 
 
-def _few(names: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(escaped(n) for n in names[:limit])
-    return shown + (", ..." if len(names) > limit else "")
+def _few(names: Sequence[str]) -> str:
+    """Names from a file for a message, escaped, shortened as every list of names is (`errors.listed`)."""
+    return listed([escaped(n) for n in names])
