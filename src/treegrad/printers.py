@@ -12,7 +12,21 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ModelError
-from .nodes import Add, Constant, Divide, Input, Leaf, Macro, Multiply, Negate, Node, Output, Parameter, Subtract
+from .nodes import (
+    Add,
+    Constant,
+    Divide,
+    Input,
+    Leaf,
+    Macro,
+    Multiply,
+    Negate,
+    Node,
+    Output,
+    Parameter,
+    Power,
+    Subtract,
+)
 from .ops import ATOM, OPS, OUTPUT_FORMS, UNARY, Printed, pick
 
 FORMATS = ("text", "latex", "python")
@@ -123,14 +137,16 @@ def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
 
 # ----------------------------------------------------------------- exact zeros
 # A weight that is exactly 0 (L1 drives weights there) prints nothing rather than `0 * x`:
-# a product with a factor of exactly 0 is 0, and a sum or difference leaves out its terms
-# that are 0 (all of them: it is 0). So a model whose weights are all 0 prints its bias, or
+# a product with a factor of exactly 0 is 0, and so is 0 to a constant power p > 0 (0 ^ 0 is 1
+# and 0 ^ p for p < 0 infinite, so those print as they are); a sum or difference leaves out its
+# terms that are 0 (all of them: it is 0). So a model whose weights are all 0 prints its bias, or
 # 0. (Where a dropped factor is infinite or NaN, the model gives NaN and the formula 0.)
 
 
 def _zeros(order: list[Node], folded: dict[int, Any]) -> set[int]:
     """The nodes that are exactly 0 whatever the inputs: a parameter or constant at 0, a
-    product with such a factor, its negation, a quotient of it, a sum or difference of nothing else."""
+    product with such a factor, its negation, a quotient of it, it to a constant power > 0,
+    a sum or difference of nothing else."""
     zero: set[int] = set()
     for n in order:
         if id(n) in folded:
@@ -141,6 +157,9 @@ def _zeros(order: list[Node], folded: dict[int, Any]) -> set[int]:
             is_zero = any(id(c) in zero for c in n.children)
         elif isinstance(n, Divide):
             is_zero = id(n.children[0]) in zero
+        elif isinstance(n, Power):
+            base, p = n.children
+            is_zero = id(base) in zero and isinstance(p, Constant) and float(p._value) > 0.0  # type: ignore[arg-type]
         elif isinstance(n, (Add, Subtract)):
             is_zero = all(id(c) in zero for c in n.children)
         else:
