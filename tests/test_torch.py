@@ -535,3 +535,68 @@ def test_two_processes_under_torchrun_equal_one(tmp_path: Path) -> None:
     assert max_diff(rec["history"]["train"], list(one.history)) <= 1e-12
     assert max_diff(list(rec["parameters"].values()), list(one.record.parameters.values())) <= 1e-12
     assert sorted(p.name for p in tmp_path.iterdir()) == ["two.json"]  # rank 1 wrote nothing
+
+
+def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`treegrad ARGS` in two processes under torchrun (gloo on localhost), bounded in time."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2"]
+    cmd += ["--master-addr=127.0.0.1", f"--master-port={free_port()}", "-m", "treegrad", *args]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        pytest.fail("torchrun with 2 processes did not finish in 240 s")
+
+
+@torch_tests
+def test_under_torchrun_each_process_reads_its_part_of_the_csv(tmp_path: Path) -> None:
+    """iris from its CSV with a validation split and standardised inputs: each process parses
+    about half the lines, and the run is the one a single process makes of all of them."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not available")
+    sets = ["--set", "training.validation_split=0.2", "--set", "training.class_weight=balanced"]
+    done = torchrun(
+        ["train", str(MODELS / "iris.yaml"), "--engine", "torch", "--epochs", "4", *sets, "-o", "two.json", "-q"],
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rec = json.loads((tmp_path / "two.json").read_text())
+    parts = rec["provenance"]["data"]["parts"]
+    assert sum(parts) == 150 and len(parts) == 2 and max(parts) < 100, parts
+    from treegrad.torch_bridge import fit as torch_fit
+
+    settings = [(("training", "validation_split"), 0.2), (("training", "class_weight"), "balanced")]
+    one = workflow.run(
+        workflow.prepare(MODELS / "iris.yaml", overrides={"epochs": 4}, sets=settings), trainer=torch_fit
+    )
+    assert rec["provenance"]["data"]["sha256"] == one.record.provenance.data.sha256
+    assert rec["data"] == one.record.data.model_dump()
+    assert max_diff(rec["history"]["train"], list(one.history)) <= 1e-12
+    assert max_diff(rec["history"]["validation"], one.history.validation) <= 1e-12
+    assert max_diff(list(rec["parameters"].values()), list(one.record.parameters.values())) <= 1e-12
+    for split in ("train", "validation"):
+        assert rec["metrics"][split]["confusion"] == one.record.metrics[split]["confusion"]
+        assert math.isclose(rec["metrics"][split]["loss"], one.record.metrics[split]["loss"], rel_tol=1e-12)
+    assert one.record.normalization is not None
+    assert flat(list(rec["normalization"].values())) == pytest.approx(
+        flat([list(v) for v in one.record.normalization.values()]), rel=1e-13
+    )
+
+
+@torch_tests
+def test_under_torchrun_a_bad_cell_stops_both_processes_and_is_reported_once(tmp_path: Path) -> None:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not available")
+    lines = (ROOT / "datasets" / "iris.csv").read_text().splitlines()
+    lines[140] = lines[140].replace(lines[140].split(",")[1], "abc", 1)  # in the second process's half
+    (tmp_path / "iris.csv").write_text("\n".join(lines) + "\n")
+    done = torchrun(
+        ["train", str(MODELS / "iris.yaml"), "--data", "iris.csv", "--engine", "torch", "-o", "m.json"], tmp_path
+    )
+    assert done.returncode != 0
+    assert done.stderr.count("iris.csv, line 141, column 'sepal_width'") == 1, done.stderr[-3000:]
+    # torchrun itself reports a failed child with a traceback of its own; none comes from treegrad.
+    assert "treegrad/" not in done.stderr and not (tmp_path / "m.json").exists()

@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 
 from .errors import MAX_LISTED, DataError, TreegradError, did_you_mean, listed
 from .limits import MAX_SHOWN_FORMULA, MAX_TRACE_STEPS
+from .parts import echoed
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -102,6 +103,11 @@ class TreegradGroup(TyperGroup):
             except TreegradError as e:
                 if debug:
                     raise
+                if echoed(e):
+                    # Under torchrun every process met this error and rank 0 reports it. This one
+                    # ends quietly with 0, so that torchrun waits for rank 0 to say it and exit 1
+                    # (a failed process would make torchrun stop rank 0 before it could).
+                    raise typer.Exit(0) from None
                 _say("error: (the message could not be shown)", _user_error, e)
                 raise typer.Exit(1) from None
             except KeyboardInterrupt:
@@ -169,6 +175,7 @@ def _escape(s: str) -> str:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     spec: Annotated[
         Path | None, typer.Argument(help="The model spec file (YAML or JSON); none with --resume.", metavar="SPEC")
     ] = None,
@@ -302,15 +309,23 @@ def train(
         "l2": l2,
         "clip_norm": clip_norm,
     }
+    from .parts import WHOLE
     from .settings import SettingError, parse_assignment
 
+    part = WHOLE
+    if engine == "torch" and resume_from is None:
+        # Under torchrun, every process joins the group now and reads its part of the data;
+        # the group is left when the command ends.
+        part = ctx.with_resource(torch_bridge.data_parallel(device))
     try:
         sets = [(key, values[0]) for key, values in (parse_assignment(item, "--set") for item in set_ or [])]
         if resume_from is not None:
             prep = workflow.prepare_resume(resume_from, epochs=epochs, data=data)
         else:
             assert spec is not None
-            prep = workflow.prepare(spec, data=data, target=target, overrides=overrides, sets=sets, command=_argv)
+            prep = workflow.prepare(
+                spec, data=data, target=target, overrides=overrides, sets=sets, command=_argv, part=part
+            )
     except SettingError as e:  # a usage error: exit 2, the message names the key
         raise typer.BadParameter(str(e).removeprefix("--set: "), param_hint="'--set'") from None
     if init_from is not None:

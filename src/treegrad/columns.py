@@ -15,13 +15,15 @@ and `recode` applies it to any table, so predict takes the raw CSV.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .data import Cell, Table, label_text, row_place, select
+from .data import Cell, Table, label_text, select
 from .errors import DataError, did_you_mean, escaped, listed
 from .errors import clip as _clip
+from .parts import WHOLE, Part
 
 ALL = "all"
 MAX_CATEGORIES = 100  # distinct values of a one-hot column: more is an identifier or free text
@@ -106,9 +108,10 @@ def _is_text_column(table: Table, j: int) -> bool:
     return any(isinstance(row[j], str) and row[j] != "" for row in table.rows)
 
 
-def plan(table: Table, columns: list[str], one_hot: bool) -> Recoding:
+def plan(table: Table, columns: list[str], one_hot: bool, part: Part = WHOLE) -> Recoding:
     """The recoding of `columns` of `table`: names made usable, and with `one_hot` each column
-    holding text cells split into one 0/1 input per distinct value (sorted)."""
+    holding text cells split into one 0/1 input per distinct value (sorted). With `part`, of
+    every process's part of the table together."""
     rec = Recoding()
     used: set[str] = set(c for c in table.columns if c not in columns)
 
@@ -119,16 +122,19 @@ def plan(table: Table, columns: list[str], one_hot: bool) -> Recoding:
         used.add(name)
         return name
 
+    text = part.union(c for c in columns if one_hot and _is_text_column(table, table.columns.index(c)))
+    mine = {c: {label_text(row[table.columns.index(c)]) for row in table.rows} for c in text}
+    found: dict[str, set[str]] = {c: set() for c in text}
+    for values_of in part.gather(mine):
+        for c, values in values_of.items():
+            found[c] |= values
+
     for c in columns:
         j = table.columns.index(c)
-        if one_hot and _is_text_column(table, j):
-            values = sorted({label_text(row[j]) for row in table.rows})
+        if c in text:
+            values = sorted(found[c])
             if "" in values:
-                i = next(i for i, row in enumerate(table.rows) if row[j] == "")
-                raise DataError(
-                    f"{row_place(table.source, i)}, column '{c}': the text input is empty; fill it in, "
-                    "or drop such rows with training.missing: drop"
-                )
+                part.agree(functools.partial(_no_empty_text, table, j, c))
             if len(values) > MAX_CATEGORIES:
                 raise DataError(
                     f"column '{c}' of {table.source} has {len(values)} distinct text values (more than "
@@ -142,6 +148,16 @@ def plan(table: Table, columns: list[str], one_hot: bool) -> Recoding:
             rec.renamed[c] = name
         rec.inputs.append(name)
     return rec
+
+
+def _no_empty_text(table: Table, j: int, c: str) -> None:
+    """Refuse the first row whose text input `c` (column j) is empty."""
+    i = next((i for i, row in enumerate(table.rows) if row[j] == ""), None)
+    if i is not None:
+        raise DataError(
+            f"{table.place(i)}, column '{c}': the text input is empty; fill it in, "
+            "or drop such rows with training.missing: drop"
+        )
 
 
 def recode(table: Table, rec: Recoding) -> Table:
@@ -173,26 +189,31 @@ def recode(table: Table, rec: Recoding) -> Table:
             if text not in code:
                 shown = ", ".join(list(code)[:10]) + (", ..." if len(code) > 10 else "")
                 raise DataError(
-                    f"{row_place(table.source, i)}, column '{table.columns[j]}': '{_clip(escaped(text))}' is not "
+                    f"{table.place(i)}, column '{table.columns[j]}': '{_clip(escaped(text))}' is not "
                     f"one of the values the model was trained on ({shown})"
                 )
             out += [1.0 if v == text else 0.0 for v in code]
         rows.append(out)
-    return Table(table.source, names, rows)
+    return table.derived(names, rows)
 
 
-def drop_missing(table: Table, columns: list[str]) -> tuple[Table, int]:
-    """(`table` without the rows that have an empty cell in `columns`, how many were dropped)."""
+def drop_missing(table: Table, columns: list[str], part: Part = WHOLE) -> tuple[Table, int]:
+    """(`table` without the rows that have an empty cell in `columns`, how many were dropped);
+    the rows kept are placed where they were read. With `part`, rows must be left in some part."""
     idx = [table.columns.index(c) for c in columns if c in table.columns]
-    kept = [row for row in table.rows if all(row[j] != "" for j in idx)]
-    if not kept:
-        raise DataError(
-            f"every row of {table.source} has an empty cell in the columns the model reads; nothing is left"
+    keep = [i for i, row in enumerate(table.rows) if all(row[j] != "" for j in idx)]
+    if not part.any(bool(keep)):
+        part.fail(
+            DataError(f"every row of {table.source} has an empty cell in the columns the model reads; nothing is left")
         )
-    return Table(table.source, table.columns, kept), len(table.rows) - len(kept)
+    index = [table.index[i] for i in keep] if table.index is not None else keep
+    kept = Table(table.source, table.columns, [table.rows[i] for i in keep], index=index)
+    return kept, len(table.rows) - len(keep)
 
 
-def model_inputs(spec: Any, table: Table, target: str | None, settings: Any) -> tuple[Any, Table, Recoding]:
+def model_inputs(
+    spec: Any, table: Table, target: str | None, settings: Any, part: Part = WHOLE
+) -> tuple[Any, Table, Recoding]:
     """(the spec with its inputs resolved, the table as the model reads it, the recoding that made it).
 
     The spec's input selection (`all`, match, range) is resolved against the header, less the
@@ -205,11 +226,11 @@ def model_inputs(spec: Any, table: Table, target: str | None, settings: Any) -> 
     raw = resolve(spec.selection, header, target, table.source) if spec.selection is not None else list(spec.inputs)
     if settings.missing == "drop":
         read = raw + ([target] if target else [c for c in header if c not in raw]) + ([weight] if weight else [])
-        table, _ = drop_missing(table, read)
+        table, _ = drop_missing(table, read, part)
     missing = [c for c in raw if c not in table.columns]
     if missing:
         select(table, raw, target)  # raises the usual message naming the column
-    recoding = plan(table, raw, settings.text_inputs == "one_hot")
+    recoding = plan(table, raw, settings.text_inputs == "one_hot", part)
     table = recode(table, recoding)
     if spec.selection is not None or recoding.inputs != list(spec.inputs):
         spec = spec.with_inputs(recoding.inputs)

@@ -20,7 +20,7 @@ import random
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +29,7 @@ from .errors import DataError, describe_char, did_you_mean, escaped, listed, unp
 from .errors import clip as _clip
 from .files import note_read
 from .limits import MAX_GENERATED
+from .parts import WHOLE, Part
 from .seeds import stream
 
 Cell = float | str
@@ -65,6 +66,7 @@ class Origin:
     sha256: str | None = None  # hex, of every byte read (a file or standard input)
     generator: str | None = None
     seed: int | None = None
+    parts: tuple[int, ...] | None = None  # data-parallel: the rows each process read (parts.py)
 
 
 @dataclass
@@ -75,6 +77,17 @@ class Table:
     columns: list[str]
     rows: list[list[Cell]]
     origin: Origin | None = None  # as read or generated; a table derived from it has none
+    # Each row's index among the rows as read (row i is line i + 2 of a CSV), where it is not
+    # simply its position: a part of the file (parts.py), or rows left after some were dropped.
+    index: Sequence[int] | None = None
+
+    def place(self, i: int) -> str:
+        """Where row i of this table is, in words a user can find in the file."""
+        return row_place(self.source, i if self.index is None else self.index[i])
+
+    def derived(self, columns: list[str], rows: list[list[Cell]]) -> Table:
+        """A table of the same rows with other cells (recoded, a column taken out), placed as these."""
+        return Table(self.source, columns, rows, index=self.index)
 
 
 @dataclass(frozen=True)
@@ -217,8 +230,12 @@ def _generated_name(source: str) -> str | None:
     return m.group(1) if m and m.group(1) in GENERATORS else None
 
 
-def load_data(source: str, base_dir: Path | None = None, seed: int = 0, *, named_in: str | None = None) -> Table:
+def load_data(
+    source: str, base_dir: Path | None = None, seed: int = 0, *, named_in: str | None = None, part: Part = WHOLE
+) -> Table:
     """A generated dataset ("NAME" or "NAME:N", seeded), the CSV file at `source`, or `-` (stdin).
+    With `part` of several processes, this process's part of its rows (`read_csv`; a generated
+    dataset is made whole, a few thousand rows at most, and cut in equal parts).
 
     A relative path is taken from `base_dir` (default: the current directory). `named_in`
     is the model file that names `source` when the user did not: such a source is read only
@@ -229,7 +246,7 @@ def load_data(source: str, base_dir: Path | None = None, seed: int = 0, *, named
     if not source:
         raise DataError("the data source is empty; give a CSV file, `-` for standard input, or a built-in dataset")
     if source == "-" and named_in is None:
-        return read_csv(Path("-"), "standard input")
+        return read_csv(Path("-"), "standard input", part)
     m = _GENERATED.match(source)
     if m and m.group(1) in GENERATORS:
         gen = GENERATORS[m.group(1)]
@@ -245,6 +262,10 @@ def load_data(source: str, base_dir: Path | None = None, seed: int = 0, *, named
         table = gen.make(n, seed)
         table.source = source
         table.origin = Origin(rows=n, generator=gen.name, seed=seed)
+        if not part.alone:
+            first, stop = n * part.rank // part.world, n * (part.rank + 1) // part.world
+            table.rows, table.index = table.rows[first:stop], range(first, stop)
+            table.origin = Origin(rows=n, generator=gen.name, seed=seed, parts=tuple(part.gather(stop - first)))
         return table
     path = Path(source)
     if not path.is_absolute():
@@ -258,7 +279,7 @@ def load_data(source: str, base_dir: Path | None = None, seed: int = 0, *, named
             "or give the path of a CSV file."
         )
     if named_in is None:
-        return read_csv(path, source)
+        return read_csv(path, source, part)
     if path.suffix.lower() != ".csv":
         raise DataError(
             f"{named_in} says it was trained on '{_clip(escaped(source))}', which is not a .csv file, so "
@@ -276,22 +297,26 @@ def load_data(source: str, base_dir: Path | None = None, seed: int = 0, *, named
 # --- CSV ----------------------------------------------------------------------------
 
 
+def _check_line(line: str, name: str, number: int) -> None:
+    """Refuse NUL characters (binary data or UTF-16 text) and lines too long for a table of numbers."""
+    if "\x00" in line:
+        raise DataError(
+            f"{name} is not a text CSV file: line {number} contains NUL bytes "
+            "(a binary file, or text saved as UTF-16); save it as UTF-8 CSV"
+        )
+    if len(line) > MAX_LINE:
+        raise DataError(
+            f"{name}, line {number} is longer than {MAX_LINE:,} characters: too long for a row "
+            "of a table; check that this is the CSV file you meant, with one row per line"
+        )
+
+
 def _checked_lines(f: IO[str], name: str) -> Iterator[str]:
-    """The file's lines, each read with a length bound, refusing NUL characters (binary data
-    or UTF-16 text) and lines too long for a table of numbers."""
+    """The file's lines, each read with a length bound and checked (`_check_line`)."""
     line_number = 0
     while line := f.readline(MAX_LINE + 1):
         line_number += 1
-        if "\x00" in line:
-            raise DataError(
-                f"{name} is not a text CSV file: line {line_number} contains NUL bytes "
-                "(a binary file, or text saved as UTF-16); save it as UTF-8 CSV"
-            )
-        if len(line) > MAX_LINE:
-            raise DataError(
-                f"{name}, line {line_number} is longer than {MAX_LINE:,} characters: too long for a row "
-                "of a table; check that this is the CSV file you meant, with one row per line"
-            )
+        _check_line(line, name, line_number)
         yield line
 
 
@@ -339,6 +364,97 @@ def _check_header(cells: list[str], name: str) -> list[str]:
     return header
 
 
+class _Undecodable(Exception):
+    """A line that is not UTF-8: the reader's text stream says so in blocks, not by line."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def _not_utf8(name: str, line: int) -> DataError:
+    return DataError(
+        f"{name} is not a UTF-8 text file: line {line} has bytes that are not "
+        "UTF-8 (a binary file, or text in another encoding); save it as UTF-8 CSV"
+    )
+
+
+@dataclass
+class _Records:
+    """What `_records` read: the header (if it read line 1), the rows, and the first of the
+    empty lines that end the file (None if it does not end with any)."""
+
+    header: list[str] | None
+    rows: list[list[Cell]]
+    blank: int | None
+
+
+def _is_blank(record: list[str]) -> bool:
+    return not record or (len(record) == 1 and not record[0].strip())
+
+
+def _records(
+    lines: Iterator[str], name: str, header: list[str] | None = None, first: int = 1, blank: int | None = None
+) -> _Records:
+    """The rows of CSV `lines`, the first of which is line `first` of the file (`blank`: the
+    first of the empty lines just before it); without `header` the first record is the header.
+    One row per line: a blank line is allowed only among the last, and a quoted cell must not
+    run on to the next line."""
+    rows: list[list[Cell]] = []
+    texts: dict[str, str] = {}  # one string object per distinct text cell (labels repeat)
+    blank_line: int | None = blank
+    previous_line = first - 1
+    record: list[str] = []
+    reader = csv.reader(lines)
+    try:
+        for record in reader:
+            line = first - 1 + reader.line_num
+            if line != previous_line + 1:
+                raise DataError(
+                    f"{name}, lines {previous_line + 1}-{line}: a quoted cell spans several lines; "
+                    "treegrad reads one row per line, so remove the line breaks inside quotes"
+                )
+            previous_line = line
+            if _is_blank(record):
+                if header is None:
+                    raise DataError(f"{name}, line 1 is empty: the first line must be the header with column names")
+                if blank_line is None:
+                    blank_line = line
+                continue
+            if blank_line is not None:
+                raise DataError(f"{name}, line {blank_line} is empty but more rows follow; delete the empty line")
+            if header is None:
+                header = _check_header(record, name)
+                continue
+            if len(record) != len(header):
+                raise DataError(
+                    f"{name}, line {line} has {len(record)} cells but the header has {len(header)} columns "
+                    f"({', '.join(header)}); fix that line"
+                )
+            row: list[Cell] = []
+            for cell in record:
+                text = cell.strip()
+                value = number(text)
+                # "1e999" reads as infinity, which is no data: keep it as text so that
+                # `select` reports it where it is.
+                if value is None or not math.isfinite(value):
+                    row.append(texts.setdefault(text, text))
+                else:
+                    row.append(value)
+            rows.append(row)
+    except csv.Error as e:
+        raise DataError(f"{name}, line {first - 1 + reader.line_num}: {e}; fix that line") from e
+    except UnicodeDecodeError:
+        raise _Undecodable(first + reader.line_num) from None
+    if any("\n" in cell or "\r" in cell for cell in record):
+        # The last record's quote was still open where the lines ended.
+        raise DataError(
+            f"{name}, line {previous_line}: a quoted cell is not closed on its line; treegrad reads one "
+            "row per line, so close the quote or remove the line breaks inside it"
+        )
+    return _Records(header, rows, blank_line)
+
+
 class _Hashing(io.RawIOBase):
     """A binary stream that passes reads through and hashes every byte it passes (SHA-256),
     so that the bytes the CSV reader reads are hashed as they are read, not read twice."""
@@ -359,24 +475,12 @@ class _Hashing(io.RawIOBase):
         return int(n or 0)
 
 
-@contextlib.contextmanager
-def _open_csv(path: Path, name: str) -> Iterator[tuple[IO[str], _Hashing]]:
-    """The CSV file at `path` opened as text, or standard input for `-` (left open after),
-    with the hash of the bytes read so far.
+def _regular_file(path: Path, name: str) -> IO[bytes]:
+    """The file at `path` opened for reading bytes, unbuffered.
 
     Only a regular file is opened: a device (/dev/zero) or a FIFO would be read forever or
-    wait forever for a writer. Standard input is what `-` asks for.
+    wait forever for a writer.
     """
-    # utf-8-sig drops a byte order mark if there is one; newline="" lets the csv module
-    # handle CRLF, LF and CR line endings alike.
-    if str(path) == "-":
-        hashing = _Hashing(sys.stdin.buffer)
-        wrapper = io.TextIOWrapper(io.BufferedReader(hashing), encoding="utf-8-sig", newline="")
-        try:
-            yield wrapper, hashing
-        finally:
-            wrapper.detach()  # closing the wrapper would close standard input
-        return
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -394,74 +498,154 @@ def _open_csv(path: Path, name: str) -> Iterator[tuple[IO[str], _Hashing]]:
         f = open(path, "rb", buffering=0)
     except OSError as e:
         raise DataError(f"cannot open {name}: {e.strerror}") from e
-    with f:
-        note_read(f.fileno())
+    note_read(f.fileno())
+    return f
+
+
+@contextlib.contextmanager
+def _open_csv(path: Path, name: str) -> Iterator[tuple[IO[str], _Hashing]]:
+    """The CSV file at `path` opened as text, or standard input for `-` (left open after),
+    with the hash of the bytes read so far. Standard input is what `-` asks for."""
+    # utf-8-sig drops a byte order mark if there is one; newline="" lets the csv module
+    # handle CRLF, LF and CR line endings alike.
+    if str(path) == "-":
+        hashing = _Hashing(sys.stdin.buffer)
+        wrapper = io.TextIOWrapper(io.BufferedReader(hashing), encoding="utf-8-sig", newline="")
+        try:
+            yield wrapper, hashing
+        finally:
+            wrapper.detach()  # closing the wrapper would close standard input
+        return
+    with _regular_file(path, name) as f:
         hashing = _Hashing(f)
         yield io.TextIOWrapper(io.BufferedReader(hashing), encoding="utf-8-sig", newline=""), hashing
 
 
-def read_csv(path: Path, source: str | None = None) -> Table:
+def read_csv(path: Path, source: str | None = None, part: Part = WHOLE) -> Table:
     """Read a CSV file with a header row (`-`: standard input); `source` is the name used in
-    messages (default: path)."""
+    messages (default: path). With `part` of several processes, only this process's lines
+    (`_read_part`)."""
     path = Path(path)
     name = source if source is not None else str(path)
+    if not part.alone:
+        return _read_part(path, name, part)
     stdin = str(path) == "-"
-    header: list[str] | None = None
-    rows: list[list[Cell]] = []
-    texts: dict[str, str] = {}  # one string object per distinct text cell (labels repeat)
-    blank_line: int | None = None
-    previous_line = 0
     with _open_csv(path, name) as (f, hashing):
-        reader = csv.reader(_checked_lines(f, name))
         try:
-            for record in reader:
-                line = reader.line_num
-                if line != previous_line + 1:
-                    raise DataError(
-                        f"{name}, lines {previous_line + 1}-{line}: a quoted cell spans several lines; "
-                        "treegrad reads one row per line, so remove the line breaks inside quotes"
-                    )
-                previous_line = line
-                if not record or (len(record) == 1 and not record[0].strip()):
-                    if header is None:
-                        raise DataError(f"{name}, line 1 is empty: the first line must be the header with column names")
-                    if blank_line is None:
-                        blank_line = line
-                    continue
-                if blank_line is not None:
-                    raise DataError(f"{name}, line {blank_line} is empty but more rows follow; delete the empty line")
-                if header is None:
-                    header = _check_header(record, name)
-                    continue
-                if len(record) != len(header):
-                    raise DataError(
-                        f"{name}, line {line} has {len(record)} cells but the header has {len(header)} columns "
-                        f"({', '.join(header)}); fix that line"
-                    )
-                row: list[Cell] = []
-                for cell in record:
-                    text = cell.strip()
-                    value = number(text)
-                    # "1e999" reads as infinity, which is no data: keep it as text so that
-                    # `select` reports it where it is.
-                    if value is None or not math.isfinite(value):
-                        row.append(texts.setdefault(text, text))
-                    else:
-                        row.append(value)
-                rows.append(row)
-        except UnicodeDecodeError as e:
-            line = reader.line_num + 1 if stdin else _first_bad_utf8_line(path)
-            raise DataError(
-                f"{name} is not a UTF-8 text file: line {line} has bytes that are not "
-                "UTF-8 (a binary file, or text in another encoding); save it as UTF-8 CSV"
-            ) from e
-        except csv.Error as e:
-            raise DataError(f"{name}, line {reader.line_num}: {e}; fix that line") from e
+            got = _records(_checked_lines(f, name), name)
+        except _Undecodable as e:
+            raise _not_utf8(name, e.line if stdin else _first_bad_utf8_line(path)) from None
+    header = _whole(name, got.header, len(got.rows))
+    return Table(name, header, got.rows, Origin(rows=len(got.rows), sha256=hashing.sha256.hexdigest()))
+
+
+def _whole(name: str, header: list[str] | None, rows: int) -> list[str]:
+    """The header of a whole file of `rows` rows, which must have both."""
     if header is None:
         raise DataError(f"{name} is empty; a CSV file needs a header line with column names and rows of data")
     if not rows:
         raise DataError(f"{name} has a header ({', '.join(header)}) but no rows of data")
-    return Table(name, header, rows, Origin(rows=len(rows), sha256=hashing.sha256.hexdigest()))
+    return header
+
+
+# A line ends at \r\n, \n or \r, as the csv module and Python's text files read it.
+_LINE_END = re.compile(rb"\r\n|\n|\r")
+
+
+def _line_start(f: IO[bytes], at: int, size: int) -> int:
+    """The byte where the first line that starts at or after byte `at` starts (`size` if none)."""
+    if at >= size:
+        return size
+    f.seek(at - 1)
+    # A line of MAX_LINE characters is at most 4 bytes each in UTF-8; a longer one is reported
+    # by the process that reads it whole.
+    block = f.read(4 * MAX_LINE + 2)
+    end = _LINE_END.search(block)
+    if end is None:
+        return size
+    start = at - 1 + end.end()
+    if end.group() == b"\r" and end.end() == len(block):  # a \n may follow, beyond the block
+        f.seek(start)
+        start += f.read(1) == b"\n"
+    return start
+
+
+def _read_part(path: Path, name: str, part: Part) -> Table:
+    """This process's part of a CSV file: the header and the lines that start in its share of
+    the bytes after the header (equal shares, moved to line starts, so that every line is read
+    by exactly one process). Line numbers, the blank-line rule and the empty-file checks are
+    those of reading the whole file; rank 0 also hashes the whole file (streaming, for
+    provenance), so the record says what one process reading it would say."""
+    if str(path) == "-":
+        raise DataError(
+            "under torchrun each process reads its part of the data from a file, so standard input (`-`) "
+            "cannot be shared; save it to a CSV file and pass that"
+        )
+
+    def lines() -> tuple[list[str] | None, list[bytes]]:
+        with _regular_file(path, name) as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(4 * MAX_LINE + 2)
+            end = _LINE_END.search(head)
+            body = size if end is None else end.end()
+            try:
+                header_text = head[:body].decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise _not_utf8(name, 1) from None
+            _check_line(header_text, name, 1)
+            first = _records(iter([header_text]), name) if size else _Records(None, [], None)
+            share = size - body
+            begin = _line_start(f, body + share * part.rank // part.world, size)
+            stop = _line_start(f, body + share * (part.rank + 1) // part.world, size)
+            f.seek(begin)
+            return first.header, f.read(stop - begin).splitlines(keepends=True)
+
+    header, raw = part.agree(lines)
+    trailing = 0  # the empty lines this part ends with
+    while trailing < len(raw) and _is_blank(next(csv.reader([raw[-1 - trailing].decode("utf-8", "replace")]), [])):
+        trailing += 1
+    shares: list[tuple[int, int]] = part.gather((len(raw), trailing))
+    first_line = 2 + sum(n for n, _ in shares[: part.rank])
+    blank = None  # where the empty lines just before this part begin, in earlier parts
+    for q in range(part.rank - 1, -1, -1):
+        n, t = shares[q]
+        if t:
+            blank = 2 + sum(m for m, _ in shares[:q]) + n - t
+        if t < n:
+            break
+
+    def parse() -> _Records:
+        texts: list[str] = []
+        for k, b in enumerate(raw):
+            try:
+                texts.append(b.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise _not_utf8(name, first_line + k) from None
+            _check_line(texts[-1], name, first_line + k)
+        if header is None:
+            return _Records(None, [], None)
+        return _records(iter(texts), name, header, first_line, blank)
+
+    got = part.agree(parse)
+    raw.clear()  # the bytes, now parsed
+    counts: list[tuple[int, int | None]] = part.gather((len(got.rows), got.blank))
+    for r, (_, blank) in enumerate(counts):
+        if blank is not None and any(n for n, _ in counts[r + 1 :]):
+            part.fail(DataError(f"{name}, line {blank} is empty but more rows follow; delete the empty line"))
+    total = sum(n for n, _ in counts)
+    header = part.agree(lambda: _whole(name, header, total))
+    sha256 = part.gather(_file_sha256(path) if part.rank == 0 else None)[0]
+    start = sum(n for n, _ in counts[: part.rank])
+    origin = Origin(rows=total, sha256=sha256, parts=tuple(n for n, _ in counts))
+    return Table(name, header, got.rows, origin, index=range(start, start + len(got.rows)))
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 # --- from a table to inputs and targets ----------------------------------------------
@@ -552,8 +736,7 @@ def _numbers(table: Table, idx: list[int]) -> list[list[float]]:
             v = row[j]
             if isinstance(v, str) or not math.isfinite(v):
                 raise DataError(
-                    f"{row_place(table.source, i)}, column '{table.columns[j]}': the input {_bad_number(v)}; "
-                    "fix or remove that row"
+                    f"{table.place(i)}, column '{table.columns[j]}': the input {_bad_number(v)}; fix or remove that row"
                 )
             x.append(float(v))
         X.append(x)
@@ -577,16 +760,16 @@ def _label_order(text: str) -> tuple[int, float, str]:
     return (0, value, text) if value is not None and math.isfinite(value) else (1, 0.0, text)
 
 
-def _labels(raw: list[Cell], source: str) -> list[str]:
+def _labels(raw: list[Cell], place: Callable[[int], str]) -> list[str]:
     out: list[str] = []
     for i, v in enumerate(raw):
         text = label_text(v)
         if text == "":
-            raise DataError(f"{row_place(source, i)}: the target is empty; give every row a label")
+            raise DataError(f"{place(i)}: the target is empty; give every row a label")
         bad = unprintable(text)
         if bad is not None:
             raise DataError(
-                f"{row_place(source, i)}: the label {escaped(_clip(text))!r} holds {describe_char(bad)}; "
+                f"{place(i)}: the label {escaped(_clip(text))!r} holds {describe_char(bad)}; "
                 "labels are printed, so remove it"
             )
         out.append(text)
@@ -594,7 +777,12 @@ def _labels(raw: list[Cell], source: str) -> list[str]:
 
 
 def encode_targets(
-    raw: list[Cell], kind: str, classes: list[str] | None = None, source: str = "", training: bool = True
+    raw: list[Cell],
+    kind: str,
+    classes: list[str] | None = None,
+    source: str = "",
+    training: bool = True,
+    place: Callable[[int], str] | None = None,
 ) -> tuple[list[float] | list[int], list[str] | None]:
     """Targets as a model needs them, and the class names (None for regression).
 
@@ -605,6 +793,7 @@ def encode_targets(
     "classes": indices into `classes` (default: the distinct labels, sorted).
     """
     where = source or "the data"
+    at = place or (lambda i: row_place(where, i))  # where raw[i] is, for messages
     if not raw:
         raise DataError(f"{where} has no rows, so there are no targets")
     if kind == "regression":
@@ -616,26 +805,23 @@ def encode_targets(
                     if v == ""
                     else "a regression target must be a number (for labels, use a sigmoid or softmax output)"
                 )
-                raise DataError(f"{row_place(where, i)}: the target {_bad_number(v)}; {hint}")
+                raise DataError(f"{at(i)}: the target {_bad_number(v)}; {hint}")
             values.append(float(v))
-        if training and all(v == values[0] for v in values):
-            raise DataError(
-                f"the target in {where} is {label_text(values[0])} in every row: nothing to learn; "
-                "check the target column"
-            )
+        if training:
+            check_varies(values, where)
         return values, None
     if kind not in ("binary", "classes"):
         raise DataError(f"unknown kind of target '{kind}'; use regression, binary or classes")
-    labels = _labels(raw, where)
+    labels = _labels(raw, at)
     if classes is None:
-        classes = sorted(set(labels), key=_label_order)
+        classes = class_order(labels)
     else:
         classes = list(classes)
         known = set(classes)
         for i, text in enumerate(labels):
             if text not in known:
                 raise DataError(
-                    f"{row_place(where, i)}: the label '{_clip(text)}' is not one of the known classes "
+                    f"{at(i)}: the label '{_clip(text)}' is not one of the known classes "
                     f"({', '.join(classes)}); fix the label or the list of classes"
                 )
     if kind == "binary":
@@ -659,6 +845,19 @@ def encode_targets(
         )
     index = {c: k for k, c in enumerate(classes)}
     return [index[text] for text in labels], classes
+
+
+def check_varies(values: Sequence[float], where: str) -> None:
+    """Refuse a regression target that is the same number in every row: nothing to learn."""
+    if all(v == values[0] for v in values):
+        raise DataError(
+            f"the target in {where} is {label_text(values[0])} in every row: nothing to learn; check the target column"
+        )
+
+
+def class_order(labels: Iterable[str]) -> list[str]:
+    """The distinct class labels in their order: numbers by value ("2" before "10"), then text."""
+    return sorted(set(labels), key=_label_order)
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -689,31 +888,40 @@ def split(
     return [X[i] for i in train], [y[i] for i in train], [X[i] for i in val], [y[i] for i in val]
 
 
-def standardize_stats(X: list[list[float]], names: list[str]) -> dict[str, tuple[float, float]]:
-    """Per input: (mean, population standard deviation); 1.0 for a constant column.
+def standardize_stats(X: list[list[float]], names: list[str], part: Part = WHOLE) -> dict[str, tuple[float, float]]:
+    """Per input: (mean, population standard deviation); 1.0 for a constant column. With `part`,
+    of the rows of every part together (each part's exact sums, summed exactly).
 
     The sums are taken of values scaled by the column's largest magnitude, so that columns
     of numbers near 1e308 do not overflow on the way to a finite mean and deviation.
     """
-    if not X:
+    n = sum(part.gather(len(X)))
+    if not n:
         raise DataError("there are no rows to compute the input means and standard deviations from")
-    n = len(X)
+    columns = [[row[j] for row in X] for j in range(len(names))]
+    ends = part.gather([(min(c), max(c), max(abs(v) for v in c)) if c else None for c in columns])
+    ranges = [[e[j] for e in ends if e is not None] for j in range(len(names))]
+    low = [min(lo for lo, _, _ in r) for r in ranges]
+    high = [max(hi for _, hi, _ in r) for r in ranges]
+    scale = [max(m for _, _, m in r) for r in ranges]
+    varies = [lo != hi for lo, hi in zip(low, high)]
+    sums = part.gather([math.fsum(v / s for v in c) if ok else 0.0 for c, s, ok in zip(columns, scale, varies)])
+    means = [math.fsum(p[j] for p in sums) / n for j in range(len(names))]
+    squares = part.gather(
+        [math.fsum((v / s - m) ** 2 for v in c) if ok else 0.0 for c, s, m, ok in zip(columns, scale, means, varies)]
+    )
     stats: dict[str, tuple[float, float]] = {}
     for j, name in enumerate(names):
-        column = [row[j] for row in X]
-        if min(column) == max(column):
+        if not varies[j]:
             # Dividing by 1 leaves a constant column as it is instead of dividing by zero.
-            stats[name] = (column[0], 1.0)
+            stats[name] = (low[j], 1.0)
             continue
-        scale = max(abs(v) for v in column)
-        scaled = [v / scale for v in column]
-        mean = math.fsum(scaled) / n
-        std = math.sqrt(math.fsum((v - mean) ** 2 for v in scaled) / n) * scale
-        mean *= scale
+        std = math.sqrt(math.fsum(p[j] for p in squares) / n) * scale[j]
+        mean = means[j] * scale[j]
         if not (math.isfinite(mean) and math.isfinite(std)) or std == 0.0:
             raise DataError(
-                f"input column '{name}' cannot be standardised: its values (from {min(column):.6g} to "
-                f"{max(column):.6g}) give no finite, nonzero standard deviation; rescale that column, "
+                f"input column '{name}' cannot be standardised: its values (from {low[j]:.6g} to "
+                f"{high[j]:.6g}) give no finite, nonzero standard deviation; rescale that column, "
                 "or train without --normalize"
             )
         stats[name] = (mean, std)

@@ -17,36 +17,44 @@ from .columns import Recoding, drop_missing, recode
 from .data import Table, encode_targets, load_data, select, split_indices
 from .errors import DataError
 from .modelfile import ModelRecord
+from .parts import WHOLE, Part
 
 
 def pick_table(
-    data: str | None, default: str | None, folders: list[Path], missing: str, named_in: str | None = None
+    data: str | None,
+    default: str | None,
+    folders: list[Path],
+    missing: str,
+    named_in: str | None = None,
+    part: Part = WHOLE,
 ) -> Table:
     """The table `data` names (from the current folder), else `default` read from the first
     of `folders` where it exists; `missing` is the message when neither is given. `named_in`
     is the file that names `default` when the user may not trust it (see `load_data`)."""
     if data is not None:
-        return load_data(data, base_dir=Path.cwd())
+        return load_data(data, base_dir=Path.cwd(), part=part)
     if not default:
         raise DataError(missing)
     first, *others = folders
     try:
-        return load_data(default, base_dir=first, named_in=named_in)
+        return load_data(default, base_dir=first, named_in=named_in, part=part)
     except DataError:
         for folder in others:
             if not Path(default).is_absolute() and (folder / default).exists():
-                return load_data(default, base_dir=folder, named_in=named_in)
+                return load_data(default, base_dir=folder, named_in=named_in, part=part)
         raise
 
 
-def spec_table(spec: Any, spec_path: Path, data: str | None) -> Table:
-    """The data for a spec: `data`, else the spec's own `data:` (a path from the spec's folder)."""
+def spec_table(spec: Any, spec_path: Path, data: str | None, part: Part = WHOLE) -> Table:
+    """The data for a spec: `data`, else the spec's own `data:` (a path from the spec's folder);
+    with `part`, this process's part of it."""
     return pick_table(
         data,
         spec.data,
         [spec_path.parent],
         f"{spec_path} names no data: pass --data NAME or --data FILE.csv "
         "(see `treegrad datasets`), or add `data:` to the spec",
+        part=part,
     )
 
 

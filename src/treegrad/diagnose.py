@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from .compiled import _def, _indent, program
 from .graph import Graph
 from .nodes import Node
+from .parts import WHOLE, Part
 from .printers import funcify
 
 MAX_SHOWN_CHARS = 80  # a dead unit is named by its formula, cut to this length
@@ -22,11 +23,24 @@ def relu_units(graph: Graph) -> list[Node]:
     return [n for n in graph.order if n.op is not None and n.op.name == "relu"]
 
 
-def dead_units(graph: Graph, rows: Sequence[Sequence[float]]) -> list[Node]:
-    """The ReLU units that output 0 on every one of `rows` (none if there are no rows)."""
+def dead_units(graph: Graph, rows: Sequence[Sequence[float]], part: Part = WHOLE) -> list[Node]:
+    """The ReLU units that output 0 on every one of `rows` (of every part; none if there are no rows)."""
     units = relu_units(graph)
-    if not units or not rows:
+    if not units:
         return []
+    if not part.alone:
+        alive = [any(seen) for seen in zip(*part.gather(_alive(graph, units, rows)))]
+        return [u for u, a in zip(units, alive, strict=True) if not a]
+    if not rows:
+        return []
+    return [u for u, a in zip(units, _alive(graph, units, rows), strict=True) if not a]
+
+
+def _alive(graph: Graph, units: list[Node], rows: Sequence[Sequence[float]]) -> list[bool]:
+    """For each unit, whether it is above zero on some row (True for all where the model
+    cannot be evaluated on the rows: that has other problems to report)."""
+    if not rows:
+        return [False] * len(units)
     prog = program(graph)
     names = [prog.names[id(u)] for u in units]
     # One pass of the generated forward code, marking each unit seen above zero.
@@ -36,10 +50,9 @@ def dead_units(graph: Graph, rows: Sequence[Sequence[float]]) -> list[Node]:
     body.append("return alive")
     fn = prog._build(_def("alive_units", "P, C, X", body), "alive_units")
     try:
-        alive = fn(graph.param_values(), prog.constant_values(), rows)
+        return list(fn(graph.param_values(), prog.constant_values(), rows))
     except (ArithmeticError, ValueError):
-        return []  # a model that cannot be evaluated on its data has other problems to report
-    return [u for u, a in zip(units, alive, strict=True) if not a]
+        return [True] * len(units)
 
 
 def describe_unit(graph: Graph, unit: Node) -> str:
@@ -52,9 +65,9 @@ def describe_unit(graph: Graph, unit: Node) -> str:
     return f"ReLU {k + 1} of {len(units)}, {formula}"
 
 
-def dead_unit_warning(graph: Graph, rows: Sequence[Sequence[float]]) -> str | None:
+def dead_unit_warning(graph: Graph, rows: Sequence[Sequence[float]], part: Part = WHOLE) -> str | None:
     """A warning naming the dead ReLU units after training, or None if every unit is alive."""
-    dead = dead_units(graph, rows)
+    dead = dead_units(graph, rows, part)
     if not dead:
         return None
     listed = "; ".join(describe_unit(graph, u) for u in dead[:5])

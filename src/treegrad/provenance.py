@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from .data import Origin
 from .errors import UNPRINTABLE
+from .parts import WHOLE, Part
 
 FAR = 0.1  # beyond the training range by more than this fraction of its width
 MAX_WARNINGS = 3  # inputs named one by one in predict's warning; the others are counted
@@ -38,6 +39,8 @@ class DataOrigin(BaseModel):
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
     generator: str | None = None
     seed: int | None = None
+    # A data-parallel run (torchrun): the rows each process read, in rank order; they add up to `rows`.
+    parts: list[int] | None = None
 
 
 class Provenance(BaseModel):
@@ -78,7 +81,13 @@ def describe(origin: Origin | None, command: Sequence[str] | None = None) -> Pro
         cwd=str(Path.cwd()) if command is not None else None,
         data=None
         if origin is None
-        else DataOrigin(rows=origin.rows, sha256=origin.sha256, generator=origin.generator, seed=origin.seed),
+        else DataOrigin(
+            rows=origin.rows,
+            sha256=origin.sha256,
+            generator=origin.generator,
+            seed=origin.seed,
+            parts=None if origin.parts is None else list(origin.parts),
+        ),
     )
 
 
@@ -119,11 +128,15 @@ def quoted(argv: Sequence[str]) -> str:
 # ----------------------------------------------------------------- input ranges
 
 
-def input_ranges(rows: Sequence[Sequence[float]], names: Sequence[str]) -> dict[str, tuple[float, float]] | None:
-    """Per input: (smallest, largest) value over `rows` (None for no rows)."""
-    if not rows:
+def input_ranges(
+    rows: Sequence[Sequence[float]], names: Sequence[str], part: Part = WHOLE
+) -> dict[str, tuple[float, float]] | None:
+    """Per input: (smallest, largest) value over `rows` (of every part; None for no rows)."""
+    mine = [(min(row[j] for row in rows), max(row[j] for row in rows)) for j in range(len(names))] if rows else None
+    ends = [e for e in part.gather(mine) if e is not None]
+    if not ends:
         return None
-    return {name: (min(row[j] for row in rows), max(row[j] for row in rows)) for j, name in enumerate(names)}
+    return {name: (min(e[j][0] for e in ends), max(e[j][1] for e in ends)) for j, name in enumerate(names)}
 
 
 def far_outside(value: float, low: float, high: float) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 
 from .compiled import predict_many
 from .losses import LOSSES
+from .parts import WHOLE, Part
 
 
 def class_labels(task: str | None, classes: list[str] | None, outputs: int) -> list[str] | None:
@@ -63,6 +64,7 @@ def evaluate_rows(
     describe_row: Callable[[int], str] | None = None,
     weights: Sequence[float] | None = None,
     labels: Sequence[str] | None = None,
+    part: Part = WHOLE,
 ) -> dict[str, Any]:
     """Loss and metrics of a model on rows: accuracy, a confusion matrix and per-class
     precision/recall/F1 (`labels`) for classifiers, MSE/MAE/R² for regression. With `weights`
@@ -70,9 +72,13 @@ def evaluate_rows(
 
     Sums are exact (`math.fsum`), so the result does not depend on the order of the rows:
     the training summary (rows in the split's shuffled order) and `eval` (rows in the
-    file's order) report the same numbers for the same rows.
+    file's order) report the same numbers for the same rows. With `part`, the rows of every
+    part: each scores its own, and the outputs and targets are gathered (a few numbers a row).
     """
-    outs = predict_many(root, X, describe_row)
+    outs = part.agree(lambda: predict_many(root, X, describe_row))
+    if not part.alone:  # the rows of every part, as one process would score them (fsum: in any order)
+        outs, y = part.concat(list(outs)), part.concat(list(y))
+        weights = None if weights is None else part.concat(list(weights))
     k = len(root.compiled_graph.elements)
     fn = LOSSES[loss].fn(k)
     losses = [fn(o if isinstance(o, list) else [o], t)[0] for o, t in zip(outs, y)]

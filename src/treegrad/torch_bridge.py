@@ -30,7 +30,7 @@ import math
 import os
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from .losses import Loss, array_clamps
 from .modelfile import Opened
 from .nodes import Leaf, Node, Output
 from .ops import NAMESPACE
+from .parts import WHOLE, Part
 
 TORCH_VERSION = "2.13.0"
 INSTALL = f"pip install torch=={TORCH_VERSION} (or pip install 'treegrad[torch]')"
@@ -310,6 +311,48 @@ def process_rank() -> int:
     return int(os.environ.get("RANK", "0") or 0)
 
 
+def world_size() -> int:
+    """The number of processes torchrun started (WORLD_SIZE), 1 when run alone."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def _start_group(torch: Any, device: str) -> bool:
+    """Join torchrun's process group (gloo on CPU, nccl on GPU) unless joined already; True if joined here."""
+    dist = torch.distributed
+    if world_size() == 1 or dist.is_initialized():
+        return False
+    if not dist.is_available():
+        raise TrainingError("torchrun started several processes but this torch has no torch.distributed")
+    dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+    return True
+
+
+@contextlib.contextmanager
+def data_parallel(device: str = "cpu") -> Iterator[Part]:
+    """This process's `Part` of a run under torchrun (alone: `WHOLE`), in torchrun's process
+    group for as long as the block runs: each process reads its part of the data
+    (workflow.prepare) and trains on it (`fit` with shares), as one process on all of it."""
+    torch = require_torch()
+    _device(torch, device)
+    started = _start_group(torch, device)
+    try:
+        if world_size() == 1:
+            yield WHOLE
+            return
+        dist = torch.distributed
+
+        def exchange(obj: Any) -> list[Any]:
+            out: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(out, obj)
+            return out
+
+        yield Part(dist.get_rank(), dist.get_world_size(), exchange)
+    finally:
+        if started:
+            with contextlib.suppress(Exception):
+                torch.distributed.destroy_process_group()
+
+
 def check_settings(settings: Any) -> None:
     """Refuse, by name, a `training:` setting the torch engine does not carry out."""
     cls = type(settings)
@@ -404,6 +447,7 @@ def fit(
     sample_weight: Sequence[float] | None = None,
     history: Any = None,
     dtype: str = "float64",
+    shares: tuple[Sequence[int] | None, int, int] | None = None,
 ) -> Any:
     """`fit.fit`, trained by PyTorch: the same arguments, order of samples and mean-gradient
     steps, so the per-epoch losses agree with treegrad's engine to rounding. Under torchrun
@@ -416,6 +460,10 @@ def fit(
     L1 is the proximal step after the update. The learning rate of each epoch is the
     Scheduler's (schedules.py), the one treegrad's engine uses. `dtype`: the precision of the
     module, the data and the loss (float32 as treegrad's NumPy trainer, clamps included).
+
+    `shares` (data-parallel, workflow.Prepared): (the place of each of this process's training
+    samples in the training order of all processes, the training and validation samples of
+    all). Without it every process holds all samples and takes every world-size-th.
     """
     from .vectorized import DTYPES
 
@@ -434,26 +482,24 @@ def fit(
     dev = _device(torch, device)
     X = _check_rows(graph, inputs)
     T = check_targets(graph, lossobj, targets)
-    if not X or len(X) != len(T):
-        raise TrainingError(f"{len(X)} input rows but {len(T)} targets" if X else "no training samples")
+    positions, n_train, n_val = shares or (None, len(X), len(validation[0]) if validation is not None else 0)
+    if not n_train or len(X) != len(T):
+        raise TrainingError(f"{len(X)} input rows but {len(T)} targets" if n_train else "no training samples")
     for name, value in (("l1", l1), ("l2", l2)):
         if not (math.isfinite(value) and value >= 0):
             raise TrainingError(f"{name} must be a number >= 0, got {value!r}")
     if clip_norm is not None and not (math.isfinite(clip_norm) and clip_norm > 0):
         raise TrainingError(f"clip_norm must be a positive number, got {clip_norm!r}")
-    W = None if sample_weight is None else _check_weights(sample_weight, len(X))
+    W = None
+    if sample_weight is not None:  # a part's weights may all be 0 (or none): the check is of all parts
+        W = _check_weights(sample_weight, len(X)) if shares is None else [float(w) for w in sample_weight]
     rules = StepRules(l1, l2, clip_norm, weight_mask(graph))
     scheduler = Scheduler(lr_schedule, learning_rate, epochs)
 
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    world = world_size()
     rank = process_rank()
     dist = torch.distributed
-    started = False
-    if world > 1 and not dist.is_initialized():
-        if not dist.is_available():
-            raise TrainingError("torchrun started several processes but this torch has no torch.distributed")
-        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
-        started = True
+    started = _start_group(torch, device)
     try:
         fdtype = getattr(torch, dtype)
         module = torch_module(Opened(root, "model"), dtype=fdtype, device=dev)
@@ -483,7 +529,10 @@ def fit(
 
         Xa, Ta = tensors(X, T)
         Wa = None if W is None else torch.tensor(W, dtype=fdtype, device=dev)
-        val = tensors(*validation) if validation is not None and len(validation[0]) else None
+        val = tensors(*validation) if validation is not None and n_val else None
+        # Whose each sample of the training order is: with shares, the holder's; else every process
+        # holds all and takes those whose index is its rank modulo the world size.
+        here = None if positions is None else {p: i for i, p in enumerate(positions)}
 
         def values() -> list[float]:
             by_attr = dict(module.named_parameters())
@@ -497,7 +546,7 @@ def fit(
                     getattr(module, a).fill_(v)
 
         rng = random.Random(seed)
-        order = list(range(len(X)))
+        order = list(range(n_train))
         hist = History() if history is None else history
         best: tuple[float, list[float]] = (math.inf, values())
         since_best = 0
@@ -512,7 +561,11 @@ def fit(
                 total = torch.zeros((), dtype=torch.float64, device=dev)
                 for start in range(0, len(order), batch_size):
                     batch = order[start : start + batch_size]
-                    mine = torch.tensor([i for i in batch if i % world == rank], dtype=torch.long, device=dev)
+                    if here is None:
+                        taken = [i for i in batch if i % world == rank]
+                    else:
+                        taken = [here[p] for p in batch if p in here]
+                    mine = torch.tensor(taken, dtype=torch.long, device=dev)
                     out = net(Xa[mine])
                     with torch.no_grad():
                         L, grads = loss_fn(columns(out.detach()), targets_of(Ta[mine]))
@@ -530,7 +583,7 @@ def fit(
                         _l1_step(torch, weights, lr * rules.l1)
                 if world > 1:
                     dist.all_reduce(total)
-                mean = float(total) / len(X)
+                mean = float(total) / n_train
                 if not (math.isfinite(mean) and all(math.isfinite(v) for v in values())):
                     raise TrainingError(
                         f"training diverged in epoch {epoch}: the loss became NaN or infinite. "
@@ -545,7 +598,10 @@ def fit(
                 if val is not None:
                     with torch.no_grad():
                         vl, _grads = loss_fn(columns(module(val[0])), targets_of(val[1]))
-                    v = float(vl.sum()) / len(val[0])
+                        vsum = vl.sum().to(torch.float64)
+                        if here is not None:  # each process holds its part of the validation samples
+                            dist.all_reduce(vsum)
+                    v = float(vsum) / n_val
                     v = v if math.isfinite(v) else math.inf
                     hist.validation.append(v)
                     if v < best[0]:

@@ -12,22 +12,24 @@ Training multiplies each sample's loss and gradient by its weight (fit's `sample
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .data import Table, input_rows
 from .errors import DataError, SpecError, did_you_mean, listed
+from .parts import WHOLE, Part
 
 
-def class_weights(setting: str | Mapping[str, float] | None, labels: Sequence[str], y: Sequence[Any]) -> list[float]:
+def class_weights(
+    setting: str | Mapping[str, float] | None, labels: Sequence[str], y: Sequence[Any], part: Part = WHOLE
+) -> list[float]:
     """The weight of each class (by index into `labels`) for `class_weight` = setting, from the
-    targets `y` (class indices, or 0.0/1.0 for a binary model)."""
+    targets `y` (class indices, or 0.0/1.0 for a binary model; with `part`, of every part)."""
     if setting is None:
         return [1.0] * len(labels)
     if setting == "balanced":
-        counts = Counter(int(t) for t in y)
-        n, k = len(y), len(labels)
+        counts = part.counts(int(t) for t in y)
+        n, k = sum(counts.values()), len(labels)
         return [n / (k * counts[c]) if counts[c] else 1.0 for c in range(k)]
     assert not isinstance(setting, str)
     for label in setting:
@@ -51,9 +53,11 @@ def take_weight_column(table: Table, column: str | None) -> tuple[Table, list[fl
     values = [row[0] for row in input_rows(table, [column])]
     bad = next((i for i, w in enumerate(values) if not (math.isfinite(w) and w >= 0)), None)
     if bad is not None:
-        raise DataError(f"{table.source}, row {bad + 1}: the weight {values[bad]} is not a number >= 0")
+        raise DataError(
+            f"{table.place(bad)}, column '{column}': the weight {values[bad]} is not a number >= 0; fix that row"
+        )
     j = table.columns.index(column)
-    rest = Table(table.source, [c for c in table.columns if c != column], [r[:j] + r[j + 1 :] for r in table.rows])
+    rest = table.derived([c for c in table.columns if c != column], [r[:j] + r[j + 1 :] for r in table.rows])
     return rest, values
 
 

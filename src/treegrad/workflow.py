@@ -7,6 +7,7 @@ predict/show/eval.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +19,18 @@ from typing import Any
 from . import __version__
 from .columns import Recoding, drop_missing, model_inputs
 from .compiled import predict_many, program
-from .data import Table, encode_targets, input_rows, row_place, select, split_indices, standardize_stats
+from .data import (
+    Table,
+    check_varies,
+    class_order,
+    encode_targets,
+    input_rows,
+    label_text,
+    row_place,
+    select,
+    split_indices,
+    standardize_stats,
+)
 from .datasource import model_table, recorded_table, spec_table
 from .diagnose import dead_unit_warning
 from .errors import DataError, SpecError, TrainingError
@@ -37,6 +49,7 @@ from .modelfile import (
     load,
     save,
 )
+from .parts import WHOLE, Part
 from .provenance import Provenance, describe, input_ranges
 from .resume import Continuation, check_same_data, continuation, saved_state, start_from
 from .runlog import RunLog, dump, resolved_spec
@@ -99,15 +112,24 @@ def training_settings(spec: Any, overrides: dict[str, Any], sets: Sequence[tuple
 
 
 def _targets(
-    spec: Any, kind: str, raw: list[Any], source: str, classes: list[str] | None
+    spec: Any, kind: str, raw: list[Any], table: Table, classes: list[str] | None, part: Part = WHOLE
 ) -> tuple[list[Any], list[str] | None]:
+    """The targets of `raw` (cells of `table`) and the class names; with `part`, the classes
+    and the checks are those of every part's rows together."""
     from .build import output_count
 
-    y, found = encode_targets(raw, kind, classes, source=source)
+    if not part.alone and kind != "regression" and classes is None:
+        classes = class_order(part.union(label_text(v) for v in raw))
+    y, found = part.agree(
+        lambda: encode_targets(raw, kind, classes, source=table.source, training=part.alone, place=table.place)
+    )
+    if not part.alone and kind == "regression":
+        ends = [e for e in part.gather((min(y), max(y)) if y else None) if e is not None]
+        part.agree(lambda: check_varies([v for e in ends for v in e], table.source))
     k = output_count(spec)
     if kind == "classes" and found is not None and len(found) != k:
         raise DataError(
-            f"the model's softmax has {k} outputs but {source} has {len(found)} classes "
+            f"the model's softmax has {k} outputs but {table.source} has {len(found)} classes "
             f"({', '.join(found)}): make the softmax {len(found)} wide, or list the classes in `classes:`"
         )
     if kind != "classes" and k != 1:
@@ -119,14 +141,14 @@ def _targets(
 
 
 def build_on(
-    spec: Any, X: list[list[float]], *, seed: int | None = None, normalize: bool = False
+    spec: Any, X: list[list[float]], *, seed: int | None = None, normalize: bool = False, part: Part = WHOLE
 ) -> tuple[Any, dict[str, tuple[float, float]] | None]:
     """(model, statistics): the spec's model, standardising its inputs with the statistics of
-    the rows `X` when `normalize` (and there are rows). The one way train, trace and check
-    build a model from a spec and its data."""
+    the rows `X` (of every part) when `normalize` (and there are rows). The one way train,
+    trace and check build a model from a spec and its data."""
     from .build import build_model
 
-    stats = standardize_stats(X, list(spec.inputs)) if X and normalize else None
+    stats = standardize_stats(X, list(spec.inputs), part) if (X or not part.alone) and normalize else None
     return build_model(spec, seed=seed, stats=stats), stats
 
 
@@ -147,6 +169,7 @@ class Prepared:
     validation: tuple[list[list[float]], list[Any]]
     train_rows: list[int]  # for each training sample, its row in the table (to name it in errors)
     validation_rows: list[int]
+    row_index: Sequence[int] | None  # each row's index among the rows read (Table.index), to place it
     stats: dict[str, tuple[float, float]] | None
     target_stats: tuple[float, float] | None  # a regression target standardised for training
     recoding: Recoding
@@ -157,11 +180,31 @@ class Prepared:
     resolved: dict[str, Any] = field(default_factory=dict)  # the spec as trained (runlog.resolved_spec)
     continued: Continuation | None = None  # a recorded run going on (train --resume)
     provenance: Provenance | None = None  # the software, command line and data of this run
+    # Data-parallel (parts.py): this process's part of the samples. `positions` is each of its
+    # training samples' place in the training order of all parts; `counts` the samples of all
+    # parts (training, validation). Alone: the samples here are all, in order.
+    part: Part = WHOLE
+    positions: list[int] | None = None
+    counts: tuple[int, int] | None = None
 
     @property
     def name(self) -> str:
         """The model's name: the spec's `name:`, else the spec file's stem."""
         return str(self.spec.name or self.spec_path.stem)
+
+    @property
+    def train_count(self) -> int:
+        """Training samples, of every part."""
+        return len(self.train[0]) if self.counts is None else self.counts[0]
+
+    @property
+    def validation_count(self) -> int:
+        """Validation samples, of every part."""
+        return len(self.validation[0]) if self.counts is None else self.counts[1]
+
+    def place(self, row: int) -> str:
+        """Where row `row` of the table (an index of X) is, for messages: 'data.csv, line 7'."""
+        return row_place(self.source, row if self.row_index is None else self.row_index[row])
 
 
 def prepare(
@@ -175,12 +218,15 @@ def prepare(
     settings: Any = None,
     table: Table | None = None,
     command: Sequence[str] | None = None,
+    part: Part = WHOLE,
 ) -> Prepared:
     """Load and check a spec and its data, split it, and build the model.
 
     Every mistake in the spec, the data or the settings is found here, before any
     training starts. A recorded run (resume) gives its spec's text, its settings and its table.
-    `command` is the command line to record in the model file (argv).
+    `command` is the command line to record in the model file (argv). With `part` of several
+    processes (a data-parallel run, parts.py), this process reads and keeps its part of the
+    rows; the classes, split, statistics and checks are those of all rows, as one process's.
     """
     from .build import loss_name, output_count, task_kind
     from .spec import parse_spec
@@ -192,34 +238,42 @@ def prepare(
     if settings is None:
         settings = training_settings(spec, overrides or {}, sets)
     if table is None:
-        table = spec_table(spec, spec_path, data)
+        table = spec_table(spec, spec_path, data, part)
     origin = table.origin  # the table as read: derived tables (recoded, weights taken) have none
-    spec, table, recoding = model_inputs(spec, table, target or spec.target, settings)
+    spec, table, recoding = model_inputs(spec, table, target or spec.target, settings, part)
     kind = task_kind(spec)
-    table, column = take_weight_column(table, settings.weight_column)
-    X, raw, tname = select(table, list(spec.inputs), target or spec.target)
-    y, classes = _targets(spec, kind, raw, table.source, spec.classes)
-    train_rows, val_rows = split_indices(len(X), settings.validation_split, settings.seed)
+    table, column = part.agree(functools.partial(take_weight_column, table, settings.weight_column))
+    X, raw, tname = part.agree(lambda: select(table, list(spec.inputs), target or spec.target))
+    y, classes = _targets(spec, kind, raw, table, spec.classes, part)
+    first, rows = part.offset(len(X))
+    train_rows, val_rows = split_indices(rows, settings.validation_split, settings.seed)
+    counts, positions = None, None
+    if not part.alone:  # this part's samples, in the split's order; rows first.. are here
+        counts = (len(train_rows), len(val_rows))
+        positions = [p for p, r in enumerate(train_rows) if first <= r < first + len(X)]
+        train_rows = [train_rows[p] - first for p in positions]
+        val_rows = [r - first for r in val_rows if first <= r < first + len(X)]
     Xtr, ytr = [X[i] for i in train_rows], [y[i] for i in train_rows]
     per_class = None
     if settings.class_weight is not None:
         if kind == "regression":
             raise SpecError("training.class_weight is for classifiers; this model does regression")
         labels = class_labels(kind, classes, output_count(spec)) or []
-        per_class = class_weights(settings.class_weight, labels, ytr)
+        per_class = class_weights(settings.class_weight, labels, ytr, part)
     weights = row_weights(ytr, per_class, None if column is None else [column[i] for i in train_rows])
     Xva, yva = [X[i] for i in val_rows], [y[i] for i in val_rows]
-    if not Xtr:
+    n_train, n_val = counts or (len(Xtr), len(Xva))
+    if not n_train:
         raise DataError(f"{table.source}: no rows left for training after the validation split")
     target_stats = None
     if settings.normalize and kind == "regression" and loss_name(spec) in SCALED_LOSSES:
-        target_stats = standardize_stats([[v] for v in ytr], [tname])[tname]
+        target_stats = standardize_stats([[v] for v in ytr], [tname], part)[tname]
     patience = settings.early_stopping.patience if settings.early_stopping else None
-    if patience is not None and not Xva:
+    if patience is not None and not n_val:
         raise TrainingError(
             "early_stopping needs a validation set: set training.validation_split (e.g. 0.2) or pass --validation-split"
         )
-    root, stats = build_on(spec, Xtr, seed=settings.seed, normalize=settings.normalize)
+    root, stats = build_on(spec, Xtr, seed=settings.seed, normalize=settings.normalize, part=part)
     return Prepared(
         spec_path=spec_path,
         spec=spec,
@@ -229,11 +283,12 @@ def prepare(
         target=tname,
         kind=kind,
         classes=classes,
-        rows=len(X),
+        rows=rows,
         train=(Xtr, ytr),
         validation=(Xva, yva),
         train_rows=train_rows,
         validation_rows=val_rows,
+        row_index=table.index,
         stats=stats,
         target_stats=target_stats,
         recoding=recoding,
@@ -245,6 +300,9 @@ def prepare(
             text, settings, data if data is not None else spec.data, tname, Path.cwd() if data else spec_path.parent
         ),
         provenance=describe(origin, command),
+        part=part,
+        positions=positions,
+        counts=counts,
     )
 
 
@@ -284,12 +342,13 @@ def run(
         mean, std = prep.target_stats
         fit_ytr, fit_yva = [(v - mean) / std for v in ytr], [(v - mean) / std for v in yva]
         unscale = std ** SCALED_LOSSES[prep.loss]
-    watch_X, watch_y = (Xva, yva) if Xva else (Xtr, ytr)
+    validating = prep.validation_count > 0
+    watch_X, watch_y = (Xva, yva) if validating else (Xtr, ytr)
     pred_fn = program(graph).predict_fn() if progress or log else None
     consts = program(graph).constant_values()
     hist = History()  # filled by fit; on_epoch reads the learning rate and penalty of the epoch
 
-    watched = "validation" if Xva else "train"
+    watched = "validation" if validating else "train"
 
     def on_epoch(epoch: int, train_loss: float, val_loss: float | None, params: list[float]) -> None:
         if pred_fn is None:
@@ -299,7 +358,9 @@ def run(
             extra["lr"] = hist.learning_rates[-1]
         if hist.penalty:
             extra["penalty"] = hist.penalty[-1]
-        if kind != "regression" and (
+        # Of a part's rows alone the accuracy would say too little: a data-parallel run
+        # reports it once, at the end, in the metrics of all rows.
+        if (kind != "regression" and prep.part.alone) and (
             log is not None or epoch == settings.epochs or epoch % max(1, settings.epochs // 100) == 0
         ):
             try:
@@ -323,19 +384,21 @@ def run(
 
     def place(rows: list[int]) -> Callable[[int], str]:
         """Where sample i of a split is in the data, for messages: 'data.csv, line 7'."""
-        return lambda i: row_place(prep.source, rows[i])
+        return lambda i: prep.place(rows[i])
 
     if progress is not None:
         progress(0, math.nan, None, {})  # training starts now
     if log is not None:
-        columns = ["train_loss"] + (["validation_loss"] if Xva else [])
-        columns += [f"{watched}_accuracy"] if kind != "regression" else []
+        columns = ["train_loss"] + (["validation_loss"] if validating else [])
+        columns += [f"{watched}_accuracy"] if kind != "regression" and prep.part.alone else []
         columns += ["learning_rate"] + (["penalty"] if settings.l1 or settings.l2 else [])
         log.start(dump(prep.resolved), columns)
     cont = prep.continued  # a recorded run going on: from its epoch and optimizer state
     going_on: dict[str, Any] = (
         {} if cont is None else {"start_epoch": cont.epochs_done, "state": cont.fit_state(graph.param_names)}
     )
+    if not prep.part.alone:  # torch_bridge.fit: this part's training samples, of how many in all
+        going_on["shares"] = (prep.positions, prep.train_count, prep.validation_count)
     t0 = time.perf_counter()
     try:
         with _divergence_advice(prep):
@@ -350,7 +413,7 @@ def run(
                 optimizer=settings.optimizer,
                 shuffle=settings.shuffle,
                 seed=settings.seed,
-                validation=(Xva, fit_yva) if Xva else None,
+                validation=(Xva, fit_yva) if validating else None,
                 patience=prep.patience,
                 callback=on_epoch,
                 describe_sample=place(prep.train_rows),
@@ -379,12 +442,15 @@ def run(
     if cont is not None:
         hist = cont.joined(hist)
     labels = class_labels(kind, prep.classes, len(graph.elements))
+    part = prep.part
     metrics = {
-        "train": evaluate_rows(root, kind, prep.loss, Xtr, ytr, place(prep.train_rows), prep.train_weights, labels)
+        "train": evaluate_rows(
+            root, kind, prep.loss, Xtr, ytr, place(prep.train_rows), prep.train_weights, labels, part
+        )
     }
-    if Xva:
+    if validating:
         metrics["validation"] = evaluate_rows(
-            root, kind, prep.loss, Xva, yva, place(prep.validation_rows), labels=labels
+            root, kind, prep.loss, Xva, yva, place(prep.validation_rows), labels=labels, part=part
         )
     record = ModelRecord(
         format=FORMAT,
@@ -403,7 +469,11 @@ def run(
         parameters=dict(zip(graph.param_names, graph.param_values())),
         training=settings,
         data=DataInfo(
-            source=prep.source, target=prep.target, rows=prep.rows, train_rows=len(Xtr), validation_rows=len(Xva)
+            source=prep.source,
+            target=prep.target,
+            rows=prep.rows,
+            train_rows=prep.train_count,
+            validation_rows=prep.validation_count,
         ),
         history=HistoryInfo(
             train=list(hist),
@@ -415,14 +485,14 @@ def run(
         ),
         metrics=metrics,
         treegrad_version=__version__,
-        resume=saved_state(settings, hist, names, prep),
+        resume=saved_state(settings, hist, names, prep) if part.alone else None,
         provenance=prep.provenance,
-        input_ranges=input_ranges(Xtr, graph.input_names),
+        input_ranges=input_ranges(Xtr, graph.input_names, part),
     )
     if out is not None:
         save(out, record, force=force)
     warnings = []
-    dead = dead_unit_warning(graph, Xtr)
+    dead = dead_unit_warning(graph, Xtr, part)
     if dead is not None:
         warnings.append(dead)
     if len(hist) > 1 and not hist[-1] < hist[0]:

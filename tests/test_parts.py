@@ -1,0 +1,312 @@
+"""Data-parallel reading (parts.py): each process reads its part of a CSV, and together the parts
+give what one process reading the whole file gives — the rows, the line numbers in messages,
+the classes, the split, the statistics and the metrics.
+
+The processes here are threads exchanging through a barrier, so that this runs without torch
+(test_torch.py runs the same under torchrun). A thread that raised where the others went on
+would leave them waiting: the barrier's timeout turns that into a failure, so these tests
+also check that every error is met by every process.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from treegrad import workflow
+from treegrad.data import load_data, read_csv
+from treegrad.errors import DataError, TreegradError
+from treegrad.parts import WHOLE, Part, echoed
+from treegrad.tasks import evaluate_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+IRIS = ROOT / "datasets" / "iris.csv"
+
+
+def in_parts(world: int, work: Callable[[Part], Any], timeout: float = 20.0) -> list[tuple[Any, BaseException | None]]:
+    """(result, error) of `work(part)` in each of `world` threads, one Part each, in rank order."""
+    barrier = threading.Barrier(world, timeout=timeout)
+    slots: list[Any] = [None] * world
+
+    def exchange_of(rank: int) -> Callable[[Any], list[Any]]:
+        def exchange(obj: Any) -> list[Any]:
+            slots[rank] = obj
+            barrier.wait()
+            out = list(slots)
+            barrier.wait()  # nobody writes the next round's slot before all have read this one
+            return out
+
+        return exchange
+
+    out: list[tuple[Any, BaseException | None]] = [(None, None)] * world
+
+    def run(rank: int) -> None:
+        try:
+            out[rank] = (work(Part(rank, world, exchange_of(rank))), None)
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            out[rank] = (None, e)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout + 5)
+    assert not any(t.is_alive() for t in threads), "a part was left waiting"
+    for _, e in out:
+        assert not isinstance(e, threading.BrokenBarrierError), "a part stopped where the others went on"
+    return out
+
+
+def results(outcomes: list[tuple[Any, BaseException | None]]) -> list[Any]:
+    errors = [e for _, e in outcomes if e is not None]
+    if errors:
+        raise errors[0]
+    return [r for r, _ in outcomes]
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "data.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def whole_error(path: Path) -> str:
+    with pytest.raises(DataError) as e:
+        read_csv(path)
+    return str(e.value)
+
+
+def parts_error(path: Path, world: int) -> str:
+    outcomes = in_parts(world, lambda part: read_csv(path, part=part))
+    errors = [e for _, e in outcomes]
+    assert all(isinstance(e, DataError) for e in errors), errors
+    assert len({str(e) for e in errors}) == 1, "every part raises the same error"
+    assert [echoed(e) for e in errors if e is not None] == [False] + [True] * (world - 1), "rank 0 alone reports it"
+    return str(errors[0])
+
+
+# ----------------------------------------------------------------- reading a CSV in parts
+
+
+def _check_parts_equal_whole(path: Path, world: int) -> list[int]:
+    whole = read_csv(path)
+    tables = results(in_parts(world, lambda part: read_csv(path, part=part)))
+    assert [row for t in tables for row in t.rows] == whole.rows
+    assert all(t.columns == whole.columns for t in tables)
+    assert [t.place(i) for t in tables for i in range(len(t.rows))] == [whole.place(i) for i in range(len(whole.rows))]
+    parts = [len(t.rows) for t in tables]
+    for t in tables:
+        assert t.origin is not None and whole.origin is not None
+        assert (t.origin.rows, t.origin.sha256) == (whole.origin.rows, whole.origin.sha256)
+        assert t.origin.parts == (tuple(parts) if world > 1 else None)  # one process reads no parts
+    return parts
+
+
+ROW = st.lists(
+    st.one_of(st.integers(-999, 999).map(str), st.sampled_from(["a", "b c", '"q,1"', "", "2.5e3", " 7 "])),
+    min_size=3,
+    max_size=3,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(ROW, min_size=1, max_size=40),
+    end=st.sampled_from(["\n", "\r\n", "\r"]),
+    trailing=st.integers(0, 2),
+    bom=st.booleans(),
+    world=st.integers(1, 5),
+)
+def test_the_parts_of_a_csv_are_its_rows_in_order(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[list[str]], end: str, trailing: int, bom: bool, world: int
+) -> None:
+    """Any line ending, a byte order mark, blank lines at the end, quoted commas, more parts than
+    rows: the parts hold every row once, in order, placed on the line it is on."""
+    text = ("\ufeff" if bom else "") + end.join(["x,y,label", *(",".join(r) for r in rows)]) + end * (1 + trailing)
+    path = write(tmp_path_factory.mktemp("csv"), text)
+    _check_parts_equal_whole(path, world)
+
+
+def test_iris_read_by_two_processes_is_read_half_each(tmp_path: Path) -> None:
+    parts = _check_parts_equal_whole(IRIS, 2)
+    assert sum(parts) == 150 and max(parts) < 150 * 0.6
+
+
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x,y\n1,2\n3,4\n5,6\n7\n9,10\n11,12\n",  # a short line in the middle
+        "x,y\n1,2\n3,4\n\n5,6\n7,8\n9,10\n",  # an empty line with rows after it
+        "x,y\n1,2\n3,4\n5,6\n7,8\n9,10\n\n\n\n\n\n\n\n11,12\n",  # rows after many empty lines
+        "x,y\n1,2\n3,4\n5,6\n7,8\n9,\x0010\n",  # NUL
+        b"x,y\n1,2\n3,4\n5,6\n7,8\n9,\xff10\n",  # not UTF-8
+        "x,y\n",  # a header and no rows
+        "",  # empty
+        "\n1,2\n",  # an empty first line
+    ],
+)
+def test_a_bad_file_read_in_parts_gives_the_whole_files_error(tmp_path: Path, text: str | bytes, world: int) -> None:
+    path = write(tmp_path, text)
+    assert parts_error(path, world) == whole_error(path)
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_a_quoted_cell_over_a_line_break_is_refused_wherever_the_parts_meet(tmp_path: Path, world: int) -> None:
+    rows = [f"{i},{i}" for i in range(30)]
+    rows[14] = '14,"fourteen\nand more"'
+    path = write(tmp_path, "\n".join(["x,y", *rows]) + "\n")
+    assert "quoted cell" in whole_error(path)
+    assert "quoted cell" in parts_error(path, world)
+
+
+def test_standard_input_cannot_be_read_in_parts() -> None:
+    outcomes = in_parts(2, lambda part: read_csv(Path("-"), "standard input", part=part))
+    assert all(isinstance(e, DataError) and "standard input" in str(e) for _, e in outcomes)
+
+
+def test_a_generated_dataset_is_cut_in_equal_parts() -> None:
+    whole = load_data("line:101")
+    tables = results(in_parts(3, lambda part: load_data("line:101", part=part)))
+    assert [row for t in tables for row in t.rows] == whole.rows
+    assert [len(t.rows) for t in tables] == [33, 34, 34]
+    assert tables[2].place(0) == "line:101, row 68"
+
+
+# ----------------------------------------------------------------- a spec prepared in parts
+
+
+def _prepared_in_parts(world: int, spec: Path, **kwargs: Any) -> tuple[Any, list[Any]]:
+    whole = workflow.prepare(spec, **kwargs)
+    preps = results(in_parts(world, lambda part: workflow.prepare(spec, part=part, **kwargs)))
+    return whole, preps
+
+
+def _training_order(preps: list[Any]) -> list[tuple[list[float], Any]]:
+    """The training samples of all parts, in the order of one process's training list."""
+    by_position = {}
+    for p in preps:
+        for pos, x, y in zip(p.positions, *p.train, strict=True):
+            assert pos not in by_position, "a training sample is in two parts"
+            by_position[pos] = (x, y)
+    return [by_position[k] for k in range(len(by_position))]
+
+
+def close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-13, abs_tol=1e-15)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_iris_prepared_in_parts_is_the_run_one_process_prepares(world: int) -> None:
+    sets = [(("training", "validation_split"), 0.2), (("training", "class_weight"), "balanced")]
+    whole, preps = _prepared_in_parts(world, MODELS / "iris.yaml", sets=sets)
+    assert _training_order(preps) == list(zip(*whole.train))
+    assert sorted(map(tuple, (x for p in preps for x in p.validation[0]))) == sorted(map(tuple, whole.validation[0]))
+    for p in preps:
+        assert (p.train_count, p.validation_count, p.rows) == (120, 30, 150)
+        assert p.classes == whole.classes
+        assert p.stats is not None and whole.stats is not None
+        assert all(close(a, b) for k in whole.stats for a, b in zip(p.stats[k], whole.stats[k]))
+        assert sorted(p.root.compiled_graph.param_values()) == sorted(whole.root.compiled_graph.param_values())
+    weights = {}
+    for p in preps:
+        weights.update(zip(p.positions, p.train_weights))
+    assert [weights[k] for k in range(120)] == whole.train_weights
+    # Each part holds its part of the rows, not all of them.
+    assert all(len(p.train[0]) + len(p.validation[0]) < 150 for p in preps)
+
+
+TABLE = """\
+size,colour,weight,price
+1.0,red,1,10.5
+2.0,blue,2,21.0
+,red,1,9.0
+3.5,green,0.5,33.0
+4.0,blue,1,41.5
+5.0,red,3,50.0
+6.5,green,1,66.0
+7.0,,1,70.5
+8.0,blue,2,79.0
+9.0,red,1,91.0
+10.0,green,1,99.5
+"""
+
+SPEC = """\
+name: shop
+inputs: all
+layers: [{linear: 3, activation: tanh}, {linear: 1}]
+target: price
+data: shop.csv
+training:
+  epochs: 2
+  normalize: true
+  missing: drop
+  text_inputs: one_hot
+  weight_column: weight
+  validation_split: 0.25
+"""
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_text_columns_dropped_rows_and_weights_prepared_in_parts(tmp_path: Path, world: int) -> None:
+    """One-hot categories found across parts, rows with empty cells dropped in each, the weight
+    column taken per row, and the target standardised over all parts."""
+    write(tmp_path, TABLE, "shop.csv")
+    spec = write(tmp_path, SPEC, "shop.yaml")
+    whole, preps = _prepared_in_parts(world, spec)
+    assert _training_order(preps) == list(zip(*whole.train))
+    for p in preps:
+        assert p.recoding == whole.recoding and list(p.spec.inputs) == list(whole.spec.inputs)
+        assert (p.rows, p.train_count, p.validation_count) == (9, 7, 2)
+        assert p.target_stats is not None and whole.target_stats is not None
+        assert all(close(a, b) for a, b in zip(p.target_stats, whole.target_stats))
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_a_bad_cell_in_any_part_stops_every_part_with_its_line(tmp_path: Path, world: int) -> None:
+    write(tmp_path, TABLE.replace("99.5", "n/a"), "shop.csv")
+    spec = write(tmp_path, SPEC, "shop.yaml")
+    with pytest.raises(DataError) as one:
+        workflow.prepare(spec)
+    outcomes = in_parts(world, lambda part: workflow.prepare(spec, part=part))
+    assert all(isinstance(e, DataError) and str(e) == str(one.value) for _, e in outcomes)
+    assert "shop.csv, line 12" in str(one.value)
+
+
+def test_after_dropped_rows_messages_name_the_line_a_row_is_on(tmp_path: Path) -> None:
+    """Rows dropped for an empty cell do not shift the line numbers of later messages."""
+    spec = write(tmp_path, SPEC, "shop.yaml")
+    write(tmp_path, TABLE.replace("10.0,green,1,99.5", "10.0,green,heavy,99.5"), "shop.csv")
+    with pytest.raises(TreegradError) as e:
+        workflow.prepare(spec)
+    assert "shop.csv, line 12, column 'weight'" in str(e.value)
+
+
+def test_metrics_of_parts_are_the_metrics_of_all_rows() -> None:
+    prep = workflow.prepare(MODELS / "iris.yaml")
+    X, y = prep.train
+    labels = prep.classes
+    whole = evaluate_rows(prep.root, prep.kind, prep.loss, X, y, labels=labels)
+    cut = [0, 37, 90, len(X)]
+
+    def score(part: Part) -> dict[str, Any]:
+        a, b = cut[part.rank], cut[part.rank + 1]
+        return evaluate_rows(prep.root, prep.kind, prep.loss, X[a:b], y[a:b], labels=labels, part=part)
+
+    assert all(m == whole for m in results(in_parts(3, score)))
+
+
+def test_one_process_exchanges_nothing() -> None:
+    assert WHOLE.gather(5) == [5] and WHOLE.offset(7) == (0, 7) and WHOLE.fsum([0.1] * 10) == 1.0
+    shuffled = list(range(100))
+    random.Random(1).shuffle(shuffled)
+    assert WHOLE.counts(x % 3 for x in shuffled) == {0: 34, 1: 33, 2: 33}
