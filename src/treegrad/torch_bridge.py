@@ -10,10 +10,11 @@ the loss per sample and d loss / d output, which is sent back through the module
 are torch's (`TORCH_OPTIMIZERS`), one line each, as the same update rules.
 
 Data-parallel training uses DistributedDataParallel and nothing of our own: every process
-walks the same shuffled order (fit's), and of each global mini-batch takes the samples
-whose row index falls in its shard (index % world size == rank). Each process scales its
-gradient by world size / global batch size, so DDP's average over processes is the mean
-over the whole batch, as in one process.
+walks the same shuffled order (fit's), and of each global mini-batch takes the samples it
+holds: those of its part of the data (`shares`, workflow.prepare with a `parts.Part`), or
+without parts every index % world size == rank. Each process scales its gradient by world
+size / global batch size, so DDP's average over processes is the mean over the whole
+batch, as in one process. `data_parallel` joins torchrun's process group and gives the Part.
 
 torch is imported only when one of these functions runs, never when treegrad is imported.
 Safety, as in export.py: the generated text holds names made here, the table's expressions
