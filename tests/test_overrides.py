@@ -169,5 +169,6 @@ def test_sweep_grids_any_spec_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert all(not row["error"] for row in rows)
     assert int(rows[0]["formula_length"]) < int(rows[1]["formula_length"])  # 5 units print longer than 2
     bad = run("sweep", str(spec), "--grid", "layers.0.linear=2,0", "--csv", "s.csv")
-    assert bad.exit_code == 1 and "--grid: layers[0].linear: must be greater than or equal to 1" in bad.output
+    bad_text = " ".join(bad.output.replace("│", " ").split())  # the usage box wraps long messages
+    assert bad.exit_code == 2 and "'--grid': layers[0].linear: must be greater than or equal to 1" in bad_text
     assert not Path("s.csv").exists()

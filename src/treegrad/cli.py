@@ -16,7 +16,7 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -552,30 +552,34 @@ def sweep(
     for path in (csv_path, best_out):
         if path is not None:
             check_output(path)
-    g = sweeping.parse_grid(grid or [])
+    with _setting_usage("--grid"):
+        g = sweeping.parse_grid(grid or [])
 
     def progress(done: int, total: int, r: Any) -> None:
         what = f"failed: {_escape(r.error)}" if r.error else f"loss {r.loss:.4g}"
         values = ", ".join(f"{k}={sweeping.cell(v)}" for k, v in zip(g.names(), r.values))
         err.print(f"[dim]{done}/{total}[/] {_escape(values) or 'spec'} seed {r.seed}: {what}")
 
-    if search == "optuna":
-        if storage is not None and study is None:
-            study = name
-        result = sweeping.optuna_search(
-            spec,
-            g,
-            seeds,
-            trials,
-            storage=storage,
-            study_name=study,
-            workers=workers,
-            data=data,
-            target=target,
-            on_result=progress,
-        )
-    else:
-        result = sweeping.sweep(spec, g, seeds, workers=workers, data=data, target=target, on_result=progress)
+    # Every value of the grid is checked before the first run (sweep.plan); a run's own failure
+    # is a row of the leaderboard, so a SettingError here is always the options' fault.
+    with _setting_usage("--grid"):
+        if search == "optuna":
+            if storage is not None and study is None:
+                study = name
+            result = sweeping.optuna_search(
+                spec,
+                g,
+                seeds,
+                trials,
+                storage=storage,
+                study_name=study,
+                workers=workers,
+                data=data,
+                target=target,
+                on_result=progress,
+            )
+        else:
+            result = sweeping.sweep(spec, g, seeds, workers=workers, data=data, target=target, on_result=progress)
     _leaderboard(result)
     write_atomic(csv_path, sweeping.runs_csv(result))
     err.print(f"wrote {len(result.runs)} runs to {_escape(str(csv_path))}")
@@ -584,6 +588,17 @@ def sweep(
         write_atomic(best_out, best.model_json + "\n")
         what = f"seed {best.seed}, {result.loss_kind} loss {best.loss:.6g}"
         err.print(f"saved the best run ({what}) to {_escape(str(best_out))}")
+
+
+@contextlib.contextmanager
+def _setting_usage(option: str) -> Iterator[None]:
+    """A SettingError (a bad KEY=VALUE given to `option`) as the usage error it is: exit 2, placed at the option."""
+    from .settings import SettingError
+
+    try:
+        yield
+    except SettingError as e:
+        raise typer.BadParameter(str(e).removeprefix(f"{option}: "), param_hint=f"'{option}'") from None
 
 
 def _leaderboard(result: Any) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError, TreegradError
+from .errors import SettingError, SpecError, TreegradError
 from .settings import KeyPath, load, parse_assignment
 
 MAX_RUNS = 10_000  # a grid bigger than this is most likely a typo in a --grid list
@@ -56,13 +56,13 @@ class Grid:
 
 
 def parse_grid(items: Sequence[str]) -> Grid:
-    """`KEY=V1,V2,...` options as a Grid; a key given twice is an error."""
+    """`KEY=V1,V2,...` options as a Grid; a malformed option or a key given twice is a SettingError."""
     keys: list[KeyPath] = []
     values: list[tuple[Any, ...]] = []
     for item in items:
         key, vals = parse_assignment(item, "--grid", many=True)
         if key in keys:
-            raise SpecError(f"--grid: {'.'.join(key)} is given twice; list all its values in one --grid")
+            raise SettingError(f"--grid: {'.'.join(key)} is given twice; list all its values in one --grid")
         keys.append(key)
         values.append(tuple(vals))
     return Grid(tuple(keys), tuple(values))
@@ -136,13 +136,16 @@ class Job:
 def plan(
     spec_path: Path, grid: Grid, seeds: int | None, data: str | None = None, target: str | None = None
 ) -> list[Job]:
-    """The runs of a sweep, each value of the grid checked now in the spec (a bad key or value
-    fails before any training), in grid order: combination by combination, seeds 0..N-1 in each.
-    The first run is prepared too, so a problem with the data also fails here."""
+    """The runs of a sweep, each value of the grid checked now in the spec (a bad key or value, or
+    too many runs, is a SettingError before any training), in grid order: combination by
+    combination, seeds 0..N-1 in each. The first run is prepared too, so a problem with the data
+    also fails here (as the DataError or SpecError it is)."""
     combos = grid.combinations()
     n = len(combos) * (seeds or 1)
     if n > MAX_RUNS:
-        raise SpecError(f"the sweep would train {n} models (more than {MAX_RUNS}): give fewer values or seeds")
+        raise SettingError(
+            f"--grid: the sweep would train {n} models (more than {MAX_RUNS}): give fewer values or seeds"
+        )
     for key, values in zip(grid.keys, grid.values, strict=True):
         for value in values:
             load(spec_path, [(key, value)], "--grid")
