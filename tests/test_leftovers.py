@@ -76,3 +76,76 @@ def test_spec_and_data_problems_a_grid_meets_stay_exit_1(tiny: Path) -> None:
     assert r.exit_code == 1, r.output
     assert "input column 'x' is not in f2c:30" in flat(r.output)
     assert not Path("r.csv").exists()
+
+
+# ----------------------------------------------------------------- explain and eval warn as predict does
+
+
+@pytest.fixture()
+def line_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A classifier trained on the built-in `line` data: both inputs in [-1, 1]."""
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "line.yaml"
+    spec.write_text("inputs: [x, y]\noutput: {sigmoid: {linear: [x, y]}}\nloss: bce\ndata: line:200\n")
+    r = run("train", str(spec), "--out", "line.model.json", "--epochs", "5", "--quiet")
+    assert r.exit_code == 0, r.output
+    return tmp_path / "line.model.json"
+
+
+def warnings(r: Any) -> list[str]:
+    return [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+
+
+def test_explain_warns_about_a_value_far_outside_and_still_explains(line_model: Path) -> None:
+    from treegrad.modelfile import load
+
+    lo, hi = load(line_model).record.input_ranges["y"]
+    r = run("explain", str(line_model), "0", "5")
+    assert r.exit_code == 0, r.output
+    assert warnings(r) == [
+        f"warning: input 'y' is 5, far outside its training range [{lo:.6g}, {hi:.6g}]: the prediction extrapolates"
+    ]
+    assert "contribution" in r.stdout and "warning" not in r.stdout
+    assert warnings(run("explain", str(line_model), "x=0", "y=5", "--json")) == warnings(r)
+    assert warnings(run("predict", str(line_model), "0", "5")) == warnings(r)  # the same words as predict's
+    inside = run("explain", str(line_model), "0", "0.5")
+    assert inside.exit_code == 0 and "warning" not in inside.output, inside.output
+
+
+@pytest.mark.parametrize("command", ["explain", "eval"])
+def test_explain_and_eval_data_warn_per_input_naming_the_farthest_row(line_model: Path, command: str) -> None:
+    rows = [(0.1 * (i % 10) - 0.5, 0.0, i % 2) for i in range(40)] + [(3.0, 0.1, 1), (0.2, -9.0, 0)]
+    csv = line_model.parent / "new.csv"
+    csv.write_text("x,y,label\n" + "".join(f"{x},{y},{label}\n" for x, y, label in rows))
+    r = run(command, str(line_model), "--data", str(csv))
+    assert r.exit_code == 0, r.output
+    found = warnings(r)
+    assert len(found) == 2
+    assert "input 'x': 1 of 42 rows far outside" in found[0] and "the farthest 3 (" in found[0]
+    assert "new.csv, line 42): those predictions extrapolate" in found[0]
+    assert "input 'y': 1 of 42 rows far outside" in found[1] and "new.csv, line 43)" in found[1]
+    assert found == warnings(run("predict", str(line_model), "--data", str(csv), "-o", "p.csv"))  # as predict
+    assert "warning" not in r.stdout
+    csv.write_text("x,y,label\n" + "".join(f"{x},{y},{label}\n" for x, y, label in rows[:40]))
+    inside = run(command, str(line_model), "--data", str(csv))
+    assert inside.exit_code == 0 and "warning" not in inside.output, inside.output
+
+
+def test_eval_warns_about_the_rows_it_evaluated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `missing: drop` the rows with an empty cell are not evaluated, nor counted in the warning,
+    and the farthest row is still named by its line in the file."""
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "d.yaml"
+    spec.write_text(
+        "inputs: [x, y]\noutput: {sigmoid: {linear: [x, y]}}\nloss: bce\ndata: line:100\n"
+        "training: {missing: drop, epochs: 2}\n"
+    )
+    assert run("train", str(spec), "-o", "d.model.json", "-q").exit_code == 0
+    (tmp_path / "gaps.csv").write_text("x,y,label\n0.1,,1\n5,0.1,0\n0.3,0.2,\n0.3,-9,1\n0.2,0.2,1\n")
+    r = run("eval", "d.model.json", "--data", "gaps.csv")
+    assert r.exit_code == 0, r.output
+    assert "rows" in r.stdout and " 3 " in r.stdout.split("rows")[1].splitlines()[0]
+    found = warnings(r)
+    assert len(found) == 2
+    assert "input 'x': 1 of 3 rows" in found[0] and "the farthest 5 (gaps.csv, line 3)" in found[0]
+    assert "input 'y': 1 of 3 rows" in found[1] and "the farthest -9 (gaps.csv, line 5)" in found[1]

@@ -761,6 +761,19 @@ def _range_warnings(record: Any, rows: list[list[float]], where: Callable[[int],
         err.print(f"[yellow]warning:[/] {_escape(warning)}")
 
 
+def _table_range_warnings(record: Any, table: Any, also: Sequence[str | None] = ()) -> None:
+    """_range_warnings over the rows of a table that a command has read, each named by its line in
+    the file: a row with an empty cell in an input or in the columns `also` (which `missing: drop`
+    left out) is left out here too."""
+    from .data import row_place
+
+    idx = [table.columns.index(name) for name in record.inputs]
+    read = idx + [table.columns.index(c) for c in also if c is not None and c in table.columns]
+    kept = [i for i, row in enumerate(table.rows) if all(row[j] != "" for j in read)]
+    rows = [[float(table.rows[i][j]) for j in idx] for i in kept]
+    _range_warnings(record, rows, lambda k: row_place(table.source, kept[k]))
+
+
 def _finite_answers(results: list[dict[str, Any]], where: Callable[[int], str]) -> None:
     """Refuse to print a prediction or probability that is not a finite number (as --json gives null)."""
     for i, r in enumerate(results):
@@ -816,6 +829,10 @@ def eval_(
     loaded = load(model)
     table = model_table(loaded.record, data)
     m = workflow.evaluate(loaded, table, target)
+    # After evaluate has read the cells as numbers; warned about are the rows it kept.
+    _table_range_warnings(
+        loaded.record, table, (target or loaded.record.data.target, loaded.record.training.weight_column)
+    )
     bad = [k for k in ("loss", "mse", "mae", "r2") if k in m and math.isinf(m[k]) or k == "loss" and math.isnan(m[k])]
     if bad:
         raise TreegradError(
@@ -1106,7 +1123,11 @@ def explain(
     loaded = load(model)
     rec = loaded.record
     if data:
-        ranking = explain_data(loaded, data, baseline=baseline, class_label=class_label)
+        from .datasource import model_table
+
+        table = model_table(rec, data)
+        ranking = explain_data(loaded, data, baseline=baseline, class_label=class_label, table=table)
+        _table_range_warnings(rec, table)  # after explain_data has read its cells as numbers
         if plot_path is not None:
             from .plotting import importance_chart
 
@@ -1134,7 +1155,9 @@ def explain(
         return
     if not values:
         raise _one_value_per_input(rec.inputs)
-    e = explain_model(loaded, parse_values(list(rec.inputs), values), baseline=baseline, class_label=class_label)
+    row = parse_values(list(rec.inputs), values)
+    _range_warnings(rec, [row])
+    e = explain_model(loaded, row, baseline=baseline, class_label=class_label)
     if as_json:
         out.print_json(_json(e.as_dict()))
         return

@@ -25,11 +25,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import DataError
 from .graph import Graph
 from .nodes import Input, Node, Output
+
+if TYPE_CHECKING:
+    from .data import Table
 
 QUADRATURE_POINTS = 8
 COMPLETENESS_TOLERANCE = 1e-12  # per interval, times max(1, |f(x) - f(b)|)
@@ -363,8 +366,11 @@ def explain_model(
     return explain_row(loaded.root, values, b, element=element, explained=explained, baseline_kind=baseline)
 
 
-def explain_data(loaded: Any, data: str, *, baseline: str = "mean", class_label: str | None = None) -> Importance:
-    """Global importance of a saved model's inputs: mean |contribution| over the rows of `data`.
+def explain_data(
+    loaded: Any, data: str, *, baseline: str = "mean", class_label: str | None = None, table: Table | None = None
+) -> Importance:
+    """Global importance of a saved model's inputs: mean |contribution| over the rows of `data`
+    (`table`: the table `data` names, as `datasource.model_table` read it, when the caller has it).
 
     A classifier's contribution at a row is to the probability of the class it predicts
     there (or of `class_label`).
@@ -374,7 +380,7 @@ def explain_data(loaded: Any, data: str, *, baseline: str = "mean", class_label:
 
     rec = loaded.record
     b = _baseline(loaded, baseline, data)
-    rows = input_rows(model_table(rec, data), list(rec.inputs))
+    rows = input_rows(table if table is not None else model_table(rec, data), list(rec.inputs))
     if not rows:
         raise DataError(f"{data} has no rows to explain")
 
