@@ -1,5 +1,6 @@
 """Small user-facing leftovers: a bad `sweep --grid` is a usage error (exit 2, placed at the
-option) while data and spec problems stay exit 1."""
+option) while data and spec problems stay exit 1; `explain` and `eval` warn as `predict` does
+about inputs far outside their training ranges; `show --format tree` is cut as the formula is."""
 
 from __future__ import annotations
 
@@ -149,3 +150,36 @@ def test_eval_warns_about_the_rows_it_evaluated(tmp_path: Path, monkeypatch: pyt
     assert len(found) == 2
     assert "input 'x': 1 of 3 rows" in found[0] and "the farthest 5 (gaps.csv, line 3)" in found[0]
     assert "input 'y': 1 of 3 rows" in found[1] and "the farthest -9 (gaps.csv, line 5)" in found[1]
+
+
+# ----------------------------------------------------------------- show --format tree is bounded as text is
+
+
+def test_the_tree_of_a_wide_model_is_cut_as_the_formula_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from treegrad.limits import MAX_SHOWN_FORMULA
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wide.yaml").write_text("inputs: [a, b, c, d]\nlayers: [{linear: 64, activation: relu}, {linear: 1}]\n")
+    r = run("show", "wide.yaml", "--format", "tree")
+    assert r.exit_code == 0, r.output
+    shown = r.stdout.splitlines()
+    assert len(r.stdout) - len(shown[-1]) <= MAX_SHOWN_FORMULA and shown[-1].strip("│├└─ ") == "..."
+    hint = flat(r.stderr)
+    assert hint.startswith("(the tree has 1,090 lines; the first ") and "(4,000 characters) are shown" in hint
+    assert "treegrad show wide.yaml --format tree --full prints all of it" in hint
+    whole = run("show", "wide.yaml", "--format", "tree", "--full")
+    assert whole.exit_code == 0 and whole.stderr == ""
+    assert len(whole.stdout.splitlines()) == 1090 and len(whole.stdout) > 20_000
+    # The lines shown are the whole tree's first ones, in the order they print.
+    labels = [line.strip("│├└─ ") for line in whole.stdout.splitlines()]
+    assert [line.strip("│├└─ ") for line in shown[:-1]] == labels[: len(shown) - 1]
+    assert f"the first {len(shown) - 1} " in hint
+
+
+def test_a_small_tree_is_whole_and_a_shared_node_is_drawn_where_it_is_met_first(tmp_path: Path) -> None:
+    spec = tmp_path / "dag.yaml"
+    spec.write_text("inputs: [x]\nnodes: {h: {tanh: x}}\noutput: {add: [{mul: [{neg: h}, 2]}, h]}\n")
+    r = run("show", str(spec), "--format", "tree")
+    assert r.exit_code == 0 and r.stderr == "", r.output
+    lines = [line.strip("│├└─ ") for line in r.stdout.splitlines()]
+    assert lines == ["add", "mul", "neg", "tanh #1", "x", "2", "tanh #1 (shared: drawn once, elsewhere in this tree)"]

@@ -884,7 +884,8 @@ def show(
         bool, typer.Option("--simplify", help="Simplify the formula with sympy (text and latex).")
     ] = False,
     full: Annotated[
-        bool, typer.Option("--full", help=f"Print a formula longer than {MAX_SHOWN_FORMULA} characters whole.")
+        bool,
+        typer.Option("--full", help=f"Print a formula (or tree) longer than {MAX_SHOWN_FORMULA} characters whole."),
     ] = False,
 ) -> None:
     """Print the model as a formula (or draw its node graph with --format tree)."""
@@ -905,10 +906,17 @@ def show(
             raise typer.BadParameter("--simplify works with --format text or latex", param_hint="--simplify")
         out.print(_escape(simplified(root, precision=precision, format=format)))
         return
-    if format == "tree":
-        out.print(_tree(root, precision))
-        return
     from .printers import FORMATS, full_formula_hint, funcify
+
+    if format == "tree":
+        tree, drawn, lines = _tree(root, precision, None if full else MAX_SHOWN_FORMULA)
+        out.print(tree)
+        if drawn < lines:
+            err.print(
+                f"(the tree has {lines:,} lines; the first {drawn:,} ({MAX_SHOWN_FORMULA:,} characters) are shown: "
+                f"{_escape(full_formula_hint(str(model), format))})"
+            )
+        return
 
     if format not in FORMATS:
         raise typer.BadParameter(
@@ -926,7 +934,12 @@ def show(
     out.print(_escape(text))
 
 
-def _tree(root: Any, precision: int) -> Any:
+def _tree(root: Any, precision: int, limit: int | None = None) -> tuple[Any, int, int]:
+    """The node graph as a rich Tree: children in argument order, a node used twice drawn in full
+    once (where it is met first) and named by its number elsewhere. With `limit`, lines are drawn
+    in the order they print until their text reaches `limit` characters, then `...`.
+    Returns (the tree, lines drawn, lines the whole tree has)."""
+    from rich.text import Text
     from rich.tree import Tree
 
     from .nodes import Constant, Input, Output, Parameter
@@ -951,22 +964,37 @@ def _tree(root: Any, precision: int) -> Any:
 
     names = {id(n): f"#{i}" for i, n in enumerate(g.order)}
     top = Tree(label(g.output))
+    size = len(Text.from_markup(label(g.output)).plain) + 1  # characters printed so far, newlines included
+    drawn = lines = 1
+    cut = False
     shown: set[int] = set()
-    stack = [(g.output, top)]
-    while stack:  # iterative: a deep chain must not recurse
-        node, branch = stack.pop()
-        expand = []
-        for c in node.children:  # branches in argument order: x - y shows x first
-            text = label(c)
-            if uses.get(id(c), 0) > 1 and c.children:
-                text += f" [dim]{names[id(c)]}[/]"
-                if id(c) in shown:
-                    branch.add(text + " [dim](shared: drawn once, elsewhere in this tree)[/]")
-                    continue
-                shown.add(id(c))
-            expand.append((c, branch.add(text)))
-        stack.extend(reversed(expand))
-    return top
+    # Preorder, iteratively (a deep chain must not recurse): each entry is a node, the branch it
+    # hangs from and its depth. Once the limit is reached, lines are only counted.
+    stack: list[tuple[Any, Any, int]] = [(c, top, 1) for c in reversed(g.output.children)]
+    while stack:
+        node, parent, depth = stack.pop()
+        lines += 1
+        text = label(node)
+        expand = bool(node.children)
+        if uses.get(id(node), 0) > 1 and node.children:
+            text += f" [dim]{names[id(node)]}[/]"
+            if id(node) in shown:
+                text += " [dim](shared: drawn once, elsewhere in this tree)[/]"
+                expand = False
+            shown.add(id(node))
+        branch = None
+        if parent is not None and not cut:
+            width = 4 * depth + len(Text.from_markup(text).plain) + 1  # rich's guides are 4 wide
+            if limit is not None and size + width > limit:
+                parent.add("[dim]...[/]")
+                cut = True
+            else:
+                size += width
+                drawn += 1
+                branch = parent.add(text)
+        if expand:
+            stack.extend((c, branch, depth + 1) for c in reversed(node.children))
+    return top, drawn, lines
 
 
 @app.command()

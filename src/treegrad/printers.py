@@ -33,14 +33,14 @@ FORMATS = ("text", "latex", "python")
 
 
 def show_full(model: str, format: str = "text") -> str:
-    """The command that prints a model's whole formula, however long."""
+    """The command that prints a model's whole formula (or `--format tree`), however long."""
     import shlex
 
     return f"treegrad show {shlex.quote(model)}{'' if format == 'text' else f' --format {format}'} --full"
 
 
 def full_formula_hint(model: str, format: str = "text") -> str:
-    """The commands that print a formula too long to show by default, for hints."""
+    """The commands that print a formula (or tree) too long to show by default, for hints."""
     return f"{show_full(model, format)} prints all of it, --format python writes it as code"
 
 
