@@ -310,3 +310,21 @@ def test_one_process_exchanges_nothing() -> None:
     shuffled = list(range(100))
     random.Random(1).shuffle(shuffled)
     assert WHOLE.counts(x % 3 for x in shuffled) == {0: 34, 1: 33, 2: 33}
+
+
+def test_an_output_rank_0_may_not_write_stops_every_part_before_training(tmp_path: Path) -> None:
+    """Only rank 0 writes the model file; its refusal to replace a file must stop the others
+    as well, before they start training (they would wait for rank 0 for ever)."""
+    out = write(tmp_path, "keep me\n", "notes.txt")
+
+    def train(part: Part) -> Any:
+        prep = workflow.prepare(MODELS / "iris.yaml", part=part)
+        return workflow.run(prep, out=out if part.rank == 0 else None, trainer=_no_training)
+
+    outcomes = in_parts(2, train)
+    assert all(isinstance(e, TreegradError) and "refusing to overwrite" in str(e) for _, e in outcomes)
+    assert out.read_text() == "keep me\n"
+
+
+def _no_training(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("training started although the output was refused")

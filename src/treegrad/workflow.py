@@ -326,12 +326,17 @@ def run(
     it is a model of the same name. With `log`, the run's resolved spec and per-epoch
     metrics go to its folder (see runlog.py).
     """
-    if out is not None:
-        check_output(out, force=force)  # now, not after an hour of training
-        if not force:
-            check_replace(out, prep.name)
-    if log is not None:
-        log.check()
+
+    def writable() -> None:  # now, not after an hour of training
+        if out is not None:
+            check_output(out, force=force)
+            if not force:
+                check_replace(out, prep.name)
+        if log is not None:
+            log.check()
+
+    # Under torchrun only rank 0 writes: its refusal must stop the others too (parts.py).
+    prep.part.agree(writable)
     settings, kind, root = prep.settings, prep.kind, prep.root
     graph = root.compiled_graph
     (Xtr, ytr), (Xva, yva) = prep.train, prep.validation
@@ -489,12 +494,12 @@ def run(
         provenance=prep.provenance,
         input_ranges=input_ranges(Xtr, graph.input_names, part),
     )
-    if out is not None:
-        save(out, record, force=force)
     warnings = []
-    dead = dead_unit_warning(graph, Xtr, part)
+    dead = dead_unit_warning(graph, Xtr, part)  # before saving: under torchrun, the last exchange
     if dead is not None:
         warnings.append(dead)
+    if out is not None:
+        save(out, record, force=force)
     if len(hist) > 1 and not hist[-1] < hist[0]:
         warnings.append(
             f"the training loss did not go down (epoch 1: {hist[0]:.4g}, last: {hist[-1]:.4g}): "
