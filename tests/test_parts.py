@@ -328,3 +328,10 @@ def test_an_output_rank_0_may_not_write_stops_every_part_before_training(tmp_pat
 
 def _no_training(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("training started although the output was refused")
+
+
+def test_a_spec_mistake_is_reported_by_rank_0_alone(tmp_path: Path) -> None:
+    spec = write(tmp_path, (MODELS / "iris.yaml").read_text().replace("target:", "targt:"), "iris.yaml")
+    outcomes = in_parts(2, lambda part: workflow.prepare(spec, part=part))
+    assert all("did you mean 'target'" in str(e) for _, e in outcomes)
+    assert [echoed(e) for _, e in outcomes if e is not None] == [False, True]

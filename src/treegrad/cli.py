@@ -327,11 +327,13 @@ def train(
                 spec, data=data, target=target, overrides=overrides, sets=sets, command=_argv, part=part
             )
     except SettingError as e:  # a usage error: exit 2, the message names the key
+        if echoed(e):
+            raise typer.Exit(0) from None  # under torchrun rank 0 says it (TreegradGroup.invoke)
         raise typer.BadParameter(str(e).removeprefix("--set: "), param_hint="'--set'") from None
     if init_from is not None:
         from .resume import warm_start
 
-        warm_start(prep, init_from)
+        part.agree(lambda: warm_start(prep, init_from))
     if print_config:
         from .runlog import dump
 

@@ -231,12 +231,13 @@ def prepare(
     from .build import loss_name, output_count, task_kind
     from .spec import parse_spec
 
+    # A mistake in the spec is every process's: rank 0 alone reports it (parts.py).
     if spec_text is None:
-        spec, text = load_spec_file(spec_path, sets)
+        spec, text = part.agree(lambda: load_spec_file(spec_path, sets))
     else:
         spec, text = parse_spec(spec_text, str(spec_path), default_name=spec_path.stem), spec_text
     if settings is None:
-        settings = training_settings(spec, overrides or {}, sets)
+        settings = part.agree(lambda: training_settings(spec, overrides or {}, sets))
     if table is None:
         table = spec_table(spec, spec_path, data, part)
     origin = table.origin  # the table as read: derived tables (recoded, weights taken) have none
