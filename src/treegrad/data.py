@@ -614,17 +614,19 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
         if t < n:
             break
 
-    def parse() -> _Records:
-        texts: list[str] = []
+    def texts() -> Iterator[str]:  # decoded as the rows are made, not all first
         for k, b in enumerate(raw):
             try:
-                texts.append(b.decode("utf-8"))
+                text = b.decode("utf-8")
             except UnicodeDecodeError:
                 raise _not_utf8(name, first_line + k) from None
-            _check_line(texts[-1], name, first_line + k)
+            _check_line(text, name, first_line + k)
+            yield text
+
+    def parse() -> _Records:
         if header is None:
             return _Records(None, [], None)
-        return _records(iter(texts), name, header, first_line, blank)
+        return _records(texts(), name, header, first_line, blank)
 
     got = part.agree(parse)
     raw.clear()  # the bytes, now parsed
