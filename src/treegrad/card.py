@@ -15,9 +15,9 @@ from typing import Any
 
 from .errors import escaped
 from .limits import MAX_SHOWN_FORMULA
-from .modelfile import Loaded
+from .modelfile import Lineage, Loaded
 from .printers import funcify, show_full
-from .provenance import FAR, quoted
+from .provenance import FAR, Provenance, quoted
 
 MAX_LISTED_INPUTS = 16  # inputs listed one per row; the rest are counted
 TASKS = {"regression": "regression", "binary": "binary classification", "classes": "classification"}
@@ -230,38 +230,84 @@ def _provenance(loaded: Loaded) -> list[str]:
         rows.append(["command", code(quoted(p.command))])
     if p.cwd is not None:
         rows.append(["in the folder", code(p.cwd)])
+    lineage = rec.lineage
+    if lineage is not None and lineage.continues:
+        earlier = [_command(leg) for leg in lineage.continues]
+        cells = [code(c) if c is not None else "a run with no recorded command line" for c in earlier]
+        rows.append(["continues", ", then ".join(cells)])
+    if lineage is not None and lineage.init_from is not None:
+        rows.append(["started from", _started_from(lineage)])
     if p.derived_by:
         rows.append(["then changed by", ", then ".join(code(step) for step in p.derived_by)])
     return ["## Provenance", "", *_table(["", ""], rows)]
 
 
+def _command(p: Provenance | None) -> str | None:
+    """A recorded command line as the shell runs it again, from its folder; None if none was recorded."""
+    if p is None or p.command is None:
+        return None
+    command = quoted(p.command)
+    return command if p.cwd is None else f"cd {quoted([p.cwd])} && {command}"
+
+
+def _started_from(lineage: Lineage, cell: bool = True) -> str:
+    assert lineage.init_from is not None
+    sha = f" (SHA-256 {code(lineage.init_sha256, cell=cell)})" if lineage.init_sha256 else ""
+    return f"the parameters of {code(lineage.init_from, cell=cell)}{sha}"
+
+
 def _reproduce(loaded: Loaded) -> list[str]:
     rec = loaded.record
     p = rec.provenance
+    lineage = rec.lineage or Lineage()
     lines = ["## Reproduce", ""]
-    if p is None or p.command is None:
-        return lines + [
-            "No command line was recorded (the model was trained from Python, by a sweep, or by a treegrad that "
-            f"did not record it). It was trained from {code(rec.spec_file, cell=False)} (its text is `spec_text` "
-            f"in the model file) on {code(rec.data.source, cell=False)} with the settings above."
-        ]
-    command = quoted(p.command)
-    if p.cwd is not None:
-        command = f"cd {quoted([p.cwd])} && {command}"
-    sha = p.data.sha256 if p.data is not None else None
+    # A resumed run is its first run, then each resume: every one must have its command line.
+    legs = [*lineage.continues, p]
+    commands = [_command(leg) for leg in legs]
+    sha = p.data.sha256 if p is not None and p.data is not None else None
     data = f"the data still has the SHA-256 {code(sha, cell=False)} and " if sha else ""
-    if p.derived_by:
+    start = (
+        f" The first run started from {_started_from(lineage, cell=False)}, which must still be there as it was."
+        if lineage.init_from is not None
+        else ""
+    )
+    if None in commands:
+        missing = "the run it continues" if lineage.continues and commands[-1] is not None else "it"
+        text = (
+            f"No command line was recorded for {missing} (trained from Python, or by a treegrad that did not record "
+            f"it). It was trained from {code(rec.spec_file, cell=False)} (its text is `spec_text` in the model file) "
+            f"on {code(rec.data.source, cell=False)} with the settings above."
+        )
+        if lineage.continues:
+            text += f" It is a resumed run: its history above is that of {len(legs)} commands together."
+        known = [c for c in commands if c is not None]
+        if known:
+            return lines + [text + " The commands recorded:" + start, "", block("\n".join(known), "sh")]
+        return lines + [text + start]
+    command = "\n".join(c for c in commands if c is not None)
+    if p is not None and p.derived_by:
         steps = ", then ".join(code(step, cell=False) for step in p.derived_by)
+        what = "these commands trained, in order" if lineage.continues else "this command trained"
         return lines + [
-            f"This model was made by {steps} from a trained model, which this command trained (run again, it "
-            f"trains that model's parameters, provided {data}its spec file is unchanged):",
+            f"This model was made by {steps} from a trained model, which {what} (run again, "
+            f"{'they train' if lineage.continues else 'it trains'} that model's parameters, provided {data}its spec "
+            f"file is unchanged).{start}",
+            "",
+            block(command, "sh"),
+        ]
+    if lineage.continues:
+        return lines + [
+            "The commands that trained the model: its first run, then each `--resume` that continued it, reading "
+            "the model file the command before wrote. Run again in order, they train the same parameters, provided "
+            f"{data}the spec file still reads as the spec embedded in the model file (`spec_text`); they write "
+            f"their model files again.{start}",
             "",
             block(command, "sh"),
         ]
     return lines + [
         f"The command that trained the model. Run again, it trains the same parameters, provided {data}the spec "
         "file still reads as the spec embedded in the model file (`spec_text`); it writes the model file again "
-        "(add `--out OTHER.json` to keep this one):",
+        f"(add `--out OTHER.json` to keep this one).{start}",
         "",
         block(command, "sh"),
     ]

@@ -320,7 +320,7 @@ def train(
     try:
         sets = [(key, values[0]) for key, values in (parse_assignment(item, "--set") for item in set_ or [])]
         if resume_from is not None:
-            prep = workflow.prepare_resume(resume_from, epochs=epochs, data=data)
+            prep = workflow.prepare_resume(resume_from, epochs=epochs, data=data, command=_argv)
         else:
             assert spec is not None
             prep = workflow.prepare(

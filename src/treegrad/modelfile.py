@@ -108,6 +108,18 @@ class ResumeState(BaseModel):
     data_sha256: str  # of the training and validation rows as trained (resume.rows_digest)
 
 
+class Lineage(BaseModel):
+    """Where a run began, beyond its command line: the parameters of another model file
+    (`train --init-from`), and the recorded runs it continues (`train --resume`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    init_from: str | None = None  # the model file whose parameters the (first) run started from, absolute
+    init_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None  # that file's, as read
+    # A resumed run: the provenance of each run it continues, first to last (None: a file that
+    # recorded none); the record's own `provenance` is that of the resume.
+    continues: list[Provenance | None] = []
+
+
 class ModelRecord(BaseModel):
     """Everything in a model file (format `treegrad-model`, version 1)."""
 
@@ -141,6 +153,7 @@ class ModelRecord(BaseModel):
     # input's (min, max) over the training rows in raw units, which predict warns against.
     provenance: Provenance | None = None
     input_ranges: dict[PrintedText, tuple[StrictFloat, StrictFloat]] | None = None
+    lineage: Lineage | None = None  # a run begun from another model file's parameters, or resumed
 
 
 def save(path: Path, record: ModelRecord, *, force: bool = False) -> None:

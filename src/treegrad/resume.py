@@ -25,8 +25,9 @@ from typing import Any
 from .errors import TreegradError, escaped, listed
 from .fit import History
 from .limits import MAX_EPOCHS
-from .modelfile import HistoryInfo, ModelRecord, ResumeState
+from .modelfile import HistoryInfo, Lineage, ModelRecord, ResumeState
 from .optim import OPTIMIZERS
+from .provenance import Provenance
 
 
 class ResumeError(TreegradError):
@@ -168,6 +169,16 @@ def continuation(path: Path, record: ModelRecord, more: int | None) -> Continuat
             f"(the run has done {state.epochs})"
         )
     return Continuation(path, state.epochs, more, state, history, settings.learning_rate)
+
+
+def resumed_lineage(record: ModelRecord, now: Provenance | None) -> tuple[Provenance | None, Lineage]:
+    """The provenance of a run resumed from `record` (`now`: its own command line and folder, with
+    the data as the recorded run first read it, since the same rows are checked to be read again)
+    and its lineage: the runs it continues, and the model file the first began from, if any."""
+    before = record.lineage or Lineage()
+    if now is not None and record.provenance is not None and record.provenance.data is not None:
+        now = now.model_copy(update={"data": record.provenance.data})
+    return now, before.model_copy(update={"continues": [*before.continues, record.provenance]})
 
 
 def check_same_data(cont: Continuation, record: ModelRecord, prep: Any) -> None:

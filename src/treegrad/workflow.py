@@ -41,6 +41,7 @@ from .modelfile import (
     VERSION,
     DataInfo,
     HistoryInfo,
+    Lineage,
     Loaded,
     ModelRecord,
     Task,
@@ -51,7 +52,7 @@ from .modelfile import (
 )
 from .parts import WHOLE, Part
 from .provenance import Provenance, describe, input_ranges
-from .resume import Continuation, check_same_data, continuation, saved_state, start_from
+from .resume import Continuation, check_same_data, continuation, resumed_lineage, saved_state, start_from
 from .runlog import RunLog, dump, resolved_spec
 from .tasks import accuracy, class_labels, decode, evaluate_rows
 from .weighting import class_weights, row_weights, take_weight_column
@@ -180,6 +181,7 @@ class Prepared:
     resolved: dict[str, Any] = field(default_factory=dict)  # the spec as trained (runlog.resolved_spec)
     continued: Continuation | None = None  # a recorded run going on (train --resume)
     provenance: Provenance | None = None  # the software, command line and data of this run
+    lineage: Lineage | None = None  # begun from another model's parameters, or resumed (resume.py)
     # Data-parallel (parts.py): this process's part of the samples. `positions` is each of its
     # training samples' place in the training order of all parts; `counts` the samples of all
     # parts (training, validation). Alone: the samples here are all, in order.
@@ -494,6 +496,7 @@ def run(
         resume=saved_state(settings, hist, names, prep) if part.alone else None,
         provenance=prep.provenance,
         input_ranges=input_ranges(Xtr, graph.input_names, part),
+        lineage=prep.lineage,
     )
     warnings = []
     dead = dead_unit_warning(graph, Xtr, part)  # before saving: under torchrun, the last exchange
@@ -560,10 +563,12 @@ def train(
     return run(prep, out=out, progress=progress, checkpoint=checkpoint, force=force, trainer=trainer)
 
 
-def prepare_resume(model: Path, *, epochs: int | None = None, data: str | None = None) -> Prepared:
+def prepare_resume(
+    model: Path, *, epochs: int | None = None, data: str | None = None, command: Sequence[str] | None = None
+) -> Prepared:
     """The run recorded in a model file, ready to go on for `epochs` more (see resume.py): its
     spec, settings, data (or `data`, checked to be the same rows) and split, its parameters and
-    its optimizer's state."""
+    its optimizer's state. `command` (argv) is recorded as the resume's, beside the runs it continues."""
     record = load(model).record
     cont = continuation(model, record, epochs)
     prep = prepare(
@@ -572,10 +577,12 @@ def prepare_resume(model: Path, *, epochs: int | None = None, data: str | None =
         spec_text=record.spec_text,
         settings=record.training.model_copy(update={"epochs": cont.epochs_done + cont.more}),
         table=recorded_table(record, data),
+        command=command,
     )
     check_same_data(cont, record, prep)
     start_from(prep.root.compiled_graph, record, model)
     prep.continued = cont
+    prep.provenance, prep.lineage = resumed_lineage(record, prep.provenance)
     return prep
 
 

@@ -1,0 +1,118 @@
+"""Leftovers of provenance: a resumed run records its own command beside the runs it continues,
+a sweep's best model records the command that trains it again, a run started from another
+model's parameters (`--init-from`) says so in its resolved spec and its record, and model files'
+lists of names are shortened by the one rule (`errors.listed`). Each card's commands are run
+again to check that they give the same parameters bit for bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from treegrad import cli
+from treegrad.cli import app
+from treegrad.modelfile import load
+
+runner = CliRunner()
+
+SPEC = """\
+inputs: [u, v]
+target: t
+data: d.csv
+layers: [{linear: 3, activation: tanh}, {linear: 1}]
+training: {epochs: 8, optimizer: adam, learning_rate: 0.05, batch_size: 4, validation_split: 0.25}
+"""
+
+
+def run(*args: str | Path) -> Any:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def main(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    """Run treegrad as a program (so that it records its command line), in the current folder."""
+    monkeypatch.setattr(sys, "argv", ["treegrad", *args])
+    monkeypatch.setattr(cli, "_argv", None)  # main() sets it: restored after the test
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code in (0, None)
+
+
+@pytest.fixture()
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    rows = [[x / 5, (x * 7) % 5 - 2.0] for x in range(-15, 16)]
+    (tmp_path / "d.csv").write_text("u,v,t\n" + "".join(f"{u},{v},{2 * u - v + 0.5}\n" for u, v in rows))
+    (tmp_path / "m.yaml").write_text(SPEC)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "_argv", None)  # as in-process commands have it (a test before may have run main)
+    return tmp_path
+
+
+def card_commands(model: str) -> str:
+    r = run("card", model)
+    assert r.exit_code == 0, r.output
+    return str(r.stdout.split("## Reproduce\n")[1].split("```sh\n")[1].split("\n```")[0])
+
+
+def shell(folder: Path, commands: str) -> None:
+    """Run a card's commands as a user would paste them, with this treegrad on the PATH."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(commands, shell=True, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
+def parameters(path: Path) -> dict[str, float]:
+    return dict(json.loads(path.read_text())["parameters"])
+
+
+# ----------------------------------------------------------------- a resumed run
+
+
+def test_a_resumed_run_records_its_command_and_the_run_it_continues(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main(monkeypatch, "train", "m.yaml", "--epochs", "6", "-o", "half.json", "-q")
+    main(monkeypatch, "train", "--resume", "half.json", "--epochs", "4", "-q")
+    half, rest = load(folder / "half.json").record, load(folder / "half.resumed.json").record
+    assert half.provenance is not None and rest.provenance is not None and rest.lineage is not None
+    assert rest.provenance.command == ["treegrad", "train", "--resume", "half.json", "--epochs", "4", "-q"]
+    assert rest.provenance.cwd == str(folder)
+    assert rest.provenance.data == half.provenance.data  # the data as the run first read it
+    assert rest.lineage.continues == [half.provenance] and rest.lineage.init_from is None
+    r = run("card", "half.resumed.json")
+    assert "| continues | `cd " in r.stdout and "treegrad train m.yaml --epochs 6 -o half.json -q` |" in r.stdout
+    commands = card_commands("half.resumed.json")
+    assert commands.splitlines()[1].endswith("treegrad train --resume half.json --epochs 4 -q")
+    assert "each `--resume` that continued it" in r.stdout
+
+    # Resumed again: both earlier runs are listed, first to last; run again, they give the same model.
+    main(monkeypatch, "train", "--resume", "half.resumed.json", "--epochs", "2", "-o", "end.json", "-q")
+    end = load(folder / "end.json").record
+    assert end.lineage is not None and end.lineage.continues == [half.provenance, rest.provenance]
+    commands = card_commands("end.json")
+    assert len(commands.splitlines()) == 3
+    first = parameters(folder / "end.json")
+    for name in ("half.json", "half.resumed.json", "end.json"):
+        (folder / name).unlink()
+    shell(folder, commands)
+    assert parameters(folder / "end.json") == first  # bit for bit
+
+
+def test_a_resume_of_a_run_without_a_command_line_says_what_it_cannot_reproduce(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = run("train", "m.yaml", "--epochs", "4", "-o", "half.json", "-q")  # in-process: no command line
+    assert r.exit_code == 0, r.output
+    main(monkeypatch, "train", "--resume", "half.json", "--epochs", "4", "-q")
+    card = run("card", "half.resumed.json").stdout
+    text = " ".join(card.split("## Reproduce\n")[1].split())
+    assert "No command line was recorded for the run it continues" in text
+    assert "its history above is that of 2 commands together" in text
+    assert "The commands recorded:" in text and "treegrad train --resume half.json --epochs 4 -q" in text
+    assert "| continues | a run with no recorded command line |" in card
