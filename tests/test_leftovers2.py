@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from treegrad import cli
 from treegrad.cli import app
 from treegrad.modelfile import load
+from treegrad.provenance import quoted
 
 runner = CliRunner()
 
@@ -116,3 +117,39 @@ def test_a_resume_of_a_run_without_a_command_line_says_what_it_cannot_reproduce(
     assert "its history above is that of 2 commands together" in text
     assert "The commands recorded:" in text and "treegrad train --resume half.json --epochs 4 -q" in text
     assert "| continues | a run with no recorded command line |" in card
+
+
+# ----------------------------------------------------------------- a sweep's best model
+
+
+def test_a_sweeps_best_model_records_the_command_that_trains_it_again(folder: Path) -> None:
+    r = run(
+        "sweep", "m.yaml", "--grid", "training.learning_rate=0.05,0.02", "--grid", "layers.0.linear=2,3",
+        "--grid", "training.optimizer=adam,momentum", "--seeds", "2", "--best-out", "best.json", "--csv", "r.csv",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    best = load(folder / "best.json").record
+    p = best.provenance
+    assert p is not None and p.command is not None and p.cwd == str(folder)
+    rate, optimizer = best.training.learning_rate, best.training.optimizer
+    assert p.command[:3] == ["treegrad", "train", "m.yaml"] and p.command[-4:] == [
+        "--seed", str(best.training.seed), "-o", "best.json"
+    ]  # fmt: skip
+    assert f"training.learning_rate={rate!r}" in p.command and f"training.optimizer={optimizer}" in p.command
+    assert sum(arg.startswith("layers.0.linear=") for arg in p.command) == 1
+    commands = card_commands("best.json")
+    assert commands == f"cd {quoted([str(folder)])} && {quoted(p.command)}"
+    first = parameters(folder / "best.json")
+    (folder / "best.json").unlink()
+    shell(folder, commands)
+    assert parameters(folder / "best.json") == first  # bit for bit
+
+
+def test_a_grid_value_is_written_as_set_reads_it_back() -> None:
+    from treegrad.specfile import read_value
+    from treegrad.sweep import setting
+
+    for value in [0.1, 1e-05, 16, True, "adam", "0.1", "yes", {"type": "step", "gamma": 0.5}, [1, 2], None]:
+        back = read_value(setting(value), "--set")
+        assert back == value and type(back) is type(value), (value, setting(value))
+    assert setting("0.1") == '"0.1"' and setting(0.1) == "0.1"

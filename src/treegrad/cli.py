@@ -587,7 +587,7 @@ def sweep(
     err.print(f"wrote {len(result.runs)} runs to {_escape(str(csv_path))}")
     best = result.best
     if best_out is not None and best is not None:
-        write_atomic(best_out, best.model_json + "\n")
+        write_atomic(best_out, sweeping.saved_as(best, best_out) + "\n")
         what = f"seed {best.seed}, {result.loss_kind} loss {best.loss:.6g}"
         err.print(f"saved the best run ({what}) to {_escape(str(best_out))}")
 

@@ -12,7 +12,9 @@ The leaderboard groups the runs of a combination: mean and sample deviation of t
 validation loss (the training loss when there is no validation split) and of the metric
 (accuracy for classifiers, R² for regression), the formula's length (characters of `show`'s
 text), the time, and how many runs ended with a dead ReLU unit or failed. Combinations rank
-by mean loss, failed runs counting as infinitely bad.
+by mean loss, failed runs counting as infinitely bad. Each run's model records the `treegrad
+train` command line that trains it alone (`train_command`), so the best one saved has a card
+that reproduces it.
 
 For search beyond grids (and across machines), `optuna_search` hands the same runs to Optuna
 (an optional dependency): each trial picks one value per key and trains over the seeds.
@@ -161,6 +163,44 @@ def plan(
     return jobs
 
 
+def train_command(job: Job) -> list[str]:
+    """The `treegrad train` command line (argv) that trains this run of the sweep alone, the same
+    parameters bit for bit: the spec, --data and --target as given, a --set per value of its
+    combination, and its --seed."""
+    argv = ["treegrad", "train", str(job.spec_path)]
+    argv += ["--data", job.data] if job.data is not None else []
+    argv += ["--target", job.target] if job.target is not None else []
+    for key, value in job.changes:
+        if job.seed is None or key != ("training", "seed"):  # --seed below sets it, as the run did
+            argv += ["--set", f"{'.'.join(key)}={setting(value)}"]
+    return argv + (["--seed", str(job.seed)] if job.seed is not None else [])
+
+
+def setting(value: Any) -> str:
+    """A value as --set reads it back: as written on the leaderboard, else in JSON (for a text
+    such as '0.1', which would read back as a number)."""
+    from .specfile import read_value
+
+    text = cell(value)
+    try:
+        back = read_value(text, "--set")
+    except SpecError:
+        return json.dumps(value)
+    return text if back == value and type(back) is type(value) else json.dumps(value)
+
+
+def saved_as(run: RunResult, out: Path) -> str:
+    """The run's model file as saved to `out`: its command line writes it there (-o)."""
+    from .modelfile import ModelRecord
+
+    record = ModelRecord.model_validate_json(run.model_json)
+    p = record.provenance
+    if p is not None and p.command is not None:
+        p = p.model_copy(update={"command": [*p.command, "-o", str(out)]})
+        record = record.model_copy(update={"provenance": p})
+    return record.model_dump_json()
+
+
 def run_job(job: Job) -> RunResult:
     """Train one run of a sweep (in a worker process); a TreegradError is a failed run, not a crash."""
     from . import workflow
@@ -170,7 +210,9 @@ def run_job(job: Job) -> RunResult:
     result = RunResult(job.combo, job.values, job.seed if job.seed is not None else -1)
     try:
         changes = job.changes + ((("training", "seed"), job.seed),) if job.seed is not None else job.changes
-        prep = workflow.prepare(job.spec_path, data=job.data, target=job.target, sets=changes)
+        prep = workflow.prepare(
+            job.spec_path, data=job.data, target=job.target, sets=changes, command=train_command(job)
+        )
         result.seed = prep.settings.seed
         t0 = time.perf_counter()
         trained = workflow.run(prep)
