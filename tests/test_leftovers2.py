@@ -6,6 +6,7 @@ again to check that they give the same parameters bit for bit."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from treegrad import cli
@@ -153,3 +155,42 @@ def test_a_grid_value_is_written_as_set_reads_it_back() -> None:
         back = read_value(setting(value), "--set")
         assert back == value and type(back) is type(value), (value, setting(value))
     assert setting("0.1") == '"0.1"' and setting(0.1) == "0.1"
+
+
+# ----------------------------------------------------------------- a run started from another model
+
+
+def test_a_run_started_from_another_model_says_so_in_its_record_its_resolved_spec_and_its_card(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main(monkeypatch, "train", "m.yaml", "--epochs", "5", "-o", "first.json", "-q")
+    sha = hashlib.sha256((folder / "first.json").read_bytes()).hexdigest()
+    r = run("train", "m.yaml", "--init-from", "first.json", "--epochs", "3", "--print-config")
+    assert r.exit_code == 0, r.output
+    where = str(folder / "first.json")
+    assert r.stdout.startswith(f"# This run started from the parameters of {where}, not from the spec's own")
+    assert f"# again with --init-from {where} (the same" in r.stdout
+    resolved = yaml.safe_load(r.stdout)
+    assert "init_from" not in resolved and resolved["training"]["epochs"] == 3  # still a spec: train reads it
+
+    args = ["train", "m.yaml", "--init-from", "first.json", "--epochs", "3", "-o", "tuned.json", "--log-dir", "run"]
+    main(monkeypatch, *args, "-q")
+    assert (folder / "run" / "spec.yaml").read_text().startswith("# This run started from the parameters of")
+    tuned = load(folder / "tuned.json").record
+    assert tuned.lineage is not None and tuned.lineage.init_from == where and tuned.lineage.init_sha256 == sha
+    card = run("card", "tuned.json").stdout
+    assert f"| started from | the parameters of `{where}` (SHA-256 `{sha}`) |" in card
+    assert f"It started from the parameters of `{where}` (SHA-256 `{sha}`), which must" in " ".join(card.split())
+    commands = card_commands("tuned.json")
+    assert "--init-from first.json" in commands
+    first = parameters(folder / "tuned.json")
+    (folder / "tuned.json").unlink()
+    shell(folder, commands + " --force")  # --force: the run folder is there already
+    assert parameters(folder / "tuned.json") == first  # bit for bit
+
+    # Resumed, the run keeps where it began.
+    main(monkeypatch, "train", "--resume", "tuned.json", "--epochs", "2", "-q")
+    resumed = load(folder / "tuned.resumed.json").record
+    assert resumed.lineage is not None and resumed.lineage.init_from == where and len(resumed.lineage.continues) == 1
+    card = " ".join(run("card", "tuned.resumed.json").stdout.split())
+    assert f"Its first run started from the parameters of `{where}`" in card

@@ -267,7 +267,8 @@ def _reproduce(loaded: Loaded) -> list[str]:
     sha = p.data.sha256 if p is not None and p.data is not None else None
     data = f"the data still has the SHA-256 {code(sha, cell=False)} and " if sha else ""
     start = (
-        f" The first run started from {_started_from(lineage, cell=False)}, which must still be there as it was."
+        f" {'Its first run' if lineage.continues else 'It'} started from {_started_from(lineage, cell=False)}, "
+        "which must still be there as it was."
         if lineage.init_from is not None
         else ""
     )

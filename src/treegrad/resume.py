@@ -28,6 +28,7 @@ from .limits import MAX_EPOCHS
 from .modelfile import HistoryInfo, Lineage, ModelRecord, ResumeState
 from .optim import OPTIMIZERS
 from .provenance import Provenance
+from .runlog import INIT_FROM as INIT_FROM_KEY
 
 
 class ResumeError(TreegradError):
@@ -201,7 +202,8 @@ def check_same_data(cont: Continuation, record: ModelRecord, prep: Any) -> None:
 
 
 def warm_start(prep: Any, path: Path) -> None:
-    """Start the prepared run (workflow.Prepared) from the parameters of the model file at `path`.
+    """Start the prepared run (workflow.Prepared) from the parameters of the model file at `path`,
+    and say so in its record (`lineage`: the file and its SHA-256) and its resolved spec.
 
     A model trained with standardised inputs (or target) keeps its statistics here, so that
     training starts from that model's function; the run must standardise as the model did.
@@ -229,6 +231,10 @@ def warm_start(prep: Any, path: Path) -> None:
         prep.target_stats = record.target_normalization
         prep.root = build_model(prep.spec, seed=prep.settings.seed, stats=prep.stats)
     start_from(prep.root.compiled_graph, record, path)
+    where = str(path.resolve())
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    prep.lineage = Lineage(init_from=where, init_sha256=sha)
+    prep.resolved[INIT_FROM_KEY] = where
 
 
 def _scaling(inputs: bool, target: bool) -> str:

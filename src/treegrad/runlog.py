@@ -2,7 +2,9 @@
 
 The resolved spec is the spec file as written with its `training:` replaced by every
 setting as trained (defaults, options and `--set` filled in) and its data pinned (a CSV
-as an absolute path), so training it again gives the same parameters bit for bit.
+as an absolute path), so training it again gives the same parameters bit for bit. A run
+started from another model's parameters (`--init-from`) names that file in a comment at the
+top, since a spec has no key for it: trained again, it needs the same option.
 
 A run folder holds `spec.yaml` (the resolved spec, written atomically before training
 starts) and `metrics.csv` (one row per epoch: appended and flushed as each epoch ends,
@@ -24,6 +26,9 @@ from .files import check_output, write_atomic
 
 SPEC_FILE = "spec.yaml"
 METRICS_FILE = "metrics.csv"
+# In a resolved spec, the model file (absolute) whose parameters the run started from (train
+# --init-from): no key of a spec, so `dump` writes it as a comment above the spec.
+INIT_FROM = "init_from"
 
 
 def resolved_spec(text: str, training: Any, data: str | None, target: str, base: Path) -> dict[str, Any]:
@@ -44,8 +49,18 @@ def resolved_spec(text: str, training: Any, data: str | None, target: str, base:
 
 
 def dump(spec: dict[str, Any]) -> str:
-    """The resolved spec as YAML text, keys in the spec's order."""
-    return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+    """The resolved spec as YAML text, keys in the spec's order; a run started from another
+    model's parameters says so first, in a comment, with the option that trains it again."""
+    text = yaml.safe_dump({k: v for k, v in spec.items() if k != INIT_FROM}, sort_keys=False, allow_unicode=True)
+    if spec.get(INIT_FROM) is None:
+        return text
+    from .provenance import quoted
+
+    start = quoted([spec[INIT_FROM]])  # one line, whatever the path holds
+    return (
+        f"# This run started from the parameters of {start}, not from the spec's own: train it\n"
+        f"# again with --init-from {start} (the same parameters bit for bit while that file is unchanged).\n" + text
+    )
 
 
 class RunLog:
