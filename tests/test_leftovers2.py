@@ -194,3 +194,29 @@ def test_a_run_started_from_another_model_says_so_in_its_record_its_resolved_spe
     assert resumed.lineage is not None and resumed.lineage.init_from == where and len(resumed.lineage.continues) == 1
     card = " ".join(run("card", "tuned.resumed.json").stdout.split())
     assert f"Its first run started from the parameters of `{where}`" in card
+
+
+# ----------------------------------------------------------------- lists of names in model files' messages
+
+
+def test_a_model_files_lists_of_names_are_shortened_by_the_one_rule(folder: Path) -> None:
+    """modelfile names its lists as every message does (errors.listed: the first 8, the last 2 and
+    the count past 12), where it had a rule of its own (the first 10 and '...')."""
+    names = [f"x{i}" for i in range(14)]
+    rows = [[(i * (j + 3)) % 7 for j in range(14)] for i in range(20)]
+    (folder / "w.csv").write_text(
+        ",".join([*names, "y"]) + "\n" + "".join(",".join(map(str, [*r, sum(r)])) + "\n" for r in rows)
+    )
+    (folder / "w.yaml").write_text(
+        "inputs: all\ntarget: y\ndata: w.csv\nlayers: [{linear: 1}]\ntraining: {epochs: 1, normalize: true}\n"
+    )
+    r = run("train", "w.yaml", "-o", "w.json", "-q")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((folder / "w.json").read_text())
+    doc["normalization"] = {f"q{i:02}": [0.0, 1.0] for i in range(14)}
+    (folder / "w.json").write_text(json.dumps(doc))
+    r = run("show", "w.json")
+    assert r.exit_code == 1
+    text = " ".join(r.output.split())
+    assert "it normalises q00, q01, q02, q03, q04, q05, q06, q07, ..., q12, q13 (14 in all) but the model's" in text
+    assert "inputs are x0, x1, x2, x3, x4, x5, x6, x7, ..., x12, x13 (14 in all)" in text

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictFloat, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
-from .errors import ModelFileError, SpecError, describe_char, escaped, unprintable
+from .errors import ModelFileError, SpecError, describe_char, escaped, listed, unprintable
 from .files import note_read, write_atomic
 from .provenance import Provenance
 from .spec import Training
@@ -212,13 +212,12 @@ def _text(path: Path) -> str:
         raise ModelFileError(f"{path} is not a text file, so not a treegrad model file") from None
 
 
-def _names(items: Any, quoted: bool = False, limit: int = 10) -> str:
-    """Names from a file as listed in messages: control characters escaped, long ones cut,
-    at most `limit` of them; `quoted` (for labels, which may hold spaces) in quotes."""
-    items = list(items)
+def _names(items: Any, quoted: bool = False) -> str:
+    """Names from a file as listed in messages: control characters escaped, long ones cut, the
+    list shortened as every list of names is (`errors.listed`); `quoted` (for labels, which may
+    hold spaces) in quotes."""
     q = "'" if quoted else ""
-    shown = ", ".join(f"{q}{_shown(str(x))}{q}" for x in items[:limit])
-    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+    return listed([f"{q}{_shown(str(x))}{q}" for x in items])
 
 
 def read(path: Path) -> ModelRecord:
@@ -293,7 +292,7 @@ def _check_record(path: Path, record: ModelRecord, spec: Any) -> None:
     if record.normalization is not None and set(record.normalization) != set(spec.inputs):
         raise damaged(
             f"it normalises {_names(sorted(record.normalization)) or 'nothing'} but the model's "
-            f"inputs are {', '.join(spec.inputs)}"
+            f"inputs are {_names(spec.inputs)}"
         )
     ranges = record.input_ranges
     if ranges is not None and (

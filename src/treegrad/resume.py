@@ -156,7 +156,7 @@ def continuation(path: Path, record: ModelRecord, more: int | None) -> Continuat
     if state.epochs != len(history.train) or list(state.moments) != list(kinds) or state.steps < 0:
         raise ResumeError(
             f"{shown}: its optimizer state does not fit its run ({state.epochs} epochs, state "
-            f"{', '.join(state.moments) or 'none'} for {settings.optimizer}){damaged}"
+            f"{_few(list(state.moments)) or 'none'} for {settings.optimizer}){damaged}"
         )
     names = set(record.parameters)
     for kind, values in state.moments.items():
