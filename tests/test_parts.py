@@ -335,3 +335,26 @@ def test_a_spec_mistake_is_reported_by_rank_0_alone(tmp_path: Path) -> None:
     outcomes = in_parts(2, lambda part: workflow.prepare(spec, part=part))
     assert all("did you mean 'target'" in str(e) for _, e in outcomes)
     assert [echoed(e) for _, e in outcomes if e is not None] == [False, True]
+
+
+def test_the_card_of_a_data_parallel_run_says_so_and_reruns_it_under_torchrun(tmp_path: Path) -> None:
+    """A model trained under torchrun records the rows each process read; its card shows them,
+    and its command runs as many processes again."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from treegrad.cli import app
+
+    model = tmp_path / "f2c.json"
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", str(MODELS / "f2c.yaml"), "--epochs", "1", "-o", str(model), "-q"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(model.read_text())
+    rec["provenance"]["command"] = ["treegrad", "train", "f2c.yaml", "--engine", "torch"]
+    rec["provenance"]["data"]["parts"] = [500, 500]
+    model.write_text(json.dumps(rec))
+    r = runner.invoke(app, ["card", str(model)])
+    assert r.exit_code == 0, r.output
+    assert "| read in parts | by 2 processes under torchrun, 500 + 500 rows |" in r.output
+    assert "torchrun --nproc_per_node 2 -m treegrad train f2c.yaml --engine torch" in r.output

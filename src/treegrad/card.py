@@ -148,6 +148,9 @@ def _data(loaded: Loaded) -> list[str]:
     if origin is not None and origin.rows != d.rows:
         used += f" ({origin.rows - d.rows} left out: training.missing is drop)"
     rows.append(["rows used", used])
+    if origin is not None and origin.parts:
+        shares = " + ".join(str(n) for n in origin.parts)
+        rows.append(["read in parts", f"by {len(origin.parts)} processes under torchrun, {shares} rows"])
     split = rec.training.validation_split
     rows.append(
         [
@@ -246,7 +249,11 @@ def _command(p: Provenance | None) -> str | None:
     """A recorded command line as the shell runs it again, from its folder; None if none was recorded."""
     if p is None or p.command is None:
         return None
-    command = quoted(p.command)
+    argv = list(p.command)
+    parts = p.data.parts if p.data is not None else None
+    if parts and argv[:1] == ["treegrad"]:  # data-parallel: as many processes again, each reading its part
+        argv = ["torchrun", "--nproc_per_node", str(len(parts)), "-m", *argv]
+    command = quoted(argv)
     return command if p.cwd is None else f"cd {quoted([p.cwd])} && {command}"
 
 
