@@ -101,3 +101,12 @@ def dag_builder() -> Callable[..., Dag]:
 def seeded_dag() -> Callable[..., Dag]:
     """`dag_from_seed` as a fixture."""
     return dag_from_seed
+
+
+@pytest.fixture(autouse=True)
+def _no_recorded_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cli.main()` records the command line for the model files it writes (cli._argv); a test
+    that runs it must not leave it to the in-process commands of the tests after it."""
+    from treegrad import cli
+
+    monkeypatch.setattr(cli, "_argv", None)
