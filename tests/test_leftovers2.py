@@ -220,3 +220,16 @@ def test_a_model_files_lists_of_names_are_shortened_by_the_one_rule(folder: Path
     text = " ".join(r.output.split())
     assert "it normalises q00, q01, q02, q03, q04, q05, q06, q07, ..., q12, q13 (14 in all) but the model's" in text
     assert "inputs are x0, x1, x2, x3, x4, x5, x6, x7, ..., x12, x13 (14 in all)" in text
+
+
+def test_an_unknown_name_lists_the_names_in_scope_shortened(tmp_path: Path) -> None:
+    """A spec of 64 inputs: the names in scope are listed as every list of names is (errors.listed)."""
+    from treegrad.build import build_model
+    from treegrad.errors import SpecError
+    from treegrad.spec import parse_spec
+
+    inputs = ", ".join(f"x{i}" for i in range(64))
+    text = f"inputs: [{inputs}]\noutput: {{add: [x0, xx1]}}\n"
+    with pytest.raises(SpecError) as e:
+        build_model(parse_spec(text, "wide.yaml"))
+    assert "Names in scope: x0, x1, x2, x3, x4, x5, x6, x7, ..., x62, x63 (64 in all) (and param)" in str(e.value)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ModelError, describe_char, did_you_mean, unprintable
+from .errors import ModelError, describe_char, did_you_mean, listed, unprintable
 from .losses import LOSSES
 from .spec import DenseLayer, LinearCall, LinearLayer, OpCall, ParamCall, ParamInit, SoftmaxCall, SoftmaxLayer, Spec
 from .specfile import SpecPath, format_path
@@ -197,7 +197,7 @@ def _check_names(spec: Spec) -> dict[str, list[tuple[str, SpecPath]]]:
                 if e not in spec.nodes and e not in spec.inputs:
                     raise spec.error(
                         path,
-                        f"unknown name '{e}'{did_you_mean(e, scope)} Names in scope: {', '.join(scope)} (and param)",
+                        f"unknown name '{e}'{did_you_mean(e, scope)} Names in scope: {listed(scope)} (and param)",
                     )
                 if owner is not None and e in spec.nodes:
                     deps[owner].append((e, path))
