@@ -358,3 +358,58 @@ def test_the_card_of_a_data_parallel_run_says_so_and_reruns_it_under_torchrun(tm
     assert r.exit_code == 0, r.output
     assert "| read in parts | by 2 processes under torchrun, 500 + 500 rows |" in r.output
     assert "torchrun --nproc_per_node 2 -m treegrad train f2c.yaml --engine torch" in r.output
+
+
+# ----------------------------------------------------------------- parts that hold few or no rows
+
+LINEAR = """\
+name: few
+inputs: [a]
+target: y
+layers: [{linear: 1%s}]
+data: few.csv
+training: {epochs: 1%s}
+"""
+
+
+@pytest.mark.parametrize("world", [3, 4])
+@pytest.mark.parametrize("activation", ["", ", activation: sigmoid"])
+def test_more_processes_than_rows_prepare_what_one_process_does(tmp_path: Path, world: int, activation: str) -> None:
+    """A part with no rows at all is no error: the file has rows, the other parts hold them."""
+    write(tmp_path, "a,y\n1,0\n2,1\n", "few.csv")
+    spec = write(tmp_path, LINEAR % (activation, ""), "few.yaml")
+    whole, preps = _prepared_in_parts(world, spec)
+    assert _training_order(preps) == list(zip(*whole.train))
+    assert [len(p.train[0]) for p in preps].count(0) >= world - 2
+
+
+def test_a_generated_dataset_of_fewer_rows_than_processes_gives_one_process_error(tmp_path: Path) -> None:
+    spec = write(tmp_path, LINEAR.replace("[a]", "[x, y]").replace("target: y", "target: label") % ("", ""), "xor.yaml")
+    with pytest.raises(DataError) as one:
+        workflow.prepare(spec, data="xor:2")
+    outcomes = in_parts(3, lambda part: workflow.prepare(spec, data="xor:2", part=part))
+    assert [str(e) for _, e in outcomes] == [str(one.value)] * 3
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_a_part_left_empty_by_missing_drop_prepares_what_one_process_does(tmp_path: Path, world: int) -> None:
+    write(tmp_path, "a,y\n1,2\n2,3\n3,5\n,5\n,6\n,7\n", "few.csv")
+    spec = write(tmp_path, LINEAR % ("", ", missing: drop"), "few.yaml")
+    whole, preps = _prepared_in_parts(world, spec)
+    assert _training_order(preps) == list(zip(*whole.train))
+    assert all(p.train_count == 3 for p in preps)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_standardising_with_a_part_that_holds_no_training_rows(tmp_path: Path, world: int) -> None:
+    """Here the second half of the file is all validation rows: the statistics are those of the
+    training rows, wherever they are."""
+    write(tmp_path, "a,y\n1,2\n2,3\n3,5\n4,6\n", "few.csv")
+    spec = write(tmp_path, LINEAR % ("", ", normalize: true, validation_split: 0.5"), "few.yaml")
+    whole, preps = _prepared_in_parts(world, spec)
+    assert any(not p.train[0] for p in preps)
+    assert _training_order(preps) == list(zip(*whole.train))
+    for p in preps:
+        assert p.stats is not None and whole.stats is not None and p.target_stats is not None
+        assert all(close(a, b) for a, b in zip(p.stats["a"], whole.stats["a"]))
+        assert all(close(a, b) for a, b in zip(p.target_stats, whole.target_stats or ()))

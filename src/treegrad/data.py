@@ -902,7 +902,7 @@ def standardize_stats(X: list[list[float]], names: list[str], part: Part = WHOLE
         raise DataError("there are no rows to compute the input means and standard deviations from")
     columns = [[row[j] for row in X] for j in range(len(names))]
     ends = part.gather([(min(c), max(c), max(abs(v) for v in c)) if c else None for c in columns])
-    ranges = [[e[j] for e in ends if e is not None] for j in range(len(names))]
+    ranges = [[e[j] for e in ends if e[j] is not None] for j in range(len(names))]  # of the parts with rows
     low = [min(lo for lo, _, _ in r) for r in ranges]
     high = [max(hi for _, hi, _ in r) for r in ranges]
     scale = [max(m for _, _, m in r) for r in ranges]

@@ -121,9 +121,13 @@ def _targets(
 
     if not part.alone and kind != "regression" and classes is None:
         classes = class_order(part.union(label_text(v) for v in raw))
-    y, found = part.agree(
-        lambda: encode_targets(raw, kind, classes, source=table.source, training=part.alone, place=table.place)
-    )
+
+    def encode() -> tuple[list[Any], list[str] | None]:
+        if not raw and not part.alone:  # a part without rows (more processes than rows): the others have them
+            return [], classes
+        return encode_targets(raw, kind, classes, source=table.source, training=part.alone, place=table.place)
+
+    y, found = part.agree(encode)
     if not part.alone and kind == "regression":
         ends = [e for e in part.gather((min(y), max(y)) if y else None) if e is not None]
         part.agree(lambda: check_varies([v for e in ends for v in e], table.source))
