@@ -413,3 +413,35 @@ def test_standardising_with_a_part_that_holds_no_training_rows(tmp_path: Path, w
         assert p.stats is not None and whole.stats is not None and p.target_stats is not None
         assert all(close(a, b) for a, b in zip(p.stats["a"], whole.stats["a"]))
         assert all(close(a, b) for a, b in zip(p.target_stats, whole.target_stats or ()))
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_weights_that_are_all_zero_stop_every_part_as_they_stop_one_process(tmp_path: Path, world: int) -> None:
+    """Each part holds some of the weights, all 0 here: the check that fit makes of its samples
+    is of all parts together, before any training."""
+    write(tmp_path, "a,w,y\n1,0,2\n2,0,3\n3,0,5\n4,0,6\n5,0,8\n6,0,9\n", "few.csv")
+    spec = write(tmp_path, LINEAR % ("", ", weight_column: w"), "few.yaml")
+    with pytest.raises(TreegradError) as one:
+        workflow.run(workflow.prepare(spec))
+
+    def train(part: Part) -> Any:
+        return workflow.run(workflow.prepare(spec, part=part), trainer=_no_training)
+
+    outcomes = in_parts(world, train)
+    assert [str(e) for _, e in outcomes] == [str(one.value)] * world
+    assert "every sample weight is 0" in str(one.value)
+    assert [echoed(e) for _, e in outcomes if e is not None] == [False] + [True] * (world - 1)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_weights_that_are_zero_in_one_part_train(tmp_path: Path, world: int) -> None:
+    write(tmp_path, "a,w,y\n1,0,2\n2,0,3\n3,0,5\n4,1,6\n5,1,8\n6,1,9\n", "few.csv")
+    spec = write(tmp_path, LINEAR % ("", ", weight_column: w"), "few.yaml")
+    trained = results(in_parts(world, lambda part: workflow.run(workflow.prepare(spec, part=part), trainer=_zero)))
+    assert all(t.record.metrics["train"]["weighted_loss"] >= 0 for t in trained)
+
+
+def _zero(*args: Any, **kwargs: Any) -> Any:
+    from treegrad.fit import History
+
+    return History()

@@ -492,7 +492,7 @@ def fit(
     if clip_norm is not None and not (math.isfinite(clip_norm) and clip_norm > 0):
         raise TrainingError(f"clip_norm must be a positive number, got {clip_norm!r}")
     W = None
-    if sample_weight is not None:  # a part's weights may all be 0 (or none): the check is of all parts
+    if sample_weight is not None:  # a part's weights may all be 0 (or none): workflow.run checks all parts'
         W = _check_weights(sample_weight, len(X)) if shares is None else [float(w) for w in sample_weight]
     rules = StepRules(l1, l2, clip_norm, weight_mask(graph))
     scheduler = Scheduler(lr_schedule, learning_rate, epochs)

@@ -35,7 +35,7 @@ from .datasource import model_table, recorded_table, spec_table
 from .diagnose import dead_unit_warning
 from .errors import DataError, SpecError, TrainingError
 from .files import check_output
-from .fit import DIVERGED_ADVICE, History, fit
+from .fit import DIVERGED_ADVICE, History, _check_weights, fit
 from .modelfile import (
     FORMAT,
     VERSION,
@@ -411,6 +411,11 @@ def run(
     )
     if not prep.part.alone:  # torch_bridge.fit: this part's training samples, of how many in all
         going_on["shares"] = (prep.positions, prep.train_count, prep.validation_count)
+        # fit refuses weights that are all 0, but a part's may be: where all parts' are, fit's
+        # check refuses each part's, before any training.
+        weights = prep.train_weights
+        if weights is not None and not prep.part.any(any(weights)):
+            prep.part.agree(lambda: _check_weights(weights, len(weights)))
     t0 = time.perf_counter()
     try:
         with _divergence_advice(prep):
