@@ -445,3 +445,51 @@ def _zero(*args: Any, **kwargs: Any) -> Any:
     from treegrad.fit import History
 
     return History()
+
+
+# ----------------------------------------------------------------- mistakes found once the data is read
+
+SHOP = "size,colour,price\n1,red,10\n2,blue,21\n3,red,29\n4,green,41\n5,blue,50\n6,red,62\n"
+ALL_BUT_PRICE = LINEAR.replace("[a]", "all").replace("target: y", "target: price")
+SOFTMAX = """\
+name: few
+inputs: [a]
+nodes:
+  logits: {linear: {inputs: [a], units: 2}}
+output: {softmax: logits}
+target: y
+data: few.csv
+training: {epochs: 1%s}
+"""
+
+
+@pytest.mark.parametrize(
+    ("spec_text", "csv", "expected"),
+    [
+        (LINEAR % ("", ", class_weight: {a: 2}"), "a,y\n1,2\n2,3\n3,5\n", "class_weight is for classifiers"),
+        (SOFTMAX % ", class_weight: {z: 1}", "a,y\n1,p\n2,q\n3,p\n4,q\n", "'z' is not a class"),
+        (LINEAR.replace("[a]", "all") % ("", ""), SHOP, "target column 'y' is not in"),
+        (LINEAR.replace("target: y", "target: price") % ("", ""), SHOP, "input column 'a' is not in"),
+        (
+            ALL_BUT_PRICE % ("", ", text_inputs: one_hot"),
+            "size,colour,price\n" + "".join(f"{i},c{i},{i}\n" for i in range(101)),
+            "101 distinct text values",
+        ),
+        (SOFTMAX % "", "a,y\n1,p\n2,q\n3,r\n4,p\n", "softmax has 2 outputs"),
+        (LINEAR % ("", ", normalize: true"), "a,y\n0,1\n5e-324,2\n0,3\n5e-324,4\n", "cannot be standardised"),
+    ],
+)
+@pytest.mark.parametrize("world", [2, 3])
+def test_a_mistake_found_in_the_data_read_in_parts_is_reported_by_rank_0_alone(
+    tmp_path: Path, spec_text: str, csv: str, expected: str, world: int
+) -> None:
+    """Each process meets it the same way, from what the parts agreed on; one message, as one
+    process gives it, printed once (torchrun: the others end quietly)."""
+    write(tmp_path, csv, "few.csv")
+    spec = write(tmp_path, spec_text, "few.yaml")
+    with pytest.raises(TreegradError) as one:
+        workflow.prepare(spec)
+    assert expected in str(one.value)
+    outcomes = in_parts(world, lambda part: workflow.prepare(spec, part=part))
+    assert [(type(e), str(e)) for _, e in outcomes] == [(type(one.value), str(one.value))] * world
+    assert [echoed(e) for _, e in outcomes if e is not None] == [False] + [True] * (world - 1)

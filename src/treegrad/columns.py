@@ -135,10 +135,12 @@ def plan(table: Table, columns: list[str], one_hot: bool, part: Part = WHOLE) ->
             values = sorted(found[c])
             if "" in values:
                 part.agree(functools.partial(_no_empty_text, table, j, c))
-            if len(values) > MAX_CATEGORIES:
-                raise DataError(
-                    f"column '{c}' of {table.source} has {len(values)} distinct text values (more than "
-                    f"{MAX_CATEGORIES}): too many for one-hot inputs; leave it out of inputs"
+            if len(values) > MAX_CATEGORIES:  # of every part: each process finds it (parts.py)
+                part.fail(
+                    DataError(
+                        f"column '{c}' of {table.source} has {len(values)} distinct text values (more than "
+                        f"{MAX_CATEGORIES}): too many for one-hot inputs; leave it out of inputs"
+                    )
                 )
             rec.encodings[c] = {v: fresh(input_name(f"{c}_{v}")) for v in values}
             rec.inputs += list(rec.encodings[c].values())
@@ -223,13 +225,17 @@ def model_inputs(
     """
     weight = settings.weight_column
     header = [c for c in table.columns if c != weight]
-    raw = resolve(spec.selection, header, target, table.source) if spec.selection is not None else list(spec.inputs)
+    # The header is every part's: a mistake here is every process's, reported by rank 0 (parts.py).
+    if spec.selection is not None:
+        raw = part.agree(lambda: resolve(spec.selection, header, target, table.source))
+    else:
+        raw = list(spec.inputs)
     if settings.missing == "drop":
         read = raw + ([target] if target else [c for c in header if c not in raw]) + ([weight] if weight else [])
         table, _ = drop_missing(table, read, part)
     missing = [c for c in raw if c not in table.columns]
     if missing:
-        select(table, raw, target)  # raises the usual message naming the column
+        part.agree(lambda: select(table, raw, target))  # raises the usual message naming the column
     recoding = plan(table, raw, settings.text_inputs == "one_hot", part)
     table = recode(table, recoding)
     if spec.selection is not None or recoding.inputs != list(spec.inputs):

@@ -898,8 +898,8 @@ def standardize_stats(X: list[list[float]], names: list[str], part: Part = WHOLE
     of numbers near 1e308 do not overflow on the way to a finite mean and deviation.
     """
     n = sum(part.gather(len(X)))
-    if not n:
-        raise DataError("there are no rows to compute the input means and standard deviations from")
+    if not n:  # of every part: each process finds it (parts.py)
+        part.fail(DataError("there are no rows to compute the input means and standard deviations from"))
     columns = [[row[j] for row in X] for j in range(len(names))]
     ends = part.gather([(min(c), max(c), max(abs(v) for v in c)) if c else None for c in columns])
     ranges = [[e[j] for e in ends if e[j] is not None] for j in range(len(names))]  # of the parts with rows
@@ -921,10 +921,12 @@ def standardize_stats(X: list[list[float]], names: list[str], part: Part = WHOLE
         std = math.sqrt(math.fsum(p[j] for p in squares) / n) * scale[j]
         mean = means[j] * scale[j]
         if not (math.isfinite(mean) and math.isfinite(std)) or std == 0.0:
-            raise DataError(
-                f"input column '{name}' cannot be standardised: its values (from {low[j]:.6g} to "
-                f"{high[j]:.6g}) give no finite, nonzero standard deviation; rescale that column, "
-                "or train without --normalize"
+            part.fail(
+                DataError(
+                    f"input column '{name}' cannot be standardised: its values (from {low[j]:.6g} to "
+                    f"{high[j]:.6g}) give no finite, nonzero standard deviation; rescale that column, "
+                    "or train without --normalize"
+                )
             )
         stats[name] = (mean, std)
     return stats

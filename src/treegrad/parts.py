@@ -80,7 +80,10 @@ class Part:
         return result  # type: ignore[no-any-return]
 
     def fail(self, error: TreegradError) -> NoReturn:
-        """Raise `error`, which every process met the same way, so that rank 0 alone reports it."""
+        """Raise `error`, which every process met the same way (a check of what the parts agreed
+        on), so that rank 0 alone reports it; one process raises it as it is."""
+        if self.world == 1:
+            raise error
         raise _shared(type(error), str(error), echo=self.rank != 0)
 
     def offset(self, count: int) -> tuple[int, int]:

@@ -33,10 +33,12 @@ def class_weights(
         return [n / (k * counts[c]) if counts[c] else 1.0 for c in range(k)]
     assert not isinstance(setting, str)
     for label in setting:
-        if label not in labels:
-            raise SpecError(
-                f"training.class_weight: '{label}' is not a class{did_you_mean(label, list(labels))} "
-                f"The classes are: {', '.join(labels)}"
+        if label not in labels:  # the classes of every part: each process finds it (parts.py)
+            part.fail(
+                SpecError(
+                    f"training.class_weight: '{label}' is not a class{did_you_mean(label, list(labels))} "
+                    f"The classes are: {', '.join(labels)}"
+                )
             )
     return [float(setting.get(label, 1.0)) for label in labels]
 

@@ -133,14 +133,18 @@ def _targets(
         part.agree(lambda: check_varies([v for e in ends for v in e], table.source))
     k = output_count(spec)
     if kind == "classes" and found is not None and len(found) != k:
-        raise DataError(
-            f"the model's softmax has {k} outputs but {table.source} has {len(found)} classes "
-            f"({', '.join(found)}): make the softmax {len(found)} wide, or list the classes in `classes:`"
+        part.fail(
+            DataError(
+                f"the model's softmax has {k} outputs but {table.source} has {len(found)} classes "
+                f"({', '.join(found)}): make the softmax {len(found)} wide, or list the classes in `classes:`"
+            )
         )
     if kind != "classes" and k != 1:
-        raise SpecError(
-            f"a list output of {k} values without softmax cannot be trained from one target column; "
-            "use a softmax for classes, or combine the heads into one output"
+        part.fail(
+            SpecError(
+                f"a list output of {k} values without softmax cannot be trained from one target column; "
+                "use a softmax for classes, or combine the heads into one output"
+            )
         )
     return y, found
 
@@ -264,21 +268,24 @@ def prepare(
     per_class = None
     if settings.class_weight is not None:
         if kind == "regression":
-            raise SpecError("training.class_weight is for classifiers; this model does regression")
+            part.fail(SpecError("training.class_weight is for classifiers; this model does regression"))
         labels = class_labels(kind, classes, output_count(spec)) or []
         per_class = class_weights(settings.class_weight, labels, ytr, part)
     weights = row_weights(ytr, per_class, None if column is None else [column[i] for i in train_rows])
     Xva, yva = [X[i] for i in val_rows], [y[i] for i in val_rows]
     n_train, n_val = counts or (len(Xtr), len(Xva))
     if not n_train:
-        raise DataError(f"{table.source}: no rows left for training after the validation split")
+        part.fail(DataError(f"{table.source}: no rows left for training after the validation split"))
     target_stats = None
     if settings.normalize and kind == "regression" and loss_name(spec) in SCALED_LOSSES:
         target_stats = standardize_stats([[v] for v in ytr], [tname], part)[tname]
     patience = settings.early_stopping.patience if settings.early_stopping else None
     if patience is not None and not n_val:
-        raise TrainingError(
-            "early_stopping needs a validation set: set training.validation_split (e.g. 0.2) or pass --validation-split"
+        part.fail(
+            TrainingError(
+                "early_stopping needs a validation set: set training.validation_split (e.g. 0.2) "
+                "or pass --validation-split"
+            )
         )
     root, stats = build_on(spec, Xtr, seed=settings.seed, normalize=settings.normalize, part=part)
     return Prepared(
