@@ -153,6 +153,7 @@ def test_iris_read_by_two_processes_is_read_half_each(tmp_path: Path) -> None:
         "x,y\n",  # a header and no rows
         "",  # empty
         "\n1,2\n",  # an empty first line
+        pytest.param("x,y\n1,2\n3,4\n5,6\n7," + "9" * 200_000 + "\n", id="a cell beyond the csv field limit"),
     ],
 )
 def test_a_bad_file_read_in_parts_gives_the_whole_files_error(tmp_path: Path, text: str | bytes, world: int) -> None:

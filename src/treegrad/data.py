@@ -602,7 +602,7 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
 
     header, raw = part.agree(lines)
     trailing = 0  # the empty lines this part ends with
-    while trailing < len(raw) and _is_blank(next(csv.reader([raw[-1 - trailing].decode("utf-8", "replace")]), [])):
+    while trailing < len(raw) and _blank_line(raw[-1 - trailing]):
         trailing += 1
     shares: list[tuple[int, int]] = part.gather((len(raw), trailing))
     first_line = 2 + sum(n for n, _ in shares[: part.rank])
@@ -640,6 +640,15 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
     start = sum(n for n, _ in counts[: part.rank])
     origin = Origin(rows=total, sha256=sha256, parts=tuple(n for n, _ in counts))
     return Table(name, header, got.rows, origin, index=range(start, start + len(got.rows)))
+
+
+def _blank_line(line: bytes) -> bool:
+    """Whether a line is an empty record; one the csv module refuses (a cell beyond its field
+    limit) is not, and the parse of the part reports it."""
+    try:
+        return _is_blank(next(csv.reader([line.decode("utf-8", "replace")]), []))
+    except csv.Error:
+        return False
 
 
 def _file_sha256(path: Path) -> str:
