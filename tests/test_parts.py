@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from treegrad import workflow
 from treegrad.data import load_data, read_csv
-from treegrad.errors import DataError, TreegradError
+from treegrad.errors import DataError, TrainingError, TreegradError
 from treegrad.parts import WHOLE, Part, echoed
 from treegrad.tasks import evaluate_rows
 
@@ -493,4 +493,23 @@ def test_a_mistake_found_in_the_data_read_in_parts_is_reported_by_rank_0_alone(
     assert expected in str(one.value)
     outcomes = in_parts(world, lambda part: workflow.prepare(spec, part=part))
     assert [(type(e), str(e)) for _, e in outcomes] == [(type(one.value), str(one.value))] * world
+    assert [echoed(e) for _, e in outcomes if e is not None] == [False] + [True] * (world - 1)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_training_that_diverges_in_every_part_is_reported_by_rank_0_alone(world: int) -> None:
+    """The torch trainer's losses and parameters are all-reduced, so each process finds the
+    divergence in the same epoch; rank 0 says it once, with workflow's advice."""
+    from treegrad.fit import DIVERGED_ADVICE
+
+    def diverging(*args: Any, **kwargs: Any) -> Any:
+        raise TrainingError(f"training diverged in epoch 3: the loss became NaN or infinite. {DIVERGED_ADVICE}")
+
+    def train(part: Part) -> Any:
+        return workflow.run(workflow.prepare(MODELS / "iris.yaml", part=part), trainer=diverging)
+
+    with pytest.raises(TrainingError) as one:
+        workflow.run(workflow.prepare(MODELS / "iris.yaml"), trainer=diverging)
+    outcomes = in_parts(world, train)
+    assert [(type(e), str(e)) for _, e in outcomes] == [(TrainingError, str(one.value))] * world
     assert [echoed(e) for _, e in outcomes if e is not None] == [False] + [True] * (world - 1)

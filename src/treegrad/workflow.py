@@ -425,7 +425,7 @@ def run(
             prep.part.agree(lambda: _check_weights(weights, len(weights)))
     t0 = time.perf_counter()
     try:
-        with _divergence_advice(prep):
+        with _every_process(prep.part), _divergence_advice(prep):
             (trainer or fit)(
                 root,
                 Xtr,
@@ -537,6 +537,18 @@ def _answering_in_raw_units(prep: Prepared, trained: Any) -> Any:
     graph = root.compiled_graph
     graph.set_param_values([learned[n] for n in graph.param_names])
     return root
+
+
+@contextmanager
+def _every_process(part: Part) -> Iterator[None]:
+    """Under torchrun, a TrainingError of the trainer is every process's (the settings are, and
+    the losses and parameters it checks are all-reduced): rank 0 alone reports it (parts.py)."""
+    try:
+        yield
+    except TrainingError as e:
+        if part.alone:
+            raise
+        part.fail(e)
 
 
 @contextmanager
