@@ -513,3 +513,12 @@ def test_training_that_diverges_in_every_part_is_reported_by_rank_0_alone(world:
     outcomes = in_parts(world, train)
     assert [(type(e), str(e)) for _, e in outcomes] == [(TrainingError, str(one.value))] * world
     assert [echoed(e) for _, e in outcomes if e is not None] == [False] + [True] * (world - 1)
+
+
+@pytest.mark.parametrize("data", ["xorr", "xor:0", "xor:many", " "])
+def test_a_data_source_that_names_nothing_is_reported_by_rank_0_alone(data: str) -> None:
+    with pytest.raises(DataError) as one:
+        workflow.prepare(MODELS / "xor.yaml", data=data)
+    outcomes = in_parts(2, lambda part: workflow.prepare(MODELS / "xor.yaml", data=data, part=part))
+    assert [str(e) for _, e in outcomes] == [str(one.value)] * 2
+    assert [echoed(e) for _, e in outcomes if e is not None] == [False, True]

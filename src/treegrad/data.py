@@ -243,8 +243,9 @@ def load_data(
     file could name /etc/passwd).
     """
     source = source.strip()
+    # A source that names nothing is every process's mistake: rank 0 alone reports it (parts.py).
     if not source:
-        raise DataError("the data source is empty; give a CSV file, `-` for standard input, or a built-in dataset")
+        part.fail(DataError("the data source is empty; give a CSV file, `-` for standard input, or a built-in dataset"))
     if source == "-" and named_in is None:
         return read_csv(Path("-"), "standard input", part)
     m = _GENERATED.match(source)
@@ -254,9 +255,11 @@ def load_data(
         if m.group(2) is not None:
             count = m.group(2).strip()
             if not re.fullmatch(r"[0-9]{1,9}", count) or not 1 <= int(count) <= MAX_GENERATED:
-                raise DataError(
-                    f"dataset '{source}': the sample count '{count}' must be a whole number "
-                    f"from 1 to {MAX_GENERATED:,}, e.g. '{gen.name}:500'"
+                part.fail(
+                    DataError(
+                        f"dataset '{source}': the sample count '{count}' must be a whole number "
+                        f"from 1 to {MAX_GENERATED:,}, e.g. '{gen.name}:500'"
+                    )
                 )
             n = int(count)
         table = gen.make(n, seed)
@@ -273,10 +276,12 @@ def load_data(
     if m and not path.exists():
         # A bare word that is not a file either: most likely a misspelt built-in name.
         names = list(GENERATORS)
-        raise DataError(
-            f"unknown dataset '{source}' (not a built-in name, and no file of that name in {path.parent})"
-            f"{did_you_mean(m.group(1), names)} Built-in datasets: {', '.join(names)}; "
-            "or give the path of a CSV file."
+        part.fail(
+            DataError(
+                f"unknown dataset '{source}' (not a built-in name, and no file of that name in {path.parent})"
+                f"{did_you_mean(m.group(1), names)} Built-in datasets: {', '.join(names)}; "
+                "or give the path of a CSV file."
+            )
         )
     if named_in is None:
         return read_csv(path, source, part)
