@@ -170,6 +170,31 @@ def test_a_quoted_cell_over_a_line_break_is_refused_wherever_the_parts_meet(tmp_
     assert "quoted cell" in parts_error(path, world)
 
 
+@pytest.mark.parametrize("world", [2, 3, 4])
+@pytest.mark.parametrize("closed", [None, 17, 24], ids=["never closed", "closed on the next line", "closed later"])
+def test_a_quote_left_open_where_a_part_ends_is_reported_with_the_whole_files_lines(
+    tmp_path: Path, world: int, closed: int | None
+) -> None:
+    """One process reads on to where the quote closes (or the file ends) and names those lines;
+    so does the part whose lines end inside the quote."""
+    rows = [f"{i},{i}" for i in range(30)]
+    rows[14] = '14,"fourteen'
+    if closed is not None:
+        rows[closed - 2] = f'{closed - 2}",{closed - 2}'
+    path = write(tmp_path, "\n".join(["x,y", *rows]) + "\n")
+    assert parts_error(path, world) == whole_error(path)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_a_header_whose_quote_runs_on_is_reported_with_the_whole_files_lines(
+    tmp_path: Path, world: int, end: str
+) -> None:
+    path = write(tmp_path, end.join(['"a', 'b",c', "1,2", "3,4", "5,6"]) + end)
+    assert "lines 1-2" in whole_error(path)
+    assert parts_error(path, world) == whole_error(path)
+
+
 def test_standard_input_cannot_be_read_in_parts() -> None:
     outcomes = in_parts(2, lambda part: read_csv(Path("-"), "standard input", part=part))
     assert all(isinstance(e, DataError) and "standard input" in str(e) for _, e in outcomes)

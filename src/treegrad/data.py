@@ -14,6 +14,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import itertools
 import math
 import os
 import random
@@ -23,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from .errors import DataError, describe_char, did_you_mean, escaped, listed, unprintable
 from .errors import clip as _clip
@@ -316,9 +317,9 @@ def _check_line(line: str, name: str, number: int) -> None:
         )
 
 
-def _checked_lines(f: IO[str], name: str) -> Iterator[str]:
-    """The file's lines, each read with a length bound and checked (`_check_line`)."""
-    line_number = 0
+def _checked_lines(f: IO[str], name: str, first: int = 1) -> Iterator[str]:
+    """The file's lines, each read with a length bound and checked (`_check_line`); the first is line `first`."""
+    line_number = first - 1
     while line := f.readline(MAX_LINE + 1):
         line_number += 1
         _check_line(line, name, line_number)
@@ -399,12 +400,18 @@ def _is_blank(record: list[str]) -> bool:
 
 
 def _records(
-    lines: Iterator[str], name: str, header: list[str] | None = None, first: int = 1, blank: int | None = None
+    lines: Iterator[str],
+    name: str,
+    header: list[str] | None = None,
+    first: int = 1,
+    blank: int | None = None,
+    last: int | None = None,
 ) -> _Records:
     """The rows of CSV `lines`, the first of which is line `first` of the file (`blank`: the
     first of the empty lines just before it); without `header` the first record is the header.
     One row per line: a blank line is allowed only among the last, and a quoted cell must not
-    run on to the next line."""
+    run on to the next line. With `last`, the records that begin on lines up to `last` (a part
+    of the file, parts.py): `lines` goes on beyond it, read only by a quote still open there."""
     rows: list[list[Cell]] = []
     texts: dict[str, str] = {}  # one string object per distinct text cell (labels repeat)
     blank_line: int | None = blank
@@ -412,7 +419,10 @@ def _records(
     record: list[str] = []
     reader = csv.reader(lines)
     try:
-        for record in reader:
+        while last is None or previous_line < last:
+            if (got := next(reader, None)) is None:
+                break
+            record = got
             line = first - 1 + reader.line_num
             if line != previous_line + 1:
                 raise DataError(
@@ -587,7 +597,7 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
             "cannot be shared; save it to a CSV file and pass that"
         )
 
-    def lines() -> tuple[list[str] | None, list[bytes]]:
+    def lines() -> tuple[list[str] | None, list[bytes], int]:
         with _regular_file(path, name) as f:
             size = os.fstat(f.fileno()).st_size
             head = f.read(4 * MAX_LINE + 2)
@@ -598,14 +608,15 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
             except UnicodeDecodeError:
                 raise _not_utf8(name, 1) from None
             _check_line(header_text, name, 1)
-            first = _records(iter([header_text]), name) if size else _Records(None, [], None)
+            after = _lines_after(path, name, body, 2)  # where a quote the header leaves open goes on
+            first = _records(itertools.chain([header_text], after), name, last=1) if size else _Records(None, [], None)
             share = size - body
             begin = _line_start(f, body + share * part.rank // part.world, size)
             stop = _line_start(f, body + share * (part.rank + 1) // part.world, size)
             f.seek(begin)
-            return first.header, f.read(stop - begin).splitlines(keepends=True)
+            return first.header, f.read(stop - begin).splitlines(keepends=True), stop
 
-    header, raw = part.agree(lines)
+    header, raw, stop = part.agree(lines)
     trailing = 0  # the empty lines this part ends with
     while trailing < len(raw) and _blank_line(raw[-1 - trailing]):
         trailing += 1
@@ -627,11 +638,12 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
                 raise _not_utf8(name, first_line + k) from None
             _check_line(text, name, first_line + k)
             yield text
+        yield from _lines_after(path, name, stop, first_line + len(raw))  # a quote left open reads on
 
     def parse() -> _Records:
         if header is None:
             return _Records(None, [], None)
-        return _records(texts(), name, header, first_line, blank)
+        return _records(texts(), name, header, first_line, blank, last=first_line + len(raw) - 1)
 
     got = part.agree(parse)
     raw.clear()  # the bytes, now parsed
@@ -645,6 +657,25 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
     start = sum(n for n, _ in counts[: part.rank])
     origin = Origin(rows=total, sha256=sha256, parts=tuple(n for n, _ in counts))
     return Table(name, header, got.rows, origin, index=range(start, start + len(got.rows)))
+
+
+def _lines_after(path: Path, name: str, at: int, number: int) -> Iterator[str]:
+    """The lines of the file from byte `at` on, the first being line `number`, read only as they
+    are asked for: a part reads them where a quoted cell is still open at its end, so that the
+    cell's lines are those one process reading the whole file names."""
+    with _regular_file(path, name) as f:
+        f.seek(at)
+        text = io.TextIOWrapper(io.BufferedReader(cast(io.RawIOBase, f)), encoding="utf-8", newline="")
+        lines = _checked_lines(text, name, number)
+        while True:
+            try:
+                line = next(lines, None)
+            except UnicodeDecodeError:
+                raise _not_utf8(name, number) from None
+            if line is None:
+                return
+            number += 1
+            yield line
 
 
 def _blank_line(line: bytes) -> bool:
