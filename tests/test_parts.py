@@ -547,3 +547,23 @@ def test_a_data_source_that_names_nothing_is_reported_by_rank_0_alone(data: str)
     outcomes = in_parts(2, lambda part: workflow.prepare(MODELS / "xor.yaml", data=data, part=part))
     assert [str(e) for _, e in outcomes] == [str(one.value)] * 2
     assert [echoed(e) for _, e in outcomes if e is not None] == [False, True]
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_bytes_that_are_not_utf8_are_reported_on_their_line_after_earlier_mistakes(
+    tmp_path: Path, world: int, end: str
+) -> None:
+    """A line is decoded as it is read, in parts as in one process: the first mistake in the file
+    is the one reported (here a short line before the bad bytes), on the line it is on, whatever
+    ends the lines. One process decoded blocks of the file ahead of the rows it had read, and
+    counted lines by '\\n' alone."""
+    rows = [f"{i},{i}" for i in range(30)]
+    rows[20] = "20,caf\xe9"
+    path = write(tmp_path, end.join(["x,y", *rows]).encode("latin-1") + end.encode())
+    message = "not a UTF-8 text file: line 22 has bytes"
+    assert message in (whole_error(path) if world == 1 else parts_error(path, world))
+    rows[3] = "3"
+    path = write(tmp_path, end.join(["x,y", *rows]).encode("latin-1") + end.encode())
+    message = "line 5 has 1 cells but the header has 2 columns"
+    assert message in (whole_error(path) if world == 1 else parts_error(path, world))

@@ -303,8 +303,15 @@ def load_data(
 # --- CSV ----------------------------------------------------------------------------
 
 
+# Bytes that are not UTF-8, as a text stream decoded with errors="surrogateescape" keeps them.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
 def _check_line(line: str, name: str, number: int) -> None:
-    """Refuse NUL characters (binary data or UTF-16 text) and lines too long for a table of numbers."""
+    """Refuse bytes that are not UTF-8 (kept as escapes, see `_open_csv`), NUL characters
+    (binary data or UTF-16 text) and lines too long for a table of numbers."""
+    if not line.isascii() and _NOT_UTF8.search(line):
+        raise _not_utf8(name, number)
     if "\x00" in line:
         raise DataError(
             f"{name} is not a text CSV file: line {number} contains NUL bytes "
@@ -324,19 +331,6 @@ def _checked_lines(f: IO[str], name: str, first: int = 1) -> Iterator[str]:
         line_number += 1
         _check_line(line, name, line_number)
         yield line
-
-
-def _first_bad_utf8_line(path: Path) -> int:
-    """The number of the first line that is not valid UTF-8 (0 if none is found)."""
-    # The text reader decodes in blocks, so its error does not say which line; a newline
-    # byte never occurs inside a UTF-8 character, so decoding line by line finds it.
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 0
 
 
 def _check_header(cells: list[str], name: str) -> list[str]:
@@ -368,14 +362,6 @@ def _check_header(cells: list[str], name: str) -> list[str]:
             )
         seen[col] = k
     return header
-
-
-class _Undecodable(Exception):
-    """A line that is not UTF-8: the reader's text stream says so in blocks, not by line."""
-
-    def __init__(self, line: int) -> None:
-        super().__init__(line)
-        self.line = line
 
 
 def _not_utf8(name: str, line: int) -> DataError:
@@ -459,8 +445,6 @@ def _records(
             rows.append(row)
     except csv.Error as e:
         raise DataError(f"{name}, line {first - 1 + reader.line_num}: {e}; fix that line") from e
-    except UnicodeDecodeError:
-        raise _Undecodable(first + reader.line_num) from None
     if any("\n" in cell or "\r" in cell for cell in record):
         # The last record's quote was still open where the lines ended.
         raise DataError(
@@ -517,15 +501,19 @@ def _regular_file(path: Path, name: str) -> IO[bytes]:
     return f
 
 
+_TEXT: dict[str, Any] = {"encoding": "utf-8-sig", "errors": "surrogateescape", "newline": ""}
+
+
 @contextlib.contextmanager
 def _open_csv(path: Path, name: str) -> Iterator[tuple[IO[str], _Hashing]]:
     """The CSV file at `path` opened as text, or standard input for `-` (left open after),
     with the hash of the bytes read so far. Standard input is what `-` asks for."""
     # utf-8-sig drops a byte order mark if there is one; newline="" lets the csv module
-    # handle CRLF, LF and CR line endings alike.
+    # handle CRLF, LF and CR line endings alike. Bytes that are not UTF-8 are kept as escapes,
+    # which `_check_line` reports on their line (the stream decodes blocks ahead of the lines).
     if str(path) == "-":
         hashing = _Hashing(sys.stdin.buffer)
-        wrapper = io.TextIOWrapper(io.BufferedReader(hashing), encoding="utf-8-sig", newline="")
+        wrapper = io.TextIOWrapper(io.BufferedReader(hashing), **_TEXT)
         try:
             yield wrapper, hashing
         finally:
@@ -533,7 +521,7 @@ def _open_csv(path: Path, name: str) -> Iterator[tuple[IO[str], _Hashing]]:
         return
     with _regular_file(path, name) as f:
         hashing = _Hashing(f)
-        yield io.TextIOWrapper(io.BufferedReader(hashing), encoding="utf-8-sig", newline=""), hashing
+        yield io.TextIOWrapper(io.BufferedReader(hashing), **_TEXT), hashing
 
 
 def read_csv(path: Path, source: str | None = None, part: Part = WHOLE) -> Table:
@@ -544,12 +532,8 @@ def read_csv(path: Path, source: str | None = None, part: Part = WHOLE) -> Table
     name = source if source is not None else str(path)
     if not part.alone:
         return _read_part(path, name, part)
-    stdin = str(path) == "-"
     with _open_csv(path, name) as (f, hashing):
-        try:
-            got = _records(_checked_lines(f, name), name)
-        except _Undecodable as e:
-            raise _not_utf8(name, e.line if stdin else _first_bad_utf8_line(path)) from None
+        got = _records(_checked_lines(f, name), name)
     header = _whole(name, got.header, len(got.rows))
     return Table(name, header, got.rows, Origin(rows=len(got.rows), sha256=hashing.sha256.hexdigest()))
 
@@ -603,11 +587,8 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
             head = f.read(4 * MAX_LINE + 2)
             end = _LINE_END.search(head)
             body = size if end is None else end.end()
-            try:
-                header_text = head[:body].decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise _not_utf8(name, 1) from None
-            _check_line(header_text, name, 1)
+            header_text = head[:body].decode("utf-8-sig", "surrogateescape")
+            _check_line(header_text[: MAX_LINE + 1], name, 1)  # as one process reads it (_checked_lines)
             after = _lines_after(path, name, body, 2)  # where a quote the header leaves open goes on
             first = _records(itertools.chain([header_text], after), name, last=1) if size else _Records(None, [], None)
             share = size - body
@@ -632,11 +613,8 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
 
     def texts() -> Iterator[str]:  # decoded as the rows are made, not all first
         for k, b in enumerate(raw):
-            try:
-                text = b.decode("utf-8")
-            except UnicodeDecodeError:
-                raise _not_utf8(name, first_line + k) from None
-            _check_line(text, name, first_line + k)
+            text = b.decode("utf-8", "surrogateescape")
+            _check_line(text[: MAX_LINE + 1], name, first_line + k)
             yield text
         yield from _lines_after(path, name, stop, first_line + len(raw))  # a quote left open reads on
 
@@ -665,17 +643,8 @@ def _lines_after(path: Path, name: str, at: int, number: int) -> Iterator[str]:
     cell's lines are those one process reading the whole file names."""
     with _regular_file(path, name) as f:
         f.seek(at)
-        text = io.TextIOWrapper(io.BufferedReader(cast(io.RawIOBase, f)), encoding="utf-8", newline="")
-        lines = _checked_lines(text, name, number)
-        while True:
-            try:
-                line = next(lines, None)
-            except UnicodeDecodeError:
-                raise _not_utf8(name, number) from None
-            if line is None:
-                return
-            number += 1
-            yield line
+        text = io.TextIOWrapper(io.BufferedReader(cast(io.RawIOBase, f)), **{**_TEXT, "encoding": "utf-8"})
+        yield from _checked_lines(text, name, number)
 
 
 def _blank_line(line: bytes) -> bool:
