@@ -198,6 +198,7 @@ def test_a_header_whose_quote_runs_on_is_reported_with_the_whole_files_lines(
 def test_standard_input_cannot_be_read_in_parts() -> None:
     outcomes = in_parts(2, lambda part: read_csv(Path("-"), "standard input", part=part))
     assert all(isinstance(e, DataError) and "standard input" in str(e) for _, e in outcomes)
+    assert [echoed(e) for _, e in outcomes if e is not None] == [False, True], "rank 0 alone reports it"
 
 
 def test_a_generated_dataset_is_cut_in_equal_parts() -> None:

@@ -575,10 +575,12 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
     by exactly one process). Line numbers, the blank-line rule and the empty-file checks are
     those of reading the whole file; rank 0 also hashes the whole file (streaming, for
     provenance), so the record says what one process reading it would say."""
-    if str(path) == "-":
-        raise DataError(
-            "under torchrun each process reads its part of the data from a file, so standard input (`-`) "
-            "cannot be shared; save it to a CSV file and pass that"
+    if str(path) == "-":  # every process's mistake: rank 0 alone reports it
+        part.fail(
+            DataError(
+                "under torchrun each process reads its part of the data from a file, so standard input (`-`) "
+                "cannot be shared; save it to a CSV file and pass that"
+            )
         )
 
     def lines() -> tuple[list[str] | None, list[bytes], int]:
