@@ -236,7 +236,7 @@ def load_data(
 ) -> Table:
     """A generated dataset ("NAME" or "NAME:N", seeded), the CSV file at `source`, or `-` (stdin).
     With `part` of several processes, this process's part of its rows (`read_csv`; a generated
-    dataset is made whole, a few thousand rows at most, and cut in equal parts).
+    dataset is made whole, MAX_GENERATED rows at most, and cut in equal parts).
 
     A relative path is taken from `base_dir` (default: the current directory). `named_in`
     is the model file that names `source` when the user did not: such a source is read only
