@@ -568,3 +568,30 @@ def test_bytes_that_are_not_utf8_are_reported_on_their_line_after_earlier_mistak
     path = write(tmp_path, end.join(["x,y", *rows]).encode("latin-1") + end.encode())
     message = "line 5 has 1 cells but the header has 2 columns"
     assert message in (whole_error(path) if world == 1 else parts_error(path, world))
+
+
+BINARY = LINEAR.replace("layers:", "loss: bce\nlayers:") % (", activation: sigmoid", "")
+
+
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize(
+    ("spec_text", "labels"),
+    [
+        (BINARY, ["0", "1"] * 6),  # the empty label is no third class
+        (BINARY, ["0", "1", "2"] * 4),  # too many classes, but the empty label comes first
+        (SOFTMAX % "", ["p", "q"] * 6),
+        (SOFTMAX.replace("target: y", "target: y\nclasses: [p, q]") % "", ["p", "q", "z", "q"] * 3),  # z: unknown
+    ],
+)
+def test_an_empty_label_late_in_the_file_is_reported_as_one_process_reports_it(
+    tmp_path: Path, world: int, spec_text: str, labels: list[str]
+) -> None:
+    """One process checks every row's label before it counts the classes or looks them up."""
+    labels[-2] = ""
+    write(tmp_path, "a,y\n" + "".join(f"{i},{t}\n" for i, t in enumerate(labels)), "few.csv")
+    spec = write(tmp_path, spec_text, "few.yaml")
+    with pytest.raises(DataError) as one:
+        workflow.prepare(spec)
+    assert "line 12: the target is empty" in str(one.value)
+    outcomes = in_parts(world, lambda part: workflow.prepare(spec, part=part))
+    assert [str(e) for _, e in outcomes] == [str(one.value)] * world

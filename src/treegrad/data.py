@@ -778,7 +778,9 @@ def _label_order(text: str) -> tuple[int, float, str]:
     return (0, value, text) if value is not None and math.isfinite(value) else (1, 0.0, text)
 
 
-def _labels(raw: list[Cell], place: Callable[[int], str]) -> list[str]:
+def label_texts(raw: list[Cell], place: Callable[[int], str]) -> list[str]:
+    """Each target cell's label text (`label_text`); an empty or unprintable one is refused
+    where it is (`place(i)`), before any class is counted or looked up."""
     out: list[str] = []
     for i, v in enumerate(raw):
         text = label_text(v)
@@ -830,7 +832,7 @@ def encode_targets(
         return values, None
     if kind not in ("binary", "classes"):
         raise DataError(f"unknown kind of target '{kind}'; use regression, binary or classes")
-    labels = _labels(raw, at)
+    labels = label_texts(raw, at)
     if classes is None:
         classes = class_order(labels)
     else:

@@ -25,7 +25,7 @@ from .data import (
     class_order,
     encode_targets,
     input_rows,
-    label_text,
+    label_texts,
     row_place,
     select,
     split_indices,
@@ -119,8 +119,12 @@ def _targets(
     and the checks are those of every part's rows together."""
     from .build import output_count
 
-    if not part.alone and kind != "regression" and classes is None:
-        classes = class_order(part.union(label_text(v) for v in raw))
+    if not part.alone and kind != "regression":
+        # One process checks every row's label before it counts the classes or looks them up:
+        # the parts check theirs together first, so that the first bad label in the file is reported.
+        labels = part.agree(lambda: label_texts(raw, table.place))
+        if classes is None:
+            classes = class_order(part.union(labels))
 
     def encode() -> tuple[list[Any], list[str] | None]:
         if not raw and not part.alone:  # a part without rows (more processes than rows): the others have them
