@@ -595,3 +595,17 @@ def test_an_empty_label_late_in_the_file_is_reported_as_one_process_reports_it(
     assert "line 12: the target is empty" in str(one.value)
     outcomes = in_parts(world, lambda part: workflow.prepare(spec, part=part))
     assert [str(e) for _, e in outcomes] == [str(one.value)] * world
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_a_weight_that_is_no_number_late_in_the_file_is_reported_as_one_process_reports_it(
+    tmp_path: Path, world: int
+) -> None:
+    """One process reads every weight as a number before it checks that each is >= 0."""
+    write(tmp_path, "a,w,y\n1,1,2\n2,-1,3\n3,1,5\n4,1,6\n5,1,8\n6,1,9\n7,,9\n8,1,9\n", "few.csv")
+    spec = write(tmp_path, LINEAR % ("", ", weight_column: w"), "few.yaml")
+    with pytest.raises(DataError) as one:
+        workflow.prepare(spec)
+    assert "line 8, column 'w': the input is empty" in str(one.value)
+    outcomes = in_parts(world, lambda part: workflow.prepare(spec, part=part))
+    assert [str(e) for _, e in outcomes] == [str(one.value)] * world

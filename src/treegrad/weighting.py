@@ -43,21 +43,28 @@ def class_weights(
     return [float(setting.get(label, 1.0)) for label in labels]
 
 
-def take_weight_column(table: Table, column: str | None) -> tuple[Table, list[float] | None]:
-    """(the table without the weight column, the column's values) — or the table as it is and None."""
+def take_weight_column(table: Table, column: str | None, part: Part = WHOLE) -> tuple[Table, list[float] | None]:
+    """(the table without the weight column, the column's values) — or the table as it is and None.
+    With `part`, every part's cells are numbers before any is checked to be >= 0, as in one table."""
     if column is None:
         return table, None
-    if column not in table.columns:
-        raise DataError(
-            f"training.weight_column: {table.source} has no column '{column}'"
-            f"{did_you_mean(column, table.columns)} Its columns are: {listed(table.columns)}"
+    if column not in table.columns:  # the header is every part's (parts.py)
+        part.fail(
+            DataError(
+                f"training.weight_column: {table.source} has no column '{column}'"
+                f"{did_you_mean(column, table.columns)} Its columns are: {listed(table.columns)}"
+            )
         )
-    values = [row[0] for row in input_rows(table, [column])]
-    bad = next((i for i, w in enumerate(values) if not (math.isfinite(w) and w >= 0)), None)
-    if bad is not None:
-        raise DataError(
-            f"{table.place(bad)}, column '{column}': the weight {values[bad]} is not a number >= 0; fix that row"
-        )
+    values = [row[0] for row in part.agree(lambda: input_rows(table, [column]))]
+
+    def check() -> None:
+        bad = next((i for i, w in enumerate(values) if not (math.isfinite(w) and w >= 0)), None)
+        if bad is not None:
+            raise DataError(
+                f"{table.place(bad)}, column '{column}': the weight {values[bad]} is not a number >= 0; fix that row"
+            )
+
+    part.agree(check)
     j = table.columns.index(column)
     rest = table.derived([c for c in table.columns if c != column], [r[:j] + r[j + 1 :] for r in table.rows])
     return rest, values

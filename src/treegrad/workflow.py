@@ -7,7 +7,6 @@ predict/show/eval.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -257,7 +256,7 @@ def prepare(
     origin = table.origin  # the table as read: derived tables (recoded, weights taken) have none
     spec, table, recoding = model_inputs(spec, table, target or spec.target, settings, part)
     kind = task_kind(spec)
-    table, column = part.agree(functools.partial(take_weight_column, table, settings.weight_column))
+    table, column = take_weight_column(table, settings.weight_column, part)
     X, raw, tname = part.agree(lambda: select(table, list(spec.inputs), target or spec.target))
     y, classes = _targets(spec, kind, raw, table, spec.classes, part)
     first, rows = part.offset(len(X))
