@@ -1569,7 +1569,21 @@ def main() -> None:
     """Console-script entry point."""
     global _argv
     _argv = ["treegrad", *sys.argv[1:]]
-    app(prog_name="treegrad")
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:
+        app(prog_name="treegrad")
+        return
+    # Under torchrun, torch (gloo with DDP, 2.13) sometimes aborts a process while Python shuts
+    # down after the process group is gone ("terminate called without an active exception"),
+    # and torchrun then reports a finished run as failed. Everything is written and closed by
+    # now: flush what is printed and leave without the interpreter's shutdown.
+    try:
+        app(prog_name="treegrad")
+        code: Any = 0
+    except SystemExit as e:
+        code = e.code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 if __name__ == "__main__":
