@@ -609,3 +609,23 @@ def test_a_weight_that_is_no_number_late_in_the_file_is_reported_as_one_process_
     assert "line 8, column 'w': the input is empty" in str(one.value)
     outcomes = in_parts(world, lambda part: workflow.prepare(spec, part=part))
     assert [str(e) for _, e in outcomes] == [str(one.value)] * world
+
+
+def test_a_spec_that_names_no_data_is_reported_by_rank_0_alone(tmp_path: Path) -> None:
+    spec = write(tmp_path, "inputs: [x]\noutput: {linear: [x]}\ntarget: y\n", "nodata.yaml")
+    outcomes = in_parts(2, lambda part: workflow.prepare(spec, part=part))
+    assert all(isinstance(e, DataError) and "names no data" in str(e) for _, e in outcomes)
+    assert [echoed(e) for _, e in outcomes if e is not None] == [False, True]
+
+
+def test_under_torchrun_the_treegrad_engine_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each process would train the whole run with treegrad's own engine and write the same file."""
+    from typer.testing import CliRunner
+
+    from treegrad.cli import app
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["train", str(MODELS / "f2c.yaml"), "-o", "m.json"])
+    assert r.exit_code == 2 and "torchrun started 2 processes" in r.output and "--engine torch" in r.output
+    assert not (tmp_path / "m.json").exists()

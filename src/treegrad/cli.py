@@ -297,6 +297,14 @@ def train(
         raise typer.BadParameter(f"unknown engine '{engine}'; use treegrad or torch", param_hint="--engine")
     if engine == "treegrad" and device != "cpu":
         raise typer.BadParameter("--device needs --engine torch; treegrad's own engine runs on the CPU")
+    processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if processes > 1 and engine != "torch":
+        raise typer.BadParameter(
+            f"torchrun started {processes} processes, but treegrad's own engine trains in one: each would train "
+            "the whole run and write the same file. Add --engine torch to train data-parallel, or run treegrad "
+            "without torchrun",
+            param_hint="--engine",
+        )
     overrides = {
         "epochs": epochs,
         "learning_rate": learning_rate,
@@ -337,7 +345,8 @@ def train(
     if print_config:
         from .runlog import dump
 
-        typer.echo(dump(prep.resolved), nl=False)
+        if part.rank == 0:  # under torchrun, once
+            typer.echo(dump(prep.resolved), nl=False)
         return
     if out_path is None:  # a resumed run never replaces the file it continues
         out_path = resume_from.with_suffix(".resumed.json") if resume_from else Path(f"{prep.name}.model.json")

@@ -34,7 +34,7 @@ def pick_table(
     if data is not None:
         return load_data(data, base_dir=Path.cwd(), part=part)
     if not default:
-        raise DataError(missing)
+        part.fail(DataError(missing))  # every process finds it: rank 0 reports it
     first, *others = folders
     try:
         return load_data(default, base_dir=first, named_in=named_in, part=part)
