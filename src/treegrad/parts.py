@@ -7,7 +7,7 @@ a small summary of each part (a count, a set of labels, a sum), exchanged betwee
 processes and combined the same way everywhere. `Part` is the one way that happens; alone
 (`WHOLE`, one process) it exchanges nothing, so the code that uses it reads the same in both.
 
-The exchange itself is given by whoever started the processes (`torch_bridge.part`: an
+The exchange itself is given by whoever started the processes (`torch_bridge.data_parallel`: an
 all-gather of picklable objects over torch.distributed); this module imports nothing of it.
 
 Every process must reach every exchange, in the same order: a process that stopped at an
@@ -17,7 +17,6 @@ which passes an error on to every process instead of raising it in one.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -90,11 +89,6 @@ class Part:
         """(the number of items before this part's first one, the number in all), of `count` here."""
         counts = self.gather(count)
         return sum(counts[: self.rank]), sum(counts)
-
-    def fsum(self, values: Iterable[float]) -> float:
-        """The sum over every process of `values`: each part's exact sum, summed exactly. This
-        equals one process's math.fsum of all the values to rounding (each part rounds once)."""
-        return math.fsum(self.gather(math.fsum(values)))
 
     def counts(self, items: Iterable[Any]) -> Counter[Any]:
         """How often each item occurs over every process."""
