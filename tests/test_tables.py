@@ -335,3 +335,43 @@ def test_check_and_trace_resolve_inputs_all_from_the_specs_data(tmp_path: Path) 
     r = run("trace", str(spec), "--steps", "1")
     assert r.exit_code == 0, r.output
     assert "a_1" in r.output and "b_2" not in r.output
+
+
+def test_init_warns_of_missing_value_markers_and_typos_in_number_columns(tmp_path: Path) -> None:
+    """`NA` in number columns (R writes them), or one typo, does not make the column text to
+    one-hot: init says where they are and training stops at the first, naming it."""
+    rows = [f"{i},{i * 1.5},{'red' if i % 2 else 'blue'},{i % 3}" for i in range(20)]
+    rows[4] = "NA,NA,red,1"
+    rows[9] = "9,1O.5,blue,2"
+    (tmp_path / "t.csv").write_text("a,b,colour,y\n" + "\n".join(rows) + "\n")
+    r = run("init", str(tmp_path / "t.csv"), "-o", str(tmp_path / "t.yaml"))
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "column 'a' holds numbers, and 1 cell like 'NA' (" in out and "t.csv, line 6)" in out
+    assert "column 'b' holds numbers, but 'NA' (" in out and "is text (and 1 more text cells)" in out
+    spec = (tmp_path / "t.yaml").read_text()
+    assert "text_inputs: one_hot   # text columns: colour\n" in spec and "missing: drop" in spec
+    r = run("train", str(tmp_path / "t.yaml"), "-o", str(tmp_path / "m.json"))
+    assert r.exit_code == 1 and "t.csv, line 6, column 'a': the input is 'NA', not a number" in r.output
+
+
+def test_init_leaves_out_a_column_of_names(tmp_path: Path) -> None:
+    rows = [f"car {i},{50 + 7 * i},{10 + (i * 37) % 20}" for i in range(30)]
+    (tmp_path / "cars.csv").write_text("model,hp,mpg\n" + "\n".join(rows) + "\n")
+    r = run("init", str(tmp_path / "cars.csv"), "-o", str(tmp_path / "cars.yaml"))
+    assert r.exit_code == 0 and "left out of the inputs: model" in " ".join(r.output.split())
+    assert 'inputs: ["hp"]' in (tmp_path / "cars.yaml").read_text()
+    r = run("train", str(tmp_path / "cars.yaml"), "--epochs", "2", "-o", str(tmp_path / "m.json"), "-q")
+    assert r.exit_code == 0, r.output
+
+
+def test_one_hot_takes_text_columns_not_number_columns_with_a_typo(tmp_path: Path) -> None:
+    """With text_inputs: one_hot a column of numbers with one text cell is no category: training
+    names the cell (before, the typo made every price a category of its own)."""
+    rows = [f"{i * 1.25},{'red' if i % 2 else 'blue'},{i}" for i in range(20)]
+    rows[7] = "8.75x,red,7"
+    (tmp_path / "p.csv").write_text("price,colour,y\n" + "\n".join(rows) + "\n")
+    spec = "inputs: all\ntarget: y\ndata: p.csv\nlayers: [{linear: 1}]\ntraining: {epochs: 1, text_inputs: one_hot}\n"
+    (tmp_path / "p.yaml").write_text(spec)
+    r = run("train", str(tmp_path / "p.yaml"), "-o", str(tmp_path / "m.json"))
+    assert r.exit_code == 1 and "p.csv, line 9, column 'price': the input is '8.75x', not a number" in r.output

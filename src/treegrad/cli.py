@@ -1295,6 +1295,8 @@ def init(
     from .scaffold import init_spec
 
     found = init_spec(data, out_path, target=target, model=model, force=force)
+    for warning in found.warnings:
+        err.print(f"[yellow]warning:[/] {_escape(warning)}")
     what = {"regression": "a regression", "binary": "a two-class classifier"}.get(found.kind, "a classifier")
     err.print(
         f"wrote {_escape(str(out_path))}: {what} of '{_escape(found.target)}'; train it with "

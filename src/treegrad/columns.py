@@ -104,13 +104,22 @@ class Recoding:
         return bool(self.renamed or self.encodings)
 
 
-def _is_text_column(table: Table, j: int) -> bool:
-    return any(isinstance(row[j], str) and row[j] != "" for row in table.rows)
+def cell_kinds(table: Table, j: int) -> tuple[int, int]:
+    """(number cells, filled text cells) of column j."""
+    texts = sum(1 for row in table.rows if isinstance(row[j], str) and row[j] != "")
+    return sum(1 for row in table.rows if not isinstance(row[j], str)), texts
+
+
+def is_text(numbers: int, texts: int) -> bool:
+    """A text column (one-hot inputs) is one whose filled cells are mostly text. A column of
+    numbers with a few text cells is numbers with mistakes (`11O`, `NA`): its text cells are
+    reported where they are, not taken for categories of a column of prices."""
+    return texts > numbers
 
 
 def plan(table: Table, columns: list[str], one_hot: bool, part: Part = WHOLE) -> Recoding:
     """The recoding of `columns` of `table`: names made usable, and with `one_hot` each column
-    holding text cells split into one 0/1 input per distinct value (sorted). With `part`, of
+    of text (`is_text`) split into one 0/1 input per distinct value (sorted). With `part`, of
     every process's part of the table together."""
     rec = Recoding()
     used: set[str] = set(c for c in table.columns if c not in columns)
@@ -122,7 +131,9 @@ def plan(table: Table, columns: list[str], one_hot: bool, part: Part = WHOLE) ->
         used.add(name)
         return name
 
-    text = part.union(c for c in columns if one_hot and _is_text_column(table, table.columns.index(c)))
+    kinds = [cell_kinds(table, table.columns.index(c)) if one_hot else (0, 0) for c in columns]
+    totals = [tuple(map(sum, zip(*each))) for each in zip(*part.gather(kinds))]
+    text = {c for c, (numbers, texts) in zip(columns, totals) if is_text(numbers, texts)}
     mine = {c: {label_text(row[table.columns.index(c)]) for row in table.rows} for c in text}
     found: dict[str, set[str]] = {c: set() for c in text}
     for values_of in part.gather(mine):

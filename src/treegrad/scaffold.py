@@ -11,16 +11,69 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .columns import input_name
+from .columns import input_name, is_text
 from .data import Table, label_text, load_data, number
 from .errors import DataError, did_you_mean, listed
 
 MODELS = ("linear", "mlp")
 HIDDEN = 32  # units of the mlp's hidden layer
 MAX_CLASSES = 20  # whole-number targets with at most this many values are read as class labels
+# Cells other tools write for "no value": treegrad reads only an empty cell as missing.
+MISSING_MARKERS = {"na", "n/a", "nan", "null", "none", "?", "-", "."}
+
+
+@dataclass
+class _Column:
+    """What the cells of one input column are: numbers, text, or numbers with a few text cells."""
+
+    name: str
+    numbers: int
+    texts: list[tuple[int, str]]  # (row, text) of every non-empty text cell
+    distinct: int  # distinct non-empty cells
+
+    @property
+    def is_text(self) -> bool:
+        """Text for one-hot inputs, as training reads it (columns.is_text)."""
+        return is_text(self.numbers, len(self.texts))
+
+    def identifier(self, rows: int) -> bool:
+        """A text column with a value of its own in (nearly) every row: a name or an id, no feature."""
+        return self.is_text and rows >= 10 and self.distinct >= 0.9 * rows
+
+
+def _column(table: Table, name: str) -> _Column:
+    j = table.columns.index(name)
+    texts = [(i, row[j]) for i, row in enumerate(table.rows) if isinstance(row[j], str) and row[j] != ""]
+    numbers = sum(1 for row in table.rows if not isinstance(row[j], str))
+    distinct = len({row[j] for row in table.rows if row[j] != ""})
+    return _Column(name, numbers, [(i, str(t)) for i, t in texts], distinct)
+
+
+def _stray(table: Table, columns: list[_Column]) -> list[str]:
+    """Warnings for number columns with a few text cells: training stops at the first of them."""
+    out: list[str] = []
+    marked = [c for c in columns if {t.strip().lower() for _, t in c.texts} <= MISSING_MARKERS]
+    if marked:
+        i, first = marked[0].texts[0]
+        names, cells = listed([f"'{c.name}'" for c in marked]), sum(len(c.texts) for c in marked)
+        out.append(
+            f"{'column ' + names + ' holds' if len(marked) == 1 else 'columns ' + names + ' hold'} numbers, and "
+            f"{cells} {'cell' if cells == 1 else 'cells'} like '{first}' ({table.place(i)}), which marks a missing "
+            "value in other tools; treegrad reads only an empty cell as missing, so empty those cells (find and "
+            "replace) and training.missing: drop, set here, leaves out their rows"
+        )
+    for c in columns:
+        if c not in marked:
+            i, first = c.texts[0]
+            more = f" (and {len(c.texts) - 1} more text cells)" if len(c.texts) > 1 else ""
+            out.append(
+                f"column '{c.name}' holds numbers, but '{first}' ({table.place(i)}) is text{more}: "
+                "training stops there until you fix it (a typo?) or empty it"
+            )
+    return out
 
 
 @dataclass
@@ -33,6 +86,7 @@ class Plan:
     text_inputs: list[str]
     missing_rows: int
     text: str
+    warnings: list[str] = field(default_factory=list)  # what the user should look at before training
 
 
 def _label_key(text: str) -> tuple[int, float, str]:
@@ -75,23 +129,37 @@ def plan(table: Table, data_ref: str, *, target: str | None = None, model: str =
             f"Its columns are: {listed(table.columns)}."
         )
     kind, classes = target_kind(table, target)
-    inputs = [c for c in table.columns if c != target]
-    text_inputs = [
-        c
-        for c in inputs
-        if any(isinstance(row[table.columns.index(c)], str) and row[table.columns.index(c)] for row in table.rows)
-    ]
+    columns = [_column(table, c) for c in table.columns if c != target]
+    ids = [c.name for c in columns if c.identifier(len(table.rows))]
+    inputs = [c.name for c in columns if c.name not in ids]
+    text_inputs = [c.name for c in columns if c.is_text and c.name not in ids]
+    warnings = _stray(table, [c for c in columns if c.texts and not c.is_text])
+    if ids:
+        warnings.append(
+            f"left out of the inputs: {listed(ids)}, text with a value of its own in (nearly) every row "
+            "(a name or an id, which a model cannot learn from); add it to `inputs:` if it is a category"
+        )
+    markers = any(
+        {t.strip().lower() for _, t in c.texts} <= MISSING_MARKERS for c in columns if c.texts and not c.is_text
+    )
     missing_rows = sum(1 for row in table.rows if any(cell == "" for cell in row))
     n_classes = len(classes) if classes else 1
     lines = [
         f"# A spec written by `treegrad init` from {table.source}: {len(table.rows)} rows, {len(inputs)} inputs.",
         "# Train it with: treegrad train THIS_FILE; then treegrad eval MODEL.model.json",
+        *(f"# Look first: {w}." for w in warnings),
         f"name: {_yaml(name)}",
         f"data: {_yaml(data_ref)}",
         f"target: {_yaml(target)}",
-        "# Every column but the target; or list names, {match: 'px_*'} and {range: [first, last]}.",
-        "inputs: all",
     ]
+    if ids:
+        lines.append(
+            f"# Every column but the target and {', '.join(ids)}; or `all`, names, {{match: 'px_*'}}, {{range: [a, b]}}"
+        )
+        lines.append(f"inputs: [{', '.join(_yaml(c) for c in inputs)}]")
+    else:
+        lines.append("# Every column but the target; or list names, {match: 'px_*'} and {range: [first, last]}.")
+        lines.append("inputs: all")
     if classes is not None:
         lines.append(f"# The labels found in '{target}', in output order.")
         lines.append(f"classes: [{', '.join(_yaml(c) for c in classes)}]")
@@ -118,10 +186,13 @@ def plan(table: Table, data_ref: str, *, target: str | None = None, model: str =
         "  seed: 0",
     ]
     if missing_rows:
-        lines.append(f"  missing: drop   # {missing_rows} rows have empty cells")
+        rows = "1 row has" if missing_rows == 1 else f"{missing_rows} rows have"
+        lines.append(f"  missing: drop   # {rows} empty cells")
+    elif markers:
+        lines.append("  missing: drop   # for the cells you empty (see above)")
     if text_inputs:
         lines.append(f"  text_inputs: one_hot   # text columns: {', '.join(text_inputs[:5])}")
-    return Plan(target, kind, classes, text_inputs, missing_rows, "\n".join(lines) + "\n")
+    return Plan(target, kind, classes, text_inputs, missing_rows, "\n".join(lines) + "\n", warnings)
 
 
 def init_spec(data: Path, out: Path, *, target: str | None = None, model: str = "mlp", force: bool = False) -> Plan:
