@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from .errors import MAX_LISTED, DataError, TreegradError, did_you_mean, listed
+from .errors import MAX_LISTED, DataError, TreegradError, clip, did_you_mean, escaped, listed
 from .limits import MAX_SHOWN_FORMULA, MAX_TRACE_STEPS
 from .parts import echoed
 
@@ -645,16 +645,32 @@ def _leaderboard(result: Any) -> None:
 # ----------------------------------------------------------------- predict, eval, show
 
 
-def parse_values(inputs: list[str], values: Sequence[str]) -> list[float]:
-    """Values typed after `predict MODEL`, in input order or all as name=value, as one row."""
+def parse_values(inputs: list[str], values: Sequence[str], rec: Any = None) -> list[float]:
+    """Values typed after `predict MODEL`, in input order or all as name=value, as one row.
+
+    Named, a column the model's record (`rec`) one-hot encodes takes its text (`island=Dream`,
+    for the inputs island_Biscoe, island_Dream, ...), and a renamed column its name in the CSV."""
     named = [v for v in values if "=" in v]
     if named and len(named) != len(values):
         raise DataError("give the values either all in input order or all as name=value, not mixed")
     row: dict[str, float] = {}
+    encodings: dict[str, dict[str, str]] = dict(rec.encodings or {}) if rec is not None else {}
+    renamed: dict[str, str] = dict(rec.renamed or {}) if rec is not None else {}
     if named:
         for item in values:
             name, _, text = item.partition("=")
             name = name.strip()
+            if name in encodings:  # a text column, one-hot: its value sets its inputs to 1 and 0
+                code, value = encodings[name], text.strip()
+                if value not in code:
+                    raise DataError(
+                        f"the value for '{name}' is '{clip(escaped(value))}', not one the model was trained on "
+                        f"({listed(list(code))})"
+                    )
+                for v, input_name in code.items():
+                    row[input_name] = 1.0 if v == value else 0.0
+                continue
+            name = renamed.get(name, name)
             if name not in inputs:
                 raise DataError(
                     f"unknown input '{name}'{did_you_mean(name, inputs)} The model's inputs are "
@@ -751,7 +767,7 @@ def predict(
         return
     if not values:
         raise _one_value_per_input(rec.inputs)
-    row = parse_values(list(rec.inputs), values)
+    row = parse_values(list(rec.inputs), values, rec)
     _range_warnings(rec, [row])
     result = workflow.predict(loaded, [row])[0]
     if as_json:
@@ -1194,7 +1210,7 @@ def explain(
         return
     if not values:
         raise _one_value_per_input(rec.inputs)
-    row = parse_values(list(rec.inputs), values)
+    row = parse_values(list(rec.inputs), values, rec)
     _range_warnings(rec, [row])
     e = explain_model(loaded, row, baseline=baseline, class_label=class_label)
     if as_json:
