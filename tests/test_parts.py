@@ -629,3 +629,22 @@ def test_under_torchrun_the_treegrad_engine_is_refused(monkeypatch: pytest.Monke
     r = CliRunner().invoke(app, ["train", str(MODELS / "f2c.yaml"), "-o", "m.json"])
     assert r.exit_code == 2 and "torchrun started 2 processes" in r.output and "--engine torch" in r.output
     assert not (tmp_path / "m.json").exists()
+
+
+def test_under_torchrun_a_usage_error_is_said_by_rank_0_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from treegrad.cli import app
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.chdir(tmp_path)
+    said = {}
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        r = CliRunner().invoke(app, ["train", str(MODELS / "f2c.yaml"), "-o", "m.json"])
+        said[rank] = (r.exit_code, r.output)
+    assert said["0"][0] == 2 and "--engine torch" in said["0"][1]
+    assert said["1"] == (0, "")  # torchrun waits for rank 0, which fails with the message
+    monkeypatch.setenv("RANK", "0")
+    r = CliRunner().invoke(app, ["train", "--resume", "m.json"])
+    assert r.exit_code == 2 and "run it without torchrun" in r.output

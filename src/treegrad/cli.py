@@ -55,6 +55,11 @@ def _out_path(text: str) -> Path:
     return Path(text)
 
 
+def _echoing_rank() -> bool:
+    """True in a torchrun process other than rank 0: an error every process meets is rank 0's to say."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and int(os.environ.get("RANK", "0") or 0) > 0
+
+
 def _debug(ctx: typer.Context) -> bool:
     return bool(ctx.params.get("debug")) or os.environ.get("TREEGRAD_DEBUG", "") not in ("", "0")
 
@@ -119,7 +124,11 @@ class TreegradGroup(TyperGroup):
                     text = "interrupted: nothing was written (train with --checkpoint to keep the last epoch)."
                 _say(text, _interrupted, text)
                 raise typer.Exit(code) from None
-            except (typer.TyperException, typer.Exit, typer.Abort):
+            except (typer.TyperException, typer.Exit, typer.Abort) as e:
+                if isinstance(e, typer.TyperException) and getattr(e, "exit_code", None) == 2 and _echoing_rank():
+                    # A usage error is every torchrun process's (the same command line): rank 0
+                    # says it; this one ends quietly so that torchrun waits for rank 0 to.
+                    raise typer.Exit(0) from None
                 raise  # usage errors and exits: Typer renders them (exit code 2 for usage)
             except Exception as e:
                 if debug:
@@ -298,6 +307,12 @@ def train(
     if engine == "treegrad" and device != "cpu":
         raise typer.BadParameter("--device needs --engine torch; treegrad's own engine runs on the CPU")
     processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if processes > 1 and resume_from is not None:
+        raise typer.BadParameter(
+            f"torchrun started {processes} processes, but --resume continues a run in one process: "
+            "run it without torchrun",
+            param_hint="'--resume'",
+        )
     if processes > 1 and engine != "torch":
         raise typer.BadParameter(
             f"torchrun started {processes} processes, but treegrad's own engine trains in one: each would train "
