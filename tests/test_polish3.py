@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from treegrad import cli
 from treegrad.cli import app
+from treegrad.textplot import text_curve
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,3 +66,42 @@ def test_the_readme_walkthrough_runs_as_written(fresh_checkout: Path, heading: s
             explained = runner.invoke(app, [*args, "--json"])
             got = json.loads(explained.output)["contributions"]
             assert got == pytest.approx([float(n) for n in numbers], abs=1e-3)
+
+
+def terminal_width(monkeypatch: pytest.MonkeyPatch, columns: int) -> None:
+    """The width treegrad's output sees (COLUMNS is read once, and pytest-xdist's workers set it)."""
+    monkeypatch.setattr(cli.out, "_width", columns)
+
+
+def test_the_loss_curve_fits_80_columns_with_validation_on_a_log_scale(
+    fresh_checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its legend was 83 characters, so on an 80-column terminal the whole chart vanished."""
+    terminal_width(monkeypatch, 80)
+    result = runner.invoke(app, ["train", "models/law.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "(log scale)" in result.output and "o validation" in result.output
+    chart = [line for line in result.output.splitlines() if re.match(r"[ \d.e+-]{10} \|", line)]
+    assert len(chart) == 8
+    legend_at = result.output.index("mean loss over each epoch")
+    assert max(len(line) for line in result.output[:legend_at].splitlines()[-12:]) <= 80
+    assert all(len(line) <= 80 for line in result.output[legend_at:].splitlines()[:3])
+
+
+def test_a_terminal_too_narrow_for_the_curve_is_told_so_in_one_line(
+    fresh_checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal_width(monkeypatch, 24)
+    result = runner.invoke(app, ["train", "models/law.yaml"])
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if "loss curve" in line]
+    assert said == ["(loss curve left out: it needs 32 columns, the terminal has 24)"]
+    assert "*" not in result.output
+
+
+def test_no_line_of_the_curve_is_wider_than_asked() -> None:
+    train = [10 ** (-i / 10) for i in range(100)]
+    for max_width in range(32, 121):
+        lines = text_curve(train, [v * 1.1 for v in train], width=60, height=8, max_width=max_width)
+        assert max(len(line) for line in lines) <= max_width, max_width
+        assert "* training," in "\n".join(lines) and len(lines) >= 11

@@ -485,9 +485,11 @@ def _summary(result: Any) -> None:
     rec = result.record
     hist = rec.history
     if hist.train:
-        curve = text_curve(hist.train, hist.validation or None, width=60, height=8)
-        if max(len(line) for line in curve) <= out.width:  # a wrapped chart is garbage: leave it out
-            out.print("\n".join(curve))
+        # Narrowed to the terminal, or one line saying why it is left out (a wrapped chart is garbage).
+        out.print(
+            "\n".join(text_curve(hist.train, hist.validation or None, width=60, height=8, max_width=out.width)),
+            soft_wrap=True,
+        )
     t = _table(title=f"trained {_escape(rec.name)}", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()

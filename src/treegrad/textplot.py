@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import math
 
+LABEL_WIDTH = 10  # the axis labels, right-aligned, before " |"
+MIN_COLUMNS = 20  # a narrower chart says too little: it is left out, with a line that says so
+
 
 def text_curve(
-    train: list[float], validation: list[float] | None = None, *, width: int = 60, height: int = 8
+    train: list[float],
+    validation: list[float] | None = None,
+    *,
+    width: int = 60,
+    height: int = 8,
+    max_width: int | None = None,
 ) -> list[str]:
     """Lines of a small chart of the loss per epoch (log scale when it spans decades).
 
     Training loss is drawn with '*', validation loss with 'o', and '#' where both fall in
     the same cell (so neither hides the other). The axis is labelled at its top, middle
-    and bottom.
+    and bottom. With `max_width` (a terminal's width) no line is longer: the chart narrows
+    and the legend wraps; where even the narrowest chart does not fit, the one line returned
+    says so (a wrapped chart would be garbage).
     """
+    if max_width is not None:
+        needed = LABEL_WIDTH + 2 + MIN_COLUMNS
+        if max_width < needed:
+            return [f"(loss curve left out: it needs {needed} columns, the terminal has {max_width})"]
+        width = min(width, max_width - LABEL_WIDTH - 2)
     series = [("*", train)] + ([("o", validation)] if validation else [])
     values = [v for _, s in series for v in s if math.isfinite(v)]
     if not values:
@@ -37,7 +52,7 @@ def text_curve(
             cell = grid[height - 1 - r][c]
             grid[height - 1 - r][c] = mark if cell in (" ", mark) else "#"
     top, bottom = max(values), min(values)
-    label_w = 10
+    label_w = LABEL_WIDTH
     lines = []
     middle_row = (height - 1) // 2 if height >= 5 else -1
     # The value at the middle row: on a log scale the geometric mean, not the arithmetic one.
@@ -55,8 +70,16 @@ def text_curve(
         )
         lines.append(f"{label:>{label_w}} |" + "".join(row))
     lines.append(" " * label_w + " +" + "-" * cols)
-    legend = "mean loss over each epoch" + (" (log scale)" if use_log else "") + ": * training"
-    legend += ", o validation, # both" if validation else ""
+    head = "mean loss over each epoch" + (" (log scale)" if use_log else "") + ":"
+    keys = ["* training"] + (["o validation", "# both"] if validation else [])
     lines.append(" " * label_w + f"  1{' ' * max(1, cols - len(str(n)) - 1)}{n}")
-    lines.append(" " * label_w + "  " + legend)
+    # The legend wraps between words, never inside a key ("* training" stays whole).
+    words = head.split() + [k + ("," if i < len(keys) - 1 else "") for i, k in enumerate(keys)]
+    indent = " " * label_w + "  "
+    legend = [indent]
+    for word in words:
+        if max_width is not None and legend[-1] != indent and len(legend[-1]) + 1 + len(word) > max_width:
+            legend.append(indent)
+        legend[-1] += ("" if legend[-1] == indent else " ") + word
+    lines += legend
     return lines
