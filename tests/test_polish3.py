@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from treegrad import cli
 from treegrad.cli import app
+from treegrad.simplify import tolerance_rule
 from treegrad.textplot import text_curve
 
 runner = CliRunner()
@@ -105,3 +106,25 @@ def test_no_line_of_the_curve_is_wider_than_asked() -> None:
         lines = text_curve(train, [v * 1.1 for v in train], width=60, height=8, max_width=max_width)
         assert max(len(line) for line in lines) <= max_width, max_width
         assert "* training," in "\n".join(lines) and len(lines) >= 11
+
+
+def test_simplify_says_the_tolerance_is_relative_for_a_loss(fresh_checkout: Path) -> None:
+    """It said "within 0.01 of the full model's", which reads as an absolute difference of losses."""
+    assert runner.invoke(app, ["train", "models/law.yaml", "-q"]).exit_code == 0
+    result = runner.invoke(app, ["simplify", "law.model.json", "-o", "small.json", "--epochs", "20"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^chosen by validation mse at most 1% above the full model's: #\d+$", result.output, re.M)
+    assert "within 0.01" not in result.output
+    result = runner.invoke(
+        app, ["simplify", "law.model.json", "-o", "s2.json", "--epochs", "20", "--tolerance", "0.05"]
+    )
+    assert "at most 5% above the full model's" in result.output
+
+
+def test_a_classifiers_tolerance_is_in_points_of_accuracy() -> None:
+    assert tolerance_rule("classes", "validation accuracy", 0.01) == (
+        "validation accuracy at most 1 percentage point below the full model's"
+    )
+    assert tolerance_rule("binary", "training accuracy", 0.025).endswith(
+        "at most 2.5 percentage points below the full model's"
+    )

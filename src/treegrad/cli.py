@@ -1148,7 +1148,7 @@ def simplify(
     out.print(t)
     for note in result.notes:
         err.print(f"[yellow]note:[/] {_escape(note)}")
-    out.print(f"chosen by {result.criterion} within {tol:.4g} of the full model's: #{result.chosen}")
+    out.print(f"chosen by {_escape(result.rule)}: #{result.chosen}")
     out.print(_escape(funcify(chosen.root, precision=precision)))
     err.print(f"wrote the chosen model to {_escape(str(out_path))}")
     if paths:

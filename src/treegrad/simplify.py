@@ -487,11 +487,13 @@ class Simplified:
     chosen: int
     criterion: str
     notes: list[str] = field(default_factory=list)
+    rule: str = ""  # the criterion with what its tolerance means, e.g. "validation mse at most 1% above"
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for --json."""
         return {
             "criterion": self.criterion,
+            "rule": self.rule,
             "chosen": self.chosen,
             "candidates": [c.as_dict() for c in self.candidates],
             "notes": self.notes,
@@ -687,7 +689,15 @@ def simplify(
             notes.append(f"rounding to {digits} significant digits costs more than the tolerance")
         chosen = len(found) - 1
     criterion = ("validation " if validation[0] else "training ") + ("accuracy" if task != "regression" else rec.loss)
-    return Simplified(found, chosen, criterion, notes)
+    return Simplified(found, chosen, criterion, notes, tolerance_rule(task, criterion, tolerance))
+
+
+def tolerance_rule(task: str, criterion: str, tolerance: float) -> str:
+    """What `_within` allows, in words: a loss relatively higher, an accuracy absolutely lower."""
+    if task == "regression":
+        return f"{criterion} at most {tolerance * 100:.4g}% above the full model's"
+    points = tolerance * 100
+    return f"{criterion} at most {points:.4g} percentage point{'' if points == 1 else 's'} below the full model's"
 
 
 def _choose(
