@@ -5,7 +5,9 @@ file gets a hint when the file the user meant is right there."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import json
 import re
 import shlex
@@ -128,3 +130,32 @@ def test_a_classifiers_tolerance_is_in_points_of_accuracy() -> None:
     assert tolerance_rule("binary", "training accuracy", 0.025).endswith(
         "at most 2.5 percentage points below the full model's"
     )
+
+
+SWEEP_SPEC = """\
+inputs: [x, y]
+layers:
+  - {linear: 1, activation: sigmoid}
+loss: bce
+data: line:60
+target: label
+training: {epochs: 3, learning_rate: 0.1, validation_split: VALIDATION}
+"""
+
+
+@pytest.mark.parametrize(("validation", "ranked"), [("0", "train_accuracy"), ("0.25", "validation_accuracy")])
+def test_sweep_csv_has_no_two_columns_alike(tmp_path: Path, validation: str, ranked: str) -> None:
+    """Without validation it had `training_loss` and `train_loss`, the same numbers twice."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SWEEP_SPEC.replace("VALIDATION", validation))
+    out = tmp_path / "runs.csv"
+    args = ["sweep", str(spec), "--grid", "training.learning_rate=0.1,0.01", "--csv", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    header = list(rows[0])
+    assert len(set(header)) == len(header) and "training_loss" not in header
+    assert ranked in header and "train_loss" in header
+    assert ("validation_loss" in header) == (validation != "0")
+    columns = [[row[name] for row in rows] for name in header if name not in ("seed", "error")]
+    assert all(a != b for i, a in enumerate(columns) for b in columns[i + 1 :])  # no column repeats another

@@ -314,15 +314,22 @@ def _result(grid: Grid, runs: list[RunResult]) -> SweepResult:
 
 
 def runs_csv(result: SweepResult) -> str:
-    """Every run as a CSV row: the grid's values, the seed, and what came out."""
+    """Every run as a CSV row: the grid's values, the seed, and what came out.
+
+    The columns are named as in `train --log-dir`'s metrics.csv: `train_loss` always,
+    `validation_loss` when the sweep validates (empty for a run that did not), and the metric
+    of the part the runs are ranked on (`validation_accuracy`, or `train_r2` without validation).
+    """
+    validating = result.loss_kind == "validation"
+    part = "validation" if validating else "train"
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
         [
             *result.grid.names(),
             "seed",
-            f"{result.loss_kind}_loss",
-            result.metric_name,
+            *(["validation_loss"] if validating else []),
+            f"{part}_{result.metric_name}",
             "train_loss",
             "formula_length",
             "dead_units",
@@ -331,12 +338,13 @@ def runs_csv(result: SweepResult) -> str:
         ]
     )
     for r in result.runs:
+        same_part = r.validated == validating  # else `loss` and `metric` are of the other part: left empty
         w.writerow(
             [
                 *[cell(v) for v in r.values],
                 r.seed,
-                repr(r.loss),
-                repr(r.metric),
+                *([repr(r.loss) if same_part else ""] if validating else []),
+                repr(r.metric) if same_part else "",
                 repr(r.train_loss),
                 r.formula_length,
                 r.dead_units,
