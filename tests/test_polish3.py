@@ -159,3 +159,31 @@ def test_sweep_csv_has_no_two_columns_alike(tmp_path: Path, validation: str, ran
     assert ("validation_loss" in header) == (validation != "0")
     columns = [[row[name] for row in rows] for name in header if name not in ("seed", "error")]
     assert all(a != b for i, a in enumerate(columns) for b in columns[i + 1 :])  # no column repeats another
+
+
+def test_a_bare_name_with_a_csv_of_that_name_at_hand_is_suggested(fresh_checkout: Path) -> None:
+    result = runner.invoke(app, ["train", "models/xor.yaml", "--data", "iris"])
+    assert result.exit_code == 1
+    assert "unknown dataset 'iris'" in result.output
+    assert "Did you mean --data datasets/iris.csv?" in result.output
+    shutil.copy(fresh_checkout / "datasets" / "law.csv", fresh_checkout / "law.csv")
+    result = runner.invoke(app, ["train", "models/lin.yaml", "--data", "law"])
+    assert result.exit_code == 1 and "Did you mean --data law.csv?" in result.output
+    result = runner.invoke(app, ["train", "models/xor.yaml", "--data", "irsi"])
+    assert result.exit_code == 1 and "Did you mean --data" not in result.output  # nothing of that name
+
+
+def test_a_spec_naming_a_bare_dataset_gets_the_csv_as_the_spec_would_name_it(fresh_checkout: Path) -> None:
+    spec = fresh_checkout / "models" / "lin.yaml"
+    spec.write_text(spec.read_text().replace("data: ../datasets/law.csv", "data: law"))
+    result = runner.invoke(app, ["train", "models/lin.yaml"])
+    assert result.exit_code == 1
+    assert "unknown dataset 'law'" in result.output and "Did you mean data: ../datasets/law.csv?" in result.output
+
+
+def test_a_spec_file_named_with_the_other_extension_is_suggested(fresh_checkout: Path) -> None:
+    result = runner.invoke(app, ["train", "models/f2c.yml"])
+    assert result.exit_code == 1
+    assert "models/f2c.yml: no such file; did you mean models/f2c.yaml?" in result.output
+    result = runner.invoke(app, ["train", "models/none.yml"])
+    assert result.exit_code == 1 and "check the path" in result.output

@@ -10,11 +10,13 @@ trained without a validation split reports exactly the summary's training loss.
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 from .columns import Recoding, drop_missing, recode
-from .data import Table, encode_targets, load_data, select, split_indices
+from .data import GENERATORS, Table, encode_targets, load_data, select, split_indices
 from .errors import DataError
 from .modelfile import ModelRecord
 from .parts import WHOLE, Part
@@ -32,7 +34,11 @@ def pick_table(
     of `folders` where it exists; `missing` is the message when neither is given. `named_in`
     is the file that names `default` when the user may not trust it (see `load_data`)."""
     if data is not None:
-        return load_data(data, base_dir=Path.cwd(), part=part)
+        try:
+            return load_data(data, base_dir=Path.cwd(), part=part)
+        except DataError as e:
+            _suggest_csv(e, data, Path.cwd(), "--data ")
+            raise
     if not default:
         part.fail(DataError(missing))  # every process finds it: rank 0 reports it
     first, *others = folders
@@ -48,14 +54,34 @@ def pick_table(
 def spec_table(spec: Any, spec_path: Path, data: str | None, part: Part = WHOLE) -> Table:
     """The data for a spec: `data`, else the spec's own `data:` (a path from the spec's folder);
     with `part`, this process's part of it."""
-    return pick_table(
-        data,
-        spec.data,
-        [spec_path.parent],
-        f"{spec_path} names no data: pass --data NAME or --data FILE.csv "
-        "(see `treegrad datasets`), or add `data:` to the spec",
-        part=part,
-    )
+    try:
+        return pick_table(
+            data,
+            spec.data,
+            [spec_path.parent],
+            f"{spec_path} names no data: pass --data NAME or --data FILE.csv "
+            "(see `treegrad datasets`), or add `data:` to the spec",
+            part=part,
+        )
+    except DataError as e:
+        if data is None and spec.data:
+            _suggest_csv(e, spec.data, spec_path.parent, "data: ")
+        raise
+
+
+def _suggest_csv(error: DataError, name: str, base: Path, option: str) -> None:
+    """Add "did you mean …?" to `error` when `name` is a bare word that is no built-in dataset
+    and NAME.csv exists in `base`, the current folder, or a datasets/ folder in either (the
+    suggestion is a path from `base`, as `option` takes it)."""
+    word = name.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", word) or word in GENERATORS or (base / word).exists():
+        return
+    for folder in dict.fromkeys([base, Path.cwd()]):
+        for found in (folder / f"{word}.csv", folder / "datasets" / f"{word}.csv"):
+            if found.is_file():
+                path = Path(os.path.relpath(found.resolve(), base.resolve())).as_posix()
+                error.args = (f"{error} Did you mean {option}{path}?", *error.args[1:])
+                return
 
 
 def recorded_recoding(record: ModelRecord) -> Recoding:

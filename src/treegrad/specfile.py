@@ -504,11 +504,18 @@ def _read_yaml(text: str, filename: str) -> tuple[Any, Source]:
     return read
 
 
+SPEC_SUFFIXES = ("", ".yaml", ".yml", ".json")  # a spec file's name ends so (none: the user left it out)
+
+
 def read_text(path: Path) -> str:
     """The text of the spec file at `path`, after checking it is a readable UTF-8 text file of sane size."""
     name = str(path)
     if not path.exists():
-        raise SpecError(f"{name}: no such file; check the path (relative paths start from the current folder)")
+        hint = "check the path (relative paths start from the current folder)"
+        if path.suffix.lower() in SPEC_SUFFIXES:  # f2c.yml for f2c.yaml: the file the user meant
+            others = [path.with_suffix(s) for s in SPEC_SUFFIXES if s not in (path.suffix.lower(), "")]
+            hint = next((f"did you mean {p}?" for p in others if p.is_file()), hint)
+        raise SpecError(f"{name}: no such file; {hint}")
     if path.is_dir():
         found = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".yaml", ".yml", ".json"))[:5]
         hint = f" such as {path / found[0]}" if found else ""
