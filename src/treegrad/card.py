@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from .errors import escaped
+from .files import CARD_MARK
 from .limits import MAX_SHOWN_FORMULA
 from .modelfile import Lineage, Loaded
 from .printers import funcify, show_full
@@ -343,4 +344,5 @@ def model_card(loaded: Loaded, model: str | None = None) -> str:
         lines += ["", *section]
     for section in (_training(loaded), _history(loaded), _provenance(loaded), _reproduce(loaded)):
         lines += ["", *section]
+    lines += ["", CARD_MARK]  # how card -o knows a file it may write again (files.CARD)
     return "\n".join(lines) + "\n"

@@ -46,6 +46,12 @@ ModelOrSpec = Annotated[
 ]
 Precision = Annotated[int, typer.Option("--precision", "-p", min=1, max=17, help="Significant digits of numbers.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Replace the output file even if it is not this command's own earlier output (files.py)."
+    ),
+]
 
 
 def _out_path(text: str) -> Path:
@@ -567,19 +573,21 @@ def sweep(
         ),
     ] = None,
     study: Annotated[str | None, typer.Option("--study", help="With --search optuna: the study's name.")] = None,
+    force: Force = False,
 ) -> None:
     """Train a spec under every combination of settings x seeds and rank the combinations."""
     from . import sweep as sweeping
-    from .files import check_output, write_atomic
+    from .files import SWEEP, check_output, write_atomic
+    from .modelfile import output_kind
     from .spec import load_spec
 
     if search not in ("grid", "optuna"):
         raise typer.BadParameter(f"--search is grid or optuna, not {search!r}")
     name = load_spec(spec).name or spec.stem
     csv_path = csv_path or Path(f"{name}.sweep.csv")
-    for path in (csv_path, best_out):
-        if path is not None:
-            check_output(path)
+    check_output(csv_path, force=force, kind=SWEEP, option="--csv")
+    if best_out is not None:
+        check_output(best_out, force=force, kind=output_kind(name), option="--best-out")
     with _setting_usage("--grid"):
         g = sweeping.parse_grid(grid or [])
 
@@ -609,11 +617,11 @@ def sweep(
         else:
             result = sweeping.sweep(spec, g, seeds, workers=workers, data=data, target=target, on_result=progress)
     _leaderboard(result)
-    write_atomic(csv_path, sweeping.runs_csv(result))
+    write_atomic(csv_path, sweeping.runs_csv(result), force=force, kind=SWEEP, option="--csv")
     err.print(f"wrote {len(result.runs)} runs to {_escape(str(csv_path))}")
     best = result.best
     if best_out is not None and best is not None:
-        write_atomic(best_out, sweeping.saved_as(best, best_out) + "\n")
+        write_atomic(best_out, sweeping.saved_as(best, best_out) + "\n", force=force)
         what = f"seed {best.seed}, {result.loss_kind} loss {best.loss:.6g}"
         err.print(f"saved the best run ({what}) to {_escape(str(best_out))}")
 
@@ -752,6 +760,7 @@ def predict(
         Path | None, typer.Option("--out", "-o", parser=_out_path, help="Write the CSV with a prediction column here.")
     ] = None,
     as_json: AsJson = False,
+    force: Force = False,
 ) -> None:
     """Predict with a saved model: one sample from the command line, or every row of a CSV."""
     from . import workflow
@@ -775,9 +784,9 @@ def predict(
         _finite_answers(results, lambda i: row_place(table.source, i))
         text = to_csv(workflow.with_predictions(table, results))
         if out_path is not None:
-            from .files import write_atomic
+            from .files import PREDICTIONS, write_atomic
 
-            write_atomic(out_path, text)
+            write_atomic(out_path, text, force=force, kind=PREDICTIONS, option="--out")
             err.print(f"wrote {len(results)} predictions to {_escape(str(out_path))}")
         else:
             sys.stdout.write(text)
@@ -1048,6 +1057,7 @@ def card(
         Path | None,
         typer.Option("--out", "-o", parser=_out_path, help="Write the card to this file (default: print it)."),
     ] = None,
+    force: Force = False,
 ) -> None:
     """Print a Markdown model card: task, inputs, formula, data, metrics, training, provenance."""
     from .card import model_card
@@ -1057,9 +1067,9 @@ def card(
     if out_path is None:
         sys.stdout.write(text)
         return
-    from .files import write_atomic
+    from .files import CARD, write_atomic
 
-    write_atomic(out_path, text)
+    write_atomic(out_path, text, force=force, kind=CARD)
     err.print(f"wrote the model card to {_escape(str(out_path))}")
 
 
@@ -1095,10 +1105,11 @@ def simplify(
     ] = None,
     precision: Precision = 4,
     as_json: AsJson = False,
+    force: Force = False,
 ) -> None:
     """Shorten a model to a readable formula: cut, fold and refit step by step, and choose within a tolerance."""
     from .files import check_output
-    from .modelfile import load, save
+    from .modelfile import load, output_kind, save
     from .printers import funcify
     from .simplify import parse_tolerance, save_front
     from .simplify import simplify as run_simplify
@@ -1107,7 +1118,8 @@ def simplify(
     if front is not None and not front.is_dir():
         raise typer.BadParameter(f"{front} is not a folder", param_hint="--front")
     loaded = load(model)
-    check_output(out_path)  # after the model is read: it may not be written over
+    # After the model is read (it may not be written over); before the refits, so that a wrong -o costs nothing.
+    check_output(out_path, force=force, kind=output_kind(loaded.record.name))
     result = run_simplify(
         loaded,
         data=data,
@@ -1118,8 +1130,8 @@ def simplify(
         log=None if as_json else (lambda line: err.print(f"[dim]{_escape(line)}[/]")),
     )
     chosen = result.candidates[result.chosen]
-    save(out_path, chosen.record)
-    paths = save_front(result, front, out_path.name.split(".")[0]) if front is not None else []
+    save(out_path, chosen.record, force=force)
+    paths = save_front(result, front, out_path.name.split(".")[0], force=force) if front is not None else []
     if as_json:
         doc = result.as_dict()
         doc["formula"] = funcify(chosen.root, precision=precision)
@@ -1179,6 +1191,7 @@ def explain(
         Path | None, typer.Option("--plot", help="With --data: draw the ranking as a bar chart (.png, .svg, .pdf).")
     ] = None,
     as_json: AsJson = False,
+    force: Force = False,
 ) -> None:
     """Each input's contribution to a prediction: gradient, gradient × input, integrated gradients."""
     from .explain import explain_data, explain_model
@@ -1204,7 +1217,7 @@ def explain(
             from .plotting import importance_chart
 
             names, means = [n for n, _ in ranking.ranked], [v for _, v in ranking.ranked]
-            importance_chart(names, means, f"{rec.name}: {ranking.explained}", plot_path)
+            importance_chart(names, means, f"{rec.name}: {ranking.explained}", plot_path, force=force)
         if as_json:
             out.print_json(_json(ranking.as_dict()))
             return
@@ -1409,10 +1422,11 @@ def export_(
         typer.Option("--out", "-o", parser=_out_path, help="The file to write (text formats print without it)."),
     ] = None,
     precision: Precision = 4,
+    force: Force = False,
 ) -> None:
     """Export a model: a dependency-free Python module, a PyTorch module, ONNX, LaTeX, Graphviz DOT or JSON."""
     from .export import FORMATS, export, render
-    from .files import write_atomic
+    from .files import TORCH, write_atomic
     from .modelfile import open_model
 
     if format not in (*FORMATS, "torch"):
@@ -1431,14 +1445,14 @@ def export_(
         if out_path is None:
             sys.stdout.write(source)
             return
-        write_atomic(out_path, source)
+        write_atomic(out_path, source, force=force, kind=TORCH)
     elif out_path is None:
         text = render(exportable, format, precision)
         assert isinstance(text, str)
         sys.stdout.write(text)
         return
     else:
-        export(exportable, format, out_path, precision)
+        export(exportable, format, out_path, precision, force=force)
     err.print(f"wrote {format} to {_escape(str(out_path))}")
 
 
@@ -1472,6 +1486,7 @@ def plot(
     data: Annotated[
         str | None, typer.Option("--data", "-d", help="Draw these points (default: the data it was trained on).")
     ] = None,
+    force: Force = False,
 ) -> None:
     """Draw the learning curve and, for one or two inputs, the decision boundary or fitted surface."""
     from .modelfile import load
@@ -1480,7 +1495,7 @@ def plot(
     plot_format(out_path)
     loaded = load(model)
     points, notes = load_points(loaded.record, data)
-    result = plot_model(loaded.root, loaded.record, points, out_path)
+    result = plot_model(loaded.root, loaded.record, points, out_path, force=force)
     for note in notes + result.notes:
         err.print(f"note: {_escape(note)}")
     err.print(f"wrote {' and '.join(result.panels)} to {_escape(str(out_path))}")
@@ -1503,13 +1518,14 @@ def trace(
     html: Annotated[
         Path | None, typer.Option("--html", help="Write the steps as a page to open in a browser instead.")
     ] = None,
+    force: Force = False,
 ) -> None:
     """Backpropagation by hand: each node's value and the gradients it receives, step by step."""
     from . import workflow
     from .trace import trace as run_trace
 
     if html is not None:
-        _write_page(html, model, data, steps, learning_rate, precision)
+        _write_page(html, model, data, steps, learning_rate, precision, force=force, option="--html")
         return
     setup = workflow.trace_setup(model, data, learning_rate, rows=steps)
     for step in run_trace(
@@ -1537,20 +1553,29 @@ def report(
         typer.Option("--learning-rate", "--lr", help="Step size of the traced steps (default: the model's)."),
     ] = None,
     precision: Precision = 4,
+    force: Force = False,
 ) -> None:
     """One self-contained HTML page: the graph with values and gradients step by step, curves, formula, metrics."""
-    _write_page(out_path, model, data, steps, learning_rate, precision)
+    _write_page(out_path, model, data, steps, learning_rate, precision, force=force)
 
 
 def _write_page(
-    out_path: Path, model: Path, data: str | None, steps: int, learning_rate: float | None, precision: int
+    out_path: Path,
+    model: Path,
+    data: str | None,
+    steps: int,
+    learning_rate: float | None,
+    precision: int,
+    *,
+    force: bool,
+    option: str = "-o",
 ) -> None:
-    from .files import check_output, write_atomic
+    from .files import PAGE, check_output, write_atomic
     from .report import page
 
-    check_output(out_path)  # now, not after tracing a large model
+    check_output(out_path, force=force, kind=PAGE, option=option)  # now, not after tracing a large model
     text = page(model, data, steps=steps, learning_rate=learning_rate, precision=precision)
-    write_atomic(out_path, text)
+    write_atomic(out_path, text, force=force, kind=PAGE, option=option)
     err.print(f"wrote {_escape(str(out_path))} ({len(text.encode('utf-8')) / 1e6:.2f} MB): open it in a browser")
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ModelError, TreegradError
+from .files import DOT, GRAPH, LATEX, LATEX_MARK, ONNX, PYTHON, Kind
 from .modelfile import Opened
 from .nodes import Constant, Input, Leaf, Node, Output, Parameter
 from .ops import NAMESPACE, softmax_code
@@ -307,6 +308,7 @@ def latex_document(model: Opened, precision: int = 4) -> str:
             [
                 r"\documentclass{article}",
                 r"\usepackage{amsmath}",
+                LATEX_MARK,  # how export -o knows a file it may write again (files.LATEX)
                 r"\begin{document}",
                 r"\begin{gather*}",
                 formula,
@@ -560,8 +562,13 @@ def render(model: Opened, format: str, precision: int = 4) -> str | bytes:
     raise TreegradError(f"unknown export format '{format}'; use one of {', '.join(FORMATS)}")
 
 
-def export(model: Opened, format: str, out: Path, precision: int = 4) -> None:
-    """Write the model in `format` to `out`, atomically (an old file stays whole until then)."""
+# The kind of file each format writes: an existing -o file is replaced only if it is one (files.check_replace).
+OUTPUT_KINDS: dict[str, Kind] = {"python": PYTHON, "dot": DOT, "json": GRAPH, "latex": LATEX, "onnx": ONNX}
+
+
+def export(model: Opened, format: str, out: Path, precision: int = 4, *, force: bool = False) -> None:
+    """Write the model in `format` to `out`, atomically (an old file stays whole until then);
+    an existing `out` is replaced only if it is this format's export, or with `force`."""
     from .files import write_atomic
 
-    write_atomic(out, render(model, format, precision))
+    write_atomic(out, render(model, format, precision), kind=OUTPUT_KINDS[format], force=force)

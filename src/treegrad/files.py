@@ -1,9 +1,16 @@
 """Files treegrad writes: regular files only, never one the command reads, always atomically.
 
-The rules, for every command that writes (train, predict --out, export -o, plot -o):
+The rules, for every command that writes (train, simplify, card, export, predict --out,
+report, plot, sweep, import-params, ...):
 
 - A command never writes over a file it has read in the same command: the model, the
   spec or the CSV it was given (the same inode, whatever path or hard link names it).
+- An existing file is replaced only when it is evidently the output this command writes
+  again, never the user's own file: a model file of the same model for a model (see
+  `modelfile.output_kind`), else a file of the same `Kind` that treegrad wrote, told by
+  a mark treegrad puts in it (or, for a CSV, by the columns treegrad adds) within its
+  first or last few KB. Anything else needs `force` (--force) or another name; an empty
+  file holds nothing to lose.
 - The output must be a regular file or not exist yet. A device, a FIFO or a socket is
   refused (writing there would report success while nothing was saved); a symbolic link
   is refused unless the caller passes `force` (train --force), and then the link itself
@@ -25,7 +32,7 @@ import signal
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -103,10 +110,121 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def check_output(path: Path, *, force: bool = False) -> None:
+@dataclass(frozen=True)
+class Kind:
+    """A kind of file treegrad writes, and how to tell one that treegrad wrote: one of `marks`
+    within its first or last `_LOOK` bytes, or (a CSV) a header ending with one of `columns`;
+    or `judge`, which says why a file may not be replaced (None: it may), as
+    `modelfile.output_kind` does for a model of a given name."""
+
+    what: str
+    marks: tuple[bytes, ...] = ()
+    columns: tuple[tuple[str, ...], ...] = ()
+    judge: Callable[[Path], str | None] | None = None
+
+
+# The bytes looked at, at each end of a file: marks sit in a header (a PDF's at its end).
+_LOOK = 4096
+
+CARD = Kind("a model card treegrad wrote", (b"<!-- written by treegrad card",))
+PAGE = Kind("an HTML page treegrad wrote", (b'<meta name="generator" content="treegrad',))
+PYTHON = Kind("a Python module treegrad exported", (b'"""A treegrad model as plain Python',))
+TORCH = Kind("a PyTorch module treegrad exported", (b'"""A treegrad model as a PyTorch module',))
+ONNX = Kind("an ONNX model treegrad exported", (b"\x12\x08treegrad",))  # producer_name "treegrad"
+LATEX = Kind("a LaTeX document treegrad exported", (b"% written by treegrad export",))
+DOT = Kind("a Graphviz file treegrad exported", (b"digraph treegrad {",))
+GRAPH = Kind("a graph JSON treegrad exported", (b'"format": "treegrad-graph"',))
+IMAGE = Kind("an image treegrad drew", (b"written by treegrad plot",))
+PREDICTIONS = Kind("a CSV of treegrad predictions", columns=(("prediction",), ("prediction", "probability")))
+SWEEP = Kind("a CSV of sweep runs", columns=(("formula_length", "dead_units", "seconds", "error"),))
+KINDS = (CARD, PAGE, PYTHON, TORCH, ONNX, LATEX, DOT, GRAPH, IMAGE, PREDICTIONS, SWEEP)
+
+# What treegrad writes as the text of the mark, for the writers (the same text `Kind` looks for).
+IMAGE_MARK = "written by treegrad plot"
+CARD_MARK = "<!-- written by treegrad card: treegrad card MODEL -o FILE writes it again -->"
+LATEX_MARK = "% written by treegrad export --format latex"
+
+
+def _ends(path: Path) -> bytes:
+    """The first and last `_LOOK` bytes of a regular file (all of it when it is small)."""
+    with open(path, "rb") as f:
+        head = f.read(_LOOK)
+        size = os.fstat(f.fileno()).st_size
+        if size <= 2 * _LOOK:
+            return head + f.read(_LOOK)
+        f.seek(size - _LOOK)
+        return head + b"\n" + f.read(_LOOK)
+
+
+def _header(ends: bytes) -> tuple[str, ...]:
+    line = ends.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+    return tuple(cell.strip().strip('"') for cell in line.split(","))
+
+
+def is_kind(ends: bytes, kind: Kind) -> bool:
+    """True if a file whose ends are `ends` (see `_ends`) is a file of `kind` that treegrad wrote."""
+    if any(mark in ends for mark in kind.marks):
+        return True
+    header = _header(ends) if kind.columns else ()
+    return any(len(header) > len(c) and header[-len(c) :] == c for c in kind.columns)
+
+
+def _what_is(path: Path, ends: bytes) -> str:
+    """A few words on what an existing file is, for a refusal."""
+    found = [k.what for k in KINDS if is_kind(ends, k)]
+    if found:
+        return found[0]
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "a CSV file treegrad did not write (your data?)"
+    if suffix in (".yaml", ".yml"):
+        return "a YAML file treegrad did not write (a spec?)"
+    if suffix == ".json" and b'"format"' in ends:
+        return "a treegrad model file"
+    return "a file treegrad did not write"
+
+
+def what_is(path: Path) -> str:
+    """A few words on what the existing regular file `path` is (a treegrad output, a CSV, ...)."""
+    try:
+        return _what_is(path, _ends(path))
+    except OSError:
+        return "a file treegrad cannot read"
+
+
+def check_replace(path: Path, kind: Kind, *, force: bool = False, option: str = "-o") -> None:
+    """Refuse (FileError) to replace an existing `path` unless it is a file of this kind that
+    treegrad wrote before, or `force`."""
+    if force:
+        return
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode) or os.stat(path).st_size == 0:
+            return  # nothing there, or check_output's to judge; an empty file holds nothing to lose
+    except OSError:
+        return
+    if kind.judge is not None:
+        reason = kind.judge(path)
+        if reason is not None:
+            raise FileError(f"{reason}. Choose another {option}, or pass --force to replace it.")
+        return
+    try:
+        ends = _ends(path)
+    except OSError as e:
+        raise FileError(f"cannot read {path} to see what it is: {e.strerror or e}") from None
+    if is_kind(ends, kind):
+        return
+    raise FileError(
+        f"{path} exists and is {_what_is(path, ends)}, not {kind.what}: refusing to replace it. "
+        f"Choose another {option}, or pass --force to replace it."
+    )
+
+
+def check_output(path: Path, *, force: bool = False, kind: Kind | None = None, option: str = "-o") -> None:
     """Raise FileError now if writing `path` would be refused or could not work.
 
-    Training calls this before it starts, so that a typo in --out does not cost the run.
+    With a `kind`, an existing file must also pass `check_replace`; without one the caller
+    judges what it replaces (train: `modelfile.check_replace`). Commands call this before
+    their work, so that a typo in --out does not cost the run.
     """
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -136,6 +254,8 @@ def check_output(path: Path, *, force: bool = False) -> None:
         raise FileError(
             f"{path} is a file this command reads: writing there would destroy its input; choose another output file"
         )
+    if kind is not None:
+        check_replace(path, kind, force=force, option=option)
 
 
 def _file_mode(path: Path) -> int:
@@ -174,16 +294,18 @@ def _signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def write_atomic(path: Path, text: str | bytes, *, force: bool = False) -> None:
+def write_atomic(
+    path: Path, text: str | bytes, *, force: bool = False, kind: Kind | None = None, option: str = "-o"
+) -> None:
     """Write `text` (or bytes) to `path` so that the old file stays whole until the new one is complete.
 
     The text goes to a temporary file in the same folder, is flushed to disk, and then
     renamed over `path` in one step; a crash or Ctrl-C at any moment leaves either the
     old file or the new one, never half of one. A process killed outright (SIGKILL, power
     loss) can leave its temporary file behind: it is hidden (`.NAME.*.tmp`) and never read.
-    See `check_output` for what is refused.
+    See `check_output` for what is refused (`kind`: which existing file it may replace).
     """
-    check_output(path, force=force)
+    check_output(path, force=force, kind=kind, option=option)
     folder = path.parent if str(path.parent) else Path(".")
     mode = _file_mode(path)
     try:

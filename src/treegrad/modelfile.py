@@ -16,6 +16,7 @@ file or a spec (`open_model`), and a file that must not be replaced (`check_repl
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StrictFloat, StringC
 from pydantic_core import PydanticCustomError
 
 from .errors import ModelFileError, SpecError, describe_char, escaped, listed, unprintable
-from .files import note_read, write_atomic
+from .files import Kind, note_read, what_is, write_atomic
 from .provenance import Provenance
 from .spec import Training
 
@@ -443,22 +444,31 @@ def open_model(path: Path) -> Opened:
     return Opened(build_model(spec), spec.name or path.stem, task_kind(spec), spec.classes)
 
 
-def check_replace(out: Path, name: str) -> None:
-    """Refuse to overwrite a file that is not a model of this spec (a typo in --out must
-    not replace someone's data, or the model of another spec)."""
+def _not_replaceable(out: Path, name: str) -> str | None:
+    """Why a model named `name` may not replace the file `out`; None if `out` is absent, or a
+    model file of that name (or a damaged one: replacing it loses nothing)."""
     if not out.is_file():
-        return
+        return None
     if not is_model_file(out):
-        raise ModelFileError(
-            f"{out} exists and is not a treegrad model file: refusing to overwrite it. "
-            "Choose another --out, or pass --force to replace it."
-        )
+        return f"{out} exists and is not a treegrad model file ({what_is(out)}): refusing to overwrite it"
     try:
         other = json.loads(out.read_text(encoding="utf-8")).get("name")
     except (OSError, ValueError, RecursionError, AttributeError):
-        return  # a damaged model file: replacing it loses nothing
+        return None
     if isinstance(other, str) and other != name:
-        raise ModelFileError(
-            f"{out} holds the model '{other}', not '{name}': refusing to replace it. "
-            "Choose another --out, or pass --force to replace it."
-        )
+        return f"{out} holds the model '{other}', not '{name}': refusing to replace it"
+    return None
+
+
+def output_kind(name: str) -> Kind:
+    """The kind of file a model named `name` is written as: for files.check_output, which
+    then replaces only a model file of that name (a typo in -o must not replace someone's
+    data, or the model of another spec)."""
+    return Kind("a treegrad model file", judge=functools.partial(_not_replaceable, name=name))
+
+
+def check_replace(out: Path, name: str, *, option: str = "--out") -> None:
+    """Refuse to overwrite a file that is not a model of this spec (see `output_kind`)."""
+    reason = _not_replaceable(out, name)
+    if reason is not None:
+        raise ModelFileError(f"{reason}. Choose another {option}, or pass --force to replace it.")

@@ -16,6 +16,7 @@ from typing import Any
 
 from .datasource import model_table
 from .errors import DataError, TreegradError
+from .files import IMAGE, IMAGE_MARK
 from .tasks import accuracy
 
 PLOT_FORMATS = ("png", "svg", "pdf")
@@ -130,15 +131,16 @@ def draw(root: Any, record: Any, points: PlotData | None) -> tuple[Any, PlotResu
     return fig, result
 
 
-def plot_model(root: Any, record: Any, points: PlotData | None, out: Path) -> PlotResult:
-    """Draw the model (see `draw`) and write the image to `out` (.png, .svg, .pdf), atomically."""
+def plot_model(root: Any, record: Any, points: PlotData | None, out: Path, *, force: bool = False) -> PlotResult:
+    """Draw the model (see `draw`) and write the image to `out` (.png, .svg, .pdf), atomically;
+    an existing `out` is replaced only if treegrad drew it, or with `force`."""
     from .files import write_atomic
 
     fmt = plot_format(out)
     fig, result = draw(root, record, points)
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=110)
-    write_atomic(out, buf.getvalue())
+    fig.savefig(buf, format=fmt, dpi=110, metadata={"Creator": IMAGE_MARK})
+    write_atomic(out, buf.getvalue(), kind=IMAGE, force=force)
     return result
 
 
@@ -322,8 +324,11 @@ def _accuracy(root: Any, record: Any, points: PlotData) -> float | None:
     return accuracy(record.task, _predict(root, points.X), points.y)
 
 
-def importance_chart(names: Sequence[str], values: Sequence[float], title: str, out: Path) -> None:
-    """A horizontal bar chart of each input's mean |contribution| (largest on top), written to `out`."""
+def importance_chart(
+    names: Sequence[str], values: Sequence[float], title: str, out: Path, *, force: bool = False
+) -> None:
+    """A horizontal bar chart of each input's mean |contribution| (largest on top), written to `out`
+    (over an existing file only if treegrad drew it, or with `force`)."""
     from .files import write_atomic
 
     fmt = plot_format(out)
@@ -335,5 +340,5 @@ def importance_chart(names: Sequence[str], values: Sequence[float], title: str, 
     ax.set_xlabel("mean |contribution|")
     ax.set_title(title)
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=110)
-    write_atomic(out, buf.getvalue())
+    fig.savefig(buf, format=fmt, dpi=110, metadata={"Creator": IMAGE_MARK})
+    write_atomic(out, buf.getvalue(), kind=IMAGE, force=force)

@@ -749,14 +749,15 @@ def _rounded(ctx: _Context, c: Candidate, digits: int) -> Candidate:
     )
 
 
-def save_front(result: Simplified, folder: Path, stem: str) -> list[Path]:
-    """Write every candidate to `folder` as STEM.K.model.json (K its row in the table)."""
+def save_front(result: Simplified, folder: Path, stem: str, *, force: bool = False) -> list[Path]:
+    """Write every candidate to `folder` as STEM.K.model.json (K its row in the table), over an
+    existing file only if it is a model of the same name (files.check_replace), or with `force`."""
     from .files import check_output
-    from .modelfile import save
+    from .modelfile import output_kind, save
 
     paths = [folder / f"{stem}.{k}.model.json" for k in range(len(result.candidates))]
-    for p in paths:
-        check_output(p)
     for p, c in zip(paths, result.candidates):
-        save(p, c.record)
+        check_output(p, force=force, kind=output_kind(c.record.name), option="--front")
+    for p, c in zip(paths, result.candidates):
+        save(p, c.record, force=force)
     return paths
