@@ -391,3 +391,17 @@ def test_predict_takes_a_text_columns_value_by_its_name(tmp_path: Path) -> None:
     r = run("predict", model, "size=1.5", "colour=pink")
     assert r.exit_code == 1 and "the value for 'colour' is 'pink', not one the model was trained on" in r.output
     assert "blue, green, red" in r.output
+
+
+def test_predict_data_writes_the_predictions_beside_the_columns_as_read(tmp_path: Path) -> None:
+    """With one-hot inputs the CSV written keeps the user's text columns (not the 0/1 columns)."""
+    rows = [f"{i * 0.5},{['red', 'blue', 'green'][i % 3]},{i * 0.5 + (i % 3)}" for i in range(30)]
+    (tmp_path / "c.csv").write_text("size,colour,y\n" + "\n".join(rows) + "\n")
+    spec = "inputs: all\ntarget: y\ndata: c.csv\nlayers: [{linear: 1}]\ntraining: {epochs: 2, text_inputs: one_hot}\n"
+    (tmp_path / "c.yaml").write_text(spec)
+    model = str(tmp_path / "c.json")
+    assert run("train", str(tmp_path / "c.yaml"), "-o", model, "-q").exit_code == 0
+    r = run("predict", model, "--data", str(tmp_path / "c.csv"))
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0] == "size,colour,y,prediction" and lines[1].startswith("0.0,red,0.0,") and len(lines) == 31

@@ -764,7 +764,7 @@ def predict(
 ) -> None:
     """Predict with a saved model: one sample from the command line, or every row of a CSV."""
     from . import workflow
-    from .datasource import model_table
+    from .datasource import model_views
     from .modelfile import load
 
     loaded = load(model)
@@ -774,7 +774,7 @@ def predict(
     if data is not None:
         from .data import input_rows, row_place, to_csv
 
-        table = model_table(loaded.record, data)
+        raw, table = model_views(loaded.record, data)
         rows = input_rows(table, list(rec.inputs))
         _range_warnings(rec, rows, lambda i: row_place(table.source, i))
         results = workflow.predict(loaded, rows, lambda i: row_place(table.source, i))
@@ -782,7 +782,7 @@ def predict(
             out.print_json(_json(results))
             return
         _finite_answers(results, lambda i: row_place(table.source, i))
-        text = to_csv(workflow.with_predictions(table, results))
+        text = to_csv(workflow.with_predictions(raw, results))  # beside the user's own columns
         if out_path is not None:
             from .files import PREDICTIONS, write_atomic
 

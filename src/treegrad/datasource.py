@@ -96,7 +96,14 @@ def model_table(record: ModelRecord, data: str | None = None) -> Table:
     A training source that is a relative path was relative to the current folder or to
     the spec's folder: both are tried.
     """
-    return recode(_model_table(record, data), recorded_recoding(record))
+    return model_views(record, data)[1]
+
+
+def model_views(record: ModelRecord, data: str | None = None) -> tuple[Table, Table]:
+    """(the table as read, as `model_table` gives it): the same rows, the first with the
+    user's own columns (text, names as in the CSV), to write predictions beside."""
+    raw = _model_table(record, data)
+    return raw, recode(raw, recorded_recoding(record))
 
 
 def recorded_table(record: ModelRecord, data: str | None = None) -> Table:
