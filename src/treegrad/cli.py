@@ -26,7 +26,7 @@ from typer.core import TyperGroup
 
 from .errors import MAX_LISTED, DataError, TreegradError, clip, did_you_mean, escaped, listed
 from .limits import MAX_SHOWN_FORMULA, MAX_TRACE_STEPS
-from .parts import echoed
+from .parts import echoed, launched
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -63,7 +63,8 @@ def _out_path(text: str) -> Path:
 
 def _echoing_rank() -> bool:
     """True in a torchrun process other than rank 0: an error every process meets is rank 0's to say."""
-    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and int(os.environ.get("RANK", "0") or 0) > 0
+    rank, processes = launched()
+    return processes > 1 and rank > 0
 
 
 def _debug(ctx: typer.Context) -> bool:
@@ -312,7 +313,7 @@ def train(
         raise typer.BadParameter(f"unknown engine '{engine}'; use treegrad or torch", param_hint="--engine")
     if engine == "treegrad" and device != "cpu":
         raise typer.BadParameter("--device needs --engine torch; treegrad's own engine runs on the CPU")
-    processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    processes = launched()[1]
     if processes > 1 and resume_from is not None:
         raise typer.BadParameter(
             f"torchrun started {processes} processes, but --resume continues a run in one process: "
@@ -372,7 +373,7 @@ def train(
     if out_path is None:  # a resumed run never replaces the file it continues
         out_path = resume_from.with_suffix(".resumed.json") if resume_from else Path(f"{prep.name}.model.json")
     trainer = torch_bridge.trainer(prep.settings, device) if engine == "torch" else None
-    if trainer is not None and torch_bridge.process_rank() > 0:
+    if trainer is not None and part.rank > 0:
         # Under torchrun every process trains; rank 0 alone writes the model and reports.
         workflow.run(prep, trainer=trainer)
         return
@@ -1638,7 +1639,7 @@ def main() -> None:
     """Console-script entry point."""
     global _argv
     _argv = ["treegrad", *sys.argv[1:]]
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:
+    if launched()[1] == 1:
         app(prog_name="treegrad")
         return
     # Under torchrun, torch (gloo with DDP, 2.13) sometimes aborts a process while Python shuts

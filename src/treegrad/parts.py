@@ -17,6 +17,7 @@ which passes an error on to every process instead of raising it in one.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ from typing import Any, NoReturn, TypeVar
 from .errors import TreegradError
 
 T = TypeVar("T")
+
+
+def launched() -> tuple[int, int]:
+    """(rank, number of processes) that torchrun gave this process (RANK, WORLD_SIZE); (0, 1) alone."""
+    return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
 def echoed(error: BaseException) -> bool:

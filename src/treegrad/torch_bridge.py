@@ -42,7 +42,7 @@ from .losses import Loss, array_clamps
 from .modelfile import Opened
 from .nodes import Leaf, Node, Output
 from .ops import NAMESPACE
-from .parts import WHOLE, Part
+from .parts import WHOLE, Part, launched
 
 TORCH_VERSION = "2.13.0"
 INSTALL = f"pip install torch=={TORCH_VERSION} (or pip install 'treegrad[torch]')"
@@ -307,20 +307,10 @@ def import_params(model_path: Path, state_path: Path, out: Path, force: bool = F
 # ----------------------------------------------------------------- training
 
 
-def process_rank() -> int:
-    """This process's rank under torchrun (RANK), 0 when run alone."""
-    return int(os.environ.get("RANK", "0") or 0)
-
-
-def world_size() -> int:
-    """The number of processes torchrun started (WORLD_SIZE), 1 when run alone."""
-    return int(os.environ.get("WORLD_SIZE", "1") or 1)
-
-
 def _start_group(torch: Any, device: str) -> bool:
     """Join torchrun's process group (gloo on CPU, nccl on GPU) unless joined already; True if joined here."""
     dist = torch.distributed
-    if world_size() == 1 or dist.is_initialized():
+    if launched()[1] == 1 or dist.is_initialized():
         return False
     if not dist.is_available():
         raise TrainingError("torchrun started several processes but this torch has no torch.distributed")
@@ -337,7 +327,7 @@ def data_parallel(device: str = "cpu") -> Iterator[Part]:
     _device(torch, device)
     started = _start_group(torch, device)
     try:
-        if world_size() == 1:
+        if launched()[1] == 1:
             yield WHOLE
             return
         dist = torch.distributed
@@ -497,8 +487,7 @@ def fit(
     rules = StepRules(l1, l2, clip_norm, weight_mask(graph))
     scheduler = Scheduler(lr_schedule, learning_rate, epochs)
 
-    world = world_size()
-    rank = process_rank()
+    rank, world = launched()
     dist = torch.distributed
     started = _start_group(torch, device)
     try:
