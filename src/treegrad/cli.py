@@ -773,16 +773,16 @@ def predict(
     if values and data is not None:
         raise typer.BadParameter("give either VALUES or --data, not both")
     if data is not None:
-        from .data import input_rows, row_place, to_csv
+        from .data import input_rows, to_csv
 
         raw, table = model_views(loaded.record, data)
         rows = input_rows(table, list(rec.inputs))
-        _range_warnings(rec, rows, lambda i: row_place(table.source, i))
-        results = workflow.predict(loaded, rows, lambda i: row_place(table.source, i))
+        _range_warnings(rec, rows, table.place)
+        results = workflow.predict(loaded, rows, table.place)
         if as_json:
             out.print_json(_json(results))
             return
-        _finite_answers(results, lambda i: row_place(table.source, i))
+        _finite_answers(results, table.place)
         text = to_csv(workflow.with_predictions(raw, results))  # beside the user's own columns
         if out_path is not None:
             from .files import PREDICTIONS, write_atomic
@@ -819,13 +819,11 @@ def _table_range_warnings(record: Any, table: Any, also: Sequence[str | None] = 
     """_range_warnings over the rows of a table that a command has read, each named by its line in
     the file: a row with an empty cell in an input or in the columns `also` (which `missing: drop`
     left out) is left out here too."""
-    from .data import row_place
+    from .columns import drop_missing
+    from .data import input_rows
 
-    idx = [table.columns.index(name) for name in record.inputs]
-    read = idx + [table.columns.index(c) for c in also if c is not None and c in table.columns]
-    kept = [i for i, row in enumerate(table.rows) if all(row[j] != "" for j in read)]
-    rows = [[float(table.rows[i][j]) for j in idx] for i in kept]
-    _range_warnings(record, rows, lambda k: row_place(table.source, kept[k]))
+    kept, _ = drop_missing(table, [*record.inputs, *(c for c in also if c is not None)])
+    _range_warnings(record, input_rows(kept, list(record.inputs)), kept.place)
 
 
 def _finite_answers(results: list[dict[str, Any]], where: Callable[[int], str]) -> None:

@@ -84,7 +84,7 @@ class Table:
 
     def place(self, i: int) -> str:
         """Where row i of this table is, in words a user can find in the file."""
-        return row_place(self.source, i if self.index is None else self.index[i])
+        return row_place(self.source, i, self.index)
 
     def derived(self, columns: list[str], rows: list[list[Cell]]) -> Table:
         """A table of the same rows with other cells (recoded, a column taken out), placed as these."""
@@ -628,9 +628,9 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
     got = part.agree(parse)
     raw.clear()  # the bytes, now parsed
     counts: list[tuple[int, int | None]] = part.gather((len(got.rows), got.blank))
-    for r, (_, blank) in enumerate(counts):
-        if blank is not None and any(n for n, _ in counts[r + 1 :]):
-            part.fail(DataError(f"{name}, line {blank} is empty but more rows follow; delete the empty line"))
+    for r, (_, empty) in enumerate(counts):
+        if empty is not None and any(n for n, _ in counts[r + 1 :]):
+            part.fail(DataError(f"{name}, line {empty} is empty but more rows follow; delete the empty line"))
     total = sum(n for n, _ in counts)
     header = part.agree(lambda: _whole(name, header, total))
     sha256 = part.gather(_file_sha256(path) if part.rank == 0 else None)[0]
@@ -669,8 +669,11 @@ def _file_sha256(path: Path) -> str:
 # --- from a table to inputs and targets ----------------------------------------------
 
 
-def row_place(source: str, i: int) -> str:
-    """Where row i (0-based) of a table is, in words a user can find in the file."""
+def row_place(source: str, i: int, index: Sequence[int] | None = None) -> str:
+    """Where row i (0-based) of a table is, in words a user can find in the file; `index`: each
+    row's index among the rows as read, where that is not its position (Table.index)."""
+    if index is not None:
+        i = index[i]
     if _generated_name(source) is not None:
         return f"{source}, row {i + 1}"
     return f"{source}, line {i + 2}"

@@ -217,7 +217,7 @@ class Prepared:
 
     def place(self, row: int) -> str:
         """Where row `row` of the table (an index of X) is, for messages: 'data.csv, line 7'."""
-        return row_place(self.source, row if self.row_index is None else self.row_index[row])
+        return row_place(self.source, row, self.row_index)
 
 
 def prepare(
