@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .columns import input_name, is_text
+from .columns import cell_kinds, input_name, is_text
 from .data import Table, label_text, load_data, number
 from .errors import DataError, did_you_mean, listed
 
@@ -39,6 +39,11 @@ class _Column:
         """Text for one-hot inputs, as training reads it (columns.is_text)."""
         return is_text(self.numbers, len(self.texts))
 
+    @property
+    def marks_missing(self) -> bool:
+        """Numbers whose text cells are all markers of a missing value (`NA`)."""
+        return bool(self.texts) and not self.is_text and {t.strip().lower() for _, t in self.texts} <= MISSING_MARKERS
+
     def identifier(self, rows: int) -> bool:
         """A text column with a value of its own in (nearly) every row: a name or an id, no feature."""
         return self.is_text and rows >= 10 and self.distinct >= 0.9 * rows
@@ -47,7 +52,7 @@ class _Column:
 def _column(table: Table, name: str) -> _Column:
     j = table.columns.index(name)
     texts = [(i, row[j]) for i, row in enumerate(table.rows) if isinstance(row[j], str) and row[j] != ""]
-    numbers = sum(1 for row in table.rows if not isinstance(row[j], str))
+    numbers, _ = cell_kinds(table, j)  # counted as training counts them (columns.is_text)
     distinct = len({row[j] for row in table.rows if row[j] != ""})
     return _Column(name, numbers, [(i, str(t)) for i, t in texts], distinct)
 
@@ -55,7 +60,7 @@ def _column(table: Table, name: str) -> _Column:
 def _stray(table: Table, columns: list[_Column]) -> list[str]:
     """Warnings for number columns with a few text cells: training stops at the first of them."""
     out: list[str] = []
-    marked = [c for c in columns if {t.strip().lower() for _, t in c.texts} <= MISSING_MARKERS]
+    marked = [c for c in columns if c.marks_missing]
     if marked:
         i, first = marked[0].texts[0]
         names, cells = listed([f"'{c.name}'" for c in marked]), sum(len(c.texts) for c in marked)
@@ -133,15 +138,13 @@ def plan(table: Table, data_ref: str, *, target: str | None = None, model: str =
     ids = [c.name for c in columns if c.identifier(len(table.rows))]
     inputs = [c.name for c in columns if c.name not in ids]
     text_inputs = [c.name for c in columns if c.is_text and c.name not in ids]
-    warnings = _stray(table, [c for c in columns if c.texts and not c.is_text])
+    strays = [c for c in columns if c.texts and not c.is_text]  # numbers with a few text cells
+    warnings = _stray(table, strays)
     if ids:
         warnings.append(
             f"left out of the inputs: {listed(ids)}, text with a value of its own in (nearly) every row "
             "(a name or an id, which a model cannot learn from); add it to `inputs:` if it is a category"
         )
-    markers = any(
-        {t.strip().lower() for _, t in c.texts} <= MISSING_MARKERS for c in columns if c.texts and not c.is_text
-    )
     missing_rows = sum(1 for row in table.rows if any(cell == "" for cell in row))
     n_classes = len(classes) if classes else 1
     lines = [
@@ -188,7 +191,7 @@ def plan(table: Table, data_ref: str, *, target: str | None = None, model: str =
     if missing_rows:
         rows = "1 row has" if missing_rows == 1 else f"{missing_rows} rows have"
         lines.append(f"  missing: drop   # {rows} empty cells")
-    elif markers:
+    elif any(c.marks_missing for c in strays):
         lines.append("  missing: drop   # for the cells you empty (see above)")
     if text_inputs:
         lines.append(f"  text_inputs: one_hot   # text columns: {', '.join(text_inputs[:5])}")
