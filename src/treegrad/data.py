@@ -28,7 +28,7 @@ from typing import IO, Any, cast
 
 from .errors import DataError, describe_char, did_you_mean, escaped, listed, unprintable
 from .errors import clip as _clip
-from .files import note_read
+from .files import note_read, sha256_of
 from .limits import MAX_GENERATED
 from .parts import WHOLE, Part
 from .seeds import stream
@@ -633,7 +633,7 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
             part.fail(DataError(f"{name}, line {empty} is empty but more rows follow; delete the empty line"))
     total = sum(n for n, _ in counts)
     header = part.agree(lambda: _whole(name, header, total))
-    sha256 = part.gather(_file_sha256(path) if part.rank == 0 else None)[0]
+    sha256 = part.gather(sha256_of(path) if part.rank == 0 else None)[0]
     start = sum(n for n, _ in counts[: part.rank])
     origin = Origin(rows=total, sha256=sha256, parts=tuple(n for n, _ in counts))
     return Table(name, header, got.rows, origin, index=range(start, start + len(got.rows)))
@@ -656,14 +656,6 @@ def _blank_line(line: bytes) -> bool:
         return _is_blank(next(csv.reader([line.decode("utf-8", "replace")]), []))
     except csv.Error:
         return False
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --- from a table to inputs and targets ----------------------------------------------

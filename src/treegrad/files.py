@@ -27,6 +27,7 @@ an interrupted command says it wrote is what it wrote.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import stat
@@ -90,6 +91,15 @@ def stopped_by() -> int | None:
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 (hex) of a file's bytes, read a block at a time (as `sha256sum` gives it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def note_read(path: Path | int) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TreegradError, escaped, listed
+from .files import sha256_of
 from .fit import History
 from .limits import MAX_EPOCHS
 from .modelfile import HistoryInfo, Lineage, ModelRecord, ResumeState
@@ -232,7 +233,7 @@ def warm_start(prep: Any, path: Path) -> None:
         prep.root = build_model(prep.spec, seed=prep.settings.seed, stats=prep.stats)
     start_from(prep.root.compiled_graph, record, path)
     where = str(path.resolve())
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = sha256_of(path)
     prep.lineage = Lineage(init_from=where, init_sha256=sha)
     prep.resolved[INIT_FROM_KEY] = where
 
