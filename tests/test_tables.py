@@ -377,14 +377,20 @@ def test_one_hot_takes_text_columns_not_number_columns_with_a_typo(tmp_path: Pat
     assert r.exit_code == 1 and "p.csv, line 9, column 'price': the input is '8.75x', not a number" in r.output
 
 
-def test_predict_takes_a_text_columns_value_by_its_name(tmp_path: Path) -> None:
-    """A one-hot column is typed as in the CSV (`colour=red`), as the card says predict takes it."""
+def _colour_model(tmp_path: Path) -> str:
+    """A model trained on c.csv (size, a text column colour, y) with colour one-hot; its path."""
     rows = [f"{i * 0.5},{['red', 'blue', 'green'][i % 3]},{i * 0.5 + (i % 3)}" for i in range(30)]
     (tmp_path / "c.csv").write_text("size,colour,y\n" + "\n".join(rows) + "\n")
     spec = "inputs: all\ntarget: y\ndata: c.csv\nlayers: [{linear: 1}]\ntraining: {epochs: 2, text_inputs: one_hot}\n"
     (tmp_path / "c.yaml").write_text(spec)
     model = str(tmp_path / "c.json")
     assert run("train", str(tmp_path / "c.yaml"), "-o", model, "-q").exit_code == 0
+    return model
+
+
+def test_predict_takes_a_text_columns_value_by_its_name(tmp_path: Path) -> None:
+    """A one-hot column is typed as in the CSV (`colour=red`), as the card says predict takes it."""
+    model = _colour_model(tmp_path)
     by_text = run("predict", model, "size=1.5", "colour=green")
     by_codes = run("predict", model, "size=1.5", "colour_blue=0", "colour_green=1", "colour_red=0")
     assert by_text.exit_code == 0 and by_text.stdout == by_codes.stdout, by_text.output
@@ -395,12 +401,7 @@ def test_predict_takes_a_text_columns_value_by_its_name(tmp_path: Path) -> None:
 
 def test_predict_data_writes_the_predictions_beside_the_columns_as_read(tmp_path: Path) -> None:
     """With one-hot inputs the CSV written keeps the user's text columns (not the 0/1 columns)."""
-    rows = [f"{i * 0.5},{['red', 'blue', 'green'][i % 3]},{i * 0.5 + (i % 3)}" for i in range(30)]
-    (tmp_path / "c.csv").write_text("size,colour,y\n" + "\n".join(rows) + "\n")
-    spec = "inputs: all\ntarget: y\ndata: c.csv\nlayers: [{linear: 1}]\ntraining: {epochs: 2, text_inputs: one_hot}\n"
-    (tmp_path / "c.yaml").write_text(spec)
-    model = str(tmp_path / "c.json")
-    assert run("train", str(tmp_path / "c.yaml"), "-o", model, "-q").exit_code == 0
+    model = _colour_model(tmp_path)
     r = run("predict", model, "--data", str(tmp_path / "c.csv"))
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
