@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pytest
 
 from treegrad import Add, Constant, Input, Multiply, Node, Parameter, Tanh
-from treegrad.nodes import OPERATIONS
-from treegrad.ops import OPS
+from treegrad.core.nodes import OPERATIONS
+from treegrad.core.ops import OPS
 
 # Every op of the table; an op added there is drawn here too. Ops defined on part of the
 # numbers, or with a kink, get their guard below; any other op takes plain arguments.
@@ -107,6 +107,6 @@ def seeded_dag() -> Callable[..., Dag]:
 def _no_recorded_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """`cli.main()` records the command line for the model files it writes (cli._argv); a test
     that runs it must not leave it to the in-process commands of the tests after it."""
-    from treegrad import cli
+    from treegrad.cli import commands as cli
 
     monkeypatch.setattr(cli, "_argv", None)

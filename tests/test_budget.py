@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from treegrad.analysis import Budget, check_budget
-from treegrad.build import build_model
 from treegrad.errors import ModelError
-from treegrad.spec import load_spec, parse_spec
+from treegrad.spec.analysis import Budget, check_budget
+from treegrad.spec.build import build_model
+from treegrad.spec.models import load_spec, parse_spec
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -25,7 +25,7 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 LIMITED = """\
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-from treegrad.cli import main
+from treegrad.cli.commands import main
 sys.argv = ["treegrad", *sys.argv[1:]]
 main()
 """

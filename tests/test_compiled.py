@@ -30,8 +30,8 @@ from treegrad import (
     Tanh,
     fit,
 )
-from treegrad.compiled import Program, predict_many, program
-from treegrad.optim import OPTIMIZERS
+from treegrad.engine.compiled import Program, predict_many, program
+from treegrad.engine.optim import OPTIMIZERS
 
 
 def reference_outputs(model: Node, rows: list[list[float]]) -> list[object]:
@@ -275,7 +275,7 @@ def test_one_rule_for_what_is_a_plain_name_in_generated_code() -> None:
     # compiled.py and vectorized.py each had an `_is_name`, with different rules ("GZ" was a
     # name to one and not to the other); both evaluators now share one (through `gather`,
     # which names a node's gradient), and one `times`.
-    from treegrad import compiled, vectorized
+    from treegrad.engine import compiled, vectorized
 
     assert vectorized.gather is compiled.gather and vectorized.times is compiled.times
     assert not hasattr(vectorized, "_is_name") and getattr(vectorized, "is_name", compiled.is_name) is compiled.is_name
@@ -296,8 +296,8 @@ def test_one_rule_for_what_is_a_plain_name_in_generated_code() -> None:
 def test_functions_and_methods_of_the_evaluators_have_docstrings() -> None:
     import inspect
 
-    from treegrad import compiled, vectorized
-    from treegrad.data import GENERATORS
+    from treegrad.data.table import GENERATORS
+    from treegrad.engine import compiled, vectorized
 
     missing = []
     for module in (compiled, vectorized):

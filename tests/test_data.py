@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from treegrad.data import (
+from treegrad.data.table import (
     GENERATORS,
     Table,
     encode_targets,

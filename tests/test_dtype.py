@@ -20,12 +20,13 @@ import pytest
 from typer.testing import CliRunner
 
 import treegrad as tg
-from treegrad import Add, Exp, Input, Multiply, Node, Output, Parameter, ReLU, Sigmoid, Softmax, Tanh, workflow
-from treegrad.cli import app
+from treegrad import Add, Exp, Input, Multiply, Node, Output, Parameter, ReLU, Sigmoid, Softmax, Tanh
+from treegrad.cli.commands import app
+from treegrad.engine.losses import BCE_EPS, CE_TINY, array_clamps
+from treegrad.engine.vectorized import VectorizedEpoch
 from treegrad.errors import TrainingError
-from treegrad.losses import BCE_EPS, CE_TINY, array_clamps
-from treegrad.spec import Training
-from treegrad.vectorized import VectorizedEpoch
+from treegrad.run import workflow
+from treegrad.spec.models import Training
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 # The example models whose training runs on the NumPy trainer (dense layers, batches > 1).
@@ -258,9 +259,9 @@ def test_a_float32_model_file_predicts_in_float64_from_its_saved_values(tmp_path
 
 
 def test_the_vectorized_epoch_says_its_precision() -> None:
-    from treegrad.losses import LOSSES
-    from treegrad.optim import OPTIMIZERS
-    from treegrad.vectorized import vectorized_epoch_fn
+    from treegrad.engine.losses import LOSSES
+    from treegrad.engine.optim import OPTIMIZERS
+    from treegrad.engine.vectorized import vectorized_epoch_fn
 
     model = Sigmoid(mlp((2, 4, 1)))
     model.compile()
@@ -276,8 +277,8 @@ def test_engine_torch_trains_in_float32_as_treegrad_does(name: str) -> None:
     """--engine torch with dtype float32: a float32 module, data and loss (its clamps float32's),
     so the losses are the NumPy trainer's float32 ones to float32's rounding."""
     pytest.importorskip("torch")
-    from treegrad.torch_bridge import fit as torch_fit
-    from treegrad.torch_bridge import trainer
+    from treegrad.torch.bridge import fit as torch_fit
+    from treegrad.torch.bridge import trainer
 
     records = {}
     for engine in ("treegrad", "torch"):
@@ -295,7 +296,7 @@ def test_engine_torch_trains_in_float32_as_treegrad_does(name: str) -> None:
 
 def test_engine_torch_keeps_saturated_losses_finite_in_float32() -> None:
     pytest.importorskip("torch")
-    from treegrad.torch_bridge import fit as torch_fit
+    from treegrad.torch.bridge import fit as torch_fit
 
     (z,) = mlp((2, 1))
     model = Sigmoid([z])

@@ -35,9 +35,9 @@ from treegrad import (
     TrainingError,
     fit,
 )
-from treegrad import graph as graph_module
-from treegrad.compiled import predict_many
-from treegrad.nodes import Leaf, Operation
+from treegrad.core import graph as graph_module
+from treegrad.core.nodes import Leaf, Operation
+from treegrad.engine.compiled import predict_many
 
 # ----------------------------------------------------------------- vocabulary
 

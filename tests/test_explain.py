@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from treegrad import Add, Input, Linear, Multiply, Parameter, ReLU, Tanh
-from treegrad.cli import app
-from treegrad.explain import _Scalar, additive_terms, explain_row, importance, integrated_gradients
+from treegrad.cli.commands import app
+from treegrad.interpret.explain import _Scalar, additive_terms, explain_row, importance, integrated_gradients
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

@@ -34,10 +34,11 @@ from treegrad import (
     Softmax,
     Tanh,
     TreegradError,
-    workflow,
 )
-from treegrad.compiled import predict_many
-from treegrad.export import (
+from treegrad.core.ops import OPS, python_namespace, softmax_fns
+from treegrad.core.printers import funcify
+from treegrad.engine.compiled import predict_many
+from treegrad.outputs.export import (
     argument_names,
     dot_source,
     graph_dict,
@@ -46,9 +47,8 @@ from treegrad.export import (
     python_module,
     render,
 )
-from treegrad.modelfile import Opened, open_model
-from treegrad.ops import OPS, python_namespace, softmax_fns
-from treegrad.printers import funcify
+from treegrad.run import workflow
+from treegrad.run.modelfile import Opened, open_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -189,8 +189,8 @@ def test_every_example_model_runs_the_same_in_a_separate_interpreter(tmp_path: P
         model = open_model(out)
         (tmp_path / f"m_{spec.stem}.py").write_text(render(model, "python"))  # type: ignore[arg-type]
         rows = [[v * (1 + 0.1 * k) for v in row] for k, row in enumerate(random_rows(loaded.root, 10, seed=3))]
-        from treegrad.data import input_rows
-        from treegrad.datasource import model_table
+        from treegrad.data.table import input_rows
+        from treegrad.run.datasource import model_table
 
         rows += input_rows(model_table(loaded.record, None), list(loaded.record.inputs))[:20]
         results = workflow.predict(loaded, rows)
@@ -302,7 +302,7 @@ def test_one_unusable_name_renames_every_argument() -> None:
 
 
 def test_show_and_export_python_from_the_cli(tmp_path: Path) -> None:
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     spec = tmp_path / "f2c.yaml"
     spec.write_text("name: f2c\ninputs: [f]\noutput:\n  add:\n    - mul: [{param: 0.5}, f]\n    - {param: 2}\n")
@@ -505,7 +505,7 @@ def test_latex_document_holds_the_formula() -> None:
 
 def test_simplify_prints_the_learned_conversion() -> None:
     pytest.importorskip("sympy")
-    from treegrad.export import simplified
+    from treegrad.outputs.export import simplified
 
     assert simplified(f2c_model()) == "0.5556*f - 17.78"
     # Written the long way round, it still comes out as one line.
@@ -524,7 +524,7 @@ def test_simplify_prints_the_learned_conversion() -> None:
 
 def test_sympy_expressions_evaluate_to_predict(seeded_dag: Callable[..., Any]) -> None:
     sp = pytest.importorskip("sympy")
-    from treegrad.export import sympy_exprs
+    from treegrad.outputs.export import sympy_exprs
 
     impl = {"relu": lambda v: v if v > 0 else 0.0, "sigmoid": lambda v: 1 / (1 + math.exp(-v))}
     cases: list[tuple[Node, Any]] = [(b(), None) for b, _ in NAMED_MODELS.values()]
@@ -546,7 +546,7 @@ def test_sympy_expressions_evaluate_to_predict(seeded_dag: Callable[..., Any]) -
 
 
 def test_simplify_without_sympy_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from treegrad.export import simplified
+    from treegrad.outputs.export import simplified
 
     monkeypatch.setitem(sys.modules, "sympy", None)
     with pytest.raises(TreegradError, match="pip install sympy"):
@@ -555,7 +555,7 @@ def test_simplify_without_sympy_says_what_to_install(monkeypatch: pytest.MonkeyP
 
 def test_show_simplify_from_the_cli(tmp_path: Path) -> None:
     pytest.importorskip("sympy")
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     spec = tmp_path / "f2c.yaml"
     spec.write_text(
@@ -575,7 +575,7 @@ def test_show_simplify_from_the_cli(tmp_path: Path) -> None:
 def onnx_outputs(model: Opened, rows: list[list[float]]) -> Any:
     np = pytest.importorskip("numpy")
     ort = pytest.importorskip("onnxruntime")
-    from treegrad.export import onnx_bytes
+    from treegrad.outputs.export import onnx_bytes
 
     session = ort.InferenceSession(onnx_bytes(model), providers=["CPUExecutionProvider"])
     (y,) = session.run(None, {"X": np.array(rows, dtype=np.float64)})
@@ -620,7 +620,7 @@ def test_onnx_broadcasts_outputs_that_ignore_the_inputs() -> None:
 
 def test_onnx_records_inputs_and_classes() -> None:
     onnx = pytest.importorskip("onnx")
-    from treegrad.export import onnx_model
+    from treegrad.outputs.export import onnx_model
 
     m = onnx_model(Opened(softmax_model(), "s", "classes", ["a", "b", "c"]))
     meta = {p.key: p.value for p in m.metadata_props}
@@ -631,7 +631,7 @@ def test_onnx_records_inputs_and_classes() -> None:
 
 def test_example_models_export_to_onnx_from_the_cli(tmp_path: Path) -> None:
     pytest.importorskip("onnx")
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     for stem in ("f2c", "line", "iris"):
         spec = MODELS / f"{stem}.yaml"
@@ -651,7 +651,7 @@ def test_example_models_export_to_onnx_from_the_cli(tmp_path: Path) -> None:
 
 
 def test_export_without_onnx_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from treegrad.export import onnx_bytes
+    from treegrad.outputs.export import onnx_bytes
 
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(TreegradError, match="pip install onnx"):
@@ -659,7 +659,7 @@ def test_export_without_onnx_says_what_to_install(monkeypatch: pytest.MonkeyPatc
 
 
 def test_export_command_errors(tmp_path: Path) -> None:
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     spec = tmp_path / "m.yaml"
     spec.write_text("inputs: [f]\noutput: {mul: [param, f]}\n")

@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-import treegrad.workflow
-from treegrad.build import build_model
-from treegrad.cli import app
+import treegrad.run.workflow
+from treegrad.cli.commands import app
+from treegrad.engine.fit import fit
 from treegrad.errors import FileError, TrainingError
 from treegrad.files import write_atomic
-from treegrad.fit import fit
-from treegrad.spec import parse_spec
+from treegrad.spec.build import build_model
+from treegrad.spec.models import parse_spec
 
-fit_module = sys.modules["treegrad.fit"]  # the module; `treegrad.fit` is also the function
+fit_module = sys.modules["treegrad.engine.fit"]  # the module; `treegrad.fit` is also the function
 
 runner = CliRunner()
 
@@ -98,10 +98,10 @@ def test_divergence_stops_at_once_and_keeps_the_old_model(work: Path, spec: str,
 
 def test_the_mlp_divergence_case_runs_on_numpy_arrays(work: Path) -> None:
     """The third case above is meant for the vectorized trainer; make sure it is the one used."""
-    from treegrad.losses import LOSSES
-    from treegrad.optim import OPTIMIZERS
-    from treegrad.spec import load_spec
-    from treegrad.vectorized import vectorized_epoch_fn
+    from treegrad.engine.losses import LOSSES
+    from treegrad.engine.optim import OPTIMIZERS
+    from treegrad.engine.vectorized import vectorized_epoch_fn
+    from treegrad.spec.models import load_spec
 
     graph = build_model(load_spec(work / "mlp.yaml")).compiled_graph
     assert vectorized_epoch_fn(graph, LOSSES["mse"], OPTIMIZERS["sgd"], 64) is not None
@@ -158,7 +158,7 @@ def test_ctrl_c_inside_an_epoch_of_the_reference_engine_keeps_the_previous_epoch
 ) -> None:
     """Ctrl-C in the middle of epoch 3 of the node-by-node engine, which steps after every
     sample: the half-done epoch is dropped, as the compiled engine drops it."""
-    from treegrad.graph import Graph
+    from treegrad.core.graph import Graph
 
     spec = parse_spec("inputs: [x]\noutput: {add: [{mul: [param, x]}, param]}\n")
     X = [[i / 10] for i in range(-10, 11)]
@@ -183,7 +183,7 @@ def test_ctrl_c_inside_an_epoch_of_the_reference_engine_keeps_the_previous_epoch
 
 def _interrupt_after(monkeypatch: pytest.MonkeyPatch, epochs_done: int) -> None:
     """Make training through the CLI see Ctrl-C after `epochs_done` complete epochs."""
-    real = treegrad.workflow.fit
+    real = treegrad.run.workflow.fit
 
     def fit_then_ctrl_c(*args: Any, callback: Any = None, **kwargs: Any) -> Any:
         def cb(epoch: int, *rest: Any) -> Any:
@@ -198,7 +198,7 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, epochs_done: int) -> None:
             return hist
         return real(*args, callback=cb, **kwargs)
 
-    monkeypatch.setattr(treegrad.workflow, "fit", fit_then_ctrl_c)
+    monkeypatch.setattr(treegrad.run.workflow, "fit", fit_then_ctrl_c)
 
 
 @pytest.mark.parametrize("quiet", [True, False])
@@ -393,7 +393,7 @@ def test_a_bad_out_path_fails_before_training(work: Path, monkeypatch: pytest.Mo
     def must_not_train(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("training started although the model could not be saved")
 
-    monkeypatch.setattr(treegrad.workflow, "fit", must_not_train)
+    monkeypatch.setattr(treegrad.run.workflow, "fit", must_not_train)
     for out, words in (("nowhere/m.json", "does not exist"), (".", "is a directory")):
         result = invoke("train", "f2c.yaml", "--out", out, "--quiet")
         assert result.exit_code == 1 and words in result.stderr, result.stderr

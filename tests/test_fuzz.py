@@ -33,13 +33,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from treegrad.build import build_model, output_count, task_kind
-from treegrad.cli import app, parse_values
-from treegrad.compiled import predict_many
-from treegrad.data import encode_targets, read_csv, select
+from treegrad.cli.commands import app, parse_values
+from treegrad.data.table import encode_targets, read_csv, select
+from treegrad.engine.compiled import predict_many
 from treegrad.errors import DataError, ModelFileError, TreegradError
-from treegrad.modelfile import load_graph, read
-from treegrad.spec import CALLS, parse_spec
+from treegrad.run.modelfile import load_graph, read
+from treegrad.spec.build import build_model, output_count, task_kind
+from treegrad.spec.models import CALLS, parse_spec
 
 # 50 examples per fuzzer on every run; `TREEGRAD_FUZZ_EXAMPLES=3000 pytest tests/test_fuzz.py` digs deeper
 EXAMPLES = int(os.environ.get("TREEGRAD_FUZZ_EXAMPLES", "50"))

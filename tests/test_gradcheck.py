@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from treegrad import Constant, Input, Linear, Log, ModelError, Multiply, Node, Parameter, Power, Softmax, Tanh
-from treegrad.gradcheck import GradientCheck, gradient_check
+from treegrad.engine.gradcheck import GradientCheck, gradient_check
 
 
 def test_agrees_on_an_mlp_with_a_softmax() -> None:
@@ -23,7 +23,7 @@ def test_agrees_on_an_mlp_with_a_softmax() -> None:
 
 
 def test_a_wrong_derivative_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    from treegrad import graph as graph_module
+    from treegrad.core import graph as graph_module
 
     real = graph_module.local_gradients
 
@@ -91,7 +91,7 @@ def _wide_softmax(rng: random.Random) -> Node:
 def test_a_correct_wide_softmax_is_not_a_mismatch() -> None:
     # Issue 10: a correct 64-input, 10-class softmax was reported as a MISMATCH (relative error
     # 1.4e-4): each tiny entry of the gradient was compared with itself, so rounding dominated.
-    from treegrad.gradcheck import TOLERANCE
+    from treegrad.engine.gradcheck import TOLERANCE
 
     rng = random.Random(3)
     model = _wide_softmax(rng)
@@ -104,7 +104,7 @@ def test_a_correct_wide_softmax_is_not_a_mismatch() -> None:
 def test_a_wrong_derivative_in_a_wide_model_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     # Only one weight's gradient is wrong, among 650: the sample of parameters checked one by one
     # may miss it, the random direction over all of them must not.
-    from treegrad import graph as graph_module
+    from treegrad.core import graph as graph_module
 
     model = _wide_softmax(random.Random(4))
     g = model.compiled_graph
@@ -124,8 +124,8 @@ def test_a_wrong_derivative_in_a_wide_model_is_caught(monkeypatch: pytest.Monkey
 def test_the_cost_is_bounded_by_the_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     # Issue 17: every parameter cost two evaluations of the whole model, so `linear: 3000` took
     # a minute. Now at most SAMPLE parameters one by one, plus one direction, per point.
-    from treegrad import compiled
-    from treegrad.gradcheck import POINTS, SAMPLE
+    from treegrad.engine import compiled
+    from treegrad.engine.gradcheck import POINTS, SAMPLE
 
     calls = 0
     real = compiled.Program.predict_fn
@@ -151,7 +151,7 @@ def test_the_cost_is_bounded_by_the_sample(monkeypatch: pytest.MonkeyPatch) -> N
 def test_check_says_how_many_parameters_it_checked(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     spec = tmp_path / "wide.yaml"
     spec.write_text("inputs: [x]\noutput:\n  linear: {inputs: x, units: 3000}\nloss: mse\n")

@@ -33,7 +33,7 @@ from treegrad import (
     Tanh,
     fit,
 )
-from treegrad.nodes import Leaf
+from treegrad.core.nodes import Leaf
 
 REL_TOL = 1e-5
 

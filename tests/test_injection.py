@@ -26,13 +26,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from treegrad import compiled, vectorized
-from treegrad.build import build_model, loss_name
-from treegrad.cli import app
-from treegrad.compiled import Program, predict_many
+from treegrad.cli.commands import app
+from treegrad.engine import compiled, vectorized
+from treegrad.engine.compiled import Program, predict_many
+from treegrad.engine.fit import fit
 from treegrad.errors import SpecError
-from treegrad.fit import fit
-from treegrad.spec import parse_spec
+from treegrad.spec.build import build_model, loss_name
+from treegrad.spec.models import parse_spec
 
 runner = CliRunner()
 

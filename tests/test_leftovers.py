@@ -23,7 +23,7 @@ training: {epochs: 2, learning_rate: 0.1}
 
 
 def run(*args: str) -> Any:
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     return runner.invoke(app, list(args))
 
@@ -98,7 +98,7 @@ def warnings(r: Any) -> list[str]:
 
 
 def test_explain_warns_about_a_value_far_outside_and_still_explains(line_model: Path) -> None:
-    from treegrad.modelfile import load
+    from treegrad.run.modelfile import load
 
     lo, hi = load(line_model).record.input_ranges["y"]
     r = run("explain", str(line_model), "0", "5")

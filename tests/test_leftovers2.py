@@ -18,10 +18,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from treegrad import cli
-from treegrad.cli import app
-from treegrad.modelfile import load
-from treegrad.provenance import quoted
+from treegrad.cli import commands as cli
+from treegrad.cli.commands import app
+from treegrad.run.modelfile import load
+from treegrad.run.provenance import quoted
 
 runner = CliRunner()
 
@@ -148,8 +148,8 @@ def test_a_sweeps_best_model_records_the_command_that_trains_it_again(folder: Pa
 
 
 def test_a_grid_value_is_written_as_set_reads_it_back() -> None:
-    from treegrad.specfile import read_value
-    from treegrad.sweep import setting
+    from treegrad.run.sweep import setting
+    from treegrad.spec.reading import read_value
 
     for value in [0.1, 1e-05, 16, True, "adam", "0.1", "yes", {"type": "step", "gamma": 0.5}, [1, 2], None]:
         back = read_value(setting(value), "--set")
@@ -224,9 +224,9 @@ def test_a_model_files_lists_of_names_are_shortened_by_the_one_rule(folder: Path
 
 def test_an_unknown_name_lists_the_names_in_scope_shortened(tmp_path: Path) -> None:
     """A spec of 64 inputs: the names in scope are listed as every list of names is (errors.listed)."""
-    from treegrad.build import build_model
     from treegrad.errors import SpecError
-    from treegrad.spec import parse_spec
+    from treegrad.spec.build import build_model
+    from treegrad.spec.models import parse_spec
 
     inputs = ", ".join(f"x{i}" for i in range(64))
     text = f"inputs: [{inputs}]\noutput: {{add: [x0, xx1]}}\n"

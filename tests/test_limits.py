@@ -50,8 +50,8 @@ def test_a_huge_count_is_refused_before_any_work(tmp_path: Path, args: list[str]
 
 
 def test_the_limits_themselves_are_accepted() -> None:
-    from treegrad.bench import parse_depths
-    from treegrad.data import load_data
+    from treegrad.bench.suite import parse_depths
+    from treegrad.data.table import load_data
 
     assert parse_depths(f"2,{MAX_BENCH_DEPTH}") == [2, MAX_BENCH_DEPTH]
     assert len(load_data(f"f2c:{MAX_GENERATED}").rows) == MAX_GENERATED
@@ -61,8 +61,8 @@ def test_a_product_too_wide_for_its_derivative_code_is_refused_with_its_place(tm
     """A 9 KB spec of `mul` over 3,000 arguments took 231 s and 4.8 GB (n derivatives of n - 1
     factors each); it is refused before anything is built, and the widest allowed product works."""
     from treegrad import Input, Multiply
+    from treegrad.core.ops import MAX_PRODUCT_ARGS
     from treegrad.errors import ModelError
-    from treegrad.ops import MAX_PRODUCT_ARGS
 
     (tmp_path / "wide.yaml").write_text("inputs: [x]\noutput: {mul: [" + ", ".join(["x"] * 3000) + "]}\n")
     before = sorted(p.name for p in tmp_path.iterdir())

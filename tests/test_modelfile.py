@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from treegrad.cli import app
+from treegrad.cli.commands import app
 from treegrad.errors import ModelFileError
-from treegrad.modelfile import load_graph, read
-from treegrad.spec import Training
+from treegrad.run.modelfile import load_graph, read
+from treegrad.spec.models import Training
 
 SPEC = """\
 name: stop

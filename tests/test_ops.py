@@ -13,18 +13,18 @@ from typing import Any
 import pytest
 
 import treegrad
-import treegrad.nodes
+import treegrad.core.nodes
 from treegrad import Add, Input, Node, Parameter, Softmax
-from treegrad.build import build_model, loss_name, task_kind
-from treegrad.export import dot_source, graph_dict, latex_document, python_module, sympy_exprs
-from treegrad.losses import LOSSES, default_loss, fitting
-from treegrad.modelfile import Opened
-from treegrad.nodes import OPERATIONS, Constant, Linear, Output
-from treegrad.ops import OPS, Op, python_namespace
-from treegrad.printers import funcify
-from treegrad.spec import parse_spec
+from treegrad.core.nodes import OPERATIONS, Constant, Linear, Output
+from treegrad.core.ops import OPS, Op, python_namespace
+from treegrad.core.printers import funcify
+from treegrad.engine.losses import LOSSES, default_loss, fitting
+from treegrad.outputs.export import dot_source, graph_dict, latex_document, python_module, sympy_exprs
+from treegrad.run.modelfile import Opened
+from treegrad.spec.build import build_model, loss_name, task_kind
+from treegrad.spec.models import parse_spec
 
-FIT = importlib.import_module("treegrad.fit")
+FIT = importlib.import_module("treegrad.engine.fit")
 ROWS = [[0.1 * i, 1.0 - 0.07 * i] for i in range(12)]
 TARGETS = [0.3 + 0.05 * i for i in range(12)]
 SAMPLE = [0.4, 0.7]
@@ -51,7 +51,7 @@ def train(
     used: list[bool] = []
 
     def spy(graph: Any, loss: Any, opt: Any, batch_size: int, *rules: Any) -> Any:
-        from treegrad.vectorized import vectorized_epoch_fn
+        from treegrad.engine.vectorized import vectorized_epoch_fn
 
         fn = vectorized_epoch_fn(graph, loss, opt, None, *rules) if vectorized else None  # however small the batch
         used.append(fn is not None)
@@ -73,7 +73,7 @@ def check_array_forms(op: Op) -> None:
     """The op's value and derivatives evaluate on NumPy arrays, or a message naming what to add."""
     import numpy as np
 
-    from treegrad.vectorized import array_namespace
+    from treegrad.engine.vectorized import array_namespace
 
     n = 2 if op.arity is None else op.arity
     args = [f"a{i}" for i in range(n)]
@@ -166,7 +166,7 @@ def test_op_end_to_end(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
         import numpy as np
         import onnxruntime
 
-        from treegrad.export import onnx_bytes
+        from treegrad.outputs.export import onnx_bytes
 
         session = onnxruntime.InferenceSession(onnx_bytes(opened), providers=["CPUExecutionProvider"])
         (y_onnx,) = session.run(None, {"X": np.array([SAMPLE], dtype=np.float64)})
@@ -174,8 +174,8 @@ def test_op_end_to_end(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if importlib.util.find_spec("torch"):
         import torch
 
-        from treegrad.torch_bridge import fit as torch_fit
-        from treegrad.torch_bridge import torch_module
+        from treegrad.torch.bridge import fit as torch_fit
+        from treegrad.torch.bridge import torch_module
 
         y_torch = torch_module(opened)(torch.tensor([SAMPLE], dtype=torch.float64)).detach()
         assert float(y_torch[0]) == pytest.approx(expected, rel=1e-12), f"op '{name}': its torch module"
@@ -195,12 +195,12 @@ def test_every_op_has_its_node_class_named_by_the_table() -> None:
     assert list(OPERATIONS) == list(OPS)
     for name, cls in OPERATIONS.items():
         assert cls.op is OPS[name] and cls.__name__ == OPS[name].cls
-        assert getattr(treegrad.nodes, cls.__name__) is cls  # reachable by its class name
+        assert getattr(treegrad.core.nodes, cls.__name__) is cls  # reachable by its class name
 
 
 def test_an_unknown_class_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="Nonesuch"):
-        treegrad.nodes.Nonesuch  # noqa: B018
+        treegrad.core.nodes.Nonesuch  # noqa: B018
 
 
 def test_seed_vocabulary_is_the_table_classes() -> None:
@@ -236,7 +236,7 @@ def test_an_op_has_a_kink_exactly_where_its_slope_jumps_at_zero(name: str) -> No
 
 
 def test_explain_finds_kinks_by_the_table() -> None:
-    from treegrad.explain import _Scalar
+    from treegrad.interpret.explain import _Scalar
 
     x = Input("x")
     kinked = [treegrad.ReLU([x]), treegrad.Abs([x])]
@@ -286,7 +286,7 @@ def test_task_and_default_loss_come_from_the_loss_table(text: str, kind: str, lo
 
 
 def test_trace_prints_ops_by_their_text_form() -> None:
-    from treegrad.trace import trace
+    from treegrad.outputs.trace import trace
 
     w = Parameter(0.5, name="w")
     root = Add([treegrad.Negate([Input("x")]), treegrad.Power([w, Constant(2.0)]), Constant(-1.5)])

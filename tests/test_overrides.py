@@ -15,15 +15,15 @@ import yaml
 from typer.testing import CliRunner
 
 from treegrad.errors import SettingError
-from treegrad.settings import apply, load, parse_assignment, parse_key
-from treegrad.specfile import Source
+from treegrad.spec.reading import Source
+from treegrad.spec.settings import apply, load, parse_assignment, parse_key
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 runner = CliRunner()
 
 
 def run(*args: str) -> Any:
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     return runner.invoke(app, list(args))
 

@@ -21,11 +21,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from treegrad import workflow
-from treegrad.data import load_data, read_csv
+from treegrad.data.parts import WHOLE, Part, echoed
+from treegrad.data.table import load_data, read_csv
 from treegrad.errors import DataError, TrainingError, TreegradError
-from treegrad.parts import WHOLE, Part, echoed
-from treegrad.tasks import evaluate_rows
+from treegrad.run import workflow
+from treegrad.run.tasks import evaluate_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -371,7 +371,7 @@ def test_the_card_of_a_data_parallel_run_says_so_and_reruns_it_under_torchrun(tm
 
     from typer.testing import CliRunner
 
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     model = tmp_path / "f2c.json"
     runner = CliRunner()
@@ -469,7 +469,7 @@ def test_weights_that_are_zero_in_one_part_train(tmp_path: Path, world: int) -> 
 
 
 def _zero(*args: Any, **kwargs: Any) -> Any:
-    from treegrad.fit import History
+    from treegrad.engine.fit import History
 
     return History()
 
@@ -526,7 +526,7 @@ def test_a_mistake_found_in_the_data_read_in_parts_is_reported_by_rank_0_alone(
 def test_training_that_diverges_in_every_part_is_reported_by_rank_0_alone(world: int) -> None:
     """The torch trainer's losses and parameters are all-reduced, so each process finds the
     divergence in the same epoch; rank 0 says it once, with workflow's advice."""
-    from treegrad.fit import DIVERGED_ADVICE
+    from treegrad.engine.fit import DIVERGED_ADVICE
 
     def diverging(*args: Any, **kwargs: Any) -> Any:
         raise TrainingError(f"training diverged in epoch 3: the loss became NaN or infinite. {DIVERGED_ADVICE}")
@@ -622,7 +622,7 @@ def test_under_torchrun_the_treegrad_engine_is_refused(monkeypatch: pytest.Monke
     """Each process would train the whole run with treegrad's own engine and write the same file."""
     from typer.testing import CliRunner
 
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.chdir(tmp_path)
@@ -634,7 +634,7 @@ def test_under_torchrun_the_treegrad_engine_is_refused(monkeypatch: pytest.Monke
 def test_under_torchrun_a_usage_error_is_said_by_rank_0_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.chdir(tmp_path)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from treegrad import TreegradError, workflow
-from treegrad.plotting import PlotData, draw, load_points, plot_format, plot_model
-from treegrad.textplot import text_curve
+from treegrad import TreegradError
+from treegrad.outputs.plotting import PlotData, draw, load_points, plot_format, plot_model
+from treegrad.outputs.textplot import text_curve
+from treegrad.run import workflow
 
 runner = CliRunner()
 
@@ -155,7 +156,7 @@ def test_many_inputs_draw_only_the_curve(tmp_path: Path) -> None:
 
 def test_plot_command(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     model = trained(tmp_path, LINE, "line")
     out = tmp_path / "line.png"

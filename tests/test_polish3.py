@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from treegrad import cli
-from treegrad.cli import app
-from treegrad.simplify import tolerance_rule
-from treegrad.textplot import text_curve
+from treegrad.cli import commands as cli
+from treegrad.cli.commands import app
+from treegrad.interpret.simplify import tolerance_rule
+from treegrad.outputs.textplot import text_curve
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

@@ -36,7 +36,7 @@ from treegrad import (
     fit,
     funcify,
 )
-from treegrad.ops import python_namespace
+from treegrad.core.ops import python_namespace
 
 
 def _softmax(*z: float) -> list[float]:

@@ -17,14 +17,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from treegrad import __version__, cli
-from treegrad.card import code, md
-from treegrad.cli import app
-from treegrad.data import split_indices
+from treegrad import __version__
+from treegrad.cli import commands as cli
+from treegrad.cli.commands import app
+from treegrad.data.table import split_indices
 from treegrad.limits import MAX_SHOWN_FORMULA
-from treegrad.modelfile import load
-from treegrad.provenance import far_outside, quoted, range_warnings
-from treegrad.workflow import train
+from treegrad.outputs.card import code, md
+from treegrad.run.modelfile import load
+from treegrad.run.provenance import far_outside, quoted, range_warnings
+from treegrad.run.workflow import train
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

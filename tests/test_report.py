@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from treegrad.cli import app
-from treegrad.printers import funcify, number
-from treegrad.report import FULL_GRAPH, latex_to_mathml, page, page_data, render
-from treegrad.trace import trace
-from treegrad.workflow import trace_setup
+from treegrad.cli.commands import app
+from treegrad.core.printers import funcify, number
+from treegrad.outputs.report import FULL_GRAPH, latex_to_mathml, page, page_data, render
+from treegrad.outputs.trace import trace
+from treegrad.run.workflow import trace_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -102,7 +102,7 @@ def test_the_formula_metrics_curves_and_surface_are_the_models(tmp_path: Path) -
     data = page_data(model, steps=1)
     record = json.loads(model.read_text())
     assert data["trained"] and data["history"]["train"] == record["history"]["train"]
-    from treegrad import workflow
+    from treegrad.run import workflow
 
     root = workflow.load(model).root
     assert data["formula"]["text"] == funcify(root, precision=4)

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from treegrad.printers import number
-from treegrad.report import page, page_data, render
-from treegrad.trace import trace
-from treegrad.workflow import trace_setup
+from treegrad.core.printers import number
+from treegrad.outputs.report import page, page_data, render
+from treegrad.outputs.trace import trace
+from treegrad.run.workflow import trace_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

@@ -17,11 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 import treegrad as tg
-from treegrad.build import build_model
-from treegrad.cli import app
+from treegrad.cli.commands import app
 from treegrad.errors import TrainingError
-from treegrad.modelfile import load
-from treegrad.spec import parse_spec
+from treegrad.run.modelfile import load
+from treegrad.spec.build import build_model
+from treegrad.spec.models import StepSchedule, parse_spec
 
 MLP = """
 inputs: [x, y]
@@ -50,7 +50,7 @@ def params(m: Any) -> list[float]:
 def test_fifty_and_fifty_more_is_one_run_of_a_hundred(optimizer: str, batch_size: int) -> None:
     X, y = data()
     kw: dict[str, Any] = {"optimizer": optimizer, "batch_size": batch_size, "learning_rate": 0.02}
-    kw |= {"shuffle": True, "seed": 7, "lr_schedule": tg.spec.StepSchedule(step_size=30, gamma=0.5)}
+    kw |= {"shuffle": True, "seed": 7, "lr_schedule": StepSchedule(step_size=30, gamma=0.5)}
     whole = model()
     h100 = tg.fit(whole, X, y, epochs=100, **kw)
     cut = model()
@@ -213,8 +213,8 @@ def test_runs_that_cannot_go_on_bit_for_bit_are_refused(tmp_path: Path, settings
 
 
 def test_an_interrupted_run_is_not_resumable() -> None:
-    from treegrad.resume import why_not_resumable
-    from treegrad.spec import Training
+    from treegrad.run.resume import why_not_resumable
+    from treegrad.spec.models import Training
 
     assert why_not_resumable(Training(epochs=10), 10, False) is None
     assert why_not_resumable(Training(epochs=10), 7, False) == "it stopped after 7 of its 10 epochs (interrupted)"

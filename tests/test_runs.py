@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from treegrad.cli import app
+from treegrad.cli.commands import app
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 runner = CliRunner()
@@ -128,8 +128,8 @@ def test_log_dir_bad_places_are_refused_before_training(xor: Path, make: Any, me
 
 def test_a_killed_run_keeps_the_epochs_it_finished(xor: Path) -> None:
     """metrics.csv is flushed each epoch: a run stopped by Ctrl-C after epoch 4 has 4 rows."""
-    import treegrad.workflow as wf
-    from treegrad.runlog import RunLog
+    import treegrad.run.workflow as wf
+    from treegrad.run.runlog import RunLog
 
     prep = wf.prepare(xor, overrides={"epochs": 50})
     log = RunLog(Path("run1"))
@@ -154,7 +154,7 @@ def test_shell_completion_is_offered() -> None:
 
 def test_a_narrow_terminal_still_writes_the_run_log(xor: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Below cli.NARROW columns training shows no bar; --log-dir (and --engine) must still be honoured.
-    from treegrad import cli
+    from treegrad.cli import commands as cli
 
     monkeypatch.setattr(cli.err, "_width", cli.NARROW - 20)
     assert cli.err.width < cli.NARROW

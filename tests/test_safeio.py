@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from treegrad.cli import app
+from treegrad.cli.commands import app
 
 runner = CliRunner()
 
@@ -174,7 +174,7 @@ def test_a_huge_line_is_refused_with_bounded_memory(work: Path) -> None:
     code = textwrap.dedent(
         """
         import resource, sys
-        from treegrad.cli import main
+        from treegrad.cli.commands import main
         resource.setrlimit(resource.RLIMIT_AS, (600 * 2**20, 600 * 2**20))
         sys.argv = ["treegrad", "predict", "m.json", "--data", "big.csv"]
         main()
@@ -211,7 +211,7 @@ def test_normalizing_huge_inputs_is_not_an_internal_error(work: Path, big: str) 
 
 
 def test_standardize_stats_of_huge_columns_are_finite() -> None:
-    from treegrad.data import standardize_stats
+    from treegrad.data.table import standardize_stats
 
     stats = standardize_stats([[1e308], [-1e308], [1.7e308]], ["x"])
     mean, std = stats["x"]
@@ -232,8 +232,8 @@ def test_plot_draws_a_history_of_huge_losses(work: Path) -> None:
 
 
 def test_the_error_handler_survives_memory_errors(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import treegrad.cli as cli
-    import treegrad.modelfile as modelfile
+    import treegrad.cli.commands as cli
+    import treegrad.run.modelfile as modelfile
 
     def out_of_memory(path: Path) -> None:
         def no_memory(*args: object, **kwargs: object) -> None:
@@ -252,7 +252,7 @@ def test_the_error_handler_survives_memory_errors(work: Path, monkeypatch: pytes
 SIGINT_AFTER_RENAME = """
 import os, signal, sys
 from treegrad import files
-from treegrad.cli import main
+from treegrad.cli.commands import main
 
 real_replace = os.replace
 

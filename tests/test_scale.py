@@ -32,9 +32,9 @@ from typing import Any
 import pytest
 
 from treegrad import Add, Constant, Input, Linear, Multiply, Negate, Node, Parameter, Tanh, fit
-from treegrad import graph as graph_module
-from treegrad.compiled import predict_many
-from treegrad.specfile import MAX_BYTES
+from treegrad.core import graph as graph_module
+from treegrad.engine.compiled import predict_many
+from treegrad.spec.reading import MAX_BYTES
 
 resource = pytest.importorskip("resource")  # ru_maxrss: POSIX only
 
@@ -227,8 +227,8 @@ def test_loading_a_model_does_not_search_its_parameter_list_per_parameter(
 ) -> None:
     """load_graph looked each saved name up in the list of the graph's names: quadratic,
     40 s for the model above. It must not scan that list at all."""
-    import treegrad.build
-    from treegrad import workflow
+    import treegrad.spec.build
+    from treegrad.run import workflow
 
     (tmp_path / "m.yaml").write_text(
         "inputs: [x, y]\nlayers: [{linear: 30, activation: tanh}, {linear: 1}]\ntarget: label\ntraining: {epochs: 1}\n"
@@ -242,14 +242,14 @@ def test_loading_a_model_does_not_search_its_parameter_list_per_parameter(
             scans[0] += 1
             return super().__contains__(item)
 
-    real = treegrad.build.build_model
+    real = treegrad.spec.build.build_model
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         root = real(*args, **kwargs)
         root.compiled_graph.param_names = Names(root.compiled_graph.param_names)
         return root
 
-    monkeypatch.setattr(treegrad.build, "build_model", counting)
+    monkeypatch.setattr(treegrad.spec.build, "build_model", counting)
     loaded = workflow.load(Path("m.json"))
     assert len(loaded.root.compiled_graph.param_names) == 2 * 30 + 30 + 31
     assert scans[0] == 0
@@ -324,7 +324,7 @@ def test_a_chain_of_100000_nodes_end_to_end_through_the_library(tmp_path: Path) 
         """
         import json, math
         from treegrad import Input, Parameter, Add, Multiply, Tanh, Negate, fit
-        from treegrad.compiled import predict_many
+        from treegrad.engine.compiled import predict_many
         x = Input("x"); w = Parameter(1.0); b = Parameter(0.5)
         n = Multiply([x, w])
         for i in range(1, 100_000):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from treegrad.export import SIMPLIFY_MAX_DEPTH, SIMPLIFY_MAX_TERMS
+from treegrad.outputs.export import SIMPLIFY_MAX_DEPTH, SIMPLIFY_MAX_TERMS
 
 
 def _chain(n: int) -> str:
@@ -51,7 +51,7 @@ def test_a_formula_too_large_for_sympy_is_refused(tmp_path: Path, spec: str, lim
 def test_a_small_power_and_a_short_chain_still_simplify(tmp_path: Path) -> None:
     pytest.importorskip("sympy")
     from treegrad import Constant, Input, Parameter, Power, Tanh
-    from treegrad.export import simplified
+    from treegrad.outputs.export import simplified
 
     x = Input("x")
     model = Tanh([Tanh([x])]) + Power([x + 1.0, Constant(3.0)]) * Parameter(2.0)

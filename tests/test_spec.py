@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from treegrad import fit, specfile
-from treegrad.build import build_model, loss_name, output_count, task_kind
+from treegrad import fit
+from treegrad.core.nodes import Input, Node, Output, Parameter, Softmax
 from treegrad.errors import SpecError
-from treegrad.nodes import Input, Node, Output, Parameter, Softmax
-from treegrad.spec import CALLS, load_spec, parse_spec, spec_schema
+from treegrad.spec import reading as specfile
+from treegrad.spec.build import build_model, loss_name, output_count, task_kind
+from treegrad.spec.models import CALLS, load_spec, parse_spec, spec_schema
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -106,7 +107,7 @@ def test_example_kinds(name: str, kind: str, loss: str, count: int) -> None:
     ],
 )
 def test_every_example_trains(name: str, split: str, metric: str, least: float) -> None:
-    from treegrad.workflow import train
+    from treegrad.run.workflow import train
 
     trained = train(MODELS / f"{name}.yaml")
     assert trained.record.metrics[split][metric] >= least, trained.record.metrics

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("pydantic", "yaml", "numpy", "treegrad.spec", "treegrad.specfile", "treegrad.modelfile", "treegrad.workflow")
+HEAVY = (
+    "pydantic",
+    "yaml",
+    "numpy",
+    "treegrad.spec.models",
+    "treegrad.spec.reading",
+    "treegrad.run.modelfile",
+    "treegrad.run.workflow",
+)
 
 
 def imported_after(code: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
@@ -30,7 +38,7 @@ def imported_after(code: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
 
 def run_cli(args: list[str]) -> str:
     """The code that runs the command line with `args` in a fresh interpreter (as `treegrad ARGS`)."""
-    call = f"from treegrad.cli import app\ntry:\n    app({args!r})\n"
+    call = f"from treegrad.cli.commands import app\ntry:\n    app({args!r})\n"
     return call + "except SystemExit as e:\n    assert not e.code, e.code\n"
 
 
@@ -45,11 +53,11 @@ def test_every_public_name_resolves_and_fit_stays_the_function() -> None:
     code = (
         "import types, treegrad\n"
         "from treegrad import *\n"
-        "import treegrad.fit\n"
-        "from treegrad import workflow\n"
+        "import treegrad.engine.fit\n"
+        "from treegrad.run import workflow\n"
         "assert callable(treegrad.fit) and not isinstance(treegrad.fit, types.ModuleType), treegrad.fit\n"
-        "assert treegrad.fit is sys.modules['treegrad.fit'].fit is fit\n"
-        "assert treegrad.Add is sys.modules['treegrad.nodes'].Add\n"
+        "assert treegrad.fit is sys.modules['treegrad.engine.fit'].fit is fit\n"
+        "assert treegrad.Add is sys.modules['treegrad.core.nodes'].Add\n"
         "assert all(hasattr(treegrad, n) for n in treegrad.__all__)\n"
         "assert set(treegrad.__all__) <= set(dir(treegrad))\n"
     )
@@ -68,7 +76,7 @@ ENGINE = tuple(f"treegrad.{m}" for m in ("ops", "nodes", "graph", "compiled", "f
 
 
 def test_help_imports_no_engine() -> None:
-    assert imported_after(run_cli(["--help"]), ENGINE + ("treegrad.data", "treegrad.printers")) == []
+    assert imported_after(run_cli(["--help"]), ENGINE + ("treegrad.data.table", "treegrad.core.printers")) == []
     # (a command's --help imports pydantic all the same: Typer 0.29 coerces values through it)
     ours = tuple(m for m in HEAVY if m != "pydantic")
     assert imported_after(run_cli(["train", "--help"]), ENGINE + ours) == []
@@ -79,16 +87,25 @@ def test_predict_on_a_saved_model_imports_no_numpy_and_no_renderers(tmp_path: Pa
     spec = Path(__file__).parent.parent / "models" / "f2c.yaml"
     train = run_cli(["train", str(spec), "--epochs", "2", "--out", str(model)])
     subprocess.run([sys.executable, "-c", train], capture_output=True, text=True, timeout=120, check=True)
-    unneeded = ("numpy", "rich.table", "rich.markdown", "rich.progress", "typer.rich_utils", "treegrad.plotting")
+    unneeded = (
+        "numpy",
+        "rich.table",
+        "rich.markdown",
+        "rich.progress",
+        "typer.rich_utils",
+        "treegrad.outputs.plotting",
+    )
     assert imported_after(run_cli(["predict", str(model), "32"]), unneeded) == []
     # and the path is real: predict did load the model through the spec machinery
-    assert imported_after(run_cli(["predict", str(model), "32"]), ("treegrad.modelfile",)) == ["treegrad.modelfile"]
+    assert imported_after(run_cli(["predict", str(model), "32"]), ("treegrad.run.modelfile",)) == [
+        "treegrad.run.modelfile"
+    ]
 
 
 def test_commands_annotations_are_not_strings() -> None:
     # Typer evaluates string annotations (from `from __future__ import annotations`) on every
-    # run, about 0.1 s of every command's start-up; cli.py keeps them as objects.
-    from treegrad.cli import app
+    # run, about 0.1 s of every command's start-up; the cli keeps them as objects.
+    from treegrad.cli.commands import app
 
     callbacks = [c.callback for c in app.registered_commands] + [app.registered_callback.callback]
     assert len(callbacks) > 10
@@ -99,19 +116,19 @@ def test_commands_annotations_are_not_strings() -> None:
 
 
 def test_importing_the_cli_imports_no_spec_machinery() -> None:
-    assert imported_after("import treegrad.cli") == []
+    assert imported_after("import treegrad.cli.commands") == []
 
 
 def test_help_imports_no_spec_machinery() -> None:
-    code = "from treegrad.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass"
+    code = "from treegrad.cli.commands import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass"
     assert imported_after(code) == []
 
 
 def test_the_spec_models_are_built_on_first_use() -> None:
     code = (
-        "import sys\nfrom treegrad import spec\n"
+        "import sys\nfrom treegrad.spec import models as spec\n"
         "assert not spec.Spec.__pydantic_complete__, 'built at import'\n"
         "spec.parse_spec('inputs: [f]\\noutput: {mul: [param, f]}\\n')\n"
         "assert spec.Spec.__pydantic_complete__"
     )
-    assert "treegrad.spec" in imported_after(code)
+    assert "treegrad.spec.models" in imported_after(code)

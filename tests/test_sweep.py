@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 import treegrad as tg
 from treegrad import SpecError
-from treegrad.cli import app
-from treegrad.settings import override, parse_assignment
-from treegrad.spec import Training
-from treegrad.sweep import parse_grid, plan, sweep
+from treegrad.cli.commands import app
+from treegrad.run.sweep import parse_grid, plan, sweep
+from treegrad.spec.models import Training
+from treegrad.spec.settings import override, parse_assignment
 
 runner = CliRunner()
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from treegrad.cli import app
-from treegrad.columns import Recoding, input_name, plan, recode, resolve
-from treegrad.data import Table, read_csv
+from treegrad.cli.commands import app
+from treegrad.data.columns import Recoding, input_name, plan, recode, resolve
+from treegrad.data.table import Table, read_csv
 from treegrad.errors import DataError
-from treegrad.modelfile import load
-from treegrad.workflow import predict, train
+from treegrad.run.modelfile import load
+from treegrad.run.workflow import predict, train
 
 runner = CliRunner()
 DATASETS = Path(__file__).resolve().parent.parent / "datasets"

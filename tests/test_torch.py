@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from treegrad import workflow
-from treegrad.cli import app
-from treegrad.compiled import predict_many
-from treegrad.fit import fit
-from treegrad.losses import LOSSES
-from treegrad.modelfile import Opened, open_model
-from treegrad.optim import OPTIMIZERS
-from treegrad.spec import parse_spec
+from treegrad.cli.commands import app
+from treegrad.engine.compiled import predict_many
+from treegrad.engine.fit import fit
+from treegrad.engine.losses import LOSSES
+from treegrad.engine.optim import OPTIMIZERS
+from treegrad.run import workflow
+from treegrad.run.modelfile import Opened, open_model
+from treegrad.spec.models import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -76,13 +76,13 @@ def test_without_torch_every_command_says_how_to_install(
 
 
 def test_importing_treegrad_does_not_import_torch() -> None:
-    code = "import sys, treegrad, treegrad.cli, treegrad.torch_bridge; print('torch' in sys.modules)"
+    code = "import sys, treegrad, treegrad.cli.commands, treegrad.torch.bridge; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 
 
 def test_every_optimizer_has_its_torch_optimizer() -> None:
-    from treegrad.torch_bridge import TORCH_OPTIMIZERS
+    from treegrad.torch.bridge import TORCH_OPTIMIZERS
 
     assert set(TORCH_OPTIMIZERS) == set(OPTIMIZERS), "map each optimizer of optim.py in TORCH_OPTIMIZERS"
 
@@ -91,15 +91,15 @@ def test_every_array_name_has_its_torch_binding() -> None:
     """The op and loss tables' array forms may use every name vectorized.py binds to NumPy
     (but the NumPy trainer's own DT and as_numbers, and the loss clamps, which the torch
     engine binds per dtype from losses.array_clamps)."""
-    from treegrad.losses import ARRAY_CLAMPS
-    from treegrad.torch_bridge import ARRAY_BINDINGS
-    from treegrad.vectorized import array_namespace
+    from treegrad.engine.losses import ARRAY_CLAMPS
+    from treegrad.engine.vectorized import array_namespace
+    from treegrad.torch.bridge import ARRAY_BINDINGS
 
     assert set(array_namespace()) - {"np", "arange", "DT", "as_numbers", *ARRAY_CLAMPS} <= set(ARRAY_BINDINGS)
 
 
 def test_torch_names_are_plain_distinct_attributes() -> None:
-    from treegrad.torch_bridge import torch_names
+    from treegrad.torch.bridge import torch_names
 
     names = torch_names(["w", "a.b", "a_b", "1x", "forward", "class", "", "é"], reserved={"forward"})
     assert names[:2] == ["w", "a_b"]
@@ -112,7 +112,7 @@ def test_settings_the_torch_engine_lacks_are_refused_by_name() -> None:
     from pydantic import BaseModel
 
     from treegrad.errors import TrainingError
-    from treegrad.torch_bridge import check_settings
+    from treegrad.torch.bridge import check_settings
 
     class Settings(BaseModel):
         epochs: int = 100
@@ -125,8 +125,8 @@ def test_settings_the_torch_engine_lacks_are_refused_by_name() -> None:
 
 
 def test_the_torch_engine_carries_out_every_training_setting() -> None:
-    from treegrad.spec import Training
-    from treegrad.torch_bridge import TORCH_SETTINGS
+    from treegrad.spec.models import Training
+    from treegrad.torch.bridge import TORCH_SETTINGS
 
     assert set(Training.model_fields) == TORCH_SETTINGS
 
@@ -151,7 +151,7 @@ def random_rows(n_inputs: int, n: int, seed: int) -> list[list[float]]:
 def test_module_predicts_as_predict(name: str) -> None:
     import torch
 
-    from treegrad.torch_bridge import torch_module
+    from treegrad.torch.bridge import torch_module
 
     model = open_model(MODELS / f"{name}.yaml")
     module = torch_module(model)
@@ -182,7 +182,7 @@ def test_hostile_model_names_stay_in_literals(tmp_path: Path) -> None:
     import torch
 
     from treegrad import Add, Constant, Input, Multiply, Parameter
-    from treegrad.torch_bridge import module_source, torch_module
+    from treegrad.torch.bridge import module_source, torch_module
 
     root = Add([Multiply([Parameter(0.5, name='w""" ); import os #'), Input("x")]), Constant(1.5)])
     opened = Opened(root, 'evil"""\nimport os', "regression")
@@ -271,7 +271,7 @@ def test_import_params_checks_names_shapes_and_files(tmp_path: Path) -> None:
 
 def curves(name: str, engine: str, epochs: int) -> tuple[list[float], list[float], list[float]]:
     """(training losses, validation losses, final parameters) of an example model."""
-    from treegrad import torch_bridge
+    from treegrad.torch import bridge as torch_bridge
 
     prep = workflow.prepare(MODELS / f"{name}.yaml", overrides={"epochs": epochs})
     s = prep.settings
@@ -317,8 +317,8 @@ SPECS = {
 @pytest.mark.parametrize("loss", list(LOSSES))
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_every_loss_and_optimizer_trains_the_same(loss: str, optimizer: str) -> None:
-    from treegrad.build import build_model
-    from treegrad.torch_bridge import fit as torch_fit
+    from treegrad.spec.build import build_model
+    from treegrad.torch.bridge import fit as torch_fit
 
     task = LOSSES[loss].task
     kinds = ["list", "regression"] if task == "regression" else [task]
@@ -369,8 +369,8 @@ def test_train_engine_torch_from_the_cli(tmp_path: Path) -> None:
 def both_engines(spec: Path, sets: dict[str, Any], epochs: int) -> tuple[Any, Any]:
     """The record of a spec trained by treegrad's engine and by --engine torch, with `sets`
     (training settings by key) applied to both."""
-    from treegrad.torch_bridge import fit as torch_fit
-    from treegrad.torch_bridge import trainer
+    from treegrad.torch.bridge import fit as torch_fit
+    from treegrad.torch.bridge import trainer
 
     records = []
     for engine in ("treegrad", "torch"):
@@ -526,7 +526,7 @@ def test_two_processes_under_torchrun_equal_one(tmp_path: Path) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail("torchrun with 2 processes did not finish in 240 s")
     assert done.returncode == 0, done.stderr[-3000:]
-    from treegrad.torch_bridge import fit as torch_fit
+    from treegrad.torch.bridge import fit as torch_fit
 
     prep = workflow.prepare(MODELS / "xor.yaml", overrides={"epochs": 3}, sets=list(SETS.items()))
     one = workflow.run(prep, trainer=torch_fit)
@@ -564,7 +564,7 @@ def test_under_torchrun_each_process_reads_its_part_of_the_csv(tmp_path: Path) -
     rec = json.loads((tmp_path / "two.json").read_text())
     parts = rec["provenance"]["data"]["parts"]
     assert sum(parts) == 150 and len(parts) == 2 and max(parts) < 100, parts
-    from treegrad.torch_bridge import fit as torch_fit
+    from treegrad.torch.bridge import fit as torch_fit
 
     settings = [(("training", "validation_split"), 0.2), (("training", "class_weight"), "balanced")]
     one = workflow.run(

@@ -16,20 +16,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from treegrad import (
-    Add,
-    Input,
-    Linear,
-    Multiply,
-    Node,
-    Parameter,
-    Sigmoid,
-    Softmax,
-    TrainingError,
-    fit,
-)
-from treegrad.trace import trace
-from treegrad.workflow import trace_setup
+from treegrad import Add, Input, Linear, Multiply, Node, Parameter, Sigmoid, Softmax, TrainingError, fit
+from treegrad.outputs.trace import trace
+from treegrad.run.workflow import trace_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -147,7 +136,7 @@ def test_parameter_gradients_agree_with_finite_differences() -> None:
     root = mlp(5)
     assert root.graph is not None
     (step,) = trace(root, X, y, loss="bce", learning_rate=1e-300)  # a step too small to move anything
-    from treegrad.losses import LOSSES
+    from treegrad.engine.losses import LOSSES
 
     lossfn = LOSSES["bce"].fn(1)
     P = root.graph.param_values()
@@ -200,7 +189,7 @@ def test_prepare_from_a_spec_and_from_a_model_file(tmp_path: Path) -> None:
     assert (setup.loss, setup.learning_rate) == ("mse", 0.1)
     (step,) = trace(setup.root, setup.inputs, setup.targets, loss=setup.loss, learning_rate=setup.learning_rate)
     assert [u.grad for u in step.params] == [-7.0, -3.5]  # the hand-checked example above
-    from treegrad import workflow
+    from treegrad.run import workflow
 
     model = tmp_path / "f2c.model.json"
     workflow.train(spec, overrides={"epochs": 1, "shuffle": False}, out=model)
@@ -210,7 +199,7 @@ def test_prepare_from_a_spec_and_from_a_model_file(tmp_path: Path) -> None:
 
 
 def test_trace_command_prints_the_tables(tmp_path: Path) -> None:
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     (tmp_path / "data.csv").write_text("f,c\n2,3\n1,1\n")
     spec = tmp_path / "f2c.yaml"
@@ -228,7 +217,7 @@ def test_trace_command_prints_the_tables(tmp_path: Path) -> None:
 
 
 def test_trace_the_example_models(tmp_path: Path) -> None:
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     for stem in ("line", "iris"):
         spec = ROOT / "models" / f"{stem}.yaml"

@@ -15,13 +15,13 @@ import pytest
 
 import treegrad as tg
 from treegrad import Add, Input, Multiply, Node, Parameter, ReLU, Sigmoid
-from treegrad.penalties import StepRules, weight_mask
-from treegrad.schedules import Scheduler
-from treegrad.spec import CosineSchedule, ExponentialSchedule, PlateauSchedule, StepSchedule
-from treegrad.vectorized import vectorized_epoch_fn
+from treegrad.engine.penalties import StepRules, weight_mask
+from treegrad.engine.schedules import Scheduler
+from treegrad.engine.vectorized import vectorized_epoch_fn
+from treegrad.spec.models import CosineSchedule, ExponentialSchedule, PlateauSchedule, StepSchedule
 
 # The module (the attribute `treegrad.fit` is the function of the same name).
-FIT = importlib.import_module("treegrad.fit")
+FIT = importlib.import_module("treegrad.engine.fit")
 
 
 def line(w: float = 2.0, b: float = 1.0) -> Node:
@@ -236,7 +236,7 @@ def test_bad_sample_weights() -> None:
 
 def test_dead_relu_is_named() -> None:
     """A ReLU whose bias puts it below 0 on every row is reported with its formula; a live one is not."""
-    from treegrad.diagnose import dead_unit_warning, dead_units
+    from treegrad.run.diagnose import dead_unit_warning, dead_units
 
     x = Input("x")
     dead = ReLU([Add([Multiply([Parameter(1.0, name="w"), x]), Parameter(-5.0, name="b")])])
@@ -275,7 +275,7 @@ def test_options_are_recorded_in_the_model_file(tmp_path: Any) -> None:
 
     from typer.testing import CliRunner
 
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     spec = tmp_path / "m.yaml"
     spec.write_text(SPEC)
@@ -303,7 +303,7 @@ def test_options_are_recorded_in_the_model_file(tmp_path: Any) -> None:
 def test_bad_option_values_get_located_errors(tmp_path: Any, change: str, message: str) -> None:
     from typer.testing import CliRunner
 
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     spec = tmp_path / "m.yaml"
     text = SPEC.replace("  lr_schedule: {type: step, step_size: 2, gamma: 0.5}\n", "")
@@ -316,7 +316,7 @@ def test_bad_option_values_get_located_errors(tmp_path: Any, change: str, messag
 def test_bad_option_on_the_command_line(tmp_path: Any) -> None:
     from typer.testing import CliRunner
 
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     spec = tmp_path / "m.yaml"
     spec.write_text(SPEC)
@@ -353,7 +353,7 @@ def recall_of_yes(trained: Any) -> float:
 
 
 def test_balanced_class_weight_raises_minority_recall(tmp_path: Any) -> None:
-    from treegrad import workflow
+    from treegrad.run import workflow
 
     write_rare(tmp_path)
     (tmp_path / "plain.yaml").write_text(IMBALANCED)
@@ -364,7 +364,7 @@ def test_balanced_class_weight_raises_minority_recall(tmp_path: Any) -> None:
     m = balanced.record.metrics["train"]
     assert "weighted_loss" in m and "weighted_accuracy" in m and "weighted_loss" not in plain.record.metrics["train"]
     # balanced: n / (2 n_c), so 400 / (2 * 20) = 10 for "yes" and 400 / (2 * 380) for "no"
-    from treegrad.weighting import class_weights
+    from treegrad.data.weighting import class_weights
 
     assert class_weights("balanced", ["no", "yes"], [0.0] * 380 + [1.0] * 20) == pytest.approx([400 / 760, 10.0])
 
@@ -372,7 +372,7 @@ def test_balanced_class_weight_raises_minority_recall(tmp_path: Any) -> None:
 def test_class_weight_by_label_and_weight_column(tmp_path: Any) -> None:
     """{label: w} names classes; a weight column of 2 everywhere doubles every step, which for
     SGD is the same run as a doubled learning rate (exactly: multiplying by 2 is exact)."""
-    from treegrad import workflow
+    from treegrad.run import workflow
 
     write_rare(tmp_path, with_weight=True)
     spec = tmp_path / "m.yaml"
@@ -386,7 +386,7 @@ def test_class_weight_by_label_and_weight_column(tmp_path: Any) -> None:
 
 
 def test_class_weight_errors(tmp_path: Any) -> None:
-    from treegrad import workflow
+    from treegrad.run import workflow
 
     write_rare(tmp_path)
     spec = tmp_path / "m.yaml"
@@ -401,7 +401,7 @@ def test_class_weight_errors(tmp_path: Any) -> None:
 def test_eval_reports_per_class_scores_and_weighted_metrics(tmp_path: Any) -> None:
     from typer.testing import CliRunner
 
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     write_rare(tmp_path)
     spec = tmp_path / "m.yaml"
@@ -416,7 +416,7 @@ def test_eval_reports_per_class_scores_and_weighted_metrics(tmp_path: Any) -> No
 
 def test_class_report_by_hand() -> None:
     """True a: 8 right, 2 called b; true b: 1 called a, 9 right. a: precision 8/9, recall 8/10."""
-    from treegrad.tasks import class_report
+    from treegrad.run.tasks import class_report
 
     a, b = class_report([[8, 2], [1, 9]], ["a", "b"])
     assert (a["precision"], a["recall"], a["support"]) == (8 / 9, 0.8, 10)
@@ -431,7 +431,7 @@ def test_set_changes_any_training_key(tmp_path: Any) -> None:
 
     from typer.testing import CliRunner
 
-    from treegrad.cli import app
+    from treegrad.cli.commands import app
 
     spec = tmp_path / "m.yaml"
     spec.write_text(SPEC)

@@ -40,12 +40,12 @@ from treegrad import (
     Subtract,
     Tanh,
 )
-from treegrad.losses import LOSSES
-from treegrad.ops import NAMESPACE, OPS, softmax_array_code, softmax_fns, softmax_grad_array_code
-from treegrad.optim import OPTIMIZERS
-from treegrad.vectorized import array_namespace, vectorized_epoch_fn
+from treegrad.core.ops import NAMESPACE, OPS, softmax_array_code, softmax_fns, softmax_grad_array_code
+from treegrad.engine.losses import LOSSES
+from treegrad.engine.optim import OPTIMIZERS
+from treegrad.engine.vectorized import array_namespace, vectorized_epoch_fn
 
-FIT = importlib.import_module("treegrad.fit")  # the module: treegrad.fit is the function
+FIT = importlib.import_module("treegrad.engine.fit")  # the module: treegrad.fit is the function
 REL = 1e-12
 
 
@@ -564,7 +564,7 @@ def test_a_second_fit_writes_no_code(batch_size: int, monkeypatch: pytest.Monkey
     """Code depends on the graph's structure, the loss, the optimizer and the batch mode only:
     a second fit of the same model (even on other data) reuses it and trains on from where it was."""
     written: list[str] = []
-    compiled, vectorized = sys.modules["treegrad.compiled"], sys.modules["treegrad.vectorized"]
+    compiled, vectorized = sys.modules["treegrad.engine.compiled"], sys.modules["treegrad.engine.vectorized"]
     for mod, name in [
         (compiled.Program, "_epoch_fn"),
         (vectorized, "_lower"),

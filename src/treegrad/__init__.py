@@ -9,8 +9,6 @@ nothing of ours.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -59,18 +57,15 @@ _HOME = {
     "SpecError": "errors",
     "TrainingError": "errors",
     "TreegradError": "errors",
-    "History": "fit",
-    "fit": "fit",
-    "LOSSES": "losses",
-    "OPS": "ops",
-    "funcify": "printers",
+    "History": "engine.fit",
+    "fit": "engine.fit",
+    "LOSSES": "engine.losses",
+    "OPS": "core.ops",
+    "funcify": "core.printers",
 }
 
 if TYPE_CHECKING:  # what type checkers and editors see: the same names, imported eagerly
-    from .errors import DataError, ModelError, ModelFileError, SpecError, TrainingError, TreegradError
-    from .fit import History, fit
-    from .losses import LOSSES
-    from .nodes import (
+    from .core.nodes import (
         Abs,
         Add,
         Constant,
@@ -93,15 +88,18 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
         Tanh,
         seed,
     )
-    from .ops import OPS
-    from .printers import funcify
+    from .core.ops import OPS
+    from .core.printers import funcify
+    from .engine.fit import History, fit
+    from .engine.losses import LOSSES
+    from .errors import DataError, ModelError, ModelFileError, SpecError, TrainingError, TreegradError
 
 
 def __getattr__(name: str) -> Any:
     """Import a public name's module on first use and keep the name (PEP 562)."""
     if name not in __all__:
         raise AttributeError(f"module 'treegrad' has no attribute '{name}'")
-    home = _HOME.get(name, "nodes")
+    home = _HOME.get(name, "core.nodes")
     value = getattr(importlib.import_module(f".{home}", __name__), name)
     globals()[name] = value
     return value
@@ -109,21 +107,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """The package module, keeping `treegrad.fit` the function.
-
-    `fit` names both a submodule and the function it defines. Importing the submodule
-    (`import treegrad.fit`, or any module's `from .fit import ...`) makes Python set the
-    package's attribute `fit` to the submodule; the function stays in its place instead, as
-    it did when this file imported it eagerly.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "fit" and isinstance(value, types.ModuleType):
-            value = value.fit
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

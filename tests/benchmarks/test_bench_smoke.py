@@ -8,8 +8,8 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from treegrad import bench
-from treegrad.cli import app
+from treegrad.bench import suite as bench
+from treegrad.cli.commands import app
 
 
 def test_quick_run_losses_equal_hand_written_python() -> None:
@@ -120,7 +120,7 @@ def test_import_seconds_sums_the_top_level_modules() -> None:
         "import time:       100 |        100 |   _io\n"
         "import time:       300 |       1200 | site\n"
         "import time:        50 |         50 |     nested\n"
-        "import time:       400 |      30000 | treegrad.cli\n"
+        "import time:       400 |      30000 | treegrad.cli.commands\n"
         "some other line on stderr\n"
     )
     assert bench.import_seconds(text) == pytest.approx(0.0312)

@@ -1,0 +1,3 @@
+"""The speed benchmark (`treegrad bench`): workloads, peers and measurements. Nothing in treegrad
+imports it but the command.
+"""

@@ -1,0 +1,1 @@
+"""Reading a trained model: explanations of predictions, and simplification to a short formula."""

@@ -1,0 +1,574 @@
+"""Taking a model elsewhere: as a standalone Python module, a Graphviz picture, a JSON dump
+of its graph, a simplified formula (sympy), a LaTeX document, or an ONNX model.
+
+Every exporter walks the compiled graph in evaluation order and translates each node
+through the op table (`ops.OPS`): the Python module pastes the op's own value expression,
+as the compiled evaluator does; sympy and ONNX use the entry's `sympy` and `onnx` forms.
+
+Safety: what a user wrote (input, parameter, class and model names) reaches generated
+Python only as `repr()` string literals, or as argument names when it is a plain ASCII
+identifier that shadows nothing the module uses; DOT labels and LaTeX are escaped.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import keyword
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..core.nodes import Constant, Input, Leaf, Node, Output, Parameter
+from ..core.ops import NAMESPACE, softmax_code
+from ..core.printers import funcify, number
+from ..errors import ModelError, TreegradError
+from ..files import DOT, GRAPH, LATEX, LATEX_MARK, ONNX, PYTHON, Kind
+from ..run.modelfile import Opened
+from ..run.tasks import class_labels
+
+FORMATS = ("python", "dot", "json", "latex", "onnx")
+ONNX_OPSET = 17
+ONNX_IR_VERSION = 8  # the IR that goes with opset 17; readable by onnxruntime >= 1.11
+SIMPLIFY_LIMIT = 30  # sympy.simplify on more operations than this can take minutes: expand only
+# --simplify hands the formula to sympy, whose expand and printers recurse through it and
+# multiply it out: beyond these it would take minutes or hit Python's recursion limit.
+SIMPLIFY_MAX_DEPTH = 60  # operations nested in one another
+SIMPLIFY_MAX_TERMS = 2000  # terms of the formula multiplied out, estimated from the graph
+
+
+def _graph(root: Node) -> Any:
+    if root.graph is None:
+        root.compile()
+    assert root.graph is not None
+    return root.graph
+
+
+def _class_labels(model: Opened) -> list[str] | None:
+    """The labels `treegrad predict` prints (the same defaults as `tasks.decode`)."""
+
+    g = _graph(model.root)
+    task = "classes" if g.is_softmax and model.task is None else model.task
+    return class_labels(task, model.classes, len(g.elements))
+
+
+# ----------------------------------------------------------------- standalone Python
+
+
+_MODULE_NAMES = {"NAME", "INPUTS", "CLASSES", "PARAMETERS", "predict", "predict_label", "math"}
+
+
+def is_plain_name(name: str) -> bool:
+    """True if `name` can be a Python argument name in generated code without risk.
+
+    ASCII only (Unicode identifiers are normalised, so two different names could become
+    one), not a keyword, no leading underscore (the generated locals start with one),
+    and no name that the generated module or Python's builtins already use.
+    """
+    return (
+        name.isascii()
+        and name.isidentifier()
+        and not keyword.iskeyword(name)
+        and not keyword.issoftkeyword(name)
+        and not name.startswith("_")
+        and name not in NAMESPACE
+        and name not in _MODULE_NAMES
+        and not hasattr(builtins, name)
+    )
+
+
+def argument_names(input_names: Sequence[str]) -> list[str]:
+    """The inputs' names if every one is a plain name, else x0, x1, ... for all of them."""
+    if all(is_plain_name(n) for n in input_names):
+        return list(input_names)
+    return [f"x{j}" for j in range(len(input_names))]
+
+
+def _math_imports() -> list[str]:
+    """`from math import ...` lines binding every name the op expressions may use."""
+    plain, renamed = [], []
+    for name, fn in sorted(NAMESPACE.items()):
+        real = getattr(fn, "__name__", "")
+        if getattr(math, real, None) is not fn:
+            raise ModelError(
+                f"the op table's function '{name}' is not from the math module, so a standalone "
+                "Python module cannot import it; this is a bug in treegrad"
+            )
+        if real == name:
+            plain.append(name)
+        else:
+            renamed.append(f"from math import {real} as {name}")
+    return ([f"from math import {', '.join(plain)}"] if plain else []) + renamed
+
+
+def python_names(graph: Any) -> dict[int, str]:
+    """A generated local name per node: _x (inputs), _p (parameters), _c (constants), _v (ops)."""
+    names: dict[int, str] = {}
+    for j, name in enumerate(graph.input_names):
+        for node in graph.inputs_by_name.get(name, ()):
+            names[id(node)] = f"_x{j}"
+    for k, p in enumerate(graph.params):
+        names[id(p)] = f"_p{k}"
+    for k, c in enumerate(graph.constants):
+        names[id(c)] = f"_c{k}"
+    for i, n in enumerate(graph.order):
+        names.setdefault(id(n), f"_v{i}")
+    return names
+
+
+def python_body(graph: Any) -> tuple[list[str], str]:
+    """(statements, returned expression): one assignment per node, from the op table."""
+    names = python_names(graph)
+    lines: list[str] = []
+    for k, p in enumerate(graph.params):
+        lines.append(f"_p{k} = {float(p.value)!r}")
+    for k, c in enumerate(graph.constants):
+        lines.append(f"_c{k} = {float(c.value)!r}")
+    outputs = [names[id(e)] for e in graph.elements]
+    for n in graph.order:
+        if isinstance(n, Leaf):
+            continue
+        args = [names[id(c)] for c in n.children]
+        if n.kind == "softmax":
+            outputs = [f"_s{j}" for j in range(len(args))]
+            lines += softmax_code(args, outputs, "_sm")
+        elif isinstance(n, Output):
+            continue
+        else:
+            assert n.op is not None
+            lines.append(f"{names[id(n)]} = {n.op.value(args)}")
+    result = f"[{', '.join(outputs)}]" if graph.is_list else outputs[0]
+    return lines, result
+
+
+def python_module(model: Opened) -> str:
+    """A dependency-free Python module whose `predict(...)` returns what `treegrad predict` returns."""
+    g = _graph(model.root)
+    args = argument_names(g.input_names)
+    signature = ", ".join(args)
+    labels = _class_labels(model)
+    body, result = python_body(g)
+    returns = (
+        "a list of probabilities, one per class in CLASSES"
+        if g.is_softmax
+        else "a list of values"
+        if g.is_list
+        else "the probability of CLASSES[1]"
+        if model.task == "binary"
+        else "the predicted value"
+    )
+    out = [
+        '"""A treegrad model as plain Python: `predict` gives the numbers `treegrad predict` gives.',
+        "",
+        f"Written by treegrad {__version__}; it needs nothing but the standard library. The",
+        "arguments are the model's inputs, in the order of INPUTS. Import it and call predict,",
+        "e.g. from a shell: python3 -c 'import THIS_MODULE as m; print(m.predict(...))'. It runs",
+        "nothing when run as a script, and imports nothing but math.",
+        '"""',
+        "",
+        *_math_imports(),
+        "",
+        f"NAME = {model.name!r}",
+        f"INPUTS = {list(g.input_names)!r}",
+    ]
+    if labels is not None:
+        out.append(f"CLASSES = {labels!r}")
+    out.append("# The learned values by name, for reading (predict has them written in).")
+    out.append(f"PARAMETERS = {dict((p.name, float(p.value)) for p in g.params)!r}")
+    out += ["", "", f"def predict({signature}):", f'    """The model\'s output: {returns}."""']
+    out += [f"    _x{j} = float({a})" for j, a in enumerate(args)]
+    out += [f"    {line}" for line in body]
+    out.append(f"    return {result}")
+    if labels is not None and (g.is_softmax or model.task == "binary"):
+        out += [
+            "",
+            "",
+            f"def predict_label({signature}):",
+            '    """The predicted class, as printed by `treegrad predict`."""',
+            f"    p = predict({signature})",
+        ]
+        if g.is_softmax:
+            out += [
+                "    best = 0",
+                "    for k in range(1, len(p)):",
+                "        if p[k] > p[best]:",
+                "            best = k",
+                "    return CLASSES[best]",
+            ]
+        else:
+            out.append("    return CLASSES[1] if p >= 0.5 else CLASSES[0]")
+    return "\n".join(out) + "\n"
+
+
+# ----------------------------------------------------------------- Graphviz and JSON
+
+
+def _dot_string(text: str) -> str:
+    """A DOT quoted string: backslashes and quotes escaped, line breaks as DOT's \\n."""
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    text = re.sub(r"\r\n|\r|\n", r"\\n", text)
+    return '"' + re.sub(r"[\x00-\x1f\x7f]", " ", text) + '"'
+
+
+_DOT_STYLE = {
+    "input": 'shape=box, style="rounded,filled", fillcolor="#d8f0d8"',
+    "parameter": 'shape=box, style="rounded,filled", fillcolor="#d8e8f8"',
+    "constant": 'shape=box, style=rounded, color="#999999"',
+    "op": 'shape=ellipse, style=filled, fillcolor="#f4f4f4"',
+    "softmax": 'shape=doubleoctagon, style=filled, fillcolor="#f8e8c8"',
+    "output": 'shape=doubleoctagon, style=filled, fillcolor="#f8e8c8"',
+}
+
+
+def dot_source(root: Node, precision: int = 4) -> str:
+    """A Graphviz digraph: each node once (shared nodes too), edges from child to parent."""
+    g = _graph(root)
+    ids = {id(n): f"n{i}" for i, n in enumerate(g.order)}
+    lines = [
+        "digraph treegrad {",
+        "  rankdir=BT;",
+        '  node [fontname="Helvetica"];',
+        '  edge [fontname="Helvetica", fontsize=10];',
+    ]
+    for n in g.order:
+        kind = n.kind
+        if kind == "input":
+            label = n.name or "x"
+        elif kind == "parameter":
+            label = f"{n.name} = {number(float(n.value), precision)}"
+        elif kind == "constant":
+            label = number(float(n.value), precision)
+        elif kind == "op":
+            assert n.op is not None
+            label = n.op.name
+        else:
+            label = kind
+        lines.append(f"  {ids[id(n)]} [label={_dot_string(label)}, {_DOT_STYLE[kind]}];")
+    for n in g.order:
+        # Argument order matters for sub, div, pow and the outputs: number those edges.
+        ordered = n.children and (
+            isinstance(n, Output) or (n.op is not None and n.op.arity is not None and len(n.children) > 1)
+        )
+        for k, c in enumerate(n.children):
+            attrs = f' [label="{k + 1}"]' if ordered else ""
+            lines.append(f"  {ids[id(c)]} -> {ids[id(n)]}{attrs};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def graph_dict(model: Opened) -> dict[str, Any]:
+    """The compiled graph as plain data: nodes in evaluation order, children by id.
+
+    Each node has `id`, `kind` (input, parameter, constant, op, output, softmax) and
+    `children`; inputs and parameters a `name`; parameters and constants a `value`;
+    ops their `op` name from the op table. `output` is the id of the model's output.
+    """
+    g = _graph(model.root)
+    index = {id(n): i for i, n in enumerate(g.order)}
+    nodes: list[dict[str, Any]] = []
+    for i, n in enumerate(g.order):
+        kind = n.kind
+        entry: dict[str, Any] = {"id": i, "kind": kind}
+        if kind in ("input", "parameter"):
+            entry["name"] = n.name
+        if kind == "op":
+            assert n.op is not None
+            entry["op"] = n.op.name
+        if kind in ("parameter", "constant"):
+            entry["value"] = float(n.value)
+        entry["children"] = [index[id(c)] for c in n.children]
+        nodes.append(entry)
+    return {
+        "format": "treegrad-graph",
+        "version": 1,
+        "name": model.name,
+        "inputs": list(g.input_names),
+        "classes": _class_labels(model),
+        "output": index[id(g.output)],
+        "nodes": nodes,
+    }
+
+
+def graph_json(model: Opened) -> str:
+    """`graph_dict` as indented JSON text."""
+    return json.dumps(graph_dict(model), indent=1) + "\n"
+
+
+# ----------------------------------------------------------------- LaTeX
+
+
+def latex_document(model: Opened, precision: int = 4) -> str:
+    """A standalone LaTeX document (amsmath) showing the model's formula."""
+    formula = funcify(model.root, precision=precision, format="latex")
+    return (
+        "\n".join(
+            [
+                r"\documentclass{article}",
+                r"\usepackage{amsmath}",
+                LATEX_MARK,  # how export -o knows a file it may write again (files.LATEX)
+                r"\begin{document}",
+                r"\begin{gather*}",
+                formula,
+                r"\end{gather*}",
+                r"\end{document}",
+            ]
+        )
+        + "\n"
+    )
+
+
+# ----------------------------------------------------------------- sympy
+
+
+def _sympy() -> Any:
+    try:
+        import sympy
+    except ImportError:
+        raise TreegradError(
+            "simplifying a formula needs sympy, which is not installed: "
+            "pip install sympy (or pip install 'treegrad[simplify]')"
+        ) from None
+    return sympy
+
+
+def sympy_exprs(root: Node) -> tuple[list[Any], bool]:
+    """(one sympy expression per output element, whether they go through a softmax)."""
+    sp = _sympy()
+    g = _graph(root)
+    symbols = {name: sp.Symbol(name, real=True) for name in g.input_names}
+    expr: dict[int, Any] = {}
+    for n in g.order:
+        if isinstance(n, Input):
+            expr[id(n)] = symbols[n.name]
+        elif isinstance(n, (Parameter, Constant)):
+            v = float(n.value)
+            expr[id(n)] = sp.Integer(int(v)) if v.is_integer() and abs(v) < 2**53 else sp.Float(v)
+        elif isinstance(n, Output):
+            continue
+        else:
+            assert n.op is not None
+            expr[id(n)] = n.op.sympy(sp, [expr[id(c)] for c in n.children])
+    return [expr[id(e)] for e in g.elements], g.is_softmax
+
+
+def _check_simplifiable(g: Any) -> None:
+    """Raise TreegradError if sympy cannot simplify the formula of `g` in bounded time.
+
+    Per node, in topological order: its nesting depth, and how many terms it has when
+    multiplied out (a sum adds its arguments' terms, a product multiplies them, a power
+    raises them to the exponent; a function of x counts as one term), capped so the
+    numbers stay small. A DAG of 40 doublings or (x + y + 1)^256 is refused at once.
+    """
+    cap = SIMPLIFY_MAX_TERMS + 1
+    depth: dict[int, int] = {}
+    terms: dict[int, int] = {}
+    for n in g.order:
+        kids = n.children
+        depth[id(n)] = 1 + max((depth[id(c)] for c in kids), default=-1)
+        t = [terms[id(c)] for c in kids]
+        name = n.op.name if n.op is not None else ""
+        if name == "neg":
+            terms[id(n)] = t[0]
+        elif name in ("add", "sub"):
+            terms[id(n)] = min(cap, sum(t))
+        elif name in ("mul", "div"):
+            terms[id(n)] = min(cap, math.prod(t))
+        elif name == "pow":
+            k = abs(float(n.children[1].value))
+            terms[id(n)] = cap if t[0] > 1 and k > math.log(cap, t[0]) else min(cap, t[0] ** max(1, math.ceil(k)))
+        else:
+            terms[id(n)] = 1
+        worst_terms = max(terms[id(c)] for c in kids) if kids else 1
+        problem = ""
+        if depth[id(n)] > SIMPLIFY_MAX_DEPTH:
+            problem = f"operations nested more than {SIMPLIFY_MAX_DEPTH} deep"
+        elif max(terms[id(n)], worst_terms) > SIMPLIFY_MAX_TERMS:
+            problem = f"more than {SIMPLIFY_MAX_TERMS:,} terms when multiplied out"
+        if problem:
+            raise TreegradError(
+                f"--simplify: the formula is too large for sympy ({problem}); "
+                "show it without --simplify, or export it with --format python"
+            )
+
+
+def simplified(root: Node, precision: int = 4, format: str = "text") -> str:
+    """The model's formula simplified by sympy, numbers shown to `precision` digits."""
+    if format not in ("text", "latex"):
+        raise TreegradError(f"--simplify prints text or latex, not {format}")
+    _check_simplifiable(_graph(root))  # the size first: it needs no sympy, and is true without it
+    sp = _sympy()
+    exprs, is_softmax = sympy_exprs(root)
+    shown = []
+    for e in exprs:
+        e = sp.expand(e)
+        if sp.count_ops(e) <= SIMPLIFY_LIMIT:
+            e = sp.simplify(e)
+        e = sp.N(e, precision)
+        e = e.xreplace({f: sp.Float(f, precision) for f in e.atoms(sp.Float)})  # N leaves digits inside functions
+        shown.append(sp.latex(e) if format == "latex" else str(e))
+    g = _graph(root)
+    if not g.is_list:
+        return shown[0]
+    inner = ", ".join(shown)
+    if format == "latex":
+        return rf"\operatorname{{softmax}}\left({inner}\right)" if is_softmax else rf"\left[{inner}\right]"
+    return f"softmax({inner})" if is_softmax else f"[{inner}]"
+
+
+# ----------------------------------------------------------------- ONNX
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise TreegradError(
+            "ONNX export needs the onnx package, which is not installed: "
+            "pip install onnx (and onnxruntime to run the result), "
+            "or pip install 'treegrad[onnx]'"
+        ) from None
+    return onnx
+
+
+def onnx_model(model: Opened) -> Any:
+    """An ONNX model (opset 17, float64 throughout) computing the model's output.
+
+    One input `X` of shape [N, k]: N samples, the k model inputs as columns in the order
+    of the metadata entry `inputs`. One output `y`: shape [N] for a single output, [N, m]
+    for a list output or a softmax (probabilities, one column per class).
+    """
+    onnx = _onnx()
+    from onnx import TensorProto, helper
+
+    g = _graph(model.root)
+    D = TensorProto.DOUBLE
+    nodes: list[Any] = []
+    inits: list[Any] = []
+    names: dict[int, str] = {}
+    depends: set[int] = set()  # nodes whose value varies with the input (shape [N], not a scalar)
+
+    def emit(op_type: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
+        return output
+
+    for j, name in enumerate(g.input_names):
+        inits.append(helper.make_tensor(f"col{j}", TensorProto.INT64, [], [j]))
+        x = emit("Gather", ["X", f"col{j}"], f"x{j}", axis=1)
+        for node in g.inputs_by_name.get(name, ()):
+            names[id(node)] = x
+            depends.add(id(node))
+    for k, p in enumerate(g.params):
+        t = helper.make_tensor(f"p{k}", D, [], [float(p.value)])
+        t.doc_string = f"parameter {p.name}"
+        inits.append(t)
+        names[id(p)] = f"p{k}"
+    for k, c in enumerate(g.constants):
+        inits.append(helper.make_tensor(f"c{k}", D, [], [float(c.value)]))
+        names[id(c)] = f"c{k}"
+    for i, n in enumerate(g.order):
+        if isinstance(n, (Leaf, Output)):
+            continue
+        assert n.op is not None
+        args = [names[id(c)] for c in n.children]
+        op_type = n.op.onnx
+        if op_type is None:
+            raise TreegradError(
+                f"the op '{n.op.name}' has no ONNX operator, so this model cannot be exported to ONNX; "
+                "export it as python instead"
+            )
+        if n.op.arity is None:  # a chain, ((a0 + a1) + a2) + ..., so sums round as in treegrad
+            acc = args[0]
+            for m, a in enumerate(args[1:], start=1):
+                acc = emit(op_type, [acc, a], f"v{i}" if m == len(args) - 1 else f"v{i}_{m}")
+            names[id(n)] = acc
+        else:
+            names[id(n)] = emit(op_type, args, f"v{i}")
+        if any(id(c) in depends for c in n.children):
+            depends.add(id(n))
+
+    n_rows: list[str] = []  # the name of a [1] tensor holding N, made when first needed
+
+    def per_sample(j: int, e: Node) -> str:
+        """The element as a [N] tensor; one that does not depend on X is broadcast to N rows."""
+        if id(e) in depends:
+            return names[id(e)]
+        if not n_rows:
+            inits.append(helper.make_tensor("start0", TensorProto.INT64, [1], [0]))
+            inits.append(helper.make_tensor("end1", TensorProto.INT64, [1], [1]))
+            n_rows.append(emit("Slice", [emit("Shape", ["X"], "x_shape"), "start0", "end1"], "n_rows"))
+        return emit("Expand", [names[id(e)], n_rows[0]], f"element{j}")
+
+    columns = [per_sample(j, e) for j, e in enumerate(g.elements)]
+    if g.is_list:
+        inits.append(helper.make_tensor("axis1", TensorProto.INT64, [1], [1]))
+        cols = [emit("Unsqueeze", [c, "axis1"], f"out{j}") for j, c in enumerate(columns)]
+        z = emit("Concat", cols, "z" if g.is_softmax else "y", axis=1)
+        if g.is_softmax:
+            emit("Softmax", [z], "y", axis=1)
+        y_info = helper.make_tensor_value_info("y", D, ["N", len(columns)])
+    else:
+        emit("Identity", [columns[0]], "y")
+        y_info = helper.make_tensor_value_info("y", D, ["N"])
+    x_info = helper.make_tensor_value_info("X", D, ["N", len(g.input_names)])
+    graph = helper.make_graph(
+        nodes,
+        "treegrad",
+        [x_info],
+        [y_info],
+        inits,
+        doc_string="X: [N, k] float64, the model inputs as columns (see metadata 'inputs')",
+    )
+    m = helper.make_model(
+        graph,
+        producer_name="treegrad",
+        producer_version=__version__,
+        opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
+    )
+    m.ir_version = ONNX_IR_VERSION
+    meta = {
+        "name": model.name,
+        "inputs": json.dumps(list(g.input_names)),
+        "task": model.task or "",
+        "classes": json.dumps(_class_labels(model)),
+    }
+    helper.set_model_props(m, meta)
+    onnx.checker.check_model(m)
+    return m
+
+
+def onnx_bytes(model: Opened) -> bytes:
+    """The ONNX model serialised, ready to write to a .onnx file."""
+    return onnx_model(model).SerializeToString()  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------- one door for the CLI
+
+
+def render(model: Opened, format: str, precision: int = 4) -> str | bytes:
+    """The model in an export format: text for python, dot, json, latex; bytes for onnx."""
+    if format == "python":
+        return python_module(model)
+    if format == "dot":
+        return dot_source(model.root, precision)
+    if format == "json":
+        return graph_json(model)
+    if format == "latex":
+        return latex_document(model, precision)
+    if format == "onnx":
+        return onnx_bytes(model)
+    raise TreegradError(f"unknown export format '{format}'; use one of {', '.join(FORMATS)}")
+
+
+# The kind of file each format writes: an existing -o file is replaced only if it is one (files.check_replace).
+OUTPUT_KINDS: dict[str, Kind] = {"python": PYTHON, "dot": DOT, "json": GRAPH, "latex": LATEX, "onnx": ONNX}
+
+
+def export(model: Opened, format: str, out: Path, precision: int = 4, *, force: bool = False) -> None:
+    """Write the model in `format` to `out`, atomically (an old file stays whole until then);
+    an existing `out` is replaced only if it is this format's export, or with `force`."""
+    from ..files import write_atomic
+
+    write_atomic(out, render(model, format, precision), kind=OUTPUT_KINDS[format], force=force)

@@ -1,0 +1,3 @@
+"""A training run and what it leaves: preparing data and model, training, the model file, provenance,
+resume, run logs, sweeps.
+"""

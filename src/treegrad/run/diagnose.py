@@ -1,0 +1,78 @@
+"""What a trained model shows about how training went: ReLU units that died.
+
+A ReLU unit whose input is negative on every training row outputs 0 for all of them; its
+gradient is then 0 too, so its weights never move again and it is lost to the model. The
+article's classifier fails this way on about half of the seeds, and nothing else says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..core.graph import Graph
+from ..core.nodes import Node
+from ..core.printers import funcify
+from ..data.parts import WHOLE, Part
+from ..engine.compiled import _def, _indent, program
+
+MAX_SHOWN_CHARS = 80  # a dead unit is named by its formula, cut to this length
+
+
+def relu_units(graph: Graph) -> list[Node]:
+    """The ReLU nodes of a graph, in evaluation order."""
+    return [n for n in graph.order if n.op is not None and n.op.name == "relu"]
+
+
+def dead_units(graph: Graph, rows: Sequence[Sequence[float]], part: Part = WHOLE) -> list[Node]:
+    """The ReLU units that output 0 on every one of `rows` (of every part; none if there are no rows)."""
+    units = relu_units(graph)
+    if not units:
+        return []
+    if not part.alone:
+        alive = [any(seen) for seen in zip(*part.gather(_alive(graph, units, rows)))]
+        return [u for u, a in zip(units, alive, strict=True) if not a]
+    if not rows:
+        return []
+    return [u for u, a in zip(units, _alive(graph, units, rows), strict=True) if not a]
+
+
+def _alive(graph: Graph, units: list[Node], rows: Sequence[Sequence[float]]) -> list[bool]:
+    """For each unit, whether it is above zero on some row (True for all where the model
+    cannot be evaluated on the rows: that has other problems to report)."""
+    if not rows:
+        return [False] * len(units)
+    prog = program(graph)
+    names = [prog.names[id(u)] for u in units]
+    # One pass of the generated forward code, marking each unit seen above zero.
+    body = [*prog.header(), f"alive = [False] * {len(units)}", "for row in X:"]
+    checks = [f"if {v} > 0.0: alive[{j}] = True" for j, v in enumerate(names)]
+    body += _indent(prog.unpack_row("row") + prog.forward() + checks)
+    body.append("return alive")
+    fn = prog._build(_def("alive_units", "P, C, X", body), "alive_units")
+    try:
+        return list(fn(graph.param_values(), prog.constant_values(), rows))
+    except (ArithmeticError, ValueError):
+        return [True] * len(units)
+
+
+def describe_unit(graph: Graph, unit: Node) -> str:
+    """A unit named so a reader finds it: its position among the ReLUs and its formula."""
+    units = relu_units(graph)
+    k = next(i for i, u in enumerate(units) if u is unit)
+    formula = funcify(unit, precision=3)
+    if len(formula) > MAX_SHOWN_CHARS:
+        formula = formula[: MAX_SHOWN_CHARS - 1] + "…"
+    return f"ReLU {k + 1} of {len(units)}, {formula}"
+
+
+def dead_unit_warning(graph: Graph, rows: Sequence[Sequence[float]], part: Part = WHOLE) -> str | None:
+    """A warning naming the dead ReLU units after training, or None if every unit is alive."""
+    dead = dead_units(graph, rows, part)
+    if not dead:
+        return None
+    listed = "; ".join(describe_unit(graph, u) for u in dead[:5])
+    more = f" and {len(dead) - 5} more" if len(dead) > 5 else ""
+    return (
+        f"{len(dead)} ReLU unit(s) output 0 on every training row, so they learn nothing (dead): {listed}{more}. "
+        "Try another seed, a smaller learning rate, or normalize the inputs"
+    )

@@ -1,0 +1,117 @@
+"""A training run's record on disk (`train --log-dir DIR`), and the resolved spec.
+
+The resolved spec is the spec file as written with its `training:` replaced by every
+setting as trained (defaults, options and `--set` filled in) and its data pinned (a CSV
+as an absolute path), so training it again gives the same parameters bit for bit. A run
+started from another model's parameters (`--init-from`) names that file in a comment at the
+top, since a spec has no key for it: trained again, it needs the same option.
+
+A run folder holds `spec.yaml` (the resolved spec, written atomically before training
+starts) and `metrics.csv` (one row per epoch: appended and flushed as each epoch ends,
+so a killed run keeps its history up to its last complete epoch). A folder that already
+holds a run's files is refused unless `force`, which starts them afresh.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from ..errors import FileError
+from ..files import check_output, write_atomic
+
+SPEC_FILE = "spec.yaml"
+METRICS_FILE = "metrics.csv"
+# In a resolved spec, the model file (absolute) whose parameters the run started from (train
+# --init-from): no key of a spec, so `dump` writes it as a comment above the spec.
+INIT_FROM = "init_from"
+
+
+def resolved_spec(text: str, training: Any, data: str | None, target: str, base: Path) -> dict[str, Any]:
+    """The spec `text` with `training` (a validated Training) in full and its data pinned.
+
+    `data` is the data as named (by --data from the current folder, else by the spec's
+    `data:` from `base`, the spec's folder): a file becomes its absolute path, a built-in
+    dataset stays its name."""
+    raw = yaml.safe_load(text)
+    assert isinstance(raw, dict), "a spec that validated is a mapping"
+    out = dict(raw)
+    if data is not None:
+        file = base / data
+        out["data"] = str(file.resolve()) if file.is_file() else data
+    out["target"] = target
+    out["training"] = training.model_dump(mode="json")
+    return out
+
+
+def dump(spec: dict[str, Any]) -> str:
+    """The resolved spec as YAML text, keys in the spec's order; a run started from another
+    model's parameters says so first, in a comment, with the option that trains it again."""
+    text = yaml.safe_dump({k: v for k, v in spec.items() if k != INIT_FROM}, sort_keys=False, allow_unicode=True)
+    if spec.get(INIT_FROM) is None:
+        return text
+    from .provenance import quoted
+
+    start = quoted([spec[INIT_FROM]])  # one line, whatever the path holds
+    return (
+        f"# This run started from the parameters of {start}, not from the spec's own: train it\n"
+        f"# again with --init-from {start} (the same parameters bit for bit while that file is unchanged).\n" + text
+    )
+
+
+class RunLog:
+    """Writes one run's folder: `start` before training, `epoch` after each epoch, `close` at the end."""
+
+    def __init__(self, folder: Path, *, force: bool = False) -> None:
+        self.folder = folder
+        self.force = force
+        self._file: IO[str] | None = None
+        self._writer: Any = None
+        self._columns: list[str] = []
+
+    def check(self) -> None:
+        """Raise FileError now, before training, if the run cannot be written where asked."""
+        folder = self.folder
+        if folder.exists() and not folder.is_dir():
+            raise FileError(f"--log-dir {folder}: it is a file, not a folder; give a folder for the run's files")
+        parent = folder.parent if str(folder.parent) else Path(".")
+        if not folder.exists() and not parent.is_dir():
+            raise FileError(f"--log-dir {folder}: the folder {parent} does not exist")
+        for name in (SPEC_FILE, METRICS_FILE):
+            path = folder / name
+            if path.exists() and not self.force:
+                raise FileError(
+                    f"--log-dir {folder} already holds a run ({name}): give another folder, or --force to replace it"
+                )
+            if folder.is_dir():
+                check_output(path, force=self.force)
+
+    def start(self, spec_yaml: str, columns: list[str]) -> None:
+        """Write the resolved spec and the header of metrics.csv."""
+        self.check()
+        self.folder.mkdir(exist_ok=True)
+        write_atomic(self.folder / SPEC_FILE, spec_yaml, force=self.force)
+        self._columns = ["epoch", *columns]
+        self._file = open(self.folder / METRICS_FILE, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(self._columns)
+        self._file.flush()
+
+    def epoch(self, epoch: int, values: dict[str, float | None]) -> None:
+        """Append the epoch's row (missing values empty) and flush it to disk."""
+        assert self._file is not None, "start() comes first"
+
+        def cell(v: float | None) -> str:
+            return "" if v is None or (isinstance(v, float) and math.isnan(v)) else repr(float(v))
+
+        self._writer.writerow([epoch, *(cell(values.get(c)) for c in self._columns[1:])])
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -1,0 +1,3 @@
+"""Spec files: reading with positions, the pydantic models, semantic analysis, building the graph,
+--set, and `init`'s scaffold.
+"""
