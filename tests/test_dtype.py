@@ -23,10 +23,10 @@ import treegrad as tg
 from treegrad import Add, Exp, Input, Multiply, Node, Output, Parameter, ReLU, Sigmoid, Softmax, Tanh
 from treegrad.cli.commands import app
 from treegrad.engine.losses import BCE_EPS, CE_TINY, array_clamps
+from treegrad.engine.settings import Training
 from treegrad.engine.vectorized import VectorizedEpoch
 from treegrad.errors import TrainingError
 from treegrad.run import workflow
-from treegrad.spec.models import Training
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 # The example models whose training runs on the NumPy trainer (dense layers, batches > 1).

@@ -16,9 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from treegrad.cli.commands import app
+from treegrad.engine.settings import Training
 from treegrad.errors import ModelFileError
 from treegrad.run.modelfile import load_graph, read
-from treegrad.spec.models import Training
 
 SPEC = """\
 name: stop

@@ -18,10 +18,11 @@ from typer.testing import CliRunner
 
 import treegrad as tg
 from treegrad.cli.commands import app
+from treegrad.engine.schedules import StepSchedule
 from treegrad.errors import TrainingError
 from treegrad.run.modelfile import load
 from treegrad.spec.build import build_model
-from treegrad.spec.models import StepSchedule, parse_spec
+from treegrad.spec.models import parse_spec
 
 MLP = """
 inputs: [x, y]
@@ -213,8 +214,8 @@ def test_runs_that_cannot_go_on_bit_for_bit_are_refused(tmp_path: Path, settings
 
 
 def test_an_interrupted_run_is_not_resumable() -> None:
+    from treegrad.engine.settings import Training
     from treegrad.run.resume import why_not_resumable
-    from treegrad.spec.models import Training
 
     assert why_not_resumable(Training(epochs=10), 10, False) is None
     assert why_not_resumable(Training(epochs=10), 7, False) == "it stopped after 7 of its 10 epochs (interrupted)"

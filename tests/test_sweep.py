@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 import treegrad as tg
 from treegrad import SpecError
 from treegrad.cli.commands import app
+from treegrad.engine.settings import Training
 from treegrad.run.sweep import parse_grid, plan, sweep
-from treegrad.spec.models import Training
 from treegrad.spec.settings import override, parse_assignment
 
 runner = CliRunner()

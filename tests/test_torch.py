@@ -125,7 +125,7 @@ def test_settings_the_torch_engine_lacks_are_refused_by_name() -> None:
 
 
 def test_the_torch_engine_carries_out_every_training_setting() -> None:
-    from treegrad.spec.models import Training
+    from treegrad.engine.settings import Training
     from treegrad.torch.bridge import TORCH_SETTINGS
 
     assert set(Training.model_fields) == TORCH_SETTINGS

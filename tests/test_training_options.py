@@ -16,9 +16,8 @@ import pytest
 import treegrad as tg
 from treegrad import Add, Input, Multiply, Node, Parameter, ReLU, Sigmoid
 from treegrad.engine.penalties import StepRules, weight_mask
-from treegrad.engine.schedules import Scheduler
+from treegrad.engine.schedules import CosineSchedule, ExponentialSchedule, PlateauSchedule, Scheduler, StepSchedule
 from treegrad.engine.vectorized import vectorized_epoch_fn
-from treegrad.spec.models import CosineSchedule, ExponentialSchedule, PlateauSchedule, StepSchedule
 
 # The module (the attribute `treegrad.fit` is the function of the same name).
 FIT = importlib.import_module("treegrad.engine.fit")

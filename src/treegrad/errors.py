@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 
 class TreegradError(Exception):
@@ -67,6 +68,24 @@ def clip(text: str) -> str:
 
 
 MAX_LISTED = 12  # names a message lists one by one; a longer list shows its ends and its length
+
+
+def describe(v: Any) -> str:
+    """A value as named in messages: `the text 'x'`, `a list of 2`, ..."""
+    if v is None:
+        return "nothing (an empty value)"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (int, float)):
+        return f"the number {v}"
+    if isinstance(v, str):
+        return f"the text '{v}'" if len(v) <= 40 else f"the text '{v[:37]}...'"
+    if isinstance(v, list):
+        return f"a list of {len(v)}"
+    if isinstance(v, dict):
+        keys = ", ".join(str(k) for k in list(v)[:4])
+        return f"a mapping with keys {keys}" if v else "an empty mapping {}"
+    return type(v).__name__
 
 
 def listed(names: Sequence[str]) -> str:

@@ -26,9 +26,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictFloat, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
+from ..engine.settings import Training
 from ..errors import ModelFileError, SpecError, describe_char, escaped, listed, unprintable
 from ..files import Kind, note_read, what_is, write_atomic
-from ..spec.models import Training
 from .provenance import Provenance
 
 FORMAT = "treegrad-model"

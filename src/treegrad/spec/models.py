@@ -38,8 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     PrivateAttr,
@@ -50,18 +48,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 from ..core.nodes import ACTIVATIONS
 from ..core.ops import OPS
 from ..engine.losses import LOSSES
-from ..engine.optim import OPTIMIZERS
-from ..engine.schedules import SCHEDULE_TYPES
-from ..engine.vectorized import Dtype
-from ..errors import SettingError, SpecError, clip, did_you_mean, escaped
-from ..limits import MAX_EPOCHS
-from .reading import Source, SpecPath, describe, read_data, read_text
+from ..engine.settings import Strict as _Strict
+from ..engine.settings import Training
+from ..engine.settings import custom_error as _custom
+from ..errors import SettingError, SpecError, clip, describe, did_you_mean, escaped
+from .reading import Source, SpecPath, read_data, read_text
 
 if TYPE_CHECKING:
     from .analysis import Analysis
@@ -89,41 +85,9 @@ def parse_spec(text: str, filename: str = "<spec>", *, default_name: str | None 
 if TYPE_CHECKING:
     Activation = str
     LossName = str
-    OptimizerName = str
 else:
     Activation = Literal[tuple(ACTIVATIONS)]
     LossName = Literal[tuple(LOSSES)]
-    OptimizerName = Literal[tuple(OPTIMIZERS)]
-
-
-def _custom(text: str, *at: str | int, on_key: bool = False) -> PydanticCustomError:
-    """A validation error with our own message; `at` is its path below the validated value,
-    `on_key` points at that path's key rather than its value."""
-    # The text goes in through the context, so braces in it are not read as placeholders.
-    return PydanticCustomError("spec", "{message}", {"message": text, "at": at, "on_key": on_key})
-
-
-class _Strict(BaseModel):
-    """Base of every spec model: unknown keys, NaN/inf and type coercions are all refused."""
-
-    # Built on first use, not at import (defer_build): built eagerly, the recursive expression
-    # models rebuilt each other's schemas, a large part of every command's start-up.
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, defer_build=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        # Checked here rather than by extra='forbid' so the message can suggest the right key.
-        if isinstance(data, dict):
-            allowed = list(cls.model_fields)
-            for key in data:
-                if key not in allowed:
-                    raise _custom(
-                        f"unknown key '{key}'{did_you_mean(str(key), allowed)} Keys allowed here: {', '.join(allowed)}",
-                        key,
-                        on_key=True,
-                    )
-        return data
 
 
 def _activation_hint(v: Any) -> Any:
@@ -320,133 +284,6 @@ else:
         ],
     )
     ExprList = TypeAliasType("ExprList", _list_or_one(Expr))
-
-
-class _Schedule(BaseModel):
-    """Base of the learning-rate schedules (formulas in schedules.py): frozen, strict, no unknown keys."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True, defer_build=True)
-
-
-class StepSchedule(_Schedule):
-    """Multiply the learning rate by `gamma` every `step_size` epochs."""
-
-    type: Literal["step"] = "step"
-    step_size: Annotated[int, Field(ge=1)] = 10
-    gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
-
-
-class ExponentialSchedule(_Schedule):
-    """Multiply the learning rate by `gamma` every epoch."""
-
-    type: Literal["exponential"] = "exponential"
-    gamma: Annotated[float, Field(gt=0, le=1)] = 0.95
-
-
-class CosineSchedule(_Schedule):
-    """Half a cosine from the learning rate down towards `min_lr` over the epochs of the run."""
-
-    type: Literal["cosine"] = "cosine"
-    min_lr: Annotated[float, Field(ge=0)] = 0.0
-
-
-class PlateauSchedule(_Schedule):
-    """Multiply the learning rate by `factor` when the loss has not improved for `patience` epochs."""
-
-    type: Literal["plateau"] = "plateau"
-    factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
-    patience: Annotated[int, Field(ge=1)] = 10
-    min_lr: Annotated[float, Field(ge=0)] = 0.0
-
-
-Schedule = StepSchedule | ExponentialSchedule | CosineSchedule | PlateauSchedule
-SCHEDULES: dict[str, type[Schedule]] = {
-    "step": StepSchedule,
-    "exponential": ExponentialSchedule,
-    "cosine": CosineSchedule,
-    "plateau": PlateauSchedule,
-}
-assert tuple(SCHEDULES) == SCHEDULE_TYPES, "schedules.py computes each schedule of this table"
-
-
-LrSchedule = Annotated[Schedule, Field(discriminator="type")]
-
-
-class EarlyStopping(_Strict):
-    """Stop when the validation loss has not improved for `patience` epochs (keeping the best)."""
-
-    patience: Annotated[int, Field(ge=1)]
-
-
-class Training(_Strict):
-    """How to train; every key has a default."""
-
-    epochs: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = 100
-    """Passes over the training data."""
-    learning_rate: Annotated[float, Field(gt=0)] = 0.01
-    """Step size of the optimizer."""
-    batch_size: Annotated[int, Field(ge=1)] = 1
-    """Samples per step: 1 for per-sample SGD, more for mean-gradient mini-batches."""
-    optimizer: OptimizerName = "sgd"
-    """The update rule."""
-    seed: int = 0
-    """Seeds the initial weights, the shuffling and the validation split."""
-    shuffle: bool = True
-    """Shuffle the samples every epoch."""
-    validation_split: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    """Fraction of the rows held out to measure the model on data it did not train on."""
-    early_stopping: EarlyStopping | None = None
-    """Stop when the validation loss stops improving (needs validation_split)."""
-    normalize: bool = False
-    """Standardise each input with the training rows' mean and deviation (built into the graph)."""
-    l2: Annotated[float, Field(ge=0)] = 0.0
-    """Weight decay: adds l2/2 * sum(w^2) over the weights (factors of products; biases are not penalised)."""
-    l1: Annotated[float, Field(ge=0)] = 0.0
-    """Adds l1 * sum(|w|) over the weights: weights the data does not need end at exactly 0."""
-    clip_norm: Annotated[float, Field(gt=0)] | None = None
-    """Scale each step's gradient down to this global norm when it is longer (before the penalties)."""
-    lr_schedule: LrSchedule | None = None
-    """The learning rate per epoch: {type: step|exponential|cosine|plateau, ...}; none keeps it fixed."""
-    class_weight: Literal["balanced"] | dict[str, Annotated[float, Field(ge=0)]] | None = None
-    """For classifiers: how much each class counts, {label: weight}, or balanced (n / (classes * count))."""
-    weight_column: str | None = None
-    """A CSV column of per-row weights (>= 0), multiplied with the class weight."""
-    missing: Literal["error", "drop"] = "error"
-    """Rows with an empty cell in a column the model reads: error (say where), or drop them."""
-    text_inputs: Literal["error", "one_hot"] = "error"
-    """Input columns holding text: error, or one_hot (one 0/1 input per value, recorded in the model file)."""
-    dtype: Dtype = "float64"
-    """Training arithmetic: float64 (the reference), or float32 on the NumPy trainer (models with dense layers)."""
-
-    @field_validator("lr_schedule", mode="before")
-    @classmethod
-    def _schedule_type(cls, v: Any) -> Any:
-        # Checked here so that an unknown type or key gets a did-you-mean, not a union's error.
-        if not isinstance(v, dict):
-            return v
-        kind = v.get("type")
-        if not isinstance(kind, str) or kind not in SCHEDULES:
-            if kind is None:
-                found = "the schedule has no type"
-            elif isinstance(kind, str):
-                found = f"unknown schedule type '{escaped(kind)}'"
-            else:
-                found = f"the schedule type is {describe(kind)}"
-            mean = did_you_mean(kind, list(SCHEDULES)) if isinstance(kind, str) else "."
-            raise _custom(
-                f"{found}{mean} A schedule is {{type: {'|'.join(SCHEDULES)}, ...}}",
-                *(("type",) if kind is not None else ()),
-            )
-        allowed = list(SCHEDULES[kind].model_fields)
-        for key in v:
-            if key not in allowed:
-                raise _custom(
-                    f"unknown key '{key}' for a {kind} schedule{did_you_mean(str(key), allowed)} "
-                    f"Keys allowed here: {', '.join(allowed)}",
-                    key,
-                    on_key=True,
-                )
-        return v
 
 
 class DenseLayer(_Strict):

@@ -159,24 +159,6 @@ def _at(filename: str, mark: Any) -> str:
     return f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark is not None else filename
 
 
-def describe(v: Any) -> str:
-    """A value as named in messages: `the text 'x'`, `a list of 2`, ..."""
-    if v is None:
-        return "nothing (an empty value)"
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, (int, float)):
-        return f"the number {v}"
-    if isinstance(v, str):
-        return f"the text '{v}'" if len(v) <= 40 else f"the text '{v[:37]}...'"
-    if isinstance(v, list):
-        return f"a list of {len(v)}"
-    if isinstance(v, dict):
-        keys = ", ".join(str(k) for k in list(v)[:4])
-        return f"a mapping with keys {keys}" if v else "an empty mapping {}"
-    return type(v).__name__
-
-
 def _scalar(event: yaml.ScalarEvent, filename: str) -> Any:
     """A scalar's value, for the plain-data tags only."""
     text = event.value

@@ -28,9 +28,10 @@ from typing import Any
 
 import yaml
 
-from ..errors import SettingError, SpecError, clip, did_you_mean
-from .models import Spec, Training, validate_spec, validate_training
-from .reading import Source, describe, format_path, read_data, read_text, read_value
+from ..engine.settings import Training
+from ..errors import SettingError, SpecError, clip, describe, did_you_mean
+from .models import Spec, validate_spec, validate_training
+from .reading import Source, format_path, read_data, read_text, read_value
 
 __all__ = ["KeyPath", "SettingError", "apply", "clashes", "load", "override", "parse_assignment", "parse_key"]
 
