@@ -3,17 +3,19 @@ Python do the same float operations in the same order on W1 and W3, so their los
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from treegrad.bench import suite as bench
+from treegrad.bench import measuring, peers, report, startup, workloads
 from treegrad.cli.commands import app
 
 
 def test_quick_run_losses_equal_hand_written_python() -> None:
-    results, notes = bench.run(["W1", "W3"], ["treegrad", "python"], quick=True, depths=[2, 5])
+    results, notes = measuring.run(["W1", "W3"], ["treegrad", "python"], quick=True, depths=[2, 5])
     assert notes == []
     by = {(r.workload, r.peer, r.depth): r for r in results}
     assert set(by) == {("W1", p, None) for p in ("treegrad", "python")} | {
@@ -28,7 +30,7 @@ def test_quick_run_losses_equal_hand_written_python() -> None:
 
 def test_quick_mlp_peers_agree_on_the_loss() -> None:
     """W2b: treegrad's mean-gradient batches on NumPy arrays, the Python and NumPy peers by hand."""
-    results, _ = bench.run(["W2b"], ["treegrad", "python", "numpy"], quick=True)
+    results, _ = measuring.run(["W2b"], ["treegrad", "python", "numpy"], quick=True)
     losses = {r.peer: r.final_loss for r in results}
     assert losses["treegrad"] == pytest.approx(losses["python"], rel=1e-12)
     assert losses["numpy"] == pytest.approx(losses["python"], rel=1e-12)
@@ -63,51 +65,53 @@ def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
 
 
 def test_one_argument_parser() -> None:
-    """The command line is `treegrad bench` alone: the library module parses no arguments."""
-    assert not hasattr(bench, "main") and not hasattr(bench, "parser")
-    assert "argparse" not in open(bench.__file__, encoding="utf-8").read()
+    """The command line is `treegrad bench` alone: the library's modules parse no arguments."""
+    for module in (measuring, peers, report, startup, workloads):
+        assert not hasattr(module, "main") and not hasattr(module, "parser")
+    for path in Path(workloads.__file__).parent.glob("*.py"):
+        assert "argparse" not in path.read_text(encoding="utf-8"), path.name
 
 
 def test_slope_of_a_power_law() -> None:
-    assert bench.slope([(16, 3.0 * 16**0.5), (256, 3.0 * 256**0.5), (4096, 3.0 * 4096**0.5)]) == pytest.approx(0.5)
-    assert bench.slope([(16, 1.0)]) is None
+    assert report.slope([(16, 3.0 * 16**0.5), (256, 3.0 * 256**0.5), (4096, 3.0 * 4096**0.5)]) == pytest.approx(0.5)
+    assert report.slope([(16, 1.0)]) is None
 
 
 def test_recipe_is_the_shared_one() -> None:
     """The first draws of the recipe, so that a change to it is noticed."""
-    params, data = bench.binary_setup()
-    assert len(params) == 5 and len(data) == bench.N_SAMPLES
+    params, data = workloads.binary_setup()
+    assert len(params) == 5 and len(data) == workloads.N_SAMPLES
     assert all(t == (1 if y > x else 0) for (x, y), t in data)
-    layers = bench.mlp_init()
+    layers = workloads.mlp_init()
     assert [len(W) for W, _ in layers] == [16, 16, 1] and all(b == [0.0] * len(W) for W, b in layers)
-    assert len(bench.chain_init(7)) == 7
+    assert len(workloads.chain_init(7)) == 7
     assert math.isfinite(sum(params))
 
 
 def test_quick_wide_mlps_agree_with_numpy_by_hand() -> None:
     """W4s (per sample), W4a (Adam), W5 (mse) and the width sweep W6: treegrad's losses are NumPy's."""
-    results, _ = bench.run(["W4s", "W4a", "W5", "W6"], ["treegrad", "numpy"], quick=True)
+    results, _ = measuring.run(["W4s", "W4a", "W5", "W6"], ["treegrad", "numpy"], quick=True)
     by = {(r.workload, r.peer, r.depth): r for r in results}
     assert {(w, d) for w, _, d in by} == {("W4s", None), ("W4a", None), ("W5", None), ("W6", 8), ("W6", 16)}
     for (w, peer, d), r in by.items():
         if peer == "treegrad":
             assert r.final_loss == pytest.approx(by[w, "numpy", d].final_loss, rel=1e-10), w
     assert by["W4s", "treegrad", None].steps == 1797 and by["W4a", "treegrad", None].steps == 57
-    text = bench.table(results)
+    text = report.table(results)
     assert "slope 8-256" in text and "BLAS: " in text
 
 
 def test_quick_cli_row_is_a_fresh_process_beside_python() -> None:
     """CLI: `treegrad train` in a new process beside the same training by hand in a new `python`;
     the same rows in the same order, so the same loss; the table gives the ratio and the imports' share."""
-    results, notes = bench.run(["CLI"], ["treegrad", "python", "numpy"], quick=True)
+    results, notes = measuring.run(["CLI"], ["treegrad", "python", "numpy"], quick=True)
     by = {r.peer: r for r in results}
     assert set(by) == {"treegrad", "python"} and notes == []  # numpy has no CLI row
     assert by["treegrad"].final_loss == pytest.approx(by["python"].final_loss, rel=1e-12)
     for r in by.values():
-        assert r.steps == bench.CLI_ROWS and len(r.imports) == len(r.seconds) == 1
+        assert r.steps == workloads.CLI_ROWS and len(r.imports) == len(r.seconds) == 1
         assert 0.0 < r.imports[0] < r.seconds[0]
-    text = bench.table(results)
+    text = report.table(results)
     assert "CLI `treegrad train`" in text and "1 epoch," in text
     row = next(line for line in text.splitlines() if line.strip().startswith("python "))
     assert row.split()[-1].endswith("x")
@@ -123,7 +127,7 @@ def test_import_seconds_sums_the_top_level_modules() -> None:
         "import time:       400 |      30000 | treegrad.cli.commands\n"
         "some other line on stderr\n"
     )
-    assert bench.import_seconds(text) == pytest.approx(0.0312)
+    assert startup.import_seconds(text) == pytest.approx(0.0312)
 
 
 def test_torch_one_thread_is_scoped_and_restored() -> None:
@@ -144,38 +148,38 @@ def test_torch_one_thread_is_scoped_and_restored() -> None:
         raise ValueError("boom")
 
     with pytest.raises(ValueError):
-        bench._one_thread(torch, train)()
+        peers._one_thread(torch, train)()
     assert torch.seen == [1] and torch.threads == 4
 
 
 def test_a_missing_peer_is_a_note_saying_why_and_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = bench.importlib.util.find_spec
-    monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: None if name == "torch" else real(name))
-    results, notes = bench.run(["W1"], ["treegrad", "torch", "torch1"], quick=True)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "torch" else real(name))
+    results, notes = measuring.run(["W1"], ["treegrad", "torch", "torch1"], quick=True)
     assert {r.peer for r in results} == {"treegrad"}
     assert notes == ["torch is not installed (pip install torch==2.13.0): no torch, torch1 rows"]
-    assert "note: torch is not installed" in bench.table(results, notes)
+    assert "note: torch is not installed" in report.table(results, notes)
 
 
 def test_quick_torch_at_one_thread_beside_default_threads() -> None:
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
-    results, notes = bench.run(["W2b"], ["treegrad", "torch", "torch1"], quick=True)
+    results, notes = measuring.run(["W2b"], ["treegrad", "torch", "torch1"], quick=True)
     assert torch.get_num_threads() == before
     losses = {r.peer: r.final_loss for r in results}
     assert set(losses) == {"treegrad", "torch", "torch1"} and losses["torch1"] == pytest.approx(losses["torch"])
-    text = bench.table(results)
+    text = report.table(results)
     assert "torch 1 thread" in text and f"default {before} threads" in text
 
 
 def test_quick_wide_mlps_in_float32_agree_with_float64() -> None:
     """The treegrad32 peer trains the wide workloads with training.dtype float32: its losses are
     float64's to float32's rounding, and the table has its row."""
-    results, _ = bench.run(["W4s", "W4a", "W5"], ["treegrad", "treegrad32"], quick=True)
+    results, _ = measuring.run(["W4s", "W4a", "W5"], ["treegrad", "treegrad32"], quick=True)
     by = {(r.workload, r.peer): r for r in results}
     assert set(by) == {(w, p) for w in ("W4s", "W4a", "W5") for p in ("treegrad", "treegrad32")}
     for w in ("W4s", "W4a", "W5"):
         single, double = by[w, "treegrad32"].final_loss, by[w, "treegrad"].final_loss
         assert single == pytest.approx(double, rel=1e-5) and single != double, w
-    assert "treegrad32" in bench.table(results)
-    assert bench.run(["W1"], ["treegrad32"], quick=True)[0] == []  # scalar workloads: float64 only
+    assert "treegrad32" in report.table(results)
+    assert measuring.run(["W1"], ["treegrad32"], quick=True)[0] == []  # scalar workloads: float64 only

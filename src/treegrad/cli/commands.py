@@ -1393,7 +1393,8 @@ def bench(
 
     The workloads and the recipe they share: python -m pydoc treegrad.bench
     """
-    from ..bench import suite as b
+    from ..bench import measuring as b
+    from ..bench.report import table
 
     results, notes = b.run(
         _parsed(b.parse_names, b.WORKLOADS, "workload")(only) or b.WORKLOADS,
@@ -1405,7 +1406,7 @@ def bench(
     )
     if quick:
         notes.append("--quick is a smoke test (one short training each): its ratios are not measurements")
-    out.print(_escape(b.table(results, notes, reps)))
+    out.print(_escape(table(results, notes, reps)))
 
 
 # ----------------------------------------------------------------- export, plot, trace
