@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from treegrad import Add, Input, Linear, Multiply, Parameter, Tanh
 from treegrad.cli.commands import app
 from treegrad.data.table import split_indices
-from treegrad.interpret.simplify import canonical, parse_tolerance, term_count
+from treegrad.interpret.canonical import canonical, term_count
+from treegrad.interpret.simplify import parse_tolerance
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,7 +174,7 @@ def test_folding_keeps_the_models_predictions() -> None:
         p.value = rng.uniform(-2, 2)  # biases start at 0: give every term a value
     form = canonical(net.compiled_graph, normalized=False)
     assert term_count(form) == 6
-    from treegrad.interpret.simplify import Values
+    from treegrad.interpret.cuts import Values
 
     X = [[rng.uniform(-2, 2), rng.uniform(-2, 2)] for _ in range(20)]
     outs, _ = Values(X, ["u", "v"], None).of(form)
