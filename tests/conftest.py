@@ -105,8 +105,8 @@ def seeded_dag() -> Callable[..., Dag]:
 
 @pytest.fixture(autouse=True)
 def _no_recorded_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`cli.main()` records the command line for the model files it writes (cli._argv); a test
+    """`cli.main()` records the command line for the model files it writes (program.command_line); a test
     that runs it must not leave it to the in-process commands of the tests after it."""
-    from treegrad.cli import commands as cli
+    from treegrad.cli import program
 
-    monkeypatch.setattr(cli, "_argv", None)
+    monkeypatch.setattr(program, "command_line", None)

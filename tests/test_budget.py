@@ -25,7 +25,7 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 LIMITED = """\
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-from treegrad.cli.commands import main
+from treegrad.cli import main
 sys.argv = ["treegrad", *sys.argv[1:]]
 main()
 """

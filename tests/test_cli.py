@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from treegrad.cli.commands import app
+from treegrad.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 import treegrad as tg
 from treegrad import Add, Exp, Input, Multiply, Node, Output, Parameter, ReLU, Sigmoid, Softmax, Tanh
-from treegrad.cli.commands import app
+from treegrad.cli import app
 from treegrad.engine.losses import BCE_EPS, CE_TINY, array_clamps
 from treegrad.engine.settings import Training
 from treegrad.engine.vectorized import VectorizedEpoch

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from treegrad import Add, Input, Linear, Multiply, Parameter, ReLU, Tanh
-from treegrad.cli.commands import app
+from treegrad.cli import app
 from treegrad.interpret.explain import _Scalar, additive_terms, explain_row, importance, integrated_gradients
 
 runner = CliRunner()

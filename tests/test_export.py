@@ -302,7 +302,7 @@ def test_one_unusable_name_renames_every_argument() -> None:
 
 
 def test_show_and_export_python_from_the_cli(tmp_path: Path) -> None:
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     spec = tmp_path / "f2c.yaml"
     spec.write_text("name: f2c\ninputs: [f]\noutput:\n  add:\n    - mul: [{param: 0.5}, f]\n    - {param: 2}\n")
@@ -555,7 +555,7 @@ def test_simplify_without_sympy_says_what_to_install(monkeypatch: pytest.MonkeyP
 
 def test_show_simplify_from_the_cli(tmp_path: Path) -> None:
     pytest.importorskip("sympy")
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     spec = tmp_path / "f2c.yaml"
     spec.write_text(
@@ -631,7 +631,7 @@ def test_onnx_records_inputs_and_classes() -> None:
 
 def test_example_models_export_to_onnx_from_the_cli(tmp_path: Path) -> None:
     pytest.importorskip("onnx")
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     for stem in ("f2c", "line", "iris"):
         spec = MODELS / f"{stem}.yaml"
@@ -659,7 +659,7 @@ def test_export_without_onnx_says_what_to_install(monkeypatch: pytest.MonkeyPatc
 
 
 def test_export_command_errors(tmp_path: Path) -> None:
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     spec = tmp_path / "m.yaml"
     spec.write_text("inputs: [f]\noutput: {mul: [param, f]}\n")

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import treegrad.run.workflow
-from treegrad.cli.commands import app
+from treegrad.cli import app
 from treegrad.engine.fit import fit
 from treegrad.errors import FileError, TrainingError
 from treegrad.files import write_atomic

@@ -33,11 +33,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from treegrad.cli.commands import app, parse_values
+from treegrad.cli import app
 from treegrad.data.table import encode_targets, read_csv, select
 from treegrad.engine.compiled import predict_many
 from treegrad.errors import DataError, ModelFileError, TreegradError
 from treegrad.run.modelfile import load_graph, read
+from treegrad.run.values import parse_values
 from treegrad.spec.build import build_model, output_count, task_kind
 from treegrad.spec.models import CALLS, parse_spec
 

@@ -151,7 +151,7 @@ def test_the_cost_is_bounded_by_the_sample(monkeypatch: pytest.MonkeyPatch) -> N
 def test_check_says_how_many_parameters_it_checked(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     spec = tmp_path / "wide.yaml"
     spec.write_text("inputs: [x]\noutput:\n  linear: {inputs: x, units: 3000}\nloss: mse\n")

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from treegrad.cli.commands import app
+from treegrad.cli import app
 from treegrad.engine import compiled, vectorized
 from treegrad.engine.compiled import Program, predict_many
 from treegrad.engine.fit import fit

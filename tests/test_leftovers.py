@@ -23,7 +23,7 @@ training: {epochs: 2, learning_rate: 0.1}
 
 
 def run(*args: str) -> Any:
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     return runner.invoke(app, list(args))
 

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from treegrad.cli import commands as cli
-from treegrad.cli.commands import app
+from treegrad import cli
+from treegrad.cli import app, program
 from treegrad.run.modelfile import load
 from treegrad.run.provenance import quoted
 
@@ -41,7 +41,7 @@ def run(*args: str | Path) -> Any:
 def main(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
     """Run treegrad as a program (so that it records its command line), in the current folder."""
     monkeypatch.setattr(sys, "argv", ["treegrad", *args])
-    monkeypatch.setattr(cli, "_argv", None)  # main() sets it: restored after the test
+    monkeypatch.setattr(program, "command_line", None)  # main() sets it: restored after the test
     with pytest.raises(SystemExit) as e:
         cli.main()
     assert e.value.code in (0, None)
@@ -53,7 +53,8 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "d.csv").write_text("u,v,t\n" + "".join(f"{u},{v},{2 * u - v + 0.5}\n" for u, v in rows))
     (tmp_path / "m.yaml").write_text(SPEC)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "_argv", None)  # as in-process commands have it (a test before may have run main)
+    # as in-process commands have it (a test before may have run main)
+    monkeypatch.setattr(program, "command_line", None)
     return tmp_path
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from treegrad.cli.commands import app
+from treegrad.cli import app
 from treegrad.engine.settings import Training
 from treegrad.errors import ModelFileError
 from treegrad.run.modelfile import load_graph, read

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from treegrad import files
-from treegrad.cli.commands import app
+from treegrad.cli import app
 
 runner = CliRunner()
 

@@ -23,7 +23,7 @@ runner = CliRunner()
 
 
 def run(*args: str) -> Any:
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     return runner.invoke(app, list(args))
 

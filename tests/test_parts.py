@@ -371,7 +371,7 @@ def test_the_card_of_a_data_parallel_run_says_so_and_reruns_it_under_torchrun(tm
 
     from typer.testing import CliRunner
 
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     model = tmp_path / "f2c.json"
     runner = CliRunner()
@@ -622,7 +622,7 @@ def test_under_torchrun_the_treegrad_engine_is_refused(monkeypatch: pytest.Monke
     """Each process would train the whole run with treegrad's own engine and write the same file."""
     from typer.testing import CliRunner
 
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.chdir(tmp_path)
@@ -634,7 +634,7 @@ def test_under_torchrun_the_treegrad_engine_is_refused(monkeypatch: pytest.Monke
 def test_under_torchrun_a_usage_error_is_said_by_rank_0_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.chdir(tmp_path)

@@ -156,7 +156,7 @@ def test_many_inputs_draw_only_the_curve(tmp_path: Path) -> None:
 
 def test_plot_command(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     model = trained(tmp_path, LINE, "line")
     out = tmp_path / "line.png"

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from treegrad.cli import commands as cli
-from treegrad.cli.commands import app
+from treegrad.cli import app, render
 from treegrad.interpret.simplify import tolerance_rule
 from treegrad.outputs.textplot import text_curve
 
@@ -73,7 +72,7 @@ def test_the_readme_walkthrough_runs_as_written(fresh_checkout: Path, heading: s
 
 def terminal_width(monkeypatch: pytest.MonkeyPatch, columns: int) -> None:
     """The width treegrad's output sees (COLUMNS is read once, and pytest-xdist's workers set it)."""
-    monkeypatch.setattr(cli.out, "_width", columns)
+    monkeypatch.setattr(render.out, "_width", columns)
 
 
 def test_the_loss_curve_fits_80_columns_with_validation_on_a_log_scale(

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from treegrad import __version__
-from treegrad.cli import commands as cli
-from treegrad.cli.commands import app
+from treegrad import __version__, cli
+from treegrad.cli import app
 from treegrad.data.table import split_indices
 from treegrad.limits import MAX_SHOWN_FORMULA
 from treegrad.outputs.card import code, md

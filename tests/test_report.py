@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from treegrad.cli.commands import app
+from treegrad.cli import app
 from treegrad.core.printers import funcify, number
 from treegrad.outputs.report import FULL_GRAPH, latex_to_mathml, page, page_data, render
 from treegrad.outputs.trace import trace

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import treegrad as tg
-from treegrad.cli.commands import app
+from treegrad.cli import app
 from treegrad.engine.schedules import StepSchedule
 from treegrad.errors import TrainingError
 from treegrad.run.modelfile import load

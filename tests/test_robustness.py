@@ -1,7 +1,7 @@
 """Bad input through the command line: specs, data and model files that are wrong in every
 way we could think of.
 
-Each case runs a real command (Typer's CliRunner against `treegrad.cli.commands.app`; a few through
+Each case runs a real command (Typer's CliRunner against `treegrad.cli.app`; a few through
 `python -m treegrad`) and asserts the contract of the CLI: exit code 1 (2 for a usage
 error), one short message on stderr that names the problem and where it is, nothing on
 stdout, no traceback, and every file in the working folder byte for byte as it was
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from treegrad.cli.commands import app
+from treegrad.cli import app
 
 runner = CliRunner()
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from treegrad.cli.commands import app
+from treegrad.cli import app
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 runner = CliRunner()
@@ -153,11 +153,11 @@ def test_shell_completion_is_offered() -> None:
 
 
 def test_a_narrow_terminal_still_writes_the_run_log(xor: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Below cli.NARROW columns training shows no bar; --log-dir (and --engine) must still be honoured.
-    from treegrad.cli import commands as cli
+    # Below render.NARROW columns training shows no bar; --log-dir (and --engine) must still be honoured.
+    from treegrad.cli import render
 
-    monkeypatch.setattr(cli.err, "_width", cli.NARROW - 20)
-    assert cli.err.width < cli.NARROW
+    monkeypatch.setattr(render.err, "_width", render.NARROW - 20)
+    assert render.err.width < render.NARROW
     r = run("train", str(xor), "--epochs", "4", "--log-dir", "narrow", "-o", "n.model.json")
     assert r.exit_code == 0, r.output
     assert [int(row["epoch"]) for row in _rows(Path("narrow/metrics.csv"))] == [1, 2, 3, 4]

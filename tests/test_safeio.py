@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from treegrad.cli.commands import app
+from treegrad.cli import app
 
 runner = CliRunner()
 
@@ -174,7 +174,7 @@ def test_a_huge_line_is_refused_with_bounded_memory(work: Path) -> None:
     code = textwrap.dedent(
         """
         import resource, sys
-        from treegrad.cli.commands import main
+        from treegrad.cli import main
         resource.setrlimit(resource.RLIMIT_AS, (600 * 2**20, 600 * 2**20))
         sys.argv = ["treegrad", "predict", "m.json", "--data", "big.csv"]
         main()
@@ -232,15 +232,15 @@ def test_plot_draws_a_history_of_huge_losses(work: Path) -> None:
 
 
 def test_the_error_handler_survives_memory_errors(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import treegrad.cli.commands as cli
     import treegrad.run.modelfile as modelfile
+    from treegrad.cli import render
 
     def out_of_memory(path: Path) -> None:
         def no_memory(*args: object, **kwargs: object) -> None:
             raise MemoryError
 
         monkeypatch.setattr(os.environ, "get", no_memory)  # the lookup that used to fail in the handler
-        monkeypatch.setattr(cli.err, "print", no_memory)
+        monkeypatch.setattr(render.err, "print", no_memory)
         raise MemoryError
 
     monkeypatch.setattr(modelfile, "load", out_of_memory)
@@ -252,7 +252,7 @@ def test_the_error_handler_survives_memory_errors(work: Path, monkeypatch: pytes
 SIGINT_AFTER_RENAME = """
 import os, signal, sys
 from treegrad import files
-from treegrad.cli.commands import main
+from treegrad.cli import main
 
 real_replace = os.replace
 

@@ -38,7 +38,7 @@ def imported_after(code: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
 
 def run_cli(args: list[str]) -> str:
     """The code that runs the command line with `args` in a fresh interpreter (as `treegrad ARGS`)."""
-    call = f"from treegrad.cli.commands import app\ntry:\n    app({args!r})\n"
+    call = f"from treegrad.cli import app\ntry:\n    app({args!r})\n"
     return call + "except SystemExit as e:\n    assert not e.code, e.code\n"
 
 
@@ -105,7 +105,7 @@ def test_predict_on_a_saved_model_imports_no_numpy_and_no_renderers(tmp_path: Pa
 def test_commands_annotations_are_not_strings() -> None:
     # Typer evaluates string annotations (from `from __future__ import annotations`) on every
     # run, about 0.1 s of every command's start-up; the cli keeps them as objects.
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     callbacks = [c.callback for c in app.registered_commands] + [app.registered_callback.callback]
     assert len(callbacks) > 10
@@ -116,11 +116,11 @@ def test_commands_annotations_are_not_strings() -> None:
 
 
 def test_importing_the_cli_imports_no_spec_machinery() -> None:
-    assert imported_after("import treegrad.cli.commands") == []
+    assert imported_after("import treegrad.cli") == []
 
 
 def test_help_imports_no_spec_machinery() -> None:
-    code = "from treegrad.cli.commands import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass"
+    code = "from treegrad.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass"
     assert imported_after(code) == []
 
 

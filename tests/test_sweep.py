@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import treegrad as tg
 from treegrad import SpecError
-from treegrad.cli.commands import app
+from treegrad.cli import app
 from treegrad.engine.settings import Training
 from treegrad.run.sweep import parse_grid, plan, sweep
 from treegrad.spec.settings import override, parse_assignment

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from treegrad.cli.commands import app
+from treegrad.cli import app
 from treegrad.data.columns import Recoding, input_name, plan, recode, resolve
 from treegrad.data.table import Table, read_csv
 from treegrad.errors import DataError

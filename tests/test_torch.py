@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from treegrad.cli.commands import app
+from treegrad.cli import app
 from treegrad.engine.compiled import predict_many
 from treegrad.engine.fit import fit
 from treegrad.engine.losses import LOSSES
@@ -76,7 +76,7 @@ def test_without_torch_every_command_says_how_to_install(
 
 
 def test_importing_treegrad_does_not_import_torch() -> None:
-    code = "import sys, treegrad, treegrad.cli.commands, treegrad.torch.bridge; print('torch' in sys.modules)"
+    code = "import sys, treegrad, treegrad.cli, treegrad.torch.bridge; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 

@@ -199,7 +199,7 @@ def test_prepare_from_a_spec_and_from_a_model_file(tmp_path: Path) -> None:
 
 
 def test_trace_command_prints_the_tables(tmp_path: Path) -> None:
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     (tmp_path / "data.csv").write_text("f,c\n2,3\n1,1\n")
     spec = tmp_path / "f2c.yaml"
@@ -217,7 +217,7 @@ def test_trace_command_prints_the_tables(tmp_path: Path) -> None:
 
 
 def test_trace_the_example_models(tmp_path: Path) -> None:
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     for stem in ("line", "iris"):
         spec = ROOT / "models" / f"{stem}.yaml"

@@ -274,7 +274,7 @@ def test_options_are_recorded_in_the_model_file(tmp_path: Any) -> None:
 
     from typer.testing import CliRunner
 
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     spec = tmp_path / "m.yaml"
     spec.write_text(SPEC)
@@ -302,7 +302,7 @@ def test_options_are_recorded_in_the_model_file(tmp_path: Any) -> None:
 def test_bad_option_values_get_located_errors(tmp_path: Any, change: str, message: str) -> None:
     from typer.testing import CliRunner
 
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     spec = tmp_path / "m.yaml"
     text = SPEC.replace("  lr_schedule: {type: step, step_size: 2, gamma: 0.5}\n", "")
@@ -315,7 +315,7 @@ def test_bad_option_values_get_located_errors(tmp_path: Any, change: str, messag
 def test_bad_option_on_the_command_line(tmp_path: Any) -> None:
     from typer.testing import CliRunner
 
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     spec = tmp_path / "m.yaml"
     spec.write_text(SPEC)
@@ -400,7 +400,7 @@ def test_class_weight_errors(tmp_path: Any) -> None:
 def test_eval_reports_per_class_scores_and_weighted_metrics(tmp_path: Any) -> None:
     from typer.testing import CliRunner
 
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     write_rare(tmp_path)
     spec = tmp_path / "m.yaml"
@@ -430,7 +430,7 @@ def test_set_changes_any_training_key(tmp_path: Any) -> None:
 
     from typer.testing import CliRunner
 
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     spec = tmp_path / "m.yaml"
     spec.write_text(SPEC)

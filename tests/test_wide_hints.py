@@ -17,7 +17,7 @@ COLUMNS = [f"pixel_{i}" for i in range(64)]
 
 
 def run(*args: str) -> Any:
-    from treegrad.cli.commands import app
+    from treegrad.cli import app
 
     return runner.invoke(app, list(args))
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from treegrad.bench import measuring, peers, report, startup, workloads
-from treegrad.cli.commands import app
+from treegrad.cli import app
 
 
 def test_quick_run_losses_equal_hand_written_python() -> None:

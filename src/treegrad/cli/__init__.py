@@ -1,4 +1,5 @@
-"""The `treegrad` command line: Typer commands over the library, and every rich rendering."""
+"""The `treegrad` command line: Typer commands over the library, one module per group, and every
+rich rendering (render.py, views.py)."""
 
 from .commands import app, main
 

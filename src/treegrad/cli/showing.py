@@ -1,0 +1,267 @@
+"""The commands that show a model or write it in another form: `show`, `card`, `export`,
+`import-params`, `plot`, `trace` and `report`."""
+
+# No `from __future__ import annotations` in the cli: Typer reads the commands' annotations on
+# every run, and evaluating them from strings cost about 0.1 s of each command's start-up.
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..limits import MAX_SHOWN_FORMULA, MAX_TRACE_STEPS
+from . import views
+from .program import Force, ModelFile, ModelOrSpec, Precision, app, file_name
+from .render import err, escape, out
+
+Data = Annotated[str | None, typer.Option("--data", "-d", help="A built-in dataset or a CSV file.")]
+
+# ----------------------------------------------------------------- show, card
+
+
+@app.command()
+def show(
+    model: ModelOrSpec,
+    format: Annotated[
+        str,
+        typer.Option("--format", "-f", help="text, latex, tree, python (a standalone module), dot (Graphviz) or json."),
+    ] = "text",
+    precision: Precision = 4,
+    simplify: Annotated[
+        bool, typer.Option("--simplify", help="Simplify the formula with sympy (text and latex).")
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help=f"Print a formula (or tree) longer than {MAX_SHOWN_FORMULA} characters whole."),
+    ] = False,
+) -> None:
+    """Print the model as a formula (or draw its node graph with --format tree)."""
+    from ..run.modelfile import open_model
+
+    if format in ("python", "dot", "json"):
+        from ..outputs.export import render
+
+        text = render(open_model(model), format, precision)
+        assert isinstance(text, str)
+        sys.stdout.write(text)
+        return
+    root = open_model(model).root
+    if simplify:
+        from ..outputs.export import simplified
+
+        if format not in ("text", "latex"):
+            raise typer.BadParameter("--simplify works with --format text or latex", param_hint="--simplify")
+        out.print(escape(simplified(root, precision=precision, format=format)))
+        return
+    from ..core.printers import FORMATS, full_formula_hint, funcify
+
+    limit = None if full else MAX_SHOWN_FORMULA
+    if format == "tree":
+        views.tree(root, precision, limit, full_formula_hint(str(model), format))
+        return
+    if format not in FORMATS:
+        raise typer.BadParameter(
+            f"unknown format '{format}'; use one of {', '.join(FORMATS)}, tree, dot, json", param_hint="--format"
+        )
+    text = funcify(root, precision=precision, format=format)
+    views.formula(text, limit, full_formula_hint(str(model), format))
+
+
+@app.command()
+def card(
+    model: ModelFile,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", parser=file_name, help="Write the card to this file (default: print it)."),
+    ] = None,
+    force: Force = False,
+) -> None:
+    """Print a Markdown model card: task, inputs, formula, data, metrics, training, provenance."""
+    from ..outputs.card import model_card
+    from ..run.modelfile import load
+
+    text = model_card(load(model), str(model))
+    if out_path is None:
+        sys.stdout.write(text)
+        return
+    from ..files import CARD, write_atomic
+
+    write_atomic(out_path, text, force=force, kind=CARD)
+    err.print(f"wrote the model card to {escape(str(out_path))}")
+
+
+# ----------------------------------------------------------------- export, import-params
+
+
+@app.command("export")
+def export_(
+    model: ModelOrSpec,
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="python, torch (a PyTorch nn.Module), onnx, latex, dot or json.")
+    ] = "python",
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", parser=file_name, help="The file to write (text formats print without it)."),
+    ] = None,
+    precision: Precision = 4,
+    force: Force = False,
+) -> None:
+    """Export a model: a dependency-free Python module, a PyTorch module, ONNX, LaTeX, Graphviz DOT or JSON."""
+    from ..files import TORCH, write_atomic
+    from ..outputs.export import FORMATS, export, render
+    from ..run.modelfile import open_model
+
+    if format not in (*FORMATS, "torch"):
+        raise typer.BadParameter(
+            f"unknown format '{format}'; use one of {', '.join(FORMATS)}, torch", param_hint="--format"
+        )
+    if out_path is None and format == "onnx":
+        raise typer.BadParameter(
+            "an ONNX model is binary: give the file to write, e.g. -o model.onnx", param_hint="--out"
+        )
+    exportable = open_model(model)
+    if format == "torch":  # torch.bridge builds on export, so export does not call it
+        from ..torch.bridge import module_source
+
+        source = module_source(exportable)
+        if out_path is None:
+            sys.stdout.write(source)
+            return
+        write_atomic(out_path, source, force=force, kind=TORCH)
+    elif out_path is None:
+        text = render(exportable, format, precision)
+        assert isinstance(text, str)
+        sys.stdout.write(text)
+        return
+    else:
+        export(exportable, format, out_path, precision, force=force)
+    err.print(f"wrote {format} to {escape(str(out_path))}")
+
+
+@app.command("import-params")
+def import_params(
+    model: ModelFile,
+    state: Annotated[
+        Path,
+        typer.Option(
+            "--from", help="A state dict saved with torch.save from the module `export --format torch` wrote."
+        ),
+    ],
+    out_path: Annotated[Path, typer.Option("--out", "-o", parser=file_name, help="The model file to write.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace --out even if it holds another model or is not a model file.")
+    ] = False,
+) -> None:
+    """Load parameters trained in PyTorch back into a model file, checked by name and shape."""
+    from ..torch.bridge import import_params as load_params
+
+    values = load_params(model, state, out_path, force=force)
+    err.print(f"wrote {len(values)} parameter(s) to {escape(str(out_path))}")
+
+
+# ----------------------------------------------------------------- plot, trace, report
+
+
+@app.command()
+def plot(
+    model: ModelFile,
+    out_path: Annotated[
+        Path, typer.Option("--out", "-o", parser=file_name, help="The image to write: .png, .svg or .pdf.")
+    ],
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="Draw these points (default: the data it was trained on).")
+    ] = None,
+    force: Force = False,
+) -> None:
+    """Draw the learning curve and, for one or two inputs, the decision boundary or fitted surface."""
+    from ..outputs.plotting import load_points, plot_format, plot_model
+    from ..run.modelfile import load
+
+    plot_format(out_path)
+    loaded = load(model)
+    points, notes = load_points(loaded.record, data)
+    result = plot_model(loaded.root, loaded.record, points, out_path, force=force)
+    for note in notes + result.notes:
+        err.print(f"note: {escape(note)}")
+    err.print(f"wrote {' and '.join(result.panels)} to {escape(str(out_path))}")
+
+
+Steps = Annotated[
+    int,
+    typer.Option("--steps", "-n", min=1, max=MAX_TRACE_STEPS, help="SGD steps, one per sample, from the first row."),
+]
+
+
+@app.command()
+def trace(
+    model: ModelOrSpec,
+    data: Data = None,
+    steps: Steps = 1,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", "--lr", help="Step size (default: the spec's).")
+    ] = None,
+    precision: Precision = 4,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the steps as a page to open in a browser instead.")
+    ] = None,
+    force: Force = False,
+) -> None:
+    """Backpropagation by hand: each node's value and the gradients it receives, step by step."""
+    from ..outputs.trace import trace as run_trace
+    from ..run import workflow
+
+    if html is not None:
+        _write_page(html, model, data, steps, learning_rate, precision, force=force, option="--html")
+        return
+    setup = workflow.trace_setup(model, data, learning_rate, rows=steps)
+    for step in run_trace(
+        setup.root,
+        setup.inputs,
+        setup.targets,
+        loss=setup.loss,
+        learning_rate=setup.learning_rate,
+        steps=steps,
+        precision=precision,
+    ):
+        views.trace_step(step, setup.loss, setup.learning_rate, precision)
+
+
+@app.command()
+def report(
+    model: ModelOrSpec,
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="The page to write, e.g. report.html.")],
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="A built-in dataset or a CSV file (default: the model's).")
+    ] = None,
+    steps: Annotated[int, typer.Option("--steps", "-n", min=1, help="Trace steps to walk through in the page.")] = 3,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option("--learning-rate", "--lr", help="Step size of the traced steps (default: the model's)."),
+    ] = None,
+    precision: Precision = 4,
+    force: Force = False,
+) -> None:
+    """One self-contained HTML page: the graph with values and gradients step by step, curves, formula, metrics."""
+    _write_page(out_path, model, data, steps, learning_rate, precision, force=force)
+
+
+def _write_page(
+    out_path: Path,
+    model: Path,
+    data: str | None,
+    steps: int,
+    learning_rate: float | None,
+    precision: int,
+    *,
+    force: bool,
+    option: str = "-o",
+) -> None:
+    """Write the report page (report, trace --html) and say where."""
+    from ..files import PAGE, check_output, write_atomic
+    from ..outputs.report import page
+
+    check_output(out_path, force=force, kind=PAGE, option=option)  # now, not after tracing a large model
+    text = page(model, data, steps=steps, learning_rate=learning_rate, precision=precision)
+    write_atomic(out_path, text, force=force, kind=PAGE, option=option)
+    err.print(f"wrote {escape(str(out_path))} ({len(text.encode('utf-8')) / 1e6:.2f} MB): open it in a browser")

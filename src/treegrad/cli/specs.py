@@ -1,0 +1,81 @@
+"""The commands about specs and data: `check` (a spec, with a gradient check), `datasets` (the
+built-in ones), `init` (a spec for a CSV) and `schema` (the JSON Schema of spec files)."""
+
+# No `from __future__ import annotations` in the cli: Typer reads the commands' annotations on
+# every run, and evaluating them from strings cost about 0.1 s of each command's start-up.
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import views
+from .program import app, file_name
+from .render import err, escape, warn
+
+
+@app.command()
+def check(
+    spec: Annotated[Path, typer.Argument(help="The model spec file to validate.", metavar="SPEC")],
+    data: Annotated[
+        str | None,
+        typer.Option("--data", "-d", help="Check the gradients at rows of this data (default: the spec's data:)."),
+    ] = None,
+) -> None:
+    """Validate a spec, summarise it, and check its gradients numerically."""
+    from ..engine.gradcheck import TOLERANCE, gradient_check
+    from ..run import workflow
+    from ..spec.build import loss_name
+
+    setup = workflow.check_setup(spec, data)
+    g = setup.root.compiled_graph
+    result = gradient_check(setup.root, rows=setup.rows)
+    summary = [
+        ("inputs", ", ".join(g.input_names)),
+        ("output", "softmax" if g.is_softmax else (f"list of {len(g.elements)}" if g.is_list else "one value")),
+        ("loss", loss_name(setup.spec)),
+        ("parameters", str(len(g.params))),
+        ("nodes", str(len(g.order))),
+    ]
+    views.checked(f"{spec} is valid", summary, result, bool(setup.rows), TOLERANCE)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def datasets() -> None:
+    """List the built-in generated datasets (use as --data NAME or NAME:N)."""
+    from ..data.table import GENERATORS
+
+    views.datasets(GENERATORS.values())
+
+
+@app.command()
+def init(
+    data: Annotated[Path, typer.Argument(help="The CSV file to read the header and cells of.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", parser=file_name, help="The spec file to write (.yaml).")],
+    target: Annotated[str | None, typer.Option("--target", help="The column to learn (default: the last).")] = None,
+    model: Annotated[str, typer.Option("--model", help="linear (no hidden layer) or mlp (one hidden layer).")] = "mlp",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing spec file.")] = False,
+) -> None:
+    """Write a commented spec for a CSV file that trains with no edits."""
+    from ..spec.scaffold import init_spec
+
+    found = init_spec(data, out_path, target=target, model=model, force=force)
+    for warning in found.warnings:
+        warn(warning)
+    what = {"regression": "a regression", "binary": "a two-class classifier"}.get(found.kind, "a classifier")
+    err.print(
+        f"wrote {escape(str(out_path))}: {what} of '{escape(found.target)}'; train it with "
+        f"treegrad train {escape(str(out_path))}"
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of spec files (for editor validation and completion)."""
+    from ..spec.models import spec_schema
+
+    sys.stdout.write(json.dumps(spec_schema(), indent=2) + "\n")

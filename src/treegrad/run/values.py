@@ -1,0 +1,104 @@
+"""One sample typed on the command line (`predict MODEL 3 4`, `explain MODEL x=3 y=4`): its values
+read into a row of the model's inputs, and the hints that show how to type them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import MAX_LISTED, DataError, clip, did_you_mean, escaped, listed
+
+MAX_HINTED_INPUTS = 8  # inputs named one by one in a hint; more are no hint: a CSV of them is
+
+
+def all_listed(inputs: Sequence[str]) -> str:
+    """Where to see all of a model's inputs, after a hint that lists only some (errors.listed)."""
+    return "" if len(inputs) <= MAX_LISTED else '; the model file lists all the inputs under "inputs"'
+
+
+def values_hint(inputs: Sequence[str]) -> str:
+    """How to give a model its inputs after `predict MODEL`: `x=... y=...`, or a CSV when they are many."""
+    if len(inputs) <= MAX_HINTED_INPUTS:
+        return " ".join(f"{n}=..." for n in inputs)
+    return f"--data FILE.csv   (a CSV with the {len(inputs)} input columns)"
+
+
+def next_commands(model: Path | None, inputs: Sequence[str]) -> str:
+    """What to run after training wrote `model`: predict with it, show it."""
+    return f"treegrad predict {model} {values_hint(inputs)}   |   treegrad show {model}"
+
+
+def one_value_per_input(inputs: Sequence[str]) -> str:
+    """What predict and explain given no values ask for."""
+    return f"give one value per input ({listed(inputs)}), or --data FILE.csv{all_listed(inputs)}"
+
+
+def parse_values(inputs: list[str], values: Sequence[str], rec: Any = None) -> list[float]:
+    """Values typed after `predict MODEL`, in input order or all as name=value, as one row.
+
+    Named, a column the model's record (`rec`) one-hot encodes takes its text (`island=Dream`,
+    for the inputs island_Biscoe, island_Dream, ...), and a renamed column its name in the CSV."""
+    named = [v for v in values if "=" in v]
+    if named and len(named) != len(values):
+        raise DataError("give the values either all in input order or all as name=value, not mixed")
+    if named:
+        return _named_values(inputs, values, rec)
+    if len(values) != len(inputs):
+        example = (
+            "treegrad predict MODEL.json " + " ".join(f"{n}=..." for n in inputs)
+            if len(inputs) <= MAX_HINTED_INPUTS
+            else "treegrad predict MODEL.json --data FILE.csv, a CSV with these columns"
+        )
+        raise DataError(
+            f"the model takes {len(inputs)} value(s), for {listed(inputs)}; got {len(values)}. "
+            f"Example: {example}{all_listed(inputs)}"
+        )
+    return [_number(v, n) for v, n in zip(values, inputs)]
+
+
+def _named_values(inputs: list[str], values: Sequence[str], rec: Any) -> list[float]:
+    """The row of values given all as name=value (see parse_values)."""
+    row: dict[str, float] = {}
+    encodings: dict[str, dict[str, str]] = dict(rec.encodings or {}) if rec is not None else {}
+    renamed: dict[str, str] = dict(rec.renamed or {}) if rec is not None else {}
+    for item in values:
+        name, _, text = item.partition("=")
+        name = name.strip()
+        if name in encodings:  # a text column, one-hot: its value sets its inputs to 1 and 0
+            code, value = encodings[name], text.strip()
+            if value not in code:
+                raise DataError(
+                    f"the value for '{name}' is '{clip(escaped(value))}', not one the model was trained on "
+                    f"({listed(list(code))})"
+                )
+            for v, input_name in code.items():
+                row[input_name] = 1.0 if v == value else 0.0
+            continue
+        name = renamed.get(name, name)
+        if name not in inputs:
+            raise DataError(
+                f"unknown input '{name}'{did_you_mean(name, inputs)} The model's inputs are "
+                f"{listed(inputs)}{all_listed(inputs)}"
+            )
+        if name in row:
+            raise DataError(f"input '{name}' is given twice")
+        row[name] = _number(text, name)
+    missing = [n for n in inputs if n not in row]
+    if missing:
+        raise DataError(
+            f"missing value(s) for {listed(missing)}; the model's inputs are {listed(inputs)}{all_listed(inputs)}"
+        )
+    return [row[n] for n in inputs]
+
+
+def _number(text: str, name: str) -> float:
+    from ..data.table import number
+
+    v = number(text.strip())
+    if v is None:
+        raise DataError(f"the value for '{name}' is {text!r}, not a number")
+    if not math.isfinite(v):
+        raise DataError(f"the value for '{name}' is {text}: give a finite number")
+    return v
