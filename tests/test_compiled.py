@@ -275,10 +275,10 @@ def test_one_rule_for_what_is_a_plain_name_in_generated_code() -> None:
     # compiled.py and vectorized.py each had an `_is_name`, with different rules ("GZ" was a
     # name to one and not to the other); both evaluators now share one (through `gather`,
     # which names a node's gradient), and one `times`.
-    from treegrad.engine import compiled, vectorized
+    from treegrad.engine import arraycode, compiled
 
-    assert vectorized.gather is compiled.gather and vectorized.times is compiled.times
-    assert not hasattr(vectorized, "_is_name") and getattr(vectorized, "is_name", compiled.is_name) is compiled.is_name
+    assert arraycode.gather is compiled.gather and arraycode.times is compiled.times
+    assert not hasattr(arraycode, "_is_name") and getattr(arraycode, "is_name", compiled.is_name) is compiled.is_name
     assert compiled.gather(["g3"], "g9") == ("g3", [])
     assert compiled.gather(["g3 * v2", "-g4"], "g9") == ("g9", ["g9 = g3 * v2 + -g4"])
     cases = ["v12", "GZ", "go0", "g3 * v2", "-g3", "(1.0 / a0)", "Z1[:, 0]", "1.0"]
@@ -297,10 +297,10 @@ def test_functions_and_methods_of_the_evaluators_have_docstrings() -> None:
     import inspect
 
     from treegrad.data.table import GENERATORS
-    from treegrad.engine import compiled, vectorized
+    from treegrad.engine import arraycode, compiled, lowering, vectorized
 
     missing = []
-    for module in (compiled, vectorized):
+    for module in (compiled, lowering, arraycode, vectorized):
         for name, obj in vars(module).items():
             if getattr(obj, "__module__", None) != module.__name__:
                 continue  # imported, documented where it is defined

@@ -567,8 +567,8 @@ def test_a_second_fit_writes_no_code(batch_size: int, monkeypatch: pytest.Monkey
     compiled, vectorized = sys.modules["treegrad.engine.compiled"], sys.modules["treegrad.engine.vectorized"]
     for mod, name in [
         (compiled.Program, "_epoch_fn"),
-        (vectorized, "_lower"),
-        (vectorized, "_write"),
+        (vectorized, "lower"),
+        (vectorized, "write_epoch"),
         (vectorized, "_build"),
     ]:
         original = getattr(mod, name)
