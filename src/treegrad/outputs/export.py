@@ -433,6 +433,29 @@ def _onnx() -> Any:
     return onnx
 
 
+class _OnnxGraph:
+    """An ONNX graph as it is built: its nodes (each named for its one output) and initializers."""
+
+    def __init__(self, helper: Any, tensor_proto: Any) -> None:
+        self.helper = helper
+        self.types = tensor_proto
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+
+    def emit(self, op_type: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        """Add a node computing `output`; return its name."""
+        self.nodes.append(self.helper.make_node(op_type, inputs, [output], name=output, **attrs))
+        return output
+
+    def tensor(self, name: str, data_type: int, dims: list[int], values: list[Any], doc: str = "") -> str:
+        """Add an initializer; return its name."""
+        t = self.helper.make_tensor(name, data_type, dims, values)
+        if doc:
+            t.doc_string = doc
+        self.inits.append(t)
+        return name
+
+
 def onnx_model(model: Opened) -> Any:
     """An ONNX model (opset 17, float64 throughout) computing the model's output.
 
@@ -444,81 +467,17 @@ def onnx_model(model: Opened) -> Any:
     from onnx import TensorProto, helper
 
     g = _graph(model.root)
-    D = TensorProto.DOUBLE
-    nodes: list[Any] = []
-    inits: list[Any] = []
-    names: dict[int, str] = {}
-    depends: set[int] = set()  # nodes whose value varies with the input (shape [N], not a scalar)
-
-    def emit(op_type: str, inputs: list[str], output: str, **attrs: Any) -> str:
-        nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
-        return output
-
-    for j, name in enumerate(g.input_names):
-        inits.append(helper.make_tensor(f"col{j}", TensorProto.INT64, [], [j]))
-        x = emit("Gather", ["X", f"col{j}"], f"x{j}", axis=1)
-        for node in g.inputs_by_name.get(name, ()):
-            names[id(node)] = x
-            depends.add(id(node))
-    for k, p in enumerate(g.params):
-        t = helper.make_tensor(f"p{k}", D, [], [float(p.value)])
-        t.doc_string = f"parameter {p.name}"
-        inits.append(t)
-        names[id(p)] = f"p{k}"
-    for k, c in enumerate(g.constants):
-        inits.append(helper.make_tensor(f"c{k}", D, [], [float(c.value)]))
-        names[id(c)] = f"c{k}"
-    for i, n in enumerate(g.order):
-        if isinstance(n, (Leaf, Output)):
-            continue
-        assert n.op is not None
-        args = [names[id(c)] for c in n.children]
-        op_type = n.op.onnx
-        if op_type is None:
-            raise TreegradError(
-                f"the op '{n.op.name}' has no ONNX operator, so this model cannot be exported to ONNX; "
-                "export it as python instead"
-            )
-        if n.op.arity is None:  # a chain, ((a0 + a1) + a2) + ..., so sums round as in treegrad
-            acc = args[0]
-            for m, a in enumerate(args[1:], start=1):
-                acc = emit(op_type, [acc, a], f"v{i}" if m == len(args) - 1 else f"v{i}_{m}")
-            names[id(n)] = acc
-        else:
-            names[id(n)] = emit(op_type, args, f"v{i}")
-        if any(id(c) in depends for c in n.children):
-            depends.add(id(n))
-
-    n_rows: list[str] = []  # the name of a [1] tensor holding N, made when first needed
-
-    def per_sample(j: int, e: Node) -> str:
-        """The element as a [N] tensor; one that does not depend on X is broadcast to N rows."""
-        if id(e) in depends:
-            return names[id(e)]
-        if not n_rows:
-            inits.append(helper.make_tensor("start0", TensorProto.INT64, [1], [0]))
-            inits.append(helper.make_tensor("end1", TensorProto.INT64, [1], [1]))
-            n_rows.append(emit("Slice", [emit("Shape", ["X"], "x_shape"), "start0", "end1"], "n_rows"))
-        return emit("Expand", [names[id(e)], n_rows[0]], f"element{j}")
-
-    columns = [per_sample(j, e) for j, e in enumerate(g.elements)]
-    if g.is_list:
-        inits.append(helper.make_tensor("axis1", TensorProto.INT64, [1], [1]))
-        cols = [emit("Unsqueeze", [c, "axis1"], f"out{j}") for j, c in enumerate(columns)]
-        z = emit("Concat", cols, "z" if g.is_softmax else "y", axis=1)
-        if g.is_softmax:
-            emit("Softmax", [z], "y", axis=1)
-        y_info = helper.make_tensor_value_info("y", D, ["N", len(columns)])
-    else:
-        emit("Identity", [columns[0]], "y")
-        y_info = helper.make_tensor_value_info("y", D, ["N"])
-    x_info = helper.make_tensor_value_info("X", D, ["N", len(g.input_names)])
+    b = _OnnxGraph(helper, TensorProto)
+    names, depends = _onnx_leaves(b, g)
+    _onnx_ops(b, g, names, depends)
+    y_info = _onnx_output(b, g, names, depends)
+    x_info = helper.make_tensor_value_info("X", TensorProto.DOUBLE, ["N", len(g.input_names)])
     graph = helper.make_graph(
-        nodes,
+        b.nodes,
         "treegrad",
         [x_info],
         [y_info],
-        inits,
+        b.inits,
         doc_string="X: [N, k] float64, the model inputs as columns (see metadata 'inputs')",
     )
     m = helper.make_model(
@@ -537,6 +496,77 @@ def onnx_model(model: Opened) -> Any:
     helper.set_model_props(m, meta)
     onnx.checker.check_model(m)
     return m
+
+
+def _onnx_leaves(b: _OnnxGraph, g: Any) -> tuple[dict[int, str], set[int]]:
+    """Each input as a column of X, each parameter and constant an initializer: (the ONNX name of
+    each leaf, the leaves whose value varies with the input, shape [N] rather than a scalar)."""
+    types = b.types
+    names: dict[int, str] = {}
+    depends: set[int] = set()
+    for j, name in enumerate(g.input_names):
+        x = b.emit("Gather", ["X", b.tensor(f"col{j}", types.INT64, [], [j])], f"x{j}", axis=1)
+        for node in g.inputs_by_name.get(name, ()):
+            names[id(node)] = x
+            depends.add(id(node))
+    for k, p in enumerate(g.params):
+        names[id(p)] = b.tensor(f"p{k}", types.DOUBLE, [], [float(p.value)], doc=f"parameter {p.name}")
+    for k, c in enumerate(g.constants):
+        names[id(c)] = b.tensor(f"c{k}", types.DOUBLE, [], [float(c.value)])
+    return names, depends
+
+
+def _onnx_ops(b: _OnnxGraph, g: Any, names: dict[int, str], depends: set[int]) -> None:
+    """Each op node as its ONNX operator from the op table, in evaluation order (adds to `names`
+    and `depends`)."""
+    for i, n in enumerate(g.order):
+        if isinstance(n, (Leaf, Output)):
+            continue
+        assert n.op is not None
+        args = [names[id(c)] for c in n.children]
+        op_type = n.op.onnx
+        if op_type is None:
+            raise TreegradError(
+                f"the op '{n.op.name}' has no ONNX operator, so this model cannot be exported to ONNX; "
+                "export it as python instead"
+            )
+        if n.op.arity is None:  # a chain, ((a0 + a1) + a2) + ..., so sums round as in treegrad
+            acc = args[0]
+            for m, a in enumerate(args[1:], start=1):
+                acc = b.emit(op_type, [acc, a], f"v{i}" if m == len(args) - 1 else f"v{i}_{m}")
+            names[id(n)] = acc
+        else:
+            names[id(n)] = b.emit(op_type, args, f"v{i}")
+        if any(id(c) in depends for c in n.children):
+            depends.add(id(n))
+
+
+def _onnx_output(b: _OnnxGraph, g: Any, names: dict[int, str], depends: set[int]) -> Any:
+    """The output `y` from the model's elements (columns of [N, m], through a softmax for one);
+    returns its value info."""
+    types, helper = b.types, b.helper
+    n_rows: list[str] = []  # the name of a [1] tensor holding N, made when first needed
+
+    def per_sample(j: int, e: Node) -> str:
+        """The element as a [N] tensor; one that does not depend on X is broadcast to N rows."""
+        if id(e) in depends:
+            return names[id(e)]
+        if not n_rows:
+            b.tensor("start0", types.INT64, [1], [0])
+            b.tensor("end1", types.INT64, [1], [1])
+            n_rows.append(b.emit("Slice", [b.emit("Shape", ["X"], "x_shape"), "start0", "end1"], "n_rows"))
+        return b.emit("Expand", [names[id(e)], n_rows[0]], f"element{j}")
+
+    columns = [per_sample(j, e) for j, e in enumerate(g.elements)]
+    if not g.is_list:
+        b.emit("Identity", [columns[0]], "y")
+        return helper.make_tensor_value_info("y", types.DOUBLE, ["N"])
+    b.tensor("axis1", types.INT64, [1], [1])
+    cols = [b.emit("Unsqueeze", [c, "axis1"], f"out{j}") for j, c in enumerate(columns)]
+    z = b.emit("Concat", cols, "z" if g.is_softmax else "y", axis=1)
+    if g.is_softmax:
+        b.emit("Softmax", [z], "y", axis=1)
+    return helper.make_tensor_value_info("y", types.DOUBLE, ["N", len(columns)])
 
 
 def onnx_bytes(model: Opened) -> bytes:

@@ -102,12 +102,8 @@ def page_data(
         return number(v, precision) if isinstance(v, float) else str(v)
 
     # Before tracing: the trace moves the parameters.
-    metrics = [
-        {
-            "part": f"{setup.source} ({len(setup.inputs)} rows, these parameters)",
-            **_metrics(evaluate_rows(root, source.task, setup.loss, setup.inputs, setup.targets), precision),
-        }
-    ]
+    now = evaluate_rows(root, source.task, setup.loss, setup.inputs, setup.targets)
+    metrics = [{"part": f"{setup.source} ({len(setup.inputs)} rows, these parameters)", **_metrics(now, precision)}]
     for part, m in source.recorded.items():
         metrics.append({"part": f"{part} (recorded at training)", **_metrics(m, precision)})
     formula = _formula(root, precision)
@@ -125,17 +121,6 @@ def page_data(
     )
     order = g.order
     index = {id(n): i for i, n in enumerate(order)}
-    first = traced[0].nodes
-    # One list per field rather than one object per node: a page of 100,000 nodes is half the size.
-    nodes = {
-        "label": [t.label for t in first],
-        "kind": [t.kind for t in first],
-        "op": [_op_name(n) for n in order],
-        "expr": [t.expr if t.kind not in ("input", "parameter", "constant") else "" for t in first],
-        "rule": [_rule(n, t, first, index) for n, t in zip(order, first, strict=True)],
-        "children": [[index[id(c)] for c in n.children] for n in order],
-    }
-    param_nodes = [index[id(p)] for p in g.params]
     return {
         "name": source.name,
         "trained": source.trained,
@@ -146,17 +131,30 @@ def page_data(
         "precision": precision,
         "inputs": list(g.input_names),
         "classes": labels,
-        "nodes": nodes,
+        "nodes": _nodes(order, index, traced[0].nodes),
         "level": _levels(order, index),
         "column": _columns(order, index),
         "collapsed": big,
-        "paramNodes": param_nodes,
+        "paramNodes": [index[id(p)] for p in g.params],
         "paramNames": [u.name for u in traced[0].params],
         "steps": [_step(step, order, index, num, formulas=not big) for step in traced],
         "history": source.history,
         "metrics": metrics,
         "formula": formula,
         "surface": surface,
+    }
+
+
+def _nodes(order: list[Node], index: dict[int, int], first: list[Any]) -> dict[str, list[Any]]:
+    """The graph's nodes as the page draws them, from the first trace step's view of them."""
+    # One list per field rather than one object per node: a page of 100,000 nodes is half the size.
+    return {
+        "label": [t.label for t in first],
+        "kind": [t.kind for t in first],
+        "op": [_op_name(n) for n in order],
+        "expr": [t.expr if t.kind not in ("input", "parameter", "constant") else "" for t in first],
+        "rule": [_rule(n, t, first, index) for n, t in zip(order, first, strict=True)],
+        "children": [[index[id(c)] for c in n.children] for n in order],
     }
 
 
