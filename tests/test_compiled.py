@@ -296,7 +296,7 @@ def test_one_rule_for_what_is_a_plain_name_in_generated_code() -> None:
 def test_functions_and_methods_of_the_evaluators_have_docstrings() -> None:
     import inspect
 
-    from treegrad.data.table import GENERATORS
+    from treegrad.data.generated import GENERATORS
     from treegrad.engine import arraycode, compiled, lowering, vectorized
 
     missing = []

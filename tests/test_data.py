@@ -9,18 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from treegrad.data.table import (
-    GENERATORS,
-    Table,
-    encode_targets,
-    input_rows,
-    label_text,
-    load_data,
-    read_csv,
-    select,
-    split,
-    standardize_stats,
-)
+from treegrad.data.csvfile import read_csv
+from treegrad.data.generated import GENERATORS
+from treegrad.data.readers import load_data
+from treegrad.data.split import split, standardize_stats
+from treegrad.data.table import Table
+from treegrad.data.targets import encode_targets, input_rows, label_text, select
 from treegrad.errors import DataError
 from treegrad.seeds import stream
 
@@ -403,3 +397,25 @@ def test_labels_and_column_names_with_control_characters_are_refused(tmp_path: P
     bad.write_text("x,\x1b[2Jy\n1,2\n")
     with pytest.raises(DataError, match=r"bad.csv, line 1: the name of column 2 holds the control character"):
         read_csv(bad)
+
+
+def test_a_bad_target_after_dropped_rows_is_named_by_its_own_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """eval under `missing: drop` named a bad target by its place among the rows kept ('line 2'
+    for the cell on line 3, after an empty cell dropped line 2); a generated set's rows stay rows."""
+    from typer.testing import CliRunner
+
+    from treegrad.cli.commands import app
+
+    monkeypatch.chdir(tmp_path)
+    write(
+        tmp_path, "inputs: [x]\noutput: {linear: [x]}\ndata: sine:50\ntraining: {missing: drop, epochs: 1}\n", "s.yaml"
+    )
+    write(tmp_path, "x,y\n,1\n0.5,abc\n0.7,0.1\n", "gaps.csv")
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", "s.yaml", "-o", "s.model.json", "-q"]).exit_code == 0
+    r = runner.invoke(app, ["eval", "s.model.json", "--data", "gaps.csv"])
+    assert r.exit_code == 1 and "gaps.csv, line 3: the target is 'abc', not a number" in r.output, r.output
+    r = runner.invoke(app, ["eval", "s.model.json", "--data", "spiral:6", "--target", "class"])
+    assert r.exit_code == 1 and "spiral:6, row 1: the target is 'a', not a number" in r.output, r.output

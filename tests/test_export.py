@@ -189,7 +189,7 @@ def test_every_example_model_runs_the_same_in_a_separate_interpreter(tmp_path: P
         model = open_model(out)
         (tmp_path / f"m_{spec.stem}.py").write_text(render(model, "python"))  # type: ignore[arg-type]
         rows = [[v * (1 + 0.1 * k) for v in row] for k, row in enumerate(random_rows(loaded.root, 10, seed=3))]
-        from treegrad.data.table import input_rows
+        from treegrad.data.targets import input_rows
         from treegrad.run.datasource import model_table
 
         rows += input_rows(model_table(loaded.record, None), list(loaded.record.inputs))[:20]

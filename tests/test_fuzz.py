@@ -34,7 +34,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from treegrad.cli import app
-from treegrad.data.table import encode_targets, read_csv, select
+from treegrad.data.csvfile import read_csv
+from treegrad.data.targets import encode_targets, select
 from treegrad.engine.compiled import predict_many
 from treegrad.errors import DataError, ModelFileError, TreegradError
 from treegrad.run.modelfile import load_graph, read

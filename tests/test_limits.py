@@ -51,7 +51,7 @@ def test_a_huge_count_is_refused_before_any_work(tmp_path: Path, args: list[str]
 
 def test_the_limits_themselves_are_accepted() -> None:
     from treegrad.bench.measuring import parse_depths
-    from treegrad.data.table import load_data
+    from treegrad.data.readers import load_data
 
     assert parse_depths(f"2,{MAX_BENCH_DEPTH}") == [2, MAX_BENCH_DEPTH]
     assert len(load_data(f"f2c:{MAX_GENERATED}").rows) == MAX_GENERATED

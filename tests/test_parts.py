@@ -21,8 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from treegrad.data.csvfile import read_csv
 from treegrad.data.parts import WHOLE, Part, echoed
-from treegrad.data.table import load_data, read_csv
+from treegrad.data.readers import load_data
 from treegrad.errors import DataError, TrainingError, TreegradError
 from treegrad.run import workflow
 from treegrad.run.tasks import evaluate_rows

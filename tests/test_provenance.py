@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 from treegrad import __version__, cli
 from treegrad.cli import app
-from treegrad.data.table import split_indices
+from treegrad.data.split import split_indices
 from treegrad.limits import MAX_SHOWN_FORMULA
 from treegrad.outputs.card import code, md
 from treegrad.run.modelfile import load

@@ -211,7 +211,7 @@ def test_normalizing_huge_inputs_is_not_an_internal_error(work: Path, big: str) 
 
 
 def test_standardize_stats_of_huge_columns_are_finite() -> None:
-    from treegrad.data.table import standardize_stats
+    from treegrad.data.split import standardize_stats
 
     stats = standardize_stats([[1e308], [-1e308], [1.7e308]], ["x"])
     mean, std = stats["x"]

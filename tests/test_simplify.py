@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from treegrad import Add, Input, Linear, Multiply, Parameter, Tanh
 from treegrad.cli import app
-from treegrad.data.table import split_indices
+from treegrad.data.split import split_indices
 from treegrad.interpret.canonical import canonical, term_count
 from treegrad.interpret.simplify import parse_tolerance
 

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from treegrad.cli import app
 from treegrad.data.columns import Recoding, input_name, plan, recode, resolve
-from treegrad.data.table import Table, read_csv
+from treegrad.data.csvfile import read_csv
+from treegrad.data.table import Table
 from treegrad.errors import DataError
 from treegrad.run.modelfile import load
 from treegrad.run.workflow import predict, train

@@ -69,7 +69,7 @@ def cli_row(peer: str, init: Any, data: list[Any], epochs: int, imports: list[fl
     """The CLI row's training in a fresh process (treegrad: the command; python: by hand), or None."""
     if peer not in ("treegrad", "python"):
         return None
-    from ..data.table import split_indices
+    from ..data.split import split_indices
 
     order, _ = split_indices(len(data), 0.0, 0)  # the rows' order in `treegrad train` (seed 0, no validation)
 

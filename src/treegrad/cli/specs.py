@@ -47,7 +47,7 @@ def check(
 @app.command()
 def datasets() -> None:
     """List the built-in generated datasets (use as --data NAME or NAME:N)."""
-    from ..data.table import GENERATORS
+    from ..data.generated import GENERATORS
 
     views.datasets(GENERATORS.values())
 

@@ -35,7 +35,7 @@ def _table_range_warnings(record: Any, table: Any, also: Sequence[str | None] = 
     the file: a row with an empty cell in an input or in the columns `also` (which `missing: drop`
     left out) is left out here too."""
     from ..data.columns import drop_missing
-    from ..data.table import input_rows
+    from ..data.targets import input_rows
 
     kept, _ = drop_missing(table, [*record.inputs, *(c for c in also if c is not None)])
     _range_warnings(record, input_rows(kept, list(record.inputs)), kept.place)
@@ -101,7 +101,8 @@ def predict(
 
 def _predict_table(loaded: Any, data: str, out_path: Path | None, as_json: bool, force: bool) -> None:
     """predict --data: every row's prediction beside the user's own columns, as CSV."""
-    from ..data.table import input_rows, to_csv
+    from ..data.csvfile import to_csv
+    from ..data.targets import input_rows
     from ..run import workflow
     from ..run.datasource import model_views
 

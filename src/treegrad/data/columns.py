@@ -23,7 +23,8 @@ from typing import Any
 from ..errors import DataError, did_you_mean, escaped, listed
 from ..errors import clip as _clip
 from .parts import WHOLE, Part
-from .table import Cell, Table, label_text, select
+from .table import Cell, Table
+from .targets import label_text, select
 
 ALL = "all"
 MAX_CATEGORIES = 100  # distinct values of a one-hot column: more is an identifier or free text
@@ -220,7 +221,7 @@ def drop_missing(table: Table, columns: list[str], part: Part = WHOLE) -> tuple[
             DataError(f"every row of {table.source} has an empty cell in the columns the model reads; nothing is left")
         )
     index = [table.index[i] for i in keep] if table.index is not None else keep
-    kept = Table(table.source, table.columns, [table.rows[i] for i in keep], index=index)
+    kept = table.derived(table.columns, [table.rows[i] for i in keep], index)
     return kept, len(table.rows) - len(keep)
 
 

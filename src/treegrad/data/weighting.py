@@ -17,7 +17,8 @@ from typing import Any
 
 from ..errors import DataError, SpecError, did_you_mean, listed
 from .parts import WHOLE, Part
-from .table import Table, input_rows
+from .table import Table
+from .targets import input_rows
 
 
 def class_weights(

@@ -337,7 +337,7 @@ def _what(loaded: Any, out: Any, class_label: str | None) -> tuple[int | None, s
 
 
 def _baseline(loaded: Any, kind: str, data: str | None) -> list[float]:
-    from ..data.table import input_rows
+    from ..data.targets import input_rows
     from ..run.datasource import model_table, recorded_split
 
     rec = loaded.record
@@ -375,7 +375,7 @@ def explain_data(
     A classifier's contribution at a row is to the probability of the class it predicts
     there (or of `class_label`).
     """
-    from ..data.table import input_rows
+    from ..data.targets import input_rows
     from ..run.datasource import model_table
 
     rec = loaded.record

@@ -82,7 +82,7 @@ def load_points(record: Any, data: str | None) -> tuple[PlotData | None, list[st
 
     A model with more than two inputs is drawn without points, so then no data is read.
     """
-    from ..data.table import encode_targets, input_rows
+    from ..data.targets import encode_targets, input_rows
 
     if data is None and len(record.inputs) > 2:
         return None, []
@@ -93,10 +93,10 @@ def load_points(record: Any, data: str | None) -> tuple[PlotData | None, list[st
             raise
         return None, [f"the training data could not be read again ({e}); pass --data to draw the points"]
     if record.data.target in table.columns:
-        from ..data.table import select
+        from ..data.targets import select
 
         X, raw, _ = select(table, list(record.inputs), record.data.target)
-        y, _ = encode_targets(raw, record.task, record.classes, source=table.source, training=False)
+        y, _ = encode_targets(raw, record.task, record.classes, source=table.source, training=False, place=table.place)
         return PlotData(table.source, X, list(y)), []
     return PlotData(table.source, input_rows(table, list(record.inputs)), None), []
 

@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..data.columns import Recoding, drop_missing, recode
+from ..data.generated import GENERATORS
 from ..data.parts import WHOLE, Part
-from ..data.table import GENERATORS, Table, encode_targets, load_data, select, split_indices
+from ..data.readers import BY_SUFFIX, load_data
+from ..data.split import split_indices
+from ..data.table import Table
+from ..data.targets import encode_targets, select
 from ..errors import DataError
 from .modelfile import ModelRecord
 
@@ -71,13 +75,13 @@ def spec_table(spec: Any, spec_path: Path, data: str | None, part: Part = WHOLE)
 
 def _suggest_csv(error: DataError, name: str, base: Path, option: str) -> None:
     """Add "did you mean …?" to `error` when `name` is a bare word that is no built-in dataset
-    and NAME.csv exists in `base`, the current folder, or a datasets/ folder in either (the
-    suggestion is a path from `base`, as `option` takes it)."""
+    and NAME.csv (or NAME with another reader's suffix) exists in `base`, the current folder, or a
+    datasets/ folder in either (the suggestion is a path from `base`, as `option` takes it)."""
     word = name.strip()
     if not re.fullmatch(r"[A-Za-z0-9_-]+", word) or word in GENERATORS or (base / word).exists():
         return
     for folder in dict.fromkeys([base, Path.cwd()]):
-        for found in (folder / f"{word}.csv", folder / "datasets" / f"{word}.csv"):
+        for found in (place / f"{word}{suffix}" for place in (folder, folder / "datasets") for suffix in BY_SUFFIX):
             if found.is_file():
                 path = Path(os.path.relpath(found.resolve(), base.resolve())).as_posix()
                 error.args = (f"{error} Did you mean {option}{path}?", *error.args[1:])
@@ -129,7 +133,7 @@ def _model_table(record: ModelRecord, data: str | None = None) -> Table:
         if record.training.missing == "drop":
             view, _ = drop_missing(view, [*record.inputs, record.data.target])
         _, raw, _ = select(view, list(record.inputs), record.data.target)
-        encode_targets(raw, record.task, record.classes, source=table.source, training=False)
+        encode_targets(raw, record.task, record.classes, source=table.source, training=False, place=table.place)
     except DataError:
         raise DataError(
             f"{record.data.source}, the training data named in {named_in}, does not fit the model "
@@ -157,7 +161,7 @@ def recorded_split(
         weight = [record.training.weight_column] if record.training.weight_column else []
         table, _ = drop_missing(table, [*record.inputs, record.data.target, *weight])
     X, raw, _ = select(table, list(record.inputs), record.data.target)
-    y, _ = encode_targets(raw, record.task, record.classes, source=table.source, training=False)
+    y, _ = encode_targets(raw, record.task, record.classes, source=table.source, training=False, place=table.place)
     train_rows, val_rows = split_indices(len(X), record.training.validation_split, record.training.seed)
     return ([X[i] for i in train_rows], [y[i] for i in train_rows]), (
         [X[i] for i in val_rows],

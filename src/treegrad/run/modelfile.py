@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictFloat, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
+from ..data.readers import is_data_file_name
 from ..engine.settings import Training
 from ..errors import ModelFileError, SpecError, describe_char, escaped, listed, unprintable
 from ..files import Kind, note_read, what_is, write_atomic
@@ -412,7 +413,7 @@ def _not_a_model_file(path: Path) -> None:
             f"{path} is a spec, not a trained model: train it first (treegrad train {path}) "
             "and pass the .model.json file it writes"
         )
-    if suffix in (".csv", ".tsv", ".txt"):
+    if is_data_file_name(path):
         raise ModelFileError(
             f"{path} is a data file, not a trained model: pass the model file first, then the data with --data {path}"
         )
@@ -437,7 +438,7 @@ def open_model(path: Path) -> Opened:
     spec = load_spec(path)
     if spec.selection is not None and spec.data:
         from ..data.columns import model_inputs
-        from ..data.table import load_data
+        from ..data.readers import load_data
 
         # Inputs selected from a header: read the spec's own data to know them.
         spec, _, _ = model_inputs(spec, load_data(spec.data, base_dir=path.parent), spec.target, spec.training)

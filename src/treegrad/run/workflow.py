@@ -18,18 +18,9 @@ from typing import Any
 from .. import __version__
 from ..data.columns import Recoding, drop_missing, model_inputs
 from ..data.parts import WHOLE, Part
-from ..data.table import (
-    Table,
-    check_varies,
-    class_order,
-    encode_targets,
-    input_rows,
-    label_texts,
-    row_place,
-    select,
-    split_indices,
-    standardize_stats,
-)
+from ..data.split import split_indices, standardize_stats
+from ..data.table import Numbering, Table, row_place
+from ..data.targets import check_varies, class_order, encode_targets, input_rows, label_texts, select
 from ..data.weighting import class_weights, row_weights, take_weight_column
 from ..engine.compiled import predict_many, program
 from ..engine.fit import DIVERGED_ADVICE, History, _check_weights, fit
@@ -182,6 +173,7 @@ class Prepared:
     train_rows: list[int]  # for each training sample, its row in the table (to name it in errors)
     validation_rows: list[int]
     row_index: Sequence[int] | None  # each row's index among the rows read (Table.index), to place it
+    numbering: Numbering  # how messages name the table's rows (Table.numbering)
     stats: dict[str, tuple[float, float]] | None
     target_stats: tuple[float, float] | None  # a regression target standardised for training
     recoding: Recoding
@@ -217,7 +209,7 @@ class Prepared:
 
     def place(self, row: int) -> str:
         """Where row `row` of the table (an index of X) is, for messages: 'data.csv, line 7'."""
-        return row_place(self.source, row, self.row_index)
+        return row_place(self.source, row, self.row_index, self.numbering)
 
 
 def prepare(
@@ -306,6 +298,7 @@ def prepare(
         train_rows=train_rows,
         validation_rows=val_rows,
         row_index=table.index,
+        numbering=table.numbering,
         stats=stats,
         target_stats=target_stats,
         recoding=recoding,
@@ -646,7 +639,7 @@ def evaluate(loaded: Loaded, table: Any, target: str | None = None) -> dict[str,
     if settings.weight_column is not None and settings.weight_column in table.columns:
         table, column = take_weight_column(table, settings.weight_column)
     X, raw, _ = select(table, list(rec.inputs), target or rec.data.target)
-    y, _ = encode_targets(raw, rec.task, rec.classes, source=table.source, training=False)
+    y, _ = encode_targets(raw, rec.task, rec.classes, source=table.source, training=False, place=table.place)
     labels = class_labels(rec.task, rec.classes, len(loaded.root.compiled_graph.elements))
     per_class = None
     if settings.class_weight is not None and labels is not None:
@@ -685,7 +678,7 @@ def trace_setup(
         rec = loaded.record
         table = model_table(rec, data)
         X, raw, _ = select(table, list(rec.inputs), rec.data.target)
-        y, classes = encode_targets(raw, rec.task, rec.classes, source=table.source, training=False)
+        y, classes = encode_targets(raw, rec.task, rec.classes, source=table.source, training=False, place=table.place)
         lr = learning_rate if learning_rate is not None else rec.training.learning_rate
         return TraceSetup(
             root=loaded.root,
@@ -701,7 +694,9 @@ def trace_setup(
     spec, _ = load_spec_file(path)
     spec, table, _ = model_inputs(spec, spec_table(spec, path, data), spec.target, spec.training)
     X, raw, _ = select(table, list(spec.inputs), spec.target)
-    y, classes = encode_targets(raw, task_kind(spec), spec.classes, source=table.source, training=False)
+    y, classes = encode_targets(
+        raw, task_kind(spec), spec.classes, source=table.source, training=False, place=table.place
+    )
     root, _ = build_on(spec, X, seed=spec.training.seed, normalize=spec.training.normalize)
     lr = learning_rate if learning_rate is not None else spec.training.learning_rate
     return TraceSetup(

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.columns import cell_kinds, input_name, is_text
-from ..data.table import Table, label_text, load_data, number
+from ..data.readers import load_data
+from ..data.table import Table, number
+from ..data.targets import label_text
 from ..errors import DataError, did_you_mean, listed
 
 MODELS = ("linear", "mlp")
