@@ -363,6 +363,23 @@ def test_backward_reuses_cached_values(compute_log: list[Node]) -> None:
     assert p.grad == pytest.approx(2 * 0.3 * math.exp(0.09))
 
 
+def test_every_node_class_declares_what_the_walks_ask_of_it() -> None:
+    """graph.py and printers.py tell nodes apart by what they declare (kind, op entry), never by
+    class, so that the node classes can call them: each class's declaration agrees with its class."""
+    from treegrad.core.graph import LEAVES, LISTS
+    from treegrad.core.nodes import OPERATIONS, Constant, Softmax
+
+    x = Input("x")
+    made: list[Node] = [x, Parameter(1.0), Constant(2.0), Output([x]), Softmax([x]), Linear([x])]
+    made += [cls([Constant(2.0)] * (cls.op.arity or 2)) for cls in OPERATIONS.values() if cls.op is not None]
+    for n in made:
+        assert (n.kind in LEAVES) == isinstance(n, Leaf), n
+        assert (n.kind in LISTS) == isinstance(n, Output), n
+        assert (n.kind == "macro") == isinstance(n, Macro), n
+        assert (n.kind == "op") == isinstance(n, Operation) == (n.op is not None), n
+    assert {n.kind for n in made} == {*LEAVES, *LISTS, "op", "macro"}
+
+
 # ----------------------------------------------------------------- macros
 
 

@@ -158,7 +158,7 @@ def test_ctrl_c_inside_an_epoch_of_the_reference_engine_keeps_the_previous_epoch
 ) -> None:
     """Ctrl-C in the middle of epoch 3 of the node-by-node engine, which steps after every
     sample: the half-done epoch is dropped, as the compiled engine drops it."""
-    from treegrad.core.graph import Graph
+    from treegrad.core.nodes import Graph
 
     spec = parse_spec("inputs: [x]\noutput: {add: [{mul: [param, x]}, param]}\n")
     X = [[i / 10] for i in range(-10, 11)]

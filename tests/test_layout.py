@@ -15,10 +15,6 @@ SRC = ROOT / "src" / "treegrad"
 
 # In-function imports that point up on purpose, each with its reason.
 UPWARD_ON_PURPOSE = {
-    # The seed's methods on a node (`Node.compile`, `forward`, `backward`, `funcify`) call the
-    # modules that implement them, which know the node classes.
-    ("core.nodes", "core.graph"),
-    ("core.nodes", "core.printers"),
     # A spec's `analysis` property runs the semantic checks, which read the spec models.
     ("spec.models", "spec.analysis"),
 }

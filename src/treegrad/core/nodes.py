@@ -8,22 +8,23 @@ children as a list, `Macro`/`Linear`, and list outputs `Output`/`Softmax`:
 
 A node caches its value. Assigning `.value` on an input or parameter marks every node
 that depends on it stale (parents are linked for that), so `forward()` recomputes
-exactly what changed. The graph algorithms (compile, forward, backward) live in
-`graph.py` and are iterative; the methods here are the doors to them.
+exactly what changed. The graph algorithms (forward, backward, expansion) live in
+`graph.py` and are iterative, the formulas in `printers.py`; the methods here are the doors
+to them. `compile()` makes a `Graph`: the model with its macros expanded, its inputs and
+parameters named, its evaluation order fixed.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from ..errors import ModelError
+from .graph import backward, evaluate, expand_macros, refresh, topological_order
 from .ops import OPS, Op
-
-if TYPE_CHECKING:
-    from .graph import Graph
+from .printers import funcify
 
 Number = int | float
 Value = float | list[float]
@@ -51,8 +52,9 @@ class Node:
 
     op: Op | None = None
     # What the node is, the one question to ask of a node: input, parameter, constant,
-    # op, macro, output (a list) or softmax. Printers and exporters key on it.
+    # op, macro, output (a list) or softmax. The graph walks, printers and exporters key on it.
     kind: str = "node"
+    expansion: list[Node] | None = None  # a macro's elementary nodes, once compiled
 
     def __init__(self, children: Sequence[Node | Number] = ()) -> None:
         if isinstance(children, (Node, int, float)):
@@ -89,8 +91,6 @@ class Node:
     # -- the doors to graph.py
     def compile(self, inputs: Sequence[str] | None = None) -> Node:
         """Expand macros, find and name inputs and parameters, fix an evaluation order."""
-        from .graph import Graph
-
         self.graph = Graph(self, inputs)
         return self
 
@@ -104,14 +104,10 @@ class Node:
 
     def forward(self) -> Any:
         """This node's value, recomputing only what changed since the last evaluation."""
-        from .graph import evaluate
-
         return evaluate(self)
 
     def backward(self, seed: Any = 1.0) -> None:
         """Leave on every node below this one `.grad` = d(this node)/d(node)."""
-        from .graph import backward
-
         backward(self, seed)
 
     def predict(self, values: Sequence[float] | Mapping[str, float]) -> Any:
@@ -123,9 +119,11 @@ class Node:
 
     def funcify(self, precision: int = 4, format: str = "text") -> str:
         """This node as a formula: `text`, `latex` or `python`."""
-        from .printers import funcify
-
         return funcify(self, precision=precision, format=format)
+
+    def expand(self) -> list[Node]:
+        """The elementary nodes this node stands for: itself, but a macro's expansion for a macro."""
+        return [self]
 
     def label(self) -> str:
         """A short description for error messages."""
@@ -305,10 +303,6 @@ class Macro(Node):
 
     kind = "macro"
 
-    def __init__(self, children: Sequence[Node | Number]) -> None:
-        super().__init__(children)
-        self.expansion: list[Node] | None = None
-
     def expand(self) -> list[Node]:
         """The elementary nodes that replace this macro (its children are expanded already)."""
         raise NotImplementedError
@@ -372,3 +366,139 @@ class Softmax(Output):
         super().__init__(children)
         if not self.children:
             raise ModelError("Softmax needs at least one input")
+
+
+# ----------------------------------------------------------------- the compiled graph
+
+
+class Graph:
+    """A compiled model: macros expanded, inputs and parameters found and named, an order fixed."""
+
+    def __init__(self, root: Node, inputs: Sequence[str] | None = None) -> None:
+        self.root = root
+        elements = expand_macros(root)
+        if isinstance(root, Macro) and len(elements) > 1:
+            self.output: Node = Output(elements)  # a layer at the top is a list output
+        elif isinstance(root, Macro):
+            self.output = elements[0]
+        else:
+            self.output = root
+        if isinstance(self.output, Output):
+            self.elements = list(self.output.children)
+        else:
+            self.elements = [self.output]
+        self.output.graph = self
+        self.is_list = isinstance(self.output, Output)
+        # The one way to ask whether the model ends in a softmax (it can stand only there).
+        self.is_softmax = self.output.kind == "softmax"
+        self.order = topological_order([self.output])
+        if any(isinstance(n, Output) for n in self.order[:-1]):
+            raise ModelError("a Softmax or Output can only be the model's output, not inside it")
+        self.input_names, self.inputs_by_name = self._find_inputs(inputs)
+        self.params = self._name_params()
+        self.param_names = [p.name or "" for p in self.params]
+        self.index = {id(n): i for i, n in enumerate(self.order)}
+
+    def _preorder(self) -> Iterator[Node]:
+        """Nodes in order of first appearance, left to right, depth first."""
+        seen: set[int] = set()
+        stack = [self.output]
+        while stack:
+            n = stack.pop()
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
+            yield n
+            stack.extend(reversed(n.children))
+
+    def _find_inputs(self, declared: Sequence[str] | None) -> tuple[list[str], dict[str, list[Input]]]:
+        found = [n for n in self._preorder() if isinstance(n, Input)]
+        taken = {n.name for n in found if n.name}
+        k = 0
+        for n in found:
+            if not n.name:
+                while f"x{k}" in taken:
+                    k += 1
+                n.name = f"x{k}"
+                taken.add(n.name)
+        by_name: dict[str, list[Input]] = {}
+        for n in found:
+            assert n.name is not None
+            by_name.setdefault(n.name, []).append(n)
+        if declared is None:
+            return list(by_name), by_name
+        unknown = [name for name in by_name if name not in declared]
+        if unknown:
+            raise ModelError(
+                f"the model uses input(s) {', '.join(unknown)} that are not among the declared "
+                f"inputs {', '.join(declared)}"
+            )
+        return list(declared), by_name
+
+    def _name_params(self) -> list[Parameter]:
+        params = [n for n in self._preorder() if isinstance(n, Parameter)]
+        names: dict[str, Parameter] = {}
+        for p in params:
+            if p.name:
+                if p.name in names and names[p.name] is not p:
+                    raise ModelError(f"two different parameters are both named '{p.name}'")
+                names[p.name] = p
+        k = 0
+        for p in params:
+            if not p.name:
+                while f"p{k}" in names:
+                    k += 1
+                p.name = f"p{k}"
+                names[p.name] = p
+        return params
+
+    @property
+    def constants(self) -> list[Constant]:
+        """The constants of the model, in evaluation order."""
+        return [n for n in self.order if isinstance(n, Constant)]
+
+    def param_values(self) -> list[float]:
+        """Current parameter values, in parameter order."""
+        return [float(p._value) for p in self.params]  # type: ignore[arg-type]
+
+    def set_param_values(self, values: Sequence[float]) -> None:
+        """Assign all parameter values (marks what depends on them stale)."""
+        for p, v in zip(self.params, values, strict=True):
+            p.value = v
+
+    def row(self, values: Sequence[float] | Mapping[str, float]) -> list[float]:
+        """One sample as a list in input order, from a list or a mapping by name."""
+        if isinstance(values, Mapping):
+            missing = [n for n in self.input_names if n not in values]
+            extra = [n for n in values if n not in self.input_names]
+            if missing or extra:
+                raise ModelError(
+                    f"predict() needs values for inputs {', '.join(self.input_names)}"
+                    + (f"; missing {', '.join(missing)}" if missing else "")
+                    + (f"; unknown {', '.join(extra)}" if extra else "")
+                )
+            row = [values[n] for n in self.input_names]
+        else:
+            row = list(values)
+            if len(row) != len(self.input_names):
+                raise ModelError(
+                    f"predict() needs {len(self.input_names)} value(s), for "
+                    f"{', '.join(self.input_names) or 'no inputs'}; got {len(row)}"
+                )
+        out = [float(v) for v in row]
+        if not all(math.isfinite(v) for v in out):
+            raise ModelError(f"predict() needs finite numbers, got {row}")
+        return out
+
+    def set_inputs(self, row: Sequence[float]) -> None:
+        """Assign one sample to the input nodes (marks what depends on them stale)."""
+        for name, v in zip(self.input_names, row):
+            for node in self.inputs_by_name.get(name, ()):
+                if node._value != v:
+                    node.value = v
+
+    def predict(self, values: Sequence[float] | Mapping[str, float]) -> Any:
+        """The output for one sample (a float, or a list for a list output)."""
+        self.set_inputs(self.row(values))
+        refresh(self.order)
+        return self.output._value

@@ -5,6 +5,9 @@ Driven by the op table's printed forms (`Op.text`, `Op.latex`, `Op.python`, and
 The Python form calls only what `ops.python_namespace()` defines, so it can be run. A subexpression
 used more than once (the graph is a DAG) is printed once, as a line `h1 = ...`, and
 referred to by name, so shared layers do not blow the text up exponentially.
+
+A node is printed by what it declares (its kind, and for an op its entry in the op table),
+not by its class: the nodes call `funcify` from their method of that name.
 """
 
 from __future__ import annotations
@@ -12,8 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ModelError
-from .nodes import Add, Constant, Divide, Input, Leaf, Macro, Multiply, Negate, Node, Output, Parameter, Power, Subtract
+from .graph import LEAVES, LISTS, Vertex, expand_macros, topological_order
 from .ops import ATOM, OPS, OUTPUT_FORMS, UNARY, Printed, pick
+
+NUMBERS = ("parameter", "constant")  # the leaves that are numbers
+
+
+def _is(n: Vertex, *ops: str) -> bool:
+    """Whether `n` computes one of the ops named (`add`, `mul`, ...)."""
+    return n.op is not None and n.op.name in ops
+
 
 FORMATS = ("text", "latex", "python")
 
@@ -61,17 +72,15 @@ def latex_name(name: str) -> str:
     return r"\mathit{" + "".join(_LATEX_ESCAPES.get(ch, ch if ch.isprintable() else "?") for ch in name) + "}"
 
 
-def _order(root: Node) -> list[Node]:
-    from .graph import expand_macros, topological_order
-
+def _order(root: Vertex) -> list[Vertex]:
     if root.graph is not None:
         return root.graph.order
-    if expand_macros(root) != [root] or isinstance(root, Macro):
+    if expand_macros(root) != [root] or root.kind == "macro":
         raise ModelError("this model contains a Linear (a macro): call .compile() before printing it")
     return topological_order([root])
 
 
-def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
+def funcify(root: Vertex, precision: int = 4, format: str = "text") -> str:
     """The model below `root` as a formula; shared subexpressions become `h1 = ...` lines."""
     if format not in FORMATS:
         raise ModelError(f"unknown format '{format}'; use one of {', '.join(FORMATS)}")
@@ -95,14 +104,14 @@ def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
             s = _print_affine(*folded[id(n)], precision, format)
         elif id(n) in zero:
             s = ("0", ATOM)
-        elif isinstance(n, (Add, Subtract)) and len(shown) == 1:
+        elif _is(n, "add", "sub") and len(shown) == 1:
             # The others are zero: a + 0 is a, a - 0 is a, 0 - b is -b.
             c = shown[0]
-            if isinstance(n, Subtract) and c is n.children[1]:
+            if _is(n, "sub") and c is n.children[1]:
                 s = _negated(text[id(c)], format)
             else:
                 s = text[id(c)]
-                alias = isinstance(c, Leaf) or uses.get(id(c), 0) > 1  # no `h2 = h1` or `h1 = x`
+                alias = c.kind in LEAVES or uses.get(id(c), 0) > 1  # no `h2 = h1` or `h1 = x`
         else:
             s = _print(n, [text[id(c)] for c in shown], precision, format)
         for c in shown:
@@ -110,7 +119,7 @@ def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
             waiting[id(c)] -= 1
             if not waiting[id(c)]:
                 del text[id(c)]
-        if uses.get(id(n), 0) > 1 and not isinstance(n, Leaf) and id(n) not in zero and not alias:
+        if uses.get(id(n), 0) > 1 and n.kind not in LEAVES and id(n) not in zero and not alias:
             name = f"h_{{{len(lines) + 1}}}" if format == "latex" else f"h{len(lines) + 1}"
             lines.append(f"{name} = {s[0]}")
             s = (name, ATOM)
@@ -129,7 +138,7 @@ def funcify(root: Node, precision: int = 4, format: str = "text") -> str:
 # 0. (Where a dropped factor is infinite or NaN, the model gives NaN and the formula 0.)
 
 
-def _zeros(order: list[Node], folded: dict[int, Any]) -> set[int]:
+def _zeros(order: list[Vertex], folded: dict[int, Any]) -> set[int]:
     """The nodes that are exactly 0 whatever the inputs: a parameter or constant at 0, a
     product with such a factor, its negation, a quotient of it, it to a constant power > 0,
     a sum or difference of nothing else."""
@@ -137,16 +146,16 @@ def _zeros(order: list[Node], folded: dict[int, Any]) -> set[int]:
     for n in order:
         if id(n) in folded:
             continue
-        if isinstance(n, (Parameter, Constant)):
-            is_zero = float(n._value) == 0.0  # type: ignore[arg-type]
-        elif isinstance(n, (Multiply, Negate)):
+        if n.kind in NUMBERS:
+            is_zero = float(n._value) == 0.0
+        elif _is(n, "mul", "neg"):
             is_zero = any(id(c) in zero for c in n.children)
-        elif isinstance(n, Divide):
+        elif _is(n, "div"):
             is_zero = id(n.children[0]) in zero
-        elif isinstance(n, Power):
+        elif _is(n, "pow"):
             base, p = n.children
-            is_zero = id(base) in zero and isinstance(p, Constant) and float(p._value) > 0.0  # type: ignore[arg-type]
-        elif isinstance(n, (Add, Subtract)):
+            is_zero = id(base) in zero and p.kind == "constant" and float(p._value) > 0.0
+        elif _is(n, "add", "sub"):
             is_zero = all(id(c) in zero for c in n.children)
         else:
             is_zero = False
@@ -155,12 +164,12 @@ def _zeros(order: list[Node], folded: dict[int, Any]) -> set[int]:
     return zero
 
 
-def _shown(n: Node, folded: dict[int, Any], zero: set[int]) -> list[Node]:
+def _shown(n: Vertex, folded: dict[int, Any], zero: set[int]) -> list[Vertex]:
     """The children whose text the text of `n` uses: none for a folded sum or a zero, the
     terms that are not zero for a sum or difference, else all."""
     if id(n) in folded or id(n) in zero:
         return []
-    if isinstance(n, (Add, Subtract)):
+    if _is(n, "add", "sub"):
         return [c for c in n.children if id(c) not in zero]
     return list(n.children)
 
@@ -170,7 +179,7 @@ def _negated(s: Printed, fmt: str) -> Printed:
     return OPS["neg"].form(fmt)([s])
 
 
-def _live(root: Node, folded: dict[int, Any], zero: set[int]) -> set[int]:
+def _live(root: Vertex, folded: dict[int, Any], zero: set[int]) -> set[int]:
     """The nodes whose text the formula uses: all below `root` that some shown text needs."""
     live, stack = {id(root)}, [root]
     while stack:
@@ -189,69 +198,69 @@ def _live(root: Node, folded: dict[int, Any], zero: set[int]) -> set[int]:
 # so every other formula prints exactly as it is built.
 
 
-def _standardized(n: Node) -> tuple[str, float, float] | None:
+def _standardized(n: Vertex) -> tuple[str, float, float] | None:
     """(input name, mean, std) when `n` is (x - mean) / std, as build.py writes it."""
-    if not isinstance(n, Divide) or not isinstance(n.children[1], Constant):
+    if not _is(n, "div") or n.children[1].kind != "constant":
         return None
     sub = n.children[0]
-    if not isinstance(sub, Subtract) or not isinstance(sub.children[1], Constant):
+    if not _is(sub, "sub") or sub.children[1].kind != "constant":
         return None
     x = sub.children[0]
-    if not isinstance(x, Input):
+    if x.kind != "input":
         return None
-    return (x.name or "x", float(sub.children[1]._value), float(n.children[1]._value))  # type: ignore[arg-type]
+    return (x.name or "x", float(sub.children[1]._value), float(n.children[1]._value))
 
 
-def _affine(n: Node) -> tuple[dict[str, float], float] | None:
+def _affine(n: Vertex) -> tuple[dict[str, float], float] | None:
     """An add of weighted (standardised) inputs and numbers, as raw-input coefficients and a constant;
     also such a sum scaled back to a standardised target's units, mean + std * sum (build.py)."""
-    if not isinstance(n, Add):
+    if not _is(n, "add"):
         return None
     scaled = _target_scaled(n)
     if scaled is not None:
         inner, std, mean = scaled
-        folded = _affine(inner) if isinstance(inner, Add) and _target_scaled(inner) is None else None
+        folded = _affine(inner) if _is(inner, "add") and _target_scaled(inner) is None else None
         if folded is None:
             return None
         return {x: c * std for x, c in folded[0].items()}, folded[1] * std + mean
     coefs: dict[str, float] = {}
     const, standardized = 0.0, False
     for t in n.children:
-        if isinstance(t, (Parameter, Constant)):
-            const += float(t._value)  # type: ignore[arg-type]
+        if t.kind in NUMBERS:
+            const += float(t._value)
             continue
-        if not isinstance(t, Multiply) or len(t.children) != 2:
+        if not _is(t, "mul") or len(t.children) != 2:
             return None
         w, x = t.children
-        if not isinstance(w, (Parameter, Constant)):
+        if w.kind not in NUMBERS:
             w, x = x, w
-        if not isinstance(w, (Parameter, Constant)):
+        if w.kind not in NUMBERS:
             return None
-        wv = float(w._value)  # type: ignore[arg-type]
+        wv = float(w._value)
         norm = _standardized(x)
         if norm is not None:
             name, mean, std = norm
             coefs[name] = coefs.get(name, 0.0) + wv / std
             const -= wv * mean / std
             standardized = True
-        elif isinstance(x, Input):
+        elif x.kind == "input":
             coefs[x.name or "x"] = coefs.get(x.name or "x", 0.0) + wv
         else:
             return None
     return (coefs, const) if standardized else None
 
 
-def _target_scaled(n: Node) -> tuple[Node, float, float] | None:
+def _target_scaled(n: Vertex) -> tuple[Vertex, float, float] | None:
     """(inner, std, mean) when `n` is inner * std + mean with numbers std and mean."""
     if len(n.children) != 2:
         return None
     mul, mean = n.children
-    if not isinstance(mul, Multiply) or not isinstance(mean, Constant) or len(mul.children) != 2:
+    if not _is(mul, "mul") or mean.kind != "constant" or len(mul.children) != 2:
         return None
     inner, std = mul.children
-    if not isinstance(std, Constant):
+    if std.kind != "constant":
         return None
-    return inner, float(std._value), float(mean._value)  # type: ignore[arg-type]
+    return inner, float(std._value), float(mean._value)
 
 
 def _print_affine(coefs: dict[str, float], const: float, precision: int, fmt: str) -> Printed:
@@ -271,14 +280,14 @@ def _print_affine(coefs: dict[str, float], const: float, precision: int, fmt: st
     return (out or "0", 1)
 
 
-def _print(n: Node, args: list[Printed], precision: int, fmt: str) -> Printed:
+def _print(n: Vertex, args: list[Printed], precision: int, fmt: str) -> Printed:
     latex = fmt == "latex"
-    if isinstance(n, Input):
+    if n.kind == "input":
         return (latex_name(n.name or "x") if latex else n.name or "x", ATOM)
-    if isinstance(n, (Parameter, Constant)):
-        s = number(float(n._value), precision)  # type: ignore[arg-type]
+    if n.kind in NUMBERS:
+        s = number(float(n._value), precision)
         return (s, UNARY if s.startswith("-") else ATOM)
-    if isinstance(n, Output):
+    if n.kind in LISTS:
         return pick(OUTPUT_FORMS[n.kind], fmt)(args)
     assert n.op is not None
     return n.op.form(fmt)(args)

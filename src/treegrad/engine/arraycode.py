@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..core.graph import Graph
-from ..core.nodes import Node, Parameter
+from ..core.nodes import Graph, Node, Parameter
 from ..core.ops import softmax_array_code, softmax_grad_array_code, wide_sum
 from .compiled import gather, times
 from .losses import Loss

@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..core.graph import Graph
-from ..core.nodes import Constant, Leaf, Node, Output, Parameter
+from ..core.nodes import Constant, Graph, Leaf, Node, Output, Parameter
 from ..core.ops import NAMESPACE, softmax_code, softmax_grad_code, wide_sum
 from .losses import Loss
 from .optim import Optimizer

@@ -12,8 +12,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..core.graph import Graph
-from ..core.nodes import Leaf, Node, Output
+from ..core.nodes import Graph, Leaf, Node, Output
 from ..core.ops import OPS
 from ..errors import ModelError, TrainingError
 from .compiled import SampleFailure, program

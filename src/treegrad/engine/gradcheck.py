@@ -27,8 +27,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..core.graph import Graph, backward, evaluate
-from ..core.nodes import Node
+from ..core.graph import backward, evaluate
+from ..core.nodes import Graph, Node
 from ..errors import ModelError
 
 POINTS = 3  # points to check

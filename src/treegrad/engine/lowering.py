@@ -21,8 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.graph import Graph
-from ..core.nodes import Constant, Input, Leaf, Node, Output, Parameter
+from ..core.nodes import Constant, Graph, Input, Leaf, Node, Output, Parameter
 from ..core.ops import Op
 
 

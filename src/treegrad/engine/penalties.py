@@ -34,8 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from ..core.graph import Graph
-from ..core.nodes import Parameter
+from ..core.nodes import Graph, Parameter
 from ..core.ops import NAMESPACE, wide_sum
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from itertools import accumulate, chain
 from typing import Any, Literal, cast, get_args
 
-from ..core.graph import Graph
+from ..core.nodes import Graph
 from ..core.ops import NAMESPACE
 from .arraycode import write_epoch
 from .compiled import program

@@ -13,8 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.graph import Graph
-from ..core.nodes import Constant, Input, Node, Output, Parameter
+from ..core.nodes import Constant, Graph, Input, Node, Output, Parameter
 from ..core.ops import OPS
 
 

@@ -27,8 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core.graph import Graph
-from ..core.nodes import Input, Node, Output
+from ..core.nodes import Graph, Input, Node, Output
 from ..errors import DataError
 
 if TYPE_CHECKING:

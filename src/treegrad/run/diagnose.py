@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..core.graph import Graph
-from ..core.nodes import Node
+from ..core.nodes import Graph, Node
 from ..core.printers import funcify
 from ..data.parts import WHOLE, Part
 from ..engine.compiled import _def, _indent, program

@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..core.graph import Graph
-from ..core.nodes import Leaf, Node, Output
+from ..core.nodes import Graph, Leaf, Node, Output
 from ..core.ops import NAMESPACE
 from ..data.parts import WHOLE, Part, launched
 from ..engine.losses import Loss, array_clamps
