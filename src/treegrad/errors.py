@@ -29,6 +29,15 @@ class SettingError(SpecError):
     holds a bad value: a usage error (exit 2 where the command treats it as one)."""
 
 
+class OptionError(TreegradError):
+    """Options of a command that cannot go together (`train --resume` with a spec, `--device cuda`
+    on an engine that has none): a usage error (exit 2), placed at `option`."""
+
+    def __init__(self, message: str, option: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 class DataError(TreegradError):
     """A dataset that cannot be read or does not fit the model."""
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from ..data.parts import echoed, launched
 from ..errors import TreegradError
@@ -152,17 +152,34 @@ Force = Annotated[
 
 
 @contextlib.contextmanager
-def setting_usage(option: str) -> Iterator[None]:
-    """A SettingError (a bad KEY=VALUE given to `option`) as the usage error it is: exit 2, placed at the option.
-    Under torchrun, rank 0 alone says it (TreegradGroup.invoke)."""
-    from ..errors import SettingError
+def usage_errors(setting_option: str = "--set") -> Iterator[None]:
+    """The library's usage errors as the usage errors they are (exit 2, placed at the option): an
+    OptionError at its option, a SettingError (a bad KEY=VALUE) at `setting_option`. Under
+    torchrun, rank 0 alone says it (TreegradGroup.invoke)."""
+    from ..errors import OptionError, SettingError
 
     try:
         yield
-    except SettingError as e:
+    except (OptionError, SettingError) as e:
         if echoed(e):
             raise typer.Exit(0) from None
+        option = e.option if isinstance(e, OptionError) else setting_option
         raise typer.BadParameter(str(e).removeprefix(f"{option}: "), param_hint=f"'{option}'") from None
+
+
+def described(helps: dict[str, Callable[[], str]]) -> type[TyperCommand]:
+    """A command class whose options named in `helps` get their help text when the help is shown:
+    text that comes from the library's tables (choices, the settings' descriptions), which a run
+    of the command, or --help of another, does not import."""
+
+    class Described(TyperCommand):
+        def format_help(self, ctx: typer.Context, formatter: Any) -> None:  # type: ignore[override]
+            for param in self.params:
+                if isinstance(param, TyperOption) and param.name in helps:
+                    param.help = escape(helps[param.name]())
+            super().format_help(ctx, formatter)
+
+    return Described
 
 
 def parsed(parse: Callable[..., Any], *rest: Any) -> Callable[[str | None], Any]:

@@ -3,14 +3,28 @@
 # No `from __future__ import annotations` in the cli: Typer reads the commands' annotations on
 # every run, and evaluating them from strings cost about 0.1 s of each command's start-up.
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from ..data.parts import launched
+from ..run.options import (
+    DEFAULT_DEVICE,
+    DEFAULT_ENGINE,
+    ENGINES,
+    OVERRIDES,
+    Asked,
+    check_train,
+    device_help,
+    engine_help,
+    override_values,
+)
 from . import program, views
-from .program import Force, app, file_name, setting_usage
+from .program import Force, app, described, file_name, usage_errors
 from .render import err, escape, out, warn
 
 # ----------------------------------------------------------------- train's options
@@ -23,20 +37,6 @@ Target = Annotated[str | None, typer.Option("--target", help="The CSV column to 
 ModelOut = Annotated[
     Path | None,
     typer.Option("--out", "-o", parser=file_name, help="Where to write the model (default: NAME.model.json)."),
-]
-Epochs = Annotated[int | None, typer.Option("--epochs", help="Override training.epochs.")]
-LearningRate = Annotated[float | None, typer.Option("--learning-rate", "--lr", help="Override training.learning_rate.")]
-BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Override training.batch_size.")]
-Optimizer = Annotated[str | None, typer.Option("--optimizer", help="Override training.optimizer: sgd, momentum, adam.")]
-Seed = Annotated[int | None, typer.Option("--seed", help="Override training.seed.")]
-ValidationSplit = Annotated[
-    float | None, typer.Option("--validation-split", help="Override training.validation_split.")
-]
-Normalize = Annotated[bool | None, typer.Option("--normalize/--no-normalize", help="Override training.normalize.")]
-L1 = Annotated[float | None, typer.Option("--l1", help="Override training.l1 (L1 penalty on weights).")]
-L2 = Annotated[float | None, typer.Option("--l2", help="Override training.l2 (weight decay).")]
-ClipNorm = Annotated[
-    float | None, typer.Option("--clip-norm", help="Override training.clip_norm (largest gradient norm).")
 ]
 Sets = Annotated[
     list[str] | None,
@@ -58,10 +58,8 @@ LogDir = Annotated[
 PrintConfig = Annotated[
     bool, typer.Option("--print-config", help="Print the resolved spec, defaults filled in, and exit; write nothing.")
 ]
-Engine = Annotated[
-    str, typer.Option("--engine", help="treegrad (its own engine) or torch (PyTorch; data-parallel under torchrun).")
-]
-Device = Annotated[str, typer.Option("--device", help="With --engine torch: cpu or cuda.")]
+Engine = Annotated[str, typer.Option("--engine", help=engine_help())]
+Device = Annotated[str, typer.Option("--device", help=device_help())]
 Resume = Annotated[
     Path | None,
     typer.Option(
@@ -84,166 +82,126 @@ InitFrom = Annotated[
 # ----------------------------------------------------------------- train
 
 
-@app.command()
+def _with_overrides(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` with its parameter `overrides` declared as one option per training setting of
+    run/options.py OVERRIDES, and called with their values as that dict (None: not given)."""
+    signature = inspect.signature(command)
+    params = list(signature.parameters.values())
+    at = [p.name for p in params].index("overrides")
+    assert not {o.field for o in OVERRIDES} & set(signature.parameters), "an override named as another option"
+    options = [
+        inspect.Parameter(
+            o.field,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=None,
+            # The setting's description is its help, read only when shown (program.described).
+            annotation=Annotated[o.kind | None, typer.Option(*o.declarations, help=f"Overrides training.{o.field}.")],
+        )
+        for o in OVERRIDES
+    ]
+
+    @functools.wraps(command)
+    def with_options(**given: Any) -> None:
+        command(**{k: v for k, v in given.items() if k not in fields}, overrides=override_values(given))
+
+    fields = {o.field for o in OVERRIDES}
+    declared = signature.replace(parameters=[*params[:at], *options, *params[at + 1 :]])
+    with_options.__signature__ = declared  # type: ignore[attr-defined]
+    with_options.__annotations__ = {p.name: p.annotation for p in declared.parameters.values()}
+    return with_options
+
+
+@app.command(cls=described({o.field: o.help for o in OVERRIDES}))
+@_with_overrides
 def train(
     ctx: typer.Context,
     spec: Spec = None,
     data: Data = None,
     target: Target = None,
     out_path: ModelOut = None,
-    epochs: Epochs = None,
-    learning_rate: LearningRate = None,
-    batch_size: BatchSize = None,
-    optimizer: Optimizer = None,
-    seed: Seed = None,
-    validation_split: ValidationSplit = None,
-    normalize: Normalize = None,
-    l1: L1 = None,
-    l2: L2 = None,
-    clip_norm: ClipNorm = None,
+    overrides: dict[str, Any] = {},  # noqa: B006 - a placeholder: _with_overrides declares its options
     set_: Sets = None,
     checkpoint: Checkpoint = False,
     quiet: Quiet = False,
     force: TrainForce = False,
     log_dir: LogDir = None,
     print_config: PrintConfig = False,
-    engine: Engine = "treegrad",
-    device: Device = "cpu",
+    engine: Engine = DEFAULT_ENGINE,
+    device: Device = DEFAULT_DEVICE,
     resume_from: Resume = None,
     init_from: InitFrom = None,
 ) -> None:
     """Train a spec on data and save the learned model as JSON (or continue a saved run: --resume)."""
-    overrides = {
-        "epochs": epochs,
-        "learning_rate": learning_rate,
-        "batch_size": batch_size,
-        "optimizer": optimizer,
-        "seed": seed,
-        "validation_split": validation_split,
-        "normalize": normalize,
-        "l1": l1,
-        "l2": l2,
-        "clip_norm": clip_norm,
-    }
-    _check_options(ctx.params, engine, device, resume_from, spec)
-    part = _part(ctx, engine, device, resume_from)
-    prep = _prepare(spec, data, target, overrides, set_, resume_from, part)
-    if init_from is not None:
-        from ..run.resume import warm_start
-
-        part.agree(lambda: warm_start(prep, init_from))
+    asked = Asked(
+        spec=spec,
+        target=target,
+        overrides=overrides,
+        sets=set_ or [],
+        resume=resume_from,
+        init_from=init_from,
+        engine=engine,
+        device=device,
+    )
+    with usage_errors():
+        check_train(asked, launched()[1])
+    part = _part(ctx, asked)
+    prep = _prepare(asked, data, part)
     if print_config:
         from ..run.runlog import dump
 
         if part.rank == 0:  # under torchrun, once
             typer.echo(dump(prep.resolved), nl=False)
         return
-    if out_path is None:  # a resumed run never replaces the file it continues
-        out_path = resume_from.with_suffix(".resumed.json") if resume_from else Path(f"{prep.name}.model.json")
-    _run(prep, part, out_path, engine, device, checkpoint, force, log_dir, quiet)
+    _run(prep, part, out_path or asked.out(prep.name), asked, checkpoint, force, log_dir, quiet)
 
 
-def _check_options(
-    given: dict[str, Any], engine: str, device: str, resume_from: Path | None, spec: Path | None
-) -> None:
-    """Usage errors of train's options: what --resume keeps, the engine and device, torchrun's rules."""
-    if resume_from is not None:
-        changing = [
-            flag
-            for flag, key in [
-                ("SPEC", "spec"),
-                ("--target", "target"),
-                ("--learning-rate", "learning_rate"),
-                ("--batch-size", "batch_size"),
-                ("--optimizer", "optimizer"),
-                ("--seed", "seed"),
-                ("--validation-split", "validation_split"),
-                ("--normalize", "normalize"),
-                ("--l1", "l1"),
-                ("--l2", "l2"),
-                ("--clip-norm", "clip_norm"),
-                ("--set", "set_"),
-                ("--init-from", "init_from"),
-            ]
-            if given.get(key) not in (None, [], ())
-        ]
-        changing += ["--engine"] if engine != "treegrad" else []
-        changing += ["--device"] if device != "cpu" else []
-        if changing:
-            raise typer.BadParameter(
-                f"--resume continues the run recorded in the model file with its own spec, data and settings; "
-                f"{', '.join(changing)} would make it another run. Drop {'it' if len(changing) == 1 else 'them'} "
-                "(--epochs, -o and --data with the same rows are allowed), or start a new run from its "
-                "parameters: treegrad train SPEC --init-from MODEL.json",
-                param_hint="'--resume'",
-            )
-    elif spec is None:
-        raise typer.BadParameter(
-            "give the SPEC to train, or --resume MODEL.json to continue a saved run", param_hint="'SPEC'"
-        )
-    if engine not in ("treegrad", "torch"):
-        raise typer.BadParameter(f"unknown engine '{engine}'; use treegrad or torch", param_hint="--engine")
-    if engine == "treegrad" and device != "cpu":
-        raise typer.BadParameter("--device needs --engine torch; treegrad's own engine runs on the CPU")
-    processes = launched()[1]
-    if processes > 1 and resume_from is not None:
-        raise typer.BadParameter(
-            f"torchrun started {processes} processes, but --resume continues a run in one process: "
-            "run it without torchrun",
-            param_hint="'--resume'",
-        )
-    if processes > 1 and engine != "torch":
-        raise typer.BadParameter(
-            f"torchrun started {processes} processes, but treegrad's own engine trains in one: each would train "
-            "the whole run and write the same file. Add --engine torch to train data-parallel, or run treegrad "
-            "without torchrun",
-            param_hint="--engine",
-        )
-
-
-def _part(ctx: typer.Context, engine: str, device: str, resume_from: Path | None) -> Any:
+def _part(ctx: typer.Context, asked: Asked) -> Any:
     """This process's part of the data: all of it, or under torchrun with --engine torch its part."""
     from ..data.parts import WHOLE
 
-    if engine != "torch" or resume_from is not None:
+    if not ENGINES[asked.engine].data_parallel or asked.resume is not None:
         return WHOLE
     from ..torch import bridge as torch_bridge
 
     # Under torchrun, every process joins the group now and reads its part of the data;
     # the group is left when the command ends.
-    return ctx.with_resource(torch_bridge.data_parallel(device))
+    return ctx.with_resource(torch_bridge.data_parallel(asked.device))
 
 
-def _prepare(
-    spec: Path | None,
-    data: str | None,
-    target: str | None,
-    overrides: dict[str, Any],
-    set_: list[str] | None,
-    resume_from: Path | None,
-    part: Any,
-) -> Any:
-    """The run to train: a recorded one going on (--resume), or a spec's with the options applied."""
+def _prepare(asked: Asked, data: str | None, part: Any) -> Any:
+    """The run to train: a recorded one going on (--resume), or a spec's with the options applied,
+    begun from another model's parameters with --init-from."""
     from ..run import workflow
     from ..spec.settings import parse_assignment
 
-    with setting_usage("--set"):
-        sets = [(key, values[0]) for key, values in (parse_assignment(item, "--set") for item in set_ or [])]
-        if resume_from is not None:
-            epochs = overrides["epochs"]
-            return workflow.prepare_resume(resume_from, epochs=epochs, data=data, command=program.command_line)
-        assert spec is not None
-        return workflow.prepare(
-            spec, data=data, target=target, overrides=overrides, sets=sets, command=program.command_line, part=part
+    with usage_errors():
+        sets = [(key, values[0]) for key, values in (parse_assignment(item, "--set") for item in asked.sets)]
+        if asked.resume is not None:
+            epochs = asked.overrides["epochs"]
+            return workflow.prepare_resume(asked.resume, epochs=epochs, data=data, command=program.command_line)
+        assert asked.spec is not None
+        prep = workflow.prepare(
+            asked.spec,
+            data=data,
+            target=asked.target,
+            overrides=dict(asked.overrides),
+            sets=sets,
+            command=program.command_line,
+            part=part,
         )
+    if asked.init_from is not None:
+        from ..run.resume import warm_start
+
+        init_from = asked.init_from
+        part.agree(lambda: warm_start(prep, init_from))
+    return prep
 
 
 def _run(
     prep: Any,
     part: Any,
     out_path: Path,
-    engine: str,
-    device: str,
+    asked: Asked,
     checkpoint: bool,
     force: bool,
     log_dir: Path | None,
@@ -254,10 +212,10 @@ def _run(
     from ..run.values import next_commands
 
     trainer = None
-    if engine == "torch":
+    if asked.engine == "torch":
         from ..torch import bridge as torch_bridge
 
-        trainer = torch_bridge.trainer(prep.settings, device)
+        trainer = torch_bridge.trainer(prep.settings, asked.device)
     if trainer is not None and part.rank > 0:
         # Under torchrun every process trains; rank 0 alone writes the model and reports.
         workflow.run(prep, trainer=trainer)
@@ -337,7 +295,7 @@ def sweep(
     check_output(csv_path, force=force, kind=SWEEP, option="--csv")
     if best_out is not None:
         check_output(best_out, force=force, kind=output_kind(name), option="--best-out")
-    with setting_usage("--grid"):
+    with usage_errors("--grid"):
         g = sweeping.parse_grid(grid or [])
 
     def progress(done: int, total: int, r: Any) -> None:
@@ -345,7 +303,7 @@ def sweep(
 
     # Every value of the grid is checked before the first run (sweep.plan); a run's own failure
     # is a row of the leaderboard, so a SettingError here is always the options' fault.
-    with setting_usage("--grid"):
+    with usage_errors("--grid"):
         if search == "optuna":
             result = sweeping.optuna_search(
                 spec,

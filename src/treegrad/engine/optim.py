@@ -12,8 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from ..core.ops import NAMESPACE
-
 Update = Callable[[str, str, Sequence[str]], list[str]]
 
 
@@ -66,6 +64,9 @@ OPTIMIZERS: dict[str, Optimizer] = {
 
 @cache
 def _step_fn(name: str, n: int) -> Callable[..., None]:
+    # The op table is imported here, not with the optimizers: `train --help` lists them without it.
+    from ..core.ops import NAMESPACE
+
     opt = OPTIMIZERS[name]
     lines = ["def step_fn(P, G, S, STEP, lr):", " step = STEP[0]", *[f" {s}" for s in opt.prelude]]
     for i in range(n):
