@@ -41,7 +41,8 @@ from treegrad.errors import DataError, ModelFileError, TreegradError
 from treegrad.run.modelfile import load_graph, read
 from treegrad.run.values import parse_values
 from treegrad.spec.build import build_model, output_count, task_kind
-from treegrad.spec.models import CALLS, parse_spec
+from treegrad.spec.expressions import CALLS
+from treegrad.spec.models import parse_spec
 
 # 50 examples per fuzzer on every run; `TREEGRAD_FUZZ_EXAMPLES=3000 pytest tests/test_fuzz.py` digs deeper
 EXAMPLES = int(os.environ.get("TREEGRAD_FUZZ_EXAMPLES", "50"))

@@ -13,11 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "treegrad"
 
-# In-function imports that point up on purpose, each with its reason.
-UPWARD_ON_PURPOSE = {
-    # A spec's `analysis` property runs the semantic checks, which read the spec models.
-    ("spec.models", "spec.analysis"),
-}
+# In-function imports that point up on purpose, each with its reason. None is needed now: the node
+# classes call the graph walks and printers, which ask a node its kind rather than its class, and
+# a spec's `analysis` property runs checks that read the spec through a protocol of their own.
+UPWARD_ON_PURPOSE: set[tuple[str, str]] = set()
 
 
 def layout() -> list[str]:

@@ -14,7 +14,8 @@ from treegrad.core.nodes import Input, Node, Output, Parameter, Softmax
 from treegrad.errors import SpecError
 from treegrad.spec import reading as specfile
 from treegrad.spec.build import build_model, loss_name, output_count, task_kind
-from treegrad.spec.models import CALLS, load_spec, parse_spec, spec_schema
+from treegrad.spec.expressions import CALLS
+from treegrad.spec.models import load_spec, parse_spec, spec_schema
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

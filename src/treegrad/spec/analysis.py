@@ -12,15 +12,49 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..engine.losses import LOSSES
-from ..errors import ModelError, describe_char, did_you_mean, listed, unprintable
-from .models import DenseLayer, LinearCall, LinearLayer, OpCall, ParamCall, ParamInit, SoftmaxCall, SoftmaxLayer, Spec
-from .reading import SpecPath, format_path
+from ..engine.settings import Training
+from ..errors import ModelError, SpecError, describe_char, did_you_mean, listed, unprintable
+from .expressions import DenseLayer, LinearCall, LinearLayer, OpCall, ParamCall, ParamInit, SoftmaxCall, SoftmaxLayer
+from .reading import Source, SpecPath, format_path
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 RESERVED = ("param",)  # `param` in an expression makes a fresh parameter, so it cannot name anything
+
+
+class SpecView(Protocol):
+    """What the analysis reads of a spec: `models.Spec`, which sits above this module so that its
+    `analysis` property can run `analyse`."""
+
+    inputs: list[str]
+    nodes: dict[str, Any]  # name -> expression
+    output: Any
+    layers: list[Any] | None
+    loss: str | None
+    target: str | None
+    classes: list[str] | None
+    training: Training
+
+    @property
+    def selection(self) -> Any:
+        """The `inputs:` selection still to resolve against a header, else None."""
+        ...
+
+    @property
+    def source(self) -> Source:
+        """Where the spec came from, for located errors."""
+        ...
+
+    @property
+    def analysis(self) -> Analysis:
+        """The checked facts about the model (`analyse`, computed once)."""
+        ...
+
+    def error(self, path: SpecPath, text: str, key: bool = False) -> SpecError:
+        """A SpecError at `path` of the spec's source."""
+        ...
 
 
 @dataclass
@@ -66,7 +100,7 @@ def walk(e: Any, path: SpecPath) -> Iterator[tuple[SpecPath, Any, bool]]:
         stack.extend((p + rel, a, ok) for rel, a, ok in reversed(arguments(x)))
 
 
-def _roots(spec: Spec) -> list[tuple[SpecPath, Any]]:
+def _roots(spec: SpecView) -> list[tuple[SpecPath, Any]]:
     """The top-level expressions: each node's definition, then the output (each list item)."""
     roots: list[tuple[SpecPath, Any]] = [(("nodes", n), e) for n, e in spec.nodes.items()]
     if isinstance(spec.output, list):
@@ -76,7 +110,7 @@ def _roots(spec: Spec) -> list[tuple[SpecPath, Any]]:
     return roots
 
 
-def _check_name(spec: Spec, name: str, path: SpecPath, what: str, key: bool = False) -> None:
+def _check_name(spec: SpecView, name: str, path: SpecPath, what: str, key: bool = False) -> None:
     if not NAME.match(name):
         raise spec.error(
             path,
@@ -105,7 +139,7 @@ def _list_width(e: Any, widths: dict[str, int]) -> int:
     return _width(e, widths)
 
 
-def analyse(spec: Spec) -> Analysis:
+def analyse(spec: SpecView) -> Analysis:
     """The semantic checks of a validated spec; the first problem found is a located SpecError."""
     _check_inputs(spec)
     _check_model_present(spec)
@@ -120,7 +154,7 @@ def analyse(spec: Spec) -> Analysis:
     return Analysis(order, widths, kind, count, measure(spec, widths))
 
 
-def _check_inputs(spec: Spec) -> None:
+def _check_inputs(spec: SpecView) -> None:
     if spec.selection is not None:
         raise spec.error(
             ("inputs",),
@@ -154,7 +188,7 @@ def _check_inputs(spec: Spec) -> None:
         )
 
 
-def _check_model_present(spec: Spec) -> None:
+def _check_model_present(spec: SpecView) -> None:
     if spec.output is not None and spec.layers is not None:
         raise spec.error(
             ("layers",),
@@ -185,7 +219,7 @@ def _check_model_present(spec: Spec) -> None:
                     )
 
 
-def _check_names(spec: Spec) -> dict[str, list[tuple[str, SpecPath]]]:
+def _check_names(spec: SpecView) -> dict[str, list[tuple[str, SpecPath]]]:
     """Check every name is in scope; return, per node, the nodes it uses (with where)."""
     scope = list(spec.inputs) + list(spec.nodes)
     deps: dict[str, list[tuple[str, SpecPath]]] = {n: [] for n in spec.nodes}
@@ -226,7 +260,7 @@ def _check_names(spec: Spec) -> dict[str, list[tuple[str, SpecPath]]]:
     return deps
 
 
-def _node_order(spec: Spec, deps: dict[str, list[tuple[str, SpecPath]]]) -> list[str]:
+def _node_order(spec: SpecView, deps: dict[str, list[tuple[str, SpecPath]]]) -> list[str]:
     """Node names with every node after the nodes it uses; a cycle is a located error."""
     order: list[str] = []
     state: dict[str, int] = {}  # 1: on the current path, 2: done
@@ -256,7 +290,7 @@ def _node_order(spec: Spec, deps: dict[str, list[tuple[str, SpecPath]]]) -> list
     return order
 
 
-def _check_widths(spec: Spec, widths: dict[str, int]) -> None:
+def _check_widths(spec: SpecView, widths: dict[str, int]) -> None:
     """A layer (several values) may only stand where a list is taken."""
     for root_path, root in _roots(spec):
         for path, e, layer_ok in walk(root, root_path):
@@ -271,7 +305,7 @@ def _check_widths(spec: Spec, widths: dict[str, int]) -> None:
                 )
 
 
-def _output_shape(spec: Spec, widths: dict[str, int]) -> tuple[str, int]:
+def _output_shape(spec: SpecView, widths: dict[str, int]) -> tuple[str, int]:
     if spec.layers is not None:
         last = spec.layers[-1]
         if isinstance(last, SoftmaxLayer):
@@ -296,7 +330,7 @@ def _output_shape(spec: Spec, widths: dict[str, int]) -> tuple[str, int]:
     return ("scalar" if n == 1 else "list"), n
 
 
-def _check_loss_and_labels(spec: Spec, kind: str, count: int) -> None:
+def _check_loss_and_labels(spec: SpecView, kind: str, count: int) -> None:
     if spec.loss is not None:
         fits_softmax = LOSSES[spec.loss].on_softmax
         if kind == "softmax" and not fits_softmax:
@@ -407,7 +441,7 @@ def _linear_size(units: int, n: int, bias: bool, activation: str) -> tuple[int, 
     return units * per_unit + 1, units * terms
 
 
-def measure(spec: Spec, widths: dict[str, int]) -> Size:
+def measure(spec: SpecView, widths: dict[str, int]) -> Size:
     """The model's size, counted from the spec alone (each named node once, as it is built once)."""
     size = Size()
     size.add(("inputs",), len(spec.inputs))
@@ -438,7 +472,7 @@ def measure(spec: Spec, widths: dict[str, int]) -> Size:
     return size
 
 
-def check_budget(spec: Spec, budget: Budget | None = None) -> Size:
+def check_budget(spec: SpecView, budget: Budget | None = None) -> Size:
     """The model's size, if it fits `budget` (default: `Budget.from_env()`); else a ModelError."""
     budget = budget or Budget.from_env()
     size = spec.analysis.size

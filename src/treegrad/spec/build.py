@@ -30,7 +30,8 @@ from ..engine.losses import LOSSES, TaskKind, default_loss
 from ..errors import ModelError, SpecError
 from ..seeds import stream
 from .analysis import Budget, arguments, check_budget
-from .models import DenseLayer, LinearCall, LinearLayer, OpCall, ParamCall, SoftmaxCall, Spec
+from .expressions import DenseLayer, LinearCall, LinearLayer, OpCall, ParamCall, SoftmaxCall
+from .models import Spec
 from .reading import SpecPath
 
 
