@@ -20,6 +20,7 @@ from typing import Any
 
 from ..core.nodes import Constant, Graph, Leaf, Node, Output, Parameter
 from ..core.ops import NAMESPACE, softmax_code, softmax_grad_code, wide_sum
+from ..errors import ModelError
 from .losses import Loss
 from .optim import Optimizer
 from .penalties import StepRules
@@ -312,8 +313,6 @@ def predict_many(
     If a row cannot be evaluated (the log of a negative input), the ModelError names the
     row (`describe_row(i)`, by default "row i+1") and the op, found with the reference evaluator.
     """
-    from ..errors import ModelError
-
     g = model.compiled_graph
     prog = program(g)
     fn = prog.predict_fn()

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from ..core.graph import backward, evaluate
 from ..core.nodes import Graph, Node
 from ..errors import ModelError
+from .compiled import program
 
 POINTS = 3  # points to check
 TRIES = 50  # candidate points tried at most (rows of the data, or random inputs)
@@ -78,8 +79,6 @@ def gradient_check(
     At most `sample` parameters are checked one by one (a seeded sample), and one random
     direction over all of them. Raises ModelError if no candidate could be evaluated.
     """
-    from .compiled import program
-
     g = root.compiled_graph
     rng = random.Random(seed)
     weights = [rng.uniform(0.5, 1.5) for _ in g.elements]

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core.nodes import Constant, Graph, Input, Node, Output, Parameter
 from ..core.ops import OPS
+from ..core.printers import _standardized as standardized
 
 
 @dataclass(eq=False)
@@ -66,8 +67,6 @@ class Form:
 
 
 def _standardized(n: Node) -> str | None:
-    from ..core.printers import _standardized as standardized
-
     found = standardized(n)
     return found[0] if found else None
 

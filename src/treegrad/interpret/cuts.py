@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.ops import OPS
+from ..core.ops import OPS, softmax_fns
+from ..engine.losses import LOSSES
 from .canonical import Aff, Atom, Form, affs, atoms, scaled
 
 
@@ -62,9 +63,6 @@ class Values:
 
 def form_loss(form: Form, values: Values, loss: str, y: Sequence[Any]) -> float:
     """The mean loss of a form on the rows of `values`, by the loss table's own functions."""
-    from ..core.ops import softmax_fns
-    from ..engine.losses import LOSSES
-
     outs, _ = values.of(form)
     k = len(outs)
     fn = LOSSES[loss].fn(k)

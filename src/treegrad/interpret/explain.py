@@ -28,7 +28,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.nodes import Graph, Input, Node, Output
+from ..data.targets import input_rows
 from ..errors import DataError
+from ..run.tasks import class_labels
 
 if TYPE_CHECKING:
     from ..data.table import Table
@@ -313,8 +315,6 @@ def baseline_values(
 
 def _what(loaded: Any, out: Any, class_label: str | None) -> tuple[int | None, str]:
     """(output element to explain, what it is) for a saved model's output `out` at a sample."""
-    from ..run.tasks import class_labels
-
     rec = loaded.record
     if rec.task == "binary":
         labels = class_labels("binary", rec.classes, 1) or []
@@ -336,7 +336,6 @@ def _what(loaded: Any, out: Any, class_label: str | None) -> tuple[int | None, s
 
 
 def _baseline(loaded: Any, kind: str, data: str | None) -> list[float]:
-    from ..data.targets import input_rows
     from ..run.datasource import model_table, recorded_split
 
     rec = loaded.record
@@ -374,7 +373,6 @@ def explain_data(
     A classifier's contribution at a row is to the probability of the class it predicts
     there (or of `class_label`).
     """
-    from ..data.targets import input_rows
     from ..run.datasource import model_table
 
     rec = loaded.record

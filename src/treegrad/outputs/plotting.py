@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.targets import encode_targets, input_rows, select
+from ..engine.compiled import predict_many
 from ..errors import DataError, TreegradError
-from ..files import IMAGE, IMAGE_MARK
+from ..files import IMAGE, IMAGE_MARK, write_atomic
 from ..run.datasource import model_table
 from ..run.tasks import accuracy
 
@@ -82,8 +84,6 @@ def load_points(record: Any, data: str | None) -> tuple[PlotData | None, list[st
 
     A model with more than two inputs is drawn without points, so then no data is read.
     """
-    from ..data.targets import encode_targets, input_rows
-
     if data is None and len(record.inputs) > 2:
         return None, []
     try:
@@ -93,8 +93,6 @@ def load_points(record: Any, data: str | None) -> tuple[PlotData | None, list[st
             raise
         return None, [f"the training data could not be read again ({e}); pass --data to draw the points"]
     if record.data.target in table.columns:
-        from ..data.targets import select
-
         X, raw, _ = select(table, list(record.inputs), record.data.target)
         y, _ = encode_targets(raw, record.task, record.classes, source=table.source, training=False, place=table.place)
         return PlotData(table.source, X, list(y)), []
@@ -134,8 +132,6 @@ def draw(root: Any, record: Any, points: PlotData | None) -> tuple[Any, PlotResu
 def plot_model(root: Any, record: Any, points: PlotData | None, out: Path, *, force: bool = False) -> PlotResult:
     """Draw the model (see `draw`) and write the image to `out` (.png, .svg, .pdf), atomically;
     an existing `out` is replaced only if treegrad drew it, or with `force`."""
-    from ..files import write_atomic
-
     fmt = plot_format(out)
     fig, result = draw(root, record, points)
     buf = io.BytesIO()
@@ -185,8 +181,6 @@ def _kept_best_epoch(record: Any) -> bool:
 
 
 def _predict(root: Any, rows: Sequence[Sequence[float]]) -> list[Any]:
-    from ..engine.compiled import predict_many
-
     return predict_many(root, rows)
 
 
@@ -329,8 +323,6 @@ def importance_chart(
 ) -> None:
     """A horizontal bar chart of each input's mean |contribution| (largest on top), written to `out`
     (over an existing file only if treegrad drew it, or with `force`)."""
-    from ..files import write_atomic
-
     fmt = plot_format(out)
     Figure, Canvas = _matplotlib()
     fig = Figure(figsize=(6.5, 1.2 + 0.35 * len(names)), layout="constrained")

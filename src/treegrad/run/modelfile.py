@@ -26,7 +26,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictFloat, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
-from ..data.readers import is_data_file_name
+from ..data.columns import model_inputs
+from ..data.readers import is_data_file_name, load_data
 from ..engine.settings import Training
 from ..errors import ModelFileError, SpecError, describe_char, escaped, listed, unprintable
 from ..files import Kind, note_read, what_is, write_atomic
@@ -437,9 +438,6 @@ def open_model(path: Path) -> Opened:
 
     spec = load_spec(path)
     if spec.selection is not None and spec.data:
-        from ..data.columns import model_inputs
-        from ..data.readers import load_data
-
         # Inputs selected from a header: read the spec's own data to know them.
         spec, _, _ = model_inputs(spec, load_data(spec.data, base_dir=path.parent), spec.target, spec.training)
     return Opened(build_model(spec), spec.name or path.stem, task_kind(spec), spec.classes)

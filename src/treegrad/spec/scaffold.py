@@ -19,6 +19,7 @@ from ..data.readers import load_data
 from ..data.table import Table, number
 from ..data.targets import label_text
 from ..errors import DataError, did_you_mean, listed
+from ..files import check_output, write_atomic
 
 MODELS = ("linear", "mlp")
 HIDDEN = 32  # units of the mlp's hidden layer
@@ -203,8 +204,6 @@ def plan(table: Table, data_ref: str, *, target: str | None = None, model: str =
 def init_spec(data: Path, out: Path, *, target: str | None = None, model: str = "mlp", force: bool = False) -> Plan:
     """Write a spec for the CSV file `data` to `out` (never over `data`, nor over an existing file
     unless `force`), and return what was found."""
-    from ..files import check_output, write_atomic
-
     if out.suffix.lower() not in (".yaml", ".yml"):
         raise DataError(f"-o {out}: a spec is written as YAML; give a file name ending in .yaml")
     if data.exists() and out.exists() and os.path.samefile(data, out):
