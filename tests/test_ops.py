@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -95,14 +96,9 @@ def close(a: float, b: float, rel: float = 1e-9) -> bool:
     return abs(a - b) <= rel * max(1.0, abs(b))
 
 
-@pytest.mark.parametrize("name", list(OPS))
-def test_op_end_to_end(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """spec -> build -> one epoch (per sample, batched, vectorized) -> funcify -> every export."""
-    op = OPS[name]
-    root = model(op)
-    assert root.op is op, f"the spec's '{name}' did not build its node class"
-    expected = root.predict(SAMPLE)
-
+def engines(op: Op, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The array forms, one epoch by every engine of treegrad's own, and the gradient the table
+    gives against finite differences."""
     # The forms the vectorized trainer evaluates on arrays, where an `if` cannot stand.
     check_array_forms(op)
 
@@ -114,18 +110,19 @@ def test_op_end_to_end(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
             runs["vectorized"] = train(op, "compiled", batch, True, monkeypatch)
         for engine, params in runs.items():
             assert all(close(a, b) for a, b in zip(params, ref, strict=True)), (
-                f"op '{name}': the {engine} engine (batch {batch}) disagrees with the reference one: {params} != {ref}"
+                f"op '{op.name}': the {engine} engine (batch {batch}) disagrees with the reference one: "
+                f"{params} != {ref}"
             )
         # the vectorized engine in float32 (training.dtype), to float32's rounding
         single = train(op, "compiled", batch, True, monkeypatch, dtype="float32")
         assert all(close(a, b, 1e-5) for a, b in zip(single, ref, strict=True)), (
-            f"op '{name}': the vectorized engine in float32 (batch {batch}) disagrees with the reference one: "
+            f"op '{op.name}': the vectorized engine in float32 (batch {batch}) disagrees with the reference one: "
             f"{single} != {ref}"
         )
 
     # The gradient the table gives against finite differences, at the sample.
-    g = root.graph
-    assert g is not None
+    root = model(op)
+    g = root.compiled_graph
     g.set_inputs(SAMPLE)
     root.backward()
     for p in g.params:
@@ -136,56 +133,104 @@ def test_op_end_to_end(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
         down = root.forward()
         p.value = v
         assert close(p.grad, (up - down) / (2 * h), 1e-5), (
-            f"op '{name}': d/d{p.name} is {p.grad}, not {(up - down) / (2 * h)}"
+            f"op '{op.name}': d/d{p.name} is {p.grad}, not {(up - down) / (2 * h)}"
         )
 
-    # funcify: text and LaTeX print; Python runs with the functions treegrad defines.
+
+def printers(op: Op, monkeypatch: pytest.MonkeyPatch) -> None:
+    """funcify: text and LaTeX print; Python runs with the functions treegrad defines."""
+    root = model(op)
     for fmt in ("text", "latex"):
-        assert funcify(root, format=fmt), f"op '{name}': empty {fmt} form"
+        assert funcify(root, format=fmt), f"op '{op.name}': empty {fmt} form"
     ns: dict[str, Any] = {**python_namespace(), "x": SAMPLE[0], "y": SAMPLE[1]}
     *lines, last = funcify(root, precision=17, format="python").split("\n")
     exec("\n".join(lines), ns)  # noqa: S102 - treegrad's own formula
-    assert close(eval(last, ns), expected), f"op '{name}': its python form computes another value"  # noqa: S307
+    assert close(eval(last, ns), root.predict(SAMPLE)), f"op '{op.name}': its python form computes another value"  # noqa: S307
 
-    # Every exporter.
-    opened = Opened(root, name, "regression", None)
+
+def exporters(op: Op, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exporters that need no optional package: Python module, LaTeX, dot, JSON graph."""
+    root = model(op)
+    opened = Opened(root, op.name, "regression", None)
     module: dict[str, Any] = {}
     exec(python_module(opened), module)  # noqa: S102 - treegrad's own module
-    assert module["predict"](*SAMPLE) == pytest.approx(expected, rel=1e-12), f"op '{name}': exported python"
+    assert module["predict"](*SAMPLE) == pytest.approx(root.predict(SAMPLE), rel=1e-12), (
+        f"op '{op.name}': exported python"
+    )
     assert funcify(root, format="latex") in latex_document(opened)
-    assert f'label="{name}"' in dot_source(root)
-    assert name in [n.get("op") for n in json.loads(json.dumps(graph_dict(opened)))["nodes"]]
-    if importlib.util.find_spec("sympy"):
-        import sympy
+    assert f'label="{op.name}"' in dot_source(root)
+    assert op.name in [n.get("op") for n in json.loads(json.dumps(graph_dict(opened)))["nodes"]]
 
-        (expr,), _ = sympy_exprs(root)
-        x, y = sorted(expr.free_symbols, key=str)
-        fn = sympy.lambdify((x, y), expr, modules=[python_namespace(), "math"])
-        assert fn(*SAMPLE) == pytest.approx(expected, rel=1e-9), f"op '{name}': its sympy form computes another value"
-    if importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime"):
-        import numpy as np
-        import onnxruntime
 
-        from treegrad.outputs.export import onnx_bytes
+def sympy_form(op: Op, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The op built in sympy computes its value."""
+    sympy = pytest.importorskip("sympy", reason="the sympy form needs sympy (pip install -e '.[simplify]')")
+    root = model(op)
+    (expr,), _ = sympy_exprs(root)
+    x, y = sorted(expr.free_symbols, key=str)
+    fn = sympy.lambdify((x, y), expr, modules=[python_namespace(), "math"])
+    assert fn(*SAMPLE) == pytest.approx(root.predict(SAMPLE), rel=1e-9), (
+        f"op '{op.name}': its sympy form computes another value"
+    )
 
-        session = onnxruntime.InferenceSession(onnx_bytes(opened), providers=["CPUExecutionProvider"])
-        (y_onnx,) = session.run(None, {"X": np.array([SAMPLE], dtype=np.float64)})
-        assert float(y_onnx[0]) == pytest.approx(expected, rel=1e-12), f"op '{name}': its ONNX operator"
-    if importlib.util.find_spec("torch"):
-        import torch
 
-        from treegrad.torch.bridge import fit as torch_fit
-        from treegrad.torch.bridge import torch_module
+def onnx_form(op: Op, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exported ONNX model runs in onnxruntime, in float64, and computes the op's value."""
+    why = "the ONNX form needs onnx and onnxruntime (pip install -e '.[onnx]')"
+    pytest.importorskip("onnx", reason=why)
+    onnxruntime = pytest.importorskip("onnxruntime", reason=why)
+    import numpy as np
 
-        y_torch = torch_module(opened)(torch.tensor([SAMPLE], dtype=torch.float64)).detach()
-        assert float(y_torch[0]) == pytest.approx(expected, rel=1e-12), f"op '{name}': its torch module"
-        ref = train(op, "reference", 4, False, monkeypatch)
-        fresh = model(op)
-        torch_fit(fresh, ROWS, TARGETS, epochs=1, batch_size=4, learning_rate=0.05)
-        params = fresh.compiled_graph.param_values()
-        assert all(close(a, b) for a, b in zip(params, ref, strict=True)), (
-            f"op '{name}': --engine torch disagrees with the reference engine: {params} != {ref}"
-        )
+    from treegrad.outputs.export import onnx_bytes
+
+    root = model(op)
+    session = onnxruntime.InferenceSession(
+        onnx_bytes(Opened(root, op.name, "regression", None)), providers=["CPUExecutionProvider"]
+    )
+    (y_onnx,) = session.run(None, {"X": np.array([SAMPLE], dtype=np.float64)})
+    assert float(y_onnx[0]) == pytest.approx(root.predict(SAMPLE), rel=1e-12), f"op '{op.name}': its ONNX operator"
+
+
+def torch_form(op: Op, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The torch module computes the op's value, and --engine torch trains as the reference engine."""
+    torch = pytest.importorskip("torch", reason="the torch form needs torch (pip install -e '.[torch]')")
+    from treegrad.torch.bridge import fit as torch_fit
+    from treegrad.torch.bridge import torch_module
+
+    root = model(op)
+    y_torch = torch_module(Opened(root, op.name, "regression", None))(torch.tensor([SAMPLE], dtype=torch.float64))
+    assert float(y_torch.detach()[0]) == pytest.approx(root.predict(SAMPLE), rel=1e-12), (
+        f"op '{op.name}': its torch module"
+    )
+    ref = train(op, "reference", 4, False, monkeypatch)
+    fresh = model(op)
+    torch_fit(fresh, ROWS, TARGETS, epochs=1, batch_size=4, learning_rate=0.05)
+    params = fresh.compiled_graph.param_values()
+    assert all(close(a, b) for a, b in zip(params, ref, strict=True)), (
+        f"op '{op.name}': --engine torch disagrees with the reference engine: {params} != {ref}"
+    )
+
+
+# Each form of an op its own test case: one that needs an optional package skips, saying which,
+# where the package is missing (`pytest -rs` lists them), instead of passing without running.
+FORMS: dict[str, Callable[[Op, pytest.MonkeyPatch], None]] = {
+    "engines": engines,
+    "printers": printers,
+    "exporters": exporters,
+    "sympy": sympy_form,
+    "onnx": onnx_form,
+    "torch": torch_form,
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("name", list(OPS))
+def test_op_end_to_end(name: str, form: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """spec -> build -> the op's node class, then one form of the op: training (per sample,
+    batched, vectorized), funcify, the exporters, sympy, ONNX, torch."""
+    op = OPS[name]
+    assert model(op).op is op, f"the spec's '{name}' did not build its node class"
+    FORMS[form](op, monkeypatch)
 
 
 # ----------------------------------------------------------------- derived from the tables
@@ -196,6 +241,35 @@ def test_every_op_has_its_node_class_named_by_the_table() -> None:
     for name, cls in OPERATIONS.items():
         assert cls.op is OPS[name] and cls.__name__ == OPS[name].cls
         assert getattr(treegrad.core.nodes, cls.__name__) is cls  # reachable by its class name
+
+
+def test_every_op_class_is_a_public_name_of_the_package_from_the_table() -> None:
+    # treegrad's __getattr__ asks the table only for capitalised names (its submodules are not)
+    for op in OPS.values():
+        assert op.cls.isidentifier() and op.cls[:1].isupper(), f"op '{op.name}': class name {op.cls!r}"
+        assert op.cls in treegrad.__all__ and op.cls in dir(treegrad), op.cls
+        assert getattr(treegrad, op.cls) is OPERATIONS[op.name]
+    star: dict[str, Any] = {}
+    exec("from treegrad import *", star)  # noqa: S102 - the test's own line
+    assert set(treegrad.__all__) <= set(star) | {"__version__"}
+
+
+def test_activations_of_layers_are_the_ops_the_table_marks() -> None:
+    from treegrad.core.nodes import ACTIVATIONS
+    from treegrad.errors import SpecError
+
+    marked = [name for name, op in OPS.items() if op.activation]
+    assert list(ACTIVATIONS) == ["none", *marked] and {"relu", "sigmoid", "tanh"} <= set(marked)
+    for name in ACTIVATIONS:
+        if name != "none":
+            op = OPS[name]
+            assert op.arity == 1 and not op.constant_args, f"op '{name}': an activation takes one argument"
+        spec = parse_spec(f"inputs: [x]\nlayers: [{{linear: 2, activation: {name}}}, {{linear: 1}}]\n", "m.yaml")
+        graph = build_model(spec).compiled_graph
+        assert sum(n.op is not None and n.op.name == name for n in graph.order) == (0 if name == "none" else 2), name
+    unmarked = next(name for name, op in OPS.items() if op.arity == 1 and not op.activation)
+    with pytest.raises(SpecError, match="relu"):
+        parse_spec(f"inputs: [x]\nlayers: [{{linear: 2, activation: {unmarked}}}, {{linear: 1}}]\n", "m.yaml")
 
 
 def test_an_unknown_class_name_is_an_attribute_error() -> None:

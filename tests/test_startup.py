@@ -80,7 +80,7 @@ ENGINE = tuple(
 
 
 def test_help_imports_no_engine() -> None:
-    assert all(importlib.util.find_spec(m) for m in ENGINE), "ENGINE names the modules as they are now"
+    assert all(importlib.util.find_spec(m) for m in (*ENGINE, *HEAVY[3:])), "the modules named here exist as named"
     assert (
         imported_after(
             run_cli(["--help"]), ENGINE + ("treegrad.data.table", "treegrad.data.readers", "treegrad.core.printers")
@@ -142,3 +142,10 @@ def test_the_spec_models_are_built_on_first_use() -> None:
         "assert spec.Spec.__pydantic_complete__"
     )
     assert "treegrad.spec.models" in imported_after(code)
+
+
+def test_looking_up_a_submodule_does_not_read_the_op_table() -> None:
+    # `from . import errors` inside the package asks treegrad's __getattr__ first; only a
+    # capitalised name can be a node class, whose answer needs the op table
+    assert imported_after("import treegrad\nfrom treegrad import errors, limits", ("treegrad.core.ops",)) == []
+    assert imported_after("import treegrad\ntreegrad.Add", ("treegrad.core.ops",)) == ["treegrad.core.ops"]
