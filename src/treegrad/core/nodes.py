@@ -295,7 +295,11 @@ def __getattr__(name: str) -> type[Operation]:
 
 # ----------------------------------------------------------------- macros
 
-ACTIVATIONS: dict[str, type[Operation] | None] = {"none": None, "relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+# A layer's activations (`activation:` of a linear layer): none, or each op the table marks as one.
+ACTIVATIONS: dict[str, type[Operation] | None] = {
+    "none": None,
+    **{name: cls for name, cls in OPERATIONS.items() if OPS[name].activation},
+}
 
 
 class Macro(Node):
@@ -311,8 +315,8 @@ class Macro(Node):
 class Linear(Macro):
     """A neuron `w1*e1 + ... + wn*en + b` with fresh parameters, or with `units=k` a layer.
 
-    The layer is k such neurons over the same inputs, each under `activation` (relu,
-    sigmoid, tanh or none). Weights start uniform(-s, s) with s = 1/sqrt(n), biases at 0.
+    The layer is k such neurons over the same inputs, each under `activation` (none, or an op
+    of the table marked as one: relu, sigmoid, tanh). Weights start uniform(-s, s) with s = 1/sqrt(n), biases at 0.
     """
 
     def __init__(

@@ -133,7 +133,8 @@ class Op:
     `text`, `latex` and `python` are its printed forms (see `Form`); a `python` form may
     call a function named after an op of fixed arity, which `python_namespace()` defines.
     `sympy` builds it in sympy, `onnx` names its ONNX operator (None: there is none).
-    `kink` says whether it is piecewise smooth with a corner at 0, which every entry states.
+    `kink` says whether it is piecewise smooth with a corner at 0, and `activation` whether a
+    layer may name it as its units' activation (`activation: relu`); every entry states both.
     """
 
     name: str
@@ -148,6 +149,7 @@ class Op:
     sympy: SympyForm
     onnx: str | None
     kink: bool  # its slope jumps where its one argument crosses 0 (relu, abs): explain splits paths there
+    activation: bool  # a layer's `activation:` may name it (a unary op applied to each unit's sum)
     constant_args: tuple[int, ...] = field(default=())
     np_value: Code | None = None  # None: `value` works on arrays as it is
     np_deriv: Deriv | None = None  # None: `deriv` works on arrays as it is
@@ -259,6 +261,7 @@ _OPS = [
         sympy=lambda sp, a: sp.Add(*a),
         onnx="Add",  # ops of any arity become chains of binary ones, left to right
         kink=False,
+        activation=False,
     ),
     Op(
         name="sub",
@@ -273,6 +276,7 @@ _OPS = [
         sympy=lambda sp, a: a[0] - a[1],
         onnx="Sub",
         kink=False,
+        activation=False,
     ),
     Op(
         name="mul",
@@ -288,6 +292,7 @@ _OPS = [
         sympy=lambda sp, a: sp.Mul(*a),
         onnx="Mul",
         kink=False,
+        activation=False,
     ),
     Op(
         name="div",
@@ -302,6 +307,7 @@ _OPS = [
         sympy=lambda sp, a: a[0] / a[1],
         onnx="Div",
         kink=False,
+        activation=False,
         domain=lambda v, slope: (
             "the model divides by zero; check the data or guard the divisor (e.g. x / (abs(d) + 1))"
         ),
@@ -319,6 +325,7 @@ _OPS = [
         sympy=lambda sp, a: -a[0],
         onnx="Neg",
         kink=False,
+        activation=False,
     ),
     Op(
         name="pow",
@@ -333,6 +340,7 @@ _OPS = [
         sympy=lambda sp, a: a[0] ** a[1],
         onnx="Pow",
         kink=False,
+        activation=False,
         constant_args=(1,),
         domain=lambda v, slope: (
             "the model raises a negative number to a fractional power; check the data or guard the base (e.g. abs(x))"
@@ -352,6 +360,7 @@ _OPS = [
         sympy=lambda sp, a: sp.Function("relu")(a[0]),  # kept whole: max(0, x) reads better than a Piecewise
         onnx="Relu",
         kink=True,
+        activation=True,
         np_value=lambda a: f"maximum({a[0]}, 0.0)",
         np_deriv=lambda a, o, i: f"({a[0]} > 0.0)",
     ),
@@ -366,6 +375,7 @@ _OPS = [
         sympy=lambda sp, a: sp.Function("sigmoid")(a[0]),  # kept whole: 1/(1 + exp(-x)) expanded is unreadable
         onnx="Sigmoid",
         kink=False,
+        activation=True,
         np_value=lambda a: f"where({a[0]} > {SIGMOID_FLOOR}, 1.0 / (1.0 + exp(-{a[0]})), exp({a[0]}))",
     ),
     Op(
@@ -379,6 +389,7 @@ _OPS = [
         sympy=lambda sp, a: sp.tanh(a[0]),
         onnx="Tanh",
         kink=False,
+        activation=True,
     ),
     Op(
         name="exp",
@@ -391,6 +402,7 @@ _OPS = [
         sympy=lambda sp, a: sp.exp(a[0]),
         onnx="Exp",
         kink=False,
+        activation=False,
     ),
     Op(
         name="log",
@@ -403,6 +415,7 @@ _OPS = [
         sympy=lambda sp, a: sp.log(a[0]),
         onnx="Log",
         kink=False,
+        activation=False,
         domain=lambda v, slope: (
             f"the model takes the log of {'zero' if v[0] == 0.0 else 'a negative number'}; "
             "check the data or guard the argument (e.g. log(abs(x) + 1))"
@@ -421,6 +434,7 @@ _OPS = [
         sympy=lambda sp, a: sp.Abs(a[0]),
         onnx="Abs",
         kink=True,
+        activation=False,
         np_deriv=lambda a, o, i: f"sign({a[0]})",
     ),
 ]
