@@ -703,26 +703,43 @@ def test_a_bug_is_reported_as_a_bug_in_one_message(work: Path, monkeypatch: pyte
     assert isinstance(invoke("--debug", "predict", "line.model.json", "1").exception, ZeroDivisionError)
 
 
+# One case of each command through a real process (what a subprocess adds: the entry point,
+# the exit code and the streams of a real interpreter); the others of a command in this one.
 SUBPROCESS_ERRORS = [
     (["train", "bad.yaml", "--data", "line.csv", "--out", "line.model.json"], "bad.yaml:2:7", 1),
     (["check", "bad.yaml"], "invalid YAML", 1),
-    (["train", "line.yaml", "--data", "bad.csv", "--out", "line.model.json"], "bad.csv, line 3", 1),
     (["predict", "broken.model.json", "1"], "not valid JSON", 1),
     (["show", "broken.model.json"], "broken.model.json", 1),
     (["eval", "line.model.json", "--data", "bad.csv"], "bad.csv, line 3", 1),
-    (["predict", "line.model.json", "many"], "not a number", 1),
-    (["train", "line.yaml", "--epochs", "many"], "Invalid value", 2),
     (["frobnicate"], "No such command", 2),
 ]
+IN_PROCESS_ERRORS = [
+    (["train", "line.yaml", "--data", "bad.csv", "--out", "line.model.json"], "bad.csv, line 3", 1),
+    (["predict", "line.model.json", "many"], "not a number", 1),
+    (["train", "line.yaml", "--epochs", "many"], "Invalid value", 2),
+]
+
+
+def bad_files(work: Path) -> None:
+    (work / "bad.yaml").write_text("inputs: [x\noutput: x\n")
+    (work / "bad.csv").write_text("x,y\n1,2\nabc,3\n")
+    (work / "broken.model.json").write_text((work / "line.model.json").read_text()[:100])
+
+
+@pytest.mark.parametrize(
+    ("args", "word", "code"), IN_PROCESS_ERRORS, ids=[a[0][0] + str(i) for i, a in enumerate(IN_PROCESS_ERRORS)]
+)
+def test_more_errors_of_the_same_commands(work: Path, args: list[str], word: str, code: int) -> None:
+    bad_files(work)
+    message = fails(work, args, word, code=code)
+    assert code != 1 or message.count("\n") <= 3
 
 
 @pytest.mark.parametrize(
     ("args", "word", "code"), SUBPROCESS_ERRORS, ids=[a[0][0] + str(i) for i, a in enumerate(SUBPROCESS_ERRORS)]
 )
 def test_errors_through_a_real_process(work: Path, args: list[str], word: str, code: int) -> None:
-    (work / "bad.yaml").write_text("inputs: [x\noutput: x\n")
-    (work / "bad.csv").write_text("x,y\n1,2\nabc,3\n")
-    (work / "broken.model.json").write_text((work / "line.model.json").read_text()[:100])
+    bad_files(work)
     before = snapshot(work)
     env = {k: v for k, v in os.environ.items() if k != "TREEGRAD_DEBUG"}
     proc = subprocess.run(

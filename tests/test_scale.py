@@ -306,16 +306,14 @@ def test_a_long_chain_of_named_nodes_through_the_cli(tmp_path: Path) -> None:
 def test_the_largest_chain_a_spec_file_may_hold_is_refused_beyond_it(tmp_path: Path) -> None:
     """100,000 chained nodes written as a spec is bigger than the 1 MB a spec may be: a clear
     message, not an attempt. (The library takes such a chain: the next test.)"""
+    from typer.testing import CliRunner
+
+    from treegrad.cli.commands import app
+
     (tmp_path / "huge.yaml").write_text(chain_spec(100_000))
-    proc = subprocess.run(
-        [sys.executable, "-m", "treegrad", "check", "huge.yaml"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-    )
-    assert proc.returncode == 1
-    assert "too large for a spec file (the limit is 1 MB)" in proc.stderr
+    result = CliRunner().invoke(app, ["check", str(tmp_path / "huge.yaml")])
+    assert result.exit_code == 1
+    assert "too large for a spec file (the limit is 1 MB)" in result.stderr
 
 
 @pytest.mark.slow
