@@ -299,7 +299,7 @@ def test_a_long_chain_of_named_nodes_through_the_cli(tmp_path: Path) -> None:
     assert len(record["history"]["train"]) == 1
     value = float(run_cli("predict", "chain.model.json", "0.3", cwd=tmp_path).stdout)
     assert -2 < value < 2
-    formula = run_cli("show", "chain.model.json", cwd=tmp_path).stdout
+    formula = run_cli("show", "chain.model.json", "--full", cwd=tmp_path).stdout
     assert formula.count("tanh(") == (CHAIN_CLI_DEPTH - 1) // 2 and formula.count("(") == formula.count(")")
 
 
@@ -398,7 +398,7 @@ def _peak_kb(folder: Path, spec: str, epochs: int) -> int:
         f"""
         import resource
         from pathlib import Path
-        from treegrad import workflow
+        from treegrad.run import workflow
         result = workflow.train(Path({spec!r}), data="rows.csv", overrides={{"epochs": {epochs}}},
                                 out=Path(Path({spec!r}).stem + "{epochs}.json"))
         assert len(result.history) == {epochs}
