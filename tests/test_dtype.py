@@ -26,7 +26,10 @@ from treegrad.engine.losses import BCE_EPS, CE_TINY, array_clamps
 from treegrad.engine.settings import Training
 from treegrad.engine.vectorized import VectorizedEpoch
 from treegrad.errors import TrainingError
-from treegrad.run import workflow
+from treegrad.run.modelfile import load as load_model
+from treegrad.run.prepare import prepare
+from treegrad.run.train import run as run_prepared
+from treegrad.run.train import train as train_spec
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 # The example models whose training runs on the NumPy trainer (dense layers, batches > 1).
@@ -63,7 +66,7 @@ def test_float32_losses_agree_with_float64_on_the_example_models(name: str) -> N
     """Ten epochs of each batched example model: per-epoch losses within 1e-5 relative, and the
     float32 run really is float32 (its parameters are float32 numbers; float64's are not)."""
     runs = {
-        dtype: workflow.train(MODELS / f"{name}.yaml", overrides={"epochs": 10, "dtype": dtype})
+        dtype: train_spec(MODELS / f"{name}.yaml", overrides={"epochs": 10, "dtype": dtype})
         for dtype in ("float64", "float32")
     }
     h64, h32 = runs["float64"].history, runs["float32"].history
@@ -88,8 +91,8 @@ def test_float64_is_the_default_and_changes_nothing(tmp_path: Path) -> None:
             "../datasets", str(MODELS.parent / "datasets")
         )
     )
-    a = workflow.train(MODELS / "iris.yaml", overrides={"epochs": 5})
-    b = workflow.train(spec, overrides={"epochs": 5})
+    a = train_spec(MODELS / "iris.yaml", overrides={"epochs": 5})
+    b = train_spec(spec, overrides={"epochs": 5})
     assert list(a.history) == list(b.history) and a.history.validation == b.history.validation
     assert a.record.parameters == b.record.parameters
     assert a.record.training.dtype == "float64" == Training().dtype
@@ -252,7 +255,7 @@ def test_a_float32_model_file_predicts_in_float64_from_its_saved_values(tmp_path
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert doc["training"]["dtype"] == "float32" and is_float32(list(doc["parameters"].values()))
-    loaded = workflow.load(out)
+    loaded = load_model(out)
     assert loaded.root.compiled_graph.param_values() == list(doc["parameters"].values())
     shown = CliRunner().invoke(app, ["predict", str(out), "0.2", "0.9"])
     assert shown.exit_code == 0, shown.output
@@ -277,15 +280,15 @@ def test_engine_torch_trains_in_float32_as_treegrad_does(name: str) -> None:
     """--engine torch with dtype float32: a float32 module, data and loss (its clamps float32's),
     so the losses are the NumPy trainer's float32 ones to float32's rounding."""
     pytest.importorskip("torch")
-    from treegrad.torch.bridge import fit as torch_fit
-    from treegrad.torch.bridge import trainer
+    from treegrad.torch.trainer import fit as torch_fit
+    from treegrad.torch.trainer import trainer
 
     records = {}
     for engine in ("treegrad", "torch"):
-        prep = workflow.prepare(MODELS / f"{name}.yaml", overrides={"epochs": 3, "dtype": "float32"})
+        prep = prepare(MODELS / f"{name}.yaml", overrides={"epochs": 3, "dtype": "float32"})
         if engine == "torch":
             assert trainer(prep.settings) is not None  # carried out, not refused
-        records[engine] = workflow.run(prep, trainer=torch_fit if engine == "torch" else None).record
+        records[engine] = run_prepared(prep, trainer=torch_fit if engine == "torch" else None).record
     ours, theirs = records["treegrad"], records["torch"]
     for a, b in zip(ours.history.train, theirs.history.train, strict=True):
         assert math.isclose(a, b, rel_tol=1e-5), (ours.history.train, theirs.history.train)
@@ -296,7 +299,7 @@ def test_engine_torch_trains_in_float32_as_treegrad_does(name: str) -> None:
 
 def test_engine_torch_keeps_saturated_losses_finite_in_float32() -> None:
     pytest.importorskip("torch")
-    from treegrad.torch.bridge import fit as torch_fit
+    from treegrad.torch.trainer import fit as torch_fit
 
     (z,) = mlp((2, 1))
     model = Sigmoid([z])

@@ -47,8 +47,10 @@ from treegrad.outputs.export import (
     python_module,
     render,
 )
-from treegrad.run import workflow
 from treegrad.run.modelfile import Opened, open_model
+from treegrad.run.modelfile import load as load_model
+from treegrad.run.predict import predict as predict_rows
+from treegrad.run.train import train as train_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -184,8 +186,8 @@ def test_every_example_model_runs_the_same_in_a_separate_interpreter(tmp_path: P
     expected: dict[str, Any] = {}
     for spec in specs:
         out = tmp_path / f"{spec.stem}.model.json"
-        workflow.train(spec, overrides={"epochs": 2}, out=out)
-        loaded = workflow.load(out)
+        train_spec(spec, overrides={"epochs": 2}, out=out)
+        loaded = load_model(out)
         model = open_model(out)
         (tmp_path / f"m_{spec.stem}.py").write_text(render(model, "python"))  # type: ignore[arg-type]
         rows = [[v * (1 + 0.1 * k) for v in row] for k, row in enumerate(random_rows(loaded.root, 10, seed=3))]
@@ -193,7 +195,7 @@ def test_every_example_model_runs_the_same_in_a_separate_interpreter(tmp_path: P
         from treegrad.run.datasource import model_table
 
         rows += input_rows(model_table(loaded.record, None), list(loaded.record.inputs))[:20]
-        results = workflow.predict(loaded, rows)
+        results = predict_rows(loaded, rows)
         expected[spec.stem] = {
             "rows": rows,
             "outputs": predict_many(loaded.root, rows),
@@ -638,11 +640,11 @@ def test_example_models_export_to_onnx_from_the_cli(tmp_path: Path) -> None:
     for stem in ("f2c", "line", "iris"):
         spec = MODELS / f"{stem}.yaml"
         model_path = tmp_path / f"{stem}.model.json"
-        workflow.train(spec, overrides={"epochs": 2}, out=model_path)
+        train_spec(spec, overrides={"epochs": 2}, out=model_path)
         out = tmp_path / f"{stem}.onnx"
         result = runner.invoke(app, ["export", str(model_path), "--format", "onnx", "-o", str(out)])
         assert result.exit_code == 0, result.output
-        loaded = workflow.load(model_path)
+        loaded = load_model(model_path)
         rows = random_rows(loaded.root, 50, seed=9, scale=5.0)
         (y,) = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"X": np.array(rows)})
         assert close(y.tolist(), predict_many(loaded.root, rows), 1e-9), stem

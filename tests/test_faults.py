@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-import treegrad.run.workflow
+import treegrad.run.train
 from treegrad.cli import app
 from treegrad.engine.fit import fit
 from treegrad.errors import FileError, TrainingError
@@ -183,7 +183,7 @@ def test_ctrl_c_inside_an_epoch_of_the_reference_engine_keeps_the_previous_epoch
 
 def _interrupt_after(monkeypatch: pytest.MonkeyPatch, epochs_done: int) -> None:
     """Make training through the CLI see Ctrl-C after `epochs_done` complete epochs."""
-    real = treegrad.run.workflow.fit
+    real = treegrad.run.train.fit
 
     def fit_then_ctrl_c(*args: Any, callback: Any = None, **kwargs: Any) -> Any:
         def cb(epoch: int, *rest: Any) -> Any:
@@ -198,7 +198,7 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, epochs_done: int) -> None:
             return hist
         return real(*args, callback=cb, **kwargs)
 
-    monkeypatch.setattr(treegrad.run.workflow, "fit", fit_then_ctrl_c)
+    monkeypatch.setattr(treegrad.run.train, "fit", fit_then_ctrl_c)
 
 
 @pytest.mark.parametrize("quiet", [True, False])
@@ -393,7 +393,7 @@ def test_a_bad_out_path_fails_before_training(work: Path, monkeypatch: pytest.Mo
     def must_not_train(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("training started although the model could not be saved")
 
-    monkeypatch.setattr(treegrad.run.workflow, "fit", must_not_train)
+    monkeypatch.setattr(treegrad.run.train, "fit", must_not_train)
     for out, words in (("nowhere/m.json", "does not exist"), (".", "is a directory")):
         result = invoke("train", "f2c.yaml", "--out", out, "--quiet")
         assert result.exit_code == 1 and words in result.stderr, result.stderr

@@ -37,6 +37,7 @@ from treegrad.cli import app
 from treegrad.data.csvfile import read_csv
 from treegrad.data.targets import encode_targets, select
 from treegrad.engine.compiled import predict_many
+from treegrad.engine.optim import OPTIMIZERS
 from treegrad.errors import DataError, ModelFileError, TreegradError
 from treegrad.run.modelfile import load_graph, read
 from treegrad.run.values import parse_values
@@ -146,7 +147,7 @@ TRAINING = st.fixed_dictionaries(
         "epochs": st.integers(0, 3),
         "learning_rate": st.floats(1e-4, 1.0),
         "batch_size": st.integers(1, 8),
-        "optimizer": st.sampled_from(["sgd", "momentum", "adam"]),
+        "optimizer": st.sampled_from(list(OPTIMIZERS)),
         "seed": st.integers(-5, 2**40),
         "shuffle": st.booleans(),
         "validation_split": st.floats(0, 0.9),

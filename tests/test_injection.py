@@ -30,6 +30,7 @@ from treegrad.cli import app
 from treegrad.engine import compiled, vectorized
 from treegrad.engine.compiled import Program, predict_many
 from treegrad.engine.fit import fit
+from treegrad.engine.optim import OPTIMIZERS
 from treegrad.errors import SpecError
 from treegrad.spec.build import build_model, loss_name
 from treegrad.spec.models import parse_spec
@@ -133,7 +134,7 @@ def _generated_sources(spec_text: str, monkeypatch: pytest.MonkeyPatch, **option
     spec = parse_spec(spec_text)
     X = [[0.1 * (i + j) for j in range(len(spec.inputs))] for i in range(64)]
     y = [0.5] * len(X)
-    for optimizer in ("sgd", "momentum", "adam"):
+    for optimizer in OPTIMIZERS:
         for batch_size in (1, 4, 64):
             root = build_model(spec, seed=0)
             fit(

@@ -171,7 +171,7 @@ def run_engine(engine: str, mp: pytest.MonkeyPatch) -> Callable[..., Any]:
     """fit(model, rows, targets, **kw) by `engine`; the NumPy trainer whatever the batch's size."""
     if engine == "torch":
         pytest.importorskip("torch")
-        return importlib.import_module("treegrad.torch.bridge").fit  # type: ignore[no-any-return]
+        return importlib.import_module("treegrad.torch.trainer").fit  # type: ignore[no-any-return]
     vectorized = FIT.vectorized_epoch_fn
     used: list[bool] = []
 

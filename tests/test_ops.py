@@ -194,8 +194,8 @@ def onnx_form(op: Op, monkeypatch: pytest.MonkeyPatch) -> None:
 def torch_form(op: Op, monkeypatch: pytest.MonkeyPatch) -> None:
     """The torch module computes the op's value, and --engine torch trains as the reference engine."""
     torch = pytest.importorskip("torch", reason="the torch form needs torch (pip install -e '.[torch]')")
-    from treegrad.torch.bridge import fit as torch_fit
-    from treegrad.torch.bridge import torch_module
+    from treegrad.torch.module import torch_module
+    from treegrad.torch.trainer import fit as torch_fit
 
     root = model(op)
     y_torch = torch_module(Opened(root, op.name, "regression", None))(torch.tensor([SAMPLE], dtype=torch.float64))

@@ -25,8 +25,9 @@ from treegrad.data.csvfile import read_csv
 from treegrad.data.parts import WHOLE, Part, echoed
 from treegrad.data.readers import load_data
 from treegrad.errors import DataError, TrainingError, TreegradError
-from treegrad.run import workflow
+from treegrad.run.prepare import prepare
 from treegrad.run.tasks import evaluate_rows
+from treegrad.run.train import run as run_prepared
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -214,8 +215,8 @@ def test_a_generated_dataset_is_cut_in_equal_parts() -> None:
 
 
 def _prepared_in_parts(world: int, spec: Path, **kwargs: Any) -> tuple[Any, list[Any]]:
-    whole = workflow.prepare(spec, **kwargs)
-    preps = results(in_parts(world, lambda part: workflow.prepare(spec, part=part, **kwargs)))
+    whole = prepare(spec, **kwargs)
+    preps = results(in_parts(world, lambda part: prepare(spec, part=part, **kwargs)))
     return whole, preps
 
 
@@ -223,7 +224,7 @@ def _training_order(preps: list[Any]) -> list[tuple[list[float], Any]]:
     """The training samples of all parts, in the order of one process's training list."""
     by_position = {}
     for p in preps:
-        for pos, x, y in zip(p.positions, *p.train, strict=True):
+        for pos, x, y in zip(p.data.positions, *p.data.train, strict=True):
             assert pos not in by_position, "a training sample is in two parts"
             by_position[pos] = (x, y)
     return [by_position[k] for k in range(len(by_position))]
@@ -237,20 +238,22 @@ def close(a: float, b: float) -> bool:
 def test_iris_prepared_in_parts_is_the_run_one_process_prepares(world: int) -> None:
     sets = [(("training", "validation_split"), 0.2), (("training", "class_weight"), "balanced")]
     whole, preps = _prepared_in_parts(world, MODELS / "iris.yaml", sets=sets)
-    assert _training_order(preps) == list(zip(*whole.train))
-    assert sorted(map(tuple, (x for p in preps for x in p.validation[0]))) == sorted(map(tuple, whole.validation[0]))
+    assert _training_order(preps) == list(zip(*whole.data.train))
+    assert sorted(map(tuple, (x for p in preps for x in p.data.validation[0]))) == sorted(
+        map(tuple, whole.data.validation[0])
+    )
     for p in preps:
-        assert (p.train_count, p.validation_count, p.rows) == (120, 30, 150)
-        assert p.classes == whole.classes
-        assert p.stats is not None and whole.stats is not None
-        assert all(close(a, b) for k in whole.stats for a, b in zip(p.stats[k], whole.stats[k]))
+        assert (p.data.train_count, p.data.validation_count, p.data.rows) == (120, 30, 150)
+        assert p.data.classes == whole.data.classes
+        assert p.data.stats is not None and whole.data.stats is not None
+        assert all(close(a, b) for k in whole.data.stats for a, b in zip(p.data.stats[k], whole.data.stats[k]))
         assert sorted(p.root.compiled_graph.param_values()) == sorted(whole.root.compiled_graph.param_values())
     weights = {}
     for p in preps:
-        weights.update(zip(p.positions, p.train_weights))
-    assert [weights[k] for k in range(120)] == whole.train_weights
+        weights.update(zip(p.data.positions, p.data.train_weights))
+    assert [weights[k] for k in range(120)] == whole.data.train_weights
     # Each part holds its part of the rows, not all of them.
-    assert all(len(p.train[0]) + len(p.validation[0]) < 150 for p in preps)
+    assert all(len(p.data.train[0]) + len(p.data.validation[0]) < 150 for p in preps)
 
 
 TABLE = """\
@@ -291,12 +294,12 @@ def test_text_columns_dropped_rows_and_weights_prepared_in_parts(tmp_path: Path,
     write(tmp_path, TABLE, "shop.csv")
     spec = write(tmp_path, SPEC, "shop.yaml")
     whole, preps = _prepared_in_parts(world, spec)
-    assert _training_order(preps) == list(zip(*whole.train))
+    assert _training_order(preps) == list(zip(*whole.data.train))
     for p in preps:
-        assert p.recoding == whole.recoding and list(p.spec.inputs) == list(whole.spec.inputs)
-        assert (p.rows, p.train_count, p.validation_count) == (9, 7, 2)
-        assert p.target_stats is not None and whole.target_stats is not None
-        assert all(close(a, b) for a, b in zip(p.target_stats, whole.target_stats))
+        assert p.data.recoding == whole.data.recoding and list(p.spec.inputs) == list(whole.spec.inputs)
+        assert (p.data.rows, p.data.train_count, p.data.validation_count) == (9, 7, 2)
+        assert p.data.target_stats is not None and whole.data.target_stats is not None
+        assert all(close(a, b) for a, b in zip(p.data.target_stats, whole.data.target_stats))
 
 
 @pytest.mark.parametrize("world", [2, 3])
@@ -304,8 +307,8 @@ def test_a_bad_cell_in_any_part_stops_every_part_with_its_line(tmp_path: Path, w
     write(tmp_path, TABLE.replace("99.5", "n/a"), "shop.csv")
     spec = write(tmp_path, SPEC, "shop.yaml")
     with pytest.raises(DataError) as one:
-        workflow.prepare(spec)
-    outcomes = in_parts(world, lambda part: workflow.prepare(spec, part=part))
+        prepare(spec)
+    outcomes = in_parts(world, lambda part: prepare(spec, part=part))
     assert all(isinstance(e, DataError) and str(e) == str(one.value) for _, e in outcomes)
     assert "shop.csv, line 12" in str(one.value)
 
@@ -315,20 +318,20 @@ def test_after_dropped_rows_messages_name_the_line_a_row_is_on(tmp_path: Path) -
     spec = write(tmp_path, SPEC, "shop.yaml")
     write(tmp_path, TABLE.replace("10.0,green,1,99.5", "10.0,green,heavy,99.5"), "shop.csv")
     with pytest.raises(TreegradError) as e:
-        workflow.prepare(spec)
+        prepare(spec)
     assert "shop.csv, line 12, column 'weight'" in str(e.value)
 
 
 def test_metrics_of_parts_are_the_metrics_of_all_rows() -> None:
-    prep = workflow.prepare(MODELS / "iris.yaml")
-    X, y = prep.train
-    labels = prep.classes
-    whole = evaluate_rows(prep.root, prep.kind, prep.loss, X, y, labels=labels)
+    prep = prepare(MODELS / "iris.yaml")
+    X, y = prep.data.train
+    labels = prep.data.classes
+    whole = evaluate_rows(prep.root, prep.data.kind, prep.loss, X, y, labels=labels)
     cut = [0, 37, 90, len(X)]
 
     def score(part: Part) -> dict[str, Any]:
         a, b = cut[part.rank], cut[part.rank + 1]
-        return evaluate_rows(prep.root, prep.kind, prep.loss, X[a:b], y[a:b], labels=labels, part=part)
+        return evaluate_rows(prep.root, prep.data.kind, prep.loss, X[a:b], y[a:b], labels=labels, part=part)
 
     assert all(m == whole for m in results(in_parts(3, score)))
 
@@ -346,8 +349,8 @@ def test_an_output_rank_0_may_not_write_stops_every_part_before_training(tmp_pat
     out = write(tmp_path, "keep me\n", "notes.txt")
 
     def train(part: Part) -> Any:
-        prep = workflow.prepare(MODELS / "iris.yaml", part=part)
-        return workflow.run(prep, out=out if part.rank == 0 else None, trainer=_no_training)
+        prep = prepare(MODELS / "iris.yaml", part=part)
+        return run_prepared(prep, out=out if part.rank == 0 else None, trainer=_no_training)
 
     outcomes = in_parts(2, train)
     assert all(isinstance(e, TreegradError) and "refusing to overwrite" in str(e) for _, e in outcomes)
@@ -360,7 +363,7 @@ def _no_training(*args: Any, **kwargs: Any) -> Any:
 
 def test_a_spec_mistake_is_reported_by_rank_0_alone(tmp_path: Path) -> None:
     spec = write(tmp_path, (MODELS / "iris.yaml").read_text().replace("target:", "targt:"), "iris.yaml")
-    outcomes = in_parts(2, lambda part: workflow.prepare(spec, part=part))
+    outcomes = in_parts(2, lambda part: prepare(spec, part=part))
     assert all("did you mean 'target'" in str(e) for _, e in outcomes)
     assert [echoed(e) for _, e in outcomes if e is not None] == [False, True]
 
@@ -407,15 +410,15 @@ def test_more_processes_than_rows_prepare_what_one_process_does(tmp_path: Path, 
     write(tmp_path, "a,y\n1,0\n2,1\n", "few.csv")
     spec = write(tmp_path, LINEAR % (activation, ""), "few.yaml")
     whole, preps = _prepared_in_parts(world, spec)
-    assert _training_order(preps) == list(zip(*whole.train))
-    assert [len(p.train[0]) for p in preps].count(0) >= world - 2
+    assert _training_order(preps) == list(zip(*whole.data.train))
+    assert [len(p.data.train[0]) for p in preps].count(0) >= world - 2
 
 
 def test_a_generated_dataset_of_fewer_rows_than_processes_gives_one_process_error(tmp_path: Path) -> None:
     spec = write(tmp_path, LINEAR.replace("[a]", "[x, y]").replace("target: y", "target: label") % ("", ""), "xor.yaml")
     with pytest.raises(DataError) as one:
-        workflow.prepare(spec, data="xor:2")
-    outcomes = in_parts(3, lambda part: workflow.prepare(spec, data="xor:2", part=part))
+        prepare(spec, data="xor:2")
+    outcomes = in_parts(3, lambda part: prepare(spec, data="xor:2", part=part))
     assert [str(e) for _, e in outcomes] == [str(one.value)] * 3
 
 
@@ -424,8 +427,8 @@ def test_a_part_left_empty_by_missing_drop_prepares_what_one_process_does(tmp_pa
     write(tmp_path, "a,y\n1,2\n2,3\n3,5\n,5\n,6\n,7\n", "few.csv")
     spec = write(tmp_path, LINEAR % ("", ", missing: drop"), "few.yaml")
     whole, preps = _prepared_in_parts(world, spec)
-    assert _training_order(preps) == list(zip(*whole.train))
-    assert all(p.train_count == 3 for p in preps)
+    assert _training_order(preps) == list(zip(*whole.data.train))
+    assert all(p.data.train_count == 3 for p in preps)
 
 
 @pytest.mark.parametrize("world", [2, 3])
@@ -435,12 +438,12 @@ def test_standardising_with_a_part_that_holds_no_training_rows(tmp_path: Path, w
     write(tmp_path, "a,y\n1,2\n2,3\n3,5\n4,6\n", "few.csv")
     spec = write(tmp_path, LINEAR % ("", ", normalize: true, validation_split: 0.5"), "few.yaml")
     whole, preps = _prepared_in_parts(world, spec)
-    assert any(not p.train[0] for p in preps)
-    assert _training_order(preps) == list(zip(*whole.train))
+    assert any(not p.data.train[0] for p in preps)
+    assert _training_order(preps) == list(zip(*whole.data.train))
     for p in preps:
-        assert p.stats is not None and whole.stats is not None and p.target_stats is not None
-        assert all(close(a, b) for a, b in zip(p.stats["a"], whole.stats["a"]))
-        assert all(close(a, b) for a, b in zip(p.target_stats, whole.target_stats or ()))
+        assert p.data.stats is not None and whole.data.stats is not None and p.data.target_stats is not None
+        assert all(close(a, b) for a, b in zip(p.data.stats["a"], whole.data.stats["a"]))
+        assert all(close(a, b) for a, b in zip(p.data.target_stats, whole.data.target_stats or ()))
 
 
 @pytest.mark.parametrize("world", [2, 3])
@@ -450,10 +453,10 @@ def test_weights_that_are_all_zero_stop_every_part_as_they_stop_one_process(tmp_
     write(tmp_path, "a,w,y\n1,0,2\n2,0,3\n3,0,5\n4,0,6\n5,0,8\n6,0,9\n", "few.csv")
     spec = write(tmp_path, LINEAR % ("", ", weight_column: w"), "few.yaml")
     with pytest.raises(TreegradError) as one:
-        workflow.run(workflow.prepare(spec))
+        run_prepared(prepare(spec))
 
     def train(part: Part) -> Any:
-        return workflow.run(workflow.prepare(spec, part=part), trainer=_no_training)
+        return run_prepared(prepare(spec, part=part), trainer=_no_training)
 
     outcomes = in_parts(world, train)
     assert [str(e) for _, e in outcomes] == [str(one.value)] * world
@@ -465,7 +468,7 @@ def test_weights_that_are_all_zero_stop_every_part_as_they_stop_one_process(tmp_
 def test_weights_that_are_zero_in_one_part_train(tmp_path: Path, world: int) -> None:
     write(tmp_path, "a,w,y\n1,0,2\n2,0,3\n3,0,5\n4,1,6\n5,1,8\n6,1,9\n", "few.csv")
     spec = write(tmp_path, LINEAR % ("", ", weight_column: w"), "few.yaml")
-    trained = results(in_parts(world, lambda part: workflow.run(workflow.prepare(spec, part=part), trainer=_zero)))
+    trained = results(in_parts(world, lambda part: run_prepared(prepare(spec, part=part), trainer=_zero)))
     assert all(t.record.metrics["train"]["weighted_loss"] >= 0 for t in trained)
 
 
@@ -516,9 +519,9 @@ def test_a_mistake_found_in_the_data_read_in_parts_is_reported_by_rank_0_alone(
     write(tmp_path, csv, "few.csv")
     spec = write(tmp_path, spec_text, "few.yaml")
     with pytest.raises(TreegradError) as one:
-        workflow.prepare(spec)
+        prepare(spec)
     assert expected in str(one.value)
-    outcomes = in_parts(world, lambda part: workflow.prepare(spec, part=part))
+    outcomes = in_parts(world, lambda part: prepare(spec, part=part))
     assert [(type(e), str(e)) for _, e in outcomes] == [(type(one.value), str(one.value))] * world
     assert [echoed(e) for _, e in outcomes if e is not None] == [False] + [True] * (world - 1)
 
@@ -526,17 +529,17 @@ def test_a_mistake_found_in_the_data_read_in_parts_is_reported_by_rank_0_alone(
 @pytest.mark.parametrize("world", [2, 3])
 def test_training_that_diverges_in_every_part_is_reported_by_rank_0_alone(world: int) -> None:
     """The torch trainer's losses and parameters are all-reduced, so each process finds the
-    divergence in the same epoch; rank 0 says it once, with workflow's advice."""
+    divergence in the same epoch; rank 0 says it once, with run/train.py's advice."""
     from treegrad.engine.fit import DIVERGED_ADVICE
 
     def diverging(*args: Any, **kwargs: Any) -> Any:
         raise TrainingError(f"training diverged in epoch 3: the loss became NaN or infinite. {DIVERGED_ADVICE}")
 
     def train(part: Part) -> Any:
-        return workflow.run(workflow.prepare(MODELS / "iris.yaml", part=part), trainer=diverging)
+        return run_prepared(prepare(MODELS / "iris.yaml", part=part), trainer=diverging)
 
     with pytest.raises(TrainingError) as one:
-        workflow.run(workflow.prepare(MODELS / "iris.yaml"), trainer=diverging)
+        run_prepared(prepare(MODELS / "iris.yaml"), trainer=diverging)
     outcomes = in_parts(world, train)
     assert [(type(e), str(e)) for _, e in outcomes] == [(TrainingError, str(one.value))] * world
     assert [echoed(e) for _, e in outcomes if e is not None] == [False] + [True] * (world - 1)
@@ -545,8 +548,8 @@ def test_training_that_diverges_in_every_part_is_reported_by_rank_0_alone(world:
 @pytest.mark.parametrize("data", ["xorr", "xor:0", "xor:many", " "])
 def test_a_data_source_that_names_nothing_is_reported_by_rank_0_alone(data: str) -> None:
     with pytest.raises(DataError) as one:
-        workflow.prepare(MODELS / "xor.yaml", data=data)
-    outcomes = in_parts(2, lambda part: workflow.prepare(MODELS / "xor.yaml", data=data, part=part))
+        prepare(MODELS / "xor.yaml", data=data)
+    outcomes = in_parts(2, lambda part: prepare(MODELS / "xor.yaml", data=data, part=part))
     assert [str(e) for _, e in outcomes] == [str(one.value)] * 2
     assert [echoed(e) for _, e in outcomes if e is not None] == [False, True]
 
@@ -592,9 +595,9 @@ def test_an_empty_label_late_in_the_file_is_reported_as_one_process_reports_it(
     write(tmp_path, "a,y\n" + "".join(f"{i},{t}\n" for i, t in enumerate(labels)), "few.csv")
     spec = write(tmp_path, spec_text, "few.yaml")
     with pytest.raises(DataError) as one:
-        workflow.prepare(spec)
+        prepare(spec)
     assert "line 12: the target is empty" in str(one.value)
-    outcomes = in_parts(world, lambda part: workflow.prepare(spec, part=part))
+    outcomes = in_parts(world, lambda part: prepare(spec, part=part))
     assert [str(e) for _, e in outcomes] == [str(one.value)] * world
 
 
@@ -606,15 +609,15 @@ def test_a_weight_that_is_no_number_late_in_the_file_is_reported_as_one_process_
     write(tmp_path, "a,w,y\n1,1,2\n2,-1,3\n3,1,5\n4,1,6\n5,1,8\n6,1,9\n7,,9\n8,1,9\n", "few.csv")
     spec = write(tmp_path, LINEAR % ("", ", weight_column: w"), "few.yaml")
     with pytest.raises(DataError) as one:
-        workflow.prepare(spec)
+        prepare(spec)
     assert "line 8, column 'w': the input is empty" in str(one.value)
-    outcomes = in_parts(world, lambda part: workflow.prepare(spec, part=part))
+    outcomes = in_parts(world, lambda part: prepare(spec, part=part))
     assert [str(e) for _, e in outcomes] == [str(one.value)] * world
 
 
 def test_a_spec_that_names_no_data_is_reported_by_rank_0_alone(tmp_path: Path) -> None:
     spec = write(tmp_path, "inputs: [x]\noutput: {linear: [x]}\ntarget: y\n", "nodata.yaml")
-    outcomes = in_parts(2, lambda part: workflow.prepare(spec, part=part))
+    outcomes = in_parts(2, lambda part: prepare(spec, part=part))
     assert all(isinstance(e, DataError) and "names no data" in str(e) for _, e in outcomes)
     assert [echoed(e) for _, e in outcomes if e is not None] == [False, True]
 

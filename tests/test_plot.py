@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from treegrad import TreegradError
 from treegrad.outputs.plotting import PlotData, draw, load_points, plot_format, plot_model
 from treegrad.outputs.textplot import text_curve
-from treegrad.run import workflow
+from treegrad.run.modelfile import load as load_model
+from treegrad.run.train import train as train_spec
 
 runner = CliRunner()
 
@@ -64,13 +65,13 @@ def trained(tmp_path: Path, text: str, name: str) -> Path:
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(text)
     out = tmp_path / f"{name}.model.json"
-    workflow.train(spec, out=out)
+    train_spec(spec, out=out)
     return out
 
 
 def test_two_input_classifier_draws_curve_and_boundary(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    loaded = workflow.load(trained(tmp_path, LINE, "line"))
+    loaded = load_model(trained(tmp_path, LINE, "line"))
     points, notes = load_points(loaded.record, None)
     assert points is not None and len(points.X) == 200 and notes == []
     fig, result = draw(loaded.root, loaded.record, points)
@@ -89,12 +90,12 @@ def test_the_best_epoch_is_marked_only_when_early_stopping_kept_its_parameters(t
     # Without early stopping the saved parameters are the last epoch's, whatever epoch had
     # the best validation loss: marking that epoch "best" suggested it was the one kept.
     pytest.importorskip("matplotlib")
-    plain = workflow.load(trained(tmp_path, LINE, "plain"))
+    plain = load_model(trained(tmp_path, LINE, "plain"))
     assert plain.record.history.best_epoch is not None  # known, but not kept
     curve = draw(plain.root, plain.record, None)[0].axes[0]
     assert [t.get_text() for t in curve.get_legend().get_texts()] == ["training", "validation"]
     stopping = LINE.replace("validation_split: 0.25}", "validation_split: 0.25, early_stopping: {patience: 2}}")
-    kept = workflow.load(trained(tmp_path, stopping, "kept"))
+    kept = load_model(trained(tmp_path, stopping, "kept"))
     best = kept.record.history.best_epoch
     assert best is not None
     curve = draw(kept.root, kept.record, None)[0].axes[0]
@@ -105,16 +106,16 @@ def test_the_best_epoch_is_marked_only_when_early_stopping_kept_its_parameters(t
 
 def test_softmax_and_one_input_and_surface_panels(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    spiral = workflow.load(trained(tmp_path, SPIRAL, "spiral"))
+    spiral = load_model(trained(tmp_path, SPIRAL, "spiral"))
     fig, result = draw(spiral.root, spiral.record, load_points(spiral.record, None)[0])
     assert result.panels[1] == "decision boundary"
     assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["decision boundary", "a", "b", "c"]
-    f2c = workflow.load(trained(tmp_path, F2C, "f2c"))
+    f2c = load_model(trained(tmp_path, F2C, "f2c"))
     fig, result = draw(f2c.root, f2c.record, load_points(f2c.record, None)[0])
     assert result.panels[1] == "fitted curve"
     assert (fig.axes[1].get_xlabel(), fig.axes[1].get_ylabel()) == ("f", "c")
     (tmp_path / "table.csv").write_text("a,b,z\n" + "".join(f"{i / 10},{(i % 7) / 7},{i % 5}\n" for i in range(40)))
-    surface = workflow.load(trained(tmp_path, SURFACE, "surface"))
+    surface = load_model(trained(tmp_path, SURFACE, "surface"))
     points = PlotData("table.csv", [[0.0, 0.0], [1.0, 1.0], [2.0, 0.5]], None)  # no target column: plain points
     fig, result = draw(surface.root, surface.record, points)
     assert result.panels[1] == "fitted surface"
@@ -124,7 +125,7 @@ def test_softmax_and_one_input_and_surface_panels(tmp_path: Path) -> None:
 def test_files_are_written_in_the_format_of_their_suffix(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     model = trained(tmp_path, LINE, "line")
-    loaded = workflow.load(model)
+    loaded = load_model(model)
     points = load_points(loaded.record, None)[0]
     png, svg = tmp_path / "line.png", tmp_path / "line.svg"
     plot_model(loaded.root, loaded.record, points, png)
@@ -145,8 +146,8 @@ def test_many_inputs_draw_only_the_curve(tmp_path: Path) -> None:
     )
     (tmp_path / "table.csv").write_text("a,b,c,z\n" + "".join(f"{i},{i % 3},{i % 4},{i % 5}\n" for i in range(20)))
     out = tmp_path / "wide.model.json"
-    workflow.train(spec, out=out)
-    loaded = workflow.load(out)
+    train_spec(spec, out=out)
+    loaded = load_model(out)
     points, notes = load_points(loaded.record, None)
     assert points is None and notes == []  # no data read: it would not be drawn
     fig, result = draw(loaded.root, loaded.record, points)
@@ -171,7 +172,7 @@ def test_plot_command(tmp_path: Path) -> None:
 
 def test_without_matplotlib_the_error_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = trained(tmp_path, F2C, "f2c")
-    loaded = workflow.load(model)
+    loaded = load_model(model)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(TreegradError, match="pip install matplotlib"):
         plot_model(loaded.root, loaded.record, None, tmp_path / "f2c.png")

@@ -24,7 +24,7 @@ from treegrad.limits import MAX_SHOWN_FORMULA
 from treegrad.outputs.card import code, md
 from treegrad.run.modelfile import load
 from treegrad.run.provenance import far_outside, quoted, range_warnings
-from treegrad.run.workflow import train
+from treegrad.run.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -17,7 +17,7 @@ from treegrad.cli import app
 from treegrad.core.printers import funcify, number
 from treegrad.outputs.report import FULL_GRAPH, latex_to_mathml, page, page_data, render
 from treegrad.outputs.trace import trace
-from treegrad.run.workflow import trace_setup
+from treegrad.run.setups import trace_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -102,9 +102,9 @@ def test_the_formula_metrics_curves_and_surface_are_the_models(tmp_path: Path) -
     data = page_data(model, steps=1)
     record = json.loads(model.read_text())
     assert data["trained"] and data["history"]["train"] == record["history"]["train"]
-    from treegrad.run import workflow
+    from treegrad.run.modelfile import load as load_model
 
-    root = workflow.load(model).root
+    root = load_model(model).root
     assert data["formula"]["text"] == funcify(root, precision=4)
     assert data["formula"]["mathml"].startswith('<math display="block">')
     assert data["formula"]["mathml"] in render(data)

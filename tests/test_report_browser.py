@@ -25,7 +25,7 @@ import pytest
 from treegrad.core.printers import number
 from treegrad.outputs.report import page, page_data, render
 from treegrad.outputs.trace import trace
-from treegrad.run.workflow import trace_setup
+from treegrad.run.setups import trace_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 import treegrad as tg
 from treegrad.cli import app
+from treegrad.engine.optim import OPTIMIZERS
 from treegrad.engine.schedules import StepSchedule
 from treegrad.errors import TrainingError
 from treegrad.run.modelfile import load
@@ -46,7 +47,7 @@ def params(m: Any) -> list[float]:
     return m.compiled_graph.param_values()
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 @pytest.mark.parametrize("batch_size", [1, 5])  # per sample; mini-batches (the vectorized trainer)
 def test_fifty_and_fifty_more_is_one_run_of_a_hundred(optimizer: str, batch_size: int) -> None:
     X, y = data()

@@ -128,10 +128,11 @@ def test_log_dir_bad_places_are_refused_before_training(xor: Path, make: Any, me
 
 def test_a_killed_run_keeps_the_epochs_it_finished(xor: Path) -> None:
     """metrics.csv is flushed each epoch: a run stopped by Ctrl-C after epoch 4 has 4 rows."""
-    import treegrad.run.workflow as wf
+    from treegrad.run.prepare import prepare
     from treegrad.run.runlog import RunLog
+    from treegrad.run.train import run as run_prepared
 
-    prep = wf.prepare(xor, overrides={"epochs": 50})
+    prep = prepare(xor, overrides={"epochs": 50})
     log = RunLog(Path("run1"))
     seen: list[int] = []
 
@@ -142,7 +143,7 @@ def test_a_killed_run_keeps_the_epochs_it_finished(xor: Path) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        wf.run(prep, progress=progress, log=log)
+        run_prepared(prep, progress=progress, log=log)
     assert seen == [1, 2, 3, 4]
     assert len(_rows(Path("run1/metrics.csv"))) == 4
 

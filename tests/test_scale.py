@@ -228,13 +228,14 @@ def test_loading_a_model_does_not_search_its_parameter_list_per_parameter(
     """load_graph looked each saved name up in the list of the graph's names: quadratic,
     40 s for the model above. It must not scan that list at all."""
     import treegrad.spec.build
-    from treegrad.run import workflow
+    from treegrad.run.modelfile import load as load_model
+    from treegrad.run.train import train as train_spec
 
     (tmp_path / "m.yaml").write_text(
         "inputs: [x, y]\nlayers: [{linear: 30, activation: tanh}, {linear: 1}]\ntarget: label\ntraining: {epochs: 1}\n"
     )
     monkeypatch.chdir(tmp_path)
-    workflow.train(Path("m.yaml"), data="xor:20", out=Path("m.json"))
+    train_spec(Path("m.yaml"), data="xor:20", out=Path("m.json"))
     scans = [0]
 
     class Names(list[str]):
@@ -250,7 +251,7 @@ def test_loading_a_model_does_not_search_its_parameter_list_per_parameter(
         return root
 
     monkeypatch.setattr(treegrad.spec.build, "build_model", counting)
-    loaded = workflow.load(Path("m.json"))
+    loaded = load_model(Path("m.json"))
     assert len(loaded.root.compiled_graph.param_names) == 2 * 30 + 30 + 31
     assert scans[0] == 0
 
@@ -398,8 +399,8 @@ def _peak_kb(folder: Path, spec: str, epochs: int) -> int:
         f"""
         import resource
         from pathlib import Path
-        from treegrad.run import workflow
-        result = workflow.train(Path({spec!r}), data="rows.csv", overrides={{"epochs": {epochs}}},
+        from treegrad.run.train import train
+        result = train(Path({spec!r}), data="rows.csv", overrides={{"epochs": {epochs}}},
                                 out=Path(Path({spec!r}).stem + "{epochs}.json"))
         assert len(result.history) == {epochs}
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -17,7 +17,8 @@ from treegrad.data.csvfile import read_csv
 from treegrad.data.table import Table
 from treegrad.errors import DataError
 from treegrad.run.modelfile import load
-from treegrad.run.workflow import predict, train
+from treegrad.run.predict import predict
+from treegrad.run.train import train
 
 runner = CliRunner()
 DATASETS = Path(__file__).resolve().parent.parent / "datasets"

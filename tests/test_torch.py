@@ -24,8 +24,11 @@ from treegrad.engine.compiled import predict_many
 from treegrad.engine.fit import fit
 from treegrad.engine.losses import LOSSES
 from treegrad.engine.optim import OPTIMIZERS
-from treegrad.run import workflow
 from treegrad.run.modelfile import Opened, open_model
+from treegrad.run.modelfile import load as load_model
+from treegrad.run.prepare import prepare
+from treegrad.run.train import run as run_prepared
+from treegrad.run.train import train as train_spec
 from treegrad.spec.models import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,15 +79,22 @@ def test_without_torch_every_command_says_how_to_install(
 
 
 def test_importing_treegrad_does_not_import_torch() -> None:
-    code = "import sys, treegrad, treegrad.cli, treegrad.torch.bridge; print('torch' in sys.modules)"
+    ours = "treegrad.torch.module, treegrad.torch.params, treegrad.torch.trainer"
+    code = f"import sys, treegrad, treegrad.cli, {ours}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 
 
-def test_every_optimizer_has_its_torch_optimizer() -> None:
-    from treegrad.torch.bridge import TORCH_OPTIMIZERS
+def test_the_torch_trainer_steps_by_the_optimizer_table() -> None:
+    """No second table of torch optimizers: a step is the entry's own statements (the torch
+    trainer of every entry is tests/test_optimizers.py's)."""
+    from treegrad.engine.penalties import StepRules
+    from treegrad.torch.trainer import step_source
 
-    assert set(TORCH_OPTIMIZERS) == set(OPTIMIZERS), "map each optimizer of optim.py in TORCH_OPTIMIZERS"
+    for opt in OPTIMIZERS.values():
+        source = step_source(opt, StepRules(0.0, 0.01, None, (True, False)))
+        assert all(line in source for line in opt.update("F", "G", [f"{s}_F" for s in opt.state])), opt.name
+    assert "torch.optim" not in Path(__file__).parent.parent.joinpath("src/treegrad/torch/trainer.py").read_text()
 
 
 def test_every_array_name_has_its_torch_binding() -> None:
@@ -93,13 +103,13 @@ def test_every_array_name_has_its_torch_binding() -> None:
     engine binds per dtype from losses.array_clamps)."""
     from treegrad.engine.losses import ARRAY_CLAMPS
     from treegrad.engine.vectorized import array_namespace
-    from treegrad.torch.bridge import ARRAY_BINDINGS
+    from treegrad.torch.module import ARRAY_BINDINGS
 
     assert set(array_namespace()) - {"np", "arange", "DT", "as_numbers", *ARRAY_CLAMPS} <= set(ARRAY_BINDINGS)
 
 
 def test_torch_names_are_plain_distinct_attributes() -> None:
-    from treegrad.torch.bridge import torch_names
+    from treegrad.torch.module import torch_names
 
     names = torch_names(["w", "a.b", "a_b", "1x", "forward", "class", "", "é"], reserved={"forward"})
     assert names[:2] == ["w", "a_b"]
@@ -112,7 +122,7 @@ def test_settings_the_torch_engine_lacks_are_refused_by_name() -> None:
     from pydantic import BaseModel
 
     from treegrad.errors import TrainingError
-    from treegrad.torch.bridge import check_settings
+    from treegrad.torch.trainer import check_settings
 
     class Settings(BaseModel):
         epochs: int = 100
@@ -126,7 +136,7 @@ def test_settings_the_torch_engine_lacks_are_refused_by_name() -> None:
 
 def test_the_torch_engine_carries_out_every_training_setting() -> None:
     from treegrad.engine.settings import Training
-    from treegrad.torch.bridge import TORCH_SETTINGS
+    from treegrad.torch.trainer import TORCH_SETTINGS
 
     assert set(Training.model_fields) == TORCH_SETTINGS
 
@@ -151,7 +161,7 @@ def random_rows(n_inputs: int, n: int, seed: int) -> list[list[float]]:
 def test_module_predicts_as_predict(name: str) -> None:
     import torch
 
-    from treegrad.torch.bridge import torch_module
+    from treegrad.torch.module import torch_module
 
     model = open_model(MODELS / f"{name}.yaml")
     module = torch_module(model)
@@ -182,7 +192,7 @@ def test_hostile_model_names_stay_in_literals(tmp_path: Path) -> None:
     import torch
 
     from treegrad import Add, Constant, Input, Multiply, Parameter
-    from treegrad.torch.bridge import module_source, torch_module
+    from treegrad.torch.module import module_source, torch_module
 
     root = Add([Multiply([Parameter(0.5, name='w""" ); import os #'), Input("x")]), Constant(1.5)])
     opened = Opened(root, 'evil"""\nimport os', "regression")
@@ -206,7 +216,7 @@ def test_round_trip_through_a_users_pytorch_script(tmp_path: Path) -> None:
     exec((tmp_path / "model.py").read_text(), ns)  # noqa: S102 - the module just exported
     m = ns["Model"]()
     rows = json.loads(model.read_text())
-    loaded = workflow.load(model)
+    loaded = load_model(model)
     X = torch.tensor(random_rows(4, 40, seed=2), dtype=torch.float64) + 4.0
     y = torch.tensor([i % 3 for i in range(40)])
     opt = torch.optim.Adam(m.parameters(), lr=0.05)
@@ -225,7 +235,7 @@ def test_round_trip_through_a_users_pytorch_script(tmp_path: Path) -> None:
         assert record["parameters"][name] == float(getattr(m, attr).detach())
     shown = runner.invoke(app, ["show", str(new)])
     assert shown.exit_code == 0 and "tanh(" in shown.output
-    reloaded = workflow.load(new)
+    reloaded = load_model(new)
     ours = predict_many(reloaded.root, X.tolist())
     assert max_diff(flat(ours), flat(m(X).tolist())) <= 1e-12
     assert max_diff(flat(predict_many(loaded.root, X.tolist())), flat(ours)) > 1e-6  # the parameters did change
@@ -271,22 +281,16 @@ def test_import_params_checks_names_shapes_and_files(tmp_path: Path) -> None:
 
 def curves(name: str, engine: str, epochs: int) -> tuple[list[float], list[float], list[float]]:
     """(training losses, validation losses, final parameters) of an example model."""
-    from treegrad.torch import bridge as torch_bridge
+    from treegrad.torch import trainer as torch_trainer
 
-    prep = workflow.prepare(MODELS / f"{name}.yaml", overrides={"epochs": epochs})
-    s = prep.settings
-    hist = (fit if engine == "treegrad" else torch_bridge.fit)(
+    prep = prepare(MODELS / f"{name}.yaml", overrides={"epochs": epochs})
+    data = prep.data
+    hist = (fit if engine == "treegrad" else torch_trainer.fit)(
         prep.root,
-        *prep.train,
+        *data.train,
+        prep.settings,
         loss=prep.loss,
-        epochs=s.epochs,
-        learning_rate=s.learning_rate,
-        batch_size=s.batch_size,
-        optimizer=s.optimizer,
-        shuffle=s.shuffle,
-        seed=s.seed,
-        validation=prep.validation if prep.validation[0] else None,
-        patience=prep.patience,
+        validation=data.validation if data.validation[0] else None,
     )
     return list(hist), hist.validation, prep.root.compiled_graph.param_values()
 
@@ -318,7 +322,7 @@ SPECS = {
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_every_loss_and_optimizer_trains_the_same(loss: str, optimizer: str) -> None:
     from treegrad.spec.build import build_model
-    from treegrad.torch.bridge import fit as torch_fit
+    from treegrad.torch.trainer import fit as torch_fit
 
     task = LOSSES[loss].task
     kinds = ["list", "regression"] if task == "regression" else [task]
@@ -345,7 +349,7 @@ def test_train_engine_torch_from_the_cli(tmp_path: Path) -> None:
     out = tmp_path / "xor.model.json"
     r = runner.invoke(app, ["train", str(MODELS / "xor.yaml"), "--engine", "torch", "-o", str(out), "--epochs", "2"])
     assert r.exit_code == 0, r.output
-    ours = workflow.train(MODELS / "xor.yaml", overrides={"epochs": 2})
+    ours = train_spec(MODELS / "xor.yaml", overrides={"epochs": 2})
     rec = json.loads(out.read_text())
     assert rel_diff(rec["history"]["train"], list(ours.history)) <= 1e-9
     assert runner.invoke(app, ["show", str(out)]).exit_code == 0
@@ -362,24 +366,22 @@ def test_train_engine_torch_from_the_cli(tmp_path: Path) -> None:
     spec.write_text((MODELS / "xor.yaml").read_text().replace("training:\n", "training:\n  l2: 0.01\n"))
     r = runner.invoke(app, ["train", str(spec), "--engine", "torch", "-o", str(tmp_path / "l2.json"), "--epochs", "2"])
     assert r.exit_code == 0, r.output
-    ours = workflow.train(spec, overrides={"epochs": 2}).record.history
+    ours = train_spec(spec, overrides={"epochs": 2}).record.history
     assert rel_diff(json.loads((tmp_path / "l2.json").read_text())["history"]["penalty"], ours.penalty) <= 1e-9
 
 
 def both_engines(spec: Path, sets: dict[str, Any], epochs: int) -> tuple[Any, Any]:
     """The record of a spec trained by treegrad's engine and by --engine torch, with `sets`
     (training settings by key) applied to both."""
-    from treegrad.torch.bridge import fit as torch_fit
-    from treegrad.torch.bridge import trainer
+    from treegrad.torch.trainer import fit as torch_fit
+    from treegrad.torch.trainer import trainer
 
     records = []
     for engine in ("treegrad", "torch"):
-        prep = workflow.prepare(
-            spec, overrides={"epochs": epochs}, sets=[(("training", k), v) for k, v in sets.items()]
-        )
+        prep = prepare(spec, overrides={"epochs": epochs}, sets=[(("training", k), v) for k, v in sets.items()])
         if engine == "torch":
             assert trainer(prep.settings) is not None  # every setting used here is carried out, none refused
-        records.append(workflow.run(prep, trainer=torch_fit if engine == "torch" else None).record)
+        records.append(run_prepared(prep, trainer=torch_fit if engine == "torch" else None).record)
     return records[0], records[1]
 
 
@@ -456,7 +458,7 @@ def test_engine_torch_weighs_rows_by_a_weight_column(tmp_path: Path) -> None:
     ours, theirs = both_engines(spec, {"weight_column": "w", "class_weight": "balanced"}, 3)
     assert_same_training(ours, theirs)
     assert "weighted_loss" in ours.metrics["train"]
-    unweighted = workflow.run(workflow.prepare(spec, overrides={"epochs": 3})).record  # the column unused
+    unweighted = run_prepared(prepare(spec, overrides={"epochs": 3})).record  # the column unused
     assert rel_diff(ours.history.train, unweighted.history.train) > 1e-6
 
 
@@ -526,10 +528,10 @@ def test_two_processes_under_torchrun_equal_one(tmp_path: Path) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail("torchrun with 2 processes did not finish in 240 s")
     assert done.returncode == 0, done.stderr[-3000:]
-    from treegrad.torch.bridge import fit as torch_fit
+    from treegrad.torch.trainer import fit as torch_fit
 
-    prep = workflow.prepare(MODELS / "xor.yaml", overrides={"epochs": 3}, sets=list(SETS.items()))
-    one = workflow.run(prep, trainer=torch_fit)
+    prep = prepare(MODELS / "xor.yaml", overrides={"epochs": 3}, sets=list(SETS.items()))
+    one = run_prepared(prep, trainer=torch_fit)
     rec = json.loads(out.read_text())
     assert rec["history"]["learning_rates"] == [0.05, 0.025, 0.0125] and rec["history"]["penalty"]
     assert max_diff(rec["history"]["train"], list(one.history)) <= 1e-12
@@ -564,12 +566,10 @@ def test_under_torchrun_each_process_reads_its_part_of_the_csv(tmp_path: Path) -
     rec = json.loads((tmp_path / "two.json").read_text())
     parts = rec["provenance"]["data"]["parts"]
     assert sum(parts) == 150 and len(parts) == 2 and max(parts) < 100, parts
-    from treegrad.torch.bridge import fit as torch_fit
+    from treegrad.torch.trainer import fit as torch_fit
 
     settings = [(("training", "validation_split"), 0.2), (("training", "class_weight"), "balanced")]
-    one = workflow.run(
-        workflow.prepare(MODELS / "iris.yaml", overrides={"epochs": 4}, sets=settings), trainer=torch_fit
-    )
+    one = run_prepared(prepare(MODELS / "iris.yaml", overrides={"epochs": 4}, sets=settings), trainer=torch_fit)
     assert rec["provenance"]["data"]["sha256"] == one.record.provenance.data.sha256
     assert rec["data"] == one.record.data.model_dump()
     assert max_diff(rec["history"]["train"], list(one.history)) <= 1e-12

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from treegrad import Add, Input, Linear, Multiply, Node, Parameter, Sigmoid, Softmax, TrainingError, fit
 from treegrad.outputs.trace import trace
-from treegrad.run.workflow import trace_setup
+from treegrad.run.setups import trace_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -189,10 +189,10 @@ def test_prepare_from_a_spec_and_from_a_model_file(tmp_path: Path) -> None:
     assert (setup.loss, setup.learning_rate) == ("mse", 0.1)
     (step,) = trace(setup.root, setup.inputs, setup.targets, loss=setup.loss, learning_rate=setup.learning_rate)
     assert [u.grad for u in step.params] == [-7.0, -3.5]  # the hand-checked example above
-    from treegrad.run import workflow
+    from treegrad.run.train import train as train_spec
 
     model = tmp_path / "f2c.model.json"
-    workflow.train(spec, overrides={"epochs": 1, "shuffle": False}, out=model)
+    train_spec(spec, overrides={"epochs": 1, "shuffle": False}, out=model)
     again = trace_setup(model, learning_rate=0.5, rows=1)
     assert again.inputs == [[2.0]] and again.learning_rate == 0.5
     assert again.root.graph is not None and again.root.graph.param_values() != [0.5, 0.25]  # learned values

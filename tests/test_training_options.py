@@ -352,13 +352,13 @@ def recall_of_yes(trained: Any) -> float:
 
 
 def test_balanced_class_weight_raises_minority_recall(tmp_path: Any) -> None:
-    from treegrad.run import workflow
+    from treegrad.run.train import train as train_spec
 
     write_rare(tmp_path)
     (tmp_path / "plain.yaml").write_text(IMBALANCED)
     (tmp_path / "balanced.yaml").write_text(IMBALANCED.replace("seed: 0}", "seed: 0, class_weight: balanced}"))
-    plain = workflow.train(tmp_path / "plain.yaml")
-    balanced = workflow.train(tmp_path / "balanced.yaml")
+    plain = train_spec(tmp_path / "plain.yaml")
+    balanced = train_spec(tmp_path / "balanced.yaml")
     assert recall_of_yes(plain) < 0.3 < 0.6 < recall_of_yes(balanced)
     m = balanced.record.metrics["train"]
     assert "weighted_loss" in m and "weighted_accuracy" in m and "weighted_loss" not in plain.record.metrics["train"]
@@ -371,30 +371,30 @@ def test_balanced_class_weight_raises_minority_recall(tmp_path: Any) -> None:
 def test_class_weight_by_label_and_weight_column(tmp_path: Any) -> None:
     """{label: w} names classes; a weight column of 2 everywhere doubles every step, which for
     SGD is the same run as a doubled learning rate (exactly: multiplying by 2 is exact)."""
-    from treegrad.run import workflow
+    from treegrad.run.train import train as train_spec
 
     write_rare(tmp_path, with_weight=True)
     spec = tmp_path / "m.yaml"
     spec.write_text(IMBALANCED.replace("seed: 0}", "seed: 0, weight_column: w}"))
-    doubled = workflow.train(spec)
+    doubled = train_spec(spec)
     spec.write_text(IMBALANCED.replace("learning_rate: 0.05", "learning_rate: 0.1"))
-    faster = workflow.train(spec)  # the w column is not an input and not the target: give the target
+    faster = train_spec(spec)  # the w column is not an input and not the target: give the target
     assert doubled.record.parameters == faster.record.parameters
     spec.write_text(IMBALANCED.replace("seed: 0}", "seed: 0, class_weight: {yes: 5}}"))
-    assert recall_of_yes(workflow.train(spec)) > recall_of_yes(faster)
+    assert recall_of_yes(train_spec(spec)) > recall_of_yes(faster)
 
 
 def test_class_weight_errors(tmp_path: Any) -> None:
-    from treegrad.run import workflow
+    from treegrad.run.train import train as train_spec
 
     write_rare(tmp_path)
     spec = tmp_path / "m.yaml"
     spec.write_text(IMBALANCED.replace("seed: 0}", "seed: 0, class_weight: {yess: 5}}"))
     with pytest.raises(tg.SpecError, match="'yess' is not a class — did you mean 'yes'"):
-        workflow.train(spec)
+        train_spec(spec)
     spec.write_text(IMBALANCED.replace("seed: 0}", "seed: 0, weight_column: weight}"))
     with pytest.raises(tg.DataError, match="has no column 'weight'"):
-        workflow.train(spec)
+        train_spec(spec)
 
 
 def test_eval_reports_per_class_scores_and_weighted_metrics(tmp_path: Any) -> None:

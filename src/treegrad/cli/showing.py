@@ -121,8 +121,8 @@ def export_(
             "an ONNX model is binary: give the file to write, e.g. -o model.onnx", param_hint="--out"
         )
     exportable = open_model(model)
-    if format == "torch":  # torch.bridge builds on export, so export does not call it
-        from ..torch.bridge import module_source
+    if format == "torch":  # torch.module builds on export, so export does not call it
+        from ..torch.module import module_source
 
         source = module_source(exportable)
         if out_path is None:
@@ -154,7 +154,7 @@ def import_params(
     ] = False,
 ) -> None:
     """Load parameters trained in PyTorch back into a model file, checked by name and shape."""
-    from ..torch.bridge import import_params as load_params
+    from ..torch.params import import_params as load_params
 
     values = load_params(model, state, out_path, force=force)
     err.print(f"wrote {len(values)} parameter(s) to {escape(str(out_path))}")
@@ -209,12 +209,12 @@ def trace(
 ) -> None:
     """Backpropagation by hand: each node's value and the gradients it receives, step by step."""
     from ..outputs.trace import trace as run_trace
-    from ..run import workflow
+    from ..run.setups import trace_setup
 
     if html is not None:
         _write_page(html, model, data, steps, learning_rate, precision, force=force, option="--html")
         return
-    setup = workflow.trace_setup(model, data, learning_rate, rows=steps)
+    setup = trace_setup(model, data, learning_rate, rows=steps)
     for step in run_trace(
         setup.root,
         setup.inputs,

@@ -26,10 +26,10 @@ def check(
 ) -> None:
     """Validate a spec, summarise it, and check its gradients numerically."""
     from ..engine.gradcheck import TOLERANCE, gradient_check
-    from ..run import workflow
+    from ..run.setups import check_setup
     from ..spec.build import loss_name
 
-    setup = workflow.check_setup(spec, data)
+    setup = check_setup(spec, data)
     g = setup.root.compiled_graph
     result = gradient_check(setup.root, rows=setup.rows)
     summary = [

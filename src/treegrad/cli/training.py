@@ -161,26 +161,26 @@ def _part(ctx: typer.Context, asked: Asked) -> Any:
 
     if not ENGINES[asked.engine].data_parallel or asked.resume is not None:
         return WHOLE
-    from ..torch import bridge as torch_bridge
+    from ..torch import trainer as torch_trainer
 
     # Under torchrun, every process joins the group now and reads its part of the data;
     # the group is left when the command ends.
-    return ctx.with_resource(torch_bridge.data_parallel(asked.device))
+    return ctx.with_resource(torch_trainer.data_parallel(asked.device))
 
 
 def _prepare(asked: Asked, data: str | None, part: Any) -> Any:
     """The run to train: a recorded one going on (--resume), or a spec's with the options applied,
     begun from another model's parameters with --init-from."""
-    from ..run import workflow
+    from ..run.prepare import prepare, prepare_resume
     from ..spec.settings import parse_assignment
 
     with usage_errors():
         sets = [(key, values[0]) for key, values in (parse_assignment(item, "--set") for item in asked.sets)]
         if asked.resume is not None:
             epochs = asked.overrides["epochs"]
-            return workflow.prepare_resume(asked.resume, epochs=epochs, data=data, command=program.command_line)
+            return prepare_resume(asked.resume, epochs=epochs, data=data, command=program.command_line)
         assert asked.spec is not None
-        prep = workflow.prepare(
+        prep = prepare(
             asked.spec,
             data=data,
             target=asked.target,
@@ -208,17 +208,17 @@ def _run(
     quiet: bool,
 ) -> None:
     """Train the prepared run, write the model, and report (rank 0 alone under torchrun)."""
-    from ..run import workflow
+    from ..run.train import run as run_training
     from ..run.values import next_commands
 
     trainer = None
     if asked.engine == "torch":
-        from ..torch import bridge as torch_bridge
+        from ..torch import trainer as torch_trainer
 
-        trainer = torch_bridge.trainer(prep.settings, asked.device)
+        trainer = torch_trainer.trainer(prep.settings, asked.device)
     if trainer is not None and part.rank > 0:
         # Under torchrun every process trains; rank 0 alone writes the model and reports.
-        workflow.run(prep, trainer=trainer)
+        run_training(prep, trainer=trainer)
         return
     log = None
     if log_dir is not None:
@@ -227,7 +227,7 @@ def _run(
         log = RunLog(log_dir, force=force)
 
     def run(progress: Any) -> Any:
-        return workflow.run(
+        return run_training(
             prep, out=out_path, progress=progress, checkpoint=checkpoint, force=force, log=log, trainer=trainer
         )
 

@@ -82,8 +82,8 @@ def predict(
     force: Force = False,
 ) -> None:
     """Predict with a saved model: one sample from the command line, or every row of a CSV."""
-    from ..run import workflow
     from ..run.modelfile import load
+    from ..run.predict import predict as predict_rows
 
     loaded = load(model)
     if values and data is not None:
@@ -91,7 +91,7 @@ def predict(
     if data is not None:
         _predict_table(loaded, data, out_path, as_json, force)
         return
-    result = workflow.predict(loaded, [_one_sample(loaded.record, values)])[0]
+    result = predict_rows(loaded, [_one_sample(loaded.record, values)])[0]
     if as_json:
         print_json([result])
         return
@@ -103,19 +103,20 @@ def _predict_table(loaded: Any, data: str, out_path: Path | None, as_json: bool,
     """predict --data: every row's prediction beside the user's own columns, as CSV."""
     from ..data.csvfile import to_csv
     from ..data.targets import input_rows
-    from ..run import workflow
     from ..run.datasource import model_views
+    from ..run.predict import predict as predict_rows
+    from ..run.predict import with_predictions
 
     rec = loaded.record
     raw, table = model_views(rec, data)
     rows = input_rows(table, list(rec.inputs))
     _range_warnings(rec, rows, table.place)
-    results = workflow.predict(loaded, rows, table.place)
+    results = predict_rows(loaded, rows, table.place)
     if as_json:
         print_json(results)
         return
     _finite_answers(results, table.place)
-    text = to_csv(workflow.with_predictions(raw, results))  # beside the user's own columns
+    text = to_csv(with_predictions(raw, results))  # beside the user's own columns
     if out_path is None:
         sys.stdout.write(text)
         return
@@ -141,15 +142,15 @@ def eval_(
     as_json: AsJson = False,
 ) -> None:
     """Loss and metrics of a saved model on data: accuracy and confusion matrix, or MSE/MAE/R²."""
-    from ..run import workflow
     from ..run.datasource import model_table
     from ..run.modelfile import load
+    from ..run.predict import evaluate
     from ..run.tasks import class_labels
 
     loaded = load(model)
     rec = loaded.record
     table = model_table(rec, data)
-    m = workflow.evaluate(loaded, table, target)
+    m = evaluate(loaded, table, target)
     # After evaluate has read the cells as numbers; warned about are the rows it kept.
     _table_range_warnings(rec, table, (target or rec.data.target, rec.training.weight_column))
     bad = [k for k in ("loss", "mse", "mae", "r2") if k in m and math.isinf(m[k]) or k == "loss" and math.isnan(m[k])]

@@ -7,7 +7,7 @@ a small summary of each part (a count, a set of labels, a sum), exchanged betwee
 processes and combined the same way everywhere. `Part` is the one way that happens; alone
 (`WHOLE`, one process) it exchanges nothing, so the code that uses it reads the same in both.
 
-The exchange itself is given by whoever started the processes (`torch.bridge.data_parallel`: an
+The exchange itself is given by whoever started the processes (`torch.trainer.data_parallel`: an
 all-gather of picklable objects over torch.distributed); this module imports nothing of it.
 
 Every process must reach every exchange, in the same order: a process that stopped at an

@@ -1,8 +1,11 @@
-"""The training loop: `fit(model, inputs, targets, ...)`.
+"""The training loop: `fit(model, inputs, targets, settings)`.
 
 It runs the compiled evaluator (`compiled.py`) by default; `engine="reference"` runs the
 node-by-node forward/backward of `graph.py` instead, with the same arithmetic in the same
 order, so both give the same numbers. `fit` never prints: progress goes to `callback`.
+What every trainer shares (the torch one too) is here: the checks of the samples
+(`check_samples`) and the loop over epochs (`run_epochs`): order, schedule, validation,
+early stopping, history.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ..core.nodes import Graph, Leaf, Node, Output
 from ..core.ops import OPS
@@ -20,7 +24,8 @@ from .losses import LOSSES, Loss, fitting
 from .optim import OPTIMIZERS, Optimizer
 from .penalties import StepRules, weight_mask
 from .schedules import Scheduler
-from .vectorized import DTYPES, VectorizedEpoch, limit_blas_threads, vectorized_epoch_fn
+from .settings import Training, with_keywords
+from .vectorized import VectorizedEpoch, limit_blas_threads, vectorized_epoch_fn
 
 # callback(epoch, train_loss, validation_loss or None, current parameter values) -> False to stop
 Callback = Callable[[int, float, "float | None", list[float]], "bool | None"]
@@ -100,146 +105,279 @@ def _check_rows(graph: Graph, rows: Sequence[Sequence[float]]) -> list[list[floa
     return out
 
 
+@dataclass
+class Samples:
+    """What a trainer trains on, checked: the rows and targets in the form the generated code
+    takes, one weight per sample (None: 1 each), and the validation set (None: none)."""
+
+    X: list[list[float]]
+    T: list[Any]
+    W: list[float] | None
+    validation: tuple[list[list[float]], list[Any]] | None
+
+
+def check_samples(
+    graph: Graph,
+    loss: Loss,
+    inputs: Sequence[Sequence[float]],
+    targets: Sequence[Any],
+    validation: tuple[Sequence[Sequence[float]], Sequence[Any]] | None = None,
+    sample_weight: Sequence[float] | None = None,
+    *,
+    part: bool = False,
+) -> Samples:
+    """The samples checked against the model and the loss; a TrainingError says what does not fit.
+
+    With `part` (one process's part of a data-parallel run) there may be no samples here, the
+    weights here may all be 0 (the caller checks those of every part), and an empty validation
+    set is kept: the other parts may have some."""
+    X = _check_rows(graph, inputs)
+    T = check_targets(graph, loss, targets)
+    if len(X) != len(T):
+        raise TrainingError(f"{len(X)} input rows but {len(T)} targets")
+    if not X and not part:
+        raise TrainingError("no training samples")
+    W = None if sample_weight is None else check_weights(sample_weight, len(X), all_zero=part)
+    val = None
+    if validation is not None and (part or len(validation[0])):
+        val = (_check_rows(graph, validation[0]), check_targets(graph, loss, validation[1]))
+    return Samples(X, T, W, val)
+
+
+def step_rules(settings: Training, graph: Graph) -> StepRules:
+    """The clipping and penalties of a run's steps (penalties.py)."""
+    return StepRules(settings.l1, settings.l2, settings.clip_norm, weight_mask(graph))
+
+
+class Epochs(Protocol):
+    """One trainer's epochs over a run's parameters: what `run_epochs` drives."""
+
+    rules: StepRules
+    validating: bool
+
+    def epoch(self, epoch: int, order: list[int], lr: float) -> float:
+        """Train one epoch over the samples in `order` at rate `lr`; return its mean loss."""
+
+    def params(self) -> list[float]:
+        """The parameters now, in the graph's order."""
+
+    def validation_loss(self, params: list[float]) -> float:
+        """The mean validation loss at `params` (inf where it cannot be computed)."""
+
+
+def run_epochs(
+    settings: Training, count: int, run: Epochs, hist: History, callback: Callback | None, start_epoch: int = 0
+) -> list[float]:
+    """Train `settings.epochs` epochs after `start_epoch` with either trainer, filling `hist`; return the
+    parameters to keep: the best epoch's with early stopping, else those of the last complete epoch.
+
+    Every trainer walks the same order of the `count` samples: shuffled each epoch from the
+    seed's stream (replayed up to `start_epoch`), at the schedule's rate of each epoch. Ctrl-C
+    stops after the last complete epoch (`History.interrupted`).
+    """
+    rng = random.Random(settings.seed)
+    order = list(range(count))
+    if settings.shuffle:
+        for _ in range(start_epoch):  # the order the cut run had reached
+            rng.shuffle(order)
+    scheduler = Scheduler(settings.lr_schedule, settings.learning_rate, start_epoch + settings.epochs)
+    patience = settings.early_stopping.patience if settings.early_stopping and run.validating else None
+    penalised = run.rules.active and bool(settings.l1 or settings.l2)
+    current = run.params()
+    best, since_best = (math.inf, list(current)), 0
+    try:
+        for epoch in range(start_epoch + 1, start_epoch + settings.epochs + 1):
+            if settings.shuffle:
+                rng.shuffle(order)
+            lr = scheduler.rate(epoch)
+            mean = run.epoch(epoch, order, lr)
+            current = run.params()
+            hist.learning_rates.append(lr)
+            if penalised:
+                hist.penalty.append(run.rules.penalty(current))
+            hist.append(mean)
+            v = None
+            if run.validating:
+                v = run.validation_loss(current)
+                hist.validation.append(v)
+                if v < best[0]:
+                    best, since_best, hist.best_epoch = (v, list(current)), 0, epoch
+                else:
+                    since_best += 1
+            scheduler.observe(mean if v is None else v)
+            if callback is not None and callback(epoch, mean, v, current) is False:
+                break
+            if patience is not None and since_best >= patience:
+                hist.stopped_early = True
+                break
+    except KeyboardInterrupt:
+        # Ctrl-C may land anywhere in an epoch: in the epoch function, the validation loss
+        # or the callback (a progress bar). Epoch functions write their parameters back only
+        # at their end, so `current` holds those after the last complete epoch: keep those.
+        hist.interrupted = True
+    return best[1] if patience is not None and hist.best_epoch is not None else current
+
+
+ENGINES = ("compiled", "reference")
+
+
 def fit(
     model: Node,
     inputs: Sequence[Sequence[float]],
     targets: Sequence[Any],
+    settings: Training | None = None,
     *,
     loss: str | Loss = "mse",
-    epochs: int = 100,
-    learning_rate: float = 0.01,
-    batch_size: int = 1,
-    optimizer: str = "sgd",
-    shuffle: bool = False,
-    seed: int = 0,
     validation: tuple[Sequence[Sequence[float]], Sequence[Any]] | None = None,
-    patience: int | None = None,
     callback: Callback | None = None,
     engine: str = "compiled",
     describe_sample: Callable[[int], str] | None = None,
-    l1: float = 0.0,
-    l2: float = 0.0,
-    clip_norm: float | None = None,
-    lr_schedule: Any = None,
     sample_weight: Sequence[float] | None = None,
     history: History | None = None,
     start_epoch: int = 0,
     state: tuple[Sequence[Sequence[float]], int] | None = None,
-    dtype: str = "float64",
+    **keywords: Any,
 ) -> History:
     """Train a model; return the per-epoch mean training loss.
 
-    Ctrl-C stops training after the last complete epoch (`History.interrupted`).
+    How to train is `settings`, a spec's `training:` record (engine/settings.Training), or
+    its keys as keywords: `fit(model, X, y, loss="bce", epochs=20, learning_rate=0.1,
+    batch_size=1, optimizer="sgd", shuffle=False, seed=0, l1=, l2=, clip_norm=, lr_schedule=,
+    dtype=, patience=)`, with the record's defaults but `shuffle`, False here; keywords given
+    with a record change it. A bad value is a TrainingError. Ctrl-C stops training after the
+    last complete epoch (`History.interrupted`).
 
-    Per-sample steps when `batch_size` is 1, mean-gradient mini-batches otherwise.
-    With `validation` = (inputs, targets) the validation loss is computed each epoch,
-    and with `patience` training stops when it has not improved for that many epochs,
-    keeping the parameters of the best epoch.
+    Per-sample steps when `batch_size` is 1, mean-gradient mini-batches otherwise. With
+    `validation` = (inputs, targets) the validation loss is computed each epoch, and with
+    early stopping (`patience`) training stops when it has not improved for that many
+    epochs, keeping the parameters of the best epoch.
 
     An op that cannot be evaluated (the log of a negative input) stops training with a
     TrainingError naming the epoch, the sample and the op; values that overflow or become
     NaN stop it as divergence. `describe_sample(i)` says where sample i came from (a line of
-    a file); by default it is "sample i".
-
-    `l1`, `l2`: penalties on the weights, and `clip_norm`: the largest global gradient norm
-    (see penalties.py); `lr_schedule`: the learning rate per epoch (a schedule of spec/models.py, such as
-    `StepSchedule(step_size=10, gamma=0.5)`; see schedules.py);
-    `sample_weight`: how much each sample's loss counts (1 each by default). `history`: the
-    History to fill, so a callback can read the learning rate and penalty of its epoch.
+    a file); by default it is "sample i". `sample_weight`: how much each sample's loss counts
+    (1 each by default). `history`: the History to fill, so a callback can read the learning
+    rate and penalty of its epoch. `engine`: "compiled" (generated code, NumPy arrays where
+    they pay) or "reference" (the node-by-node evaluator of graph.py, the same arithmetic).
 
     To continue a run: `start_epoch`, the epochs it has done, and `state`, its `History.state`
     (the optimizer's state). The epochs are numbered on from there, the shuffling continues its
     stream (replayed from `seed`), so that n epochs, then m more, give the parameters of one run
     of n + m bit for bit (a schedule whose rate depends on the total, cosine, aside).
 
-    `dtype`: "float64" (the reference), or "float32": the NumPy trainer then runs every batch,
-    of one sample too, in float32 (parameters, data, gradients, optimizer state), whatever its
-    cost estimate says; the parameters it returns are the float32 values as Python floats, and
-    the validation loss is computed from them in float64. The scalar engines compute in float64
-    only, so float32 is refused for a graph the NumPy trainer cannot take (one without dense layers).
+    `dtype` "float32": the NumPy trainer then runs every batch, of one sample too, in float32
+    (parameters, data, gradients, optimizer state), whatever its cost estimate says; the
+    parameters it returns are the float32 values as Python floats, and the validation loss is
+    computed from them in float64. The scalar engines compute in float64 only, so float32 is
+    refused for a graph the NumPy trainer cannot take (one without dense layers).
     """
-    if model.graph is None:
-        model.compile()
-    graph = model.graph
-    assert graph is not None
+    settings = with_keywords(settings, keywords)
+    graph = model.compiled_graph
     lossobj = resolve_loss(graph, loss)
-    if optimizer not in OPTIMIZERS:
-        raise TrainingError(f"unknown optimizer '{optimizer}'; use one of {', '.join(OPTIMIZERS)}")
-    opt = OPTIMIZERS[optimizer]
-    if not (isinstance(epochs, int) and epochs >= 0):
-        raise TrainingError(f"epochs must be a whole number >= 0, got {epochs!r}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise TrainingError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-    if not (math.isfinite(learning_rate) and learning_rate > 0):
-        raise TrainingError(f"learning_rate must be a positive number, got {learning_rate!r}")
-    for name, value in (("l1", l1), ("l2", l2)):
-        if not (math.isfinite(value) and value >= 0):
-            raise TrainingError(f"{name} must be a number >= 0, got {value!r}")
-    if clip_norm is not None and not (math.isfinite(clip_norm) and clip_norm > 0):
-        raise TrainingError(f"clip_norm must be a positive number, got {clip_norm!r}")
-    if engine not in ("compiled", "reference"):
-        raise TrainingError(f"unknown engine '{engine}'; use compiled or reference")
-    if dtype not in DTYPES:
-        raise TrainingError(f"unknown dtype '{dtype}'; use {' or '.join(DTYPES)}")
-    if dtype != "float64" and engine != "compiled":
+    if engine not in ENGINES:
+        raise TrainingError(f"unknown engine '{engine}'; use {' or '.join(ENGINES)}")
+    if settings.dtype != "float64" and engine != "compiled":
         raise TrainingError(f"the {engine} engine computes in float64 only; train with dtype float64")
-    X = _check_rows(graph, inputs)
-    T = check_targets(graph, lossobj, targets)
-    if len(X) != len(T):
-        raise TrainingError(f"{len(X)} input rows but {len(T)} targets")
-    if not X:
-        raise TrainingError("no training samples")
-    W = None if sample_weight is None else _check_weights(sample_weight, len(X))
-    val = None
-    if validation is not None and len(validation[0]):
-        val = (_check_rows(graph, validation[0]), check_targets(graph, lossobj, validation[1]))
-
-    prog = program(graph)
-    P = graph.param_values()
-    C = prog.constant_values()
-    S = [[0.0] * len(P) for _ in opt.state]
-    STEP = [0]
+    samples = check_samples(graph, lossobj, inputs, targets, validation, sample_weight)
     if not (isinstance(start_epoch, int) and start_epoch >= 0):
         raise TrainingError(f"start_epoch must be a whole number >= 0, got {start_epoch!r}")
+    run = _Run(graph, lossobj, settings, samples, engine, describe_sample)
     if state is not None:
-        moments, steps = state
-        if len(moments) != len(S) or any(len(m) != len(P) for m in moments):
-            raise TrainingError(
-                f"the saved optimizer state does not fit: {optimizer} keeps {len(S)} value(s) per parameter "
-                f"for {len(P)} parameters"
-            )
-        S, STEP = [[float(v) for v in m] for m in moments], [int(steps)]
-    batched = batch_size > 1
-    rules = StepRules(l1, l2, clip_norm, weight_mask(graph))
-    H = rules.values
-    weighted = W is not None
-    # Batches, of one sample too, run on NumPy arrays where the graph has dense layers that pay
-    # for it (wide ones, or in large batches), else as scalar code; in float32 on arrays always.
-    run_epoch: Callable[..., float]
-    if engine == "reference":
-        run_epoch = _reference_epoch(graph, lossobj, opt, batched, rules, weighted)
-    else:
-        cost_of = batch_size if dtype == "float64" else None  # None: no cost estimate, arrays if they can
-        vec = vectorized_epoch_fn(graph, lossobj, opt, cost_of, rules, weighted, dtype)
+        run.restore(state)
+    hist = History() if history is None else history
+    limit = limit_blas_threads() if isinstance(run.run_epoch, VectorizedEpoch) else None
+    try:
+        graph.set_param_values(run_epochs(settings, len(samples.X), run, hist, callback, start_epoch))
+    finally:
+        if limit is not None:
+            limit.restore_original_limits()
+    hist.state = ([list(m) for m in run.S], run.STEP[0])
+    return hist
+
+
+class _Run:
+    """treegrad's own epochs of one run: its parameters P, constants C, optimizer state S and step
+    count STEP, and the epoch function (compiled, NumPy or reference) that updates them in place."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        loss: Loss,
+        settings: Training,
+        samples: Samples,
+        engine: str,
+        describe_sample: Callable[[int], str] | None,
+    ) -> None:
+        self.graph, self.loss, self.samples, self.describe_sample = graph, loss, samples, describe_sample
+        self.opt = OPTIMIZERS[settings.optimizer]
+        self.batch_size = settings.batch_size
+        self.prog = program(graph)
+        self.P = graph.param_values()
+        self.C = self.prog.constant_values()
+        self.S = [[0.0] * len(self.P) for _ in self.opt.state]
+        self.STEP = [0]
+        self.rules = step_rules(settings, graph)
+        self.H = self.rules.values
+        self.validating = samples.validation is not None
+        self.val_loss = self.prog.loss_fn(loss) if self.validating else None
+        weighted = samples.W is not None
+        batched = self.batch_size > 1
+        # Batches, of one sample too, run on NumPy arrays where the graph has dense layers that pay
+        # for it (wide ones, or in large batches), else as scalar code; in float32 on arrays always.
+        self.run_epoch: Callable[..., float]
+        if engine == "reference":
+            self.run_epoch = _reference_epoch(graph, loss, self.opt, batched, self.rules, weighted)
+            return
+        dtype = settings.dtype
+        cost_of = self.batch_size if dtype == "float64" else None  # None: no cost estimate, arrays if they can
+        vec = vectorized_epoch_fn(graph, loss, self.opt, cost_of, self.rules, weighted, dtype)
         if vec is None and dtype != "float64":
             raise TrainingError(
                 f"dtype {dtype} needs the NumPy trainer, which takes only models with dense layers (linear "
                 "layers, or sums of weight * input); this model trains on the scalar engine, which computes "
                 "in float64 only: use dtype float64, the default (training.dtype in a spec)"
             )
-        run_epoch = vec or prog.epoch_fn(lossobj, opt, batched, rules, weighted)
-    scheduler = Scheduler(lr_schedule, learning_rate, start_epoch + epochs)
-    val_loss = prog.loss_fn(lossobj) if val else None
+        self.run_epoch = vec or self.scalar_epoch()
 
-    def checked_epoch(epoch: int, idx: Any, learning_rate: float) -> float:
+    def scalar_epoch(self) -> Callable[..., float]:
+        """The compiled scalar epoch function of this run."""
+        return self.prog.epoch_fn(self.loss, self.opt, self.batch_size > 1, self.rules, self.samples.W is not None)
+
+    def restore(self, state: tuple[Sequence[Sequence[float]], int]) -> None:
+        """Go on from a cut run's optimizer state (its History.state)."""
+        moments, steps = state
+        if len(moments) != len(self.S) or any(len(m) != len(self.P) for m in moments):
+            raise TrainingError(
+                f"the saved optimizer state does not fit: {self.opt.name} keeps {len(self.S)} value(s) per "
+                f"parameter for {len(self.P)} parameters"
+            )
+        self.S, self.STEP = [[float(v) for v in m] for m in moments], [int(steps)]
+
+    def params(self) -> list[float]:
+        """The parameters (the list the epoch functions update in place)."""
+        return self.P
+
+    def validation_loss(self, params: list[float]) -> float:
+        """The mean validation loss at `params`; inf where it cannot be computed."""
+        assert self.val_loss is not None and self.samples.validation is not None
+        Xv, Tv = self.samples.validation
+        try:
+            return float(self.val_loss(params, self.C, Xv, Tv) / len(Xv))
+        except (ArithmeticError, ValueError):
+            return math.inf
+
+    def epoch(self, epoch: int, order: list[int], lr: float) -> float:
         """Run one epoch and return its mean loss. A math error, or a loss or parameter that is
         not finite, stops training with a TrainingError saying which sample and op, or divergence."""
+        b, X, T, W = self.batch_size, self.samples.X, self.samples.T, self.samples.W
+        idx: Any = [order[i : i + b] for i in range(0, len(order), b)] if b > 1 else order
+        P, S, STEP = self.P, self.S, self.STEP
         # NumPy turns a math error into NaN: to name it, the scalar code reruns the epoch from its start.
-        start = (list(P), [list(s) for s in S], list(STEP)) if isinstance(run_epoch, VectorizedEpoch) else None
+        start = (list(P), [list(s) for s in S], list(STEP)) if isinstance(self.run_epoch, VectorizedEpoch) else None
         try:
-            total = run_epoch(P, C, S, STEP, X, T, idx, learning_rate, H, W)
+            total = self.run_epoch(P, self.C, S, STEP, X, T, idx, lr, self.H, W)
         except SampleFailure as failure:
-            raise _failure_error(graph, epoch, failure, X, describe_sample) from None
+            raise _failure_error(self.graph, epoch, failure, X, self.describe_sample) from None
         except ArithmeticError:
             # From plain numbers in the vectorized code (a division by a parameter at 0): the
             # scalar rerun below names it. A ValueError there is no math error but a bug (NumPy's
@@ -247,70 +385,18 @@ def fit(
             total = math.nan
         mean = total / len(X)
         if math.isfinite(mean) and all(math.isfinite(p) for p in P):
-            return mean
+            return float(mean)
         if start is not None:
             P[:], S[:], STEP[:] = start
-            scalar_epoch = prog.epoch_fn(lossobj, opt, batched, rules, weighted)
             try:
-                scalar_epoch(list(P), C, [list(s) for s in S], list(STEP), X, T, idx, learning_rate, H, W)
+                self.scalar_epoch()(list(P), self.C, [list(s) for s in S], list(STEP), X, T, idx, lr, self.H, W)
             except SampleFailure as failure:
-                raise _failure_error(graph, epoch, failure, X, describe_sample) from None
+                raise _failure_error(self.graph, epoch, failure, X, self.describe_sample) from None
         raise _diverged(epoch, "the loss became NaN or infinite")
-
-    rng = random.Random(seed)
-    order = list(range(len(X)))
-    if shuffle:
-        for _ in range(start_epoch):  # the order the cut run had reached
-            rng.shuffle(order)
-    hist = History() if history is None else history
-    best = (math.inf, list(P))
-    since_best = 0
-    limit = limit_blas_threads() if isinstance(run_epoch, VectorizedEpoch) else None
-    try:
-        for epoch in range(start_epoch + 1, start_epoch + epochs + 1):
-            if shuffle:
-                rng.shuffle(order)
-            idx: Any = [order[i : i + batch_size] for i in range(0, len(order), batch_size)] if batched else order
-            lr = scheduler.rate(epoch)
-            mean = checked_epoch(epoch, idx, lr)
-            hist.learning_rates.append(lr)
-            if rules.active and (l1 or l2):
-                hist.penalty.append(rules.penalty(P))
-            hist.append(mean)
-            v = None
-            if val and val_loss is not None:
-                try:
-                    v = val_loss(P, C, val[0], val[1]) / len(val[0])
-                except (ArithmeticError, ValueError):
-                    v = math.inf
-                hist.validation.append(v)
-                if v < best[0]:
-                    best, since_best, hist.best_epoch = (v, list(P)), 0, epoch
-                else:
-                    since_best += 1
-            scheduler.observe(mean if v is None else v)
-            if callback is not None and callback(epoch, mean, v, P) is False:
-                break
-            if patience is not None and val and since_best >= patience:
-                hist.stopped_early = True
-                break
-    except KeyboardInterrupt:
-        # Ctrl-C may land anywhere in an epoch: in the epoch function, the validation loss
-        # or the callback (a progress bar). Epoch functions write P back only at their
-        # end, so P holds the parameters after the last complete epoch: keep those.
-        hist.interrupted = True
-    finally:
-        if limit is not None:
-            limit.restore_original_limits()
-    if patience is not None and val and hist.best_epoch is not None:
-        P = best[1]
-    graph.set_param_values(P)
-    hist.state = ([list(m) for m in S], STEP[0])
-    return hist
 
 
 # The advice that ends a divergence message; the caller, which knows what was standardised,
-# may replace it (workflow.py) with advice that is true of the run.
+# may replace it (run/train.py) with advice that is true of the run.
 DIVERGED_ADVICE = "Try a smaller learning rate, or normalize the inputs (training.normalize: true)."
 
 
@@ -376,15 +462,15 @@ def _find_failing_op(graph: Graph, params: list[float], row: list[float]) -> tup
         graph.set_param_values(saved)
 
 
-def _check_weights(weights: Sequence[float], n: int) -> list[float]:
-    """Sample weights as floats: one per sample, finite and >= 0, not all zero."""
+def check_weights(weights: Sequence[float], n: int, *, all_zero: bool = False) -> list[float]:
+    """Sample weights as floats: one per sample, finite and >= 0, not all zero (unless `all_zero`)."""
     if len(weights) != n:
         raise TrainingError(f"{len(weights)} sample weights for {n} samples")
     out = [float(w) for w in weights]
     bad = next((i for i, w in enumerate(out) if not (math.isfinite(w) and w >= 0)), None)
     if bad is not None:
         raise TrainingError(f"the weight of sample {bad} is {out[bad]}: weights must be finite and >= 0")
-    if not any(out):
+    if not any(out) and not all_zero:
         raise TrainingError("every sample weight is 0: nothing would be learned")
     return out
 

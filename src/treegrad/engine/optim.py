@@ -2,8 +2,12 @@
 
 An optimizer entry writes, for one parameter `p` with gradient `g` and its own state
 variables, the statements that update it; `prelude` runs once per step before the
-updates (Adam's bias corrections). The compiled trainer pastes these statements into its
-loop; the reference trainer runs them as a function (`Optimizer.step_fn`).
+updates (Adam's bias corrections). Every engine carries out these statements: the compiled
+trainer pastes them into its loop on numbers, the NumPy trainer and the torch trainer run
+them once per step on one flat array (tensor) of all parameters, and the reference trainer
+runs them as a function (`Optimizer.step_fn`). Adding an optimizer is one entry here; the
+spec's choices (`training.optimizer`), the messages and the tests over every engine
+(tests/test_optimizers.py) are read from this table.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ class Optimizer:
     state: tuple[str, ...]
     prelude: tuple[str, ...]
     update: Update
+    # The parameter after one step from a fresh state, worked out by hand: (p, g, lr) -> p.
+    # Not used in training; every engine is checked against it.
+    first_step: Callable[[float, float, float], float]
 
     def step_fn(self, n: int) -> Callable[[list[float], Sequence[float], list[list[float]], list[int], float], None]:
         """A function (params, grads, state, step, lr) updating n parameters in place."""
@@ -39,6 +46,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             state=(),
             prelude=(),
             update=lambda p, g, s: [f"{p} -= lr * {g}"],
+            first_step=lambda p, g, lr: p - lr * g,
         ),
         Optimizer(
             name="momentum",
@@ -46,6 +54,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             state=("m",),
             prelude=(),
             update=lambda p, g, s: [f"{s[0]} = 0.9 * {s[0]} + {g}", f"{p} -= lr * {s[0]}"],
+            first_step=lambda p, g, lr: p - lr * g,  # m = g
         ),
         Optimizer(
             name="adam",
@@ -57,6 +66,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
                 f"{s[1]} = 0.999 * {s[1]} + 0.001 * {g} * {g}",
                 f"{p} -= lr * ({s[0]} / b1c) / (sqrt({s[1]} / b2c) + 1e-08)",
             ],
+            first_step=lambda p, g, lr: p - lr * g / (abs(g) + 1e-08),  # m / b1c = g, v / b2c = g^2
         ),
     ]
 }

@@ -1,19 +1,20 @@
-"""The training settings: one validated record, a spec's `training:` block.
+"""The training settings: one validated record, a spec's `training:` block, that both trainers take.
 
 `Training` is what a spec's `training:` holds, what `--set training.KEY=VALUE` and the train
-options change, and what a model file records. Each setting, its default, its bounds and its
-description are stated here once. The learning-rate schedules' own models sit beside their
-formulas (schedules.py).
+options change, what a model file records, and what `fit` and the torch trainer read. Each
+setting, its default, its bounds and its description are stated here once: `fit`'s keywords
+are its keys (`with_keywords`), and their messages are read from its fields. The learning-rate
+schedules' own models sit beside their formulas (schedules.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..errors import describe, did_you_mean, escaped
+from ..errors import TrainingError, describe, did_you_mean, escaped
 from ..limits import MAX_EPOCHS
 from .optim import OPTIMIZERS
 from .schedules import SCHEDULES, LrSchedule
@@ -130,3 +131,77 @@ class Training(Strict):
                     on_key=True,
                 )
         return v
+
+
+# fit's own defaults where they differ from a spec's `training:`: the library keeps the samples
+# in the order given unless asked to shuffle.
+FIT_DEFAULTS: dict[str, Any] = {"shuffle": False}
+
+
+def with_keywords(settings: Training | None, keywords: dict[str, Any]) -> Training:
+    """The record `settings` (None: fit's defaults) with `keywords` set, such as epochs=3, validated.
+
+    `patience=N` is early_stopping={patience: N} (None: no early stopping). A bad value or an
+    unknown key is a TrainingError that names it and says what it may be.
+    """
+    if not keywords and settings is not None:
+        return settings
+    given = dict(keywords)
+    if "patience" in given:
+        patience = given.pop("patience")
+        given["early_stopping"] = None if patience is None else {"patience": patience}
+    base = FIT_DEFAULTS if settings is None else settings.model_dump()
+    try:
+        return Training.model_validate({**base, **given})
+    except ValidationError as e:
+        first: dict[str, Any] = {}  # one error per key: a union's value fails each of its kinds
+        for err in e.errors():
+            first.setdefault(str(err["loc"][:1]), err)
+        raise TrainingError("; ".join(_problem(err) for err in first.values())) from None
+
+
+def _problem(err: Any) -> str:
+    """One validation error of the record, as a sentence for a keyword of fit."""
+    loc = [str(k) for k in err["loc"]]
+    got = err.get("input")
+    if err["type"] == "spec":  # our own message (an unknown key, a schedule's type)
+        ctx = err["ctx"]
+        at = [*loc, *(str(k) for k in ctx["at"])]
+        return ctx["message"] if ctx["on_key"] or not at else f"{'.'.join(at)}: {ctx['message']}"
+    field = Training.model_fields.get(loc[0]) if len(loc) == 1 else None
+    if field is None:
+        return f"{'.'.join(loc)}: {err['msg']}, got {got!r}"
+    base, bounds = _kind(field.annotation, list(field.metadata))
+    if get_origin(base) is Literal:
+        choices = [str(c) for c in get_args(base)]
+        use = " or ".join(choices) if len(choices) == 2 else f"one of {', '.join(choices)}"
+        return f"unknown {loc[0]} '{got}'; use {use}"
+    what = {int: "a whole number", float: "a number", bool: "true or false", str: "a text"}.get(base)
+    if what is None:
+        return f"{loc[0]}: {err['msg']}, got {got!r}"
+    if any(getattr(b, "gt", None) == 0 for b in bounds):
+        what = what.replace("a ", "a positive ", 1)
+    limits = [
+        f"{sign} {getattr(b, key)}"
+        for b in bounds
+        for key, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+        if getattr(b, key, None) is not None and not (key == "gt" and getattr(b, key) == 0)
+    ]
+    return f"{loc[0]} must be {what}{' ' + ' and '.join(limits) if limits else ''}, got {got!r}"
+
+
+def _kind(annotation: Any, bounds: list[Any]) -> tuple[Any, list[Any]]:
+    """A field's type without None and Annotated, and the bounds (annotated_types) found on the way."""
+    while True:
+        args = get_args(annotation)
+        if get_origin(annotation) is Annotated:
+            annotation = args[0]
+            for extra in args[1:]:
+                bounds += getattr(extra, "metadata", [extra])
+        elif type(None) in args and get_origin(annotation) is not Literal:
+            rest = [a for a in args if a is not type(None)]
+            if len(rest) != 1:
+                return annotation, bounds
+            annotation = rest[0]
+        else:
+            return annotation, bounds

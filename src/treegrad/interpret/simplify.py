@@ -157,6 +157,7 @@ def _record(ctx: _Context, spec_text: str, root: Any, train: dict[str, Any], val
 def _realize(ctx: _Context, form: Form, what: str, refit: bool) -> Candidate:
     """The form as a real model: a spec of ordinary nodes, built, refitted if asked, scored."""
     from ..engine.fit import fit
+    from ..engine.settings import Training
     from ..spec.build import build_model
     from ..spec.models import parse_spec
 
@@ -166,21 +167,12 @@ def _realize(ctx: _Context, form: Form, what: str, refit: bool) -> Candidate:
     root = build_model(spec, seed=ctx.record.training.seed, stats=ctx.stats)
     g = root.compiled_graph
     if refit and g.params:
-        s = ctx.record.training
+        # The run's rate, batches, optimizer and order; no penalties, clipping or schedule.
+        kept = ctx.record.training.model_dump(include={"learning_rate", "batch_size", "optimizer", "shuffle", "seed"})
         before = g.param_values()
         start = _scores(ctx, root)[0]["loss"]
         try:
-            fit(
-                root,
-                *ctx.train,
-                loss=ctx.record.loss,
-                epochs=ctx.epochs,
-                learning_rate=s.learning_rate,
-                batch_size=s.batch_size,
-                optimizer=s.optimizer,
-                shuffle=s.shuffle,
-                seed=s.seed,
-            )
+            fit(root, *ctx.train, Training(**kept, epochs=ctx.epochs), loss=ctx.record.loss)
             after = _scores(ctx, root)[0]["loss"]
         except TreegradError:
             after = math.inf

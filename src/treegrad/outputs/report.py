@@ -49,8 +49,8 @@ class Source:
 
 
 def _source(path: Path) -> Source:
-    from ..run import workflow
     from ..run.modelfile import is_model_file, read
+    from ..run.prepare import load_spec_file
 
     if is_model_file(path):
         rec = read(path)
@@ -58,7 +58,7 @@ def _source(path: Path) -> Source:
         return Source(rec.name, rec.task, True, hist, dict(rec.metrics))
     from ..spec.build import task_kind
 
-    spec, _ = workflow.load_spec_file(path)
+    spec, _ = load_spec_file(path)
     return Source(str(spec.name or path.stem), task_kind(spec), False, None, {})
 
 
@@ -83,8 +83,8 @@ def page_data(
     precision: int = 4,
 ) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data (numbers already formatted)."""
+    from ..run.setups import trace_setup
     from ..run.tasks import class_labels, evaluate_rows
-    from ..run.workflow import trace_setup
     from .trace import trace
 
     source = _source(path)

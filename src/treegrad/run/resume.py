@@ -24,6 +24,7 @@ from typing import Any
 
 from ..engine.fit import History
 from ..engine.optim import OPTIMIZERS
+from ..engine.settings import Training
 from ..errors import TreegradError, escaped, listed
 from ..files import sha256_of
 from ..limits import MAX_EPOCHS
@@ -39,7 +40,7 @@ class ResumeError(TreegradError):
 INIT_FROM = "or start a new run from its parameters (a fresh optimizer): treegrad train SPEC --init-from {path}"
 
 
-def why_not_resumable(settings: Any, epochs_done: int, stopped_early: bool) -> str | None:
+def why_not_resumable(settings: Training, epochs_done: int, stopped_early: bool) -> str | None:
     """Why a run with these settings, stopped after `epochs_done`, cannot go on bit for bit; None if it can."""
     schedule = settings.lr_schedule
     if settings.early_stopping is not None or stopped_early:
@@ -81,8 +82,8 @@ def rows_digest(
     return h.hexdigest()
 
 
-def saved_state(settings: Any, hist: History, names: Sequence[str], prep: Any) -> ResumeState | None:
-    """What the model file keeps to resume this run of `prep` (workflow.Prepared): None when it
+def saved_state(settings: Training, hist: History, names: Sequence[str], data: Any) -> ResumeState | None:
+    """What the model file keeps to resume this run on `data` (prepare.Dataset): None when it
     cannot go on bit for bit (see `why_not_resumable`), when the trainer kept no state
     (--engine torch), or when the state is not finite."""
     if hist.state is None or why_not_resumable(settings, len(hist), hist.stopped_early) is not None:
@@ -96,7 +97,7 @@ def saved_state(settings: Any, hist: History, names: Sequence[str], prep: Any) -
         epochs=len(hist),
         steps=steps,
         moments={kind: dict(zip(names, m, strict=True)) for kind, m in zip(kinds, moments)},
-        data_sha256=rows_digest(prep.train, prep.validation, prep.train_weights),
+        data_sha256=rows_digest(data.train, data.validation, data.train_weights),
     )
 
 
@@ -183,15 +184,15 @@ def resumed_lineage(record: ModelRecord, now: Provenance | None) -> tuple[Proven
     return now, before.model_copy(update={"continues": [*before.continues, record.provenance]})
 
 
-def check_same_data(cont: Continuation, record: ModelRecord, prep: Any) -> None:
-    """The data read now are the rows the recorded run trained on, split the same way."""
+def check_same_data(cont: Continuation, record: ModelRecord, data: Any) -> None:
+    """The data read now (prepare.Dataset) are the rows the recorded run trained on, split the same way."""
     info = record.data
-    now = (prep.rows, len(prep.train[0]), len(prep.validation[0]))
+    now = (data.rows, len(data.train[0]), len(data.validation[0]))
     then = (info.rows, info.train_rows, info.validation_rows)
     what = None
     if now != then:
         what = f"it has {now[0]} rows ({now[1]} training, {now[2]} validation)"
-    elif rows_digest(prep.train, prep.validation, prep.train_weights) != cont.state.data_sha256:
+    elif rows_digest(data.train, data.validation, data.train_weights) != cont.state.data_sha256:
         what = "it has as many rows, but not the same values"
     if what is not None:
         raise ResumeError(
@@ -203,7 +204,7 @@ def check_same_data(cont: Continuation, record: ModelRecord, prep: Any) -> None:
 
 
 def warm_start(prep: Any, path: Path) -> None:
-    """Start the prepared run (workflow.Prepared) from the parameters of the model file at `path`,
+    """Start the prepared run (prepare.Prepared) from the parameters of the model file at `path`,
     and say so in its record (`lineage`: the file and its SHA-256) and its resolved spec.
 
     A model trained with standardised inputs (or target) keeps its statistics here, so that
@@ -215,7 +216,7 @@ def warm_start(prep: Any, path: Path) -> None:
     record = load(path).record
     shown = escaped(str(path))
     then = (record.normalization is not None, record.target_normalization is not None)
-    now = (prep.stats is not None, prep.target_stats is not None)
+    now = (prep.data.stats is not None, prep.data.target_stats is not None)
     if then != now:
         raise ResumeError(
             f"--init-from {shown}: the model was trained with {_scaling(*then)}, this run would train with "
@@ -228,9 +229,9 @@ def warm_start(prep: Any, path: Path) -> None:
                 f"--init-from {shown}: the model standardises the inputs {_few(list(record.normalization))}, "
                 f"this spec has {_few(list(prep.spec.inputs))}; give the spec the model's inputs"
             )
-        prep.stats = {k: (v[0], v[1]) for k, v in record.normalization.items()}
-        prep.target_stats = record.target_normalization
-        prep.root = build_model(prep.spec, seed=prep.settings.seed, stats=prep.stats)
+        prep.data.stats = {k: (v[0], v[1]) for k, v in record.normalization.items()}
+        prep.data.target_stats = record.target_normalization
+        prep.root = build_model(prep.spec, seed=prep.settings.seed, stats=prep.data.stats)
     start_from(prep.root.compiled_graph, record, path)
     where = str(path.resolve())
     sha = sha256_of(path)

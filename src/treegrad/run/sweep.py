@@ -157,9 +157,9 @@ def plan(
         for s in range(seeds) if seeds else [None]:
             jobs.append(Job(spec_path, data, target, changes, c, values, s))
     # A problem with the data is the same for every run: find it now, not once per run.
-    from . import workflow
+    from .prepare import prepare
 
-    workflow.prepare(spec_path, data=data, target=target, sets=jobs[0].changes)
+    prepare(spec_path, data=data, target=target, sets=jobs[0].changes)
     return jobs
 
 
@@ -204,18 +204,17 @@ def saved_as(run: RunResult, out: Path) -> str:
 def run_job(job: Job) -> RunResult:
     """Train one run of a sweep (in a worker process); a TreegradError is a failed run, not a crash."""
     from ..core.printers import funcify
-    from . import workflow
     from .diagnose import dead_units
+    from .prepare import prepare
+    from .train import run
 
     result = RunResult(job.combo, job.values, job.seed if job.seed is not None else -1)
     try:
         changes = job.changes + ((("training", "seed"), job.seed),) if job.seed is not None else job.changes
-        prep = workflow.prepare(
-            job.spec_path, data=job.data, target=job.target, sets=changes, command=train_command(job)
-        )
+        prep = prepare(job.spec_path, data=job.data, target=job.target, sets=changes, command=train_command(job))
         result.seed = prep.settings.seed
         t0 = time.perf_counter()
-        trained = workflow.run(prep)
+        trained = run(prep)
         result.seconds = time.perf_counter() - t0
         metrics = trained.record.metrics
         watched = metrics.get("validation", metrics["train"])
@@ -225,7 +224,7 @@ def run_job(job: Job) -> RunResult:
         result.metric_name = "r2" if "r2" in watched else "accuracy"
         result.metric = float(watched.get(result.metric_name, math.nan))
         result.formula_length = len(funcify(trained.root))
-        result.dead_units = len(dead_units(trained.root.compiled_graph, prep.train[0]))
+        result.dead_units = len(dead_units(trained.root.compiled_graph, prep.data.train[0]))
         result.model_json = trained.record.model_dump_json()
     except TreegradError as e:
         result.error = str(e).splitlines()[0]
