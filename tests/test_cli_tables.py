@@ -161,7 +161,7 @@ def cli_modules() -> list[tuple[Path, ast.Module]]:
 
 
 def library_imports(node: ast.AST) -> set[str]:
-    """The parts of treegrad outside the cli that `node` imports from (`from ..run import workflow`: run)."""
+    """The parts of treegrad outside the cli that `node` imports from (`from ..run import options`: run)."""
     return {n.module or "" for n in ast.walk(node) if isinstance(n, ast.ImportFrom) and n.level == 2}
 
 
