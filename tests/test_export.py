@@ -45,8 +45,8 @@ from treegrad.outputs.export import (
     is_plain_name,
     latex_document,
     python_module,
-    render,
 )
+from treegrad.outputs.formats import render
 from treegrad.run.modelfile import Opened, open_model
 from treegrad.run.modelfile import load as load_model
 from treegrad.run.predict import predict as predict_rows

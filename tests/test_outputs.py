@@ -18,6 +18,7 @@ from typer.testing import CliRunner, Result
 
 from treegrad import files
 from treegrad.cli import app
+from treegrad.outputs.formats import offered
 
 runner = CliRunner()
 
@@ -74,12 +75,12 @@ class Case:
 
 CASES = {
     "card": Case(("card", "m.json", "-o", "{out}"), "card.md", files.CARD),
-    "export-python": Case(("export", "m.json", "-f", "python", "-o", "{out}"), "m.py", files.PYTHON),
-    "export-dot": Case(("export", "m.json", "-f", "dot", "-o", "{out}"), "m.dot", files.DOT),
-    "export-json": Case(("export", "m.json", "-f", "json", "-o", "{out}"), "graph.json", files.GRAPH),
-    "export-latex": Case(("export", "m.json", "-f", "latex", "-o", "{out}"), "m.tex", files.LATEX),
-    "export-onnx": Case(("export", "m.json", "-f", "onnx", "-o", "{out}"), "m.onnx", files.ONNX, "onnx"),
-    "export-torch": Case(("export", "m.json", "-f", "torch", "-o", "{out}"), "mt.py", files.TORCH, "torch"),
+    **{  # every export format of the table, each with the kind its rows says it writes
+        f"export-{f.name}": Case(
+            ("export", "m.json", "-f", f.name, "-o", "{out}"), f"m_{f.name}{f.suffix}", f.kind, f.needs
+        )
+        for f in offered("export")
+    },
     "predict": Case(("predict", "m.json", "--data", "d.csv", "--out", "{out}"), "p.csv", files.PREDICTIONS),
     "report": Case(("report", "m.json", "-o", "{out}", "--steps", "1"), "r.html", files.PAGE),
     "trace-html": Case(("trace", "m.json", "--html", "{out}"), "t.html", files.PAGE),

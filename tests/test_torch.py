@@ -79,7 +79,7 @@ def test_without_torch_every_command_says_how_to_install(
 
 
 def test_importing_treegrad_does_not_import_torch() -> None:
-    ours = "treegrad.torch.module, treegrad.torch.params, treegrad.torch.trainer"
+    ours = "treegrad.outputs.torchsource, treegrad.torch.module, treegrad.torch.params, treegrad.torch.trainer"
     code = f"import sys, treegrad, treegrad.cli, {ours}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
@@ -103,13 +103,13 @@ def test_every_array_name_has_its_torch_binding() -> None:
     engine binds per dtype from losses.array_clamps)."""
     from treegrad.engine.losses import ARRAY_CLAMPS
     from treegrad.engine.vectorized import array_namespace
-    from treegrad.torch.module import ARRAY_BINDINGS
+    from treegrad.outputs.torchsource import ARRAY_BINDINGS
 
     assert set(array_namespace()) - {"np", "arange", "DT", "as_numbers", *ARRAY_CLAMPS} <= set(ARRAY_BINDINGS)
 
 
 def test_torch_names_are_plain_distinct_attributes() -> None:
-    from treegrad.torch.module import torch_names
+    from treegrad.outputs.torchsource import torch_names
 
     names = torch_names(["w", "a.b", "a_b", "1x", "forward", "class", "", "é"], reserved={"forward"})
     assert names[:2] == ["w", "a_b"]
@@ -192,7 +192,8 @@ def test_hostile_model_names_stay_in_literals(tmp_path: Path) -> None:
     import torch
 
     from treegrad import Add, Constant, Input, Multiply, Parameter
-    from treegrad.torch.module import module_source, torch_module
+    from treegrad.outputs.torchsource import module_source
+    from treegrad.torch.module import torch_module
 
     root = Add([Multiply([Parameter(0.5, name='w""" ); import os #'), Input("x")]), Constant(1.5)])
     opened = Opened(root, 'evil"""\nimport os', "regression")

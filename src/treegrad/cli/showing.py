@@ -10,7 +10,9 @@ from typing import Annotated
 
 import typer
 
+from ..errors import TreegradError
 from ..limits import MAX_SHOWN_FORMULA, MAX_TRACE_STEPS
+from ..outputs.formats import FORMATS, Command, Format, described, export, lookup, offered, render
 from . import views
 from .program import Force, ModelFile, ModelOrSpec, Precision, app, file_name
 from .render import err, escape, out
@@ -23,10 +25,7 @@ Data = Annotated[str | None, typer.Option("--data", "-d", help="A built-in datas
 @app.command()
 def show(
     model: ModelOrSpec,
-    format: Annotated[
-        str,
-        typer.Option("--format", "-f", help="text, latex, tree, python (a standalone module), dot (Graphviz) or json."),
-    ] = "text",
+    format: Annotated[str, typer.Option("--format", "-f", help=f"{described('show')}.")] = "text",
     precision: Precision = 4,
     simplify: Annotated[
         bool, typer.Option("--simplify", help="Simplify the formula with sympy (text and latex).")
@@ -39,9 +38,8 @@ def show(
     """Print the model as a formula (or draw its node graph with --format tree)."""
     from ..run.modelfile import open_model
 
-    if format in ("python", "dot", "json"):
-        from ..outputs.export import render
-
+    shown = FORMATS[format].show if format in FORMATS else None
+    if shown == "file":
         text = render(open_model(model), format, precision)
         assert isinstance(text, str)
         sys.stdout.write(text)
@@ -50,22 +48,28 @@ def show(
     if simplify:
         from ..outputs.export import simplified
 
-        if format not in ("text", "latex"):
-            raise typer.BadParameter("--simplify works with --format text or latex", param_hint="--simplify")
+        if shown != "formula":
+            formulas = " or ".join(f.name for f in offered("show") if f.show == "formula")
+            raise typer.BadParameter(f"--simplify works with --format {formulas}", param_hint="--simplify")
         out.print(escape(simplified(root, precision=precision, format=format)))
         return
-    from ..core.printers import FORMATS, full_formula_hint, funcify
+    from ..core.printers import full_formula_hint, funcify
 
     limit = None if full else MAX_SHOWN_FORMULA
-    if format == "tree":
+    if shown == "tree":
         views.tree(root, precision, limit, full_formula_hint(str(model), format))
         return
-    if format not in FORMATS:
-        raise typer.BadParameter(
-            f"unknown format '{format}'; use one of {', '.join(FORMATS)}, tree, dot, json", param_hint="--format"
-        )
+    _format_of(format, "show")
     text = funcify(root, precision=precision, format=format)
     views.formula(text, limit, full_formula_hint(str(model), format))
+
+
+def _format_of(name: str, command: Command) -> Format:
+    """The format `name` as `command` offers it, or the usage error listing those it offers."""
+    try:
+        return lookup(name, command)
+    except TreegradError as e:
+        raise typer.BadParameter(str(e), param_hint="--format") from None
 
 
 @app.command()
@@ -97,9 +101,7 @@ def card(
 @app.command("export")
 def export_(
     model: ModelOrSpec,
-    format: Annotated[
-        str, typer.Option("--format", "-f", help="python, torch (a PyTorch nn.Module), onnx, latex, dot or json.")
-    ] = "python",
+    format: Annotated[str, typer.Option("--format", "-f", help=f"{described('export')}.")] = "python",
     out_path: Annotated[
         Path | None,
         typer.Option("--out", "-o", parser=file_name, help="The file to write (text formats print without it)."),
@@ -108,34 +110,20 @@ def export_(
     force: Force = False,
 ) -> None:
     """Export a model: a dependency-free Python module, a PyTorch module, ONNX, LaTeX, Graphviz DOT or JSON."""
-    from ..files import TORCH, write_atomic
-    from ..outputs.export import FORMATS, export, render
     from ..run.modelfile import open_model
 
-    if format not in (*FORMATS, "torch"):
+    fmt = _format_of(format, "export")
+    if out_path is None and fmt.binary:
         raise typer.BadParameter(
-            f"unknown format '{format}'; use one of {', '.join(FORMATS)}, torch", param_hint="--format"
-        )
-    if out_path is None and format == "onnx":
-        raise typer.BadParameter(
-            "an ONNX model is binary: give the file to write, e.g. -o model.onnx", param_hint="--out"
+            f"{fmt.about or fmt.name} is binary: give the file to write, e.g. -o model{fmt.suffix}", param_hint="--out"
         )
     exportable = open_model(model)
-    if format == "torch":  # torch.module builds on export, so export does not call it
-        from ..torch.module import module_source
-
-        source = module_source(exportable)
-        if out_path is None:
-            sys.stdout.write(source)
-            return
-        write_atomic(out_path, source, force=force, kind=TORCH)
-    elif out_path is None:
+    if out_path is None:
         text = render(exportable, format, precision)
         assert isinstance(text, str)
         sys.stdout.write(text)
         return
-    else:
-        export(exportable, format, out_path, precision, force=force)
+    export(exportable, format, out_path, precision, force=force)
     err.print(f"wrote {format} to {escape(str(out_path))}")
 
 

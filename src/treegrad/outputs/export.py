@@ -5,6 +5,9 @@ Every exporter walks the compiled graph in evaluation order and translates each 
 through the op table (`ops.OPS`): the Python module pastes the op's own value expression,
 as the compiled evaluator does; sympy and ONNX use the entry's `sympy` and `onnx` forms.
 
+Which of these `show` and `export` offer, and how each is written to a file, is the table of
+formats.py.
+
 Safety: what a user wrote (input, parameter, class and model names) reaches generated
 Python only as `repr()` string literals, or as argument names when it is a plain ASCII
 identifier that shadows nothing the module uses; DOT labels and LaTeX are escaped.
@@ -18,7 +21,6 @@ import keyword
 import math
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from .. import __version__
@@ -26,11 +28,10 @@ from ..core.nodes import Constant, Input, Leaf, Node, Output, Parameter
 from ..core.ops import NAMESPACE, softmax_code
 from ..core.printers import funcify, number
 from ..errors import ModelError, TreegradError
-from ..files import DOT, GRAPH, LATEX, LATEX_MARK, ONNX, PYTHON, Kind
+from ..files import LATEX_MARK
 from ..run.modelfile import Opened
 from ..run.tasks import class_labels
 
-FORMATS = ("python", "dot", "json", "latex", "onnx")
 ONNX_OPSET = 17
 ONNX_IR_VERSION = 8  # the IR that goes with opset 17; readable by onnxruntime >= 1.11
 SIMPLIFY_LIMIT = 30  # sympy.simplify on more operations than this can take minutes: expand only
@@ -47,7 +48,7 @@ def _graph(root: Node) -> Any:
     return root.graph
 
 
-def _class_labels(model: Opened) -> list[str] | None:
+def model_labels(model: Opened) -> list[str] | None:
     """The labels `treegrad predict` prints (the same defaults as `tasks.decode`)."""
 
     g = _graph(model.root)
@@ -149,7 +150,7 @@ def python_module(model: Opened) -> str:
     g = _graph(model.root)
     args = argument_names(g.input_names)
     signature = ", ".join(args)
-    labels = _class_labels(model)
+    labels = model_labels(model)
     body, result = python_body(g)
     returns = (
         "a list of probabilities, one per class in CLASSES"
@@ -259,6 +260,11 @@ def dot_source(root: Node, precision: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
+def dot_document(model: Opened, precision: int = 4) -> str:
+    """The model's graph as a Graphviz file (`dot_source`), as `export --format dot` writes it."""
+    return dot_source(model.root, precision)
+
+
 def graph_dict(model: Opened) -> dict[str, Any]:
     """The compiled graph as plain data: nodes in evaluation order, children by id.
 
@@ -286,7 +292,7 @@ def graph_dict(model: Opened) -> dict[str, Any]:
         "version": 1,
         "name": model.name,
         "inputs": list(g.input_names),
-        "classes": _class_labels(model),
+        "classes": model_labels(model),
         "output": index[id(g.output)],
         "nodes": nodes,
     }
@@ -491,7 +497,7 @@ def onnx_model(model: Opened) -> Any:
         "name": model.name,
         "inputs": json.dumps(list(g.input_names)),
         "task": model.task or "",
-        "classes": json.dumps(_class_labels(model)),
+        "classes": json.dumps(model_labels(model)),
     }
     helper.set_model_props(m, meta)
     onnx.checker.check_model(m)
@@ -572,33 +578,3 @@ def _onnx_output(b: _OnnxGraph, g: Any, names: dict[int, str], depends: set[int]
 def onnx_bytes(model: Opened) -> bytes:
     """The ONNX model serialised, ready to write to a .onnx file."""
     return onnx_model(model).SerializeToString()  # type: ignore[no-any-return]
-
-
-# ----------------------------------------------------------------- one door for the CLI
-
-
-def render(model: Opened, format: str, precision: int = 4) -> str | bytes:
-    """The model in an export format: text for python, dot, json, latex; bytes for onnx."""
-    if format == "python":
-        return python_module(model)
-    if format == "dot":
-        return dot_source(model.root, precision)
-    if format == "json":
-        return graph_json(model)
-    if format == "latex":
-        return latex_document(model, precision)
-    if format == "onnx":
-        return onnx_bytes(model)
-    raise TreegradError(f"unknown export format '{format}'; use one of {', '.join(FORMATS)}")
-
-
-# The kind of file each format writes: an existing -o file is replaced only if it is one (files.check_replace).
-OUTPUT_KINDS: dict[str, Kind] = {"python": PYTHON, "dot": DOT, "json": GRAPH, "latex": LATEX, "onnx": ONNX}
-
-
-def export(model: Opened, format: str, out: Path, precision: int = 4, *, force: bool = False) -> None:
-    """Write the model in `format` to `out`, atomically (an old file stays whole until then);
-    an existing `out` is replaced only if it is this format's export, or with `force`."""
-    from ..files import write_atomic
-
-    write_atomic(out, render(model, format, precision), kind=OUTPUT_KINDS[format], force=force)

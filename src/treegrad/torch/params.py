@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelFileError
+from ..outputs.torchsource import require_torch, reserved_names, torch_names
 from ..run.modelfile import Opened
-from .module import require_torch, reserved_names, torch_names
 
 
 def read_state_dict(path: Path) -> dict[str, Any]:

@@ -36,8 +36,9 @@ from ..engine.optim import OPTIMIZERS, Optimizer
 from ..engine.penalties import StepRules
 from ..engine.settings import Training, with_keywords
 from ..errors import TrainingError
+from ..outputs.torchsource import ARRAY_BINDINGS, require_torch, reserved_names, torch_names
 from ..run.modelfile import Opened
-from .module import ARRAY_BINDINGS, require_torch, reserved_names, torch_module, torch_names
+from .module import torch_module
 
 # Settings of `training:` the torch engine carries out; any other, set away from its
 # default, is refused by name rather than ignored.
