@@ -150,8 +150,9 @@ def test_under_torchrun_each_data_parallel_engine_is_allowed() -> None:
 # ----------------------------------------------------------------- the cli stays thin
 
 # The library modules a cli module may import when it is imported (every command pays for them):
-# the ground's light ones, torchrun's two variables, and the table the train options are built from.
-LIGHT = {"errors", "limits", "data.parts", "run.options"}
+# the ground's light ones, torchrun's two variables, the table the train options are built from,
+# and the table of output formats that show's and export's --format help is built from.
+LIGHT = {"errors", "limits", "data.parts", "run.options", "outputs.formats"}
 MAX_COMMAND_LINES = 80  # a command: its options, its docstring, one library call and the rendering
 MAX_LIBRARY_MODULES = 4  # the library modules one command function imports itself
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,3 +128,13 @@ def test_every_maker_is_a_function_of_an_outputs_module_before_the_table() -> No
         maker = getattr(importlib.import_module(f"treegrad.outputs.{module}"), function)
         assert inspect.isfunction(maker) and inspect.getdoc(maker), fmt.make
         assert len(inspect.signature(maker).parameters) >= (2 if fmt.rounds else 1), fmt.make
+
+
+def test_reading_the_table_imports_no_maker() -> None:
+    """show's and export's --help read the table on every command: it must load none of the makers
+    (nor the model file's pydantic models they need)."""
+    code = "import json, sys, treegrad.outputs.formats; print(json.dumps([m for m in sys.modules if 'treegrad.' in m]))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout)
+    assert set(loaded) <= {"treegrad.errors", "treegrad.files", "treegrad.outputs", "treegrad.outputs.formats"}, loaded
