@@ -759,7 +759,7 @@ def test_a_division_by_zero_and_a_slope_that_does_not_exist_are_named_too(engine
     [
         ({"loss": "hinge"}, "unknown loss 'hinge'"),
         ({"loss": "cross_entropy"}, "needs a softmax"),
-        ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'"),
+        ({"optimizer": "rmsprop_nesterov"}, "unknown optimizer 'rmsprop_nesterov'"),
         ({"epochs": -1}, "epochs"),
         ({"batch_size": 0}, "batch_size"),
         ({"learning_rate": 0.0}, "learning_rate"),
