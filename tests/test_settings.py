@@ -23,26 +23,30 @@ def line() -> Node:
     return Add([Multiply([Parameter(0.3), Input("x")]), Parameter(0.0)]).compile()
 
 
-def trainers() -> list[Any]:
-    """fit, and the torch trainer where torch is installed."""
-    out: list[Any] = [tg.fit]
-    if find_spec("torch") is not None:
+# fit, and the torch trainer: a case of its own that skips, saying why, where torch is missing
+TRAINERS = [
+    "treegrad",
+    pytest.param("torch", marks=pytest.mark.skipif(find_spec("torch") is None, reason="torch is not installed")),
+]
+
+
+def trainer(name: str) -> Any:
+    if name == "torch":
         from treegrad.torch.trainer import fit as torch_fit
 
-        out.append(torch_fit)
-    return out
+        return torch_fit
+    return tg.fit
 
 
-def test_fit_takes_the_record_or_its_keys_and_keys_change_a_record() -> None:
+@pytest.mark.parametrize("name", TRAINERS)
+def test_fit_takes_the_record_or_its_keys_and_keys_change_a_record(name: str) -> None:
     record = Training(epochs=4, learning_rate=0.1, optimizer="momentum", batch_size=3, shuffle=True, seed=5)
-    for fit in trainers():
-        by_record = fit(line(), X, Y, record)
-        by_keys = fit(
-            line(), X, Y, epochs=4, learning_rate=0.1, optimizer="momentum", batch_size=3, shuffle=True, seed=5
-        )
-        assert list(by_record) == pytest.approx(list(by_keys), rel=1e-12) and len(by_record) == 4
-        assert len(fit(line(), X, Y, record, epochs=2)) == 2  # a keyword changes the record given
-        assert record.epochs == 4, "the caller's record is not changed"
+    fit = trainer(name)
+    by_record = fit(line(), X, Y, record)
+    by_keys = fit(line(), X, Y, epochs=4, learning_rate=0.1, optimizer="momentum", batch_size=3, shuffle=True, seed=5)
+    assert list(by_record) == pytest.approx(list(by_keys), rel=1e-12) and len(by_record) == 4
+    assert len(fit(line(), X, Y, record, epochs=2)) == 2  # a keyword changes the record given
+    assert record.epochs == 4, "the caller's record is not changed"
 
 
 def test_the_library_keeps_the_samples_in_order_unless_asked() -> None:
@@ -78,11 +82,12 @@ def test_patience_is_early_stopping() -> None:
         ({"patience": 0}, "early_stopping.patience: Input should be greater than or equal to 1"),
     ],
 )
-def test_a_bad_keyword_names_the_setting_and_what_it_may_be(kw: dict[str, Any], message: str) -> None:
-    for fit in trainers():
-        with pytest.raises(TrainingError) as e:
-            fit(line(), X, Y, **kw)
-        assert message in str(e.value), (fit.__module__, str(e.value))
+@pytest.mark.parametrize("name", TRAINERS)
+def test_a_bad_keyword_names_the_setting_and_what_it_may_be(kw: dict[str, Any], message: str, name: str) -> None:
+    fit = trainer(name)
+    with pytest.raises(TrainingError) as e:
+        fit(line(), X, Y, **kw)
+    assert message in str(e.value), (fit.__module__, str(e.value))
 
 
 def test_every_bounded_number_says_its_bounds() -> None:
