@@ -154,7 +154,17 @@ def test_under_torchrun_each_data_parallel_engine_is_allowed() -> None:
 # and the table of output formats that show's and export's --format help is built from.
 LIGHT = {"errors", "limits", "data.parts", "run.options", "outputs.formats"}
 MAX_COMMAND_LINES = 80  # a command: its options, its docstring, one library call and the rendering
-MAX_LIBRARY_MODULES = 4  # the library modules one command function imports itself
+# The library modules one command reaches (itself or through its module's helpers): its one
+# call, and at most one more (bench measures, then lays out the table). The exceptions, with why:
+MAX_LIBRARY_MODULES = 2
+REACHING_FURTHER = {
+    # The torch layer sits above run: the cli joins torchrun's group and makes the torch trainer,
+    # run prepares and trains; --print-config and --log-dir are runlog's, the next: hint values'.
+    "train": 5,
+    # Until the output formats are one table (outputs/formats.py), show and export pick the maker.
+    "show": 3,
+    "export_": 4,
+}
 
 
 def cli_modules() -> list[tuple[Path, ast.Module]]:
@@ -168,6 +178,21 @@ def library_imports(node: ast.AST) -> set[str]:
 
 def is_command(f: ast.FunctionDef) -> bool:
     return any("app.command" in ast.unparse(d) for d in f.decorator_list)
+
+
+def reached(tree: ast.Module, command: ast.FunctionDef) -> set[str]:
+    """The library modules a command imports, itself or through the helpers of its module it uses."""
+    functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef) and not is_command(f)}
+    found: set[str] = set()
+    seen: set[str] = set()
+    todo = [command]
+    while todo:
+        f = todo.pop()
+        if f.name not in seen:
+            seen.add(f.name)
+            found |= library_imports(f)
+            todo += [functions[n.id] for n in ast.walk(f) if isinstance(n, ast.Name) and n.id in functions]
+    return found
 
 
 def test_the_cli_imports_only_light_library_modules_when_imported() -> None:
@@ -186,7 +211,17 @@ def test_commands_are_thin() -> None:
             if isinstance(f, ast.FunctionDef) and is_command(f):
                 commands += 1
                 assert f.end_lineno is not None and f.end_lineno - f.lineno < MAX_COMMAND_LINES, f.name
-                modules = {m for m in library_imports(f) if not m.startswith("files")}
-                assert len(modules) <= MAX_LIBRARY_MODULES, f"{f.name} reaches into {sorted(modules)}"
+                modules = reached(tree, f)
+                most = REACHING_FURTHER.get(f.name, MAX_LIBRARY_MODULES)
+                assert len(modules) <= most, f"{f.name} reaches into {sorted(modules)}: move the work into the library"
         assert len(path.read_text(encoding="utf-8").splitlines()) <= 600, path.name
     assert commands == len(app.registered_commands)
+
+
+def test_the_commands_allowed_to_reach_further_still_do() -> None:
+    """An exception that is no longer needed is dropped (or lowered), so that the list stays true."""
+    reach = {
+        f.name: len(reached(tree, f)) for _, tree in cli_modules() for f in tree.body if isinstance(f, ast.FunctionDef)
+    }
+    for name, most in REACHING_FURTHER.items():
+        assert reach[name] == most > MAX_LIBRARY_MODULES, (name, reach[name])

@@ -690,12 +690,12 @@ def test_debug_flag_and_variable_show_the_traceback(work: Path) -> None:
 
 
 def test_a_bug_is_reported_as_a_bug_in_one_message(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import treegrad.run.modelfile
+    import treegrad.run.predict
 
     def broken(path: Path) -> None:
         raise ZeroDivisionError("a deliberate bug")
 
-    monkeypatch.setattr(treegrad.run.modelfile, "load", broken)
+    monkeypatch.setattr(treegrad.run.predict, "load", broken)  # how predict reads the model file
     result = invoke("predict", "line.model.json", "1")
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith("internal error (ZeroDivisionError: a deliberate bug)")

@@ -232,7 +232,7 @@ def test_plot_draws_a_history_of_huge_losses(work: Path) -> None:
 
 
 def test_the_error_handler_survives_memory_errors(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import treegrad.run.modelfile as modelfile
+    import treegrad.run.predict as predicting
     from treegrad.cli import render
 
     def out_of_memory(path: Path) -> None:
@@ -243,7 +243,7 @@ def test_the_error_handler_survives_memory_errors(work: Path, monkeypatch: pytes
         monkeypatch.setattr(render.err, "print", no_memory)
         raise MemoryError
 
-    monkeypatch.setattr(modelfile, "load", out_of_memory)
+    monkeypatch.setattr(predicting, "load", out_of_memory)  # how predict reads the model file
     result = invoke("predict", "m.json", "1")
     assert result.exit_code == 1
     assert "internal error" in result.output and "Traceback" not in result.output

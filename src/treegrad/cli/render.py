@@ -44,11 +44,6 @@ def warn(text: str) -> None:
     err.print(f"[yellow]warning:[/] {escape(text)}")
 
 
-def wrote(text: str) -> None:
-    """What a command wrote, on stderr (stdout stays the command's own output)."""
-    err.print(escape(text))
-
-
 def table(*args: Any, **kwargs: Any) -> "Table":
     """A rich Table (imported here: `predict` and `--help` print none)."""
     from rich.table import Table
@@ -84,11 +79,6 @@ def print_json(value: Any) -> None:
         return v
 
     out.print_json(json.dumps(clean(value), allow_nan=False))
-
-
-def write_stdout(text: str) -> None:
-    """A command's output as written, byte for byte (a module, a CSV, a card): no console in between."""
-    sys.stdout.write(text)
 
 
 def metric(value: float, as_percent: bool = False) -> str:

@@ -82,17 +82,13 @@ def card(
     force: Force = False,
 ) -> None:
     """Print a Markdown model card: task, inputs, formula, data, metrics, training, provenance."""
-    from ..outputs.card import model_card
-    from ..run.modelfile import load
+    from ..outputs.card import card_file
 
-    text = model_card(load(model), str(model))
+    text = card_file(model, out_path, force=force)
     if out_path is None:
         sys.stdout.write(text)
-        return
-    from ..files import CARD, write_atomic
-
-    write_atomic(out_path, text, force=force, kind=CARD)
-    err.print(f"wrote the model card to {escape(str(out_path))}")
+    else:
+        err.print(f"wrote the model card to {escape(str(out_path))}")
 
 
 # ----------------------------------------------------------------- export, import-params
@@ -163,14 +159,10 @@ def plot(
     force: Force = False,
 ) -> None:
     """Draw the learning curve and, for one or two inputs, the decision boundary or fitted surface."""
-    from ..outputs.plotting import load_points, plot_format, plot_model
-    from ..run.modelfile import load
+    from ..outputs.plotting import plot_file
 
-    plot_format(out_path)
-    loaded = load(model)
-    points, notes = load_points(loaded.record, data)
-    result = plot_model(loaded.root, loaded.record, points, out_path, force=force)
-    for note in notes + result.notes:
+    result = plot_file(model, out_path, data, force=force)
+    for note in result.notes:
         err.print(f"note: {escape(note)}")
     err.print(f"wrote {' and '.join(result.panels)} to {escape(str(out_path))}")
 
@@ -196,23 +188,14 @@ def trace(
     force: Force = False,
 ) -> None:
     """Backpropagation by hand: each node's value and the gradients it receives, step by step."""
-    from ..outputs.trace import trace as run_trace
-    from ..run.setups import trace_setup
+    from ..outputs.trace import trace_file
 
     if html is not None:
         _write_page(html, model, data, steps, learning_rate, precision, force=force, option="--html")
         return
-    setup = trace_setup(model, data, learning_rate, rows=steps)
-    for step in run_trace(
-        setup.root,
-        setup.inputs,
-        setup.targets,
-        loss=setup.loss,
-        learning_rate=setup.learning_rate,
-        steps=steps,
-        precision=precision,
-    ):
-        views.trace_step(step, setup.loss, setup.learning_rate, precision)
+    traced = trace_file(model, data, learning_rate, steps=steps, precision=precision)
+    for step in traced.steps:
+        views.trace_step(step, traced.loss, traced.learning_rate, precision)
 
 
 @app.command()
@@ -246,10 +229,9 @@ def _write_page(
     option: str = "-o",
 ) -> None:
     """Write the report page (report, trace --html) and say where."""
-    from ..files import PAGE, check_output, write_atomic
-    from ..outputs.report import page
+    from ..outputs.report import write_page
 
-    check_output(out_path, force=force, kind=PAGE, option=option)  # now, not after tracing a large model
-    text = page(model, data, steps=steps, learning_rate=learning_rate, precision=precision)
-    write_atomic(out_path, text, force=force, kind=PAGE, option=option)
-    err.print(f"wrote {escape(str(out_path))} ({len(text.encode('utf-8')) / 1e6:.2f} MB): open it in a browser")
+    size = write_page(
+        out_path, model, data, steps=steps, learning_rate=learning_rate, precision=precision, force=force, option=option
+    )
+    err.print(f"wrote {escape(str(out_path))} ({size / 1e6:.2f} MB): open it in a browser")

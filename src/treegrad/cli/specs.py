@@ -25,22 +25,11 @@ def check(
     ] = None,
 ) -> None:
     """Validate a spec, summarise it, and check its gradients numerically."""
-    from ..engine.gradcheck import TOLERANCE, gradient_check
-    from ..run.setups import check_setup
-    from ..spec.build import loss_name
+    from ..run.setups import check_spec
 
-    setup = check_setup(spec, data)
-    g = setup.root.compiled_graph
-    result = gradient_check(setup.root, rows=setup.rows)
-    summary = [
-        ("inputs", ", ".join(g.input_names)),
-        ("output", "softmax" if g.is_softmax else (f"list of {len(g.elements)}" if g.is_list else "one value")),
-        ("loss", loss_name(setup.spec)),
-        ("parameters", str(len(g.params))),
-        ("nodes", str(len(g.order))),
-    ]
-    views.checked(f"{spec} is valid", summary, result, bool(setup.rows), TOLERANCE)
-    if not result.ok:
+    checked = check_spec(spec, data)
+    views.checked(f"{spec} is valid", checked.summary, checked.gradients, checked.on_data)
+    if not checked.gradients.ok:
         raise typer.Exit(1)
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..data.parts import launched
+from ..data.parts import WHOLE, launched
 from ..run.options import (
     DEFAULT_DEVICE,
     DEFAULT_ENGINE,
@@ -132,6 +132,8 @@ def train(
     init_from: InitFrom = None,
 ) -> None:
     """Train a spec on data and save the learned model as JSON (or continue a saved run: --resume)."""
+    from ..run.prepare import start
+
     asked = Asked(
         spec=spec,
         target=target,
@@ -145,7 +147,8 @@ def train(
     with usage_errors():
         check_train(asked, launched()[1])
     part = _part(ctx, asked)
-    prep = _prepare(asked, data, part)
+    with usage_errors():
+        prep = start(asked, data=data, part=part, command=program.command_line)
     if print_config:
         from ..run.runlog import dump
 
@@ -157,8 +160,6 @@ def train(
 
 def _part(ctx: typer.Context, asked: Asked) -> Any:
     """This process's part of the data: all of it, or under torchrun with --engine torch its part."""
-    from ..data.parts import WHOLE
-
     if not ENGINES[asked.engine].data_parallel or asked.resume is not None:
         return WHOLE
     from ..torch import trainer as torch_trainer
@@ -166,35 +167,6 @@ def _part(ctx: typer.Context, asked: Asked) -> Any:
     # Under torchrun, every process joins the group now and reads its part of the data;
     # the group is left when the command ends.
     return ctx.with_resource(torch_trainer.data_parallel(asked.device))
-
-
-def _prepare(asked: Asked, data: str | None, part: Any) -> Any:
-    """The run to train: a recorded one going on (--resume), or a spec's with the options applied,
-    begun from another model's parameters with --init-from."""
-    from ..run.prepare import prepare, prepare_resume
-    from ..spec.settings import parse_assignment
-
-    with usage_errors():
-        sets = [(key, values[0]) for key, values in (parse_assignment(item, "--set") for item in asked.sets)]
-        if asked.resume is not None:
-            epochs = asked.overrides["epochs"]
-            return prepare_resume(asked.resume, epochs=epochs, data=data, command=program.command_line)
-        assert asked.spec is not None
-        prep = prepare(
-            asked.spec,
-            data=data,
-            target=asked.target,
-            overrides=dict(asked.overrides),
-            sets=sets,
-            command=program.command_line,
-            part=part,
-        )
-    if asked.init_from is not None:
-        from ..run.resume import warm_start
-
-        init_from = asked.init_from
-        part.agree(lambda: warm_start(prep, init_from))
-    return prep
 
 
 def _run(
@@ -283,18 +255,8 @@ def sweep(
     force: Force = False,
 ) -> None:
     """Train a spec under every combination of settings x seeds and rank the combinations."""
-    from ..files import SWEEP, check_output, write_atomic
     from ..run import sweep as sweeping
-    from ..run.modelfile import output_kind
-    from ..spec.models import load_spec
 
-    if search not in ("grid", "optuna"):
-        raise typer.BadParameter(f"--search is grid or optuna, not {search!r}")
-    name = load_spec(spec).name or spec.stem
-    csv_path = csv_path or Path(f"{name}.sweep.csv")
-    check_output(csv_path, force=force, kind=SWEEP, option="--csv")
-    if best_out is not None:
-        check_output(best_out, force=force, kind=output_kind(name), option="--best-out")
     with usage_errors("--grid"):
         g = sweeping.parse_grid(grid or [])
 
@@ -304,26 +266,25 @@ def sweep(
     # Every value of the grid is checked before the first run (sweep.plan); a run's own failure
     # is a row of the leaderboard, so a SettingError here is always the options' fault.
     with usage_errors("--grid"):
-        if search == "optuna":
-            result = sweeping.optuna_search(
-                spec,
-                g,
-                seeds,
-                trials,
-                storage=storage,
-                study_name=name if storage is not None and study is None else study,
-                workers=workers,
-                data=data,
-                target=target,
-                on_result=progress,
-            )
-        else:
-            result = sweeping.sweep(spec, g, seeds, workers=workers, data=data, target=target, on_result=progress)
+        written = sweeping.sweep_files(
+            spec,
+            g,
+            seeds,
+            search=search,
+            trials=trials,
+            storage=storage,
+            study=study,
+            workers=workers,
+            data=data,
+            target=target,
+            csv_path=csv_path,
+            best_out=best_out,
+            force=force,
+            on_result=progress,
+        )
+    result = written.result
     views.leaderboard(result)
-    write_atomic(csv_path, sweeping.runs_csv(result), force=force, kind=SWEEP, option="--csv")
-    err.print(f"wrote {len(result.runs)} runs to {escape(str(csv_path))}")
-    best = result.best
-    if best_out is not None and best is not None:
-        write_atomic(best_out, sweeping.saved_as(best, best_out) + "\n", force=force)
-        what = f"seed {best.seed}, {result.loss_kind} loss {best.loss:.6g}"
-        err.print(f"saved the best run ({what}) to {escape(str(best_out))}")
+    err.print(f"wrote {len(result.runs)} runs to {escape(str(written.csv))}")
+    if written.best is not None and result.best is not None:
+        what = f"seed {result.best.seed}, {result.loss_kind} loss {result.best.loss:.6g}"
+        err.print(f"saved the best run ({what}) to {escape(str(written.best))}")

@@ -397,8 +397,10 @@ def trace_step(step: Any, loss: str, lr: float, precision: int) -> None:
 # ----------------------------------------------------------------- check, datasets
 
 
-def checked(title: str, rows: list[tuple[str, str]], check: Any, on_data: bool, tolerance: float) -> None:
+def checked(title: str, rows: list[tuple[str, str]], check: Any, on_data: bool) -> None:
     """check's summary of a spec, and its gradient check against finite differences."""
+    from ..engine.gradcheck import TOLERANCE
+
     t = table(title=escape(title), show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
@@ -415,7 +417,7 @@ def checked(title: str, rows: list[tuple[str, str]], check: Any, on_data: bool, 
         "gradient check",
         f"{which} vs finite differences at {check.points} {at}{skipped}: "
         f"max error {check.worst:.2g} relative to the gradient's norm "
-        + ("[green]ok[/]" if check.ok else f"[red]MISMATCH[/] (tolerance {tolerance:g})"),
+        + ("[green]ok[/]" if check.ok else f"[red]MISMATCH[/] (tolerance {TOLERANCE:g})"),
     )
     print_table(t)
 

@@ -25,11 +25,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.nodes import Graph, Input, Node, Output
 from ..data.targets import input_rows
-from ..errors import DataError
+from ..errors import DataError, OptionError
 from ..run.tasks import class_labels
 
 if TYPE_CHECKING:
@@ -385,3 +386,63 @@ def explain_data(
         return _what(loaded, loaded.root.compiled_graph.predict(row), class_label)
 
     return importance(loaded.root, rows, b, choose=choose, baseline_kind=baseline)
+
+
+@dataclass
+class Explained:
+    """What `treegrad explain` found for a model file: contributions at one sample, or the
+    inputs ranked over the rows of `data` (then drawn to `plot`, if asked)."""
+
+    name: str  # the model's
+    sample: Explanation | None
+    ranking: Importance | None
+    plot: Path | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for --json: the sample's explanation, or the ranking."""
+        found = self.sample or self.ranking
+        assert found is not None
+        return found.as_dict()
+
+
+def explain_file(
+    model: Path,
+    values: Sequence[str],
+    *,
+    data: str | None = None,
+    baseline: str = "mean",
+    class_label: str | None = None,
+    plot: Path | None = None,
+    warn: Callable[[str], None] = lambda _: None,
+    force: bool = False,
+) -> Explained:
+    """`treegrad explain`: a model file explained at the sample of `values` (as typed after MODEL),
+    or over the rows of `data` and drawn as a bar chart to `plot`; inputs far outside their
+    training ranges are said through `warn`."""
+    from ..outputs.plotting import importance_chart, plot_format
+    from ..run.datasource import model_table
+    from ..run.modelfile import load
+    from ..run.provenance import table_range_warnings
+    from ..run.values import one_value_per_input, read_sample
+
+    if values and data:
+        raise OptionError("give either VALUES (one sample) or --data (every row), not both", "VALUES")
+    if plot is not None and not data:
+        raise OptionError("--plot draws the ranking of --data", "--plot")
+    if plot is not None:
+        plot_format(plot)
+    loaded = load(model)
+    rec = loaded.record
+    if not data:
+        if not values:
+            raise OptionError(one_value_per_input(rec.inputs), "VALUES")
+        row = read_sample(rec, values, warn)
+        return Explained(rec.name, explain_model(loaded, row, baseline=baseline, class_label=class_label), None)
+    table = model_table(rec, data)
+    ranking = explain_data(loaded, data, baseline=baseline, class_label=class_label, table=table)
+    for warning in table_range_warnings(rec, table):  # after explain_data has read its cells as numbers
+        warn(warning)
+    if plot is not None:
+        names, means = [n for n, _ in ranking.ranked], [v for _, v in ranking.ranked]
+        importance_chart(names, means, f"{rec.name}: {ranking.explained}", plot, force=force)
+    return Explained(rec.name, None, ranking, plot)

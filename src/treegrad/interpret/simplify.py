@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError, TreegradError
+from ..errors import DataError, OptionError, TreegradError
 from ..run.modelfile import ModelRecord
 from ..run.provenance import derived
 from .canonical import Form, SpecWriter, affs, canonical, term_count
@@ -401,3 +401,48 @@ def save_front(result: Simplified, folder: Path, stem: str, *, force: bool = Fal
     for p, c in zip(paths, result.candidates):
         save(p, c.record, force=force)
     return paths
+
+
+@dataclass
+class Saved:
+    """What `treegrad simplify` made: the models on the way, the chosen one's formula, and the files."""
+
+    result: Simplified
+    record: ModelRecord  # the model simplified
+    formula: str  # the chosen model's, at the precision asked
+    out: Path
+    front: list[Path]  # every candidate, with --front
+
+
+def simplify_file(
+    model: Path,
+    out: Path,
+    *,
+    tolerance: str = "1%",
+    data: str | None = None,
+    max_terms: int | None = None,
+    digits: int | None = None,
+    epochs: int | None = None,
+    front: Path | None = None,
+    precision: int = 4,
+    log: Callable[[str], None] | None = None,
+    force: bool = False,
+) -> Saved:
+    """`treegrad simplify`: the model file shortened (see `simplify`, whose options these are; the
+    tolerance as written, 1% or 0.01), the chosen model saved to `out`, and with `front` every
+    candidate to that folder. The outputs are checked before the refits, so that a wrong -o costs nothing."""
+    from ..core.printers import funcify
+    from ..files import check_output
+    from ..run.modelfile import load, output_kind, save
+
+    tol = parse_tolerance(tolerance)
+    if front is not None and not front.is_dir():
+        raise OptionError(f"{front} is not a folder", "--front")
+    loaded = load(model)
+    # After the model is read (it may not be written over); before the refits.
+    check_output(out, force=force, kind=output_kind(loaded.record.name))
+    result = simplify(loaded, data=data, tolerance=tol, max_terms=max_terms, digits=digits, epochs=epochs, log=log)
+    chosen = result.candidates[result.chosen]
+    save(out, chosen.record, force=force)
+    paths = save_front(result, front, out.name.split(".")[0], force=force) if front is not None else []
+    return Saved(result, loaded.record, funcify(chosen.root, precision=precision), out, paths)

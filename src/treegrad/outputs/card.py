@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 from ..core.printers import funcify, show_full
 from ..errors import escaped
-from ..files import CARD_MARK
+from ..files import CARD, CARD_MARK, write_atomic
 from ..limits import MAX_SHOWN_FORMULA
-from ..run.modelfile import Lineage, Loaded
+from ..run.modelfile import Lineage, Loaded, load
 from ..run.provenance import FAR, Provenance, quoted
 
 MAX_LISTED_INPUTS = 16  # inputs listed one per row; the rest are counted
@@ -346,3 +347,12 @@ def model_card(loaded: Loaded, model: str | None = None) -> str:
         lines += ["", *section]
     lines += ["", CARD_MARK]  # how card -o knows a file it may write again (files.CARD)
     return "\n".join(lines) + "\n"
+
+
+def card_file(model: Path, out: Path | None = None, *, force: bool = False) -> str:
+    """`treegrad card`: the card of the model file `model`; written to `out` when given (over an
+    existing file only if it is a card, or with `force`)."""
+    text = model_card(load(model), str(model))
+    if out is not None:
+        write_atomic(out, text, force=force, kind=CARD)
+    return text

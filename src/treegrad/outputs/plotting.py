@@ -19,6 +19,7 @@ from ..engine.compiled import predict_many
 from ..errors import DataError, TreegradError
 from ..files import IMAGE, IMAGE_MARK, write_atomic
 from ..run.datasource import model_table
+from ..run.modelfile import load
 from ..run.tasks import accuracy
 
 PLOT_FORMATS = ("png", "svg", "pdf")
@@ -334,3 +335,14 @@ def importance_chart(
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=110, metadata={"Creator": IMAGE_MARK})
     write_atomic(out, buf.getvalue(), kind=IMAGE, force=force)
+
+
+def plot_file(model: Path, out: Path, data: str | None = None, *, force: bool = False) -> PlotResult:
+    """`treegrad plot`: the model file drawn (see `draw`) over `data` (else its training data) and
+    written to `out`; the notes say what could not be drawn."""
+    plot_format(out)
+    loaded = load(model)
+    points, notes = load_points(loaded.record, data)
+    result = plot_model(loaded.root, loaded.record, points, out, force=force)
+    result.notes[:0] = notes
+    return result

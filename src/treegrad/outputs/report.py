@@ -30,6 +30,7 @@ from typing import Any
 
 from ..core.nodes import Leaf, Node, Output, Softmax
 from ..core.printers import funcify, number
+from ..files import PAGE, check_output, write_atomic
 
 FULL_GRAPH = 300  # up to this many nodes the graph opens expanded; larger ones open as layers
 MAX_FORMULA = 20_000  # characters of formula text shown; a longer one is left to `treegrad show`
@@ -445,3 +446,22 @@ def render(data: dict[str, Any]) -> str:
     }
     # One pass, so that text filled in (a label reading "{{script}}") is never filled again.
     return re.sub(r"\{\{(\w+)\}\}", lambda m: fill[m.group(1)], _asset("report.html"))
+
+
+def write_page(
+    out: Path,
+    path: Path,
+    data: str | None = None,
+    *,
+    steps: int = 3,
+    learning_rate: float | None = None,
+    precision: int = 4,
+    force: bool = False,
+    option: str = "-o",
+) -> int:
+    """`treegrad report` (and `trace --html`): the page of `page` written to `out`, checked
+    writable first (not after tracing a large model); returns its size in bytes."""
+    check_output(out, force=force, kind=PAGE, option=option)
+    text = page(path, data, steps=steps, learning_rate=learning_rate, precision=precision)
+    write_atomic(out, text, force=force, kind=PAGE, option=option)
+    return len(text.encode("utf-8"))

@@ -13,6 +13,7 @@ The result is plain data; the CLI draws the tables.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..core.graph import local_gradients
@@ -22,6 +23,7 @@ from ..core.printers import funcify, number
 from ..engine.fit import check_targets, resolve_loss
 from ..engine.optim import OPTIMIZERS
 from ..errors import DataError, TrainingError
+from ..run.setups import trace_setup
 
 
 @dataclass
@@ -171,3 +173,25 @@ def trace(
 
 def _copy(v: Any) -> Any:
     return list(v) if isinstance(v, list) else v
+
+
+@dataclass
+class Traced:
+    """What `treegrad trace` shows: the steps, and the loss and learning rate they were taken with."""
+
+    steps: list[TraceStep]
+    loss: str
+    learning_rate: float
+
+
+def trace_file(
+    path: Path, data: str | None = None, learning_rate: float | None = None, *, steps: int = 1, precision: int = 4
+) -> Traced:
+    """`treegrad trace`: the model of a spec or a model file traced for `steps` SGD steps, one per
+    row of `data` (else of its own data), from the first, at `learning_rate` (else its own)."""
+    setup = trace_setup(path, data, learning_rate, rows=steps)
+    lr = setup.learning_rate
+    taken = trace(
+        setup.root, setup.inputs, setup.targets, loss=setup.loss, learning_rate=lr, steps=steps, precision=precision
+    )
+    return Traced(taken, setup.loss, lr)

@@ -24,8 +24,9 @@ from ..engine.settings import Training
 from ..errors import DataError, SpecError, TrainingError
 from .datasource import recorded_table, spec_table
 from .modelfile import Lineage, Task, load
+from .options import Asked
 from .provenance import Provenance, describe
-from .resume import Continuation, check_same_data, continuation, resumed_lineage, start_from
+from .resume import Continuation, check_same_data, continuation, resumed_lineage, start_from, warm_start
 from .runlog import resolved_spec
 from .tasks import class_labels
 
@@ -317,4 +318,32 @@ def prepare_resume(
     start_from(prep.root.compiled_graph, record, model)
     prep.continued = cont
     prep.provenance, prep.lineage = resumed_lineage(record, prep.provenance)
+    return prep
+
+
+def start(
+    asked: Asked, *, data: str | None = None, part: Part = WHOLE, command: Sequence[str] | None = None
+) -> Prepared:
+    """The run `treegrad train` was asked for (options.Asked, checked by options.check_train), ready
+    to train: a recorded run going on (--resume, for --epochs more), or the spec's with the options
+    and the `--set KEY=VALUE` settings applied, begun from another model's parameters (--init-from).
+    With `part`, this process's part of a data-parallel run; `command` (argv) is recorded."""
+    from ..spec.settings import parse_assignment
+
+    if asked.resume is not None:
+        return prepare_resume(asked.resume, epochs=asked.overrides.get("epochs"), data=data, command=command)
+    assert asked.spec is not None, "check_train refuses a run with neither SPEC nor --resume"
+    sets = [(key, values[0]) for key, values in (parse_assignment(item, "--set") for item in asked.sets)]
+    prep = prepare(
+        asked.spec,
+        data=data,
+        target=asked.target,
+        overrides=dict(asked.overrides),
+        sets=sets,
+        command=command,
+        part=part,
+    )
+    if asked.init_from is not None:
+        init_from = asked.init_from
+        part.agree(lambda: warm_start(prep, init_from))
     return prep

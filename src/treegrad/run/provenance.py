@@ -19,12 +19,14 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from ..data.columns import drop_missing
 from ..data.parts import WHOLE, Part
-from ..data.table import Origin
+from ..data.table import Origin, Table
+from ..data.targets import input_rows
 from ..errors import UNPRINTABLE
 
 FAR = 0.1  # beyond the training range by more than this fraction of its width
@@ -208,3 +210,11 @@ def range_warnings(
             f"({', '.join(o.input for o in rest[:5])}{', ...' if len(rest) > 5 else ''})"
         )
     return lines
+
+
+def table_range_warnings(record: Any, table: Table, also: Sequence[str | None] = ()) -> list[str]:
+    """range_warnings for a model file's `record` over the rows of a table a command has read, each
+    named by its line in the file: a row with an empty cell in an input or in the columns `also`
+    (which `missing: drop` left out) is left out here too."""
+    kept, _ = drop_missing(table, [*record.inputs, *(c for c in also if c is not None)])
+    return range_warnings(record.input_ranges, list(record.inputs), input_rows(kept, list(record.inputs)), kept.place)

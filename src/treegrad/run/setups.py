@@ -1,5 +1,6 @@
 """What `trace` and `check` start from: a model and the rows of its data, read from a spec
-(its initial parameters) or a model file (its learned ones), as training reads them.
+(its initial parameters) or a model file (its learned ones), as training reads them; and
+`check_spec`, `treegrad check` itself.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any
 
 from ..data.columns import model_inputs
 from ..data.targets import encode_targets, input_rows, select
+from ..engine.gradcheck import GradientCheck, gradient_check
+from ..spec.build import loss_name
 from .datasource import model_table, spec_table
 from .modelfile import is_model_file, load
 from .prepare import build_on, load_spec_file
@@ -93,3 +96,27 @@ def check_setup(spec_path: Path, data: str | None = None) -> CheckSetup:
         rows = input_rows(table, list(spec.inputs))
     root, _ = build_on(spec, rows or [], normalize=spec.training.normalize)
     return CheckSetup(spec=spec, root=root, rows=rows)
+
+
+@dataclass
+class Checked:
+    """What `treegrad check` found: the spec's model summarised, and its gradients against finite differences."""
+
+    summary: list[tuple[str, str]]  # (what, its value): inputs, output, loss, parameters, nodes
+    gradients: GradientCheck
+    on_data: bool  # checked at rows of the data, else at random inputs
+
+
+def check_spec(spec_path: Path, data: str | None = None) -> Checked:
+    """`treegrad check`: the spec read and checked, its model summarised, and its gradients checked
+    at rows of `data` (else of the spec's `data:`, else at random inputs)."""
+    setup = check_setup(spec_path, data)
+    g = setup.root.compiled_graph
+    summary = [
+        ("inputs", ", ".join(g.input_names)),
+        ("output", "softmax" if g.is_softmax else (f"list of {len(g.elements)}" if g.is_list else "one value")),
+        ("loss", loss_name(setup.spec)),
+        ("parameters", str(len(g.params))),
+        ("nodes", str(len(g.order))),
+    ]
+    return Checked(summary, gradient_check(setup.root, rows=setup.rows), bool(setup.rows))

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SettingError, SpecError, TreegradError
+from ..errors import OptionError, SettingError, SpecError, TreegradError
 from ..spec.settings import KeyPath, load, parse_assignment
 
 MAX_RUNS = 10_000  # a grid bigger than this is most likely a typo in a --grid list
@@ -428,3 +428,71 @@ def optuna_search(
     )
     study.optimize(objective, n_trials=trials)
     return _result(grid, runs)
+
+
+SEARCHES = ("grid", "optuna")  # every combination (sweep), or --trials of them chosen by Optuna (optuna_search)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A finished `treegrad sweep` and the files it wrote."""
+
+    result: SweepResult
+    csv: Path  # every run
+    best: Path | None  # the best run's model; None if not asked for or every run failed
+
+
+def sweep_files(
+    spec_path: Path,
+    grid: Grid,
+    seeds: int | None = None,
+    *,
+    search: str = "grid",
+    trials: int = 20,
+    storage: str | None = None,
+    study: str | None = None,
+    workers: int = 1,
+    data: str | None = None,
+    target: str | None = None,
+    csv_path: Path | None = None,
+    best_out: Path | None = None,
+    force: bool = False,
+    on_result: Callable[[int, int, RunResult], None] | None = None,
+) -> Written:
+    """`treegrad sweep`: its outputs checked first (the runs to `csv_path`, NAME.sweep.csv by
+    default; the best model to `best_out`), the grid searched (`search`: every combination, or
+    `trials` of them chosen by Optuna, its study named NAME when kept in `storage`), then every run
+    written as CSV and the best one's model saved."""
+    from ..files import SWEEP, check_output, write_atomic
+    from ..spec.models import load_spec
+    from .modelfile import output_kind
+
+    if search not in SEARCHES:
+        raise OptionError(f"--search is {' or '.join(SEARCHES)}, not {search!r}", "--search")
+    name = load_spec(spec_path).name or spec_path.stem
+    csv_path = csv_path or Path(f"{name}.sweep.csv")
+    check_output(csv_path, force=force, kind=SWEEP, option="--csv")
+    if best_out is not None:
+        check_output(best_out, force=force, kind=output_kind(name), option="--best-out")
+    if search == "optuna":
+        study = name if storage is not None and study is None else study
+        result = optuna_search(
+            spec_path,
+            grid,
+            seeds,
+            trials,
+            storage=storage,
+            study_name=study,
+            workers=workers,
+            data=data,
+            target=target,
+            on_result=on_result,
+        )
+    else:
+        result = sweep(spec_path, grid, seeds, workers=workers, data=data, target=target, on_result=on_result)
+    write_atomic(csv_path, runs_csv(result), force=force, kind=SWEEP, option="--csv")
+    best = result.best
+    if best_out is None or best is None:
+        return Written(result, csv_path, None)
+    write_atomic(best_out, saved_as(best, best_out) + "\n", force=force)
+    return Written(result, csv_path, best_out)

@@ -15,6 +15,7 @@ from typing import Any
 from ..data.parts import WHOLE, Part
 from ..engine.compiled import predict_many
 from ..engine.losses import LOSSES
+from ..errors import TreegradError
 
 
 def class_labels(task: str | None, classes: list[str] | None, outputs: int) -> list[str] | None:
@@ -42,6 +43,32 @@ def decode(task: str, classes: list[str] | None, out: Any) -> dict[str, Any]:
         labels = class_labels("classes", classes, len(probs)) or []
         return {"label": labels[k], "probability": probs[k], "probabilities": dict(zip(labels, probs))}
     return {"prediction": float(out)}
+
+
+def check_finite(results: Sequence[dict[str, Any]], where: Callable[[int], str]) -> None:
+    """Refuse predictions (decoded) whose value or probability is not a finite number, as a
+    TreegradError naming the first such row by `where`; JSON, which has null for them, needs no check."""
+    for i, r in enumerate(results):
+        value = r.get("probability", r.get("prediction"))
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TreegradError(
+                f"{where(i)}: the model cannot give a finite answer there (its output is {value}); the inputs "
+                "are too far from what it was trained on, or its parameters too large"
+            )
+
+
+def check_finite_metrics(metrics: dict[str, Any], source: str) -> None:
+    """Refuse metrics of a model on data (`source`) that overflowed: an infinite loss or error, or no loss."""
+    bad = [
+        k
+        for k in ("loss", "mse", "mae", "r2")
+        if k in metrics and (math.isinf(metrics[k]) or k == "loss" and math.isnan(metrics[k]))
+    ]
+    if bad:
+        raise TreegradError(
+            f"the model cannot give a finite answer on {source} ({', '.join(bad)} not finite): "
+            "the data is too far from what it was trained on, or its parameters too large"
+        )
 
 
 def accuracy(task: str, outputs: Sequence[Any], y: Sequence[Any]) -> float:

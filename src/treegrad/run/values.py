@@ -4,11 +4,12 @@ read into a row of the model's inputs, and the hints that show how to type them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import MAX_LISTED, DataError, clip, did_you_mean, escaped, listed
+from .provenance import range_warnings
 
 MAX_HINTED_INPUTS = 8  # inputs named one by one in a hint; more are no hint: a CSV of them is
 
@@ -33,6 +34,16 @@ def next_commands(model: Path | None, inputs: Sequence[str]) -> str:
 def one_value_per_input(inputs: Sequence[str]) -> str:
     """What predict and explain given no values ask for."""
     return f"give one value per input ({listed(inputs)}), or --data FILE.csv{all_listed(inputs)}"
+
+
+def read_sample(record: Any, values: Sequence[str], warn: Callable[[str], None]) -> list[float]:
+    """The row of values typed after MODEL for a model file's `record` (parse_values), each input
+    far outside its training range said through `warn` (provenance.range_warnings)."""
+    inputs = list(record.inputs)
+    row = parse_values(inputs, values, record)
+    for warning in range_warnings(record.input_ranges, inputs, [row]):
+        warn(warning)
+    return row
 
 
 def parse_values(inputs: list[str], values: Sequence[str], rec: Any = None) -> list[float]:
