@@ -161,9 +161,6 @@ REACHING_FURTHER = {
     # The torch layer sits above run: the cli joins torchrun's group and makes the torch trainer,
     # run prepares and trains; --print-config and --log-dir are runlog's, the next: hint values'.
     "train": 5,
-    # Until the output formats are one table (outputs/formats.py), show and export pick the maker.
-    "show": 3,
-    "export_": 4,
 }
 
 

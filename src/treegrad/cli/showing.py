@@ -12,10 +12,10 @@ import typer
 
 from ..errors import TreegradError
 from ..limits import MAX_SHOWN_FORMULA, MAX_TRACE_STEPS
-from ..outputs.formats import FORMATS, Command, Format, described, export, lookup, offered, render
+from ..outputs.formats import Command, Format, described, export, lookup, render
 from . import views
-from .program import Force, ModelFile, ModelOrSpec, Precision, app, file_name
-from .render import err, escape, out
+from .program import Force, ModelFile, ModelOrSpec, Precision, app, file_name, usage_errors
+from .render import err, escape
 
 Data = Annotated[str | None, typer.Option("--data", "-d", help="A built-in dataset or a CSV file.")]
 
@@ -36,32 +36,18 @@ def show(
     ] = False,
 ) -> None:
     """Print the model as a formula (or draw its node graph with --format tree)."""
-    from ..run.modelfile import open_model
+    from ..outputs.formats import show as show_model
 
-    shown = FORMATS[format].show if format in FORMATS else None
-    if shown == "file":
-        text = render(open_model(model), format, precision)
-        assert isinstance(text, str)
-        sys.stdout.write(text)
-        return
-    root = open_model(model).root
-    if simplify:
-        from ..outputs.export import simplified
-
-        if shown != "formula":
-            formulas = " or ".join(f.name for f in offered("show") if f.show == "formula")
-            raise typer.BadParameter(f"--simplify works with --format {formulas}", param_hint="--simplify")
-        out.print(escape(simplified(root, precision=precision, format=format)))
-        return
-    from ..core.printers import full_formula_hint, funcify
-
-    limit = None if full else MAX_SHOWN_FORMULA
-    if shown == "tree":
-        views.tree(root, precision, limit, full_formula_hint(str(model), format))
-        return
     _format_of(format, "show")
-    text = funcify(root, precision=precision, format=format)
-    views.formula(text, limit, full_formula_hint(str(model), format))
+    with usage_errors():
+        showing = show_model(model, format, precision, simplify=simplify)
+    limit = None if full or not showing.cut else MAX_SHOWN_FORMULA
+    if showing.how == "file":
+        sys.stdout.write(showing.text)
+    elif showing.how == "tree":
+        views.tree(showing.root, precision, limit, showing.whole)
+    else:
+        views.formula(showing.text, limit, showing.whole)
 
 
 def _format_of(name: str, command: Command) -> Format:

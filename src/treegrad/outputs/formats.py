@@ -15,10 +15,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import files
-from ..errors import TreegradError
+from ..errors import OptionError, TreegradError
 
 if TYPE_CHECKING:
     from ..run.modelfile import Opened
@@ -94,3 +94,41 @@ def export(model: Opened, name: str, out: Path, precision: int = 4, *, force: bo
     an existing `out` is replaced only if it is this format's export (its kind), or with `force`."""
     fmt = lookup(name, "export")
     files.write_atomic(out, render(model, name, precision), kind=fmt.kind, force=force)
+
+
+@dataclass(frozen=True)
+class Showing:
+    """What `treegrad show` prints for a model: text as `export` writes it ("file"), a formula
+    ("formula": the command line cuts a long one unless --full, but not one sympy simplified),
+    or the node graph it draws ("tree")."""
+
+    how: Shown
+    text: str  # "" for the tree
+    root: Any  # the model's output node
+    whole: str  # how to see a cut formula or tree whole
+    cut: bool = True  # a long formula may be cut
+
+
+def show(path: Path, name: str, precision: int = 4, *, simplify: bool = False) -> Showing:
+    """`treegrad show`: the model of a model file or spec in the format `name` (a show format),
+    its formula simplified by sympy with `simplify`."""
+    from ..core.printers import full_formula_hint, funcify
+    from ..run.modelfile import open_model
+
+    fmt = lookup(name, "show")
+    model = open_model(path)
+    whole = full_formula_hint(str(path), name)
+    if fmt.show == "file":  # --simplify does not apply: the file is shown as export writes it
+        text = render(model, name, precision)
+        assert isinstance(text, str), "a show format is text"
+        return Showing("file", text, model.root, whole)
+    if simplify:
+        if fmt.show != "formula":
+            formulas = " or ".join(f.name for f in offered("show") if f.show == "formula")
+            raise OptionError(f"--simplify works with --format {formulas}", "--simplify")
+        from .export import simplified
+
+        return Showing("formula", simplified(model.root, precision=precision, format=name), model.root, whole, False)
+    if fmt.show == "tree":
+        return Showing("tree", "", model.root, whole)
+    return Showing("formula", funcify(model.root, precision=precision, format=name), model.root, whole)
