@@ -7,16 +7,17 @@ what each `--engine` is, the devices it runs on and whether it trains data-paral
 `check_train` refuses what cannot go together: a resumed run given what would make it another run,
 a device the engine does not run on, an engine torchrun cannot start.
 
-This module is read when the command line is built, on every command: it imports nothing heavy,
-and reads the settings' descriptions from their source only when `train --help` shows them.
+This module is read when the command line is built, on every command: it imports nothing heavy
+(its records are named tuples, which cost a tenth of a dataclass to define), and reads the
+settings' descriptions from their source only when `train --help` shows them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import OptionError
 
@@ -27,8 +28,7 @@ def _optimizers() -> Iterable[str]:
     return OPTIMIZERS
 
 
-@dataclass(frozen=True)
-class Override:
+class Override(NamedTuple):
     """A training setting that `train` takes as an option of its own, for one run."""
 
     field: str  # its name in the settings record (Training)
@@ -71,6 +71,7 @@ OVERRIDES = (
 )
 
 
+@cache  # one reading of the source for every option's help
 def setting_docs() -> dict[str, str]:
     """Each training setting's description: the docstring under its field in engine/settings.py,
     read from the source (importing the module would import pydantic and the engine, which
@@ -94,8 +95,7 @@ def setting_docs() -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True)
-class Engine:
+class Engine(NamedTuple):
     """What trains a run: `--engine NAME`."""
 
     name: str
@@ -127,8 +127,7 @@ def device_help() -> str:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class Asked:
+class Asked(NamedTuple):
     """What `train` was given that decides which run it is (None or empty: not given)."""
 
     spec: Path | None
