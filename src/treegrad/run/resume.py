@@ -24,6 +24,7 @@ from typing import Any
 
 from ..engine.fit import History
 from ..engine.optim import OPTIMIZERS
+from ..engine.schedules import SCHEDULES
 from ..engine.settings import Training
 from ..errors import TreegradError, escaped, listed
 from ..files import sha256_of
@@ -48,16 +49,10 @@ def why_not_resumable(settings: Training, epochs_done: int, stopped_early: bool)
             "it used early stopping, which keeps the parameters of its best epoch, not those the "
             "optimizer's state belongs to"
         )
-    if schedule is not None and schedule.type == "cosine":
-        return (
-            f"its cosine schedule spreads the learning rate over its {settings.epochs} epochs: a longer "
-            "run would have had other rates from the first epoch on (step and exponential schedules resume)"
-        )
-    if schedule is not None and schedule.type == "plateau":
-        return (
-            "its plateau schedule lowers the rate by the losses it has watched, a state the file does "
-            "not keep (step and exponential schedules resume)"
-        )
+    why = schedule.why_not_resumable(settings.epochs) if schedule is not None else None
+    if why is not None:
+        resumable = [name for name, cls in SCHEDULES.items() if cls().why_not_resumable(settings.epochs) is None]
+        return f"{why} ({' and '.join(resumable)} schedules resume)"
     if epochs_done != settings.epochs:
         return f"it stopped after {epochs_done} of its {settings.epochs} epochs (interrupted)"
     return None
