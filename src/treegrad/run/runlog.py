@@ -19,10 +19,9 @@ import math
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
 from ..errors import FileError
 from ..files import check_output, write_atomic
+from ..spec.reading import dump_data, read_data
 
 SPEC_FILE = "spec.yaml"
 METRICS_FILE = "metrics.csv"
@@ -37,7 +36,7 @@ def resolved_spec(text: str, training: Any, data: str | None, target: str, base:
     `data` is the data as named (by --data from the current folder, else by the spec's
     `data:` from `base`, the spec's folder): a file becomes its absolute path, a built-in
     dataset stays its name."""
-    raw = yaml.safe_load(text)
+    raw, _ = read_data(text, "the spec")  # as the spec was read: YAML 1.2 (PyYAML's 1.1 made `yes` true)
     assert isinstance(raw, dict), "a spec that validated is a mapping"
     out = dict(raw)
     if data is not None:
@@ -51,7 +50,7 @@ def resolved_spec(text: str, training: Any, data: str | None, target: str, base:
 def dump(spec: dict[str, Any]) -> str:
     """The resolved spec as YAML text, keys in the spec's order; a run started from another
     model's parameters says so first, in a comment, with the option that trains it again."""
-    text = yaml.safe_dump({k: v for k, v in spec.items() if k != INIT_FROM}, sort_keys=False, allow_unicode=True)
+    text = dump_data({k: v for k, v in spec.items() if k != INIT_FROM})
     if spec.get(INIT_FROM) is None:
         return text
     from .provenance import quoted

@@ -534,6 +534,28 @@ def read_value(text: str, where: str) -> Any:
     return None if read is None else read[0]
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting by the reader's YAML 1.2 rules: a text that this module would
+    read as something else (`1e5`, `nan`) is quoted, and one with a line break or another
+    unprintable character is written in double quotes, where each is an escape."""
+
+    yaml_implicit_resolvers = _Resolver.yaml_implicit_resolvers
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    # PyYAML writes a NEL or a Unicode line separator raw inside single quotes, where reading
+    # folds it into a space; in double quotes it is an escape, read back as itself.
+    return dumper.represent_scalar(_STR, text, style=None if text.isprintable() else '"')
+
+
+_Dumper.add_representer(str, _represent_text)
+
+
+def dump_data(data: Any) -> str:
+    """Plain data as YAML text, keys in their order, that `read_data` reads back as the same data."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
 def read_data(text: str, filename: str) -> tuple[Any, Source]:
     """Plain data and its positions from a spec's text; `filename` is used in messages and tells JSON from YAML."""
     text = text.removeprefix("\ufeff")

@@ -26,12 +26,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..engine.settings import Training
 from ..errors import SettingError, SpecError, clip, describe, did_you_mean
 from .models import Spec, validate_spec, validate_training
-from .reading import Source, format_path, read_data, read_text, read_value
+from .reading import Source, dump_data, format_path, read_data, read_text, read_value
 
 __all__ = ["KeyPath", "SettingError", "apply", "clashes", "load", "override", "parse_assignment", "parse_key"]
 
@@ -138,8 +136,9 @@ def apply(data: dict[str, Any], changes: Iterable[tuple[KeyPath, Any]], source: 
 
 
 def _shown(path: KeyPath, value: Any) -> str:
-    """A change as it would be typed: layers.0.linear=16."""
-    return f"{'.'.join(path)}={value if isinstance(value, str) else json.dumps(value)}"
+    """A change as it would be typed, on one line: layers.0.linear=16, description="two\\nlines"."""
+    plain = isinstance(value, str) and value.isprintable()
+    return f"{'.'.join(path)}={value if plain else json.dumps(value)}"
 
 
 def load(spec_path: Path, changes: Iterable[tuple[KeyPath, Any]], where: str = "--set") -> tuple[Spec, str]:
@@ -162,7 +161,10 @@ def load(spec_path: Path, changes: Iterable[tuple[KeyPath, Any]], where: str = "
         # Located in the file, but the file alone may be fine: say what changed it.
         raise SpecError(f"{e} (in the spec as changed by {said})") from None
     if any(path[0] != "training" for path, _ in changes):
-        text = f"# {spec_path.name} with {said}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        # One comment line whatever was set: a line break in it (YAML counts \r, NEL and the
+        # Unicode separators too) would start a line of the spec, which then no longer reads back.
+        name = spec_path.name if spec_path.name.isprintable() else json.dumps(spec_path.name)
+        text = f"# {name} with {said}\n" + dump_data(data)
     return spec, text
 
 
