@@ -77,3 +77,39 @@ def test_the_resolved_spec_of_a_run_reads_back_as_the_spec_trained(xor: Path) ->
     assert r.exit_code == 0, r.output
     again = parse_spec(Path("run/spec.yaml").read_text(), "run/spec.yaml")
     assert again.description == "yes" and again.inputs == ["x", "y"]
+
+
+# ----------------------------------------------------------------- classes (item 10)
+
+
+def test_a_softmax_over_3000_outputs_compiles_flat() -> None:
+    # The softmax's sum and its gradient's dot product were one `a + b + ...` expression, which
+    # Python's compiler nests as deep as it is long: RecursionError at about 3,000 classes.
+    import random
+
+    from treegrad import Input, Linear, Output, Softmax, fit
+    from treegrad.engine.compiled import predict_many
+
+    x = Input("x")
+    model = Softmax([Linear([x], units=3000, rng=random.Random(0))])
+    out = predict_many(model, [[0.5], [-1.0]])
+    assert len(out[0]) == 3000 and abs(sum(out[0]) - 1) < 1e-9
+    history = fit(model, [[0.5], [-1.0]], [0, 2999], loss="cross_entropy", epochs=1, engine="compiled")
+    assert len(history) == 1
+    wide = Output([x * float(k) for k in range(3000)])  # a list output's mean loss over 3,000 elements
+    fit(wide, [[0.5]], [[0.0] * 3000], epochs=1, engine="compiled")
+
+
+def test_more_classes_than_the_limit_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from treegrad.limits import MAX_CLASSES
+
+    monkeypatch.chdir(tmp_path)
+    n = MAX_CLASSES + 1
+    Path("many.csv").write_text("x,label\n" + "".join(f"{i},c{i}\n" for i in range(n)))
+    Path("m.yaml").write_text("inputs: [x]\nlayers: [{linear: 3}, {softmax: true}]\ntarget: label\n")
+    r = run("train", "m.yaml", "--data", "many.csv", "-q")  # the data's count, before the width's mismatch
+    assert r.exit_code == 1 and f"{n:,} classes" in r.output and f"{MAX_CLASSES:,}" in r.output, r.output
+    assert "internal error" not in r.output and not Path("m.model.json").exists()
+    Path("w.yaml").write_text(f"inputs: [x]\nlayers: [{{linear: {n}}}, {{softmax: true}}]\ntarget: label\n")
+    r = run("check", "w.yaml", "--data", "many.csv")  # the spec's width, before the data is read
+    assert r.exit_code == 1 and "w.yaml:2:19: layers[0].linear" in r.output and f"{n:,} outputs" in r.output, r.output

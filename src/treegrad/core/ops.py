@@ -502,14 +502,14 @@ def softmax_code(z: Sequence[str], p: Sequence[str], tmp: str) -> list[str]:
     """Statements computing p = softmax(z), stable: the largest logit is subtracted first."""
     lines = [f"{tmp}m = max({', '.join(z)})"]
     lines += [f"{pi} = exp({zi} - {tmp}m)" for zi, pi in zip(z, p)]
-    lines.append(f"{tmp}s = {' + '.join(p)}")
+    lines.append(f"{tmp}s = {wide_sum(p)}")
     lines += [f"{pi} = {pi} / {tmp}s" for pi in p]
     return lines
 
 
 def softmax_grad_code(p: Sequence[str], gp: Sequence[str], gz: Sequence[str], tmp: str) -> list[str]:
     """Statements for the vector-Jacobian product: gz_i = p_i * (gp_i - sum_j gp_j p_j)."""
-    dot = " + ".join(f"{g} * {q}" for g, q in zip(gp, p))
+    dot = wide_sum([f"{g} * {q}" for g, q in zip(gp, p)])
     return [f"{tmp}d = {dot}"] + [f"{g} = {q} * ({gpi} - {tmp}d)" for g, q, gpi in zip(gz, p, gp)]
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ..errors import DataError, describe_char, did_you_mean, escaped, listed, unprintable
 from ..errors import clip as _clip
+from ..limits import MAX_CLASSES
 from .table import Cell, Table, is_number, number, row_place
 
 
@@ -149,6 +150,13 @@ def encode_targets(
     labels = label_texts(raw, at)
     if classes is None:
         classes = class_order(labels)
+        if kind == "classes" and len(classes) > MAX_CLASSES:
+            raise DataError(
+                f"the target in {where} has {len(classes):,} classes, more than the {MAX_CLASSES:,} a classifier "
+                f"takes (its confusion matrix alone would hold {len(classes) ** 2:,} cells): "
+                "a value of its own in nearly every row is an id or a number; for a number, train a "
+                "regression (a linear output, loss: mse), or group the labels into fewer classes"
+            )
     else:
         classes = list(classes)
         known = set(classes)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-from ..core.ops import NAMESPACE
+from ..core.ops import NAMESPACE, wide_sum
 
 BCE_EPS = 1e-8  # bce clamps p to [BCE_EPS, 1 - BCE_EPS]: no log(0), as in PyTorch-style BCE
 CE_TINY = 1e-300  # cross-entropy clamps the true class's probability only to avoid log(0)
@@ -94,7 +94,7 @@ def _mean_over_elements(one: Elementwise) -> LossCode:
         for i, (pi, gi) in enumerate(zip(p, grads)):
             lines += one(pi, f"{t}[{i}]", f"{tmp}l{i}", gi, f"{tmp}{i}")
             lines.append(f"{gi} = {gi} / {k}.0")
-        lines.append(f"{loss} = ({' + '.join(f'{tmp}l{i}' for i in range(k))}) / {k}.0")
+        lines.append(f"{loss} = ({wide_sum([f'{tmp}l{i}' for i in range(k)])}) / {k}.0")
         return lines
 
     return code

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from ..engine.losses import LOSSES
 from ..engine.settings import Training
 from ..errors import ModelError, SpecError, describe_char, did_you_mean, listed, unprintable
+from ..limits import MAX_CLASSES
 from .expressions import DenseLayer, LinearCall, LinearLayer, OpCall, ParamCall, ParamInit, SoftmaxCall, SoftmaxLayer
 from .reading import Source, SpecPath, format_path
 
@@ -331,6 +332,13 @@ def _output_shape(spec: SpecView, widths: dict[str, int]) -> tuple[str, int]:
 
 
 def _check_loss_and_labels(spec: SpecView, kind: str, count: int) -> None:
+    if kind == "softmax" and count > MAX_CLASSES:
+        where = ("layers", len(spec.layers) - 2, "linear") if spec.layers is not None else ("output", "softmax")
+        raise spec.error(
+            where,
+            f"the softmax has {count:,} outputs, one per class, more than the {MAX_CLASSES:,} a classifier takes "
+            "(its confusion matrix alone would hold the square); group the labels into fewer classes",
+        )
     if spec.loss is not None:
         fits_softmax = LOSSES[spec.loss].on_softmax
         if kind == "softmax" and not fits_softmax:
