@@ -143,6 +143,46 @@ def test_iris_shortens_to_a_readable_formula_within_two_points(tmp_path: Path) -
     assert accuracy(small) >= accuracy(model) - 0.02
 
 
+# A linear law in raw units, far from 0 and 1 (issue 23): trained with normalize, the target is
+# standardised too, and the model answers mean + std × what it computes.
+POWER_SPECS = {
+    "linear": "layers: [{linear: 1}]\ntraining: {normalize: true, epochs: 60, learning_rate: 0.05}",
+    "tanh": "layers: [{linear: 8, activation: tanh}, {linear: 1}]\n"
+    "training: {normalize: true, epochs: 60, learning_rate: 0.02, optimizer: adam, batch_size: 8}",
+    "tanh-float32": "layers: [{linear: 8, activation: tanh}, {linear: 1}]\n"
+    "training: {normalize: true, epochs: 60, learning_rate: 0.02, optimizer: adam, batch_size: 8, dtype: float32}",
+}
+
+
+@pytest.mark.parametrize("kind", list(POWER_SPECS))
+def test_a_standardised_target_is_saved_as_simplify_printed_it(kind: str, tmp_path: Path) -> None:
+    rng = random.Random(3)
+    lines = ["voltage,temperature,power"]
+    for _ in range(80):
+        v, t = rng.uniform(0, 100), rng.uniform(-20, 20)
+        lines.append(f"{v!r},{t!r},{2.5 * v - 1.5 * t + 7 + rng.gauss(0, 0.2)!r}")
+    (tmp_path / "power.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "net.yaml").write_text(
+        f"inputs: [voltage, temperature]\ndata: power.csv\ntarget: power\nloss: mse\n{POWER_SPECS[kind]}\n"
+    )
+    net, small = tmp_path / "net.json", tmp_path / "small.json"
+    assert runner.invoke(app, ["train", str(tmp_path / "net.yaml"), "-o", str(net), "-q"]).exit_code == 0
+    assert json.loads(net.read_text())["target_normalization"] is not None
+    result = runner.invoke(app, ["simplify", str(net), "-o", str(small), "--epochs", "20", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    found = re.fullmatch(r"(\S+) \* voltage - (\S+) \* temperature \+ (\S+)", doc["formula"])
+    assert found, doc["formula"]
+    assert float(found[1]) == pytest.approx(2.5, abs=0.05) and float(found[2]) == pytest.approx(1.5, abs=0.1)
+    shown = runner.invoke(app, ["show", str(small)])
+    assert shown.exit_code == 0 and shown.output.strip() == doc["formula"]
+    scored = runner.invoke(app, ["eval", str(small), "--json"])  # no validation split: the training rows
+    assert scored.exit_code == 0, scored.output
+    chosen = doc["candidates"][doc["chosen"]]["train"]
+    assert json.loads(scored.output)["loss"] == pytest.approx(chosen["loss"], rel=1e-9)
+    assert json.loads(scored.output)["r2"] > 0.99
+
+
 # ----------------------------------------------------------------- exact folding
 
 

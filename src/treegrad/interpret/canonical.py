@@ -158,11 +158,15 @@ def affs(form: Form) -> list[Aff]:
     return list(form.outputs) + [arg for atom in atoms(form) for arg in atom.args]
 
 
-def term_count(form: Form, stats: dict[str, tuple[float, float]] | None = None) -> int:
+def term_count(
+    form: Form, stats: dict[str, tuple[float, float]] | None = None, target: tuple[float, float] | None = None
+) -> int:
     """Summands of each output's top-level sum in the user's units, added over the outputs.
 
     With `stats` the inputs are standardised inside the model: c·(x − m)/s counts as one term,
-    and the constant as one if the constant in raw units, const − Σ c·m/s, is not zero.
+    and the constant as one if the constant in raw units, const − Σ c·m/s, is not zero. With
+    `target` (mean, std) the form is in standardised target units and the model answers
+    mean + std × the form: the constant in the target's units is mean + std × that.
     """
     total = 0
     for a in form.outputs:
@@ -171,6 +175,8 @@ def term_count(form: Form, stats: dict[str, tuple[float, float]] | None = None) 
             if stats is not None and atom.op == "input":
                 mean, std = stats[atom.name]
                 const -= c * mean / std
+        if target is not None:
+            const = target[0] + target[1] * const
         total += len(a.terms) + (const != 0.0)
     return total
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine.settings import Training
 from ..errors import DataError, OptionError, TreegradError
 from ..run.modelfile import ModelRecord
 from ..run.provenance import derived
@@ -124,11 +125,29 @@ class Simplified:
 
 @dataclass
 class _Context:
+    """What every step reads: the model file's record, its standardisation, the rows split as in
+    training, and the length of each refit.
+
+    A regression trained on a standardised target (`target`: its mean and std) computes in those
+    units and answers mean + std × that: the forms searched and the specs written are in the
+    model's own units, the refits train on the standardised targets (`fit_y`) as train did, and
+    every model is scored, saved and printed answering in the target's units, as train saves it."""
+
     record: ModelRecord
     stats: dict[str, tuple[float, float]] | None
     train: tuple[list[list[float]], list[Any]]
     validation: tuple[list[list[float]], list[Any]]
     epochs: int
+    weights: list[float] | None = None  # each training row's weight, as the run had them (class, column)
+    target: tuple[float, float] | None = None
+
+    @property
+    def fit_y(self) -> list[Any]:
+        """The training targets in the model's own units (standardised when the run's were)."""
+        if self.target is None:
+            return self.train[1]
+        mean, std = self.target
+        return [(v - mean) / std for v in self.train[1]]
 
 
 def _scores(ctx: _Context, root: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -138,6 +157,40 @@ def _scores(ctx: _Context, root: Any) -> tuple[dict[str, Any], dict[str, Any] | 
     train = evaluate_rows(root, rec.task, rec.loss, *ctx.train)
     val = evaluate_rows(root, rec.task, rec.loss, *ctx.validation) if ctx.validation[0] else None
     return train, val
+
+
+def model_units(form: Form, target: tuple[float, float] | None) -> Form:
+    """The form of a model that answers mean + std × f (a standardised target) as f: each output's
+    sum minus the mean, over the std. `canonical` reads the answering graph; the search, the
+    refits and the saved spec work in the units the model was trained in."""
+    if target is None:
+        return form
+    mean, std = target
+    for a in form.outputs:
+        a.terms = {k: (atom, c / std) for k, (atom, c) in a.terms.items()}
+        a.const = (a.const - mean) / std
+    return form
+
+
+def _built(ctx: _Context, text: str) -> tuple[Any, Any]:
+    """(the model in its own units, the same parameters answering in the target's units) of a
+    spec written by `_spec`; one node graph twice when the target is not standardised."""
+    from ..spec.build import build_model
+    from ..spec.models import parse_spec
+
+    spec = parse_spec(text, "simplified.json")
+    inner = build_model(spec, seed=ctx.record.training.seed, stats=ctx.stats)
+    if ctx.target is None:
+        return inner, inner
+    return inner, build_model(spec, seed=ctx.record.training.seed, stats=ctx.stats, target=ctx.target)
+
+
+def _answering(inner: Any, outer: Any) -> Any:
+    """`outer` with the parameters of `inner` (the same spec, built with the target's scaling)."""
+    if outer is not inner:
+        learned = dict(zip(inner.compiled_graph.param_names, inner.compiled_graph.param_values()))
+        outer.compiled_graph.set_param_values([learned[n] for n in outer.compiled_graph.param_names])
+    return outer
 
 
 def _record(ctx: _Context, spec_text: str, root: Any, train: dict[str, Any], val: dict[str, Any] | None) -> ModelRecord:
@@ -154,30 +207,52 @@ def _record(ctx: _Context, spec_text: str, root: Any, train: dict[str, Any], val
     )
 
 
-def _realize(ctx: _Context, form: Form, what: str, refit: bool) -> Candidate:
-    """The form as a real model: a spec of ordinary nodes, built, refitted if asked, scored."""
-    from ..engine.fit import fit
-    from ..engine.settings import Training
-    from ..spec.build import build_model
-    from ..spec.models import parse_spec
+def refit_settings(training: Training, epochs: int) -> Training:
+    """The settings a shortened model is refitted with: the run's own (rate, batches, optimizer,
+    order, schedule, clipping, penalties: what it minimised and how it stepped) for `epochs`, in
+    float64. A shortened model is ordinary nodes, which float32 cannot train (it needs dense
+    layers, engine/fit.py): asked to, every refit would fail and be dropped."""
+    return training.model_copy(update={"epochs": epochs, "dtype": "float64", "early_stopping": None})
 
-    writer = SpecWriter(form, set(ctx.record.inputs))
-    text = _spec(ctx.record, writer, form, what)
-    spec = parse_spec(text, "simplified.json")
-    root = build_model(spec, seed=ctx.record.training.seed, stats=ctx.stats)
+
+def _refit(ctx: _Context, root: Any) -> None:
+    """Refit `root` (in its own units) on the training rows with `refit_settings`, weighted as the
+    run was; a refit that made the training loss worse, or failed, is undone."""
+    from ..engine.fit import fit
+    from ..run.tasks import evaluate_rows
+
     g = root.compiled_graph
+    rec = ctx.record
+
+    def loss() -> float:
+        return float(evaluate_rows(root, rec.task, rec.loss, ctx.train[0], ctx.fit_y)["loss"])
+
+    before, start = g.param_values(), loss()
+    try:
+        fit(
+            root,
+            ctx.train[0],
+            ctx.fit_y,
+            refit_settings(rec.training, ctx.epochs),
+            loss=rec.loss,
+            sample_weight=ctx.weights,
+        )
+        after = loss()
+    except (TreegradError, ArithmeticError):
+        after = math.inf
+    if not after <= start:  # a refit that made it worse (or diverged) is not kept
+        g.set_param_values(before)
+
+
+def _realize(ctx: _Context, form: Form, what: str, refit: bool) -> Candidate:
+    """The form (in the model's own units) as a real model: a spec of ordinary nodes, built,
+    refitted if asked, scored answering in the target's units."""
+    writer = SpecWriter(form, set(ctx.record.inputs))
+    inner, outer = _built(ctx, _spec(ctx.record, writer, form, what))
+    g = inner.compiled_graph
     if refit and g.params:
-        # The run's rate, batches, optimizer and order; no penalties, clipping or schedule.
-        kept = ctx.record.training.model_dump(include={"learning_rate", "batch_size", "optimizer", "shuffle", "seed"})
-        before = g.param_values()
-        start = _scores(ctx, root)[0]["loss"]
-        try:
-            fit(root, *ctx.train, Training(**kept, epochs=ctx.epochs), loss=ctx.record.loss)
-            after = _scores(ctx, root)[0]["loss"]
-        except TreegradError:
-            after = math.inf
-        if not after <= start:  # a refit that made it worse (or diverged) is not kept
-            g.set_param_values(before)
+        _refit(ctx, inner)
+    root = _answering(inner, outer)
     values = dict(zip(g.param_names, g.param_values()))
     for name, (aff, key) in zip(writer.params, writer.slots):
         if key is None:
@@ -188,8 +263,18 @@ def _realize(ctx: _Context, form: Form, what: str, refit: bool) -> Candidate:
     text = _spec(ctx.record, SpecWriter(form, set(ctx.record.inputs)), form, what)  # the refitted values as inits
     train, val = _scores(ctx, root)
     record = _record(ctx, text, root, train, val)
+    shown = root.compiled_graph  # the nodes as saved, answering in the target's units
     return Candidate(
-        what, term_count(form, ctx.stats), len(g.order), len(g.params), train, val, record, root, form, writer
+        what,
+        term_count(form, ctx.stats, ctx.target),
+        len(shown.order),
+        len(shown.params),
+        train,
+        val,
+        record,
+        root,
+        form,
+        writer,
     )
 
 
@@ -241,20 +326,25 @@ def simplify(
     is left, or `patience` steps after the first model outside the tolerance (once the models
     are at most `max_terms` long).
     """
-    from ..run.datasource import recorded_split
+    from ..run.datasource import recorded_training
 
     _check_options(tolerance, max_terms, digits, epochs)
     rec: ModelRecord = loaded.record
-    train, validation = recorded_split(rec, data)
+    train, validation, weights = recorded_training(rec, data)
     if not train[0]:
         raise DataError("there are no training rows to refit on")
     stats = {k: (float(v[0]), float(v[1])) for k, v in rec.normalization.items()} if rec.normalization else None
-    ctx = _Context(rec, stats, train, validation, rec.training.epochs if epochs is None else epochs)
+    more = rec.training.epochs if epochs is None else epochs
+    # The shortened models are refitted, and trainable, in float64 only (refit_settings): their
+    # records and specs say so.
+    own = rec.model_copy(update={"training": rec.training.model_copy(update={"dtype": "float64"})})
+    ctx = _Context(own, stats, train, validation, more, weights, rec.target_normalization)
 
-    full_form = canonical(loaded.root.compiled_graph, stats is not None)
+    full_form = model_units(canonical(loaded.root.compiled_graph, stats is not None), ctx.target)
     t, v = _scores(ctx, loaded.root)
     g = loaded.root.compiled_graph
-    full = Candidate("trained", term_count(full_form, stats), len(g.order), len(g.params), t, v, rec, loaded.root)
+    terms = term_count(full_form, stats, ctx.target)
+    full = Candidate("trained", terms, len(g.order), len(g.params), t, v, rec, loaded.root)
     found = [full]
     current = _realize(ctx, full_form, "fold constants and affine chains", refit=False)
     if (current.terms, current.nodes) < (full.terms, full.nodes):
@@ -319,7 +409,8 @@ def _best_cut(ctx: _Context, form: Form, values: Values, step: int, say: Callabl
     """The model after the least harmful cut of `form` that can be made (of the five that cost the
     least training loss), refitted; None when no cut is left or none of them works."""
     options = cuts(form, values)
-    scored = sorted(((form_loss(c.form, values, ctx.record.loss, ctx.train[1]), i) for i, c in enumerate(options)))
+    y = ctx.fit_y  # in the form's units: a standardised target's losses are scaled, in the same order
+    scored = sorted(((form_loss(c.form, values, ctx.record.loss, y), i) for i, c in enumerate(options)))
     for loss, i in scored[:5]:
         if not math.isfinite(loss):
             return None  # the remaining cuts leave a model that cannot be evaluated on the training rows
@@ -361,11 +452,9 @@ def _choose(
 
 
 def _rounded(ctx: _Context, c: Candidate, digits: int) -> Candidate:
-    """The candidate with every parameter rounded to `digits` significant digits (no refit)."""
-    from ..spec.build import build_model
-    from ..spec.models import parse_spec
-
-    form = canonical(c.root.compiled_graph, ctx.stats is not None)
+    """The candidate with every parameter rounded to `digits` significant digits (no refit), in the
+    model's own units: its parameters, as the model file holds them."""
+    form = model_units(canonical(c.root.compiled_graph, ctx.stats is not None), ctx.target)
     for a in affs(form):
         a.const = _round(a.const, digits)
         for k, (atom, v) in list(a.terms.items()):
@@ -373,12 +462,12 @@ def _rounded(ctx: _Context, c: Candidate, digits: int) -> Candidate:
     what = f"round to {digits} digits"
     writer = SpecWriter(form, set(ctx.record.inputs))
     text = _spec(ctx.record, writer, form, what)
-    root = build_model(parse_spec(text, "simplified.json"), seed=ctx.record.training.seed, stats=ctx.stats)
+    root = _answering(*_built(ctx, text))
     g = root.compiled_graph
     train, val = _scores(ctx, root)
     return Candidate(
         what,
-        term_count(form, ctx.stats),
+        term_count(form, ctx.stats, ctx.target),
         len(g.order),
         len(g.params),
         train,

@@ -22,8 +22,10 @@ from ..data.readers import BY_SUFFIX, load_data
 from ..data.split import split_indices
 from ..data.table import Table
 from ..data.targets import encode_targets, select
+from ..data.weighting import class_weights, row_weights, take_weight_column
 from ..errors import DataError
 from .modelfile import ModelRecord
+from .tasks import class_labels
 
 
 def pick_table(
@@ -142,28 +144,41 @@ def _model_table(record: ModelRecord, data: str | None = None) -> Table:
     return table
 
 
-def recorded_split(
-    record: ModelRecord, data: str | None = None
-) -> tuple[tuple[list[list[float]], list[Any]], tuple[list[list[float]], list[Any]]]:
+Rows = tuple[list[list[float]], list[Any]]
+
+
+def recorded_split(record: ModelRecord, data: str | None = None) -> tuple[Rows, Rows]:
     """((X, y) training, (X, y) validation): the model's data (or `data`) split as in training.
 
     The split is the one `train` made, from the recorded seed and validation fraction, so
     the rows are the same when the data is the same. A model whose training data cannot be
     read any more gets a DataError that says to pass the data.
     """
+    train, validation, _ = recorded_training(record, data)
+    return train, validation
+
+
+def recorded_training(record: ModelRecord, data: str | None = None) -> tuple[Rows, Rows, list[float] | None]:
+    """(training rows, validation rows, each training row's weight) as `recorded_split` gives the
+    rows, and the weights the run gave them (class weights and a weight column; None: 1 each)."""
     try:
         table = model_table(record, data)
     except DataError as e:
         raise DataError(
             f"this needs the data the model was trained on, and {e}; pass it with --data FILE.csv"
         ) from None
-    if record.training.missing == "drop":  # the rows train kept, so that the split is the same
-        weight = [record.training.weight_column] if record.training.weight_column else []
+    settings = record.training
+    if settings.missing == "drop":  # the rows train kept, so that the split is the same
+        weight = [settings.weight_column] if settings.weight_column else []
         table, _ = drop_missing(table, [*record.inputs, record.data.target, *weight])
+    table, column = take_weight_column(table, settings.weight_column)
     X, raw, _ = select(table, list(record.inputs), record.data.target)
     y, _ = encode_targets(raw, record.task, record.classes, source=table.source, training=False, place=table.place)
-    train_rows, val_rows = split_indices(len(X), record.training.validation_split, record.training.seed)
-    return ([X[i] for i in train_rows], [y[i] for i in train_rows]), (
-        [X[i] for i in val_rows],
-        [y[i] for i in val_rows],
-    )
+    train_rows, val_rows = split_indices(len(X), settings.validation_split, settings.seed)
+    ytr = [y[i] for i in train_rows]
+    per_class = None
+    if settings.class_weight is not None:
+        outputs = len(record.classes) if record.classes and record.task == "classes" else 1
+        per_class = class_weights(settings.class_weight, class_labels(record.task, record.classes, outputs) or [], ytr)
+    weights = row_weights(ytr, per_class, None if column is None else [column[i] for i in train_rows])
+    return ([X[i] for i in train_rows], ytr), ([X[i] for i in val_rows], [y[i] for i in val_rows]), weights
