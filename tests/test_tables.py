@@ -308,6 +308,17 @@ def test_text_input_without_one_hot_keeps_todays_error(tmp_path: Path) -> None:
     assert not (tmp_path / "m.model.json").exists()
 
 
+def test_a_text_column_without_one_hot_names_the_setting_that_takes_it(tmp_path: Path) -> None:
+    _text_table(tmp_path, empty=False)
+    spec = tmp_path / "c.yaml"
+    spec.write_text("inputs: all\ntarget: label\ndata: c.csv\nlayers: [{linear: 1, activation: sigmoid}]\n")
+    r = run("train", str(spec), "-o", str(tmp_path / "m.model.json"))
+    assert r.exit_code == 1
+    assert "c.csv, line 2, column 'color': the input is 'red', not a number" in r.output
+    assert "training.text_inputs: one_hot" in " ".join(r.output.split()), r.output
+    assert not (tmp_path / "m.model.json").exists()
+
+
 def test_bad_values_of_the_new_keys_are_pointed_errors(tmp_path: Path) -> None:
     spec = tmp_path / "c.yaml"
     spec.write_text("inputs: [x]\noutput: {linear: [x]}\ntraining: {missing: skip}\n")

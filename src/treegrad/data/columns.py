@@ -132,9 +132,12 @@ def plan(table: Table, columns: list[str], one_hot: bool, part: Part = WHOLE) ->
         used.add(name)
         return name
 
-    kinds = [cell_kinds(table, table.columns.index(c)) if one_hot else (0, 0) for c in columns]
+    kinds = [cell_kinds(table, table.columns.index(c)) for c in columns]
     totals = [tuple(map(sum, zip(*each))) for each in zip(*part.gather(kinds))]
     text = {c for c, (numbers, texts) in zip(columns, totals) if is_text(numbers, texts)}
+    if text and not one_hot:
+        first = next(c for c in columns if c in text)  # every part knows it: the counts are of all parts
+        part.agree(functools.partial(_no_text, table, table.columns.index(first), first))
     mine = {c: {label_text(row[table.columns.index(c)]) for row in table.rows} for c in text}
     found: dict[str, set[str]] = {c: set() for c in text}
     for values_of in part.gather(mine):
@@ -162,6 +165,22 @@ def plan(table: Table, columns: list[str], one_hot: bool, part: Part = WHOLE) ->
             rec.renamed[c] = name
         rec.inputs.append(name)
     return rec
+
+
+ONE_HOT_HINT = (
+    "to give the model a text column as one 0/1 input per value, set training.text_inputs: one_hot in the "
+    "spec (treegrad init sets it for text columns); else leave the column out of inputs"
+)
+
+
+def _no_text(table: Table, j: int, c: str) -> None:
+    """Refuse the first text cell of column `c` (column j), a text column the run does not one-hot."""
+    i = next((i for i, row in enumerate(table.rows) if isinstance(row[j], str) and row[j] != ""), None)
+    if i is not None:
+        raise DataError(
+            f"{table.place(i)}, column '{c}': the input is '{_clip(escaped(str(table.rows[i][j])))}', "
+            f"not a number; the column holds text: {ONE_HOT_HINT}"
+        )
 
 
 def _no_empty_text(table: Table, j: int, c: str) -> None:
