@@ -3,7 +3,8 @@ a library error into a usage error.
 
 `TreegradGroup.invoke` is the one place where an error becomes a message: a `TreegradError` is
 printed on stderr as one short paragraph and exits with code 1 (usage errors exit 2, Ctrl-C 130,
-SIGTERM 143); anything else is an internal error. A traceback is shown only with `--debug` or
+SIGTERM 143, a closed pipe 141 and nothing said, as `... | head` ends other tools); anything else is
+an internal error. A traceback is shown only with `--debug` or
 TREEGRAD_DEBUG=1.
 """
 
@@ -11,8 +12,11 @@ TREEGRAD_DEBUG=1.
 # every run, and evaluating them from strings cost about 0.1 s of each command's start-up.
 
 import contextlib
+import io
 import os
+import select
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,6 +50,45 @@ def interrupt_code() -> int:
     return 128 + (stopped_by() or signal.SIGINT)
 
 
+# The exit code of a command whose reader went away (`treegrad ... | head`): that of a Unix tool
+# ended by SIGPIPE, as a shell reports it (128 + 13), so that scripts that let `head` cut other
+# tools' output short let treegrad's be cut too.
+CLOSED_PIPE = 141
+
+
+def _stdout_closed() -> bool:
+    """True when standard output is a pipe whose reader has gone (poll says so); True too where
+    poll is not there to ask (Windows)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+    except AttributeError:
+        return True
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+@contextlib.contextmanager
+def _closed_pipe_quietly() -> Iterator[None]:
+    """Standard output's reader has gone: end without a word, with CLOSED_PIPE, as other tools do.
+
+    A write to the closed pipe raises BrokenPipeError, or, through rich (the help, tables), a
+    SystemExit(1) raised while handling one. Standard output then points at /dev/null, so that
+    Python's last flush has nowhere to fail."""
+    try:
+        yield
+    except (BrokenPipeError, SystemExit) as e:
+        if isinstance(e, SystemExit) and not isinstance(e.__context__, BrokenPipeError):
+            raise
+        if isinstance(e, BrokenPipeError) and not _stdout_closed():
+            raise  # another pipe (a worker's): not the reader of our output going away
+        # (rich, for its part, has looked: its SystemExit comes with stdout at /dev/null already.)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(CLOSED_PIPE) from None
+
+
 class TreegradGroup(TyperGroup):
     """Runs a command and turns every error into one message and an exit code.
 
@@ -53,13 +96,20 @@ class TreegradGroup(TyperGroup):
     path cannot fail itself (a MemoryError leaves no room to look anything up).
     """
 
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        """The group's own options read (`treegrad --help` prints there), a closed pipe ending it quietly."""
+        with _closed_pipe_quietly():
+            return super().make_context(*args, **kwargs)
+
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         from .. import files
 
         debug = _debug(ctx)
-        with files.command() as session:
+        with files.command() as session, _closed_pipe_quietly():
             try:
-                return super().invoke(ctx)
+                result = super().invoke(ctx)
+                sys.stdout.flush()  # here, where a closed pipe is handled, not at the interpreter's exit
+                return result
             except TreegradError as e:
                 if debug:
                     raise
@@ -86,8 +136,8 @@ class TreegradGroup(TyperGroup):
                     raise typer.Exit(0) from None
                 raise  # usage errors and exits: Typer renders them (exit code 2 for usage)
             except Exception as e:
-                if debug:
-                    raise
+                if debug or isinstance(e, BrokenPipeError) and _stdout_closed():
+                    raise  # a closed pipe is _closed_pipe_quietly's
                 say(
                     "internal error (out of memory or worse). This is a bug in treegrad: "
                     "run again with --debug to see the traceback, and report it.",
