@@ -200,7 +200,7 @@ def test_init_never_replaces_a_file_without_force(work: Path) -> None:
         result = invoke("init", "d.csv", "-o", victim)
         assert result.exit_code == 1 and "--force" in result.output, result.output
         assert snapshot(work) == before
-    assert invoke("init", "d.csv", "-o", "notes.yaml", "--force").exit_code == 0
+    assert invoke("init", "d.csv", "-o", "notes.yaml", "--force", "--target", "c").exit_code == 0
     assert (work / "notes.yaml").read_text() != USER_YAML
 
 

@@ -303,6 +303,22 @@ def test_text_columns_dropped_rows_and_weights_prepared_in_parts(tmp_path: Path,
 
 
 @pytest.mark.parametrize("world", [2, 3])
+def test_missing_cells_filled_in_parts_with_the_training_rows_values(tmp_path: Path, world: int) -> None:
+    """missing: fill takes each column's mean or most frequent value over the training rows of
+    every part together, as one process does, and fills each part's cells with them."""
+    write(tmp_path, TABLE, "shop.csv")
+    spec = write(tmp_path, SPEC.replace("missing: drop", "missing: fill"), "shop.yaml")
+    whole, preps = _prepared_in_parts(world, spec)
+    assert _training_order(preps) == list(zip(*whole.data.train))
+    assert set(whole.data.recoding.fill) == {"size", "colour"} and whole.data.recoding.filled == 2
+    for p in preps:
+        assert (p.data.rows, p.data.train_count, p.data.validation_count) == (11, 8, 3)
+        assert p.data.recoding.fill["colour"] == whole.data.recoding.fill["colour"]
+        assert close(float(p.data.recoding.fill["size"]), float(whole.data.recoding.fill["size"]))
+        assert (p.data.recoding.filled, p.data.recoding.inputs) == (2, whole.data.recoding.inputs)
+
+
+@pytest.mark.parametrize("world", [2, 3])
 def test_a_bad_cell_in_any_part_stops_every_part_with_its_line(tmp_path: Path, world: int) -> None:
     write(tmp_path, TABLE.replace("99.5", "n/a"), "shop.csv")
     spec = write(tmp_path, SPEC, "shop.yaml")

@@ -38,7 +38,7 @@ def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
         lines.append(",".join([*(str(round(rng.gauss(k * (i % 4), 1), 3)) for i in range(64)), "abc"[k]]))
     (folder / "digits.csv").write_text("\n".join(lines) + "\n")
     spec = folder / "d.yaml"
-    assert run("init", str(folder / "digits.csv"), "-o", str(spec)).exit_code == 0
+    assert run("init", str(folder / "digits.csv"), "-o", str(spec), "--target", "digit").exit_code == 0
     model = folder / "d.model.json"
     r = run("train", str(spec), "--epochs", "2", "-q", "-o", str(model))
     assert r.exit_code == 0, r.output

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from . import views
-from .program import app, file_name
+from .program import app, file_name, usage_errors
 from .render import err, escape, warn
 
 
@@ -44,21 +44,30 @@ def datasets() -> None:
 @app.command()
 def init(
     data: Annotated[Path, typer.Argument(help="The CSV file to read the header and cells of.")],
-    out_path: Annotated[Path, typer.Option("--out", "-o", parser=file_name, help="The spec file to write (.yaml).")],
-    target: Annotated[str | None, typer.Option("--target", help="The column to learn (default: the last).")] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", parser=file_name, help="The spec file to write (default: the CSV's stem.yaml)."),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="The column to learn (default: the one named target, label, class, y, ...)."),
+    ] = None,
     model: Annotated[str, typer.Option("--model", help="linear (no hidden layer) or mlp (one hidden layer).")] = "mlp",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing spec file.")] = False,
 ) -> None:
     """Write a commented spec for a CSV file that trains with no edits."""
-    from ..spec.scaffold import init_spec
+    from ..spec.scaffold import default_spec, init_spec
 
-    found = init_spec(data, out_path, target=target, model=model, force=force)
+    with usage_errors():
+        found = init_spec(data, out_path, target=target, model=model, force=force)
     for warning in found.warnings:
         warn(warning)
     what = {"regression": "a regression", "binary": "a two-class classifier"}.get(found.kind, "a classifier")
+    spec = escape(str(out_path or default_spec(data)))
+    named = " (named like a target; --target COLUMN for another)" if found.by_name else ""
     err.print(
-        f"wrote {escape(str(out_path))}: {what} of '{escape(found.target)}'; train it with "
-        f"treegrad train {escape(str(out_path))}"
+        f"wrote {spec}: {what} of '{escape(found.target)}'{named}; train it with "
+        f"treegrad train {spec}   (it writes {escape(found.model_file)})"
     )
 
 

@@ -207,10 +207,12 @@ def _run(
     result = run(None) if quiet else views.with_progress(prep.settings.epochs, done, run)
     for warning in result.warnings:
         warn(warning)
+    for note in result.notes:
+        err.print(escape(note))
     if quiet:
         out.print(str(out_path))
     else:
-        views.summary(result, next_commands(result.out, result.record.inputs))
+        views.summary(result, next_commands(result.out, result.record))
     if result.interrupted:
         err.print(
             f"[yellow]interrupted[/]: saved the model after epoch {len(result.history)}, the last complete "

@@ -42,6 +42,8 @@ def predict(
 
     with usage_errors():
         predicted = predict_file(model, values or [], data=data, warn=warn)
+    for note in predicted.notes:
+        err.print(escape(note))
     if as_json:
         print_json(predicted.results)
         return
@@ -74,6 +76,8 @@ def eval_(
     from ..run.predict import evaluate_file
 
     found = evaluate_file(model, data, target, warn)
+    for note in found.notes:
+        err.print(escape(note))
     if as_json:
         print_json(found.metrics)
         return

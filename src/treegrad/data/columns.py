@@ -22,7 +22,9 @@ from typing import Any
 
 from ..errors import DataError, did_you_mean, escaped, listed
 from ..errors import clip as _clip
+from .missing import Fill, fill, fill_values, is_missing
 from .parts import WHOLE, Part
+from .split import split_indices
 from .table import Cell, Table
 from .targets import label_text, select
 
@@ -100,9 +102,20 @@ class Recoding:
     renamed: dict[str, str] = field(default_factory=dict)  # CSV column -> input name
     encodings: dict[str, dict[str, str]] = field(default_factory=dict)  # CSV column -> {value: input name}
     inputs: list[str] = field(default_factory=list)  # the model's inputs, in order
+    # training.missing: fill: CSV column -> the value its missing cells take (missing.py), applied first
+    fill: Fill = field(default_factory=dict)
+    dropped: int = 0  # rows left out for a missing cell (training.missing: drop, or a missing target)
+    filled: int = 0  # cells filled (training.missing: fill)
 
     def __bool__(self) -> bool:
         return bool(self.renamed or self.encodings)
+
+    def columns(self) -> list[str]:
+        """The CSV columns the model's inputs are read from, in input order."""
+        source = {name: c for c, name in self.renamed.items()}
+        for c, code in self.encodings.items():
+            source.update((name, c) for name in code.values())
+        return list(dict.fromkeys(source.get(name, name) for name in self.inputs))
 
 
 def cell_kinds(table: Table, j: int) -> tuple[int, int]:
@@ -132,9 +145,7 @@ def plan(table: Table, columns: list[str], one_hot: bool, part: Part = WHOLE) ->
         used.add(name)
         return name
 
-    kinds = [cell_kinds(table, table.columns.index(c)) for c in columns]
-    totals = [tuple(map(sum, zip(*each))) for each in zip(*part.gather(kinds))]
-    text = {c for c, (numbers, texts) in zip(columns, totals) if is_text(numbers, texts)}
+    text = text_columns(table, columns, part)
     if text and not one_hot:
         first = next(c for c in columns if c in text)  # every part knows it: the counts are of all parts
         part.agree(functools.partial(_no_text, table, table.columns.index(first), first))
@@ -181,6 +192,13 @@ def _no_text(table: Table, j: int, c: str) -> None:
             f"{table.place(i)}, column '{c}': the input is '{_clip(escaped(str(table.rows[i][j])))}', "
             f"not a number; the column holds text: {ONE_HOT_HINT}"
         )
+
+
+def text_columns(table: Table, columns: list[str], part: Part = WHOLE) -> set[str]:
+    """Those of `columns` that hold text (`is_text`), counted over every part's rows."""
+    kinds = [cell_kinds(table, table.columns.index(c)) for c in columns]
+    totals = [tuple(map(sum, zip(*each))) for each in zip(*part.gather(kinds))]
+    return {c for c, (numbers, texts) in zip(columns, totals) if is_text(numbers, texts)}
 
 
 def _no_empty_text(table: Table, j: int, c: str) -> None:
@@ -234,7 +252,7 @@ def drop_missing(table: Table, columns: list[str], part: Part = WHOLE) -> tuple[
     """(`table` without the rows that have an empty cell in `columns`, how many were dropped);
     the rows kept are placed where they were read. With `part`, rows must be left in some part."""
     idx = [table.columns.index(c) for c in columns if c in table.columns]
-    keep = [i for i, row in enumerate(table.rows) if all(row[j] != "" for j in idx)]
+    keep = [i for i, row in enumerate(table.rows) if not any(is_missing(row[j]) for j in idx)]
     if not part.any(bool(keep)):
         part.fail(
             DataError(f"every row of {table.source} has an empty cell in the columns the model reads; nothing is left")
@@ -261,14 +279,30 @@ def model_inputs(
         raw = part.agree(lambda: resolve(spec.selection, header, target, table.source))
     else:
         raw = list(spec.inputs)
+    others = ([target] if target else [c for c in header if c not in raw]) + ([weight] if weight else [])
+    dropped, filled, values = 0, 0, Fill()
     if settings.missing == "drop":
-        read = raw + ([target] if target else [c for c in header if c not in raw]) + ([weight] if weight else [])
-        table, _ = drop_missing(table, read, part)
+        table, dropped = drop_missing(table, raw + others, part)
     missing = [c for c in raw if c not in table.columns]
     if missing:
         part.agree(lambda: select(table, raw, target))  # raises the usual message naming the column
+    if settings.missing == "fill":  # a row without its target or weight cannot be filled in
+        table, dropped = drop_missing(table, others, part)
+        table, values, filled = _filled(table, raw, settings, part)
     recoding = plan(table, raw, settings.text_inputs == "one_hot", part)
+    recoding.fill, recoding.dropped, recoding.filled = values, sum(part.gather(dropped)), filled
     table = recode(table, recoding)
     if spec.selection is not None or recoding.inputs != list(spec.inputs):
         spec = spec.with_inputs(recoding.inputs)
     return spec, table, recoding
+
+
+def _filled(table: Table, columns: list[str], settings: Any, part: Part) -> tuple[Table, Fill, int]:
+    """(`table` with the missing cells of `columns` filled, the values, how many cells of every part):
+    the values are those of the training rows, split as training will split them (split.py)."""
+    first, count = part.offset(len(table.rows))
+    train, _ = split_indices(count, settings.validation_split, settings.seed)
+    mine = [r - first for r in train if first <= r < first + len(table.rows)]
+    values = fill_values(table, columns, text_columns(table, columns, part), mine, part)
+    table, filled = fill(table, values)
+    return table, values, sum(part.gather(filled))

@@ -95,8 +95,8 @@ class Training(Strict):
     """For classifiers: how much each class counts, {label: weight}, or balanced (n / (classes * count))."""
     weight_column: str | None = None
     """A CSV column of per-row weights (>= 0), multiplied with the class weight."""
-    missing: Literal["error", "drop"] = "error"
-    """Rows with an empty cell in a column the model reads: error (say where), or drop them."""
+    missing: Literal["error", "drop", "fill"] = "error"
+    """A missing cell in a column the model reads: error (say where), drop its row, or fill it (mean, most frequent)."""
     text_inputs: Literal["error", "one_hot"] = "error"
     """Input columns holding text: error, or one_hot (one 0/1 input per value, recorded in the model file)."""
     dtype: Dtype = "float64"

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..data.columns import Recoding, drop_missing, recode
 from ..data.generated import GENERATORS
+from ..data.missing import fill, first_missing, said
 from ..data.parts import WHOLE, Part
 from ..data.readers import BY_SUFFIX, load_data
 from ..data.split import split_indices
@@ -91,30 +93,72 @@ def _suggest_csv(error: DataError, name: str, base: Path, option: str) -> None:
 
 
 def recorded_recoding(record: ModelRecord) -> Recoding:
-    """The recoding a model file records (renamed and one-hot columns)."""
-    return Recoding(dict(record.renamed or {}), dict(record.encodings or {}), list(record.inputs))
+    """The recoding a model file records (renamed and one-hot columns, the values missing cells take)."""
+    return Recoding(
+        dict(record.renamed or {}), dict(record.encodings or {}), list(record.inputs), dict(record.fill or {})
+    )
+
+
+@dataclass
+class Views:
+    """A table as a saved model reads it, under the model's missing-value policy (data/missing.py)."""
+
+    raw: Table  # the rows kept, with the user's own columns (text, names as in the CSV), to write beside
+    table: Table  # the same rows as the model reads them: filled, renamed, one-hot
+    dropped: int  # rows left out for a missing cell
+    filled: int  # missing input cells filled with the model's recorded values
+    policy: str = "error"  # the model's training.missing
+
+    def notes(self) -> list[str]:
+        """What the policy did to the rows read, in words (nothing when it did nothing)."""
+        return said(self.raw.source, len(self.raw.rows), self.dropped, self.filled, self.policy)
 
 
 def model_table(record: ModelRecord, data: str | None = None) -> Table:
-    """The table `data` names, or the one the model was trained on, as the model reads it
-    (renamed and one-hot columns as recorded).
+    """The table `data` names, or the one the model was trained on, as the model reads it with its
+    target (renamed and one-hot columns as recorded, rows and cells under its missing-value policy).
 
     A training source that is a relative path was relative to the current folder or to
     the spec's folder: both are tried.
     """
-    return model_views(record, data)[1]
+    return model_views(record, data, target=record.data.target).table
 
 
-def model_views(record: ModelRecord, data: str | None = None) -> tuple[Table, Table]:
-    """(the table as read, as `model_table` gives it): the same rows, the first with the
-    user's own columns (text, names as in the CSV), to write predictions beside."""
-    raw = _model_table(record, data)
-    return raw, recode(raw, recorded_recoding(record))
+def model_views(record: ModelRecord, data: str | None = None, *, target: str | None = None) -> Views:
+    """The table `data` names (or the model's training data) as read and as the model reads it: the
+    same rows, left out or filled as the model's `training.missing` says; `target` (and the weight
+    column) is needed too, for an evaluation."""
+    return policy_views(record, _model_table(record, data), target)
 
 
 def recorded_table(record: ModelRecord, data: str | None = None) -> Table:
     """The table `data` names, or the one the model was trained on, as read (before recoding)."""
     return _model_table(record, data)
+
+
+def policy_views(record: ModelRecord, table: Table, target: str | None = None) -> Views:
+    """`table` under a model's missing-value policy, then recoded: with `error` a missing input is
+    refused by its CSV column; `drop` leaves out rows with a missing input (or `target`, or weight);
+    `fill` fills the inputs with the recorded values and leaves out rows without `target` or weight."""
+    recoding = recorded_recoding(record)
+    policy, inputs = record.training.missing, recoding.columns()
+    weight = record.training.weight_column
+    needed = [c for c in (target, weight if target is not None else None) if c is not None]
+    filled, dropped = 0, 0
+    if policy == "error":
+        gap = first_missing(table, inputs)
+        if gap is not None:
+            raise DataError(
+                f"{table.place(gap[0])}, column '{gap[1]}': the input is missing, and the model was trained "
+                "with training.missing: error; fill in that cell, or leave out that row"
+            )
+    elif policy == "drop":
+        table, dropped = drop_missing(table, [*inputs, *needed])
+    else:
+        table, dropped = drop_missing(table, needed)
+        raw, (table, filled) = table, fill(table, recoding.fill)
+        return Views(raw, recode(table, recoding), dropped, filled, policy)  # raw: the cells as the user has them
+    return Views(table, recode(table, recoding), dropped, filled, policy)
 
 
 def _model_table(record: ModelRecord, data: str | None = None) -> Table:
@@ -131,9 +175,7 @@ def _model_table(record: ModelRecord, data: str | None = None) -> Table:
     # The model file, not the user, named this data: a message must not quote its cells or
     # columns (an edited model file could point at any file), so its fit is checked here.
     try:
-        view = recode(table, recorded_recoding(record))
-        if record.training.missing == "drop":
-            view, _ = drop_missing(view, [*record.inputs, record.data.target])
+        view = policy_views(record, table, record.data.target).table
         _, raw, _ = select(view, list(record.inputs), record.data.target)
         encode_targets(raw, record.task, record.classes, source=table.source, training=False, place=table.place)
     except DataError:
@@ -168,9 +210,6 @@ def recorded_training(record: ModelRecord, data: str | None = None) -> tuple[Row
             f"this needs the data the model was trained on, and {e}; pass it with --data FILE.csv"
         ) from None
     settings = record.training
-    if settings.missing == "drop":  # the rows train kept, so that the split is the same
-        weight = [settings.weight_column] if settings.weight_column else []
-        table, _ = drop_missing(table, [*record.inputs, record.data.target, *weight])
     table, column = take_weight_column(table, settings.weight_column)
     X, raw, _ = select(table, list(record.inputs), record.data.target)
     y, _ = encode_targets(raw, record.task, record.classes, source=table.source, training=False, place=table.place)

@@ -144,6 +144,9 @@ class ModelRecord(BaseModel):
     # text columns ({column: {value: input}}), so predict reads the raw CSV.
     renamed: dict[str, PrintedText] | None = None
     encodings: dict[str, dict[str, PrintedText]] | None = None
+    # training.missing: fill: the value each CSV column's missing cells take (the training rows' mean,
+    # or most frequent text), so that predict and eval fill them as training did (data/missing.py).
+    fill: dict[str, StrictFloat | str] | None = None
     parameters: dict[PrintedText, StrictFloat]
     # The spec's own model: the settings were validated by it when the model was trained.
     training: Training

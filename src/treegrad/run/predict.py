@@ -6,11 +6,10 @@ evaluation of a model on a table that has the target; `predict_file` and `evalua
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data.columns import drop_missing
 from ..data.csvfile import to_csv
 from ..data.table import Table
 from ..data.targets import encode_targets, input_rows, select
@@ -18,7 +17,7 @@ from ..data.weighting import class_weights, row_weights, take_weight_column
 from ..engine.compiled import predict_many
 from ..errors import OptionError
 from ..files import PREDICTIONS, write_atomic
-from .datasource import model_table, model_views
+from .datasource import model_views
 from .modelfile import Loaded, load
 from .provenance import range_warnings, table_range_warnings
 from .tasks import check_finite, check_finite_metrics, class_labels, decode, evaluate_rows
@@ -45,12 +44,11 @@ def with_predictions(table: Table, results: list[dict[str, Any]]) -> Table:
 
 
 def evaluate(loaded: Loaded, table: Any, target: str | None = None) -> dict[str, Any]:
-    """Loss and metrics of a saved model on a table that has the target column."""
+    """Loss and metrics of a saved model on a table that has the target column, as the model reads
+    it (`datasource.model_views`: recoded, its missing cells dropped or filled)."""
     rec = loaded.record
     settings = rec.training
     column = None
-    if settings.missing == "drop":
-        table, _ = drop_missing(table, [*rec.inputs, target or rec.data.target, settings.weight_column or ""])
     if settings.weight_column is not None and settings.weight_column in table.columns:
         table, column = take_weight_column(table, settings.weight_column)
     X, raw, _ = select(table, list(rec.inputs), target or rec.data.target)
@@ -71,6 +69,7 @@ class Predicted:
     results: list[dict[str, Any]]
     place: Callable[[int], str]
     table: Table | None = None
+    notes: list[str] = field(default_factory=list)  # rows left out or cells filled (the model's policy)
 
     def check_finite(self) -> None:
         """A TreegradError at the first row whose answer is not a finite number (printing needs one; JSON has null)."""
@@ -99,12 +98,14 @@ def predict_file(
         if not values:
             raise OptionError(one_value_per_input(rec.inputs), "VALUES")
         return Predicted(predict(loaded, [read_sample(rec, values, warn)]), lambda i: "these inputs")
-    raw, table = model_views(rec, data)
+    views = model_views(rec, data)
+    table = views.table
     rows = input_rows(table, list(rec.inputs))
     for warning in range_warnings(rec.input_ranges, list(rec.inputs), rows, table.place):
         warn(warning)
     results = predict(loaded, rows, table.place)
-    return Predicted(results, table.place, with_predictions(raw, results))  # beside the user's own columns
+    # Beside the user's own columns, for the rows kept.
+    return Predicted(results, table.place, with_predictions(views.raw, results), views.notes())
 
 
 @dataclass
@@ -116,6 +117,7 @@ class Evaluated:
     loss: str
     metrics: dict[str, Any]
     labels: list[str]  # of the confusion matrix's rows and columns
+    notes: list[str] = field(default_factory=list)  # rows left out or cells filled (the model's policy)
 
 
 def evaluate_file(
@@ -125,11 +127,12 @@ def evaluate_file(
     far outside the training ranges said through `warn`; a TreegradError if its answers overflow."""
     loaded = load(model)
     rec = loaded.record
-    table = model_table(rec, data)
+    views = model_views(rec, data, target=target or rec.data.target)
+    table = views.table
     m = evaluate(loaded, table, target)
     # After evaluate has read the cells as numbers; warned about are the rows it kept.
     for warning in table_range_warnings(rec, table, (target or rec.data.target, rec.training.weight_column)):
         warn(warning)
     check_finite_metrics(m, table.source)
     labels = (class_labels(rec.task, rec.classes, len(m["confusion"])) or []) if "confusion" in m else []
-    return Evaluated(rec.name, data or rec.data.source, rec.loss, m, labels)
+    return Evaluated(rec.name, data or rec.data.source, rec.loss, m, labels, views.notes())

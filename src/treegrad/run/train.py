@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..data.missing import said
 from ..data.parts import Part
 from ..engine.compiled import program
 from ..engine.fit import DIVERGED_ADVICE, Callback, History, check_weights, fit
@@ -45,6 +46,7 @@ class Trained:
     node_count: int
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the missing-value policy did to the rows read
 
 
 def run(
@@ -112,7 +114,10 @@ def run(
             f"the training loss did not go down (epoch 1: {hist[0]:.4g}, last: {hist[-1]:.4g}): "
             "try a smaller learning rate, or normalize the inputs"
         )
-    return Trained(root, record, hist, seconds, out, len(graph.params), len(graph.order), hist.interrupted, warnings)
+    coding = prep.data.recoding
+    notes = said(prep.data.source, prep.data.rows, coding.dropped, coding.filled, prep.settings.missing)
+    count = (len(graph.params), len(graph.order))
+    return Trained(root, record, hist, seconds, out, *count, hist.interrupted, warnings, notes)
 
 
 def _target_std(prep: Prepared) -> float | None:
@@ -234,6 +239,7 @@ def _record(prep: Prepared, root: Any, hist: History, names: list[str]) -> Model
         target_normalization=data.target_stats,
         renamed=data.recoding.renamed or None,
         encodings=data.recoding.encodings or None,
+        fill=data.recoding.fill or None,
         parameters=dict(zip(graph.param_names, graph.param_values())),
         training=settings,
         data=DataInfo(

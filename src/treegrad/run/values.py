@@ -19,16 +19,20 @@ def all_listed(inputs: Sequence[str]) -> str:
     return "" if len(inputs) <= MAX_LISTED else '; the model file lists all the inputs under "inputs"'
 
 
-def values_hint(inputs: Sequence[str]) -> str:
-    """How to give a model its inputs after `predict MODEL`: `x=... y=...`, or a CSV when they are many."""
-    if len(inputs) <= MAX_HINTED_INPUTS:
-        return " ".join(f"{n}=..." for n in inputs)
-    return f"--data FILE.csv   (a CSV with the {len(inputs)} input columns)"
+def values_hint(columns: Sequence[str]) -> str:
+    """How to give a model the values of its CSV columns after `predict MODEL`: `x=... y=...`, or a
+    CSV when they are many."""
+    if len(columns) <= MAX_HINTED_INPUTS:
+        return " ".join(f"{n}=..." for n in columns)
+    return f"--data FILE.csv   (a CSV with the columns {listed(columns)})"
 
 
-def next_commands(model: Path | None, inputs: Sequence[str]) -> str:
-    """What to run after training wrote `model`: predict with it, show it."""
-    return f"treegrad predict {model} {values_hint(inputs)}   |   treegrad show {model}"
+def next_commands(model: Path | None, record: Any) -> str:
+    """What to run after training wrote `model` (of `record`): predict with it, by the CSV's own
+    columns (a one-hot column by its text, a renamed one by its name in the CSV), show it."""
+    from .datasource import recorded_recoding
+
+    return f"treegrad predict {model} {values_hint(recorded_recoding(record).columns())}   |   treegrad show {model}"
 
 
 def one_value_per_input(inputs: Sequence[str]) -> str:

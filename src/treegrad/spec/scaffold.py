@@ -1,9 +1,12 @@
 """`treegrad init`: a commented spec for a CSV file, read from its header and cells.
 
 The spec it writes trains with no edits: the inputs are selected from the header
-(`inputs: all`), the target is the named column (default: the last), and the output and
-loss follow the target's cells: text labels, or a few whole numbers, make a classifier
-(a sigmoid and bce for two classes, a softmax for more); other numbers make a regression.
+(`inputs: all`), the target is the column given, or else the one column named like a target
+(`label`, `class`, `y`, ...: never a guess; without one, init lists the columns and asks), and
+the output and loss follow the target's cells: text labels, or a few whole numbers, make a
+classifier (a sigmoid and bce for two classes, a softmax for more); other numbers make a
+regression. The spec has no `name:`, so the model is named after the spec file: `init t.csv -o
+m.yaml`, `train m.yaml` writes `m.model.json`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.columns import cell_kinds, input_name, is_text
+from ..data.columns import cell_kinds, is_text
+from ..data.missing import is_missing
 from ..data.readers import load_data
 from ..data.table import Table, number
 from ..data.targets import label_text
-from ..errors import DataError, did_you_mean, listed
+from ..errors import DataError, OptionError, did_you_mean, listed
 from ..files import check_output, write_atomic
 
 MODELS = ("linear", "mlp")
@@ -26,6 +30,10 @@ HIDDEN = 32  # units of the mlp's hidden layer
 MAX_CLASSES = 20  # whole-number targets with at most this many values are read as class labels
 # Cells other tools write for "no value": treegrad reads only an empty cell as missing.
 MISSING_MARKERS = {"na", "n/a", "nan", "null", "none", "?", "-", "."}
+# Column names that say "this is what to learn" (compared lower-cased, spaces trimmed): without
+# --target, init takes the one column so named, and no other.
+TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "response")
+MAX_KINDS_LISTED = 20  # columns described one by one when init asks for --target
 
 
 @dataclass
@@ -95,6 +103,8 @@ class Plan:
     missing_rows: int
     text: str
     warnings: list[str] = field(default_factory=list)  # what the user should look at before training
+    by_name: bool = False  # the target was chosen by its name (no --target)
+    model_file: str = ""  # what `treegrad train` of the spec writes
 
 
 def _label_key(text: str) -> tuple[int, float, str]:
@@ -119,23 +129,70 @@ def target_kind(table: Table, target: str) -> tuple[str, list[str] | None]:
     return "regression", None
 
 
+def column_kind(table: Table, name: str) -> str:
+    """A column as init describes it when it asks for --target: `species (text: 3 values)`,
+    `year (whole numbers: 3 values)`, `mass (numbers, 2 missing)`."""
+    j = table.columns.index(name)
+    cells = [row[j] for row in table.rows]
+    filled = [c for c in cells if c != ""]
+    texts = sum(1 for c in filled if isinstance(c, str))
+    distinct = len({label_text(c) for c in filled})
+    if not filled:
+        kind = "empty"
+    elif is_text(len(filled) - texts, texts):
+        kind = f"text: {distinct} value{'s' if distinct != 1 else ''}"
+    elif distinct <= MAX_CLASSES and all(isinstance(c, float) and c.is_integer() for c in filled):
+        kind = f"whole numbers: {distinct} value{'s' if distinct != 1 else ''}"
+    else:
+        kind = "numbers" + (f", {texts} text" if texts else "")
+    gaps = len(cells) - len(filled)
+    return f"{name} ({kind}{f', {gaps} missing' if gaps and filled else ''})"
+
+
+def choose_target(table: Table, target: str | None) -> tuple[str, bool]:
+    """(the target column, whether it was chosen by its name): `target` when given, else the one
+    column named like a target (TARGET_NAMES). Without one, or with several, an OptionError
+    (a usage error at --target) lists the columns with their kinds: init never guesses."""
+    if target is not None:
+        if target not in table.columns:
+            raise DataError(
+                f"--target: {table.source} has no column '{target}'{did_you_mean(target, table.columns)} "
+                f"Its columns are: {listed(table.columns)}."
+            )
+        return target, False
+    named = [c for c in table.columns if c.strip().lower() in TARGET_NAMES]
+    if len(named) == 1:
+        return named[0], True
+    shown = [column_kind(table, c) for c in table.columns[:MAX_KINDS_LISTED]]
+    more = len(table.columns) - len(shown)
+    columns = "; ".join(shown) + (f"; and {more} more" if more else "")
+    why = (
+        f"has several columns named like a target ({', '.join(named)})"
+        if named
+        else f"has no column named like a target ({', '.join(TARGET_NAMES)})"
+    )
+    raise OptionError(
+        f"{table.source} {why}, and init does not guess which column to learn: name it with "
+        f"--target COLUMN. Its columns: {columns}.",
+        "--target",
+    )
+
+
 def _yaml(text: str) -> str:
     """A string as a YAML scalar that reads back as itself (JSON strings are YAML)."""
     return json.dumps(text, ensure_ascii=False)
 
 
-def plan(table: Table, data_ref: str, *, target: str | None = None, model: str = "mlp", name: str = "model") -> Plan:
-    """The spec for `table` (named `data_ref` from the spec's folder), as commented YAML text."""
+def plan(
+    table: Table, data_ref: str, *, target: str | None = None, model: str = "mlp", spec_file: str = "model.yaml"
+) -> Plan:
+    """The spec for `table` (named `data_ref` from the spec's folder), to be written to `spec_file`
+    (as the user named it), as commented YAML text."""
     if model not in MODELS:
         raise DataError(f"unknown model '{model}'{did_you_mean(model, MODELS)} Use one of: {', '.join(MODELS)}")
     if len(table.columns) < 2:
         raise DataError(f"{table.source} has one column ({table.columns[0]}): a model needs inputs and a target")
-    target = target if target is not None else table.columns[-1]
-    if target not in table.columns:
-        raise DataError(
-            f"--target: {table.source} has no column '{target}'{did_you_mean(target, table.columns)} "
-            f"Its columns are: {listed(table.columns)}."
-        )
+    target, by_name = choose_target(table, target)
     kind, classes = target_kind(table, target)
     columns = [_column(table, c) for c in table.columns if c != target]
     ids = [c.name for c in columns if c.identifier(len(table.rows))]
@@ -148,13 +205,17 @@ def plan(table: Table, data_ref: str, *, target: str | None = None, model: str =
             f"left out of the inputs: {listed(ids)}, text with a value of its own in (nearly) every row "
             "(a name or an id, which a model cannot learn from); add it to `inputs:` if it is a category"
         )
-    missing_rows = sum(1 for row in table.rows if any(cell == "" for cell in row))
+    read = [table.columns.index(c) for c in [*inputs, target]]
+    missing_rows = sum(1 for row in table.rows if any(is_missing(row[j]) for j in read))
+    t = table.columns.index(target)
+    no_target = sum(1 for row in table.rows if is_missing(row[t]))
     n_classes = len(classes) if classes else 1
+    model_file = model_file_of(spec_file)
     lines = [
         f"# A spec written by `treegrad init` from {table.source}: {len(table.rows)} rows, {len(inputs)} inputs.",
-        "# Train it with: treegrad train THIS_FILE; then treegrad eval MODEL.model.json",
+        f"# Train it with: treegrad train {spec_file}   (it writes {model_file}, named after this file)",
+        f"# then: treegrad eval {model_file} --data NEW_ROWS.csv",
         *(f"# Look first: {w}." for w in warnings),
-        f"name: {_yaml(name)}",
         f"data: {_yaml(data_ref)}",
         f"target: {_yaml(target)}",
     ]
@@ -191,19 +252,39 @@ def plan(table: Table, data_ref: str, *, target: str | None = None, model: str =
         "  early_stopping: {patience: 30}",
         "  seed: 0",
     ]
-    if missing_rows:
-        rows = "1 row has" if missing_rows == 1 else f"{missing_rows} rows have"
-        lines.append(f"  missing: drop   # {rows} empty cells")
+    if missing_rows > no_target:
+        rows = "1 row lacks" if missing_rows - no_target == 1 else f"{missing_rows - no_target} rows lack"
+        lines.append(f"  # {rows} an input: each missing input takes the training rows' mean (numbers) or most")
+        lines.append("  # frequent value (text), kept in the model for predict; or drop: leave such rows out")
+        lines.append(
+            "  missing: fill" + (f"   # and the {no_target} rows without a target are left out" if no_target else "")
+        )
+    elif no_target:
+        lines.append(f"  missing: drop   # {no_target} row{'s' if no_target != 1 else ''} without a target")
     elif any(c.marks_missing for c in strays):
         lines.append("  missing: drop   # for the cells you empty (see above)")
     if text_inputs:
         lines.append(f"  text_inputs: one_hot   # text columns: {', '.join(text_inputs[:5])}")
-    return Plan(target, kind, classes, text_inputs, missing_rows, "\n".join(lines) + "\n", warnings)
+    text = "\n".join(lines) + "\n"
+    return Plan(target, kind, classes, text_inputs, missing_rows, text, warnings, by_name, model_file)
 
 
-def init_spec(data: Path, out: Path, *, target: str | None = None, model: str = "mlp", force: bool = False) -> Plan:
-    """Write a spec for the CSV file `data` to `out` (never over `data`, nor over an existing file
-    unless `force`), and return what was found."""
+def model_file_of(spec_file: str) -> str:
+    """The model file `treegrad train` writes for a spec without `name:`: its stem, `.model.json`."""
+    return str(Path(spec_file).with_suffix("").name) + ".model.json"
+
+
+def default_spec(data: Path) -> Path:
+    """Where init writes the spec of `data` without -o: its stem, .yaml, in the current folder."""
+    return Path(f"{data.stem or 'model'}.yaml")
+
+
+def init_spec(
+    data: Path, out: Path | None = None, *, target: str | None = None, model: str = "mlp", force: bool = False
+) -> Plan:
+    """Write a spec for the CSV file `data` to `out` (default: `default_spec`; never over `data`, nor
+    over an existing file unless `force`), and return what was found."""
+    out = default_spec(data) if out is None else out
     if out.suffix.lower() not in (".yaml", ".yml"):
         raise DataError(f"-o {out}: a spec is written as YAML; give a file name ending in .yaml")
     if data.exists() and out.exists() and os.path.samefile(data, out):
@@ -215,7 +296,6 @@ def init_spec(data: Path, out: Path, *, target: str | None = None, model: str = 
         raise DataError(f"{data}: no such CSV file; init reads a CSV file's header and cells")
     table = load_data(str(data), base_dir=Path.cwd())
     ref = os.path.relpath(data.resolve(), out.resolve().parent)
-    name = input_name(data.stem)
-    result = plan(table, Path(ref).as_posix(), target=target, model=model, name=name)
+    result = plan(table, Path(ref).as_posix(), target=target, model=model, spec_file=str(out))
     write_atomic(out, result.text, force=force)
     return result
