@@ -5,6 +5,7 @@ policy, say what it did, and name the CSV's own columns."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from treegrad.cli import app
 
 runner = CliRunner()
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def run(*args: str) -> object:
@@ -82,6 +84,33 @@ def test_init_with_two_columns_named_like_a_target_asks(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------- the model is named after the spec
+
+
+def recipe(after: str) -> list[list[str]]:
+    """The treegrad commands of the README's first `sh` block after the text `after`, as argument lists."""
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index(after) :].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = []
+    for line in block.splitlines():
+        for part in line.split(" && "):
+            words = shlex.split(part, comments=True)
+            if words and words[0] == ".venv/bin/treegrad":
+                commands.append(words[1:])
+    return commands
+
+
+def test_the_readmes_own_csv_recipe_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its third line failed: eval my_model.model.json, but train had named the model after the CSV."""
+    monkeypatch.chdir(tmp_path)
+    lines = ["size,rooms,price"] + [f"{i % 13 + 1},{i % 4 + 1},{3 * (i % 13) + 20 * (i % 4) + 50}" for i in range(80)]
+    (tmp_path / "my_table.csv").write_text("\n".join(lines[:61]) + "\n")
+    (tmp_path / "my_held_out.csv").write_text("\n".join([lines[0], *lines[61:]]) + "\n")
+    commands = recipe("A CSV of your own, from nothing")
+    assert [c[0] for c in commands] == ["init", "train", "eval"]
+    for args in commands:
+        r = run(*args)
+        assert r.exit_code == 0, (args, r.output)
+    assert "R²" in r.output or "r2" in r.output.lower()
 
 
 def test_the_model_is_named_after_the_spec_init_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

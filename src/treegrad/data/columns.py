@@ -207,7 +207,7 @@ def _no_empty_text(table: Table, j: int, c: str) -> None:
     if i is not None:
         raise DataError(
             f"{table.place(i)}, column '{c}': the text input is empty; fill it in, "
-            "or drop such rows with training.missing: drop"
+            "or set training.missing: fill (the most frequent value) or drop (leave such rows out)"
         )
 
 
