@@ -16,17 +16,24 @@ report, plot, sweep, import-params, ...):
   is refused unless the caller passes `force` (train --force), and then the link itself
   is replaced, never the file it points to.
 - The new file is written beside the old one under a hidden temporary name and renamed
-  over it in one step, so the old file stays whole until the new one is complete.
+  over it in one step, so the old file stays whole until the new one is complete. A file
+  written a line at a time (a run's metrics.csv, `Appending`) is made the same way, with its
+  first lines, and then added to: a link at its name is replaced, never written through.
+- A fault of the disk (full, read-only, a quota) is a `FileError` saying which file, never
+  an internal error.
 
 `command()` scopes one command: it records what is read (`note_read`) and written, and
 turns SIGTERM into `Terminated` (a KeyboardInterrupt) so that it is cleaned up after as
-Ctrl-C is. The rename and its record happen with both signals held back, so that what
-an interrupted command says it wrote is what it wrote.
+Ctrl-C is. What an interrupted command says it wrote (`Session.wrote`) is checked against
+the disk: a file counts as written when its name holds the very file the command made
+(its device and inode), wherever in the rename the signal landed and whichever thread
+the kernel handed it to.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import signal
@@ -51,11 +58,24 @@ class Terminated(KeyboardInterrupt):
 
 @dataclass
 class Session:
-    """What one command has read (file identities) and written (paths), and how it was stopped."""
+    """What one command has read (file identities) and renamed into place (paths, with the
+    identity of the file it made there), and how it was stopped."""
 
     reads: set[tuple[int, int]] = field(default_factory=set)
-    written: list[Path] = field(default_factory=list)
+    made: list[tuple[Path, tuple[int, int]]] = field(default_factory=list)
     signal: int | None = None
+
+    def wrote(self) -> list[Path]:
+        """The files this command wrote, each once: those whose name holds the file it made.
+
+        Asked after the command stopped, so the answer is true however the stop fell: a
+        rename that happened counts even if the signal came before it was recorded, and a
+        file replaced since by someone else is not claimed."""
+        out: list[Path] = []
+        for path, made in self.made:
+            if path not in out and _holds(path, made):
+                out.append(path)
+        return out
 
 
 _session: Session | None = None
@@ -91,6 +111,14 @@ def stopped_by() -> int | None:
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
+
+
+def _holds(path: Path, made: tuple[int, int]) -> bool:
+    """True if the name `path` (not what a link there points to) is the file of identity `made`."""
+    try:
+        return _identity(os.lstat(path)) == made
+    except OSError:
+        return False
 
 
 def sha256_of(path: Path) -> str:
@@ -316,28 +344,117 @@ def write_atomic(
     See `check_output` for what is refused (`kind`: which existing file it may replace).
     """
     check_output(path, force=force, kind=kind, option=option)
+    _place(path, text if isinstance(text, bytes) else text.encode("utf-8"), keep=False)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _place(path: Path, data: bytes, *, keep: bool) -> int | None:
+    """`data` in a new file renamed over `path` (the name: a link there is replaced, not followed);
+    the new file's descriptor, still open for appending, if `keep`. A fault of the disk is a FileError."""
     folder = path.parent if str(path.parent) else Path(".")
     mode = _file_mode(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=folder)
     except OSError as e:
-        raise FileError(f"cannot write in {folder}: {e.strerror}") from None
+        raise FileError(f"cannot write in {folder}: {e.strerror or e}") from None
     try:
-        data = text if isinstance(text, bytes) else text.encode("utf-8")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_all(fd, data)
+        os.fsync(fd)
         os.chmod(tmp, mode)  # mkstemp makes the file private (0o600); a model or CSV is an ordinary file
+        if _session is not None:
+            # Recorded before the rename: if a signal stops it, the disk tells whether it happened.
+            _session.made.append((path, _identity(os.fstat(fd))))
+        if not keep:
+            os.close(fd)
+            fd = -1
         with _signals_held():
             os.replace(tmp, path)
-            if _session is not None:
-                _session.written.append(path)
     except BaseException as e:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            os.unlink(tmp)  # gone already if the rename happened
         if isinstance(e, OSError):  # a full disk, a quota, a read-only file system: the user's to fix
             raise FileError(
                 f"cannot write {path}: {e.strerror or e}; the previous file, if any, is unchanged"
             ) from None
         raise
+    return fd if keep else None
+
+
+class Appending:
+    """A file written a line at a time (a run's metrics.csv), so that a killed run keeps what it wrote.
+
+    It starts as `write_atomic` writes a file, holding `first` (a header): a link at its name
+    is replaced, never written through. Each `add` is written and flushed at once. A fault of
+    the disk afterwards (full, gone read-only) is not raised: the file is cut back to its last
+    complete addition and closed, `fault` says why, and `add` writes nothing more, so that a
+    log the disk refuses does not stop the work it logs.
+    """
+
+    def __init__(self, path: Path, first: str, *, force: bool = False) -> None:
+        check_output(path, force=force)
+        self.path = path
+        self.fault: str | None = None
+        self._fd: int | None = _place(path, first.encode("utf-8"), keep=True)
+        self._size = len(first.encode("utf-8"))
+
+    def add(self, text: str) -> bool:
+        """Append `text`; False, writing nothing, once the disk has refused an addition."""
+        if self._fd is None:
+            return False
+        data = text.encode("utf-8")
+        try:
+            _write_all(self._fd, data)
+        except OSError as e:
+            self.fault = f"{self.path}: {e.strerror or e}"
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)  # no half line at the end; cutting back frees space
+            self.close()
+            return False
+        self._size += len(data)
+        return True
+
+    def close(self) -> None:
+        """Stop writing (the file keeps what was added)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class Held:
+    """A folder held by this process (an exclusive lock on it) until `release`, or until the process ends."""
+
+    def __init__(self, folder: Path, busy: str) -> None:
+        """Hold `folder`, or raise FileError(`busy`) if another process (or another command here) holds it."""
+        self._fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks here (Windows): nothing to hold
+            return
+        try:
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as e:
+            raise FileError(f"cannot open the folder {folder}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise FileError(busy) from None
+            return  # a file system without locks (some network mounts): go on unheld
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let the folder go."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # closing the last descriptor drops the lock

@@ -89,6 +89,15 @@ def _closed_pipe_quietly() -> Iterator[None]:
         raise typer.Exit(CLOSED_PIPE) from None
 
 
+def stopped(written: list[Path], training: bool) -> str:
+    """What a command stopped by Ctrl-C or SIGTERM says: the files it wrote in full, or that it wrote
+    nothing (and, for `train`, the option that keeps the last epoch next time)."""
+    if written:
+        return f"interrupted: {', '.join(str(p) for p in written)} had already been written in full."
+    advice = " (train with --checkpoint to keep the last epoch)" if training else ""
+    return f"interrupted: nothing was written{advice}."
+
+
 class TreegradGroup(TyperGroup):
     """Runs a command and turns every error into one message and an exit code.
 
@@ -122,11 +131,7 @@ class TreegradGroup(TyperGroup):
                 raise typer.Exit(1) from None
             except KeyboardInterrupt:
                 code = interrupt_code()
-                if session.written:
-                    done = ", ".join(str(p) for p in session.written)
-                    text = f"interrupted: {done} had already been written in full."
-                else:
-                    text = "interrupted: nothing was written (train with --checkpoint to keep the last epoch)."
+                text = stopped(session.wrote(), ctx.invoked_subcommand == "train")
                 say(text, interrupted, text)
                 raise typer.Exit(code) from None
             except (typer.TyperException, typer.Exit, typer.Abort) as e:

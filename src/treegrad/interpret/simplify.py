@@ -229,7 +229,7 @@ def _refit(ctx: _Context, root: Any) -> None:
 
     before, start = g.param_values(), loss()
     try:
-        fit(
+        hist = fit(
             root,
             ctx.train[0],
             ctx.fit_y,
@@ -240,6 +240,9 @@ def _refit(ctx: _Context, root: Any) -> None:
         after = loss()
     except (TreegradError, ArithmeticError):
         after = math.inf
+    else:
+        if hist.interrupted:  # fit keeps the last complete epoch on Ctrl-C; simplify stops altogether
+            raise KeyboardInterrupt
     if not after <= start:  # a refit that made it worse (or diverged) is not kept
         g.set_param_values(before)
 

@@ -9,18 +9,26 @@ top, since a spec has no key for it: trained again, it needs the same option.
 A run folder holds `spec.yaml` (the resolved spec, written atomically before training
 starts) and `metrics.csv` (one row per epoch: appended and flushed as each epoch ends,
 so a killed run keeps its history up to its last complete epoch). A folder that already
-holds a run's files is refused unless `force`, which starts them afresh.
+holds a run's files is refused unless `force`, which starts them afresh; either file is
+made new (files.Appending), so a link at its name is replaced, never written through. A run
+holds its folder while it trains: a second run given the same folder is refused, rather
+than the two tearing each other's rows.
+
+The disk: a folder that cannot be made or written (read-only, full) stops the run before it
+trains. A row the disk refuses later (it filled up) ends the log there, on its last whole
+row, and training goes on: `fault` says what happened, and the model is saved as ever.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ..errors import FileError
-from ..files import check_output, write_atomic
+from ..files import Appending, Held, check_output, write_atomic
 from ..spec.reading import dump_data, read_data
 
 SPEC_FILE = "spec.yaml"
@@ -68,9 +76,15 @@ class RunLog:
     def __init__(self, folder: Path, *, force: bool = False) -> None:
         self.folder = folder
         self.force = force
-        self._file: IO[str] | None = None
-        self._writer: Any = None
+        self._metrics: Appending | None = None
+        self._held: Held | None = None
         self._columns: list[str] = []
+        self.rows = 0  # epochs written to metrics.csv
+
+    @property
+    def fault(self) -> str | None:
+        """Why the log stopped before the run ended (the disk refused a row), or None."""
+        return self._metrics.fault if self._metrics is not None else None
 
     def check(self) -> None:
         """Raise FileError now, before training, if the run cannot be written where asked."""
@@ -90,27 +104,46 @@ class RunLog:
                 check_output(path, force=self.force)
 
     def start(self, spec_yaml: str, columns: list[str]) -> None:
-        """Write the resolved spec and the header of metrics.csv."""
+        """Hold the folder, write the resolved spec and the header of metrics.csv."""
         self.check()
-        self.folder.mkdir(exist_ok=True)
-        write_atomic(self.folder / SPEC_FILE, spec_yaml, force=self.force)
-        self._columns = ["epoch", *columns]
-        self._file = open(self.folder / METRICS_FILE, "w", encoding="utf-8", newline="")  # noqa: SIM115
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(self._columns)
-        self._file.flush()
+        try:
+            self.folder.mkdir(exist_ok=True)
+        except OSError as e:
+            raise FileError(f"--log-dir {self.folder}: cannot make the folder: {e.strerror or e}") from None
+        self._held = Held(
+            self.folder,
+            f"--log-dir {self.folder} is the folder of a run still training (another treegrad process holds it): "
+            "give each run a folder of its own",
+        )
+        try:
+            write_atomic(self.folder / SPEC_FILE, spec_yaml, force=self.force)
+            self._columns = ["epoch", *columns]
+            self._metrics = Appending(self.folder / METRICS_FILE, _row(self._columns), force=self.force)
+        except BaseException:
+            self.close()
+            raise
 
     def epoch(self, epoch: int, values: dict[str, float | None]) -> None:
-        """Append the epoch's row (missing values empty) and flush it to disk."""
-        assert self._file is not None, "start() comes first"
+        """Append the epoch's row (missing values empty), written through to the file at once."""
+        assert self._metrics is not None, "start() comes first"
 
         def cell(v: float | None) -> str:
             return "" if v is None or (isinstance(v, float) and math.isnan(v)) else repr(float(v))
 
-        self._writer.writerow([epoch, *(cell(values.get(c)) for c in self._columns[1:])])
-        self._file.flush()
+        if self._metrics.add(_row([epoch, *(cell(values.get(c)) for c in self._columns[1:])])):
+            self.rows += 1
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Stop writing and let the folder go."""
+        if self._metrics is not None:
+            self._metrics.close()
+        if self._held is not None:
+            self._held.release()
+            self._held = None
+
+
+def _row(cells: list[Any]) -> str:
+    """One CSV line."""
+    buf = io.StringIO()
+    csv.writer(buf).writerow(cells)
+    return buf.getvalue()

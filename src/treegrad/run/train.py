@@ -103,7 +103,7 @@ def run(
         hist = prep.continued.joined(hist)
     record = _record(prep, root, hist, names)
     graph = root.compiled_graph
-    warnings = []
+    warnings = [] if log is None or log.fault is None else [_log_stopped(log)]
     dead = dead_unit_warning(graph, prep.data.train[0], prep.part)  # before saving: under torchrun, the last exchange
     if dead is not None:
         warnings.append(dead)
@@ -118,6 +118,14 @@ def run(
     notes = said(prep.data.source, prep.data.rows, coding.dropped, coding.filled, prep.settings.missing)
     count = (len(graph.params), len(graph.order))
     return Trained(root, record, hist, seconds, out, *count, hist.interrupted, warnings, notes)
+
+
+def _log_stopped(log: RunLog) -> str:
+    """The warning for a run whose log the disk refused part way: training went on without it."""
+    return (
+        f"the run's log stopped after {log.rows} epoch(s): cannot write {log.fault}; training went on, "
+        "and metrics.csv keeps the rows written before (make room, or give --log-dir a folder on another disk)"
+    )
 
 
 def _target_std(prep: Prepared) -> float | None:
