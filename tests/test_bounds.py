@@ -28,6 +28,16 @@ def run(*args: str) -> Any:
     return runner.invoke(app, list(args))
 
 
+def said(result: Any) -> str:
+    """A command's output as one line of words: a usage error's box and its wrapping taken out."""
+    return said_in(result.output)
+
+
+def said_in(text: str) -> str:
+    """Text as one line of words, a usage error's box and its wrapping taken out."""
+    return " ".join(text.replace("│", " ").split())
+
+
 @pytest.fixture
 def xor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
@@ -113,3 +123,126 @@ def test_more_classes_than_the_limit_are_refused(tmp_path: Path, monkeypatch: py
     Path("w.yaml").write_text(f"inputs: [x]\nlayers: [{{linear: {n}}}, {{softmax: true}}]\ntarget: label\n")
     r = run("check", "w.yaml", "--data", "many.csv")  # the spec's width, before the data is read
     assert r.exit_code == 1 and "w.yaml:2:19: layers[0].linear" in r.output and f"{n:,} outputs" in r.output, r.output
+
+
+# ----------------------------------------------------------------- sweeps (items 6 and 7, weak spots)
+
+TINY = """\
+inputs: [x, y]
+output: {sigmoid: {add: [{mul: [param, x]}, {mul: [param, y]}, param]}}
+loss: bce
+data: line:40
+target: label
+training: {epochs: 2, learning_rate: 0.1, validation_split: 0.25}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    return spec
+
+
+def test_a_huge_grid_is_counted_and_refused_before_it_is_listed(tiny: Path) -> None:
+    # 7 keys x 20 values: listing the 1.28 billion combinations first was a MemoryError under a
+    # 4 GB cap. Here under a 1 GB cap, in a process of its own.
+    import resource
+    import subprocess
+    import sys
+
+    def capped() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    values = ",".join(str(k) for k in range(1, 21))
+    keys = ["epochs", "batch_size", "seed", "training.early_stopping.patience", "clip_norm", "l1", "l2"]
+    grid = [a for key in keys for a in ("--grid", f"{key}={values}")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "treegrad", "sweep", str(tiny), *grid],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a guard against a hang, not a measurement
+        preexec_fn=capped,
+        env={"COLUMNS": "300", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "1280000000 models (more than 10000)" in said_in(proc.stderr)
+    assert not Path("tiny.sweep.csv").exists()
+
+
+class _Pool:
+    """ProcessPoolExecutor as the sweep starts it, recording how many processes it asked for."""
+
+    asked: list[int] = []
+
+    def __init__(self, max_workers: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _Pool.asked.append(max_workers)
+        self._pool = ThreadPoolExecutor(max_workers)  # threads: the runs are the same, no fork here
+
+    def __enter__(self) -> Any:
+        return self._pool.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.__exit__(*exc)
+
+
+def test_workers_are_at_most_the_runs_and_the_cores(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from treegrad.run import sweep as sweeping
+
+    monkeypatch.setattr(sweeping, "ProcessPoolExecutor", _Pool)
+    monkeypatch.setattr(sweeping, "cores", lambda: 2, raising=False)
+    _Pool.asked = []
+    r = run("sweep", str(tiny), "--seeds", "3", "-j", "150")  # 3 runs, 2 cores: 2 processes, not 150
+    assert r.exit_code == 0, r.output
+    assert _Pool.asked == [2] and "-j 150: training 2 runs at a time, one per core (2)" in r.output
+    assert "--oversubscribe runs 3" in r.output
+    r = run("sweep", str(tiny), "--seeds", "3", "-j", "3", "--oversubscribe", "--force")
+    assert r.exit_code == 0 and _Pool.asked == [2, 3], r.output
+    r = run("sweep", str(tiny), "--seeds", "2", "-j", "2", "--oversubscribe", "--force")
+    assert r.exit_code == 0 and _Pool.asked == [2, 3, 2] and "warning" not in r.output, r.output
+    r = run("sweep", str(tiny), "--seeds", "2", "-j", "33", "--oversubscribe", "--force")
+    assert r.exit_code == 2 and "at most 32 runs at once" in said(r) and _Pool.asked == [2, 3, 2], r.output
+
+
+def test_a_seed_grid_and_seeds_are_not_both_taken(tiny: Path) -> None:
+    # --seeds replaced the grid's seeds in every run, silently: 2 'different' seeds trained alike.
+    r = run("sweep", str(tiny), "--grid", "seed=5,6", "--seeds", "2")
+    assert r.exit_code == 2 and "training.seed and --seeds 2" in said(r), r.output
+    assert not Path("tiny.sweep.csv").exists()
+
+
+def test_a_quoted_comma_stays_in_its_value() -> None:
+    from treegrad.run.sweep import parse_grid
+
+    grid = parse_grid(["description=\"a, b\",'c, ''d''',e", "inputs=[x, y],[x]"])
+    assert grid.values == (("a, b", "c, 'd'", "e"), (["x", "y"], ["x"]))
+    assert parse_grid(["description=don't,x"]).values == (("don't", "x"),)
+
+
+def test_a_sweep_whose_every_run_fails_says_so(tiny: Path) -> None:
+    tiny.write_text("inputs: [f]\noutput: {add: [{mul: [param, f]}, param]}\ndata: f2c:30\ntarget: c\n")
+    r = run("sweep", str(tiny), "--grid", "learning_rate=1000,2000", "--best-out", "best.model.json")
+    assert r.exit_code == 1, r.output
+    assert "every run of the sweep failed (2 of 2; the first:" in r.output and "tiny.sweep.csv" in r.output
+    assert "no model was saved to best.model.json" in r.output and not Path("best.model.json").exists()
+    assert len(Path("tiny.sweep.csv").read_text().splitlines()) == 3  # the header and the two failed runs
+
+
+@pytest.mark.parametrize(("option", "value"), [("--storage", "sqlite:///s.db"), ("--study", "s"), ("--trials", "5")])
+def test_optuna_options_without_optuna_are_refused(tiny: Path, option: str, value: str) -> None:
+    r = run("sweep", str(tiny), "--seeds", "2", option, value)
+    assert r.exit_code == 2 and f"{option} is for --search optuna" in said(r), r.output
+    assert not Path("tiny.sweep.csv").exists() and not Path("s.db").exists()
+
+
+def test_optuna_asked_for_more_trials_than_combinations_trains_each_once(tiny: Path) -> None:
+    pytest.importorskip("optuna")
+    args = ["sweep", str(tiny), "--grid", "learning_rate=0.1,0.01", "--seeds", "2", "--search", "optuna"]
+    r = run(*args, "--trials", "200")
+    assert r.exit_code == 0, r.output
+    assert "--trials 200: the grid has 2 combinations; training each once" in r.output
+    rows = Path("tiny.sweep.csv").read_text().splitlines()[1:]
+    assert sorted(row.split(",")[:2] for row in rows) == [["0.01", "0"], ["0.01", "1"], ["0.1", "0"], ["0.1", "1"]]

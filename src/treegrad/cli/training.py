@@ -236,7 +236,13 @@ def sweep(
     seeds: Annotated[
         int | None, typer.Option("--seeds", min=1, help="Train each combination with seeds 0..N-1.")
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Processes training in parallel.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", "-j", min=1, help="Processes training in parallel: at most the runs and the cores."),
+    ] = 1,
+    oversubscribe: Annotated[
+        bool, typer.Option("--oversubscribe", help="Run -j processes (up to 32) even when the machine has fewer cores.")
+    ] = False,
     data: Data = None,
     target: Target = None,
     csv_path: Annotated[
@@ -246,7 +252,9 @@ def sweep(
     search: Annotated[
         str, typer.Option("--search", help="grid (every combination) or optuna (--trials of them, chosen by Optuna).")
     ] = "grid",
-    trials: Annotated[int, typer.Option("--trials", min=1, help="With --search optuna: combinations to try.")] = 20,
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="With --search optuna: combinations to try (default 20).")
+    ] = None,
     storage: Annotated[
         str | None,
         typer.Option(
@@ -277,12 +285,14 @@ def sweep(
             storage=storage,
             study=study,
             workers=workers,
+            oversubscribe=oversubscribe,
             data=data,
             target=target,
             csv_path=csv_path,
             best_out=best_out,
             force=force,
             on_result=progress,
+            warn=warn,
         )
     result = written.result
     views.leaderboard(result)

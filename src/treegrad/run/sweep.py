@@ -27,6 +27,7 @@ import io
 import itertools
 import json
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -35,10 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import OptionError, SettingError, SpecError, TreegradError
-from ..spec.settings import KeyPath, load, parse_assignment
+from ..errors import OptionError, SettingError, SpecError, TrainingError, TreegradError
+from ..limits import MAX_SWEEP_RUNS, MAX_WORKERS
+from ..spec.settings import KeyPath, load, parse_assignment, split_values
 
-MAX_RUNS = 10_000  # a grid bigger than this is most likely a typo in a --grid list
+SEED = ("training", "seed")  # the key --seeds sets in each run
+Warn = Callable[[str], None]  # how a sweep says something the user should know, as it goes
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,10 @@ class Grid:
         """Every combination of values, the last key varying fastest."""
         return list(itertools.product(*self.values))
 
+    def size(self) -> int:
+        """How many combinations there are, without listing them."""
+        return math.prod(len(v) for v in self.values)
+
     def names(self) -> list[str]:
         """The keys as written in CSV headers and on the leaderboard: training.learning_rate."""
         return [".".join(k) for k in self.keys]
@@ -59,6 +66,8 @@ class Grid:
 
 def parse_grid(items: Sequence[str]) -> Grid:
     """`KEY=V1,V2,...` options as a Grid; a malformed option or a key given twice is a SettingError."""
+    # Counted before a value is read or a combination listed: 7 keys of 20 values are 1.28 billion.
+    _check_runs(math.prod(len(split_values(item.partition("=")[2])) for item in items))
     keys: list[KeyPath] = []
     values: list[tuple[Any, ...]] = []
     for item in items:
@@ -135,6 +144,13 @@ class Job:
     seed: int | None
 
 
+def _check_runs(n: int) -> None:
+    if n > MAX_SWEEP_RUNS:
+        raise SettingError(
+            f"--grid: the sweep would train {n} models (more than {MAX_SWEEP_RUNS}): give fewer values or seeds"
+        )
+
+
 def plan(
     spec_path: Path, grid: Grid, seeds: int | None, data: str | None = None, target: str | None = None
 ) -> list[Job]:
@@ -142,12 +158,13 @@ def plan(
     too many runs, is a SettingError before any training), in grid order: combination by
     combination, seeds 0..N-1 in each. The first run is prepared too, so a problem with the data
     also fails here (as the DataError or SpecError it is)."""
-    combos = grid.combinations()
-    n = len(combos) * (seeds or 1)
-    if n > MAX_RUNS:
+    _check_runs(grid.size() * (seeds or 1))
+    if seeds and SEED in grid.keys:
         raise SettingError(
-            f"--grid: the sweep would train {n} models (more than {MAX_RUNS}): give fewer values or seeds"
+            f"--grid: training.seed and --seeds {seeds} both choose the seeds; give them once: --seeds N "
+            "(seeds 0 to N-1), or the seeds in --grid seed=..."
         )
+    combos = grid.combinations()
     for key, values in zip(grid.keys, grid.values, strict=True):
         for value in values:
             load(spec_path, [(key, value)], "--grid")
@@ -171,7 +188,7 @@ def train_command(job: Job) -> list[str]:
     argv += ["--data", job.data] if job.data is not None else []
     argv += ["--target", job.target] if job.target is not None else []
     for key, value in job.changes:
-        if job.seed is None or key != ("training", "seed"):  # --seed below sets it, as the run did
+        if job.seed is None or key != SEED:  # --seed below sets it, as the run did
             argv += ["--set", f"{'.'.join(key)}={setting(value)}"]
     return argv + (["--seed", str(job.seed)] if job.seed is not None else [])
 
@@ -210,7 +227,7 @@ def run_job(job: Job) -> RunResult:
 
     result = RunResult(job.combo, job.values, job.seed if job.seed is not None else -1)
     try:
-        changes = job.changes + ((("training", "seed"), job.seed),) if job.seed is not None else job.changes
+        changes = job.changes + ((SEED, job.seed),) if job.seed is not None else job.changes
         prep = prepare(job.spec_path, data=job.data, target=job.target, sets=changes, command=train_command(job))
         result.seed = prep.settings.seed
         t0 = time.perf_counter()
@@ -266,18 +283,56 @@ def leaderboard(grid: Grid, runs: list[RunResult]) -> list[Ranked]:
     return sorted(rows, key=lambda r: (math.isnan(r.loss_mean), r.loss_mean))
 
 
+def cores() -> int:
+    """The processors this process may run on (its affinity, where the system says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
+def check_workers(asked: int, oversubscribe: bool) -> None:
+    """Refuse, before any work, more processes than the cores where they would all start: with
+    `oversubscribe`, more than limits.MAX_WORKERS (without it, the cores bound them)."""
+    if oversubscribe and asked > MAX_WORKERS:
+        raise OptionError(
+            f"-j {asked} --oversubscribe: a sweep trains at most {MAX_WORKERS} runs at once beyond its cores "
+            f"(each process holds a whole run in memory); this machine has {cores()} cores for it",
+            "--workers",
+        )
+
+
+def bounded_workers(asked: int, runs: int, oversubscribe: bool = False, warn: Warn | None = None) -> int:
+    """The processes that train `runs` runs: at most `asked`, the runs and, unless `oversubscribe`,
+    the cores (training is arithmetic: a process more than the cores makes every run slower). Says
+    so through `warn` when it is fewer than asked."""
+    check_workers(asked, oversubscribe)
+    useful, have = min(asked, runs), cores()
+    n, why = useful, f"the sweep has {runs} run{'s' if runs != 1 else ''}"
+    if useful > have and not oversubscribe:
+        n, why = have, f"one per core ({have}); --oversubscribe runs {useful} anyway"
+    if n < asked and warn is not None:
+        warn(f"-j {asked}: training {n} run{'s' if n != 1 else ''} at a time, {why}")
+    return max(n, 1)
+
+
 def sweep(
     spec_path: Path,
     grid: Grid,
     seeds: int | None = None,
     *,
     workers: int = 1,
+    oversubscribe: bool = False,
     data: str | None = None,
     target: str | None = None,
     on_result: Callable[[int, int, RunResult], None] | None = None,
+    warn: Warn | None = None,
 ) -> SweepResult:
-    """Train every combination x seed, `workers` processes at a time; see the module's docstring."""
+    """Train every combination x seed, at most `workers` processes at a time (bounded_workers);
+    see the module's docstring."""
+    check_workers(workers, oversubscribe)
     jobs = plan(spec_path, grid, seeds, data, target)
+    workers = bounded_workers(workers, len(jobs), oversubscribe, warn)
     results: list[RunResult | None] = [None] * len(jobs)
     done = 0
 
@@ -372,22 +427,28 @@ def optuna_search(
     storage: str | None = None,
     study_name: str | None = None,
     workers: int = 1,
+    oversubscribe: bool = False,
     data: str | None = None,
     target: str | None = None,
     on_result: Callable[[int, int, RunResult], None] | None = None,
+    warn: Warn | None = None,
 ) -> SweepResult:
     """Let Optuna choose `trials` combinations of the grid's values (its TPE sampler, seeded), each
-    trained over the seeds and scored by its mean loss. With `storage` (an RDB URL such as
-    sqlite:///study.db, or a database server several machines reach) the study is kept there
-    under `study_name` and continued by every process that runs the same command, so several
-    machines search together. The result holds this process's trials only."""
+    trained over the seeds and scored by its mean loss; asked for as many trials as the grid has
+    combinations or more, it tries each combination once (Optuna's grid sampler) and says so.
+    With `storage` (an RDB URL such as sqlite:///study.db, or a database server several machines
+    reach) the study is kept there under `study_name` and continued by every process that runs
+    the same command, so several machines search together. The result holds this process's
+    trials only."""
     try:
         import optuna
     except ImportError:
         raise SpecError(
             "--search optuna needs Optuna, an optional dependency: pip install 'treegrad[optuna]'"
         ) from None
+    check_workers(workers, oversubscribe)
     jobs = plan(spec_path, grid, seeds, data, target)  # checks every combination's settings now
+    workers = bounded_workers(workers, seeds or 1, oversubscribe, warn)
     by_combo: dict[int, list[Job]] = {}
     for job in jobs:
         by_combo.setdefault(job.combo, []).append(job)
@@ -418,16 +479,36 @@ def optuna_search(
             return math.inf
         return statistics.fmean(r.loss for r in done)
 
+    sampler: Any = optuna.samplers.TPESampler(seed=0)
+    if trials >= len(combos):
+        # A search that may pick a combination again trained it again each time (200 trials of 2
+        # combinations: each 100 times); asked for them all, it is the grid.
+        if trials > len(combos) and warn is not None:
+            warn(f"--trials {trials}: the grid has {len(combos)} combinations; training each once")
+        trials = len(combos)
+        sampler = optuna.samplers.GridSampler(dict(zip(grid.names(), choices, strict=True)), seed=0)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,
         load_if_exists=storage is not None,
         direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=0),
+        sampler=sampler,
     )
     study.optimize(objective, n_trials=trials)
     return _result(grid, runs)
+
+
+def _nothing_trained(result: SweepResult, csv_path: Path, best_out: Path | None) -> str:
+    """Why a sweep has no best run, where its runs are, and what was not written."""
+    failed = [r for r in result.runs if r.error]
+    what = (
+        f"every run of the sweep failed ({len(failed)} of {len(result.runs)}; the first: {failed[0].error})"
+        if len(failed) == len(result.runs) and failed
+        else f"no run of the sweep ended with a finite {result.loss_kind} loss"
+    )
+    saved = f", and no model was saved to {best_out}" if best_out is not None else ""
+    return f"{what}; the runs are in {csv_path}, each with its error{saved}"
 
 
 SEARCHES = ("grid", "optuna")  # every combination (sweep), or --trials of them chosen by Optuna (optuna_search)
@@ -439,7 +520,7 @@ class Written:
 
     result: SweepResult
     csv: Path  # every run
-    best: Path | None  # the best run's model; None if not asked for or every run failed
+    best: Path | None  # the best run's model; None if not asked for
 
 
 def sweep_files(
@@ -448,27 +529,35 @@ def sweep_files(
     seeds: int | None = None,
     *,
     search: str = "grid",
-    trials: int = 20,
+    trials: int | None = None,
     storage: str | None = None,
     study: str | None = None,
     workers: int = 1,
+    oversubscribe: bool = False,
     data: str | None = None,
     target: str | None = None,
     csv_path: Path | None = None,
     best_out: Path | None = None,
     force: bool = False,
     on_result: Callable[[int, int, RunResult], None] | None = None,
+    warn: Warn | None = None,
 ) -> Written:
-    """`treegrad sweep`: its outputs checked first (the runs to `csv_path`, NAME.sweep.csv by
-    default; the best model to `best_out`), the grid searched (`search`: every combination, or
-    `trials` of them chosen by Optuna, its study named NAME when kept in `storage`), then every run
-    written as CSV and the best one's model saved."""
+    """`treegrad sweep`: its options and outputs checked first (the runs to `csv_path`,
+    NAME.sweep.csv by default; the best model to `best_out`), the grid searched (`search`: every
+    combination, or `trials` of them (20 unless given) chosen by Optuna, its study named NAME when
+    kept in `storage`) by at most `workers` processes (bounded_workers), then every run written as
+    CSV and the best one's model saved. A sweep none of whose runs trained is a TrainingError,
+    after its CSV is written."""
     from ..files import SWEEP, check_output, write_atomic
     from ..spec.models import load_spec
     from .modelfile import output_kind
 
     if search not in SEARCHES:
         raise OptionError(f"--search is {' or '.join(SEARCHES)}, not {search!r}", "--search")
+    for option, given in (("--trials", trials), ("--storage", storage), ("--study", study)):
+        if given is not None and search != "optuna":
+            raise OptionError(f"{option} is for --search optuna; add --search optuna, or leave it out", option)
+    check_workers(workers, oversubscribe)
     name = load_spec(spec_path).name or spec_path.stem
     csv_path = csv_path or Path(f"{name}.sweep.csv")
     check_output(csv_path, force=force, kind=SWEEP, option="--csv")
@@ -480,19 +569,33 @@ def sweep_files(
             spec_path,
             grid,
             seeds,
-            trials,
+            20 if trials is None else trials,
             storage=storage,
             study_name=study,
             workers=workers,
+            oversubscribe=oversubscribe,
             data=data,
             target=target,
             on_result=on_result,
+            warn=warn,
         )
     else:
-        result = sweep(spec_path, grid, seeds, workers=workers, data=data, target=target, on_result=on_result)
+        result = sweep(
+            spec_path,
+            grid,
+            seeds,
+            workers=workers,
+            oversubscribe=oversubscribe,
+            data=data,
+            target=target,
+            on_result=on_result,
+            warn=warn,
+        )
     write_atomic(csv_path, runs_csv(result), force=force, kind=SWEEP, option="--csv")
     best = result.best
-    if best_out is None or best is None:
+    if best is None:
+        raise TrainingError(_nothing_trained(result, csv_path, best_out))
+    if best_out is None:
         return Written(result, csv_path, None)
     write_atomic(best_out, saved_as(best, best_out) + "\n", force=force)
     return Written(result, csv_path, best_out)

@@ -68,20 +68,41 @@ def parse_value(text: str, where: str, key: KeyPath = ()) -> Any:
 
 
 def split_values(text: str) -> list[str]:
-    """The comma-separated values of a list, keeping commas inside {...} and [...] together."""
-    out, depth, cur = [], 0, ""
-    for ch in text:
-        if ch in "{[":
+    """The comma-separated values of a list, keeping commas inside {...}, [...] and quotes together."""
+    out, depth, cur, quote, i = [], 0, [], "", 0
+    while i < len(text):
+        ch = text[i]
+        if quote:  # inside '...' ('' is a quote) or "..." (\" is one): nothing splits or nests
+            if quote == '"' and ch == "\\":
+                cur.append(text[i : i + 2])
+                i += 2
+                continue
+            if ch == quote and quote == "'" and text[i + 1 : i + 2] == "'":
+                cur.append("''")
+                i += 2
+                continue
+            quote = "" if ch == quote else quote
+        elif ch in "'\"" and _opens_scalar("".join(cur)):
+            quote = ch
+        elif ch in "{[":
             depth += 1
         elif ch in "}]":
             depth -= 1
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
+        if ch == "," and depth == 0 and not quote:
+            out.append("".join(cur))
+            cur = []
         else:
-            cur += ch
-    out.append(cur)
+            cur.append(ch)
+        i += 1
+    out.append("".join(cur))
     return [v.strip() for v in out]
+
+
+def _opens_scalar(before: str) -> bool:
+    """True if a quote after `before` starts a quoted value, as YAML reads one: at the start of a
+    value, a list item or a mapping's key or value (in `don't` it is a letter)."""
+    before = before.rstrip()
+    return not before or before[-1] in "[{,:"
 
 
 def parse_assignment(text: str, where: str, many: bool = False) -> tuple[KeyPath, list[Any]]:
