@@ -141,6 +141,8 @@ def trained(spec: Path, out: Path, *more: str) -> dict[str, Any]:
 RUNS = {
     "momentum": "optimizer: momentum",  # normalize: the target of this regression is standardised too
     "adam, step schedule, l2": "optimizer: adam\nlr_schedule: {type: step, step_size: 30, gamma: 0.5}\nl2: 0.001",
+    # The file keeps the best epoch's parameters, and the last epoch's to go on from (issue 26).
+    "adam, early stopping": "optimizer: adam\nearly_stopping: {patience: 60}",
 }
 
 
@@ -196,7 +198,6 @@ def test_resume_finds_moved_data_with_the_data_option(tmp_path: Path) -> None:
 
 
 REFUSED_RUNS = {
-    "early stopping": ("early_stopping: {patience: 500}", "early stopping"),
     "cosine": ("lr_schedule: {type: cosine}", "cosine schedule spreads the learning rate over its 10 epochs"),
     "plateau": ("lr_schedule: {type: plateau}", "plateau schedule"),
 }
@@ -212,6 +213,17 @@ def test_runs_that_cannot_go_on_bit_for_bit_are_refused(tmp_path: Path, settings
     assert "cannot be resumed" in result.output and reason in flat(result.output)
     assert "--init-from" in result.output and "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "wave.csv", "wave.yaml"]
+
+
+def test_a_run_that_stopped_early_is_not_resumed(tmp_path: Path) -> None:
+    """A longer run would stop at the same epoch: there is no run to go on with."""
+    spec = setup(tmp_path, "optimizer: adam\nearly_stopping: {patience: 1}")
+    record = trained(spec, tmp_path / "m.json", "--learning-rate", "0.5")
+    assert record["history"]["stopped_early"] and record["resume"] is None
+    stopped = len(record["history"]["train"])
+    result = cli("train", "--resume", tmp_path / "m.json", "--epochs", "10")
+    assert result.exit_code == 1 and f"it stopped early after {stopped} epochs" in flat(result.output)
+    assert "--init-from" in result.output
 
 
 def test_an_interrupted_run_is_not_resumable() -> None:

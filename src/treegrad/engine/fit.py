@@ -45,6 +45,11 @@ class History(list[float]):
         # The optimizer's state after the last epoch (moments or velocity per parameter, and the
         # step count): with `fit(..., start_epoch=, state=)` training continues as if never cut.
         self.state: tuple[list[list[float]], int] | None = None
+        # With early stopping, what going on needs besides the state: the parameters after the last
+        # epoch (those the state belongs to; the ones kept are the best epoch's) and the best
+        # validation loss as training compared it.
+        self.last: list[float] | None = None
+        self.best_loss: float | None = None
 
 
 def resolve_loss(graph: Graph, loss: str | Loss) -> Loss:
@@ -165,11 +170,22 @@ class Epochs(Protocol):
         """The mean validation loss at `params` (inf where it cannot be computed)."""
 
 
+# A run's best validation loss so far, the parameters it had then, and that epoch's number.
+Best = tuple[float, list[float], int]
+
+
 def run_epochs(
-    settings: Training, count: int, run: Epochs, hist: History, callback: Callback | None, start_epoch: int = 0
+    settings: Training,
+    count: int,
+    run: Epochs,
+    hist: History,
+    callback: Callback | None,
+    start_epoch: int = 0,
+    best: Best | None = None,
 ) -> list[float]:
     """Train `settings.epochs` epochs after `start_epoch` with either trainer, filling `hist`; return the
     parameters to keep: the best epoch's with early stopping, else those of the last complete epoch.
+    A run going on passes its `best` so far, and `hist.best_epoch` is then set only by a better epoch.
 
     Every trainer walks the same order of the `count` samples: shuffled each epoch from the
     seed's stream (replayed up to `start_epoch`), at the schedule's rate of each epoch. Ctrl-C
@@ -184,7 +200,10 @@ def run_epochs(
     patience = settings.early_stopping.patience if settings.early_stopping and run.validating else None
     penalised = run.rules.active and bool(settings.l1 or settings.l2)
     current = run.params()
-    best, since_best = (math.inf, list(current)), 0
+    seeded = best is not None
+    kept, since_best = (best[0], best[1]) if best is not None else (math.inf, list(current)), 0
+    if best is not None:
+        since_best = start_epoch - best[2]
     try:
         for epoch in range(start_epoch + 1, start_epoch + settings.epochs + 1):
             if settings.shuffle:
@@ -200,8 +219,8 @@ def run_epochs(
             if run.validating:
                 v = run.validation_loss(current)
                 hist.validation.append(v)
-                if v < best[0]:
-                    best, since_best, hist.best_epoch = (v, list(current)), 0, epoch
+                if v < kept[0]:
+                    kept, since_best, hist.best_epoch = (v, list(current)), 0, epoch
                 else:
                     since_best += 1
             scheduler.observe(mean if v is None else v)
@@ -215,7 +234,12 @@ def run_epochs(
         # or the callback (a progress bar). Epoch functions write their parameters back only
         # at their end, so `current` holds those after the last complete epoch: keep those.
         hist.interrupted = True
-    return best[1] if patience is not None and hist.best_epoch is not None else current
+    if run.validating:
+        hist.best_loss = kept[0]
+    if patience is not None and (seeded or hist.best_epoch is not None):
+        hist.last = list(current)
+        return kept[1]
+    return current
 
 
 ENGINES = ("compiled", "reference")
@@ -236,6 +260,7 @@ def fit(
     history: History | None = None,
     start_epoch: int = 0,
     state: tuple[Sequence[Sequence[float]], int] | None = None,
+    best: Best | None = None,
     **keywords: Any,
 ) -> History:
     """Train a model; return the per-epoch mean training loss.
@@ -263,7 +288,10 @@ def fit(
     To continue a run: `start_epoch`, the epochs it has done, and `state`, its `History.state`
     (the optimizer's state). The epochs are numbered on from there, the shuffling continues its
     stream (replayed from `seed`), so that n epochs, then m more, give the parameters of one run
-    of n + m bit for bit (a schedule whose rate depends on the total, cosine, aside).
+    of n + m bit for bit (a schedule whose rate depends on the total, cosine, aside). With early
+    stopping the model's parameters are the best epoch's: continue from `History.last` (the model
+    set to them) with `best` = (History.best_loss, the best parameters, History.best_epoch), so that
+    patience counts on from that epoch.
 
     `dtype` "float32": the NumPy trainer then runs every batch, of one sample too, in float32
     (parameters, data, gradients, optimizer state), whatever its cost estimate says; the
@@ -287,7 +315,7 @@ def fit(
     hist = History() if history is None else history
     limit = limit_blas_threads() if isinstance(run.run_epoch, VectorizedEpoch) else None
     try:
-        graph.set_param_values(run_epochs(settings, len(samples.X), run, hist, callback, start_epoch))
+        graph.set_param_values(run_epochs(settings, len(samples.X), run, hist, callback, start_epoch, best))
     finally:
         if limit is not None:
             limit.restore_original_limits()

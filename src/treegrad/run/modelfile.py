@@ -109,6 +109,10 @@ class ResumeState(BaseModel):
     # Per state variable of the optimizer (momentum's "m", Adam's "m" and "v"), by parameter name.
     moments: dict[str, dict[PrintedText, StrictFloat]]
     data_sha256: str  # of the training and validation rows as trained (resume.rows_digest)
+    # With early stopping the file's parameters are the best epoch's: the parameters after the last
+    # epoch (those the moments belong to) and the best validation loss as training compared it.
+    last: dict[PrintedText, StrictFloat] | None = None
+    best_loss: StrictFloat | None = None
 
 
 class Lineage(BaseModel):

@@ -315,7 +315,11 @@ def prepare_resume(
         command=command,
     )
     check_same_data(cont, record, prep.data)
-    start_from(prep.root.compiled_graph, record, model)
+    graph = prep.root.compiled_graph
+    start_from(graph, record, model)
+    last = cont.last(graph.param_names)
+    if last is not None:  # early stopping kept the best epoch's: go on from the last epoch's
+        graph.set_param_values(last)
     prep.continued = cont
     prep.provenance, prep.lineage = resumed_lineage(record, prep.provenance)
     return prep

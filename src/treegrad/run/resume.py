@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,10 @@ INIT_FROM = "or start a new run from its parameters (a fresh optimizer): treegra
 def why_not_resumable(settings: Training, epochs_done: int, stopped_early: bool) -> str | None:
     """Why a run with these settings, stopped after `epochs_done`, cannot go on bit for bit; None if it can."""
     schedule = settings.lr_schedule
-    if settings.early_stopping is not None or stopped_early:
+    if stopped_early:
         return (
-            "it used early stopping, which keeps the parameters of its best epoch, not those the "
-            "optimizer's state belongs to"
+            f"it stopped early after {epochs_done} epochs, its validation loss no better for the patience "
+            "it was given, so a longer run stops there too"
         )
     why = schedule.why_not_resumable(settings.epochs) if schedule is not None else None
     if why is not None:
@@ -88,11 +88,16 @@ def saved_state(settings: Training, hist: History, names: Sequence[str], data: A
         return None
     kinds = OPTIMIZERS[settings.optimizer].state
     assert len(kinds) == len(moments), "the optimizer's state has one list per state variable"
+    last = hist.last if settings.early_stopping is not None else None
+    if last is not None and not all(math.isfinite(v) for v in last):
+        return None
     return ResumeState(
         epochs=len(hist),
         steps=steps,
         moments={kind: dict(zip(names, m, strict=True)) for kind, m in zip(kinds, moments)},
         data_sha256=rows_digest(data.train, data.validation, data.train_weights),
+        last=None if last is None else dict(zip(names, last, strict=True)),
+        best_loss=hist.best_loss if last is not None and hist.best_loss is not None and hist.best_epoch else None,
     )
 
 
@@ -106,10 +111,22 @@ class Continuation:
     state: ResumeState
     history: HistoryInfo
     learning_rate: float
+    parameters: dict[str, float] = field(default_factory=dict)  # the model's: with early stopping, the best
 
     def fit_state(self, names: Sequence[str]) -> tuple[list[list[float]], int]:
         """The optimizer's state as `fit(state=)` takes it: one list per state variable, in `names` order."""
         return [[m[n] for n in names] for m in self.state.moments.values()], self.state.steps
+
+    def fit_best(self, names: Sequence[str]) -> tuple[float, list[float], int] | None:
+        """Early stopping's best so far as `fit(best=)` takes it (None: the run had no early stopping)."""
+        best, epoch = self.state.best_loss, self.history.best_epoch
+        if self.state.last is None or best is None or epoch is None:
+            return None
+        return best, [self.parameters[n] for n in names], epoch
+
+    def last(self, names: Sequence[str]) -> list[float] | None:
+        """The parameters after the last epoch, where early stopping kept another epoch's (None: the model's)."""
+        return None if self.state.last is None else [self.state.last[n] for n in names]
 
     def joined(self, hist: History) -> History:
         """The recorded history followed by that of the epochs run now: one run's history."""
@@ -121,11 +138,13 @@ class Continuation:
         out.learning_rates = [*(prior.learning_rates or [self.learning_rate] * len(prior.train)), *hist.learning_rates]
         out.penalty = [*prior.penalty, *hist.penalty]
         out.best_epoch = prior.best_epoch
+        seeded = self.state.best_loss is not None  # fit set best_epoch only for an epoch better than the prior best
         if hist.best_epoch is not None and (
-            prior.best_epoch is None or hist.validation[hist.best_epoch - self.epochs_done - 1] < _best(prior)
+            seeded or prior.best_epoch is None or hist.validation[hist.best_epoch - self.epochs_done - 1] < _best(prior)
         ):
             out.best_epoch = hist.best_epoch
         out.stopped_early, out.interrupted, out.state = hist.stopped_early, hist.interrupted, hist.state
+        out.last, out.best_loss = hist.last, hist.best_loss
         return out
 
 
@@ -156,9 +175,11 @@ def continuation(path: Path, record: ModelRecord, more: int | None) -> Continuat
             f"{_few(list(state.moments)) or 'none'} for {settings.optimizer}){damaged}"
         )
     names = set(record.parameters)
-    for kind, values in state.moments.items():
+    for kind, values in [*state.moments.items(), *([("last", state.last)] if state.last is not None else [])]:
         if set(values) != names or not all(math.isfinite(v) for v in values.values()):
             raise ResumeError(f"{shown}: its optimizer state '{kind}' does not match its parameters{damaged}")
+    if settings.early_stopping is not None and (state.last is None) != (history.best_epoch is None):
+        raise ResumeError(f"{shown}: its early stopping state does not fit its history{damaged}")
     if more is None:
         more = state.epochs
     if more < 1 or state.epochs + more > MAX_EPOCHS:
@@ -166,7 +187,7 @@ def continuation(path: Path, record: ModelRecord, more: int | None) -> Continuat
             f"--epochs {more}: give the number of epochs to add, from 1 to {MAX_EPOCHS - state.epochs:,} "
             f"(the run has done {state.epochs})"
         )
-    return Continuation(path, state.epochs, more, state, history, settings.learning_rate)
+    return Continuation(path, state.epochs, more, state, history, settings.learning_rate, dict(record.parameters))
 
 
 def resumed_lineage(record: ModelRecord, now: Provenance | None) -> tuple[Provenance | None, Lineage]:

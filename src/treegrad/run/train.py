@@ -150,7 +150,8 @@ def _fit(prep: Prepared, trainer: Callable[..., History], hist: History, on_epoc
     going_on: dict[str, Any] = {}
     if cont is not None:  # a recorded run going on: from its epoch and optimizer state
         settings = settings.model_copy(update={"epochs": settings.epochs - cont.epochs_done})
-        going_on = {"start_epoch": cont.epochs_done, "state": cont.fit_state(prep.root.compiled_graph.param_names)}
+        names = prep.root.compiled_graph.param_names
+        going_on = {"start_epoch": cont.epochs_done, "state": cont.fit_state(names), "best": cont.fit_best(names)}
     if not prep.part.alone:  # torch.trainer.fit: this part's training samples, of how many in all
         going_on["shares"] = (data.positions, data.train_count, data.validation_count)
         # fit refuses weights that are all 0, but a part's may be: where all parts' are, fit's
