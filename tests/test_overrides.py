@@ -84,9 +84,16 @@ def test_set_changes_the_model_and_the_model_file_describes_it(xor: Path) -> Non
     assert shown.exit_code == 0, shown.output
 
 
-def test_only_training_changes_keep_the_files_own_text(xor: Path) -> None:
+def test_a_training_only_change_is_in_the_embedded_spec(xor: Path) -> None:
+    """Issue 26: a training-only --set kept the file's own text, whose old value then read as the
+    run's (the model file's spec said learning_rate 0.01 of a run at 0.05)."""
     spec, text = load(xor, [(("training", "epochs"), 3)])
-    assert text == xor.read_text() and spec.training.epochs == 3
+    assert spec.training.epochs == 3 and text.startswith("# xor.yaml with --set training.epochs=3\n")
+    assert yaml.safe_load(text)["training"]["epochs"] == 3
+    r = run("train", str(xor), "--set", "learning_rate=0.05", "--epochs", "2", "-q", "-o", "b.model.json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(Path("b.model.json").read_text())
+    assert yaml.safe_load(doc["spec_text"])["training"]["learning_rate"] == doc["training"]["learning_rate"] == 0.05
 
 
 def test_print_config_shows_target_inputs_and_data_as_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from treegrad.cli import app
+from treegrad.cli import app, program
 
 runner = CliRunner()
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -206,3 +206,60 @@ def test_the_hint_after_training_names_the_csvs_columns(filled: Path) -> None:
     r = run("train", "p.yaml", "--epochs", "1", "-o", "again.model.json", "--force")
     assert r.exit_code == 0, r.output
     assert "treegrad predict again.model.json island=... bill=... mass=... sex=..." in flat(r.output)
+
+
+# ----------------------------------------------------------------- the smaller items
+
+
+def test_log_dir_makes_its_parent_folders_and_the_card_trains_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--log-dir runs/a/b failed for want of runs/a; the card's reproduce command, run as given after a
+    --log-dir run, was refused (the folder holds a run)."""
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "f.yaml"
+    spec.write_text("inputs: [f]\noutput: {add: [{mul: [param, f]}, param]}\ndata: f2c\ntarget: c\n")
+    argv = ["train", "f.yaml", "--epochs", "3", "--log-dir", "runs/a/b", "-q"]
+    monkeypatch.setattr(program, "command_line", ["treegrad", *argv])  # as main() records it
+    r = run(*argv)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "runs/a/b/metrics.csv").is_file()
+    monkeypatch.setattr(program, "command_line", None)
+    card = run("card", "f.model.json").stdout
+    command = card.split("## Reproduce", 1)[1].split("```sh\n", 1)[1].split("\n", 1)[0]
+    assert "--log-dir" not in command and command.startswith(f"cd {tmp_path} && treegrad train f.yaml")
+    again = run(*shlex.split(command.split(" && ", 1)[1])[1:])
+    assert again.exit_code == 0, again.output
+    (tmp_path / "afile").write_text("")
+    r = run("train", "f.yaml", "--epochs", "3", "--log-dir", "afile/x", "-q")
+    assert r.exit_code == 1 and "afile is a file, not a folder" in r.output
+
+
+def test_a_second_sweep_of_another_grid_keeps_the_firsts_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f.yaml").write_text(
+        "inputs: [f]\noutput: {add: [{mul: [param, f]}, param]}\ndata: f2c:20\ntarget: c\ntraining: {epochs: 2}\n"
+    )
+    assert run("sweep", "f.yaml", "--grid", "learning_rate=0.1,0.01").exit_code == 0
+    again = run("sweep", "f.yaml", "--grid", "learning_rate=0.1,0.01")  # the same sweep again: its own CSV
+    assert again.exit_code == 0, again.output
+    first = (tmp_path / "f.sweep.csv").read_text()
+    for grid in ("learning_rate=0.3", "batch_size=1,2"):
+        r = run("sweep", "f.yaml", "--grid", grid)
+        assert r.exit_code == 1 and "holds the 2 runs of an earlier sweep" in flat(r.output), r.output
+        assert (tmp_path / "f.sweep.csv").read_text() == first
+    assert run("sweep", "f.yaml", "--grid", "learning_rate=0.3", "--force").exit_code == 0
+    assert "0.3" in (tmp_path / "f.sweep.csv").read_text()
+
+
+def test_the_dead_relu_advice_does_not_ask_to_normalise_normalised_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = "inputs: [f]\noutput: {relu: {add: [{mul: [param, f]}, {param: -100}]}}\ndata: f2c:20\ntarget: c\n"
+    (tmp_path / "f.yaml").write_text(text + "training: {epochs: 2, normalize: true}\n")
+    r = run("train", "f.yaml", "-q")
+    assert r.exit_code == 0 and "(dead)" in r.output
+    assert "Try another seed or a smaller learning rate" in flat(r.output) and "normalize" not in r.output
+    (tmp_path / "f.yaml").write_text(text + "training: {epochs: 2}\n")
+    assert "or normalize the inputs" in flat(run("train", "f.yaml", "-q", "--force").output)

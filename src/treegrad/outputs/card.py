@@ -247,16 +247,34 @@ def _provenance(loaded: Loaded) -> list[str]:
     return ["## Provenance", "", *_table(["", ""], rows)]
 
 
-def _command(p: Provenance | None) -> str | None:
-    """A recorded command line as the shell runs it again, from its folder; None if none was recorded."""
+def _command(p: Provenance | None, again: bool = False) -> str | None:
+    """A recorded command line as the shell runs it again, from its folder; None if none was recorded.
+    `again`: as the card's Reproduce runs it, without --log-dir, whose folder holds the recorded run
+    (train refuses a folder that holds a run), so the command trains again as it stands."""
     if p is None or p.command is None:
         return None
     argv = list(p.command)
+    if again:
+        argv = _without_log_dir(argv)
     parts = p.data.parts if p.data is not None else None
     if parts and argv[:1] == ["treegrad"]:  # data-parallel: as many processes again, each reading its part
         argv = ["torchrun", "--nproc_per_node", str(len(parts)), "-m", *argv]
     command = quoted(argv)
     return command if p.cwd is None else f"cd {quoted([p.cwd])} && {command}"
+
+
+def _without_log_dir(argv: list[str]) -> list[str]:
+    """A train command line without its --log-dir DIR (or --log-dir=DIR)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--log-dir":
+            skip = True
+        elif not arg.startswith("--log-dir="):
+            out.append(arg)
+    return out
 
 
 def _started_from(lineage: Lineage, cell: bool = True) -> str:
@@ -272,7 +290,7 @@ def _reproduce(loaded: Loaded) -> list[str]:
     lines = ["## Reproduce", ""]
     # A resumed run is its first run, then each resume: every one must have its command line.
     legs = [*lineage.continues, p]
-    commands = [_command(leg) for leg in legs]
+    commands = [_command(leg, again=True) for leg in legs]
     sha = p.data.sha256 if p is not None and p.data is not None else None
     data = f"the data still has the SHA-256 {code(sha, cell=False)} and " if sha else ""
     start = (

@@ -64,14 +64,18 @@ def describe_unit(graph: Graph, unit: Node) -> str:
     return f"ReLU {k + 1} of {len(units)}, {formula}"
 
 
-def dead_unit_warning(graph: Graph, rows: Sequence[Sequence[float]], part: Part = WHOLE) -> str | None:
-    """A warning naming the dead ReLU units after training, or None if every unit is alive."""
+def dead_unit_warning(
+    graph: Graph, rows: Sequence[Sequence[float]], part: Part = WHOLE, normalized: bool = False
+) -> str | None:
+    """A warning naming the dead ReLU units after training, or None if every unit is alive; its advice
+    leaves out standardising the inputs when the run did (`normalized`)."""
     dead = dead_units(graph, rows, part)
     if not dead:
         return None
     listed = "; ".join(describe_unit(graph, u) for u in dead[:5])
     more = f" and {len(dead) - 5} more" if len(dead) > 5 else ""
+    advice = "Try another seed or a smaller learning rate"
     return (
         f"{len(dead)} ReLU unit(s) output 0 on every training row, so they learn nothing (dead): {listed}{more}. "
-        "Try another seed, a smaller learning rate, or normalize the inputs"
+        + (advice if normalized else f"{advice.replace(' or ', ', ')}, or normalize the inputs")
     )

@@ -7,8 +7,13 @@ name, row count and seed. Input ranges: each input's smallest and largest value 
 training rows, in raw units (before standardisation).
 
 An input value is *far outside* its training range when it lies beyond the range by more
-than `FAR` (10 %) of the range's width; for an input that had one value in training (a range
+than `FAR` (half) of the range's width; for an input that had one value in training (a range
 of width 0), any other value is. `predict` warns about such values and answers all the same.
+Why half: the range of n training rows never covers new rows of the same source (2/(n+1) of
+them fall outside it), and in a long-tailed column they fall well outside: held-out rows of
+ordinary tables went beyond it by up to 36 % of its width (breast cancer, wine), which a
+margin of 10 % flagged on every such test set. Beyond half the width is rare for rows like the
+training rows, and is where a model's answer is extrapolation (tests/benchmarks/real_tables.py).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from ..data.table import Origin, Table
 from ..data.targets import input_rows
 from ..errors import UNPRINTABLE
 
-FAR = 0.1  # beyond the training range by more than this fraction of its width
+FAR = 0.5  # beyond the training range by more than this fraction of its width (see the docstring)
 MAX_WARNINGS = 3  # inputs named one by one in predict's warning; the others are counted
 
 

@@ -91,9 +91,10 @@ class RunLog:
         folder = self.folder
         if folder.exists() and not folder.is_dir():
             raise FileError(f"--log-dir {folder}: it is a file, not a folder; give a folder for the run's files")
-        parent = folder.parent if str(folder.parent) else Path(".")
-        if not folder.exists() and not parent.is_dir():
-            raise FileError(f"--log-dir {folder}: the folder {parent} does not exist")
+        # The folder and any parents missing are made when the run starts; what exists must be folders.
+        above = next((p for p in folder.parents if p.exists()), Path("."))
+        if not folder.exists() and not above.is_dir():
+            raise FileError(f"--log-dir {folder}: {above} is a file, not a folder; give a folder for the run's files")
         for name in (SPEC_FILE, METRICS_FILE):
             path = folder / name
             if path.exists() and not self.force:
@@ -107,7 +108,7 @@ class RunLog:
         """Hold the folder, write the resolved spec and the header of metrics.csv."""
         self.check()
         try:
-            self.folder.mkdir(exist_ok=True)
+            self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise FileError(f"--log-dir {self.folder}: cannot make the folder: {e.strerror or e}") from None
         self._held = Held(

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import OptionError, SettingError, SpecError, TrainingError, TreegradError
+from ..errors import FileError, OptionError, SettingError, SpecError, TrainingError, TreegradError
 from ..limits import MAX_SWEEP_RUNS, MAX_WORKERS
 from ..spec.settings import KeyPath, load, parse_assignment, split_values
 
@@ -523,6 +523,28 @@ class Written:
     best: Path | None  # the best run's model; None if not asked for
 
 
+def _keep_another_sweep(path: Path, grid: Grid) -> None:
+    """Refuse to replace the CSV of an earlier sweep of another grid (other keys, or a value this one
+    does not take): its runs may have cost hours. The same sweep run again replaces its own CSV."""
+    if not path.is_file():
+        return
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    names = grid.names()
+    if not rows or rows[0][: len(names) + 1] != [*names, "seed"]:
+        other = "another grid" if not rows else f"the grid {', '.join(rows[0][: rows[0].index('seed')])}"
+        kept = True
+    else:
+        taken = [{cell(v) for v in values} for values in grid.values]
+        kept = any(row[j] not in taken[j] for row in rows[1:] for j in range(len(names)) if j < len(row))
+        other = "other values of " + ", ".join(names)
+    if kept:
+        raise FileError(
+            f"--csv {path} holds the {max(len(rows) - 1, 0)} runs of an earlier sweep of {other}: "
+            "give another --csv to keep them, or pass --force to replace them"
+        )
+
+
 def sweep_files(
     spec_path: Path,
     grid: Grid,
@@ -561,6 +583,8 @@ def sweep_files(
     name = load_spec(spec_path).name or spec_path.stem
     csv_path = csv_path or Path(f"{name}.sweep.csv")
     check_output(csv_path, force=force, kind=SWEEP, option="--csv")
+    if not force:
+        _keep_another_sweep(csv_path, grid)
     if best_out is not None:
         check_output(best_out, force=force, kind=output_kind(name), option="--best-out")
     if search == "optuna":

@@ -104,7 +104,8 @@ def run(
     record = _record(prep, root, hist, names)
     graph = root.compiled_graph
     warnings = [] if log is None or log.fault is None else [_log_stopped(log)]
-    dead = dead_unit_warning(graph, prep.data.train[0], prep.part)  # before saving: under torchrun, the last exchange
+    # Before saving: under torchrun, the last exchange.
+    dead = dead_unit_warning(graph, prep.data.train[0], prep.part, normalized=prep.data.stats is not None)
     if dead is not None:
         warnings.append(dead)
     if out is not None:
@@ -112,7 +113,7 @@ def run(
     if len(hist) > 1 and not hist[-1] < hist[0]:
         warnings.append(
             f"the training loss did not go down (epoch 1: {hist[0]:.4g}, last: {hist[-1]:.4g}): "
-            "try a smaller learning rate, or normalize the inputs"
+            "try a smaller learning rate" + ("" if prep.data.stats is not None else ", or normalize the inputs")
         )
     coding = prep.data.recoding
     notes = said(prep.data.source, prep.data.rows, coding.dropped, coding.filled, prep.settings.missing)

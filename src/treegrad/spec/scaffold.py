@@ -34,6 +34,12 @@ MISSING_MARKERS = {"na", "n/a", "nan", "null", "none", "?", "-", "."}
 # --target, init takes the one column so named, and no other.
 TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "response")
 MAX_KINDS_LISTED = 20  # columns described one by one when init asks for --target
+# init's training schedule (`schedule`): measured on public tables by tests/benchmarks/real_tables.py.
+VALIDATION = 0.2  # of the rows, held out for early stopping
+STEPS = 8_000  # optimizer steps a run aims at
+MIN_EPOCHS, MAX_EPOCHS = 20, 300
+STEPS_PER_EPOCH, MAX_BATCH = 300, 1024  # batches grow past 32 rows to keep about this many steps an epoch
+LEARNING_RATE = 0.003
 
 
 @dataclass
@@ -178,6 +184,45 @@ def choose_target(table: Table, target: str | None) -> tuple[str, bool]:
     )
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """How long and in what steps init's spec trains a table of `rows` rows (`schedule`)."""
+
+    batch_size: int
+    epochs: int
+    patience: int
+    learning_rate: float
+    steps_per_epoch: int
+
+
+def schedule(rows: int) -> Schedule:
+    """Training settings scaled to a table: batches of 32 rows up to a few thousand rows, then larger
+    (about 300 steps an epoch, at most 1,024 rows a batch); as many epochs as make about STEPS steps
+    (from MIN_EPOCHS to MAX_EPOCHS), and a patience of a fifth of them (at least 10 epochs), so a
+    small table is not stopped by the noise of a few validation rows and a large one is not trained
+    for a million steps; Adam at 0.003, the rate its steps take well at every one of these sizes."""
+    train = max(1, rows - round(rows * VALIDATION))
+    batch = 32
+    while batch < MAX_BATCH and train / batch > STEPS_PER_EPOCH:
+        batch *= 2
+    per_epoch = -(-train // batch)
+    epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, -(-STEPS // per_epoch)))
+    return Schedule(batch, epochs, max(10, epochs // 5), LEARNING_RATE, per_epoch)
+
+
+def schedule_lines(rows: int) -> list[str]:
+    """The `training:` lines of `schedule(rows)`, each saying why."""
+    s = schedule(rows)
+    return [
+        f"  epochs: {s.epochs}   # about {s.epochs * s.steps_per_epoch:,} steps of {s.batch_size} rows",
+        "  optimizer: adam",
+        f"  learning_rate: {s.learning_rate}",
+        f"  batch_size: {s.batch_size}",
+        f"  validation_split: {VALIDATION}   # held out: the validation loss early stopping watches",
+        f"  early_stopping: {{patience: {s.patience}}}   # keeps the best epoch's parameters",
+    ]
+
+
 def _yaml(text: str) -> str:
     """A string as a YAML scalar that reads back as itself (JSON strings are YAML)."""
     return json.dumps(text, ensure_ascii=False)
@@ -243,13 +288,8 @@ def plan(
     lines += ["layers:", *hidden, *out, f"loss: {loss}"]
     lines += [
         "training:",
-        "  epochs: 200",
-        "  optimizer: adam",
-        "  learning_rate: 0.01",
-        "  batch_size: 32",
+        *schedule_lines(len(table.rows)),
         "  normalize: true   # standardise the inputs" + (" and the target" if kind == "regression" else ""),
-        "  validation_split: 0.2",
-        "  early_stopping: {patience: 30}",
         "  seed: 0",
     ]
     if missing_rows > no_target:

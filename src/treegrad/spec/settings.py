@@ -165,9 +165,9 @@ def _shown(path: KeyPath, value: Any) -> str:
 def load(spec_path: Path, changes: Iterable[tuple[KeyPath, Any]], where: str = "--set") -> tuple[Spec, str]:
     """The spec file at `spec_path` with `changes` applied, checked as a spec file is, and its text.
 
-    The text is the file's own when only `training:` changed (the model file records the
-    settings apart); otherwise it is the changed spec written out, as the model file's spec
-    must describe the model that was trained."""
+    The text is the changed spec written out, under a comment line saying which changes made it,
+    as the model file's spec must describe the run that was trained: its training settings too
+    (a training-only change left the file's own text, whose old value then read as the run's)."""
     changes = list(changes)
     text = read_text(spec_path)
     data, source = read_data(text, str(spec_path))
@@ -181,7 +181,7 @@ def load(spec_path: Path, changes: Iterable[tuple[KeyPath, Any]], where: str = "
     except SpecError as e:
         # Located in the file, but the file alone may be fine: say what changed it.
         raise SpecError(f"{e} (in the spec as changed by {said})") from None
-    if any(path[0] != "training" for path, _ in changes):
+    if changes:
         # One comment line whatever was set: a line break in it (YAML counts \r, NEL and the
         # Unicode separators too) would start a line of the spec, which then no longer reads back.
         name = spec_path.name if spec_path.name.isprintable() else json.dumps(spec_path.name)
