@@ -1,6 +1,6 @@
 """init's unedited spec on public tables nobody here tuned for, beside scikit-learn (issue 26).
 
-    pip install -e '.[bench]' statsmodels      # peers and tables only: treegrad needs none of them
+    pip install scikit-learn pandas statsmodels   # peers and tables only: treegrad needs none of them
     python tests/benchmarks/real_tables.py [--only wine,penguins] [--seeds 3] [--folder DIR]
 
 Tables: scikit-learn's bundled wine, breast cancer, digits and diabetes (written to CSV as loaded),
