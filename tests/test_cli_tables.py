@@ -159,8 +159,9 @@ MAX_COMMAND_LINES = 80  # a command: its options, its docstring, one library cal
 MAX_LIBRARY_MODULES = 2
 REACHING_FURTHER = {
     # The torch layer sits above run: the cli joins torchrun's group and makes the torch trainer,
-    # run prepares and trains; --print-config and --log-dir are runlog's, the next: hint values'.
-    "train": 5,
+    # run prepares and trains; --print-config and --log-dir are runlog's, the next: hint values';
+    # --live serves the report page as it trains (outputs.live, a layer above run).
+    "train": 6,
 }
 
 

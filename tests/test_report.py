@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 
 from treegrad.cli import app
 from treegrad.core.printers import funcify, number
-from treegrad.outputs.report import FULL_GRAPH, latex_to_mathml, page, page_data, render
+from treegrad.errors import ModelError
+from treegrad.outputs.mathml import fill
+from treegrad.outputs.report import BASE_BYTES, FORMULAS, NODE_BYTES, latex_to_mathml, page, page_data, render
 from treegrad.outputs.trace import trace
 from treegrad.run.setups import trace_setup
 
@@ -50,6 +52,15 @@ def traced(path: Path, steps: int, precision: int = 4) -> list[Any]:
     )
 
 
+def arrival_parents(children: list[list[int]]) -> list[list[int]]:
+    """Each node's parents in the order the page reads its arrivals: the backward pass's order."""
+    parents: list[list[int]] = [[] for _ in children]
+    for p in range(len(children) - 1, -1, -1):
+        for c in children[p]:
+            parents[c].append(p)
+    return parents
+
+
 def payload(html: str) -> dict[str, Any]:
     found = re.search(r'<script id="data" type="application/json">(.*?)</script>', html, re.S)
     assert found is not None
@@ -62,6 +73,10 @@ def test_the_steps_are_the_traces_numbers_as_it_prints_them(stem: str) -> None:
     data = page_data(spec, steps=3, precision=4)
     expected = traced(spec, 3)
     assert len(data["steps"]) == 3
+    # The page stores each arrival's number alone, in the order the backward pass sends them; the
+    # parent it came from is read off the graph (arrival_parents), as the page's script does.
+    parents = arrival_parents(data["nodes"]["children"])
+    pnodes = data["paramNodes"]
     for shown, step in zip(data["steps"], expected):
         assert shown["value"] == [
             number(n.value, 4) if isinstance(n.value, float) else shown["value"][k] for k, n in enumerate(step.nodes)
@@ -70,10 +85,14 @@ def test_the_steps_are_the_traces_numbers_as_it_prints_them(stem: str) -> None:
         for k, n in enumerate(step.nodes):
             grad = [number(g, 4) for g in n.grad] if isinstance(n.grad, list) else number(n.grad, 4)
             assert shown["grad"][k] == grad
-            assert shown["arrivals"][k] == [[p, number(g, 4)] for p, g in n.arrivals]
+            assert list(zip(parents[k], shown["arrivals"][k])) == [(p, number(g, 4)) for p, g in n.arrivals]
             if n.kind == "op":  # the subexpression with this step's parameters, not the first step's
                 assert (shown["formula"][k] or n.expr) == n.formula
-        assert shown["params"] == [[number(u.old, 4), number(u.grad, 4), number(u.new, 4)] for u in step.params]
+        # An update's old value and gradient are its node's (but where -0 sums to 0), its new value its own.
+        grads = [shown["paramGrad"].get(str(k), shown["grad"][p]) for k, p in enumerate(pnodes)]
+        assert [[shown["value"][p], g, new] for p, g, new in zip(pnodes, grads, shown["params"])] == [
+            [number(u.old, 4), number(u.grad, 4), number(u.new, 4)] for u in step.params
+        ]
     assert data["paramNames"] == [u.name for u in expected[0].params]
 
 
@@ -82,17 +101,27 @@ def test_local_derivatives_come_from_the_op_table_with_the_numbers_plugged_in(tm
     spec = tmp_path / "m.yaml"
     spec.write_text("inputs: [x]\noutput: {sigmoid: {mul: [{param: 0.5}, x]}}\ndata: d.csv\ntarget: y\n")
     data = page_data(spec, steps=1)
-    kinds, ops = data["nodes"]["kind"], data["nodes"]["op"]
+    kinds, ops, labels = data["nodes"]["kind"], data["nodes"]["op"], data["nodes"]["label"]
     mul, sig = ops.index("mul"), ops.index("sigmoid")
-    local = data["steps"][0]["local"]
-    # d(w * x)/dw = x = 2 and d(w * x)/dx = w = 0.5, written as the op table's expressions.
-    assert local[mul] == [["2", "2"], ["0.5", "0.5"]]
-    # d sigmoid(z)/dz = out * (1 - out), with out = sigmoid(1) = 0.7311.
-    assert local[sig] == [["(0.7311 * (1.0 - 0.7311))", "0.1966"]]
+    step = data["steps"][0]
+    local, values = step["local"], step["value"]
+
+    def rule(k: int, i: int, slots: list[str], out: str) -> str:
+        # The page's math for d node k / d child i, filled as its script fills it (mathml.fill).
+        return fill(data["templates"][data["nodes"]["rule"][k][i]], slots, out)
+
+    # d(w * x)/dw = x = 2 and d(w * x)/dx = w = 0.5, printed from the op table's expressions.
+    assert local[mul] == ["2", "0.5"]
+    kids = [labels[c] for c in data["nodes"]["children"][mul]]
+    assert [rule(mul, i, kids, labels[mul]) for i in (0, 1)] == ["x", "p0"]
+    nums = [values[c] for c in data["nodes"]["children"][mul]]
+    assert [rule(mul, i, nums, values[mul]) for i in (0, 1)] == ["2", "0.5"]
+    # d sigmoid(z)/dz = out (1 - out), with out = sigmoid(1) = 0.7311: math, not Python.
+    assert local[sig] == ["0.1966"] and values[sig] == "0.7311"
+    assert rule(sig, 0, ["z"], f"#{sig}") == f"#{sig}·(1-#{sig})"
+    assert rule(sig, 0, ["1"], "0.7311") == "0.7311·(1-0.7311)"
     assert all(local[k] is None for k, kind in enumerate(kinds) if kind in ("input", "parameter"))
-    # The rule itself, over the children's names: d sigmoid/dz = out * (1 - out), with out the node's label.
-    assert data["nodes"]["rule"][mul] == ["x", "p0"] and data["nodes"]["rule"][sig] == [f"(#{sig} * (1.0 - #{sig}))"]
-    assert data["steps"][0]["formula"][sig] == "sigmoid(0.5 * x)"
+    assert step["formula"][sig] == "sigmoid(0.5 * x)"
 
 
 def test_the_formula_metrics_curves_and_surface_are_the_models(tmp_path: Path) -> None:
@@ -119,7 +148,8 @@ def test_the_formula_metrics_curves_and_surface_are_the_models(tmp_path: Path) -
 def test_the_page_is_self_contained_and_labels_stay_text(tmp_path: Path) -> None:
     html = page(hostile_spec(tmp_path), steps=2)
     # Nothing to fetch: no src or href but the empty data: icon, and a policy that forbids the rest.
-    assert re.findall(r'(?:src|href)="([^"]*)"', html) == ["data:,"]
+    # (and the skip link past the graph, a place in the page itself).
+    assert re.findall(r'(?:src|href)="([^"]*)"', html) == ["data:,", "#detail-h"]
     assert "default-src 'none'" in html and "script-src 'sha256-" in html and "unsafe-inline" not in html
     # Markup in the labels cannot close the data block or open an element.
     assert html.count("</script>") == 2 and "<script>window" not in html and "<img" not in html
@@ -144,19 +174,105 @@ def test_latex_becomes_mathml() -> None:
     assert "<mi>a&lt;b</mi>" in latex_to_mathml(r"\mathit{a<b} + 1")
 
 
-def test_a_large_model_opens_collapsed_and_its_page_has_a_bounded_size(tmp_path: Path) -> None:
+def test_a_large_model_opens_by_its_layers_and_its_page_has_a_bounded_size(tmp_path: Path) -> None:
     spec = tmp_path / "wide.yaml"
     spec.write_text(
-        "inputs: [x, y]\nlayers: [{linear: 30, activation: relu}, {linear: 30, activation: relu}, {linear: 1}]\n"
-        "data: xor:16\ntarget: label\n"
+        "inputs: [x, y]\nlayers: [{name: hidden, linear: 30, activation: relu}, {linear: 30, activation: relu}, "
+        "{linear: 1}]\ndata: xor:16\ntarget: label\n"
     )
     html = page(spec, steps=1)
     data = payload(html)
     n = len(data["nodes"]["label"])
-    assert n > FULL_GRAPH and data["collapsed"]
-    assert data["steps"][0]["formula"] is None  # no per-node formula: it costs n^2
-    # The bound the README states: 200 kB + (100 + 150 * steps) bytes per node.
-    assert len(html.encode("utf-8")) < 200_000 + n * (100 + 150 * 1)
+    groups = data["groups"]
+    top = [k for k, p in enumerate(groups["parent"]) if p == -1]
+    # The spec's structure: the inputs, each layer by its name (unnamed: by its place), with its size.
+    assert [groups["name"][k] for k in top] == ["inputs", "hidden", "layer 2", "layer 3"]
+    assert [groups["units"][k] for k in top[1:]] == [30, 30, 1]
+    assert [groups["activation"][k] for k in top[1:]] == ["relu", "relu", "none"]
+    # Every node is in one group; a layer's units are groups inside it.
+    assert len(groups["owner"]) == n and min(groups["owner"]) >= 0
+    assert sum(1 for p in groups["parent"] if p == top[1]) == 30
+    assert n > FORMULAS and data["steps"][0]["formula"] is None  # no per-node formula: it costs n^2
+    # The bound the README states: steps_that_fit's BASE_BYTES + NODE_BYTES a node + (12 + 10 × digits) a node a step.
+    assert len(html.encode("utf-8")) < BASE_BYTES + n * (NODE_BYTES + (12 + 10 * 4) * 1)
+
+
+def test_a_page_keeps_the_steps_that_fit_and_refuses_a_model_too_large_for_one(tmp_path: Path) -> None:
+    spec = tmp_path / "wide.yaml"
+    spec.write_text(
+        "inputs: [x, y]\nlayers: [{linear: 40, activation: relu}, {linear: 1}]\ndata: xor:16\ntarget: label\n"
+    )
+    whole = page_data(spec, steps=5)
+    n = len(whole["nodes"]["label"])
+    assert len(whole["steps"]) == 5 and "steps asked for" not in render(whole)
+    budget = BASE_BYTES + n * (NODE_BYTES + 2 * 52)  # room for two steps
+    kept = page_data(spec, steps=5, max_bytes=budget)
+    assert [s["step"] for s in kept["steps"]] == [1, 2]
+    assert "2 of the 5 steps asked for" in render(kept) and len(render(kept).encode("utf-8")) < budget
+    with pytest.raises(ModelError, match="over .* MB even with one step"):
+        page_data(spec, steps=1, max_bytes=BASE_BYTES + n * NODE_BYTES)
+
+
+def test_the_formulas_mathml_is_stored_once_and_the_page_reads_without_scripts(tmp_path: Path) -> None:
+    model = ROOT / "models" / "iris.yaml"
+    data = page_data(model, steps=1)
+    html = render(data)
+    mathml = data["formula"]["mathml"]
+    assert html.count(mathml) == 1 and payload(html)["formula"]["mathml"] is True
+    # Without scripts: the title, the metrics, the formula and a picture of the structure are in the HTML.
+    body = html.split("<body>")[1].split('<script id="data"')[0]
+    assert '<h1 id="title">iris</h1>' in body and "<noscript>" in body
+    assert "<td>" + data["metrics"][0]["loss"] + "</td>" in body
+    assert data["formula"]["text"].split("\n")[0] in body
+    picture = body.split('<svg id="structure"')[1].split("</svg>")[0]
+    for name in ("inputs", "hidden", "logits", "output", "loss"):
+        assert f">{name}<" in picture
+    assert "8 units · tanh" in picture and "softmax over 3 classes" in picture
+
+
+def test_relus_derivative_is_a_step_function_printed_from_the_op_table() -> None:
+    from treegrad.core.ops import OPS
+    from treegrad.outputs.mathml import derivative_latex, template
+
+    latex = derivative_latex(OPS["relu"], 1, 0)
+    assert latex == r"\ifelse{1}{\mathit{@0} \gt 0}{0}"  # from relu's (1.0 if a0 > 0.0 else 0.0)
+    tree = template(latex)
+    assert fill(tree, ["z"], "out") == "{1if\u00a0z>00otherwise"
+    assert "mtable" in json.dumps(tree)
+    # Every op of the table prints each derivative (none falls back to its Python text).
+    for op in OPS.values():
+        n = op.arity or 2
+        assert all(derivative_latex(op, n, i) for i in range(n) if i not in op.constant_args), op.name
+
+
+def test_layers_have_names_and_unnamed_ones_their_place(tmp_path: Path) -> None:
+    from treegrad.errors import SpecError
+    from treegrad.spec.build import build_model
+    from treegrad.spec.models import parse_spec
+
+    spec = parse_spec(
+        "inputs: [x]\nlayers: [{name: hidden, linear: 3, activation: relu}, {linear: 2}, {softmax: true}]\n"
+    )
+    g = build_model(spec).compiled_graph
+    from treegrad.outputs.structure import structure
+
+    names = [grp.name for grp in structure(g).groups if grp.parent == -1]
+    assert names == ["inputs", "hidden", "layer 2", "softmax"]
+    with pytest.raises(SpecError, match="two layers are called 'hidden'"):
+        parse_spec("inputs: [x]\nlayers: [{name: hidden, linear: 3}, {name: hidden, linear: 1}]\n")
+    with pytest.raises(SpecError, match="layer 1"):
+        parse_spec("inputs: [x]\nlayers: [{linear: 3}, {name: layer 1, linear: 1}]\n")
+    with pytest.raises(SpecError, match="name"):
+        parse_spec('inputs: [x]\nlayers: [{name: "a\\nb", linear: 1}]\n')
+    # init names the layers it writes.
+    (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n2,1,1\n3,3,0\n")
+    result = runner.invoke(app, ["init", str(tmp_path / "d.csv"), "-o", str(tmp_path / "m.yaml")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "m.yaml").read_text()
+    assert "{name: hidden, linear: 32, activation: relu}" in text and "{name: output, linear: 1" in text
+    data = page_data(tmp_path / "m.yaml", steps=1)
+    top = [data["groups"]["name"][k] for k, p in enumerate(data["groups"]["parent"]) if p == -1]
+    assert top == ["inputs", "hidden", "output"]
 
 
 def test_report_and_trace_html_commands(tmp_path: Path) -> None:
@@ -200,4 +316,32 @@ def test_step_2_shows_what_treegrad_trace_steps_3_prints() -> None:
     data = page_data(ROOT / "models/line.yaml", steps=3)
     shown = data["steps"][1]
     assert nodes == {k: (v, g) for k, (v, g) in enumerate(zip(shown["value"], shown["grad"]))}
-    assert updates == [[name, *p] for name, p in zip(data["paramNames"], shown["params"])]
+    grads = [shown["paramGrad"].get(str(k), shown["grad"][p]) for k, p in enumerate(data["paramNodes"])]
+    olds = [shown["value"][p] for p in data["paramNodes"]]
+    assert updates == [list(row) for row in zip(data["paramNames"], olds, grads, shown["params"])]
+
+
+def _contrast(a: str, b: str) -> float:
+    """WCAG's contrast ratio of two #rrggbb colours."""
+
+    def luminance(c: str) -> float:
+        channels = [int(c[k : k + 2], 16) / 255 for k in (1, 3, 5)]
+        r, g, b = (x / 12.92 if x <= 0.04045 else ((x + 0.055) / 1.055) ** 2.4 for x in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_node_kinds_and_edges_stand_out_from_the_graphs_background() -> None:
+    css = (ROOT / "src/treegrad/outputs/report_assets/report.css").read_text()
+    colour = dict(re.findall(r"--([\w-]+):\s*(#[0-9a-f]{6});", css))
+    background = re.search(r"#graph-wrap \{[^}]*background: (#[0-9a-f]{6})", css)
+    assert background is not None
+    marks = [k for k in colour if k.endswith("-edge")] + ["pos", "neg", "none"]
+    assert len(marks) == 9  # input, parameter, constant, op, output, group; edges +, −, not reached
+    assert {
+        k: round(_contrast(colour[k], background.group(1)), 2)
+        for k in marks
+        if _contrast(colour[k], background.group(1)) < 3
+    } == {}

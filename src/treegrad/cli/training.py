@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` in the cli: Typer reads the commands' annotations on
 # every run, and evaluating them from strings cost about 0.1 s of each command's start-up.
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable
@@ -57,6 +58,14 @@ LogDir = Annotated[
 ]
 PrintConfig = Annotated[
     bool, typer.Option("--print-config", help="Print the resolved spec, defaults filled in, and exit; write nothing.")
+]
+LiveOption = Annotated[
+    bool,
+    typer.Option(
+        "--live",
+        help="Serve the report page on 127.0.0.1 while training (its URL, with a random token, is printed once); "
+        "it updates each epoch and ends as the report MODEL.html beside the model.",
+    ),
 ]
 Engine = Annotated[str, typer.Option("--engine", help=engine_help())]
 Device = Annotated[str, typer.Option("--device", help=device_help())]
@@ -130,6 +139,7 @@ def train(
     device: Device = DEFAULT_DEVICE,
     resume_from: Resume = None,
     init_from: InitFrom = None,
+    live: LiveOption = False,
 ) -> None:
     """Train a spec on data and save the learned model as JSON (or continue a saved run: --resume)."""
     from ..run.prepare import start
@@ -155,7 +165,7 @@ def train(
         if part.rank == 0:  # under torchrun, once
             typer.echo(dump(prep.resolved), nl=False)
         return
-    _run(prep, part, out_path or asked.out(prep.name), asked, checkpoint, force, log_dir, quiet)
+    _run(prep, part, out_path or asked.out(prep.name), asked, checkpoint, force, log_dir, quiet, live)
 
 
 def _part(ctx: typer.Context, asked: Asked) -> Any:
@@ -178,6 +188,7 @@ def _run(
     force: bool,
     log_dir: Path | None,
     quiet: bool,
+    live: bool = False,
 ) -> None:
     """Train the prepared run, write the model, and report (rank 0 alone under torchrun)."""
     from ..run.train import run as run_training
@@ -198,13 +209,28 @@ def _run(
 
         log = RunLog(log_dir, force=force)
 
+    view = _live_view(prep, out_path, force) if live else None
+
     def run(progress: Any) -> Any:
         return run_training(
-            prep, out=out_path, progress=progress, checkpoint=checkpoint, force=force, log=log, trainer=trainer
+            prep,
+            out=out_path,
+            progress=view.progress_too(progress) if view else progress,
+            checkpoint=checkpoint,
+            force=force,
+            log=log,
+            trainer=trainer,
+            watch=view.watch if view else None,
         )
 
     done = prep.continued.epochs_done if prep.continued else 0
-    result = run(None) if quiet else views.with_progress(prep.settings.epochs, done, run)
+    with view.serving() if view else contextlib.nullcontext() as url:
+        if url:
+            err.print(f"live view (this address only, while it trains): {url}")
+        result = run(None) if quiet else views.with_progress(prep.settings.epochs, done, run)
+        if view:
+            view.finish(result.out)
+            err.print(f"wrote the report {escape(str(view.report))}")
     for warning in result.warnings:
         warn(warning)
     for note in result.notes:
@@ -219,6 +245,14 @@ def _run(
             f"one, to {escape(str(out_path))}"
         )
         raise typer.Exit(program.interrupt_code())
+
+
+def _live_view(prep: Any, out_path: Path, force: bool) -> Any:
+    """The live page of `train --live`, whose final state is the report MODEL.html beside the model."""
+    from ..outputs.live import LiveView
+
+    with usage_errors():
+        return LiveView(prep, out_path.with_suffix(".html"), force=force)
 
 
 # ----------------------------------------------------------------- sweep

@@ -17,22 +17,30 @@ or, for the MathML, escaped here.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import html
-import json
 import math
-import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..core.nodes import Leaf, Node, Output, Softmax
+from ..core.nodes import Node, Output, Softmax
 from ..core.printers import funcify, number
+from ..errors import ModelError
 from ..files import PAGE, check_output, write_atomic
+from .mathml import derivative_latex, latex_to_mathml, template
+from .pagehtml import render
+from .structure import as_data, structure
+from .trace import node_expr, trace, trace_labels
 
-FULL_GRAPH = 300  # up to this many nodes the graph opens expanded; larger ones open as layers
+__all__ = ["Model", "latex_to_mathml", "page", "page_data", "render"]
+
+FORMULAS = 300  # up to this many nodes each op's panel shows its whole subexpression (its cost grows as n^2)
+LEAVES = ("input", "parameter", "constant")
+# A page's size: BASE_BYTES (style, script, metrics, surface) + NODE_BYTES a node + its steps' numbers
+# (`steps_that_fit`). Measured at 4 digits: style and script 70 kB, the formula's MathML up to ~150 kB
+# (MAX_FORMULA characters of text), 57 bytes a node for the graph and 45-50 a node for each step.
+PAGE_BYTES = 5_000_000
+BASE_BYTES = 300_000
+NODE_BYTES = 60
 MAX_FORMULA = 20_000  # characters of formula text shown; a longer one is left to `treegrad show`
 GRID = 41  # cells per axis of the decision boundary or fitted surface
 MAX_POINTS = 600  # data points drawn over it at most
@@ -82,11 +90,12 @@ def page_data(
     steps: int = 3,
     learning_rate: float | None = None,
     precision: int = 4,
+    max_bytes: int = PAGE_BYTES,
 ) -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready data (numbers already formatted)."""
+    """Everything the page shows, as JSON-ready data (numbers already formatted), with as many of
+    the `steps` asked for as keep the page under `max_bytes` (`steps_that_fit`)."""
     from ..run.setups import trace_setup
     from ..run.tasks import class_labels, evaluate_rows
-    from .trace import trace
 
     source = _source(path)
     # All rows, for the metrics and the points; the trace takes the first ones, in the file's
@@ -95,13 +104,6 @@ def page_data(
     root = setup.root
     g = root.compiled_graph
     labels = class_labels(source.task, setup.classes, len(g.elements))
-
-    def num(v: Any) -> Any:
-        # As `treegrad trace` prints: floats at the precision, anything else (a class index) as it is.
-        if isinstance(v, list):
-            return [num(x) for x in v]
-        return number(v, precision) if isinstance(v, float) else str(v)
-
     # Before tracing: the trace moves the parameters.
     now = evaluate_rows(root, source.task, setup.loss, setup.inputs, setup.targets)
     metrics = [{"part": f"{setup.source} ({len(setup.inputs)} rows, these parameters)", **_metrics(now, precision)}]
@@ -109,54 +111,182 @@ def page_data(
         metrics.append({"part": f"{part} (recorded at training)", **_metrics(m, precision)})
     formula = _formula(root, precision)
     surface = _surface(root, source.task, labels, setup.inputs, setup.targets, g.input_names)
-    big = len(g.order) > FULL_GRAPH
-    traced = trace(
-        root,
-        setup.inputs,
-        setup.targets,
-        loss=setup.loss,
-        learning_rate=setup.learning_rate,
-        steps=steps,
-        precision=precision,
-        formulas=not big,
-    )
-    order = g.order
-    index = {id(n): i for i, n in enumerate(order)}
+    kept = steps_that_fit(len(g.order), steps, precision, max_bytes)
+    model = Model(root, precision)
+    traced = model.steps(setup.inputs, setup.targets, setup.loss, setup.learning_rate, kept)
     return {
         "name": source.name,
         "trained": source.trained,
         "task": source.task,
         "source": setup.source,
         "loss": setup.loss,
-        "learningRate": num(setup.learning_rate),
+        "learningRate": model.num(setup.learning_rate),
         "precision": precision,
         "inputs": list(g.input_names),
         "classes": labels,
-        "nodes": _nodes(order, index, traced[0].nodes),
-        "level": _levels(order, index),
-        "column": _columns(order, index),
-        "collapsed": big,
-        "paramNodes": [index[id(p)] for p in g.params],
-        "paramNames": [u.name for u in traced[0].params],
-        "steps": [_step(step, order, index, num, formulas=not big) for step in traced],
+        **model.shape(),
+        "steps": traced,
         "history": source.history,
         "metrics": metrics,
         "formula": formula,
         "surface": surface,
+        "live": None,
+        "stepsAsked": steps,
     }
 
 
-def _nodes(order: list[Node], index: dict[int, int], first: list[Any]) -> dict[str, list[Any]]:
-    """The graph's nodes as the page draws them, from the first trace step's view of them."""
-    # One list per field rather than one object per node: a page of 100,000 nodes is half the size.
-    return {
-        "label": [t.label for t in first],
-        "kind": [t.kind for t in first],
-        "op": [_op_name(n) for n in order],
-        "expr": [t.expr if t.kind not in ("input", "parameter", "constant") else "" for t in first],
-        "rule": [_rule(n, t, first, index) for n, t in zip(order, first, strict=True)],
-        "children": [[index[id(c)] for c in n.children] for n in order],
-    }
+def steps_that_fit(nodes: int, asked: int, precision: int = 4, max_bytes: int = PAGE_BYTES) -> int:
+    """How many of the `asked` trace steps a page of a model of `nodes` nodes holds within `max_bytes`.
+
+    A page is about BASE_BYTES, plus NODE_BYTES a node for the graph, plus a step's numbers:
+    four a node (value, gradient, what it sends each parent, its local slope), 10 bytes a digit
+    and 12 more. A model whose page would be over `max_bytes` with one step is refused.
+    """
+    per_step = nodes * (12 + 10 * precision)
+    room = max_bytes - BASE_BYTES - nodes * NODE_BYTES
+    fits = room // per_step if room > 0 else 0
+    if fits < 1:
+        raise ModelError(
+            f"a page of this model ({nodes:,} nodes) would be over {max_bytes / 1e6:g} MB even with one step; "
+            "print its steps with `treegrad trace`, its formula with `treegrad show`"
+        )
+    return min(asked, fits)
+
+
+class Model:
+    """A compiled model as the page draws it: its nodes, groups and derivative templates, and
+    its trace steps with every number formatted as `treegrad trace` prints it."""
+
+    def __init__(self, root: Node, precision: int) -> None:
+        self.root, self.precision = root, precision
+        self.graph = root.compiled_graph
+        self.order = self.graph.order
+        self.index = {id(n): i for i, n in enumerate(self.order)}
+        self.structure = structure(self.graph)
+        # Printing each node's whole subexpression costs time with the square of a deep model's size.
+        self.formulas = len(self.order) <= FORMULAS
+        self.templates: list[Any] = []
+        self._template_ids: dict[tuple[str, int, int], int] = {}
+
+    def num(self, v: Any) -> Any:
+        """As `treegrad trace` prints: floats at the precision, anything else (a class index) as it is."""
+        if isinstance(v, list):
+            return [self.num(x) for x in v]
+        return number(v, self.precision) if isinstance(v, float) else str(v)
+
+    def shape(self) -> dict[str, Any]:
+        """The graph's nodes, its groups and its derivative templates (what no step changes)."""
+        g, order = self.graph, self.order
+        first = trace_labels(order, self.precision)
+        kinds = [n.kind for n in order]
+        return {
+            "nodes": {
+                "label": first,
+                "kind": kinds,
+                "op": [_op_name(n) for n in order],
+                "expr": [
+                    node_expr(n, [first[self.index[id(c)]] for c in n.children]) if k not in LEAVES else ""
+                    for n, k in zip(order, kinds)
+                ],
+                "rule": [self._rule(n) for n in order],
+                "children": [[self.index[id(c)] for c in n.children] for n in order],
+            },
+            "templates": self.templates,
+            "groups": as_data(self.structure),
+            "paramNodes": [self.index[id(p)] for p in g.params],
+            "paramNames": list(g.param_names),
+        }
+
+    def _rule(self, n: Node) -> list[int | None] | None:
+        """Per child: the template of d node / d child (None for a constant argument)."""
+        if n.kind != "op" or n.op is None:
+            return None
+        count = len(n.children)
+        out: list[int | None] = []
+        for i in range(count):
+            key = (n.op.name, count, i)
+            if key not in self._template_ids:
+                latex = None if i in n.op.constant_args else derivative_latex(n.op, count, i)
+                self.templates.append(None if latex is None else template(latex))
+                self._template_ids[key] = len(self.templates) - 1
+            out.append(self._template_ids[key])
+        return out
+
+    def steps(self, inputs: list[list[float]], targets: list[Any], loss: str, lr: float, steps: int) -> list[Any]:
+        """`steps` per-sample SGD steps as the page shows them (the model's parameters move)."""
+        traced = trace(
+            self.root,
+            inputs,
+            targets,
+            loss=loss,
+            learning_rate=lr,
+            steps=steps,
+            precision=self.precision,
+            formulas=self.formulas,
+        )
+        return [self._step(step) for step in traced]
+
+    def _step(self, step: Any) -> dict[str, Any]:
+        """One trace step; each node's arrivals in the order its parents' gradients reach it (the
+        page derives the parents), each op's local derivatives by value (the page has the rule)."""
+        num, nodes = self.num, step.nodes
+        grads = [num(t.grad) for t in nodes]
+        pnodes = [self.index[id(p)] for p in self.graph.params]
+        return {
+            "step": step.step,
+            "sample": step.sample,
+            "inputs": [[k, num(v)] for k, v in step.inputs.items()],
+            "target": num(step.target),
+            "output": num(step.output),
+            "loss": num(step.loss),
+            "lossGrad": num(step.loss_grad),
+            "value": [num(t.value) for t in nodes],
+            "grad": grads,
+            "arrivals": [[num(gr) for _, gr in t.arrivals] for t in nodes],
+            "local": [self._local(n, nodes) for n in self.order],
+            # Each op's whole subexpression with this step's parameters (None where it is just `expr`).
+            "formula": [
+                t.formula if t.kind in ("op", "softmax", "output") and t.formula != t.expr else None for t in nodes
+            ]
+            if self.formulas
+            else None,
+            "params": [num(u.new) for u in step.params],
+            # The update's gradient where it prints unlike the node's (-0 summed as 0.0 + -0.0 = 0).
+            "paramGrad": {str(k): num(u.grad) for k, u in enumerate(step.params) if num(u.grad) != grads[pnodes[k]]},
+            "groups": self._summaries(step),
+        }
+
+    def _local(self, n: Node, traced: list[Any]) -> list[str] | None:
+        """Per child: d node / d child at this step's numbers; None for a leaf, a softmax or an output."""
+        if n.kind != "op" or n.op is None:
+            return None
+        args = [traced[self.index[id(c)]].value for c in n.children]
+        derivs = n.op.derivs_fn(len(args))(traced[self.index[id(n)]].value, *args)
+        return ["0" if d is None else self.num(d) for d in derivs]
+
+    def _summaries(self, step: Any) -> list[list[str]]:
+        """Per group: [least, greatest value of what leaves it, least, greatest gradient there,
+        the largest |gradient| of its parameters, how many of its ReLU units are off]."""
+        out = []
+        pgrad = {self.index[id(p)]: abs(u.grad) for p, u in zip(self.graph.params, step.params)}
+        for grp in self.structure.groups:
+            values = _flat([step.nodes[i].value for i in grp.tops])
+            grads = _flat([step.nodes[i].grad for i in grp.tops])
+            off = sum(1 for v in values if v == 0.0) if grp.activation == "relu" else 0
+            largest = max((pgrad[i] for i in grp.params), default=None)
+            row = [min(values), max(values), min(grads), max(grads)] if values else [None] * 4
+            out.append(
+                [
+                    *("" if v is None else self.num(float(v)) for v in row),
+                    "" if largest is None else self.num(largest),
+                    str(off),
+                ]
+            )
+        return out
+
+
+def _flat(values: list[Any]) -> list[float]:
+    return [float(x) for v in values for x in (v if isinstance(v, list) else [v])]
 
 
 def _op_name(n: Node) -> str:
@@ -165,92 +295,6 @@ def _op_name(n: Node) -> str:
     if isinstance(n, Output):
         return "output"
     return n.op.name if n.op is not None else ""
-
-
-def _levels(order: list[Node], index: dict[int, int]) -> list[int]:
-    """Each node's distance from the leaves (longest path): the forward pass's order by rank."""
-    level = [0] * len(order)
-    for i, n in enumerate(order):  # children come first in the order
-        if n.children:
-            level[i] = 1 + max(level[index[id(c)]] for c in n.children)
-    return level
-
-
-def _columns(order: list[Node], index: dict[int, int]) -> list[int]:
-    """Where each node is drawn, left to right: ops at their level, a leaf just left of its
-    first user, so that parameters sit beside the op that uses them."""
-    column = _levels(order, index)
-    for n in reversed(order):
-        if isinstance(n, Leaf) and n.parents:
-            column[index[id(n)]] = min(column[index[id(p)]] for p in n.parents if id(p) in index) - 1
-    return column
-
-
-def _step(step: Any, order: list[Node], index: dict[int, int], num: Any, *, formulas: bool) -> dict[str, Any]:
-    """One trace step with numbers as `treegrad trace` prints them, and each op's local
-    derivatives from the op table with the step's numbers plugged in."""
-    local: list[list[list[str]] | None] = []
-    for n, t in zip(order, step.nodes, strict=True):
-        local.append(_local(n, t, step.nodes, index, num))
-    return {
-        "step": step.step,
-        "sample": step.sample,
-        "inputs": [[k, num(v)] for k, v in step.inputs.items()],
-        "target": num(step.target),
-        "output": num(step.output),
-        "loss": num(step.loss),
-        "lossGrad": num(step.loss_grad),
-        "value": [num(t.value) for t in step.nodes],
-        "grad": [num(t.grad) for t in step.nodes],
-        "arrivals": [[[p, num(gr)] for p, gr in t.arrivals] for t in step.nodes],
-        "local": local,
-        # Each op's whole subexpression with this step's parameters (None where it is just `expr`).
-        "formula": [
-            t.formula if t.kind in ("op", "softmax", "output") and t.formula != t.expr else None for t in step.nodes
-        ]
-        if formulas
-        else None,
-        "params": [[num(u.old), num(u.grad), num(u.new)] for u in step.params],
-    }
-
-
-def _local(n: Node, t: Any, traced: list[Any], index: dict[int, int], num: Any) -> list[list[str]] | None:
-    """Per child: [d node / d child written with the numbers, its value], or None for a leaf.
-
-    An op's derivative is the op table's expression (the one the engines compile) over the
-    printed numbers; a softmax's or an output's is described in words, since it is a matrix
-    or the identity.
-    """
-    if isinstance(n, Leaf):
-        return None
-    if isinstance(n, Softmax):
-        return [["p_i (g_i − Σ p_j g_j), the softmax's Jacobian times its incoming gradients", ""] for _ in n.children]
-    if isinstance(n, Output):
-        return [["1 (the output passes each element's gradient through)", "1"] for _ in n.children]
-    op = n.op
-    assert op is not None
-    args = [traced[index[id(c)]].value for c in n.children]
-    shown = [_operand(num(a)) for a in args]
-    derivs = op.derivs_fn(len(args))(t.value, *args)
-    out = []
-    for i, d in enumerate(derivs):
-        if d is None:
-            out.append(["constant: no gradient", "0"])
-        else:
-            out.append([op.deriv(shown, _operand(num(t.value)), i), num(d)])
-    return out
-
-
-def _rule(n: Node, t: Any, traced: list[Any], index: dict[int, int]) -> list[str] | None:
-    """Per child: d node / d child in the op table's form, over the children's labels."""
-    if isinstance(n, Leaf) or n.op is None:
-        return None
-    args = [traced[index[id(c)]].label for c in n.children]
-    return ["0" if i in n.op.constant_args else n.op.deriv(args, t.label, i) for i in range(len(n.children))]
-
-
-def _operand(s: str) -> str:
-    return f"({s})" if s.startswith("-") else s
 
 
 def _metrics(m: dict[str, Any], precision: int) -> dict[str, str]:
@@ -300,152 +344,6 @@ def _surface(
         "kind": task,
         "labels": labels,
     }
-
-
-# ----------------------------------------------------------------- the formula as MathML
-# funcify's LaTeX is a small language: \frac{}{}, \left( \right), ^{}, _{}, \operatorname{},
-# \mathit{}, a few symbols and escapes, and \\ between lines. It is turned into MathML Core,
-# which browsers render with no script or font to fetch.
-
-_SYMBOLS = {
-    "cdot": ("mo", "·"),
-    "sigma": ("mi", "σ"),
-    "tanh": ("mi", "tanh"),
-    "exp": ("mi", "exp"),
-    "log": ("mi", "log"),
-    "backslash": ("mi", "\\"),
-    "wedge": ("mo", "∧"),
-    "sim": ("mo", "∼"),
-}
-_TOKEN = re.compile(r"\\\\|\\[A-Za-z]+|\\.|[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?|\s+|.", re.S)
-
-
-def latex_to_mathml(latex: str) -> str:
-    """funcify's LaTeX as MathML: one `<math>` element per line (`h1 = ...`, then the output)."""
-    return "".join(f'<math display="block">{_MathParser(line).row()}</math>' for line in latex.split("\\\\"))
-
-
-class _MathParser:
-    """Reads one line of funcify's LaTeX, left to right, into MathML (no recursion on depth:
-    groups are kept on an explicit stack)."""
-
-    def __init__(self, text: str) -> None:
-        self.tokens = [t for t in _TOKEN.findall(text) if not t.isspace()]
-
-    def row(self) -> str:
-        # Each frame: (closing token, parts, how to wrap them when it closes).
-        stack: list[tuple[str, list[str], str]] = [("", [], "mrow")]
-        i = 0
-        toks = self.tokens
-        while i < len(toks):
-            t = toks[i]
-            i += 1
-            parts = stack[-1][1]
-            if t == "\\frac":
-                stack.append(("}", [], "frac-num"))
-                i += 1  # the "{"
-            elif t in ("^", "_"):
-                stack.append(("}", [], "sup" if t == "^" else "sub"))
-                i += 1
-            elif t == "\\left":
-                opener = toks[i]
-                i += 1
-                fence = {"\\{": "{", "\\|": "‖"}.get(opener, opener)
-                stack.append(("\\right", [f"<mo>{html.escape(fence)}</mo>"], "fenced"))
-            elif t == "\\right":
-                closer = toks[i]
-                i += 1
-                fence = {"\\}": "}"}.get(closer, closer)
-                closing, inner, _ = stack.pop()
-                assert closing == "\\right"
-                stack[-1][1].append(f"<mrow>{''.join(inner)}<mo>{html.escape(fence)}</mo></mrow>")
-            elif t in ("\\operatorname", "\\mathit"):
-                j = toks.index("}", i)
-                name = "".join(_unescape(x) for x in toks[i + 1 : j])
-                i = j + 1
-                parts.append(
-                    f"<mi>{html.escape(name)}</mi>"
-                    if t == "\\mathit"
-                    else f'<mi mathvariant="normal">{html.escape(name)}</mi>'
-                )
-            elif t == "{":
-                stack.append(("}", [], "mrow"))
-            elif t == "}":
-                closing, inner, kind = stack.pop()
-                group = f"<mrow>{''.join(inner)}</mrow>"
-                target = stack[-1][1]
-                if kind == "frac-num":
-                    stack.append(("}", [group], "frac-den"))
-                    i += 1  # the "{" of the denominator
-                elif kind == "frac-den":
-                    target.append(f"<mfrac>{inner[0]}<mrow>{''.join(inner[1:])}</mrow></mfrac>")
-                elif kind in ("sup", "sub"):
-                    base = target.pop() if target else "<mrow></mrow>"
-                    target.append(f"<m{kind}>{base}{group}</m{kind}>")
-                else:
-                    target.append(group)
-            elif t.startswith("\\") and t[1:] in _SYMBOLS:
-                tag, text = _SYMBOLS[t[1:]]
-                parts.append(f"<{tag}>{html.escape(text)}</{tag}>")
-            elif t[0].isdigit():
-                parts.append(f"<mn>{t}</mn>")
-            elif t[0].isalpha():
-                parts.append(f"<mi>{html.escape(t)}</mi>")
-            else:
-                parts.append(f"<mo>{html.escape(_unescape(t))}</mo>")
-        while len(stack) > 1:  # unbalanced input: keep what was read
-            _, inner, _ = stack.pop()
-            stack[-1][1].append(f"<mrow>{''.join(inner)}</mrow>")
-        return f"<mrow>{''.join(stack[0][1])}</mrow>"
-
-
-def _unescape(t: str) -> str:
-    if t == "\\ ":
-        return " "
-    if t.startswith("\\") and len(t) == 2:
-        return t[1]
-    if t.startswith("\\") and t[1:] in _SYMBOLS:
-        return _SYMBOLS[t[1:]][1]
-    return t
-
-
-# ----------------------------------------------------------------- the page
-
-
-def _asset(name: str) -> str:
-    return (resources.files("treegrad.outputs") / "report_assets" / name).read_text(encoding="utf-8")
-
-
-def _csp_hash(text: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
-
-
-def render(data: dict[str, Any]) -> str:
-    """The page: the template with its style, script and data inlined."""
-    style, script = _asset("report.css"), _asset("report.js")
-    mathml = data["formula"]["mathml"] or ""
-    # JSON inside <script> must not close it: every <, > and & is written as a \u escape.
-    payload = (
-        json.dumps(data, ensure_ascii=False, allow_nan=False)
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-    )
-    csp = (
-        f"default-src 'none'; script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
-        "img-src data:; base-uri 'none'; form-action 'none'"
-    )
-    data = {**data, "formula": {**data["formula"], "mathml": bool(data["formula"]["mathml"])}}  # in the body only
-    fill = {
-        "csp": html.escape(csp, quote=False),  # our own text, with no double quote
-        "title": html.escape(f"treegrad · {data['name']}"),
-        "style": style,
-        "mathml": mathml,
-        "data": payload,
-        "script": script,
-    }
-    # One pass, so that text filled in (a label reading "{{script}}") is never filled again.
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: fill[m.group(1)], _asset("report.html"))
 
 
 def write_page(

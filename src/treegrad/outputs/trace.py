@@ -65,7 +65,8 @@ class TraceStep:
     params: list[ParamUpdate]
 
 
-def _labels(order: list[Node], precision: int) -> list[str]:
+def trace_labels(order: list[Node], precision: int) -> list[str]:
+    """Each node as the trace names it: an input or parameter by name, a constant by value, an op `#index`."""
     out = []
     for i, n in enumerate(order):
         if isinstance(n, (Input, Parameter)):
@@ -77,7 +78,7 @@ def _labels(order: list[Node], precision: int) -> list[str]:
     return out
 
 
-def _expr(n: Node, args: list[str]) -> str:
+def node_expr(n: Node, args: list[str]) -> str:
     """The node's own computation over its children's labels, in the op table's printed form."""
     if isinstance(n, Leaf):
         return n.kind
@@ -135,13 +136,13 @@ def trace(
                 continue
             for c, grad in zip(n.children, local_gradients(n), strict=True):
                 arrivals[id(c)].append((index[id(n)], grad))
-        labels = _labels(order, precision)
+        labels = trace_labels(order, precision)
         nodes = [
             NodeTrace(
                 k,
                 labels[k],
                 n.kind,
-                expr := _expr(n, [labels[index[id(c)]] for c in n.children]),
+                expr := node_expr(n, [labels[index[id(c)]] for c in n.children]),
                 labels[k] if isinstance(n, Leaf) else funcify(n, precision=precision) if formulas else expr,
                 _copy(n.value),
                 arrivals[id(n)],

@@ -31,6 +31,7 @@ from .runlog import RunLog, dump
 from .tasks import accuracy, class_labels, evaluate_rows
 
 Progress = Callable[[int, float, "float | None", "dict[str, float]"], None]
+Watch = Callable[[int, list[float]], None]  # (epoch, the parameters after it): the live page's
 
 
 @dataclass
@@ -58,8 +59,9 @@ def run(
     force: bool = False,
     log: RunLog | None = None,
     trainer: Callable[..., History] | None = None,
+    watch: Watch | None = None,
 ) -> Trained:
-    """Train a prepared model and (if `out`) save it atomically.
+    """Train a prepared model and (if `out`) save it atomically; `watch` sees each epoch's parameters.
 
     `trainer` replaces `fit.fit` (same arguments and result): `torch.trainer.trainer` trains with PyTorch.
 
@@ -82,7 +84,7 @@ def run(
     prep.part.agree(writable)
     hist = History()  # filled by fit; the epoch reporter reads the learning rate and penalty of the epoch
     unscale = std ** SCALED_LOSSES[prep.loss] if (std := _target_std(prep)) is not None else 1.0
-    on_epoch = _reporter(prep, hist, unscale, progress, log)
+    on_epoch = _reporter(prep, hist, unscale, progress, log, watch)
     names = list(prep.root.compiled_graph.param_names)  # of the graph trained, the order of the optimizer's state
     t0 = time.perf_counter()
     try:
@@ -177,7 +179,14 @@ def _fit(prep: Prepared, trainer: Callable[..., History], hist: History, on_epoc
         )
 
 
-def _reporter(prep: Prepared, hist: History, unscale: float, progress: Progress | None, log: RunLog | None) -> Callback:
+def _reporter(
+    prep: Prepared,
+    hist: History,
+    unscale: float,
+    progress: Progress | None,
+    log: RunLog | None,
+    watch: Watch | None = None,
+) -> Callback:
     """The callback of each epoch: the progress shown (`progress`) and the run's log (`log`),
     losses in the target's units, with the accuracy where it says something. Starts the log."""
     settings, data, kind = prep.settings, prep.data, prep.data.kind
@@ -189,6 +198,8 @@ def _reporter(prep: Prepared, hist: History, unscale: float, progress: Progress 
     watched = "validation" if validating else "train"
 
     def on_epoch(epoch: int, train_loss: float, val_loss: float | None, params: list[float]) -> None:
+        if watch is not None:
+            watch(epoch, params)
         if pred_fn is None:
             return
         extra: dict[str, float] = {}

@@ -18,7 +18,17 @@ from ..engine.losses import LOSSES
 from ..engine.settings import Training
 from ..errors import ModelError, SpecError, describe_char, did_you_mean, listed, unprintable
 from ..limits import MAX_CLASSES
-from .expressions import DenseLayer, LinearCall, LinearLayer, OpCall, ParamCall, ParamInit, SoftmaxCall, SoftmaxLayer
+from .expressions import (
+    DenseLayer,
+    LinearCall,
+    LinearLayer,
+    OpCall,
+    ParamCall,
+    ParamInit,
+    SoftmaxCall,
+    SoftmaxLayer,
+    layer_name,
+)
 from .reading import Source, SpecPath, format_path
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -207,7 +217,15 @@ def _check_model_present(spec: SpecView) -> None:
     if spec.layers is not None:
         if not spec.layers:
             raise spec.error(("layers",), "no layers; give at least one, e.g. layers: [{linear: 1}]")
+        named: dict[str, int] = {}
         for i, layer in enumerate(spec.layers):
+            name = layer_name(layer, i)
+            if name in named:
+                raise spec.error(
+                    ("layers", i, "name") if layer.name else ("layers", i),
+                    f"two layers are called '{name}' (layers {named[name] + 1} and {i + 1}); give each its own name",
+                )
+            named[name] = i
             if isinstance(layer, SoftmaxLayer):
                 if i != len(spec.layers) - 1:
                     raise spec.error(("layers", i), "{softmax: true} can only be the last layer")

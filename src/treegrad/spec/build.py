@@ -30,7 +30,7 @@ from ..engine.losses import LOSSES, TaskKind, default_loss
 from ..errors import ModelError, SpecError
 from ..seeds import stream
 from .analysis import Budget, arguments, check_budget
-from .expressions import DenseLayer, LinearCall, LinearLayer, OpCall, ParamCall, SoftmaxCall
+from .expressions import DenseLayer, LinearCall, LinearLayer, OpCall, ParamCall, SoftmaxCall, layer_name
 from .models import Spec
 from .reading import SpecPath
 
@@ -73,6 +73,8 @@ def build_model(
     env: dict[str, Node] = {name: _input(spec, name, stats) for name in spec.inputs}
     for name in spec.analysis.order:
         env[name] = _build(spec, spec.nodes[name], ("nodes", name), env, rng)
+        if env[name].kind in ("op", "macro") and env[name].name is None:
+            env[name].name = name  # the page shows the node by its spec name (a leaf keeps its own)
     if spec.layers is not None:
         root = _build_layers(spec, env, rng)
     elif isinstance(spec.output, list):
@@ -150,10 +152,11 @@ def _node(e: Any, children: list[Node], env: dict[str, Node], rng: random.Random
 def _build_layers(spec: Spec, env: dict[str, Node], rng: random.Random) -> Node:
     assert spec.layers is not None
     previous: list[Node] = [env[name] for name in spec.inputs]
-    for layer in spec.layers:
+    for i, layer in enumerate(spec.layers):
         if isinstance(layer, DenseLayer):
             node: Node = Linear(previous, units=layer.linear, activation=layer.activation, bias=layer.bias, rng=rng)
         else:
             node = Softmax(previous)
+        node.name = layer_name(layer, i)
         previous = [node]
     return previous[0]

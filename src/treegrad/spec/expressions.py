@@ -221,20 +221,41 @@ else:
     ExprList = TypeAliasType("ExprList", _list_or_one(Expr))
 
 
-class DenseLayer(_Strict):
-    """`{linear: 8, activation: relu}` under layers: k units over the previous layer's outputs."""
+def _layer_name(v: Any) -> Any:
+    if isinstance(v, str) and (not v.strip() or any(ord(c) < 32 or ord(c) == 127 for c in v)):
+        raise _custom("a layer's name is a word or a few on one line, e.g. name: hidden")
+    return v
 
+
+# A layer's name, as pages and messages show it (to the page it is text, never markup).
+LayerName = Annotated[str, Field(max_length=60)]
+
+
+class DenseLayer(_Strict):
+    """`{name: hidden, linear: 8, activation: relu}` under layers: k units over the previous layer's
+    outputs; unnamed, it is `layer 1`, `layer 2`, ... by its place."""
+
+    name: LayerName | None = None
     linear: Annotated[int, Field(ge=1)]
     activation: Activation = "none"
     bias: bool = True
 
     _softmax_hint = field_validator("activation", mode="before")(_activation_hint)
+    _name = field_validator("name", mode="before")(_layer_name)
 
 
 class SoftmaxLayer(_Strict):
     """`{softmax: true}` as the last of layers: a softmax over the previous layer."""
 
+    name: LayerName | None = None
     softmax: Literal[True]
+
+    _name = field_validator("name", mode="before")(_layer_name)
+
+
+def layer_name(layer: DenseLayer | SoftmaxLayer, i: int) -> str:
+    """The name a layer goes by: its `name:`, else `softmax` for the softmax, `layer N` (1-based) for another."""
+    return layer.name or ("softmax" if isinstance(layer, SoftmaxLayer) else f"layer {i + 1}")
 
 
 def _layer_tag(v: Any) -> str | None:

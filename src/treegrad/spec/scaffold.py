@@ -275,15 +275,19 @@ def plan(
     if classes is not None:
         lines.append(f"# The labels found in '{target}', in output order.")
         lines.append(f"classes: [{', '.join(_yaml(c) for c in classes)}]")
-    hidden = [f"  - {{linear: {HIDDEN}, activation: relu}}   # a hidden layer"] if model == "mlp" else []
+    hidden = (
+        [f"  - {{name: hidden, linear: {HIDDEN}, activation: relu}}   # a hidden layer; its name is how pages show it"]
+        if model == "mlp"
+        else []
+    )
     if kind == "binary":
-        out = ["  - {linear: 1, activation: sigmoid}   # the probability of the second class"]
+        out = ["  - {name: output, linear: 1, activation: sigmoid}   # the probability of the second class"]
         loss = "bce"
     elif kind == "classes":
-        out = [f"  - {{linear: {n_classes}}}", "  - {softmax: true}   # one probability per class"]
+        out = [f"  - {{name: output, linear: {n_classes}}}", "  - {softmax: true}   # one probability per class"]
         loss = "cross_entropy"
     else:
-        out = ["  - {linear: 1}   # the predicted number"]
+        out = ["  - {name: output, linear: 1}   # the predicted number"]
         loss = "mse"
     lines += ["layers:", *hidden, *out, f"loss: {loss}"]
     lines += [
