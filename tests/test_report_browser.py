@@ -289,7 +289,9 @@ def mlp64(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any
     rng = random.Random(0)
     rows = ["".join(f"{rng.randint(0, 16)}," for _ in range(64)) + str(k % 10) for k in range(60)]
     (folder / "digits.csv").write_text(",".join(f"px{i}" for i in range(64)) + ",digit\n" + "\n".join(rows) + "\n")
-    result = runner.invoke(app, ["init", str(folder / "digits.csv"), "-o", str(folder / "mlp.yaml")])
+    result = runner.invoke(
+        app, ["init", str(folder / "digits.csv"), "--target", "digit", "-o", str(folder / "mlp.yaml")]
+    )
     assert result.exit_code == 0, result.output
     data = page_data(folder / "mlp.yaml", steps=1)
     path = folder / "mlp.html"
