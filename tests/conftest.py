@@ -10,9 +10,13 @@ whole pool, so they are shared (the graph is a DAG, not a tree).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +114,25 @@ def _no_recorded_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from treegrad.cli import program
 
     monkeypatch.setattr(program, "command_line", None)
+
+
+@contextlib.contextmanager
+def mounted(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at `folder` (made here) with mount's `options` (size=16k, ro): a small or
+    read-only disk of its own. Mounting needs root; the test skips, saying so, where it cannot."""
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture()
+def tmpfs() -> Callable[[Path, str], contextlib.AbstractContextManager[Path]]:
+    """`mounted` as a fixture, so test modules need not import conftest."""
+    return mounted

@@ -172,28 +172,29 @@ def test_a_huge_grid_is_counted_and_refused_before_it_is_listed(tiny: Path) -> N
 
 
 class _Pool:
-    """ProcessPoolExecutor as the sweep starts it, recording how many processes it asked for."""
+    """ProcessPoolExecutor as the sweep starts it (run/pool.py), recording how many processes it asked for."""
 
     asked: list[int] = []
 
-    def __init__(self, max_workers: int) -> None:
+    def __init__(self, max_workers: int, initializer: Any = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         _Pool.asked.append(max_workers)
-        self._pool = ThreadPoolExecutor(max_workers)  # threads: the runs are the same, no fork here
+        # Threads: the runs are the same, no fork here; the workers' signal set-up is for processes.
+        self._pool = ThreadPoolExecutor(max_workers)
 
-    def __enter__(self) -> Any:
-        return self._pool.__enter__()
+    def submit(self, *args: Any) -> Any:
+        return self._pool.submit(*args)
 
-    def __exit__(self, *exc: object) -> None:
-        self._pool.__exit__(*exc)
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        self._pool.shutdown(*args, **kwargs)
 
 
 def test_workers_are_at_most_the_runs_and_the_cores(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from treegrad.run import sweep as sweeping
+    from treegrad.run import pool
 
-    monkeypatch.setattr(sweeping, "ProcessPoolExecutor", _Pool)
-    monkeypatch.setattr(sweeping, "cores", lambda: 2, raising=False)
+    monkeypatch.setattr(pool, "ProcessPoolExecutor", _Pool)
+    monkeypatch.setattr(pool, "cores", lambda: 2)
     _Pool.asked = []
     r = run("sweep", str(tiny), "--seeds", "3", "-j", "150")  # 3 runs, 2 cores: 2 processes, not 150
     assert r.exit_code == 0, r.output

@@ -7,11 +7,9 @@ of the disk is one message, never an internal error; a log the disk refuses does
 from __future__ import annotations
 
 import ast
-import contextlib
 import errno
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,23 +152,8 @@ def test_a_log_folder_in_use_by_a_run_is_refused(work: Path) -> None:
 # ----------------------------------------------------------------- a read-only or full disk
 
 
-@contextlib.contextmanager
-def mounted(folder: Path, options: str) -> Iterator[Path]:
-    """A tmpfs at `folder` (root only); skips where it cannot be mounted."""
-    folder.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-
-
 @pytest.fixture()
-def read_only(work: Path) -> Iterator[Path]:
+def read_only(work: Path, tmpfs: Any) -> Iterator[Path]:
     """A folder nothing can be written in: chmod 555, or for root (whom permissions do not stop) a
     read-only tmpfs."""
     folder = work / "ro"
@@ -180,7 +163,7 @@ def read_only(work: Path) -> Iterator[Path]:
         yield folder
         folder.chmod(0o755)
         return
-    with mounted(folder, "size=64k,ro") as f:
+    with tmpfs(folder, "size=64k,ro") as f:
         yield f
 
 
@@ -239,9 +222,9 @@ def test_a_log_the_disk_refuses_mid_run_does_not_cost_the_model(work: Path, monk
     assert len(lines) == 12 and lines[-1].startswith("11,") and len(lines[-1].split(",")) == len(lines[0].split(","))
 
 
-def test_a_full_disk_under_the_log_dir_keeps_the_model(work: Path) -> None:
+def test_a_full_disk_under_the_log_dir_keeps_the_model(work: Path, tmpfs: Any) -> None:
     """The same on a real full disk: a 16 kB tmpfs for the log (root only), the model elsewhere."""
-    with mounted(work / "small", "size=16k") as small:
+    with tmpfs(work / "small", "size=16k") as small:
         result = invoke("train", "f2c.yaml", "--log-dir", str(small / "run"), "--epochs", "2000", "-o", "m.json", "-q")
         clean(result, 0)
         assert "the run's log stopped after" in result.stderr and "No space left on device" in result.stderr
@@ -266,3 +249,20 @@ def test_appending_refuses_no_more_than_the_disk_does(tmp_path: Path, monkeypatc
     with pytest.raises(FileError, match="symbolic link"):
         (tmp_path / "link.csv").symlink_to(tmp_path / "log.csv")
         files.Appending(tmp_path / "link.csv", "b\n")
+
+
+# ----------------------------------------------------------------- what a spreadsheet reads
+
+
+def test_the_sweep_csv_is_spreadsheet_safe(work: Path) -> None:
+    """A grid's text values reach the sweep's CSV: one that a spreadsheet would run as a formula
+    (=1+1, @SUM(...), +, -) is written as text, as predict --out writes its cells; numbers stay numbers."""
+    result = invoke(
+        "sweep", "f2c.yaml", "--grid", 'description="=1+1","@SUM(A1:A9)","+2",plain', "--grid", "training.l2=0,-0.0"
+    )
+    clean(result, 0)
+    import csv
+
+    rows = list(csv.reader((work / "f2c.sweep.csv").read_text().splitlines()))
+    assert [r[0] for r in rows[1:]] == ["'=1+1"] * 2 + ["'@SUM(A1:A9)"] * 2 + ["'+2"] * 2 + ["plain"] * 2
+    assert [r[1] for r in rows[1:3]] == ["0", "-0.0"]  # numbers as numbers, their sign kept

@@ -258,3 +258,97 @@ def test_a_signal_to_another_thread_at_the_rename_is_reported_truly(work: Path) 
     assert proc.returncode == 130, proc.stderr
     assert json.loads((work / "m.json").read_text())["training"]["epochs"] == 1
     assert proc.stderr.strip() == "interrupted: m.json had already been written in full.", proc.stderr
+
+
+# ----------------------------------------------------------------- sweep
+
+
+def _sweep_until(work: Path, finished: int, *options: str) -> subprocess.Popen[str]:
+    """A sweep of three runs in its own process group, two of 1 and 2 epochs and one of a million,
+    returned once `finished` runs have ended (their lines on stderr)."""
+    args = [sys.executable, "-m", "treegrad", "sweep", "law.yaml", "--grid", "training.epochs=1,2,1000000"]
+    proc = subprocess.Popen(
+        [*args, "--csv", "runs.csv", *options],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, as a terminal's job: Ctrl-C goes to every process in it
+    )
+    assert proc.stderr is not None
+    seen = 0
+    while seen < finished:
+        line = proc.stderr.readline()
+        assert line, proc.communicate()
+        seen += line.startswith(f"{seen + 1}/3 ")
+    time.sleep(0.5)  # the long run under way
+    return proc
+
+
+def _group_gone(pgid: int) -> bool:
+    """True once no process of the group is left (the workers included); waits a moment for them."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_sweep_stops_at_a_signal_and_keeps_its_finished_runs(work: Path, signum: int) -> None:
+    """Issue 24, 3: `sweep -j 2` ignored Ctrl-C and SIGTERM until every queued run had finished, then
+    said "nothing was written" and kept none of them. Now the workers are ended at once, the runs
+    that finished are in the CSV, and it says so; no best model is claimed. Ctrl-C goes to the whole
+    process group, as a terminal sends it; SIGTERM to the sweep alone, as `kill` sends it."""
+    proc = _sweep_until(work, 2, "-j", "2", "--best-out", "best.json")
+    if signum == signal.SIGINT:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
+    out, err = stop(proc, signum)
+    assert proc.returncode == 128 + signum, err
+    assert "interrupted after 2 of 3 runs: those finished are in runs.csv; no best model was saved." in err, err
+    assert "Traceback" not in err and "--checkpoint" not in err
+    rows = (work / "runs.csv").read_text().splitlines()
+    assert [r.split(",")[:2] for r in rows[1:]] == [["1", "0"], ["2", "0"]], rows
+    assert not (work / "best.json").exists()
+    assert _group_gone(proc.pid), "a worker process was left running"
+
+
+def test_a_sweep_in_one_process_stops_at_a_signal_too(work: Path) -> None:
+    proc = _sweep_until(work, 2)
+    out, err = stop(proc, signal.SIGTERM)
+    assert proc.returncode == 143, err
+    assert "interrupted after 2 of 3 runs: those finished are in runs.csv" in err, err
+    assert len((work / "runs.csv").read_text().splitlines()) == 3
+
+
+def test_a_sweep_stopped_before_any_run_finished_writes_nothing(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import treegrad.run.sweep as sweeping
+
+    def interrupted(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweeping, "run_job", interrupted)
+    before = snapshot(work)
+    result = invoke("sweep", "law.yaml", "--grid", "training.epochs=1,2")
+    assert result.exit_code == 130 and result.output.strip().endswith("interrupted: nothing was written.")
+    assert snapshot(work) == before
+
+
+def test_a_worker_killed_by_the_system_is_a_message_and_the_finished_runs_are_kept(work: Path) -> None:
+    """A worker dies (here SIGKILL, as the kernel's out-of-memory killer sends it): the pool is
+    broken; one message says so, exit 1, and the runs that finished are in the CSV."""
+    proc = _sweep_until(work, 2, "-j", "2")
+    workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert workers, "no worker processes"
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 1, err
+    assert "error: a worker process of the sweep ended without its result" in err and "Traceback" not in err
+    assert "Stopped after 2 of 3 runs: those finished are in runs.csv." in err
+    assert len((work / "runs.csv").read_text().splitlines()) == 3

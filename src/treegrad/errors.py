@@ -50,6 +50,15 @@ class FileError(TreegradError):
     """A file that cannot be written safely: a device, a link, the command's own input, a full disk."""
 
 
+class ProcessError(TreegradError):
+    """Another process that failed the command: a sweep's worker killed, a data-parallel run's
+    processes given different data or specs."""
+
+
+class StorageError(TreegradError):
+    """A study database (`sweep --storage`) that cannot be opened or written."""
+
+
 class TrainingError(TreegradError):
     """Training that cannot go on: divergence to NaN/inf, an op outside its domain, bad settings."""
 

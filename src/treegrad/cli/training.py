@@ -299,10 +299,11 @@ def sweep(
     force: Force = False,
 ) -> None:
     """Train a spec under every combination of settings x seeds and rank the combinations."""
-    from ..run import sweep as sweeping
+    from ..run import search as searching
+    from ..run.sweep import parse_grid
 
     with usage_errors("--grid"):
-        g = sweeping.parse_grid(grid or [])
+        g = parse_grid(grid or [])
 
     def progress(done: int, total: int, r: Any) -> None:
         views.sweep_run(done, total, g.names(), r)
@@ -310,7 +311,7 @@ def sweep(
     # Every value of the grid is checked before the first run (sweep.plan); a run's own failure
     # is a row of the leaderboard, so a SettingError here is always the options' fault.
     with usage_errors("--grid"):
-        written = sweeping.sweep_files(
+        written = searching.sweep_files(
             spec,
             g,
             seeds,
@@ -330,6 +331,9 @@ def sweep(
         )
     result = written.result
     views.leaderboard(result)
+    if written.stopped is not None:
+        views.sweep_stopped(written)
+        raise typer.Exit(program.interrupt_code() if written.stopped == "interrupted" else 1)
     err.print(f"wrote {len(result.runs)} runs to {escape(str(written.csv))}")
     if written.best is not None and result.best is not None:
         what = f"seed {result.best.seed}, {result.loss_kind} loss {result.best.loss:.6g}"

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .render import NARROW, err, escape, metric, num, out, print_table, table
+from .render import NARROW, err, escape, interrupted, metric, num, out, print_table, table
 
 T = TypeVar("T")
 
@@ -120,6 +120,15 @@ def sweep_run(done: int, total: int, names: list[str], run: Any) -> None:
     what = f"failed: {escape(run.error)}" if run.error else f"loss {run.loss:.4g}"
     values = ", ".join(f"{k}={cell(v)}" for k, v in zip(names, run.values))
     err.print(f"[dim]{done}/{total}[/] {escape(values) or 'spec'} seed {run.seed}: {what}")
+
+
+def sweep_stopped(written: Any) -> None:
+    """A sweep that ended before its last run: what it kept, where, and what it did not write."""
+    kept = f"after {len(written.result.runs)} of {written.planned} runs: those finished are in {written.csv}"
+    if written.stopped == "interrupted":
+        err.print(interrupted(f"interrupted {kept}; no best model was saved."))
+    else:
+        err.print(f"[bold red]error:[/] {escape(f'{written.stopped}. Stopped {kept}.')}")
 
 
 def leaderboard(result: Any) -> None:

@@ -16,8 +16,8 @@ by mean loss, failed runs counting as infinitely bad. Each run's model records t
 train` command line that trains it alone (`train_command`), so the best one saved has a card
 that reproduces it.
 
-For search beyond grids (and across machines), `optuna_search` hands the same runs to Optuna
-(an optional dependency): each trial picks one value per key and trains over the seeds.
+For search beyond grids (and across machines), search.py hands the same runs to Optuna, and
+writes what `treegrad sweep` writes. How many processes, and how they stop, is pool.py's.
 """
 
 from __future__ import annotations
@@ -27,21 +27,19 @@ import io
 import itertools
 import json
 import math
-import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import FileError, OptionError, SettingError, SpecError, TrainingError, TreegradError
-from ..limits import MAX_SWEEP_RUNS, MAX_WORKERS
+from ..errors import SettingError, SpecError, TreegradError
+from ..limits import MAX_SWEEP_RUNS
 from ..spec.settings import KeyPath, load, parse_assignment, split_values
+from .pool import Warn, bounded_workers, check_workers, run_in_pool
 
 SEED = ("training", "seed")  # the key --seeds sets in each run
-Warn = Callable[[str], None]  # how a sweep says something the user should know, as it goes
 
 
 @dataclass(frozen=True)
@@ -283,39 +281,6 @@ def leaderboard(grid: Grid, runs: list[RunResult]) -> list[Ranked]:
     return sorted(rows, key=lambda r: (math.isnan(r.loss_mean), r.loss_mean))
 
 
-def cores() -> int:
-    """The processors this process may run on (its affinity, where the system says)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS and Windows have no affinity call
-        return os.cpu_count() or 1
-
-
-def check_workers(asked: int, oversubscribe: bool) -> None:
-    """Refuse, before any work, more processes than the cores where they would all start: with
-    `oversubscribe`, more than limits.MAX_WORKERS (without it, the cores bound them)."""
-    if oversubscribe and asked > MAX_WORKERS:
-        raise OptionError(
-            f"-j {asked} --oversubscribe: a sweep trains at most {MAX_WORKERS} runs at once beyond its cores "
-            f"(each process holds a whole run in memory); this machine has {cores()} cores for it",
-            "--workers",
-        )
-
-
-def bounded_workers(asked: int, runs: int, oversubscribe: bool = False, warn: Warn | None = None) -> int:
-    """The processes that train `runs` runs: at most `asked`, the runs and, unless `oversubscribe`,
-    the cores (training is arithmetic: a process more than the cores makes every run slower). Says
-    so through `warn` when it is fewer than asked."""
-    check_workers(asked, oversubscribe)
-    useful, have = min(asked, runs), cores()
-    n, why = useful, f"the sweep has {runs} run{'s' if runs != 1 else ''}"
-    if useful > have and not oversubscribe:
-        n, why = have, f"one per core ({have}); --oversubscribe runs {useful} anyway"
-    if n < asked and warn is not None:
-        warn(f"-j {asked}: training {n} run{'s' if n != 1 else ''} at a time, {why}")
-    return max(n, 1)
-
-
 def sweep(
     spec_path: Path,
     grid: Grid,
@@ -343,32 +308,32 @@ def sweep(
         if on_result is not None:
             on_result(done, len(jobs), r)
 
-    _run_all(jobs, workers, finished)
+    run_jobs(jobs, workers, finished)
     runs = [r for r in results if r is not None]
     assert len(runs) == len(jobs)
-    return _result(grid, runs)
+    return sweep_result(grid, runs)
 
 
-def _run_all(jobs: Sequence[Job], workers: int, finished: Callable[[int, RunResult], None]) -> None:
-    """Run the jobs here (one worker) or in a process pool, calling finished(i, result) for each."""
+def run_jobs(jobs: Sequence[Job], workers: int, finished: Callable[[int, RunResult], None]) -> None:
+    """Run the jobs here (one worker) or in worker processes (pool.py: a signal ends them at once),
+    calling finished(i, result) for each."""
     if workers <= 1 or len(jobs) <= 1:
         for i, job in enumerate(jobs):
             finished(i, run_job(job))
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            finished(futures[future], future.result())
+    run_in_pool(run_job, jobs, workers, finished)
 
 
-def _result(grid: Grid, runs: list[RunResult]) -> SweepResult:
+def sweep_result(grid: Grid, runs: list[RunResult]) -> SweepResult:
+    """The runs with their leaderboard, and which loss and metric rank them."""
     loss_kind = "validation" if any(r.validated for r in runs) else "training"
     metric = next((r.metric_name for r in runs if r.metric_name), "accuracy")
     return SweepResult(grid, runs, leaderboard(grid, runs), loss_kind, metric)
 
 
 def runs_csv(result: SweepResult) -> str:
-    """Every run as a CSV row: the grid's values, the seed, and what came out.
+    """Every run as a CSV row: the grid's values, the seed, and what came out. A text cell that a
+    spreadsheet would take for a formula (=, +, -, @) is written as text (csvfile.spreadsheet_safe).
 
     The columns are named as in `train --log-dir`'s metrics.csv: `train_loss` always,
     `validation_loss` when the sweep validates (empty for a run that did not), and the metric
@@ -376,11 +341,13 @@ def runs_csv(result: SweepResult) -> str:
     """
     validating = result.loss_kind == "validation"
     part = "validation" if validating else "train"
+    from ..data.csvfile import spreadsheet_safe
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
         [
-            *result.grid.names(),
+            *(spreadsheet_safe(name) for name in result.grid.names()),
             "seed",
             *(["validation_loss"] if validating else []),
             f"{part}_{result.metric_name}",
@@ -395,7 +362,7 @@ def runs_csv(result: SweepResult) -> str:
         same_part = r.validated == validating  # else `loss` and `metric` are of the other part: left empty
         w.writerow(
             [
-                *[cell(v) for v in r.values],
+                *[spreadsheet_safe(cell(v)) if isinstance(v, str) else cell(v) for v in r.values],
                 r.seed,
                 *([repr(r.loss) if same_part else ""] if validating else []),
                 repr(r.metric) if same_part else "",
@@ -403,7 +370,7 @@ def runs_csv(result: SweepResult) -> str:
                 r.formula_length,
                 r.dead_units,
                 f"{r.seconds:.4f}",
-                r.error,
+                spreadsheet_safe(r.error),
             ]
         )
     return buf.getvalue()
@@ -416,210 +383,3 @@ def cell(v: Any) -> str:
     if isinstance(v, (dict, list)):
         return json.dumps(v, separators=(", ", ": "))
     return str(v).lower() if isinstance(v, bool) else str(v)
-
-
-def optuna_search(
-    spec_path: Path,
-    grid: Grid,
-    seeds: int | None,
-    trials: int,
-    *,
-    storage: str | None = None,
-    study_name: str | None = None,
-    workers: int = 1,
-    oversubscribe: bool = False,
-    data: str | None = None,
-    target: str | None = None,
-    on_result: Callable[[int, int, RunResult], None] | None = None,
-    warn: Warn | None = None,
-) -> SweepResult:
-    """Let Optuna choose `trials` combinations of the grid's values (its TPE sampler, seeded), each
-    trained over the seeds and scored by its mean loss; asked for as many trials as the grid has
-    combinations or more, it tries each combination once (Optuna's grid sampler) and says so.
-    With `storage` (an RDB URL such as sqlite:///study.db, or a database server several machines
-    reach) the study is kept there under `study_name` and continued by every process that runs
-    the same command, so several machines search together. The result holds this process's
-    trials only."""
-    try:
-        import optuna
-    except ImportError:
-        raise SpecError(
-            "--search optuna needs Optuna, an optional dependency: pip install 'treegrad[optuna]'"
-        ) from None
-    check_workers(workers, oversubscribe)
-    jobs = plan(spec_path, grid, seeds, data, target)  # checks every combination's settings now
-    workers = bounded_workers(workers, seeds or 1, oversubscribe, warn)
-    by_combo: dict[int, list[Job]] = {}
-    for job in jobs:
-        by_combo.setdefault(job.combo, []).append(job)
-    combos = grid.combinations()
-    # Optuna's categorical choices are plain scalars: each value is offered as its text.
-    choices = [[cell(v) for v in vals] for vals in grid.values]
-    runs: list[RunResult] = []
-
-    def objective(trial: Any) -> float:
-        picked = tuple(
-            vals[choice.index(trial.suggest_categorical(name, choice))]
-            for name, vals, choice in zip(grid.names(), grid.values, choices, strict=True)
-        )
-        mine = by_combo[combos.index(picked)]
-        results: list[RunResult | None] = [None] * len(mine)
-
-        def finished(i: int, r: RunResult) -> None:
-            results[i] = r
-            runs.append(r)
-            if on_result is not None:
-                on_result(len(runs), trials * len(mine), r)
-
-        _run_all(mine, workers, finished)
-        done = [r for r in results if r is not None]
-        failed = [r for r in done if r.error]
-        if failed:
-            trial.set_user_attr("error", failed[0].error)
-            return math.inf
-        return statistics.fmean(r.loss for r in done)
-
-    sampler: Any = optuna.samplers.TPESampler(seed=0)
-    if trials >= len(combos):
-        # A search that may pick a combination again trained it again each time (200 trials of 2
-        # combinations: each 100 times); asked for them all, it is the grid.
-        if trials > len(combos) and warn is not None:
-            warn(f"--trials {trials}: the grid has {len(combos)} combinations; training each once")
-        trials = len(combos)
-        sampler = optuna.samplers.GridSampler(dict(zip(grid.names(), choices, strict=True)), seed=0)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        storage=storage,
-        study_name=study_name,
-        load_if_exists=storage is not None,
-        direction="minimize",
-        sampler=sampler,
-    )
-    study.optimize(objective, n_trials=trials)
-    return _result(grid, runs)
-
-
-def _nothing_trained(result: SweepResult, csv_path: Path, best_out: Path | None) -> str:
-    """Why a sweep has no best run, where its runs are, and what was not written."""
-    failed = [r for r in result.runs if r.error]
-    what = (
-        f"every run of the sweep failed ({len(failed)} of {len(result.runs)}; the first: {failed[0].error})"
-        if len(failed) == len(result.runs) and failed
-        else f"no run of the sweep ended with a finite {result.loss_kind} loss"
-    )
-    saved = f", and no model was saved to {best_out}" if best_out is not None else ""
-    return f"{what}; the runs are in {csv_path}, each with its error{saved}"
-
-
-SEARCHES = ("grid", "optuna")  # every combination (sweep), or --trials of them chosen by Optuna (optuna_search)
-
-
-@dataclass(frozen=True)
-class Written:
-    """A finished `treegrad sweep` and the files it wrote."""
-
-    result: SweepResult
-    csv: Path  # every run
-    best: Path | None  # the best run's model; None if not asked for
-
-
-def _keep_another_sweep(path: Path, grid: Grid) -> None:
-    """Refuse to replace the CSV of an earlier sweep of another grid (other keys, or a value this one
-    does not take): its runs may have cost hours. The same sweep run again replaces its own CSV."""
-    if not path.is_file():
-        return
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
-    names = grid.names()
-    if not rows or rows[0][: len(names) + 1] != [*names, "seed"]:
-        other = "another grid" if not rows else f"the grid {', '.join(rows[0][: rows[0].index('seed')])}"
-        kept = True
-    else:
-        taken = [{cell(v) for v in values} for values in grid.values]
-        kept = any(row[j] not in taken[j] for row in rows[1:] for j in range(len(names)) if j < len(row))
-        other = "other values of " + ", ".join(names)
-    if kept:
-        raise FileError(
-            f"--csv {path} holds the {max(len(rows) - 1, 0)} runs of an earlier sweep of {other}: "
-            "give another --csv to keep them, or pass --force to replace them"
-        )
-
-
-def sweep_files(
-    spec_path: Path,
-    grid: Grid,
-    seeds: int | None = None,
-    *,
-    search: str = "grid",
-    trials: int | None = None,
-    storage: str | None = None,
-    study: str | None = None,
-    workers: int = 1,
-    oversubscribe: bool = False,
-    data: str | None = None,
-    target: str | None = None,
-    csv_path: Path | None = None,
-    best_out: Path | None = None,
-    force: bool = False,
-    on_result: Callable[[int, int, RunResult], None] | None = None,
-    warn: Warn | None = None,
-) -> Written:
-    """`treegrad sweep`: its options and outputs checked first (the runs to `csv_path`,
-    NAME.sweep.csv by default; the best model to `best_out`), the grid searched (`search`: every
-    combination, or `trials` of them (20 unless given) chosen by Optuna, its study named NAME when
-    kept in `storage`) by at most `workers` processes (bounded_workers), then every run written as
-    CSV and the best one's model saved. A sweep none of whose runs trained is a TrainingError,
-    after its CSV is written."""
-    from ..files import SWEEP, check_output, write_atomic
-    from ..spec.models import load_spec
-    from .modelfile import output_kind
-
-    if search not in SEARCHES:
-        raise OptionError(f"--search is {' or '.join(SEARCHES)}, not {search!r}", "--search")
-    for option, given in (("--trials", trials), ("--storage", storage), ("--study", study)):
-        if given is not None and search != "optuna":
-            raise OptionError(f"{option} is for --search optuna; add --search optuna, or leave it out", option)
-    check_workers(workers, oversubscribe)
-    name = load_spec(spec_path).name or spec_path.stem
-    csv_path = csv_path or Path(f"{name}.sweep.csv")
-    check_output(csv_path, force=force, kind=SWEEP, option="--csv")
-    if not force:
-        _keep_another_sweep(csv_path, grid)
-    if best_out is not None:
-        check_output(best_out, force=force, kind=output_kind(name), option="--best-out")
-    if search == "optuna":
-        study = name if storage is not None and study is None else study
-        result = optuna_search(
-            spec_path,
-            grid,
-            seeds,
-            20 if trials is None else trials,
-            storage=storage,
-            study_name=study,
-            workers=workers,
-            oversubscribe=oversubscribe,
-            data=data,
-            target=target,
-            on_result=on_result,
-            warn=warn,
-        )
-    else:
-        result = sweep(
-            spec_path,
-            grid,
-            seeds,
-            workers=workers,
-            oversubscribe=oversubscribe,
-            data=data,
-            target=target,
-            on_result=on_result,
-            warn=warn,
-        )
-    write_atomic(csv_path, runs_csv(result), force=force, kind=SWEEP, option="--csv")
-    best = result.best
-    if best is None:
-        raise TrainingError(_nothing_trained(result, csv_path, best_out))
-    if best_out is None:
-        return Written(result, csv_path, None)
-    write_atomic(best_out, saved_as(best, best_out) + "\n", force=force)
-    return Written(result, csv_path, best_out)

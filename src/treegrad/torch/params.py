@@ -5,10 +5,12 @@
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelFileError
+from ..errors import ModelFileError, clip
 from ..outputs.torchsource import require_torch, reserved_names, torch_names
 from ..run.modelfile import Opened
 
@@ -25,16 +27,26 @@ def read_state_dict(path: Path) -> dict[str, Any]:
         )
     note_read(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: its reader's business
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several kinds for a damaged or foreign file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelFileError(
-            f"{path} is not a state dict torch can read safely ({first[:200]}); "
-            "save one with torch.save(model.state_dict(), path)"
-        ) from None
+        raise ModelFileError(f"{path} {_unreadable(e)}; save one with torch.save(model.state_dict(), path)") from None
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise ModelFileError(f"{path} holds a {type(state).__name__}, not a state dict: save model.state_dict()")
     return state
+
+
+def _unreadable(e: Exception) -> str:
+    """Why torch's safe reader refused a file, in treegrad's words: never torch's advice to read it
+    unsafely (weights_only=False runs whatever code the file holds)."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(e))
+    if found:
+        return (
+            f"is not a state dict torch can read safely: it names {clip(found.group(1))}, code that unpickling "
+            "would run, and treegrad reads only tensors and plain containers (it never runs a file's code)"
+        )
+    return "is not a state dict torch can read safely: it is damaged, or not a file torch.save wrote"
 
 
 def imported_parameters(model: Opened, state: dict[str, Any]) -> dict[str, float]:
