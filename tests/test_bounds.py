@@ -247,3 +247,29 @@ def test_optuna_asked_for_more_trials_than_combinations_trains_each_once(tiny: P
     assert "--trials 200: the grid has 2 combinations; training each once" in r.output
     rows = Path("tiny.sweep.csv").read_text().splitlines()[1:]
     assert sorted(row.split(",")[:2] for row in rows) == [["0.01", "0"], ["0.01", "1"], ["0.1", "0"], ["0.1", "1"]]
+
+
+# ----------------------------------------------------------------- simplify's epochs (item 11)
+
+HUGE = "1" + "0" * 30
+
+
+def test_simplify_bounds_its_epochs_as_train_does(xor: Path) -> None:
+    import signal
+
+    assert run("train", str(xor), "--epochs", "2", "-q", "-o", "m.model.json").exit_code == 0
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError("simplify ran on: --epochs was not bounded before the work")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(60)  # a guard against running until killed, not a measurement
+    try:
+        simplified = run("simplify", "m.model.json", "--epochs", HUGE, "-o", "s.model.json")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    trained = run("train", str(xor), "--epochs", HUGE, "-q", "-o", "t.model.json")
+    assert simplified.exit_code == trained.exit_code == 1, simplified.output
+    assert simplified.output == trained.output and "1000000" in simplified.output
+    assert not Path("s.model.json").exists()

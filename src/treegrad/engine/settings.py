@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..errors import TrainingError, describe, did_you_mean, escaped
+from ..errors import SpecError, TrainingError, describe, did_you_mean, escaped
 from ..limits import MAX_EPOCHS
 from .optim import OPTIMIZERS
 from .schedules import SCHEDULES, LrSchedule
@@ -158,6 +158,17 @@ def with_keywords(settings: Training | None, keywords: dict[str, Any]) -> Traini
         for err in e.errors():
             first.setdefault(str(err["loc"][:1]), err)
         raise TrainingError("; ".join(_problem(err) for err in first.values())) from None
+
+
+def with_options(settings: Training, options: dict[str, Any]) -> Training:
+    """`settings` with command-line options set (`{"epochs": 50}` from --epochs), validated: a bad
+    value is a SpecError named by its option, the same for every command that takes it."""
+    try:
+        return Training.model_validate({**settings.model_dump(), **options})
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        raise SpecError(f"--{key.replace('_', '-')}: {err['msg']} (got {err.get('input')!r})") from None
 
 
 def _problem(err: Any) -> str:

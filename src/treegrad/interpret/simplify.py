@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine.settings import Training
+from ..engine.settings import Training, with_options
 from ..errors import DataError, OptionError, TreegradError
 from ..run.modelfile import ModelRecord
 from ..run.provenance import derived
@@ -331,8 +331,10 @@ def simplify(
     """
     from ..run.datasource import recorded_training
 
-    _check_options(tolerance, max_terms, digits, epochs)
     rec: ModelRecord = loaded.record
+    _check_options(tolerance, max_terms, digits)
+    if epochs is not None:
+        with_options(rec.training, {"epochs": epochs})  # train's bound and message (limits.MAX_EPOCHS)
     train, validation, weights = recorded_training(rec, data)
     if not train[0]:
         raise DataError("there are no training rows to refit on")
@@ -369,15 +371,13 @@ def simplify(
     return Simplified(found, chosen, criterion, notes, tolerance_rule(task, criterion, tolerance))
 
 
-def _check_options(tolerance: float, max_terms: int | None, digits: int | None, epochs: int | None) -> None:
+def _check_options(tolerance: float, max_terms: int | None, digits: int | None) -> None:
     """A DataError naming the first of simplify's options that is out of its range."""
     check_tolerance(tolerance)
     if max_terms is not None and max_terms < 1:
         raise DataError(f"--max-terms is {max_terms}; give 1 or more")
     if digits is not None and not 1 <= digits <= 17:
         raise DataError(f"--digits is {digits}; give a number of significant digits from 1 to 17")
-    if epochs is not None and epochs < 0:
-        raise DataError(f"--epochs is {epochs}; give 0 or more")
 
 
 def _search(

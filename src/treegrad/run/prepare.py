@@ -20,7 +20,7 @@ from ..data.split import split_indices, standardize_stats
 from ..data.table import Numbering, Table, row_place
 from ..data.targets import check_varies, class_order, encode_targets, label_texts, select
 from ..data.weighting import class_weights, row_weights, take_weight_column
-from ..engine.settings import Training
+from ..engine.settings import Training, with_options
 from ..errors import DataError, SpecError, TrainingError
 from .datasource import recorded_table, spec_table
 from .modelfile import Lineage, Task, load
@@ -50,21 +50,13 @@ def load_spec_file(path: Path, sets: Sequence[tuple[Any, Any]] = ()) -> tuple[An
 def training_settings(spec: Any, overrides: dict[str, Any], sets: Sequence[tuple[Any, Any]] = ()) -> Training:
     """The spec's `training:` (with `sets` already in it) and the options --epochs, ... applied
     and validated; a setting given both ways is refused."""
-    from pydantic import ValidationError
-
     from ..spec.settings import clashes
 
     given = {k: v for k, v in overrides.items() if v is not None}
     clashes(given, sets)
     if not given:
         return spec.training  # type: ignore[no-any-return]
-    try:
-        settings = Training.model_validate({**spec.training.model_dump(), **given})
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = str(err["loc"][0]) if err["loc"] else "?"
-        raise SpecError(f"--{key.replace('_', '-')}: {err['msg']} (got {err.get('input')!r})") from None
-    return settings
+    return with_options(spec.training, given)
 
 
 def build_on(
