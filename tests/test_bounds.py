@@ -273,3 +273,79 @@ def test_simplify_bounds_its_epochs_as_train_does(xor: Path) -> None:
     assert simplified.exit_code == trained.exit_code == 1, simplified.output
     assert simplified.output == trained.output and "1000000" in simplified.output
     assert not Path("s.model.json").exists()
+
+
+# ----------------------------------------------------------------- a wide layer (item 12)
+
+WIDE = """\
+inputs: [x, y]
+layers:
+  - {linear: UNITS, activation: tanh}
+  - {linear: 1}
+loss: mse
+target: t
+training: {epochs: 1}
+"""
+FIVE = "x,y,t\n1,2,3\n2,3,4\n3,4,5\n4,5,6\n5,6,7\n"
+
+
+def _one_epoch(units: int) -> tuple[int, int]:
+    """(function calls, peak bytes allocated) of a whole run at `units` wide: the spec read and
+    checked, the model built and compiled, its array code written, one epoch, the model saved."""
+    import cProfile
+    import pstats
+    import tracemalloc
+
+    from treegrad.run.prepare import prepare
+    from treegrad.run.train import run as train
+
+    spec = Path(f"w{units}.yaml")
+    spec.write_text(WIDE.replace("UNITS", str(units)))
+    profile = cProfile.Profile()
+    tracemalloc.start()
+    profile.enable()
+    try:
+        train(prepare(spec, data="five.csv"), out=Path(f"w{units}.model.json"))
+    finally:
+        profile.disable()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return sum(s[1] for s in pstats.Stats(profile).stats.values()), peak  # type: ignore[attr-defined]
+
+
+def test_a_wide_layer_costs_work_in_proportion_to_its_width(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Doubling the width from 500 to 1,000 units adds twice what doubling it from 250 to 500 did,
+    # in calls and in memory: what is fixed cancels out, a step that is quadratic in the width
+    # (an epoch was 4 s at 15,000 units, 229 s at 150,000) adds four times as much.
+    monkeypatch.chdir(tmp_path)
+    Path("five.csv").write_text(FIVE)
+    _one_epoch(250)  # imports, caches and the array code's first build, once
+    (c1, m1), (c2, m2), (c4, m4) = (_one_epoch(n) for n in (250, 500, 1000))
+    assert (c4 - c2) / (c2 - c1) < 2.3, (c1, c2, c4)
+    assert (m4 - m2) / (m2 - m1) < 2.5, (m1, m2, m4)
+
+
+@pytest.mark.slow
+def test_a_layer_of_150000_units_trains_an_epoch_within_a_cpu_budget(tmp_path: Path) -> None:
+    # 229 s and 3.2 GB before (a column looked up in a list of every column of its layer, once
+    # per column); about 30 s of CPU and 4 GB here. The limit is a guard against the quadratic
+    # step coming back, three times what the run needs, not a measurement.
+    import resource
+    import subprocess
+    import sys
+
+    def guarded() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (100, 100))
+
+    (tmp_path / "five.csv").write_text(FIVE)
+    (tmp_path / "w.yaml").write_text(WIDE.replace("UNITS", "150000"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "treegrad", "train", "w.yaml", "--data", "five.csv", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=guarded,
+        env={"COLUMNS": "300", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert (tmp_path / "w.model.json").exists()

@@ -43,6 +43,7 @@ class Unit:
         self.op: Op | None = None
         self.source: Unit | None = None
         self.cols: list[int] = []
+        self.reads: set[int] = set()  # the same columns, to ask in constant time (a list was quadratic)
         self.deps: list[Unit] = []
 
 
@@ -160,10 +161,11 @@ class Lowering:
             if len(n.children) == 1 and id(child) in self.where:
                 src, col = self.where[id(child)]
                 unit = maps.get((n.op.name, id(src)))
-                if unit is None or col in unit.cols:
+                if unit is None or col in unit.reads:
                     unit = maps[(n.op.name, id(src))] = self._new("map", f"H{len(self.units)}", i)
                     unit.op, unit.source, unit.needs_grad = n.op, src, src.needs_grad
                 unit.cols.append(col)
+                unit.reads.add(col)
                 self._add(unit, n)
                 continue
             unit = self._new("vec", f"v{i}", i)
