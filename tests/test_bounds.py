@@ -349,3 +349,28 @@ def test_a_layer_of_150000_units_trains_an_epoch_within_a_cpu_budget(tmp_path: P
     )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert (tmp_path / "w.model.json").exists()
+
+
+# ----------------------------------------------------------------- weak spots
+
+
+@pytest.mark.parametrize(
+    ("inputs", "weight", "words"),
+    [
+        ("[x, y]", "x", "'x' is an input of the model; the weights are a column of their own: name it, or take 'x'"),
+        ("[x, y]", "label", "'label' is the target; the weights are a column of their own"),
+        ("all", "label", "'label' is the target; the weights are a column of their own"),
+    ],
+)
+def test_a_weight_column_that_is_an_input_or_the_target_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inputs: str, weight: str, words: str
+) -> None:
+    # It was 'input column 'x' is not in w.csv' (it is), and the target 'the input is 'a', not a number'.
+    monkeypatch.chdir(tmp_path)
+    Path("w.csv").write_text("x,y,w,label\n1,2,1,a\n2,3,1,b\n3,4,2,a\n4,5,1,b\n")
+    Path("m.yaml").write_text(
+        f"inputs: {inputs}\nlayers: [{{linear: 1, activation: sigmoid}}]\nloss: bce\ntarget: label\n"
+        f"training: {{epochs: 1, weight_column: {weight}}}\n"
+    )
+    r = run("train", "m.yaml", "--data", "w.csv", "-q")
+    assert r.exit_code == 1 and f"training.weight_column: {words}" in r.output, r.output

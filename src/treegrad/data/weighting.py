@@ -44,6 +44,16 @@ def class_weights(
     return [float(setting.get(label, 1.0)) for label in labels]
 
 
+def check_weight_role(column: str | None, inputs: Sequence[str], target: str | None, part: Part = WHOLE) -> None:
+    """Refuse the target or one of the model's `inputs` (those the spec names) as the weight
+    column, before the column is taken out of the table: a column has one role."""
+    if column is not None and (column == target or column in inputs):
+        role = "the target" if column == target else "an input of the model"
+        fix = "" if column == target else f", or take '{column}' out of inputs:"
+        own = f"the weights are a column of their own: name it{fix}"
+        part.fail(DataError(f"training.weight_column: '{column}' is {role}; {own}"))
+
+
 def take_weight_column(table: Table, column: str | None, part: Part = WHOLE) -> tuple[Table, list[float] | None]:
     """(the table without the weight column, the column's values) — or the table as it is and None.
     With `part`, every part's cells are numbers before any is checked to be >= 0, as in one table."""

@@ -19,7 +19,7 @@ from ..data.parts import WHOLE, Part
 from ..data.split import split_indices, standardize_stats
 from ..data.table import Numbering, Table, row_place
 from ..data.targets import check_varies, class_order, encode_targets, label_texts, select
-from ..data.weighting import class_weights, row_weights, take_weight_column
+from ..data.weighting import check_weight_role, class_weights, row_weights, take_weight_column
 from ..engine.settings import Training, with_options
 from ..errors import DataError, SpecError, TrainingError
 from .datasource import recorded_table, spec_table
@@ -197,6 +197,7 @@ def _dataset(spec: Any, table: Table, target: str, settings: Training, part: Par
     split, weighted; the target's standardisation; a validation set if early stopping needs one."""
     from ..spec.build import loss_name, output_count, task_kind
 
+    check_weight_role(settings.weight_column, () if spec.selection is not None else spec.inputs, target, part)
     spec, table, recoding = model_inputs(spec, table, target, settings, part)
     kind = task_kind(spec)
     table, column = take_weight_column(table, settings.weight_column, part)
