@@ -374,3 +374,14 @@ def test_a_weight_column_that_is_an_input_or_the_target_is_named_as_such(
     )
     r = run("train", "m.yaml", "--data", "w.csv", "-q")
     assert r.exit_code == 1 and f"training.weight_column: {words}" in r.output, r.output
+
+
+def test_explain_refuses_what_it_cannot_explain(xor: Path) -> None:
+    # It printed a table of nan, f(x) = nan, exit 0.
+    assert run("train", str(xor), "--epochs", "2", "-q", "-o", "m.model.json").exit_code == 0
+    r = run("explain", "m.model.json", "1e308", "1e308")
+    assert r.exit_code == 1 and "the sample: the model cannot explain its answer there (its output is nan)" in r.output
+    assert "nan │" not in r.output
+    Path("far.csv").write_text("x,y,label\n0,1,1\n1e308,-1e308,0\n")
+    r = run("explain", "m.model.json", "--data", "far.csv")
+    assert r.exit_code == 1 and "far.csv, line 3: the model cannot explain its answer there" in r.output, r.output

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.nodes import Graph, Input, Node, Output
 from ..data.targets import input_rows
-from ..errors import DataError, OptionError
+from ..errors import DataError, ModelError, OptionError
 from ..run.tasks import class_labels
 
 if TYPE_CHECKING:
@@ -261,6 +261,20 @@ def explain_row(
     )
 
 
+def check_finite(e: Explanation, where: str) -> None:
+    """Refuse an explanation with a number that is not finite (an output or gradient that
+    overflowed), as a ModelError placed at `where`: NaN contributions explain nothing."""
+    named = [("its output", e.output), ("the baseline's output", e.baseline_output)]
+    for kind, numbers in (("the gradient", e.gradient), ("the contribution", e.contributions)):
+        named += [(f"{kind} of '{name}'", v) for name, v in zip(e.inputs, numbers)]
+    bad = next(((what, v) for what, v in named if not math.isfinite(v)), None)
+    if bad is not None:
+        raise ModelError(
+            f"{where}: the model cannot explain its answer there ({bad[0]} is {bad[1]}); the inputs are too far "
+            "from what it was trained on, or its parameters too large"
+        )
+
+
 def importance(
     root: Node,
     rows: Sequence[Sequence[float]],
@@ -268,11 +282,12 @@ def importance(
     *,
     choose: Callable[[list[float]], tuple[int | None, str]] | None = None,
     baseline_kind: str = "given",
+    place: Callable[[int], str] = lambda i: f"row {i + 1}",
 ) -> Importance:
     """Mean |contribution| of each input over `rows`, largest first.
 
     `choose(row)` says which output element to explain at a row and what it is (default:
-    the one output, "prediction").
+    the one output, "prediction"); a row the model cannot explain is a ModelError at `place(i)`.
     """
     if not rows:
         raise DataError("there are no rows to explain")
@@ -281,9 +296,10 @@ def importance(
     methods: set[str] = set()
     explained: set[str] = set()
     worst = 0.0
-    for row in rows:
+    for i, row in enumerate(rows):
         element, what = choose(list(row)) if choose is not None else (None, "prediction")
         e = explain_row(root, row, baseline, element=element, explained=what, baseline_kind=baseline_kind)
+        check_finite(e, place(i))
         sums = [s + abs(c) for s, c in zip(sums, e.contributions)]
         methods.add(e.method)
         explained.add(what)
@@ -362,7 +378,9 @@ def explain_model(
     """Explain a saved model's output at one sample (raw input values, in input order)."""
     b = _baseline(loaded, baseline, None)
     element, explained = _what(loaded, loaded.root.compiled_graph.predict(list(values)), class_label)
-    return explain_row(loaded.root, values, b, element=element, explained=explained, baseline_kind=baseline)
+    e = explain_row(loaded.root, values, b, element=element, explained=explained, baseline_kind=baseline)
+    check_finite(e, "the sample")
+    return e
 
 
 def explain_data(
@@ -378,14 +396,15 @@ def explain_data(
 
     rec = loaded.record
     b = _baseline(loaded, baseline, data)
-    rows = input_rows(table if table is not None else model_table(rec, data), list(rec.inputs))
+    table = table if table is not None else model_table(rec, data)
+    rows = input_rows(table, list(rec.inputs))
     if not rows:
         raise DataError(f"{data} has no rows to explain")
 
     def choose(row: list[float]) -> tuple[int | None, str]:
         return _what(loaded, loaded.root.compiled_graph.predict(row), class_label)
 
-    return importance(loaded.root, rows, b, choose=choose, baseline_kind=baseline)
+    return importance(loaded.root, rows, b, choose=choose, baseline_kind=baseline, place=table.place)
 
 
 @dataclass
