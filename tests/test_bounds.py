@@ -385,3 +385,20 @@ def test_explain_refuses_what_it_cannot_explain(xor: Path) -> None:
     Path("far.csv").write_text("x,y,label\n0,1,1\n1e308,-1e308,0\n")
     r = run("explain", "m.model.json", "--data", "far.csv")
     assert r.exit_code == 1 and "far.csv, line 3: the model cannot explain its answer there" in r.output, r.output
+
+
+def test_predict_takes_each_input_once_and_quotes_a_long_value_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("c.csv").write_text("x,color,y\n1,red,2\n2,blue,3\n3,red,4\n4,blue,5\n5,red,6\n")
+    Path("m.yaml").write_text(
+        "inputs: all\nlayers: [{linear: 1}]\ntarget: y\ntraining: {epochs: 1, text_inputs: one_hot}\n"
+    )
+    assert run("train", "m.yaml", "--data", "c.csv", "-q", "-o", "m.model.json").exit_code == 0
+    r = run("predict", "m.model.json", "x=1", "color=red", "color=blue")  # the last won, silently
+    assert r.exit_code == 1 and "input 'color' is given twice" in r.output, r.output
+    digits = "9" * 100_000
+    for typed in (["1", "0", digits], [f"x={digits}", "color=red"], ["x=1", f"{'c' * 100_000}=1"]):
+        r = run("predict", "m.model.json", *typed)  # each was echoed whole
+        assert r.exit_code == 1 and len(r.output) < 300 and ("9..." in r.output or "c...'" in r.output), r.output[:300]

@@ -76,11 +76,15 @@ def parse_values(inputs: list[str], values: Sequence[str], rec: Any = None) -> l
 def _named_values(inputs: list[str], values: Sequence[str], rec: Any) -> list[float]:
     """The row of values given all as name=value (see parse_values)."""
     row: dict[str, float] = {}
+    given: set[str] = set()  # the names as typed: a one-hot column's sets several inputs
     encodings: dict[str, dict[str, str]] = dict(rec.encodings or {}) if rec is not None else {}
     renamed: dict[str, str] = dict(rec.renamed or {}) if rec is not None else {}
     for item in values:
         name, _, text = item.partition("=")
         name = name.strip()
+        if name in given:  # color=red color=blue: the last won, silently
+            raise DataError(f"input '{clip(escaped(name))}' is given twice; give each input once")
+        given.add(name)
         if name in encodings:  # a text column, one-hot: its value sets its inputs to 1 and 0
             code, value = encodings[name], text.strip()
             if value not in code:
@@ -94,7 +98,7 @@ def _named_values(inputs: list[str], values: Sequence[str], rec: Any) -> list[fl
         name = renamed.get(name, name)
         if name not in inputs:
             raise DataError(
-                f"unknown input '{name}'{did_you_mean(name, inputs)} The model's inputs are "
+                f"unknown input '{clip(escaped(name))}'{did_you_mean(name, inputs)} The model's inputs are "
                 f"{listed(inputs)}{all_listed(inputs)}"
             )
         if name in row:
@@ -113,7 +117,7 @@ def _number(text: str, name: str) -> float:
 
     v = number(text.strip())
     if v is None:
-        raise DataError(f"the value for '{name}' is {text!r}, not a number")
+        raise DataError(f"the value for '{name}' is '{clip(escaped(text))}', not a number")
     if not math.isfinite(v):
-        raise DataError(f"the value for '{name}' is {text}: give a finite number")
+        raise DataError(f"the value for '{name}' is {clip(text.strip())}: give a finite number")
     return v
