@@ -402,3 +402,11 @@ def test_predict_takes_each_input_once_and_quotes_a_long_value_cut(
     for typed in (["1", "0", digits], [f"x={digits}", "color=red"], ["x=1", f"{'c' * 100_000}=1"]):
         r = run("predict", "m.model.json", *typed)  # each was echoed whole
         assert r.exit_code == 1 and len(r.output) < 300 and ("9..." in r.output or "c...'" in r.output), r.output[:300]
+
+
+def test_zero_epochs_says_the_model_is_untrained(xor: Path) -> None:
+    r = run("train", str(xor), "--epochs", "0", "-q", "-o", "z.model.json")
+    assert r.exit_code == 0 and "warning: 0 epochs: nothing was trained" in r.output, r.output
+    assert Path("z.model.json").exists()  # as asked: a model at its starting parameters
+    r = run("train", str(xor), "--epochs", "1", "-q", "-o", "one.model.json")
+    assert r.exit_code == 0 and "nothing was trained" not in r.output

@@ -117,6 +117,11 @@ def run(
             f"the training loss did not go down (epoch 1: {hist[0]:.4g}, last: {hist[-1]:.4g}): "
             "try a smaller learning rate" + ("" if prep.data.stats is not None else ", or normalize the inputs")
         )
+    if not hist:
+        warnings.append(
+            "0 epochs: nothing was trained; the model saved has its starting parameters "
+            "(give --epochs N, or training.epochs, to train it)"
+        )
     coding = prep.data.recoding
     notes = said(prep.data.source, prep.data.rows, coding.dropped, coding.filled, prep.settings.missing)
     count = (len(graph.params), len(graph.order))
