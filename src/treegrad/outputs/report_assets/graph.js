@@ -89,6 +89,7 @@ function layoutItems() {
 
 function draw(focusGroup) {
   L = layoutItems();
+  sizeView(); // before the boxes are added: reading the size after would lay them all out first
   viewport.textContent = "";
   const edgeLayer = sv("g", {}), itemLayer = sv("g", {});
   viewport.append(edgeLayer, itemLayer);
@@ -117,7 +118,6 @@ function draw(focusGroup) {
     ? "Layers and groups are dashed boxes: click one (or Enter) to open it one level, Shift+click (Shift+Enter) to open it all the way. "
     : "Each box shows a node, its value (v) and dL/dnode (g). ") +
     "Drag to move, Ctrl+wheel or the buttons to zoom.";
-  sizeView();
   drawMinimap();
   paint();
   if (focusGroup !== undefined) {
@@ -277,7 +277,8 @@ function drawMinimap() {
   miniScale = Math.min(mw / L.width, mh / L.height);
   mini.setAttribute("viewBox", `0 0 ${mw} ${mh}`);
   const g = sv("g", { transform: `scale(${miniScale})` });
-  L.items.forEach((_, j) => g.append(sv("rect", { class: "mm-item", x: L.px[j], y: L.py[j], width: NW, height: NH })));
+  // Every box as one path: thousands of elements here cost more than the graph itself.
+  g.append(sv("path", { class: "mm-item", d: L.items.map((_, j) => `M${L.px[j]},${L.py[j]}h${NW}v${NH}h-${NW}z`).join("") }));
   viewRect = sv("rect", { class: "mm-view" });
   g.append(viewRect);
   mini.append(g);
