@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from treegrad.data.csvfile import read_csv
 from treegrad.data.parts import WHOLE, Part, echoed
 from treegrad.data.readers import load_data
-from treegrad.errors import DataError, TrainingError, TreegradError
+from treegrad.errors import DataError, ProcessError, TrainingError, TreegradError
 from treegrad.run.prepare import prepare
 from treegrad.run.tasks import evaluate_rows
 from treegrad.run.train import run as run_prepared
@@ -668,3 +668,66 @@ def test_under_torchrun_a_usage_error_is_said_by_rank_0_alone(monkeypatch: pytes
     monkeypatch.setenv("RANK", "0")
     r = CliRunner().invoke(app, ["train", "--resume", "m.json"])
     assert r.exit_code == 2 and "run it without torchrun" in r.output
+
+
+# ----------------------------------------------------------------- processes given different runs
+
+IRIS_LINES = IRIS.read_text().splitlines(keepends=True)
+
+
+@pytest.mark.parametrize(
+    ("second", "words"),
+    [
+        (
+            "".join(IRIS_LINES[:1] + IRIS_LINES[-18:]),
+            f"it has {IRIS.stat().st_size:,} bytes for process 0, 526 for process 1",
+        ),  # other rows
+        (IRIS_LINES[0].replace("sepal_length", "sepal_LENGTH") + "".join(IRIS_LINES[1:]), "its first line is"),
+        ("".join(IRIS_LINES[:1] + IRIS_LINES[1:][::-1]), "its bytes differ (SHA-256"),  # same size
+    ],
+)
+def test_processes_given_different_data_files_stop_before_they_train(tmp_path: Path, second: str, words: str) -> None:
+    """Issue 24, 5: processes given different files (78 + 18 rows of two) trained anyway, exit 0,
+    and one whose header differed ended in an internal error. Each hashes its own copy whole: a
+    difference stops every process with one message, said by rank 0, before any row is exchanged."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "iris.csv").write_text("".join(IRIS_LINES))
+    (tmp_path / "b" / "iris.csv").write_text(second)
+    outcomes = in_parts(
+        2, lambda part: prepare(MODELS / "iris.yaml", data=str(tmp_path / "ab"[part.rank] / "iris.csv"), part=part)
+    )
+    errors = [e for _, e in outcomes]
+    assert all(isinstance(e, ProcessError) for e in errors), errors
+    assert not echoed(errors[0]) and echoed(errors[1])
+    message = str(errors[0])
+    assert "under torchrun every process must read the same data" in message and words in message, message
+    assert "Give every process the same file" in message
+
+
+def test_the_same_file_in_every_process_is_recorded_by_its_sha256(tmp_path: Path) -> None:
+    """Every process hashes the file now; the record's SHA-256 is still the file's."""
+    from treegrad.files import sha256_of
+
+    tables = results(in_parts(2, lambda part: read_csv(IRIS, "iris.csv", part)))
+    assert {t.origin.sha256 for t in tables} == {sha256_of(IRIS)}
+
+
+def test_processes_given_different_specs_or_settings_stop_before_they_train(tmp_path: Path) -> None:
+    """A model 8 units wide in one process and 9 in the other ended in 'internal error (DDP expects
+    same model across all ranks)'; other settings trained two different runs as one."""
+    wide = tmp_path / "iris9.yaml"
+    wide.write_text((MODELS / "iris.yaml").read_text().replace("units: 8", "units: 9"))
+    assert "units: 9" in wide.read_text()
+    specs = [MODELS / "iris.yaml", wide]
+    outcomes = in_parts(2, lambda part: prepare(specs[part.rank], part=part))
+    message = str(outcomes[0][1])
+    assert isinstance(outcomes[0][1], ProcessError) and echoed(outcomes[1][1])
+    assert "every process must train the same model" in message and "the spec's text differs" in message
+    outcomes = in_parts(2, lambda part: prepare(MODELS / "iris.yaml", overrides={"epochs": 2 + part.rank}, part=part))
+    assert "training.epochs (the number 2 for process 0, the number 3 for process 1)" in str(outcomes[0][1])
+    assert echoed(outcomes[1][1])
+    outcomes = in_parts(
+        2, lambda part: prepare(MODELS / "iris.yaml", data="xor:10" if part.rank else "xor:12", part=part)
+    )
+    assert "process 0 was given xor:12 and process 1 xor:10" in str(outcomes[0][1])

@@ -601,3 +601,47 @@ def test_under_torchrun_a_bad_cell_stops_both_processes_and_is_reported_once(tmp
     assert done.stderr.count("iris.csv, line 141, column 'sepal_width'") == 1, done.stderr[-3000:]
     # torchrun itself reports a failed child with a traceback of its own; none comes from treegrad.
     assert "treegrad/" not in done.stderr and not (tmp_path / "m.json").exists()
+
+
+@torch_tests
+def test_processes_of_one_run_given_different_files_stop_with_one_message(tmp_path: Path) -> None:
+    """Two processes of one data-parallel run, as torchrun starts them on two machines (RANK,
+    WORLD_SIZE, MASTER_ADDR set), each given its own iris.csv: 78 and 18 rows. They trained anyway
+    and exited 0, the provenance naming rank 0's file alone; now rank 0 says the files differ,
+    exit 1, and no model is written."""
+    import os
+
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not available")
+    lines = (ROOT / "datasets" / "iris.csv").read_text().splitlines(keepends=True)
+    port = free_port()
+    procs = []
+    for rank, rows in enumerate((lines[:79], lines[:1] + lines[-18:])):
+        folder = tmp_path / f"machine{rank}"
+        folder.mkdir()
+        (folder / "iris.csv").write_text("".join(rows))
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        args = [str(MODELS / "iris.yaml"), "--data", "iris.csv", "--engine", "torch", "-o", "m.json", "-q"]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "treegrad", "train", *args],
+                cwd=folder,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        done = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    (out0, err0), (out1, err1) = done
+    assert procs[0].returncode == 1 and procs[1].returncode == 0, (err0, err1)
+    assert err0.startswith("error: under torchrun every process must read the same data, but iris.csv"), err0
+    assert "internal error" not in err0 + err1 and err1 == "" and out0 == out1 == ""
+    assert not (tmp_path / "machine0" / "m.json").exists() and not (tmp_path / "machine1" / "m.json").exists()

@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from ..errors import DataError, describe_char, unprintable
-from ..files import sha256_of
 from .parts import WHOLE, Part
-from .table import Cell, Origin, Table, is_number, number, regular_file, whole
+from .table import Cell, Origin, Table, is_number, number, regular_file, same_file, whole
 
 MAX_LINE = 1_000_000  # characters in one CSV line: more is no table of numbers, and would fill memory
 
@@ -264,8 +263,9 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
     """This process's part of a CSV file: the header and the lines that start in its share of
     the bytes after the header (equal shares, moved to line starts, so that every line is read
     by exactly one process). Line numbers, the blank-line rule and the empty-file checks are
-    those of reading the whole file; rank 0 also hashes the whole file (streaming, for
-    provenance), so the record says what one process reading it would say."""
+    those of reading the whole file. Every process first hashes the whole file (streaming), and the
+    processes check it is the same file (table.same_file); the record names it by that SHA-256,
+    as one process reading it would."""
     if str(path) == "-":  # every process's mistake: rank 0 alone reports it
         part.fail(
             DataError(
@@ -273,6 +273,8 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
                 "cannot be shared; save it to a CSV file and pass that"
             )
         )
+
+    sha256 = same_file(path, name, part)  # before any exchange about its rows
 
     def lines() -> tuple[list[str] | None, list[bytes], int]:
         with regular_file(path, name) as f:
@@ -324,7 +326,6 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
             part.fail(DataError(f"{name}, line {empty} is empty but more rows follow; delete the empty line"))
     total = sum(n for n, _ in counts)
     header = part.agree(lambda: whole(name, header, total))
-    sha256 = part.gather(sha256_of(path) if part.rank == 0 else None)[0]
     start = sum(n for n, _ in counts[: part.rank])
     origin = Origin(rows=total, sha256=sha256, parts=tuple(n for n, _ in counts))
     return Table(name, header, got.rows, origin, index=range(start, start + len(got.rows)))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
-from ..errors import TreegradError
+from ..errors import ProcessError, TreegradError
 
 T = TypeVar("T")
 
@@ -83,6 +83,21 @@ class Part:
                 kind, message = failed
                 raise _shared(kind, message, echo=self.rank != 0)
         return result  # type: ignore[no-any-return]
+
+    def same(self, facts: Any, differ: Callable[[Any, Any, int], str]) -> None:
+        """Check that every process holds the same `facts` (small, picklable: what it was given to
+        work on; None where it has none to give); where process r's are not rank 0's, every process
+        raises ProcessError(differ(rank 0's, r's, r)), which rank 0 says. Run it before any other
+        exchange about what `facts` describe: processes given different things would exchange
+        summaries that do not fit together."""
+        if self.world == 1:
+            return
+        every = self.gather(facts)
+        if any(f is None for f in every):
+            return  # a process with nothing to compare: what it does next says why (a missing file)
+        odd = next((r for r, theirs in enumerate(every) if theirs != every[0]), None)
+        if odd is not None:
+            self.fail(ProcessError(differ(every[0], every[odd], odd)))
 
     def fail(self, error: TreegradError) -> NoReturn:
         """Raise `error`, which every process met the same way (a check of what the parts agreed

@@ -78,6 +78,7 @@ def load_data(
     if source == "-" and named_in is None:
         return read_csv(Path("-"), "standard input", part)
     if generated_name(source) is not None:
+        part.same(source, lambda first, other, rank: _generated_differ(first, other, rank))
         return generate(source, seed, part)
     path = Path(source)
     if not path.is_absolute():
@@ -100,3 +101,10 @@ def load_data(
             f"{source}, the training data named in {named_in}, cannot be read as a {reader.kind} table; "
             "pass the data with --data FILE.csv"
         ) from None
+
+
+def _generated_differ(first: str, other: str, rank: int) -> str:
+    return (
+        f"under torchrun every process must read the same data, but process 0 was given {first} and process "
+        f"{rank} {other}: give every process the same --data"
+    )

@@ -14,13 +14,13 @@ import dataclasses
 import os
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from ..errors import DataError
-from ..files import note_read
+from ..errors import DataError, clip
+from ..files import note_read, sha256_of
 from .parts import Part
 
 Cell = float | str
@@ -147,6 +147,45 @@ def regular_file(path: Path, name: str, kind: str = "CSV", suffix: str = ".csv")
         raise DataError(f"cannot open {name}: {e.strerror}") from e
     note_read(f.fileno())
     return f
+
+
+def same_file(path: Path, name: str, part: Part) -> str | None:
+    """The SHA-256 of the file at `path`, checked to be the same file in every process of a
+    data-parallel run (each hashes its own copy, whole, before reading its part): processes given
+    different files would train anyway on rows that do not belong together, or meet in exchanges
+    that do not fit. A difference is a ProcessError naming it (first line, size or bytes) that rank
+    0 says; a file this process cannot open is left to the reader to report (None)."""
+    try:
+        with regular_file(path, name) as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(_HEAD).split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+    except DataError:
+        part.same(None, _files_differ(name))
+        return None
+    digest = sha256_of(path)
+    part.same((head, size, digest), _files_differ(name))
+    return digest
+
+
+_HEAD = 4096  # the bytes read for a file's first line, which a difference of headers names
+
+
+def _files_differ(name: str) -> Callable[[Any, Any, int], str]:
+    def differ(first: Any, other: Any, rank: int) -> str:
+        (head0, size0, sha0), (head, size, sha) = first, other
+        if head0 != head:
+            what = f"its first line is '{clip(head0)}' for process 0, '{clip(head)}' for process {rank}"
+        elif size0 != size:
+            what = f"it has {size0:,} bytes for process 0, {size:,} for process {rank}"
+        else:
+            what = f"its bytes differ (SHA-256 {sha0[:12]}... for process 0, {sha[:12]}... for process {rank})"
+        return (
+            f"under torchrun every process must read the same data, but {name} is not the same file in "
+            f"every process: {what}. Give every process the same file (copy it to each machine), or "
+            "train in one process"
+        )
+
+    return differ
 
 
 def whole(

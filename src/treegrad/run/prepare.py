@@ -9,6 +9,7 @@ the model, and what the model file will record of the run's making).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from ..data.targets import check_varies, class_order, encode_targets, label_text
 from ..data.weighting import check_weight_role, class_weights, row_weights, take_weight_column
 from ..engine.settings import Training, with_options
 from ..errors import DataError, SpecError, TrainingError
+from ..errors import describe as described
 from .datasource import recorded_table, spec_table
 from .modelfile import Lineage, Task, load
 from .options import Asked
@@ -173,6 +175,7 @@ def prepare(
         spec, text = parse_spec(spec_text, str(spec_path), default_name=spec_path.stem), spec_text
     if settings is None:
         settings = part.agree(lambda: training_settings(spec, overrides or {}, sets))
+    part.same((text, settings.model_dump_json(), target), _runs_differ)  # before the data's exchanges
     if table is None:
         table = spec_table(spec, spec_path, data, part)
     origin = table.origin  # the table as read: derived tables (recoded, weights taken) have none
@@ -189,6 +192,22 @@ def prepare(
         loss=loss_name(spec),
         resolved=resolved_spec(text, settings, data if data is not None else spec.data, dataset.target, where),
         provenance=describe(origin, command),
+    )
+
+
+def _runs_differ(first: tuple[str, str, str | None], other: tuple[str, str, str | None], rank: int) -> str:
+    """Processes of one torchrun given different runs: which part of the run differs."""
+    if first[0] != other[0]:
+        what = "the spec's text"
+    elif first[1] != other[1]:
+        ours, theirs = json.loads(first[1]), json.loads(other[1])
+        key = next(k for k in ours if ours[k] != theirs.get(k))
+        what = f"training.{key} ({described(ours[key])} for process 0, {described(theirs.get(key))} for process {rank})"
+    else:
+        what = f"--target ({first[2]} for process 0, {other[2]} for process {rank})"
+    return (
+        f"under torchrun every process must train the same model, but process {rank} was given another run "
+        f"than process 0: {what} differs. Give every process the same spec and options"
     )
 
 
