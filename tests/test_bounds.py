@@ -454,3 +454,27 @@ def test_init_says_when_the_target_has_a_label_per_row(tmp_path: Path, monkeypat
     r = run("init", "people.csv", "--target", "name", "-o", "people.yaml")
     assert r.exit_code == 0, r.output  # written, as asked, with a warning
     assert "the target 'name' has a label of its own in (nearly) every row (100 labels in 100 rows)" in said(r)
+
+
+def _traced_memory(spec: Path, steps: int) -> int:
+    """Peak bytes allocated by trace_file for `steps` steps and the first of them read."""
+    import tracemalloc
+
+    from treegrad.outputs.trace import trace_file
+
+    tracemalloc.start()
+    try:
+        traced = trace_file(spec, steps=steps)
+        next(iter(traced.steps))
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_trace_takes_each_step_as_it_is_shown(xor: Path) -> None:
+    # trace --steps 10000 took every step, and kept it, before it showed the first.
+    _traced_memory(xor, 1)  # imports and caches, once
+    one, many = _traced_memory(xor, 2), _traced_memory(xor, 1000)
+    assert many < 2 * one, (one, many)
+    r = run("trace", str(xor), "--steps", "3")
+    assert r.exit_code == 0 and r.output.count("step 3") >= 1, r.output[-500:]

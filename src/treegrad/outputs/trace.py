@@ -12,6 +12,8 @@ The result is plain data; the CLI draws the tables.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +103,35 @@ def trace(
     precision: int = 4,
     formulas: bool = True,
 ) -> list[TraceStep]:
-    """Run `steps` per-sample SGD steps on the first rows (cycling) and record every number.
+    """Run `steps` per-sample SGD steps on the first rows (cycling) and record every number
+    (`trace_steps`, all kept)."""
+    return list(
+        trace_steps(
+            root,
+            inputs,
+            targets,
+            loss=loss,
+            learning_rate=learning_rate,
+            steps=steps,
+            precision=precision,
+            formulas=formulas,
+        )
+    )
+
+
+def trace_steps(
+    root: Node,
+    inputs: list[list[float]],
+    targets: list[Any],
+    *,
+    loss: str = "mse",
+    learning_rate: float = 0.01,
+    steps: int = 1,
+    precision: int = 4,
+    formulas: bool = True,
+) -> Iterator[TraceStep]:
+    """Run `steps` per-sample SGD steps on the first rows (cycling), each step's numbers yielded as
+    it is taken: a caller that shows them as they come holds one step at a time.
 
     The parameters of `root` are updated as training would update them. Without `formulas`
     a node's formula is its own computation (`expr`): printing every node's whole
@@ -123,7 +153,6 @@ def trace(
     sgd = OPTIMIZERS["sgd"].step_fn(len(g.params))
     order = g.order
     index = {id(n): i for i, n in enumerate(order)}
-    result: list[TraceStep] = []
     for s in range(steps):
         i = s % len(inputs)
         row = g.row(inputs[i])
@@ -156,20 +185,17 @@ def trace(
         sgd(new, G, [], [0], learning_rate)
         params = [ParamUpdate(p.name or f"p{k}", P[k], G[k], new[k]) for k, p in enumerate(g.params)]
         g.set_param_values(new)
-        result.append(
-            TraceStep(
-                s + 1,
-                i,
-                dict(zip(g.input_names, row, strict=True)),
-                targets[i],
-                _copy(out),
-                float(L),
-                list(dL),
-                nodes,
-                params,
-            )
+        yield TraceStep(
+            s + 1,
+            i,
+            dict(zip(g.input_names, row, strict=True)),
+            targets[i],
+            _copy(out),
+            float(L),
+            list(dL),
+            nodes,
+            params,
         )
-    return result
 
 
 def _copy(v: Any) -> Any:
@@ -180,7 +206,7 @@ def _copy(v: Any) -> Any:
 class Traced:
     """What `treegrad trace` shows: the steps, and the loss and learning rate they were taken with."""
 
-    steps: list[TraceStep]
+    steps: Iterator[TraceStep]  # each taken as it is asked for
     loss: str
     learning_rate: float
 
@@ -189,10 +215,13 @@ def trace_file(
     path: Path, data: str | None = None, learning_rate: float | None = None, *, steps: int = 1, precision: int = 4
 ) -> Traced:
     """`treegrad trace`: the model of a spec or a model file traced for `steps` SGD steps, one per
-    row of `data` (else of its own data), from the first, at `learning_rate` (else its own)."""
+    row of `data` (else of its own data), from the first, at `learning_rate` (else its own). The
+    steps are taken as they are read from `Traced.steps`, so that each can be shown as it comes;
+    the model and its rows are checked now."""
     setup = trace_setup(path, data, learning_rate, rows=steps)
     lr = setup.learning_rate
-    taken = trace(
+    taken = trace_steps(
         setup.root, setup.inputs, setup.targets, loss=setup.loss, learning_rate=lr, steps=steps, precision=precision
     )
-    return Traced(taken, setup.loss, lr)
+    first = next(taken)  # the checks of the first step (targets, the loss) before anything is shown
+    return Traced(itertools.chain([first], taken), setup.loss, lr)
