@@ -10,6 +10,7 @@ from __future__ import annotations
 MAX_EPOCHS = 1_000_000  # training.epochs and train --epochs
 MAX_GENERATED = 100_000  # rows of a built-in dataset (--data NAME:N): one epoch in seconds
 MAX_TRACE_STEPS = 10_000  # trace --steps: each step is printed in full
+MAX_PAGE_STEPS = 1_000  # report --steps and trace --html: the page holds every step's numbers at once
 MAX_BENCH_DEPTH = 16_384  # bench --depths: the longest W3 chain
 MAX_SWEEP_RUNS = 10_000  # models a sweep trains (combinations x seeds): more is most likely a typo in a --grid list
 MAX_WORKERS = 32  # processes of a sweep (-j), even when asked for more than the cores (each holds a run in memory)

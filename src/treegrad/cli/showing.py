@@ -217,7 +217,15 @@ def _write_page(
     """Write the report page (report, trace --html) and say where."""
     from ..outputs.report import write_page
 
-    size = write_page(
-        out_path, model, data, steps=steps, learning_rate=learning_rate, precision=precision, force=force, option=option
-    )
+    with usage_errors():
+        size = write_page(
+            out_path,
+            model,
+            data,
+            steps=steps,
+            learning_rate=learning_rate,
+            precision=precision,
+            force=force,
+            option=option,
+        )
     err.print(f"wrote {escape(str(out_path))} ({size / 1e6:.2f} MB): open it in a browser")

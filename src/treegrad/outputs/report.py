@@ -24,8 +24,9 @@ from typing import Any
 
 from ..core.nodes import Node, Output, Softmax
 from ..core.printers import funcify, number
-from ..errors import ModelError
+from ..errors import ModelError, OptionError
 from ..files import PAGE, check_output, write_atomic
+from ..limits import MAX_PAGE_STEPS, MAX_TRACE_STEPS
 from .mathml import derivative_latex, latex_to_mathml, template
 from .pagehtml import render
 from .structure import as_data, structure
@@ -359,6 +360,12 @@ def write_page(
 ) -> int:
     """`treegrad report` (and `trace --html`): the page of `page` written to `out`, checked
     writable first (not after tracing a large model); returns its size in bytes."""
+    if steps > MAX_PAGE_STEPS:  # each step holds every node's numbers: 10,000 of iris were 264 MB
+        raise OptionError(
+            f"--steps {steps}: a page walks through at most {MAX_PAGE_STEPS:,} steps (each holds every node's "
+            f"numbers); treegrad trace prints up to {MAX_TRACE_STEPS:,}",
+            "--steps",
+        )
     check_output(out, force=force, kind=PAGE, option=option)
     text = page(path, data, steps=steps, learning_rate=learning_rate, precision=precision)
     write_atomic(out, text, force=force, kind=PAGE, option=option)
