@@ -249,20 +249,25 @@ function zoomAt(factor, sx, sy) {
   view.z = z;
   applyView();
 }
+// The view's size, read once a drawing (reading it later makes the browser lay out every box first).
+let viewW = 0, viewH = 0;
 function sizeView() {
   // As tall as the graph needs at the width's scale, within 16rem and 70% of the window.
-  const byWidth = Math.min(1.4, (wrap.clientWidth - 8) / L.width);
-  wrap.style.height = Math.round(Math.max(256, Math.min(0.7 * window.innerHeight, L.height * byWidth + 24))) + "px";
+  viewW = wrap.clientWidth;
+  const byWidth = Math.min(1.4, (viewW - 8) / L.width);
+  viewH = Math.round(Math.max(256, Math.min(0.7 * window.innerHeight, L.height * byWidth + 24)));
+  wrap.style.height = viewH + "px";
+  viewH -= 2; // its border
 }
 function fit() {
-  const w = wrap.clientWidth, h = wrap.clientHeight;
+  const w = viewW, h = viewH;
   view.z = Math.max(0.05, Math.min(1.4, (w - 8) / L.width, (h - 8) / L.height));
   view.x = (w - L.width * view.z) / 2;
   view.y = Math.max(0, (h - L.height * view.z) / 2);
   applyView();
 }
 function reveal(j) { // bring item j into view, keeping the zoom
-  const w = wrap.clientWidth, h = wrap.clientHeight;
+  const w = viewW, h = viewH;
   const x = view.x + L.px[j] * view.z, y = view.y + L.py[j] * view.z;
   if (x < 0 || y < 0 || x + NW * view.z > w || y + NH * view.z > h) {
     view.x = w / 2 - (L.px[j] + NW / 2) * view.z;
@@ -285,7 +290,7 @@ function drawMinimap() {
 }
 function drawViewRect() {
   if (!viewRect) return;
-  const w = wrap.clientWidth, h = wrap.clientHeight;
+  const w = viewW, h = viewH;
   viewRect.setAttribute("x", (-view.x / view.z).toFixed(1));
   viewRect.setAttribute("y", (-view.y / view.z).toFixed(1));
   viewRect.setAttribute("width", (w / view.z).toFixed(1));
@@ -295,8 +300,8 @@ function drawViewRect() {
 function miniMove(e) {
   const r = mini.getBoundingClientRect();
   const x = ((e.clientX - r.left) * (160 / r.width)) / miniScale, y = ((e.clientY - r.top) * (110 / r.height)) / miniScale;
-  view.x = wrap.clientWidth / 2 - x * view.z;
-  view.y = wrap.clientHeight / 2 - y * view.z;
+  view.x = viewW / 2 - x * view.z;
+  view.y = viewH / 2 - y * view.z;
   applyView();
 }
 mini.addEventListener("pointerdown", (e) => { e.stopPropagation(); miniMove(e); mini.setPointerCapture(e.pointerId); });
@@ -343,8 +348,8 @@ svg.addEventListener("wheel", (e) => {
   view.x -= e.deltaX; view.y -= e.deltaY;
   applyView();
 }, { passive: false });
-$("zoom-in").addEventListener("click", () => zoomAt(1.25, wrap.clientWidth / 2, wrap.clientHeight / 2));
-$("zoom-out").addEventListener("click", () => zoomAt(0.8, wrap.clientWidth / 2, wrap.clientHeight / 2));
+$("zoom-in").addEventListener("click", () => zoomAt(1.25, viewW / 2, viewH / 2));
+$("zoom-out").addEventListener("click", () => zoomAt(0.8, viewW / 2, viewH / 2));
 $("fit").addEventListener("click", fit);
 $("open-all").addEventListener("click", () => { for (const k of topGroups) openDeep(k); draw(); fit(); });
 $("close-all").addEventListener("click", () => { openSet.clear(); draw(); fit(); });
@@ -375,8 +380,8 @@ function show(hit) {
   const j = L.items.findIndex((it) => sameItem(it, selected));
   if (j >= 0) {
     if (view.z < 0.6) { view.z = 0.9; }
-    view.x = wrap.clientWidth / 2 - (L.px[j] + NW / 2) * view.z;
-    view.y = wrap.clientHeight / 2 - (L.py[j] + NH / 2) * view.z;
+    view.x = viewW / 2 - (L.px[j] + NW / 2) * view.z;
+    view.y = viewH / 2 - (L.py[j] + NH / 2) * view.z;
     applyView();
     L.boxes[j].g.classList.add("found");
     L.boxes[j].g.focus({ preventScroll: true });
