@@ -44,9 +44,9 @@ from treegrad.outputs.export import (
     graph_dict,
     is_plain_name,
     latex_document,
-    python_module,
 )
 from treegrad.outputs.formats import render
+from treegrad.outputs.standalone import python_module
 from treegrad.run.modelfile import Opened, open_model
 from treegrad.run.modelfile import load as load_model
 from treegrad.run.predict import predict as predict_rows
@@ -272,6 +272,58 @@ def test_hostile_names_stay_inside_string_literals() -> None:
     row = [0.5, 1.0, 2.0, 3.0, 4.0]
     assert ns["predict"](*row) == predict_many(root, [row])[0]
     assert ns["INPUTS"] == HOSTILE and ns["NAME"] == '"""\nimport os\n'
+
+
+HOSTILE_TEXT = ["'); import os; ('", '"""', "back\\slash", "plain"]
+
+
+def test_hostile_columns_and_text_values_stay_inside_string_literals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The module takes the CSV's own columns (issue 23): column names and text values a user wrote
+    reach it only as literals, even in the docstring that names them."""
+    import csv
+
+    from treegrad.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    with (tmp_path / "h.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["size (m)", 'it\'s "q"', "y"])
+        w.writerows([[0.1 * k, HOSTILE_TEXT[k % 4], 1.5 * k + (k % 4)] for k in range(16)])
+    (tmp_path / "h.yaml").write_text(
+        "inputs: all\ntarget: y\ndata: h.csv\nlayers: [{linear: 1}]\ntraining: {epochs: 3, text_inputs: one_hot}\n"
+    )
+    assert runner.invoke(app, ["train", "h.yaml", "-o", "h.json", "-q"]).exit_code == 0
+    text = render(open_model(tmp_path / "h.json"), "python")
+    assert isinstance(text, str)
+    tree = ast.parse(text)
+    calls, bad = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            calls.add(node.func.id)
+        elif isinstance(node, ast.Call) and not (isinstance(node.func, ast.Attribute) and node.func.attr == "strip"):
+            bad.append(node)
+        if (
+            isinstance(node, (ast.Import, ast.Lambda, ast.Global))
+            or isinstance(node, ast.ImportFrom)
+            and node.module != "math"
+        ):
+            bad.append(node)
+    assert calls <= ALLOWED_CALLS | {"_text", "str", "ValueError"} and not bad, (calls, bad)
+    literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert set(HOSTILE_TEXT) <= literals and 'it\'s "q"' in literals
+    ns = load_module(text)
+    assert ns["COLUMNS"] == ["size (m)", 'it\'s "q"']
+    assert "the column 'size (m)'" in ns["predict"].__doc__ and '"""' in ns["predict"].__doc__
+    for value in HOSTILE_TEXT:
+        typed = runner.invoke(app, ["predict", "h.json", "size (m)=0.5", f'it\'s "q"={value}', "--json"])
+        assert typed.exit_code == 0, typed.output
+        want = json.loads(typed.output)[0]["prediction"]
+        assert ns["predict"](0.5, value) == want
+        assert ns["predict_row"]({"size (m)": "0.5", 'it\'s "q"': value, "y": "?"}) == want
+    with pytest.raises(ValueError, match="not one of the values the model was trained on"):
+        ns["predict"](0.5, "unknown")
 
 
 @pytest.mark.parametrize(

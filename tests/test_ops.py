@@ -20,7 +20,8 @@ from treegrad.core.nodes import OPERATIONS, Constant, Linear, Output
 from treegrad.core.ops import OPS, Op, python_namespace
 from treegrad.core.printers import funcify
 from treegrad.engine.losses import LOSSES, default_loss, fitting
-from treegrad.outputs.export import dot_source, graph_dict, latex_document, python_module, sympy_exprs
+from treegrad.outputs.export import dot_source, graph_dict, latex_document, sympy_exprs
+from treegrad.outputs.standalone import python_module
 from treegrad.run.modelfile import Opened
 from treegrad.spec.build import build_model, loss_name, task_kind
 from treegrad.spec.models import parse_spec

@@ -118,6 +118,33 @@ class Recoding:
         return list(dict.fromkeys(source.get(name, name) for name in self.inputs))
 
 
+@dataclass(frozen=True)
+class Source:
+    """One CSV column a model reads: its name there, and the inputs it becomes: itself as a number
+    (perhaps renamed), or with `values` (text) one 0/1 input per value, in the same order."""
+
+    column: str
+    inputs: list[str]
+    values: list[str] | None = None
+
+
+def sources(inputs: list[str], renamed: dict[str, str], encodings: dict[str, dict[str, str]]) -> list[Source]:
+    """The CSV columns behind a model's `inputs` (a recoding's renamed and one-hot columns undone),
+    in the order of the inputs they become."""
+    back = {name: (column, value) for column, code in encodings.items() for value, name in code.items()}
+    original = {name: column for column, name in renamed.items()}
+    out: list[Source] = []
+    for name in inputs:
+        column, value = back.get(name, (original.get(name, name), None))
+        last = out[-1].values if out and out[-1].column == column else None
+        if value is not None and last is not None:  # the next value of the text column before it
+            out[-1].inputs.append(name)
+            last.append(value)
+        else:
+            out.append(Source(column, [name], None if value is None else [value]))
+    return out
+
+
 def cell_kinds(table: Table, j: int) -> tuple[int, int]:
     """(number cells, filled text cells) of column j."""
     texts = sum(1 for row in table.rows if isinstance(row[j], str) and row[j] != "")

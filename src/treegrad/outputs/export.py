@@ -5,6 +5,7 @@ Every exporter walks the compiled graph in evaluation order and translates each 
 through the op table (`ops.OPS`): the Python module pastes the op's own value expression,
 as the compiled evaluator does; sympy and ONNX use the entry's `sympy` and `onnx` forms.
 
+The standalone Python module is standalone.py's, written with the helpers here.
 Which of these `show` and `export` offer, and how each is written to a file, is the table of
 formats.py.
 
@@ -27,7 +28,8 @@ from .. import __version__
 from ..core.nodes import Constant, Input, Leaf, Node, Output, Parameter
 from ..core.ops import NAMESPACE, softmax_code
 from ..core.printers import funcify, number
-from ..errors import ModelError, TreegradError
+from ..data.columns import Source, input_name, sources
+from ..errors import TreegradError
 from ..files import LATEX_MARK
 from ..run.modelfile import Opened
 from ..run.tasks import class_labels
@@ -59,7 +61,9 @@ def model_labels(model: Opened) -> list[str] | None:
 # ----------------------------------------------------------------- standalone Python
 
 
-_MODULE_NAMES = {"NAME", "INPUTS", "CLASSES", "PARAMETERS", "predict", "predict_label", "math"}
+# Names a generated module (standalone.py, torchsource.py) defines itself.
+_MODULE_NAMES = {"NAME", "INPUTS", "COLUMNS", "VALUES", "CLASSES", "PARAMETERS", "predict", "predict_label"}
+_MODULE_NAMES |= {"predict_row", "encode", "math", "torch", "Model"}
 
 
 def is_plain_name(name: str) -> bool:
@@ -82,27 +86,26 @@ def is_plain_name(name: str) -> bool:
 
 
 def argument_names(input_names: Sequence[str]) -> list[str]:
-    """The inputs' names if every one is a plain name, else x0, x1, ... for all of them."""
-    if all(is_plain_name(n) for n in input_names):
+    """The names if every one is a plain name (and they differ), else x0, x1, ... for all of them."""
+    if all(is_plain_name(n) for n in input_names) and len(set(input_names)) == len(input_names):
         return list(input_names)
     return [f"x{j}" for j in range(len(input_names))]
 
 
-def _math_imports() -> list[str]:
-    """`from math import ...` lines binding every name the op expressions may use."""
-    plain, renamed = [], []
-    for name, fn in sorted(NAMESPACE.items()):
-        real = getattr(fn, "__name__", "")
-        if getattr(math, real, None) is not fn:
-            raise ModelError(
-                f"the op table's function '{name}' is not from the math module, so a standalone "
-                "Python module cannot import it; this is a bug in treegrad"
-            )
-        if real == name:
-            plain.append(name)
-        else:
-            renamed.append(f"from math import {real} as {name}")
-    return ([f"from math import {', '.join(plain)}"] if plain else []) + renamed
+def columns(model: Opened) -> list[Source]:
+    """The CSV columns the model reads, in the order of its inputs: as its model file records how
+    they became inputs (renamed, one-hot); a model of a spec reads its inputs as they are named."""
+    inputs = list(_graph(model.root).input_names)
+    if model.loaded is None:
+        return sources(inputs, {}, {})
+    record = model.loaded.record
+    return sources(inputs, dict(record.renamed or {}), dict(record.encodings or {}))
+
+
+def column_arguments(found: Sequence[Source]) -> list[str]:
+    """An argument name per column: its input's name (a text column: the column's, made usable),
+    or x0, x1, ... for all when one is not a plain name (`argument_names`)."""
+    return argument_names([s.inputs[0] if s.values is None else input_name(s.column) for s in found])
 
 
 def python_names(graph: Any) -> dict[int, str]:
@@ -143,65 +146,6 @@ def python_body(graph: Any) -> tuple[list[str], str]:
             lines.append(f"{names[id(n)]} = {n.op.value(args)}")
     result = f"[{', '.join(outputs)}]" if graph.is_list else outputs[0]
     return lines, result
-
-
-def python_module(model: Opened) -> str:
-    """A dependency-free Python module whose `predict(...)` returns what `treegrad predict` returns."""
-    g = _graph(model.root)
-    args = argument_names(g.input_names)
-    signature = ", ".join(args)
-    labels = model_labels(model)
-    body, result = python_body(g)
-    returns = (
-        "a list of probabilities, one per class in CLASSES"
-        if g.is_softmax
-        else "a list of values"
-        if g.is_list
-        else "the probability of CLASSES[1]"
-        if model.task == "binary"
-        else "the predicted value"
-    )
-    out = [
-        '"""A treegrad model as plain Python: `predict` gives the numbers `treegrad predict` gives.',
-        "",
-        f"Written by treegrad {__version__}; it needs nothing but the standard library. The",
-        "arguments are the model's inputs, in the order of INPUTS. Import it and call predict,",
-        "e.g. from a shell: python3 -c 'import THIS_MODULE as m; print(m.predict(...))'. It runs",
-        "nothing when run as a script, and imports nothing but math.",
-        '"""',
-        "",
-        *_math_imports(),
-        "",
-        f"NAME = {model.name!r}",
-        f"INPUTS = {list(g.input_names)!r}",
-    ]
-    if labels is not None:
-        out.append(f"CLASSES = {labels!r}")
-    out.append("# The learned values by name, for reading (predict has them written in).")
-    out.append(f"PARAMETERS = {dict((p.name, float(p.value)) for p in g.params)!r}")
-    out += ["", "", f"def predict({signature}):", f'    """The model\'s output: {returns}."""']
-    out += [f"    _x{j} = float({a})" for j, a in enumerate(args)]
-    out += [f"    {line}" for line in body]
-    out.append(f"    return {result}")
-    if labels is not None and (g.is_softmax or model.task == "binary"):
-        out += [
-            "",
-            "",
-            f"def predict_label({signature}):",
-            '    """The predicted class, as printed by `treegrad predict`."""',
-            f"    p = predict({signature})",
-        ]
-        if g.is_softmax:
-            out += [
-                "    best = 0",
-                "    for k in range(1, len(p)):",
-                "        if p[k] > p[best]:",
-                "            best = k",
-                "    return CLASSES[best]",
-            ]
-        else:
-            out.append("    return CLASSES[1] if p >= 0.5 else CLASSES[0]")
-    return "\n".join(out) + "\n"
 
 
 # ----------------------------------------------------------------- Graphviz and JSON
@@ -440,21 +384,31 @@ def _onnx() -> Any:
 
 
 class _OnnxGraph:
-    """An ONNX graph as it is built: its nodes (each named for its one output) and initializers."""
+    """An ONNX graph as it is built: its nodes (each named for its one output) and initializers,
+    named apart from the graph's inputs (`taken`: a column may be called p0 or y)."""
 
-    def __init__(self, helper: Any, tensor_proto: Any) -> None:
+    def __init__(self, helper: Any, tensor_proto: Any, taken: set[str]) -> None:
         self.helper = helper
         self.types = tensor_proto
         self.nodes: list[Any] = []
         self.inits: list[Any] = []
+        self.taken = taken
+
+    def fresh(self, name: str) -> str:
+        """`name`, or with `_` after it while a graph input has it (no name of ours ends in `_`)."""
+        while name in self.taken:
+            name += "_"
+        return name
 
     def emit(self, op_type: str, inputs: list[str], output: str, **attrs: Any) -> str:
         """Add a node computing `output`; return its name."""
+        output = self.fresh(output)
         self.nodes.append(self.helper.make_node(op_type, inputs, [output], name=output, **attrs))
         return output
 
     def tensor(self, name: str, data_type: int, dims: list[int], values: list[Any], doc: str = "") -> str:
         """Add an initializer; return its name."""
+        name = self.fresh(name)
         t = self.helper.make_tensor(name, data_type, dims, values)
         if doc:
             t.doc_string = doc
@@ -462,39 +416,49 @@ class _OnnxGraph:
         return name
 
 
-def onnx_model(model: Opened) -> Any:
-    """An ONNX model (opset 17, float64 throughout) computing the model's output.
+ONNX_ML_OPSET = 1  # the ai.onnx.ml domain, for OneHotEncoder
 
-    One input `X` of shape [N, k]: N samples, the k model inputs as columns in the order
-    of the metadata entry `inputs`. One output `y`: shape [N] for a single output, [N, m]
-    for a list output or a softmax (probabilities, one column per class).
+
+def onnx_model(model: Opened) -> Any:
+    """An ONNX model (opset 17, float64 throughout) computing the model's output from the columns
+    of its data, as `treegrad predict` takes them (numbers in their own units; standardised inside).
+
+    A model of numbers only has one input `X` of shape [N, k]: N samples, the k columns in the
+    order of the metadata entry `columns`. A model with text columns (one-hot) has one input per
+    column, named as the column, of shape [N]: float64 for a number, a string for text (one of the
+    values the model was trained on; ONNX-ML's OneHotEncoder encodes it). One output `y` (`y_` if
+    a column is named y): shape [N] for a single output, [N, m] for a list output or a softmax
+    (probabilities, one per class).
     """
     onnx = _onnx()
     from onnx import TensorProto, helper
 
     g = _graph(model.root)
-    b = _OnnxGraph(helper, TensorProto)
+    found = columns(model)
+    by_column = any(s.values is not None for s in found)
+    b = _OnnxGraph(helper, TensorProto, {s.column for s in found} if by_column else {"X"})
     names, depends = _onnx_leaves(b, g)
+    inputs = _onnx_columns(b, g, found, names, depends)
     _onnx_ops(b, g, names, depends)
-    y_info = _onnx_output(b, g, names, depends)
-    x_info = helper.make_tensor_value_info("X", TensorProto.DOUBLE, ["N", len(g.input_names)])
+    y_info = _onnx_output(b, g, names, depends, inputs[0].name if inputs else "X")
     graph = helper.make_graph(
         b.nodes,
         "treegrad",
-        [x_info],
+        inputs,
         [y_info],
         b.inits,
-        doc_string="X: [N, k] float64, the model inputs as columns (see metadata 'inputs')",
+        doc_string="one input per column of the data, [N] each (see metadata 'columns')"
+        if by_column
+        else "X: [N, k] float64, the columns of the data (see metadata 'columns')",
     )
-    m = helper.make_model(
-        graph,
-        producer_name="treegrad",
-        producer_version=__version__,
-        opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
-    )
+    opsets = [helper.make_opsetid("", ONNX_OPSET)]
+    if by_column:
+        opsets.append(helper.make_opsetid("ai.onnx.ml", ONNX_ML_OPSET))
+    m = helper.make_model(graph, producer_name="treegrad", producer_version=__version__, opset_imports=opsets)
     m.ir_version = ONNX_IR_VERSION
     meta = {
         "name": model.name,
+        "columns": json.dumps([{"name": s.column, "values": s.values} for s in found]),
         "inputs": json.dumps(list(g.input_names)),
         "task": model.task or "",
         "classes": json.dumps(model_labels(model)),
@@ -505,21 +469,45 @@ def onnx_model(model: Opened) -> Any:
 
 
 def _onnx_leaves(b: _OnnxGraph, g: Any) -> tuple[dict[int, str], set[int]]:
-    """Each input as a column of X, each parameter and constant an initializer: (the ONNX name of
-    each leaf, the leaves whose value varies with the input, shape [N] rather than a scalar)."""
+    """Each parameter and constant an initializer: (the ONNX name of each leaf, the leaves whose
+    value varies with the input, shape [N] rather than a scalar: none yet)."""
     types = b.types
     names: dict[int, str] = {}
-    depends: set[int] = set()
-    for j, name in enumerate(g.input_names):
-        x = b.emit("Gather", ["X", b.tensor(f"col{j}", types.INT64, [], [j])], f"x{j}", axis=1)
-        for node in g.inputs_by_name.get(name, ()):
-            names[id(node)] = x
-            depends.add(id(node))
     for k, p in enumerate(g.params):
         names[id(p)] = b.tensor(f"p{k}", types.DOUBLE, [], [float(p.value)], doc=f"parameter {p.name}")
     for k, c in enumerate(g.constants):
         names[id(c)] = b.tensor(f"c{k}", types.DOUBLE, [], [float(c.value)])
-    return names, depends
+    return names, set()
+
+
+def _onnx_columns(b: _OnnxGraph, g: Any, found: list[Source], names: dict[int, str], depends: set[int]) -> list[Any]:
+    """The graph's inputs, and each model input as a [N] tensor made from them (added to `names`
+    and `depends`): columns of X, or per column a number, or text one-hot encoded."""
+    types, helper = b.types, b.helper
+    made: dict[str, str] = {}  # model input -> its [N] tensor
+    if all(s.values is None for s in found):
+        for j, name in enumerate(g.input_names):
+            made[name] = b.emit("Gather", ["X", b.tensor(f"col{j}", types.INT64, [], [j])], f"x{j}", axis=1)
+        inputs = [helper.make_tensor_value_info("X", types.DOUBLE, ["N", len(g.input_names)])]
+    else:
+        inputs = []
+        for k, s in enumerate(found):
+            if s.values is None:
+                made[s.inputs[0]] = s.column
+                inputs.append(helper.make_tensor_value_info(s.column, types.DOUBLE, ["N"]))
+                continue
+            inputs.append(helper.make_tensor_value_info(s.column, types.STRING, ["N"]))
+            # zeros=0: a value the model was not trained on is an error, as it is for predict.
+            hot = b.emit("OneHotEncoder", [s.column], f"onehot{k}", domain="ai.onnx.ml", cats_strings=s.values, zeros=0)
+            hot = b.emit("Cast", [hot], f"onehot{k}_double", to=types.DOUBLE)
+            for j, name in enumerate(s.inputs):
+                index = b.tensor(f"onehot{k}_{j}", types.INT64, [], [j])
+                made[name] = b.emit("Gather", [hot, index], f"onehot{k}_col{j}", axis=1)
+    for name in g.input_names:
+        for node in g.inputs_by_name.get(name, ()):
+            names[id(node)] = made[name]
+            depends.add(id(node))
+    return inputs
 
 
 def _onnx_ops(b: _OnnxGraph, g: Any, names: dict[int, str], depends: set[int]) -> None:
@@ -547,32 +535,31 @@ def _onnx_ops(b: _OnnxGraph, g: Any, names: dict[int, str], depends: set[int]) -
             depends.add(id(n))
 
 
-def _onnx_output(b: _OnnxGraph, g: Any, names: dict[int, str], depends: set[int]) -> Any:
+def _onnx_output(b: _OnnxGraph, g: Any, names: dict[int, str], depends: set[int], rows_from: str) -> Any:
     """The output `y` from the model's elements (columns of [N, m], through a softmax for one);
-    returns its value info."""
+    returns its value info. `rows_from`: an input with a row per sample."""
     types, helper = b.types, b.helper
     n_rows: list[str] = []  # the name of a [1] tensor holding N, made when first needed
 
     def per_sample(j: int, e: Node) -> str:
-        """The element as a [N] tensor; one that does not depend on X is broadcast to N rows."""
+        """The element as a [N] tensor; one that does not depend on the inputs is broadcast to N rows."""
         if id(e) in depends:
             return names[id(e)]
         if not n_rows:
-            b.tensor("start0", types.INT64, [1], [0])
-            b.tensor("end1", types.INT64, [1], [1])
-            n_rows.append(b.emit("Slice", [b.emit("Shape", ["X"], "x_shape"), "start0", "end1"], "n_rows"))
+            start, end = b.tensor("start0", types.INT64, [1], [0]), b.tensor("end1", types.INT64, [1], [1])
+            n_rows.append(b.emit("Slice", [b.emit("Shape", [rows_from], "x_shape"), start, end], "n_rows"))
         return b.emit("Expand", [names[id(e)], n_rows[0]], f"element{j}")
 
     columns = [per_sample(j, e) for j, e in enumerate(g.elements)]
     if not g.is_list:
-        b.emit("Identity", [columns[0]], "y")
-        return helper.make_tensor_value_info("y", types.DOUBLE, ["N"])
-    b.tensor("axis1", types.INT64, [1], [1])
-    cols = [b.emit("Unsqueeze", [c, "axis1"], f"out{j}") for j, c in enumerate(columns)]
-    z = b.emit("Concat", cols, "z" if g.is_softmax else "y", axis=1)
+        y = b.emit("Identity", [columns[0]], "y")
+        return helper.make_tensor_value_info(y, types.DOUBLE, ["N"])
+    axis = b.tensor("axis1", types.INT64, [1], [1])
+    cols = [b.emit("Unsqueeze", [c, axis], f"out{j}") for j, c in enumerate(columns)]
+    y = z = b.emit("Concat", cols, "z" if g.is_softmax else "y", axis=1)
     if g.is_softmax:
-        b.emit("Softmax", [z], "y", axis=1)
-    return helper.make_tensor_value_info("y", types.DOUBLE, ["N", len(columns)])
+        y = b.emit("Softmax", [z], "y", axis=1)
+    return helper.make_tensor_value_info(y, types.DOUBLE, ["N", len(columns)])
 
 
 def onnx_bytes(model: Opened) -> bytes:

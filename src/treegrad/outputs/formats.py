@@ -49,7 +49,7 @@ FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
         Format("text", "", show="formula"),
-        Format("python", "a standalone module", "export:python_module", False, files.PYTHON, ".py", show="file"),
+        Format("python", "a standalone module", "standalone:python_module", False, files.PYTHON, ".py", show="file"),
         Format("torch", "a PyTorch nn.Module", "torchsource:module_source", False, files.TORCH, ".py", needs="torch"),
         Format("onnx", "an ONNX model", "export:onnx_bytes", False, files.ONNX, ".onnx", needs="onnx", binary=True),
         Format("latex", "", "export:latex_document", True, files.LATEX, ".tex", show="formula"),

@@ -25,7 +25,7 @@ from ..core.nodes import Leaf, Output
 from ..core.ops import NAMESPACE
 from ..errors import TreegradError
 from ..run.modelfile import Opened
-from .export import model_labels, python_names
+from .export import columns, model_labels, python_names
 
 TORCH_VERSION = "2.13.0"
 INSTALL = f"pip install torch=={TORCH_VERSION} (or pip install 'treegrad[torch]')"
@@ -109,13 +109,16 @@ def module_source(model: Opened) -> str:
     shape = "(batch,)" if not g.is_list else f"(batch, {len(g.elements)})"
     what = "probabilities, one column per class in CLASSES" if g.is_softmax else "the model's output"
     consts = [float(c.value) for c in g.constants]
+    found = columns(model)
     out = [
         '"""A treegrad model as a PyTorch module: `Model()(x)` gives what `treegrad predict` gives.',
         "",
         f"Written by treegrad {__version__}; it needs torch alone. x is a (batch, len(INPUTS))",
-        "tensor, the inputs as columns in the order of INPUTS; float64 by default. Train it as",
-        "any module, save `model.state_dict()` with torch.save, and read the result back with",
-        "`treegrad import-params MODEL.json --from state_dict.pt -o NEW.json`.",
+        "tensor, the inputs as columns in the order of INPUTS; float64 by default. A tensor holds no",
+        "text, so x holds the columns of the data encoded: `encode(rows)` makes it from rows given by",
+        "column name (numbers in their own units, text as written; the module standardises them).",
+        "Train it as any module, save `model.state_dict()` with torch.save, and read the result back",
+        "with `treegrad import-params MODEL.json --from state_dict.pt -o NEW.json`.",
         '"""',
         "",
         "import torch",
@@ -124,6 +127,10 @@ def module_source(model: Opened) -> str:
         *(f"{name} = {ARRAY_BINDINGS[name]}" for name in sorted(ARRAY_BINDINGS)),
         "",
         f"NAME = {model.name!r}",
+        "# The columns of the data, in the order of the inputs they become; a text column in VALUES is",
+        "# one 0/1 input per value.",
+        f"COLUMNS = {[s.column for s in found]!r}",
+        f"VALUES = { ({s.column: s.values for s in found if s.values is not None})!r}",
         f"INPUTS = {list(g.input_names)!r}",
     ]
     if labels is not None:
@@ -148,5 +155,30 @@ def module_source(model: Opened) -> str:
         "    def forward(self, x):",
         f'        """{shape}: {what}."""',
         *(f"        {line}" for line in body),
+        *ENCODE,
     ]
     return "\n".join(out) + "\n"
+
+
+ENCODE = [
+    "",
+    "",
+    "def encode(rows, dtype=torch.float64, device=None):",
+    '    """Rows given as dicts by column name (as csv.DictReader reads the data) as the tensor forward',
+    "    takes: each number as it is, each text column one-hot (spaces around a text dropped, as",
+    '    treegrad reads it; a value the model was not trained on is an error)."""',
+    "    encoded = []",
+    "    for row in rows:",
+    "        x = []",
+    "        for column in COLUMNS:",
+    "            if column not in VALUES:",
+    "                x.append(float(row[column]))",
+    "                continue",
+    "            text = str(row[column]).strip()",
+    "            if text not in VALUES[column]:",
+    '                known = "column %r: %r is not one of the values the model was trained on: %r"',
+    "                raise ValueError(known % (column, text, VALUES[column]))",
+    "            x += [1.0 if text == value else 0.0 for value in VALUES[column]]",
+    "        encoded.append(x)",
+    "    return torch.tensor(encoded, dtype=dtype, device=device).reshape(len(encoded), len(INPUTS))",
+]
