@@ -22,7 +22,11 @@ def main() -> None:
     """Console-script entry point."""
     program.command_line = ["treegrad", *sys.argv[1:]]
     if launched()[1] == 1:
-        app(prog_name="treegrad")
+        try:
+            app(prog_name="treegrad")
+        finally:
+            # This command's alone: a caller that goes on in this process (a test) runs others.
+            program.command_line = None
         return
     # Under torchrun, torch (gloo with DDP, 2.13) sometimes aborts a process while Python shuts
     # down after the process group is gone ("terminate called without an active exception"),

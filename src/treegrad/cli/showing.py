@@ -13,7 +13,7 @@ import typer
 from ..errors import TreegradError
 from ..limits import MAX_SHOWN_FORMULA, MAX_TRACE_STEPS
 from ..outputs.formats import Command, Format, described, export, lookup, render
-from . import views
+from . import program, views
 from .program import Force, ModelFile, ModelOrSpec, Precision, app, file_name, usage_errors
 from .render import err, escape
 
@@ -126,7 +126,7 @@ def import_params(
     """Load parameters trained in PyTorch back into a model file, checked by name and shape."""
     from ..torch.params import import_params as load_params
 
-    values = load_params(model, state, out_path, force=force)
+    values = load_params(model, state, out_path, force=force, command=program.command_line)
     err.print(f"wrote {len(values)} parameter(s) to {escape(str(out_path))}")
 
 

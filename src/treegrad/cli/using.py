@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from . import views
+from . import program, views
 from .program import AsJson, Force, ModelFile, Precision, app, file_name, usage_errors
 from .render import err, escape, print_json, warn
 
@@ -181,6 +181,7 @@ def simplify(
             precision=precision,
             log=None if as_json else (lambda line: err.print(f"[dim]{escape(line)}[/]")),
             force=force,
+            command=program.command_line,
         )
     if as_json:
         written = {"formula": saved.formula, "written": str(saved.out), "front": [str(p) for p in saved.front]}

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,7 @@ class _Context:
     epochs: int
     weights: list[float] | None = None  # each training row's weight, as the run had them (class, column)
     target: tuple[float, float] | None = None
+    command: list[str] | None = None  # the command line simplifying, recorded in each model's provenance
 
     @property
     def fit_y(self) -> list[Any]:
@@ -202,7 +203,7 @@ def _record(ctx: _Context, spec_text: str, root: Any, train: dict[str, Any], val
             "parameters": dict(zip(g.param_names, g.param_values())),
             "metrics": metrics,
             "resume": None,  # another model: the run's optimizer state is not its own
-            "provenance": derived(ctx.record.provenance, "treegrad simplify"),
+            "provenance": derived(ctx.record.provenance, "treegrad simplify", ctx.command),
         }
     )
 
@@ -321,11 +322,13 @@ def simplify(
     epochs: int | None = None,
     patience: int = 3,
     log: Callable[[str], None] | None = None,
+    command: Sequence[str] | None = None,
 ) -> Simplified:
     """Shorten a saved model step by step (see the module's docstring) and choose one.
 
     `data` replaces the model's training data (the same split is made from it); `epochs` is
-    the length of each refit (default: the model's own epochs). The search stops when no cut
+    the length of each refit (default: the model's own epochs); `command` (argv), the command line
+    recorded in each model's provenance. The search stops when no cut
     is left, or `patience` steps after the first model outside the tolerance (once the models
     are at most `max_terms` long).
     """
@@ -344,6 +347,7 @@ def simplify(
     # records and specs say so.
     own = rec.model_copy(update={"training": rec.training.model_copy(update={"dtype": "float64"})})
     ctx = _Context(own, stats, train, validation, more, weights, rec.target_normalization)
+    ctx.command = list(command) if command is not None else None
 
     full_form = model_units(canonical(loaded.root.compiled_graph, stats is not None), ctx.target)
     t, v = _scores(ctx, loaded.root)
@@ -519,6 +523,7 @@ def simplify_file(
     precision: int = 4,
     log: Callable[[str], None] | None = None,
     force: bool = False,
+    command: Sequence[str] | None = None,
 ) -> Saved:
     """`treegrad simplify`: the model file shortened (see `simplify`, whose options these are; the
     tolerance as written, 1% or 0.01), the chosen model saved to `out`, and with `front` every
@@ -533,7 +538,9 @@ def simplify_file(
     loaded = load(model)
     # After the model is read (it may not be written over); before the refits.
     check_output(out, force=force, kind=output_kind(loaded.record.name))
-    result = simplify(loaded, data=data, tolerance=tol, max_terms=max_terms, digits=digits, epochs=epochs, log=log)
+    result = simplify(
+        loaded, data=data, tolerance=tol, max_terms=max_terms, digits=digits, epochs=epochs, log=log, command=command
+    )
     chosen = result.candidates[result.chosen]
     save(out, chosen.record, force=force)
     paths = save_front(result, front, out.name.split(".")[0], force=force) if front is not None else []

@@ -19,7 +19,7 @@ from ..errors import escaped
 from ..files import CARD, CARD_MARK, write_atomic
 from ..limits import MAX_SHOWN_FORMULA
 from ..run.modelfile import Lineage, Loaded, load
-from ..run.provenance import FAR, Provenance, quoted
+from ..run.provenance import FAR, Provenance, Step, quoted
 
 MAX_LISTED_INPUTS = 16  # inputs listed one per row; the rest are counted
 TASKS = {"regression": "regression", "binary": "binary classification", "classes": "classification"}
@@ -277,6 +277,13 @@ def _without_log_dir(argv: list[str]) -> list[str]:
     return out
 
 
+def _step(step: Step) -> str | None:
+    """A command that changed the model, as the shell runs it again from its folder; None if not recorded."""
+    if step.command is None:
+        return None
+    return quoted(step.command) if step.cwd is None else f"cd {quoted([step.cwd])} && {quoted(step.command)}"
+
+
 def _started_from(lineage: Lineage, cell: bool = True) -> str:
     assert lineage.init_from is not None
     sha = f" (SHA-256 {code(lineage.init_sha256, cell=cell)})" if lineage.init_sha256 else ""
@@ -315,6 +322,16 @@ def _reproduce(loaded: Loaded) -> list[str]:
     command = "\n".join(c for c in commands if c is not None)
     if p is not None and p.derived_by:
         steps = ", then ".join(code(step, cell=False) for step in p.derived_by)
+        changed = [_step(step) for step in p.derived_steps]
+        if len(changed) == len(p.derived_by) and None not in changed:
+            return lines + [
+                f"This model was made by {steps} from a trained model: the commands below train that model, "
+                f"then change it. Run again in order, they make this model, provided {data}its spec file is "
+                f"unchanged and the files they read are still there as they were; they write their model files "
+                f"again.{start}",
+                "",
+                block("\n".join([command, *(c for c in changed if c is not None)]), "sh"),
+            ]
         what = "these commands trained, in order" if lineage.continues else "this command trained"
         return lines + [
             f"This model was made by {steps} from a trained model, which {what} (run again, "

@@ -50,6 +50,15 @@ class DataOrigin(BaseModel):
     parts: list[int] | None = None
 
 
+class Step(BaseModel):
+    """A command that changed a trained model (simplify, import-params): its command line and the
+    folder it ran in, as the card writes it again (None: run from Python, so not recorded)."""
+
+    model_config = ConfigDict(extra="forbid")
+    command: list[str] | None = None
+    cwd: str | None = None
+
+
 class Provenance(BaseModel):
     """How a model was made: the software and machine, the command line, the data read."""
 
@@ -63,13 +72,19 @@ class Provenance(BaseModel):
     # Commands that changed the model after training (simplify, import-params): the command
     # line above trained the model they started from, not this one.
     derived_by: list[str] = []
+    # Each of those commands as run, in the same order (absent in files written before it was kept).
+    derived_steps: list[Step] = []
 
 
-def derived(provenance: Provenance | None, how: str) -> Provenance | None:
-    """The provenance of a model made by `how` (e.g. `treegrad simplify`) from one trained as recorded."""
+def derived(provenance: Provenance | None, how: str, command: Sequence[str] | None = None) -> Provenance | None:
+    """The provenance of a model made by `how` (e.g. `treegrad simplify`) from one trained as recorded,
+    by the command line `command` (argv) run in this folder, if given."""
     if provenance is None:
         return None
-    return provenance.model_copy(update={"derived_by": [*provenance.derived_by, how]})
+    step = Step(command=list(command), cwd=str(Path.cwd())) if command is not None else Step()
+    return provenance.model_copy(
+        update={"derived_by": [*provenance.derived_by, how], "derived_steps": [*provenance.derived_steps, step]}
+    )
 
 
 def describe(origin: Origin | None, command: Sequence[str] | None = None) -> Provenance:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,14 @@ def imported_parameters(model: Opened, state: dict[str, Any]) -> dict[str, float
     return values
 
 
-def import_params(model_path: Path, state_path: Path, out: Path, force: bool = False) -> dict[str, float]:
+def import_params(
+    model_path: Path, state_path: Path, out: Path, force: bool = False, command: Sequence[str] | None = None
+) -> dict[str, float]:
     """Write `out`: the model file at `model_path` with the parameters of a state dict; return them.
 
     Everything else is kept; the metrics, measured with the old parameters, and the optimizer
-    state of the run (which these parameters did not come from) are dropped.
+    state of the run (which these parameters did not come from) are dropped. `command` (argv) is
+    the command line recorded in its provenance.
     """
     from ..files import check_output
     from ..run.modelfile import check_replace, load, save
@@ -97,7 +101,7 @@ def import_params(model_path: Path, state_path: Path, out: Path, force: bool = F
     check_output(out, force=force)
     if not force:
         check_replace(out, rec.name)
-    provenance = derived(rec.provenance, "treegrad import-params")
+    provenance = derived(rec.provenance, "treegrad import-params", command)
     update = {"parameters": values, "metrics": {}, "resume": None, "provenance": provenance}
     save(out, rec.model_copy(update=update), force=force)
     return values
