@@ -423,6 +423,18 @@ def test_predict_takes_a_text_columns_value_by_its_name(tmp_path: Path) -> None:
     assert "blue, green, red" in r.output
 
 
+def test_predict_takes_a_column_whose_name_holds_an_equals_sign(tmp_path: Path) -> None:
+    """`a=b=2` is the column `a=b` set to 2 when the model reads such a column (found by
+    tests/test_agreement.py's drawn tables: it was 'unknown input a')."""
+    write_csv(tmp_path / "eq.csv", ["a=b", "c", "y"], [[k / 4, (k * 3) % 5, k / 2 + (k * 3) % 5] for k in range(12)])
+    (tmp_path / "eq.yaml").write_text("inputs: all\ntarget: y\ndata: eq.csv\nlayers: [{linear: 1}]\n")
+    model = str(tmp_path / "eq.model.json")
+    assert run("train", str(tmp_path / "eq.yaml"), "-o", model, "-q").exit_code == 0
+    by_column = run("predict", model, "a=b=2", "c=1")
+    by_input = run("predict", model, "a_b=2", "c=1")
+    assert by_column.exit_code == 0 and by_column.stdout == by_input.stdout, by_column.output
+
+
 def test_predict_data_writes_the_predictions_beside_the_columns_as_read(tmp_path: Path) -> None:
     """With one-hot inputs the CSV written keeps the user's text columns (not the 0/1 columns)."""
     model = _colour_model(tmp_path)

@@ -79,9 +79,9 @@ def _named_values(inputs: list[str], values: Sequence[str], rec: Any) -> list[fl
     given: set[str] = set()  # the names as typed: a one-hot column's sets several inputs
     encodings: dict[str, dict[str, str]] = dict(rec.encodings or {}) if rec is not None else {}
     renamed: dict[str, str] = dict(rec.renamed or {}) if rec is not None else {}
+    known = {*inputs, *encodings, *renamed}
     for item in values:
-        name, _, text = item.partition("=")
-        name = name.strip()
+        name, text = _split(item, known)
         if name in given:  # color=red color=blue: the last won, silently
             raise DataError(f"input '{clip(escaped(name))}' is given twice; give each input once")
         given.add(name)
@@ -110,6 +110,14 @@ def _named_values(inputs: list[str], values: Sequence[str], rec: Any) -> list[fl
             f"missing value(s) for {listed(missing)}; the model's inputs are {listed(inputs)}{all_listed(inputs)}"
         )
     return [row[n] for n in inputs]
+
+
+def _split(item: str, known: set[str]) -> tuple[str, str]:
+    """`name=value` as (name, value), cut at the first '=' whose left side is a name the model knows
+    (a column of the CSV may be called `a=b`), else at the first."""
+    cuts = [i for i, c in enumerate(item) if c == "="]
+    at = next((i for i in cuts if item[:i].strip() in known), cuts[0])
+    return item[:at].strip(), item[at + 1 :]
 
 
 def _number(text: str, name: str) -> float:
