@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from .errors import FileError
 
@@ -320,16 +321,30 @@ def _temp_prefix(name: str) -> str:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the block is done (then they are delivered)."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    """SIGINT and SIGTERM wait until the block is done (then their handlers run).
+
+    They are held back in Python, not masked: a process-wide signal may go to any thread that
+    does not mask it (NumPy's BLAS threads, once NumPy is loaded), and Python then runs its
+    handler in the main thread at once, which a mask of the main thread alone does not stop."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    held = (signal.SIGINT, signal.SIGTERM)
+    old: dict[int, Any] = {int(s): signal.getsignal(s) for s in held}
+    caught: list[tuple[int, FrameType | None]] = []
+    for s in held:
+        signal.signal(s, lambda number, frame: caught.append((number, frame)))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s in held:
+            signal.signal(s, old[int(s)])
+        for number, frame in caught:
+            handler = old[number]
+            if callable(handler):
+                handler(number, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)
 
 
 def write_atomic(
