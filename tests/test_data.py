@@ -13,7 +13,7 @@ from treegrad.data.csvfile import read_csv
 from treegrad.data.generated import GENERATORS
 from treegrad.data.readers import load_data
 from treegrad.data.split import split, standardize_stats
-from treegrad.data.table import Table
+from treegrad.data.table import MISSING_VALUES, Table
 from treegrad.data.targets import encode_targets, input_rows, label_text, select
 from treegrad.errors import DataError
 from treegrad.seeds import stream
@@ -228,16 +228,28 @@ def test_directory_and_missing_file(tmp_path: Path) -> None:
 # --- selecting columns -----------------------------------------------------------------
 
 
-def table_of(content: str, tmp_path: Path) -> Table:
-    return read_csv(write(tmp_path, content), source="bad.csv")
+def table_of(content: str, tmp_path: Path, missing: tuple[str, ...] = MISSING_VALUES) -> Table:
+    return read_csv(write(tmp_path, content), source="bad.csv", missing=missing)
 
 
 @pytest.mark.parametrize(
-    ("cell", "words"),
-    [("abc", "'abc', not a number"), ("", "is empty"), ("nan", "'nan', not a finite number"), ("inf", "'inf'")],
+    ("cell", "words", "missing"),
+    [
+        ("abc", "'abc', not a number", MISSING_VALUES),
+        ("", "is empty", MISSING_VALUES),
+        ("", "is empty", ()),
+        # nan and NA mark a missing cell unless missing_values says otherwise (issue 26)
+        ("nan", "is empty (or a marker of a missing value", MISSING_VALUES),
+        ("NA", "is empty (or a marker of a missing value", MISSING_VALUES),
+        ("nan", "'nan', not a finite number", ()),
+        ("NA", "'NA', not a number", ("?",)),
+        ("inf", "'inf'", MISSING_VALUES),
+    ],
 )
-def test_bad_input_cell_names_file_line_and_column(tmp_path: Path, cell: str, words: str) -> None:
-    table = table_of(f"a,b,t\n1,2,3\n4,5,6\n7,{cell},9\n", tmp_path)
+def test_bad_input_cell_names_file_line_and_column(
+    tmp_path: Path, cell: str, words: str, missing: tuple[str, ...]
+) -> None:
+    table = table_of(f"a,b,t\n1,2,3\n4,5,6\n7,{cell},9\n", tmp_path, missing)
     with pytest.raises(DataError) as e:
         select(table, ["a", "b"], "t")
     message = str(e.value)

@@ -238,6 +238,17 @@ GENERATED_WORDS = set(keyword.kwlist) | {
     "bce_lo",  # the losses' clamp bounds, numbers of that float type
     "bce_hi",
     "ce_tiny",
+    # the model on many rows at once (vectorized.ArrayRows): outputs, losses, ReLU units seen above 0
+    "array_rows",
+    "outs",
+    "losses",
+    "alive",
+    "Out",
+    "Outs",
+    "concatenate",
+    "full",
+    "bool",
+    "any",
 }
 # v3, p0, x1, c2, g7, gp0, go0, s1, gz0, a4, m_0, v_0, _sm0, and the vectorized trainer's
 # per-layer arrays (W1, B2, Z3, dZ1, gW2, m_W1, iw1, b1c, ix_A2, ...).

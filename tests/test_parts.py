@@ -220,11 +220,16 @@ def _prepared_in_parts(world: int, spec: Path, **kwargs: Any) -> tuple[Any, list
     return whole, preps
 
 
+def rows(split: tuple[Any, list[Any]]) -> tuple[list[list[float]], list[Any]]:
+    """A split's (inputs, targets) with its inputs (an array of rows) as lists, to compare."""
+    return split[0].tolist(), split[1]
+
+
 def _training_order(preps: list[Any]) -> list[tuple[list[float], Any]]:
     """The training samples of all parts, in the order of one process's training list."""
     by_position = {}
     for p in preps:
-        for pos, x, y in zip(p.data.positions, *p.data.train, strict=True):
+        for pos, x, y in zip(p.data.positions, *rows(p.data.train), strict=True):
             assert pos not in by_position, "a training sample is in two parts"
             by_position[pos] = (x, y)
     return [by_position[k] for k in range(len(by_position))]
@@ -238,9 +243,9 @@ def close(a: float, b: float) -> bool:
 def test_iris_prepared_in_parts_is_the_run_one_process_prepares(world: int) -> None:
     sets = [(("training", "validation_split"), 0.2), (("training", "class_weight"), "balanced")]
     whole, preps = _prepared_in_parts(world, MODELS / "iris.yaml", sets=sets)
-    assert _training_order(preps) == list(zip(*whole.data.train))
-    assert sorted(map(tuple, (x for p in preps for x in p.data.validation[0]))) == sorted(
-        map(tuple, whole.data.validation[0])
+    assert _training_order(preps) == list(zip(*rows(whole.data.train)))
+    assert sorted(map(tuple, (x for p in preps for x in p.data.validation[0].tolist()))) == sorted(
+        map(tuple, whole.data.validation[0].tolist())
     )
     for p in preps:
         assert (p.data.train_count, p.data.validation_count, p.data.rows) == (120, 30, 150)
@@ -294,7 +299,7 @@ def test_text_columns_dropped_rows_and_weights_prepared_in_parts(tmp_path: Path,
     write(tmp_path, TABLE, "shop.csv")
     spec = write(tmp_path, SPEC, "shop.yaml")
     whole, preps = _prepared_in_parts(world, spec)
-    assert _training_order(preps) == list(zip(*whole.data.train))
+    assert _training_order(preps) == list(zip(*rows(whole.data.train)))
     for p in preps:
         assert p.data.recoding == whole.data.recoding and list(p.spec.inputs) == list(whole.spec.inputs)
         assert (p.data.rows, p.data.train_count, p.data.validation_count) == (9, 7, 2)
@@ -426,7 +431,7 @@ def test_more_processes_than_rows_prepare_what_one_process_does(tmp_path: Path, 
     write(tmp_path, "a,y\n1,0\n2,1\n", "few.csv")
     spec = write(tmp_path, LINEAR % (activation, ""), "few.yaml")
     whole, preps = _prepared_in_parts(world, spec)
-    assert _training_order(preps) == list(zip(*whole.data.train))
+    assert _training_order(preps) == list(zip(*rows(whole.data.train)))
     assert [len(p.data.train[0]) for p in preps].count(0) >= world - 2
 
 
@@ -443,7 +448,7 @@ def test_a_part_left_empty_by_missing_drop_prepares_what_one_process_does(tmp_pa
     write(tmp_path, "a,y\n1,2\n2,3\n3,5\n,5\n,6\n,7\n", "few.csv")
     spec = write(tmp_path, LINEAR % ("", ", missing: drop"), "few.yaml")
     whole, preps = _prepared_in_parts(world, spec)
-    assert _training_order(preps) == list(zip(*whole.data.train))
+    assert _training_order(preps) == list(zip(*rows(whole.data.train)))
     assert all(p.data.train_count == 3 for p in preps)
 
 
@@ -454,8 +459,8 @@ def test_standardising_with_a_part_that_holds_no_training_rows(tmp_path: Path, w
     write(tmp_path, "a,y\n1,2\n2,3\n3,5\n4,6\n", "few.csv")
     spec = write(tmp_path, LINEAR % ("", ", normalize: true, validation_split: 0.5"), "few.yaml")
     whole, preps = _prepared_in_parts(world, spec)
-    assert any(not p.data.train[0] for p in preps)
-    assert _training_order(preps) == list(zip(*whole.data.train))
+    assert any(not len(p.data.train[0]) for p in preps)
+    assert _training_order(preps) == list(zip(*rows(whole.data.train)))
     for p in preps:
         assert p.data.stats is not None and whole.data.stats is not None and p.data.target_stats is not None
         assert all(close(a, b) for a, b in zip(p.data.stats["a"], whole.data.stats["a"]))

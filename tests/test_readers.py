@@ -8,6 +8,7 @@ A new reader adds its writer to WRITERS below; the first test fails until it doe
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,8 +28,24 @@ def write_csv(path: Path, columns: list[str], rows: list[list[Cell]]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def write_parquet(path: Path, columns: list[str], rows: list[list[Cell]]) -> None:
+    """A Parquet file of these rows: a column of numbers as float64, one with any text as text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cells = [[row[j] for row in rows] for j in range(len(columns))]
+    arrays = [
+        pa.array([str(c) for c in col], pa.string())
+        if any(isinstance(c, str) for c in col)
+        else pa.array(col, pa.float64())
+        for col in cells
+    ]
+    pq.write_table(pa.table(arrays, names=columns), path)
+
+
 # How the tests write a table in each kind of file, by the reader's kind.
-WRITERS: dict[str, Callable[[Path, list[str], list[list[Cell]]], None]] = {"CSV": write_csv}
+WRITERS: dict[str, Callable[[Path, list[str], list[list[Cell]]], None]] = {"CSV": write_csv, "Parquet": write_parquet}
+NEEDS = {"Parquet": "pyarrow"}  # the package a kind's reader needs, which the tests of that kind skip without
 
 COLUMNS = ["x", "y", "label"]
 ROWS: list[list[Cell]] = [[float(i), -0.5 * i, "ab"[i % 2]] for i in range(7)]
@@ -47,7 +64,11 @@ def test_a_file_no_reader_claims_is_read_as_csv() -> None:
 
 @pytest.fixture(params=[(r, s) for r in READERS for s in r.suffixes], ids=lambda rs: rs[1])
 def kind(request: pytest.FixtureRequest) -> tuple[Reader, str]:
-    """Each reader with each of its suffixes."""
+    """Each reader with each of its suffixes (skipping, saying why, where its package is missing)."""
+    reader, _ = request.param
+    package = NEEDS.get(reader.kind)
+    if package is not None and importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed, which the {reader.kind} reader needs (pip install -e '.[parquet]')")
     return request.param  # type: ignore[no-any-return]
 
 
@@ -110,3 +131,25 @@ def test_read_in_parts_the_rows_are_the_whole_files(kind: tuple[Reader, str], tm
         assert t.origin is not None and whole.origin is not None
         assert (t.origin.rows, t.origin.sha256) == (whole.origin.rows, whole.origin.sha256)
         assert t.origin.parts == tuple(len(p.rows) for p in tables)
+
+
+def test_missing_values_are_the_missing_cell_in_number_and_text_columns(
+    kind: tuple[Reader, str], tmp_path: Path
+) -> None:
+    """NA, N/A, NaN, nan, null, NULL, None, #N/A, -, ? and empty read as missing by default, in
+    number and text columns alike (a text column gets no 'NA' value); `missing` replaces the list."""
+    reader, suffix = kind
+    markers = ["NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A", "-", "?", ""]
+    rows: list[list[Cell]] = [[m, m, "c"] for m in markers] + [[1.5, 2.0, "ab"], [3.0, 4.0, "a"]]
+    path = tmp_path / f"m{suffix}"
+    WRITERS[reader.kind](path, ["x", "y", "label"], rows)
+    table = load_data(path.name, base_dir=tmp_path)
+    n = len(markers)
+    assert [r[:2] for r in table.rows] == [["", ""]] * n + [[1.5, 2.0], [3.0, 4.0]]
+    assert [r[2] for r in table.rows] == ["c"] * n + ["ab", "a"]
+    assert list(table.column(0).missing()) == [True] * n + [False, False]
+    text_column = [["x", "NA"], ["y", "?"], ["z", "ok"]]
+    WRITERS[reader.kind](tmp_path / f"t{suffix}", ["a", "b"], text_column)  # type: ignore[arg-type]
+    assert [r[1] for r in load_data(f"t{suffix}", base_dir=tmp_path).rows] == ["", "", "ok"]
+    own = load_data(path.name, base_dir=tmp_path, missing=["?"])
+    assert own.rows[0][:2] == ["NA", "NA"] and own.rows[9][:2] == ["", ""] and own.rows[10][:2] == ["", ""]

@@ -334,10 +334,11 @@ BAD_DATA: list[tuple[str, str, bytes | str, tuple[str, ...]]] = [
     ("text-target", "line.yaml", "x,y\n1,2\n2,abc\n", ("bad.csv, line 3", "target is 'abc', not a number")),
     ("empty-cell", "line.yaml", "x,y\n1,2\n,3\n", ("line 3, column 'x'", "is empty")),
     ("empty-target", "binary.yaml", "x,y\n1,a\n2,\n3,b\n", ("line 3", "target is empty")),
-    ("nan-cell", "line.yaml", "x,y\n1,2\nnan,3\n", ("line 3", "'nan', not a finite number")),
+    # nan and NaN mark a missing cell (issue 26): the message says the cell is missing
+    ("nan-cell", "line.yaml", "x,y\n1,2\nnan,3\n", ("line 3, column 'x'", "is empty (or a marker of a missing value")),
     ("inf-cell", "line.yaml", "x,y\n1,2\n-inf,3\n", ("line 3", "'-inf', not a finite number")),
     ("overflow-cell", "line.yaml", "x,y\n1,2\n1e999,3\n", ("line 3", "'1e999', not a finite number")),
-    ("nan-target", "line.yaml", "x,y\n1,2\n2,NaN\n", ("line 3", "'NaN', not a finite number")),
+    ("nan-target", "line.yaml", "x,y\n1,2\n2,NaN\n", ("line 3", "the target is empty (or a marker")),
     ("huge-cell", "line.yaml", "x,y\n1,2\n" + "9" * 5000 + ",3\n", ("line 3", "'99999", "...', not a finite number")),
     ("ragged-short", "line.yaml", "x,y\n1,2\n3\n", ("line 3 has 1 cells", "header has 2 columns")),
     ("ragged-long", "line.yaml", "x,y\n1,2\n3,4,5\n", ("line 3 has 3 cells",)),

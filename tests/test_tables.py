@@ -361,9 +361,10 @@ def test_check_and_trace_resolve_inputs_all_from_the_specs_data(tmp_path: Path) 
     assert "a_1" in r.output and "b_2" not in r.output
 
 
-def test_init_warns_of_missing_value_markers_and_typos_in_number_columns(tmp_path: Path) -> None:
-    """`NA` in number columns (R writes them), or one typo, does not make the column text to
-    one-hot: init says where they are and training stops at the first, naming it."""
+def test_init_reads_missing_value_markers_as_missing_and_warns_of_typos_in_number_columns(tmp_path: Path) -> None:
+    """`NA` in number columns (R writes them) is a missing cell (issue 26: it was text that stopped
+    training), and one typo does not make the column text to one-hot: init says where it is and
+    training stops there, naming it, after dropping the row with missing cells."""
     rows = [f"{i},{i * 1.5},{'red' if i % 2 else 'blue'},{i % 3}" for i in range(20)]
     rows[4] = "NA,NA,red,1"
     rows[9] = "9,1O.5,blue,2"
@@ -371,12 +372,12 @@ def test_init_warns_of_missing_value_markers_and_typos_in_number_columns(tmp_pat
     r = run("init", str(tmp_path / "t.csv"), "-o", str(tmp_path / "t.yaml"))
     assert r.exit_code == 0, r.output
     out = " ".join(r.output.split())
-    assert "column 'a' holds numbers, and 1 cell like 'NA' (" in out and "t.csv, line 6)" in out
-    assert "column 'b' holds numbers, but 'NA' (" in out and "is text (and 1 more text cells)" in out
+    assert "column 'a'" not in out and "'NA'" not in out
+    assert "column 'b' holds numbers, but '1O.5' (" in out and "t.csv, line 11) is text:" in out
     spec = (tmp_path / "t.yaml").read_text()
     assert "text_inputs: one_hot   # text columns: colour\n" in spec and "missing: drop" in spec
     r = run("train", str(tmp_path / "t.yaml"), "-o", str(tmp_path / "m.json"))
-    assert r.exit_code == 1 and "t.csv, line 6, column 'a': the input is 'NA', not a number" in r.output
+    assert r.exit_code == 1 and "t.csv, line 11, column 'b': the input is '1O.5', not a number" in r.output
 
 
 def test_init_leaves_out_a_column_of_names(tmp_path: Path) -> None:

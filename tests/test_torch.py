@@ -291,7 +291,7 @@ def curves(name: str, engine: str, epochs: int) -> tuple[list[float], list[float
         *data.train,
         prep.settings,
         loss=prep.loss,
-        validation=data.validation if data.validation[0] else None,
+        validation=data.validation if len(data.validation[0]) else None,
     )
     return list(hist), hist.validation, prep.root.compiled_graph.param_values()
 

@@ -77,10 +77,10 @@ class Timed:
     peak: int
 
 
-def timed(argv: list[str], cwd: Path) -> Timed:
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> Timed:
     """Run `argv` in a fresh process (output discarded, as in a pipe); its time and peak RSS."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     assert proc.stderr is not None
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -91,19 +91,30 @@ def timed(argv: list[str], cwd: Path) -> Timed:
     return Timed(seconds, usage.ru_maxrss * 1024)  # Linux reports kilobytes
 
 
-def measure(rows: int, inputs: int, epochs: int, reps: int, folder: Path) -> str:
-    """Both runs `reps` times, alternating, and the report."""
+def measure(rows: int, inputs: int, epochs: int, reps: int, folder: Path, baseline: Path | None = None) -> str:
+    """Both runs `reps` times, alternating, and the report; with `baseline` (another checkout of
+    treegrad), its `train` too, as a third run in the same alternation (before and after a change).
+
+    The table is made in a process of its own: a process's peak memory counts that of the process
+    it was forked from (Linux keeps the high-water mark across exec), so this one stays small."""
     data = folder / "table.csv"
-    make_table(data, rows, inputs)
+    made = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import whole_run; "
+    made += f"whole_run.make_table(__import__('pathlib').Path({str(data)!r}), {rows}, {inputs})"
+    subprocess.run([sys.executable, "-c", made], check=True)
     treegrad = [sys.executable, "-m", "treegrad"]
     spec, model = str(folder / "table.yaml"), str(folder / "m.json")
     subprocess.run([*treegrad, "init", str(data), "-o", spec, "--force"], check=True, capture_output=True)
     ours = [*treegrad, "train", spec, "--epochs", str(epochs), "-o", model, "--force"]
     peer = [sys.executable, "-c", PEER, str(data), "label", str(epochs), str(folder / "m.pickle")]
     runs: dict[str, list[Timed]] = {"treegrad": [], "pandas+sklearn": []}
+    if baseline is not None:
+        runs["baseline"] = []
+        older = {**os.environ, "PYTHONPATH": str(baseline.resolve() / "src")}  # ahead of the installed one
     for _ in range(reps):
         runs["treegrad"].append(timed(ours, folder))
         runs["pandas+sklearn"].append(timed(peer, folder))
+        if baseline is not None:
+            runs["baseline"].append(timed([*ours[:-3], "-o", str(folder / "b.json"), "--force"], folder, older))
     median = {name: statistics.median(t.seconds for t in ts) for name, ts in runs.items()}
     peak = {name: max(t.peak for t in ts) for name, ts in runs.items()}
     lines = [
@@ -116,6 +127,12 @@ def measure(rows: int, inputs: int, epochs: int, reps: int, folder: Path) -> str
         lines.append(f"  {name:<15} median {median[name]:6.2f} s  (each: {each})  {memory}")
     ratio = median["pandas+sklearn"] / median["treegrad"]
     lines.append(f"  ratio: treegrad is {ratio:.2f}x pandas + scikit-learn (above 1: faster)")
+    if baseline is not None:
+        then = median["pandas+sklearn"] / median["baseline"]
+        lines.append(
+            f"  baseline ({baseline}): {then:.2f}x pandas + scikit-learn; treegrad is "
+            f"{median['baseline'] / median['treegrad']:.2f}x the baseline"
+        )
     return "\n".join(lines)
 
 
@@ -126,9 +143,10 @@ def main() -> None:
     parser.add_argument("--inputs", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, help="another treegrad checkout to time too (e.g. before a change)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        print(measure(args.rows, args.inputs, args.epochs, args.reps, Path(folder)))
+        print(measure(args.rows, args.inputs, args.epochs, args.reps, Path(folder), args.baseline))
 
 
 if __name__ == "__main__":

@@ -157,8 +157,9 @@ def train(
     with usage_errors():
         check_train(asked, launched()[1])
     part = _part(ctx, asked)
-    with usage_errors():
-        prep = start(asked, data=data, part=part, command=program.command_line)
+    with usage_errors(), views.reading() as reading:
+        shown = reading if not quiet and part.rank == 0 else None  # under torchrun rank 0 alone reports
+        prep = start(asked, data=data, part=part, command=program.command_line, reading=shown)
     if print_config:
         from ..run.runlog import dump
 
@@ -211,7 +212,7 @@ def _run(
 
     view = _live_view(prep, out_path, force) if live else None
 
-    def run(progress: Any) -> Any:
+    def run(progress: Any, stage: Any) -> Any:
         return run_training(
             prep,
             out=out_path,
@@ -221,13 +222,14 @@ def _run(
             log=log,
             trainer=trainer,
             watch=view.watch if view else None,
+            stage=stage,
         )
 
     done = prep.continued.epochs_done if prep.continued else 0
     with view.serving() if view else contextlib.nullcontext() as url:
         if url:
             err.print(f"live view (this address only, while it trains): {url}")
-        result = run(None) if quiet else views.with_progress(prep.settings.epochs, done, run)
+        result = run(None, None) if quiet else views.with_progress(prep.settings.epochs, done, run)
         if view:
             view.finish(result.out)
             err.print(f"wrote the report {escape(str(view.report))}")

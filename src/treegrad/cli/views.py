@@ -6,8 +6,9 @@ simplify, explain and check. Each view takes the library's result and prints it;
 # No `from __future__ import annotations` in the cli: Typer reads the commands' annotations on
 # every run, and evaluating them from strings cost about 0.1 s of each command's start-up.
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from .render import NARROW, err, escape, interrupted, metric, num, out, print_table, table
@@ -17,13 +18,63 @@ T = TypeVar("T")
 # ----------------------------------------------------------------- train
 
 
-def with_progress(total: int, done: int, train: Callable[[Any], T]) -> T:
-    """`train(progress)` under a progress bar of `total` epochs starting at `done` (a resumed run's
-    bar starts where it stopped); on a narrow terminal, `train(None)`: no bar."""
+# Where stderr is no terminal (a pipe, a log, CI), progress is plain lines, at most one every this
+# many seconds: a short run prints none, a long one shows it is alive.
+PLAIN_EVERY = 2.0
+
+
+class _Plain:
+    """Plain progress lines on stderr, at most one every PLAIN_EVERY seconds (the first after as long)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.clock = time.monotonic
+        self.last = self.clock()
+
+    def line(self, text: str, *, due: bool = False) -> None:
+        """Print `text` if PLAIN_EVERY seconds have passed since the last line (or `due`: now)."""
+        now = self.clock()
+        if due or now - self.last >= PLAIN_EVERY:
+            err.print(escape(text), soft_wrap=True)
+            self.last = now
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[Callable[[str, int], None]]:
+    """A callback `(source, rows)` that shows the rows of the data read so far: on a terminal a
+    line that goes when reading ends ("reading big.csv: 40,960 rows…"), elsewhere a plain line
+    every few seconds."""
+    if not err.is_terminal:
+        plain = _Plain()
+        yield lambda source, rows: plain.line(f"reading {source}: {rows:,} rows...")
+        return
+    status: list[Any] = []
+
+    def show(source: str, rows: int) -> None:
+        text = f"reading {escape(source)}: {rows:,} rows…"
+        if not status:
+            status.append(err.status(text))
+            status[0].start()
+        status[0].update(text)
+
+    try:
+        yield show
+    finally:
+        if status:
+            status[0].stop()
+
+
+def with_progress(total: int, done: int, train: Callable[[Any, Any], T]) -> T:
+    """`train(progress, stage)` under a progress bar of `total` epochs starting at `done` (a resumed
+    run's bar starts where it stopped) and, after the epochs, a line saying what comes (`stage`);
+    on a narrow terminal no bar, and where stderr is no terminal plain lines every few seconds."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    if not err.is_terminal:
+        return _plain_progress(total, train)
     if err.width < NARROW:  # a bar cut to a sliver says nothing: the summary comes at the end
-        return train(None)
+        return train(None, None)
     columns = [
         TextColumn("[bold]training[/]"),
         BarColumn(),
@@ -43,24 +94,53 @@ def with_progress(total: int, done: int, train: Callable[[Any], T]) -> T:
             bar.start_task(task)
         if epoch == 0:
             return
-        # The running mean over the epoch, taken while the parameters move: labelled so,
-        # because the summary's loss (the final model on the training rows) differs.
-        status = f"epoch mean loss {train_loss:.4g}"
-        if val_loss is not None:
-            status += f"  val {val_loss:.4g}"
-        if "accuracy" in extra:
-            status += f"  acc {extra['accuracy']:.1%}"
-        if "penalty" in extra:
-            status += f"  penalty {extra['penalty']:.4g}"
-        if "lr" in extra:
-            status += f"  lr {extra['lr']:.3g}"
-        bar.update(task, completed=epoch, status=status)
+        bar.update(task, completed=epoch, status=_epoch_status(train_loss, val_loss, extra))
+
+    status: list[Any] = []
+
+    def stage(name: str) -> None:
+        if bar.live.is_started:
+            bar.stop()
+        status.append(err.status(STAGES.get(name, name)))
+        status[-1].start()
 
     try:
-        return train(progress)
+        return train(progress, stage)
     finally:
         if bar.live.is_started:
             bar.stop()
+        for s in status:
+            s.stop()
+
+
+STAGES = {"metrics": "computing the final model's metrics on every row…"}
+
+
+def _epoch_status(train_loss: float, val_loss: float | None, extra: dict[str, float]) -> str:
+    """An epoch's numbers in a few words: its mean loss, validation loss, accuracy, penalty, rate."""
+    # The running mean over the epoch, taken while the parameters move: labelled so,
+    # because the summary's loss (the final model on the training rows) differs.
+    status = f"epoch mean loss {train_loss:.4g}"
+    if val_loss is not None:
+        status += f"  val {val_loss:.4g}"
+    if "accuracy" in extra:
+        status += f"  acc {extra['accuracy']:.1%}"
+    if "penalty" in extra:
+        status += f"  penalty {extra['penalty']:.4g}"
+    if "lr" in extra:
+        status += f"  lr {extra['lr']:.3g}"
+    return status
+
+
+def _plain_progress(total: int, train: Callable[[Any, Any], T]) -> T:
+    """`train` with a plain line per epoch on stderr, at most one every few seconds (a pipe, a log, CI)."""
+    plain = _Plain()
+
+    def progress(epoch: int, train_loss: float, val_loss: float | None, extra: dict[str, float]) -> None:
+        if epoch:
+            plain.line(f"epoch {epoch}/{total}: {_epoch_status(train_loss, val_loss, extra)}")
+
+    return train(progress, lambda name: None)
 
 
 def summary(result: Any, hint: str) -> None:

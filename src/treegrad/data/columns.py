@@ -22,10 +22,10 @@ from typing import Any
 
 from ..errors import DataError, did_you_mean, escaped, listed
 from ..errors import clip as _clip
-from .missing import Fill, fill, fill_values, is_missing
+from .missing import Fill, fill, fill_values
 from .parts import WHOLE, Part
 from .split import split_indices
-from .table import Cell, Table
+from .table import Column, Table
 from .targets import label_text, select
 
 ALL = "all"
@@ -147,8 +147,7 @@ def sources(inputs: list[str], renamed: dict[str, str], encodings: dict[str, dic
 
 def cell_kinds(table: Table, j: int) -> tuple[int, int]:
     """(number cells, filled text cells) of column j."""
-    texts = sum(1 for row in table.rows if isinstance(row[j], str) and row[j] != "")
-    return sum(1 for row in table.rows if not isinstance(row[j], str)), texts
+    return table.column(j).kinds()
 
 
 def is_text(numbers: int, texts: int) -> bool:
@@ -176,7 +175,7 @@ def plan(table: Table, columns: list[str], one_hot: bool, part: Part = WHOLE) ->
     if text and not one_hot:
         first = next(c for c in columns if c in text)  # every part knows it: the counts are of all parts
         part.agree(functools.partial(_no_text, table, table.columns.index(first), first))
-    mine = {c: {label_text(row[table.columns.index(c)]) for row in table.rows} for c in text}
+    mine = {c: _values(table.column(table.columns.index(c))) for c in text}
     found: dict[str, set[str]] = {c: set() for c in text}
     for values_of in part.gather(mine):
         for c, values in values_of.items():
@@ -213,10 +212,14 @@ ONE_HOT_HINT = (
 
 def _no_text(table: Table, j: int, c: str) -> None:
     """Refuse the first text cell of column `c` (column j), a text column the run does not one-hot."""
-    i = next((i for i, row in enumerate(table.rows) if isinstance(row[j], str) and row[j] != ""), None)
-    if i is not None:
+    import numpy as np
+
+    column = table.column(j)
+    texts = np.flatnonzero(column.text_mask() & ~column.missing())
+    if len(texts):
+        i = int(texts[0])
         raise DataError(
-            f"{table.place(i)}, column '{c}': the input is '{_clip(escaped(str(table.rows[i][j])))}', "
+            f"{table.place(i)}, column '{c}': the input is '{_clip(escaped(str(column.cell(i))))}', "
             f"not a number; the column holds text: {ONE_HOT_HINT}"
         )
 
@@ -228,10 +231,22 @@ def text_columns(table: Table, columns: list[str], part: Part = WHOLE) -> set[st
     return {c for c, (numbers, texts) in zip(columns, totals) if is_text(numbers, texts)}
 
 
+def _values(column: Column) -> set[str]:
+    """The distinct values of a column, as label texts (`label_text`; a missing cell is "")."""
+    import numpy as np
+
+    found = set(column.texts[column.text_mask()].tolist()) if column.texts is not None else set()
+    numbers = column.numbers[~column.text_mask()]
+    return found | {label_text(v) for v in np.unique(numbers).tolist()}
+
+
 def _no_empty_text(table: Table, j: int, c: str) -> None:
     """Refuse the first row whose text input `c` (column j) is empty."""
-    i = next((i for i, row in enumerate(table.rows) if row[j] == ""), None)
-    if i is not None:
+    import numpy as np
+
+    empty = np.flatnonzero(table.column(j).missing())
+    if len(empty):
+        i = int(empty[0])
         raise DataError(
             f"{table.place(i)}, column '{c}': the text input is empty; fill it in, "
             "or set training.missing: fill (the most frequent value) or drop (leave such rows out)"
@@ -241,6 +256,8 @@ def _no_empty_text(table: Table, j: int, c: str) -> None:
 def recode(table: Table, rec: Recoding) -> Table:
     """`table` with the recoding applied: renamed columns, text columns as 0/1 columns.
     A text value the recoding does not know is an error naming its row."""
+    import numpy as np
+
     if not rec:
         return table
     missing = [c for c in rec.encodings if c not in table.columns]
@@ -250,43 +267,54 @@ def recode(table: Table, rec: Recoding) -> Table:
             f"{did_you_mean(missing[0], table.columns)}"
         )
     names: list[str] = []
-    for c in table.columns:
-        names += list(rec.encodings[c].values()) if c in rec.encodings else [rec.renamed.get(c, c)]
-    codes = [rec.encodings.get(c) for c in table.columns]
-    rows: list[list[Cell]] = []
-    for i, row in enumerate(table.rows):
-        out: list[Cell] = []
-        for j, code in enumerate(codes):
-            if code is None:
-                out.append(row[j])
-                continue
-            text = label_text(row[j])
-            if text == "":  # left empty, so that missing: drop drops the row, else select names it
-                out += ["" for _ in code]
-                continue
-            if text not in code:
-                shown = ", ".join(list(code)[:10]) + (", ..." if len(code) > 10 else "")
-                raise DataError(
-                    f"{table.place(i)}, column '{table.columns[j]}': '{_clip(escaped(text))}' is not "
-                    f"one of the values the model was trained on ({shown})"
-                )
-            out += [1.0 if v == text else 0.0 for v in code]
-        rows.append(out)
-    return table.derived(names, rows)
+    data: list[Column] = []
+    for j, c in enumerate(table.columns):
+        column = table.column(j)
+        code = rec.encodings.get(c)
+        if code is None:
+            names.append(rec.renamed.get(c, c))
+            data.append(column)
+            continue
+        texts = np.array([label_text(v) for v in column.cells()], dtype=object)
+        empty = texts == ""  # left empty, so that missing: drop drops the row, else select names it
+        unknown = np.flatnonzero(~empty & ~np.isin(texts, list(code)))
+        if len(unknown):
+            i = int(unknown[0])
+            shown = ", ".join(list(code)[:10]) + (", ..." if len(code) > 10 else "")
+            raise DataError(
+                f"{table.place(i)}, column '{c}': '{_clip(escaped(str(texts[i])))}' is not "
+                f"one of the values the model was trained on ({shown})"
+            )
+        for value, name in code.items():
+            names.append(name)
+            ones = np.where(texts == value, 1.0, 0.0)
+            if empty.any():
+                ones[empty] = np.nan
+                blanks = np.full(len(texts), None, dtype=object)
+                blanks[empty] = ""
+                data.append(Column(ones, blanks))
+            else:
+                data.append(Column(ones))
+    return table.derived(names, data=data)
 
 
 def drop_missing(table: Table, columns: list[str], part: Part = WHOLE) -> tuple[Table, int]:
     """(`table` without the rows that have an empty cell in `columns`, how many were dropped);
     the rows kept are placed where they were read. With `part`, rows must be left in some part."""
+    import numpy as np
+
     idx = [table.columns.index(c) for c in columns if c in table.columns]
-    keep = [i for i, row in enumerate(table.rows) if not any(is_missing(row[j]) for j in idx)]
-    if not part.any(bool(keep)):
+    dropped = np.zeros(table.size, bool)
+    for j in idx:
+        dropped |= table.column(j).missing()
+    keep = np.flatnonzero(~dropped)
+    if not part.any(bool(len(keep))):
         part.fail(
             DataError(f"every row of {table.source} has an empty cell in the columns the model reads; nothing is left")
         )
-    index = [table.index[i] for i in keep] if table.index is not None else keep
-    kept = table.derived(table.columns, [table.rows[i] for i in keep], index)
-    return kept, len(table.rows) - len(keep)
+    if not dropped.any():
+        return table, 0
+    return table.taken(keep), int(dropped.sum())
 
 
 def model_inputs(
@@ -327,9 +355,9 @@ def model_inputs(
 def _filled(table: Table, columns: list[str], settings: Any, part: Part) -> tuple[Table, Fill, int]:
     """(`table` with the missing cells of `columns` filled, the values, how many cells of every part):
     the values are those of the training rows, split as training will split them (split.py)."""
-    first, count = part.offset(len(table.rows))
+    first, count = part.offset(table.size)
     train, _ = split_indices(count, settings.validation_split, settings.seed)
-    mine = [r - first for r in train if first <= r < first + len(table.rows)]
+    mine = [r - first for r in train if first <= r < first + table.size]
     values = fill_values(table, columns, text_columns(table, columns, part), mine, part)
     table, filled = fill(table, values)
     return table, values, sum(part.gather(filled))

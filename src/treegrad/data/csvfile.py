@@ -18,14 +18,14 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
 from ..errors import DataError, describe_char, unprintable
 from .parts import WHOLE, Part
-from .table import Cell, Origin, Table, is_number, number, regular_file, same_file, whole
+from .table import MISSING_VALUES, Cell, Column, Origin, Table, is_number, number, regular_file, same_file, whole
 
 MAX_LINE = 1_000_000  # characters in one CSV line: more is no table of numbers, and would fill memory
 
@@ -99,16 +99,72 @@ def _not_utf8(name: str, line: int) -> DataError:
 
 @dataclass
 class _Records:
-    """What `_records` read: the header (if it read line 1), the rows, and the first of the
-    empty lines that end the file (None if it does not end with any)."""
+    """What `_records` read: the header (if it read line 1), the columns of the rows, their
+    number, and the first of the empty lines that end the file (None if it does not end with any)."""
 
     header: list[str] | None
-    rows: list[list[Cell]]
+    data: list[Column]
+    count: int
     blank: int | None
 
 
 def _is_blank(record: list[str]) -> bool:
     return not record or (len(record) == 1 and not record[0].strip())
+
+
+CHUNK = 8192  # rows parsed into arrays at a time: a few MB of cells as text, whatever the file's size
+
+# The characters of a column of plain numbers, one per line (`1.5`, `-2e-3`): a column of these
+# alone is parsed by NumPy whole, which reads exactly treegrad's grammar over them (table.number)
+# and refuses the rest (`1-2`, `.`, `-`), which the cell-by-cell reading then reads.
+_NUMBER_CHARS = re.compile(r"[0-9eE.+\-\n]*")
+
+
+def _columns(records: list[list[str]], width: int, missing: frozenset[str]) -> list[Column]:
+    """The columns of `records` (each of `width` cells), each read by `cell_column`."""
+    return [cell_column(cells, missing) for cells in (zip(*records) if records else [()] * width)]
+
+
+def cell_column(cells: Sequence[str], missing: Collection[str]) -> Column:
+    """The column of these texts: a cell that is a finite number in treegrad's grammar as a
+    float, one of `missing` (or empty) as "" (a missing cell), any other cell as its text,
+    stripped of the spaces around it. Whole arrays where the cells are all plain numbers, the common case."""
+    import numpy as np
+
+    if cells and _NUMBER_CHARS.fullmatch("\n".join(cells)):
+        try:
+            numbers = np.array(cells, dtype=np.float64)
+        except ValueError:  # `-`, `1-2`: not all numbers
+            pass
+        else:
+            if np.isfinite(numbers).all():  # 1e999 overflows: it stays text, reported where it is
+                return Column(numbers)
+    stripped = list(map(str.strip, cells))
+    return _cells(stripped, missing if isinstance(missing, frozenset) else frozenset(missing))
+
+
+def _cells(stripped: list[str], missing: frozenset[str]) -> Column:
+    """A column cell by cell, as `_columns` reads it, where not all are finite numbers."""
+    import numpy as np
+
+    n = len(stripped)
+    numbers, texts = np.full(n, np.nan), np.full(n, None, dtype=object)
+    read: dict[str, Cell] = {}  # each distinct text read once (labels repeat), one string object each
+    for i, text in enumerate(stripped):
+        cell = read.get(text)
+        if cell is None:
+            value = None if not text or text in missing else number(text)
+            # "1e999" reads as infinity, which is no data: it stays text, so that `select` reports it where it is.
+            if value is None or not math.isfinite(value):
+                cell = "" if not text or text in missing else text
+            else:
+                cell = value
+            read[text] = cell
+        if isinstance(cell, str):
+            texts[i] = cell
+        else:
+            numbers[i] = cell
+    return Column(numbers, texts if Column._any_text(texts) else None)
 
 
 def _records(
@@ -118,14 +174,20 @@ def _records(
     first: int = 1,
     blank: int | None = None,
     last: int | None = None,
+    missing: Collection[str] = MISSING_VALUES,
+    progress: Callable[[int], None] | None = None,
 ) -> _Records:
     """The rows of CSV `lines`, the first of which is line `first` of the file (`blank`: the
     first of the empty lines just before it); without `header` the first record is the header.
     One row per line: a blank line is allowed only among the last, and a quoted cell must not
     run on to the next line. With `last`, the records that begin on lines up to `last` (a part
-    of the file, parts.py): `lines` goes on beyond it, read only by a quote still open there."""
-    rows: list[list[Cell]] = []
-    texts: dict[str, str] = {}  # one string object per distinct text cell (labels repeat)
+    of the file, parts.py): `lines` goes on beyond it, read only by a quote still open there.
+    Cells are parsed into columns CHUNK rows at a time (`_columns`; `missing`: the texts that
+    mark a missing cell, besides an empty one); `progress(rows)` hears of each chunk read."""
+    markers = frozenset(missing)
+    pieces: list[list[Column]] = []
+    chunk: list[list[str]] = []
+    count = 0
     blank_line: int | None = blank
     previous_line = first - 1
     record: list[str] = []
@@ -158,17 +220,12 @@ def _records(
                     f"{name}, line {line} has {len(record)} cells but the header has {len(header)} columns "
                     f"({', '.join(header)}); fix that line"
                 )
-            row: list[Cell] = []
-            for cell in record:
-                text = cell.strip()
-                value = number(text)
-                # "1e999" reads as infinity, which is no data: keep it as text so that
-                # `select` reports it where it is.
-                if value is None or not math.isfinite(value):
-                    row.append(texts.setdefault(text, text))
-                else:
-                    row.append(value)
-            rows.append(row)
+            chunk.append(record)
+            if len(chunk) == CHUNK:
+                pieces.append(_columns(chunk, len(header), markers))
+                count, chunk = count + len(chunk), []
+                if progress is not None:
+                    progress(count)
     except csv.Error as e:
         raise DataError(f"{name}, line {first - 1 + reader.line_num}: {e}; fix that line") from e
     if any("\n" in cell or "\r" in cell for cell in record):
@@ -177,7 +234,11 @@ def _records(
             f"{name}, line {previous_line}: a quoted cell is not closed on its line; treegrad reads one "
             "row per line, so close the quote or remove the line breaks inside it"
         )
-    return _Records(header, rows, blank_line)
+    width = len(header) if header is not None else 0
+    if chunk or not pieces:
+        pieces.append(_columns(chunk, width, markers))
+        count += len(chunk)
+    return _Records(header, [Column.joined([p[j] for p in pieces]) for j in range(width)], count, blank_line)
 
 
 class _Hashing(io.RawIOBase):
@@ -223,18 +284,25 @@ def _open_csv(path: Path, name: str) -> Iterator[tuple[IO[str], _Hashing]]:
         yield io.TextIOWrapper(io.BufferedReader(hashing), **_TEXT), hashing
 
 
-def read_csv(path: Path, source: str | None = None, part: Part = WHOLE) -> Table:
+def read_csv(
+    path: Path,
+    source: str | None = None,
+    part: Part = WHOLE,
+    missing: Collection[str] = MISSING_VALUES,
+    progress: Callable[[int], None] | None = None,
+) -> Table:
     """Read a CSV file with a header row (`-`: standard input); `source` is the name used in
     messages (default: path). With `part` of several processes, only this process's lines
-    (`_read_part`)."""
+    (`_read_part`). A cell holding one of `missing` (or nothing) is a missing cell. `progress(rows)`
+    hears how many rows are read so far, every few thousand."""
     path = Path(path)
     name = source if source is not None else str(path)
     if not part.alone:
-        return _read_part(path, name, part)
+        return _read_part(path, name, part, missing)
     with _open_csv(path, name) as (f, hashing):
-        got = _records(_checked_lines(f, name), name)
-    header = whole(name, got.header, len(got.rows))
-    return Table(name, header, got.rows, Origin(rows=len(got.rows), sha256=hashing.sha256.hexdigest()))
+        got = _records(_checked_lines(f, name), name, missing=missing, progress=progress)
+    header = whole(name, got.header, got.count)
+    return Table(name, header, origin=Origin(rows=got.count, sha256=hashing.sha256.hexdigest()), data=got.data)
 
 
 # A line ends at \r\n, \n or \r, as the csv module and Python's text files read it.
@@ -259,7 +327,7 @@ def _line_start(f: IO[bytes], at: int, size: int) -> int:
     return start
 
 
-def _read_part(path: Path, name: str, part: Part) -> Table:
+def _read_part(path: Path, name: str, part: Part, missing: Collection[str]) -> Table:
     """This process's part of a CSV file: the header and the lines that start in its share of
     the bytes after the header (equal shares, moved to line starts, so that every line is read
     by exactly one process). Line numbers, the blank-line rule and the empty-file checks are
@@ -285,7 +353,9 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
             header_text = head[:body].decode("utf-8-sig", "surrogateescape")
             _check_line(header_text[: MAX_LINE + 1], name, 1)  # as one process reads it (_checked_lines)
             after = _lines_after(path, name, body, 2)  # where a quote the header leaves open goes on
-            first = _records(itertools.chain([header_text], after), name, last=1) if size else _Records(None, [], None)
+            first = (
+                _records(itertools.chain([header_text], after), name, last=1) if size else _Records(None, [], 0, None)
+            )
             share = size - body
             begin = _line_start(f, body + share * part.rank // part.world, size)
             stop = _line_start(f, body + share * (part.rank + 1) // part.world, size)
@@ -315,12 +385,12 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
 
     def parse() -> _Records:
         if header is None:
-            return _Records(None, [], None)
-        return _records(texts(), name, header, first_line, blank, last=first_line + len(raw) - 1)
+            return _Records(None, [], 0, None)
+        return _records(texts(), name, header, first_line, blank, last=first_line + len(raw) - 1, missing=missing)
 
     got = part.agree(parse)
     raw.clear()  # the bytes, now parsed
-    counts: list[tuple[int, int | None]] = part.gather((len(got.rows), got.blank))
+    counts: list[tuple[int, int | None]] = part.gather((got.count, got.blank))
     for r, (_, empty) in enumerate(counts):
         if empty is not None and any(n for n, _ in counts[r + 1 :]):
             part.fail(DataError(f"{name}, line {empty} is empty but more rows follow; delete the empty line"))
@@ -328,7 +398,7 @@ def _read_part(path: Path, name: str, part: Part) -> Table:
     header = part.agree(lambda: whole(name, header, total))
     start = sum(n for n, _ in counts[: part.rank])
     origin = Origin(rows=total, sha256=sha256, parts=tuple(n for n, _ in counts))
-    return Table(name, header, got.rows, origin, index=range(start, start + len(got.rows)))
+    return Table(name, header, origin=origin, index=range(start, start + got.count), data=got.data)
 
 
 def _lines_after(path: Path, name: str, at: int, number: int) -> Iterator[str]:

@@ -9,25 +9,42 @@ tests/test_readers.py takes every entry through the same checks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import DataError, escaped
 from ..errors import clip as _clip
 from .csvfile import read_csv
 from .generated import bare_word, generate, generated_name, unknown
 from .parts import WHOLE, Part
-from .table import LINES, Numbering, Table
+from .table import LINES, MISSING_VALUES, Numbering, Table
+
+
+class ReadFn(Protocol):
+    """A reader's function: the table of the file at `path`, named `source` in messages."""
+
+    def __call__(
+        self,
+        path: Path,
+        source: str | None = ...,
+        part: Part = ...,
+        missing: Collection[str] = ...,
+        progress: Callable[[int], None] | None = ...,
+    ) -> Table: ...
 
 
 @dataclass(frozen=True)
 class Reader:
     """A kind of data file: the suffixes that name it, how messages name its rows, and its reader.
 
-    `read(path, name, part)` gives the table of the file at `path` (`name`: the path as the user
-    gave it, for messages): with `part` of several processes, this process's part of the rows
-    (`table.share` cuts a table read whole), placed among all of them. Its rows are named by
+    `read(path, name, part, missing)` gives the table of the file at `path` (`name`: the path as
+    the user gave it, for messages): with `part` of several processes, this process's part of the
+    rows (`table.share` cuts a table read whole), placed among all of them. A cell that is empty or
+    holds one of the texts `missing` (a spec's `missing_values:`, by default table.MISSING_VALUES)
+    is the missing cell, the text "", in number and text columns alike. `progress(rows)`, if given,
+    hears how many rows it has read so far, as often as it can say (the command shows it). Its rows are named by
     `numbering`; its origin has the rows of the whole file and the SHA-256 of the file's bytes
     (`files.sha256_of`), which a model file records. A missing file, a file with a header and no
     rows, and a bad cell get the same messages in every kind (`table.regular_file`, `table.whole`,
@@ -36,7 +53,7 @@ class Reader:
 
     kind: str  # as messages name it: "CSV"
     suffixes: tuple[str, ...]  # lower case, with the dot
-    read: Callable[[Path, str, Part], Table]
+    read: ReadFn
     numbering: Numbering
 
 
@@ -46,6 +63,11 @@ BY_SUFFIX: dict[str, Reader] = {suffix: r for r in READERS for suffix in r.suffi
 
 # Text tables by their usual names, which the CSV reader is asked to read (and says why not).
 _TEXT_TABLES = (".tsv", ".txt")
+
+
+def _told(progress: Callable[[str, int], None] | None, source: str) -> Callable[[int], None] | None:
+    """A reader's `progress(rows)` that tells `progress` the source's name too."""
+    return None if progress is None else lambda rows: progress(source, rows)
 
 
 def reader_for(path: Path) -> Reader:
@@ -60,7 +82,14 @@ def is_data_file_name(path: Path) -> bool:
 
 
 def load_data(
-    source: str, base_dir: Path | None = None, seed: int = 0, *, named_in: str | None = None, part: Part = WHOLE
+    source: str,
+    base_dir: Path | None = None,
+    seed: int = 0,
+    *,
+    named_in: str | None = None,
+    part: Part = WHOLE,
+    missing: Collection[str] = MISSING_VALUES,
+    progress: Callable[[str, int], None] | None = None,
 ) -> Table:
     """A generated dataset ("NAME" or "NAME:N", seeded), the data file at `source`, or `-` (stdin).
     With `part` of several processes, this process's part of its rows (a generated dataset is
@@ -76,7 +105,7 @@ def load_data(
     if not source:
         part.fail(DataError("the data source is empty; give a CSV file, `-` for standard input, or a built-in dataset"))
     if source == "-" and named_in is None:
-        return read_csv(Path("-"), "standard input", part)
+        return read_csv(Path("-"), "standard input", part, missing, _told(progress, "standard input"))
     if generated_name(source) is not None:
         part.same(source, lambda first, other, rank: _generated_differ(first, other, rank))
         return generate(source, seed, part)
@@ -88,14 +117,14 @@ def load_data(
         part.fail(unknown(source, path.parent))
     reader = reader_for(path)
     if named_in is None:
-        return reader.read(path, source, part)
+        return reader.read(path, source, part, missing, _told(progress, source))
     if path.suffix.lower() not in BY_SUFFIX:
         raise DataError(
             f"{named_in} says it was trained on '{_clip(escaped(source))}', which is not a "
             f"{' or '.join(BY_SUFFIX)} file, so treegrad does not read it; pass the data with --data FILE.csv"
         )
     try:
-        return reader.read(path, source, WHOLE)
+        return reader.read(path, source, WHOLE, missing)
     except DataError:
         raise DataError(
             f"{source}, the training data named in {named_in}, cannot be read as a {reader.kind} table; "

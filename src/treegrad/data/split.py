@@ -40,28 +40,32 @@ def split(
     return [X[i] for i in train], [y[i] for i in train], [X[i] for i in val], [y[i] for i in val]
 
 
-def standardize_stats(X: list[list[float]], names: list[str], part: Part = WHOLE) -> dict[str, tuple[float, float]]:
+def standardize_stats(X: Any, names: list[str], part: Part = WHOLE) -> dict[str, tuple[float, float]]:
     """Per input: (mean, population standard deviation); 1.0 for a constant column. With `part`,
-    of the rows of every part together (each part's exact sums, summed exactly).
+    of the rows of every part together (each part's exact sums, summed exactly). `X`: rows of
+    numbers, or one array of shape (rows, inputs).
 
     The sums are taken of values scaled by the column's largest magnitude, so that columns
-    of numbers near 1e308 do not overflow on the way to a finite mean and deviation.
+    of numbers near 1e308 do not overflow on the way to a finite mean and deviation. They are
+    exact (`math.fsum`), so that they do not depend on the order of the rows or how they are cut.
     """
-    n = sum(part.gather(len(X)))
+    import numpy as np
+
+    A = np.asarray(X, dtype=np.float64).reshape(len(X), len(names))
+    n = sum(part.gather(len(A)))
     if not n:  # of every part: each process finds it (parts.py)
         part.fail(DataError("there are no rows to compute the input means and standard deviations from"))
-    columns = [[row[j] for row in X] for j in range(len(names))]
-    ends = part.gather([(min(c), max(c), max(abs(v) for v in c)) if c else None for c in columns])
+    columns = [A[:, j] for j in range(len(names))]
+    ends = part.gather([(float(c.min()), float(c.max()), float(np.abs(c).max())) if len(c) else None for c in columns])
     ranges = [[e[j] for e in ends if e[j] is not None] for j in range(len(names))]  # of the parts with rows
     low = [min(lo for lo, _, _ in r) for r in ranges]
     high = [max(hi for _, hi, _ in r) for r in ranges]
     scale = [max(m for _, _, m in r) for r in ranges]
     varies = [lo != hi for lo, hi in zip(low, high)]
-    sums = part.gather([math.fsum(v / s for v in c) if ok else 0.0 for c, s, ok in zip(columns, scale, varies)])
+    scaled = [c / s if ok else None for c, s, ok in zip(columns, scale, varies)]
+    sums = part.gather([math.fsum(v.tolist()) if v is not None else 0.0 for v in scaled])
     means = [math.fsum(p[j] for p in sums) / n for j in range(len(names))]
-    squares = part.gather(
-        [math.fsum((v / s - m) ** 2 for v in c) if ok else 0.0 for c, s, m, ok in zip(columns, scale, means, varies)]
-    )
+    squares = part.gather([math.fsum(((v - m) ** 2).tolist()) if v is not None else 0.0 for v, m in zip(scaled, means)])
     stats: dict[str, tuple[float, float]] = {}
     for j, name in enumerate(names):
         if not varies[j]:

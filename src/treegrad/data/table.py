@@ -75,27 +75,196 @@ LINES = Numbering("line", 2)  # a CSV file: line 1 is the header
 ROWS = Numbering("row", 1)  # a generated dataset, or a file without lines to point at
 
 
-@dataclass
-class Table:
-    """A dataset: column names and rows; numeric cells as float, other cells as str."""
+# What a cell holding one of these texts means in a table: no value. An empty cell always does;
+# a spec's `missing_values:` replaces the others (pandas, R and spreadsheets read these as missing).
+MISSING_VALUES: tuple[str, ...] = ("NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A", "-", "?")
 
-    source: str  # "f2c", "f2c:500", or the file's path as given
-    columns: list[str]
-    rows: list[list[Cell]]
-    origin: Origin | None = None  # as read or generated; a table derived from it has none
-    # Each row's index among the rows as read (row i is line i + 2 of a CSV), where it is not
-    # simply its position: a part of the file (parts.py), or rows left after some were dropped.
-    index: Sequence[int] | None = None
-    numbering: Numbering = LINES  # set by what made the table (its reader, or the generator)
+
+class Column:
+    """One column of a table, whole: its cells as numbers (a float64 array, NaN at a text cell)
+    and its text cells (an object array holding each text cell's str and None at a number;
+    None itself when the column has no text). A missing cell is the text "" (readers map every
+    marker of a missing value to it), so `missing` is where that text is."""
+
+    __slots__ = ("numbers", "texts")
+
+    def __init__(self, numbers: Any, texts: Any = None) -> None:
+        self.numbers = numbers
+        self.texts = texts
+
+    @staticmethod
+    def of_cells(cells: Sequence[Cell]) -> Column:
+        """The column of these cells (floats and str)."""
+        import numpy as np
+
+        n = len(cells)
+        numbers = np.full(n, np.nan)
+        texts = None
+        for i, c in enumerate(cells):
+            if isinstance(c, str):
+                if texts is None:
+                    texts = np.full(n, None, dtype=object)
+                texts[i] = c
+            else:
+                numbers[i] = c
+        return Column(numbers, texts)
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def cell(self, i: int) -> Cell:
+        """Cell i: its text, else its number."""
+        if self.texts is not None and (text := self.texts[i]) is not None:
+            return str(text)
+        return float(self.numbers[i])
+
+    def cells(self) -> list[Cell]:
+        """Every cell, a float or a str, in row order."""
+        out: list[Cell] = self.numbers.tolist()
+        if self.texts is not None:
+            for i in self.text_rows().tolist():
+                out[i] = self.texts[i]
+        return out
+
+    def take(self, rows: Any) -> Column:
+        """The column of `rows` (indices, a boolean mask or a slice)."""
+        texts = None if self.texts is None else self.texts[rows]
+        if texts is not None and not self._any_text(texts):
+            texts = None
+        return Column(self.numbers[rows], texts)
+
+    @staticmethod
+    def _any_text(texts: Any) -> bool:
+        return bool((texts != None).any())  # noqa: E711 - elementwise over an object array
+
+    def text_mask(self) -> Any:
+        """A boolean array: True at each text cell (a missing one too)."""
+        import numpy as np
+
+        return np.zeros(len(self), bool) if self.texts is None else self.texts != None  # noqa: E711
+
+    def text_rows(self) -> Any:
+        """The indices of the text cells (a missing one too)."""
+        import numpy as np
+
+        return np.flatnonzero(self.text_mask())
+
+    def missing(self) -> Any:
+        """A boolean array: True at each missing cell (the text "")."""
+        import numpy as np
+
+        return np.zeros(len(self), bool) if self.texts is None else self.texts == ""
+
+    def kinds(self) -> tuple[int, int]:
+        """(number cells, filled text cells)."""
+        texts = int(self.text_mask().sum())
+        return len(self) - texts, texts - int(self.missing().sum())
+
+    @staticmethod
+    def joined(pieces: Sequence[Column]) -> Column:
+        """The column of these pieces, one after another."""
+        import numpy as np
+
+        if len(pieces) == 1:
+            return pieces[0]
+        numbers = np.concatenate([p.numbers for p in pieces]) if pieces else np.empty(0)
+        if all(p.texts is None for p in pieces):
+            return Column(numbers)
+        texts = np.concatenate([p.texts if p.texts is not None else np.full(len(p), None, object) for p in pieces])
+        return Column(numbers, texts)
+
+
+class Table:
+    """A dataset: column names and rows; numeric cells as float, other cells as str.
+
+    A reader gives it as columns (`Column`, whole arrays: `column(j)`); `rows` gives it as rows
+    of cells, made once when first asked, for the code that goes row by row on small tables.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        columns: list[str],
+        rows: list[list[Cell]] | None = None,
+        origin: Origin | None = None,
+        index: Sequence[int] | None = None,
+        numbering: Numbering = LINES,
+        *,
+        data: list[Column] | None = None,
+    ) -> None:
+        assert (rows is None) != (data is None), "a table is given as rows or as columns"
+        self.source = source  # "f2c", "f2c:500", or the file's path as given
+        self.columns = columns
+        self.origin = origin  # as read or generated; a table derived from it has none
+        # Each row's index among the rows as read (row i is line i + 2 of a CSV), where it is not
+        # simply its position: a part of the file (parts.py), or rows left after some were dropped.
+        self.index = index
+        self.numbering = numbering  # set by what made the table (its reader, or the generator)
+        self._rows = rows
+        self._data = data
+
+    @property
+    def rows(self) -> list[list[Cell]]:
+        """The rows of cells (made from the columns on first use)."""
+        if self._rows is None:
+            assert self._data is not None
+            self._rows = [list(r) for r in zip(*(c.cells() for c in self._data))] if self._data else []
+        return self._rows
+
+    @rows.setter
+    def rows(self, rows: list[list[Cell]]) -> None:
+        self._rows, self._data = rows, None
+
+    @property
+    def data(self) -> list[Column]:
+        """The columns, whole (made from the rows on first use)."""
+        if self._data is None:
+            assert self._rows is not None
+            rows = self._rows
+            self._data = [Column.of_cells([r[j] for r in rows]) for j in range(len(self.columns))]
+        return self._data
+
+    def column(self, j: int) -> Column:
+        """Column j, whole."""
+        return self.data[j]
+
+    @property
+    def size(self) -> int:
+        """The number of rows."""
+        if self._rows is not None:
+            return len(self._rows)
+        return len(self._data[0]) if self._data else 0
 
     def place(self, i: int) -> str:
         """Where row i of this table is, in words a user can find in the file."""
         return row_place(self.source, i, self.index, self.numbering)
 
-    def derived(self, columns: list[str], rows: list[list[Cell]], index: Sequence[int] | None = None) -> Table:
-        """A table of these rows (or of some of them, each at its `index` among the rows as read)
-        with other cells (recoded, a column taken out), placed as these."""
-        return Table(self.source, columns, rows, index=self.index if index is None else index, numbering=self.numbering)
+    def derived(
+        self,
+        columns: list[str],
+        rows: list[list[Cell]] | None = None,
+        index: Sequence[int] | None = None,
+        *,
+        data: list[Column] | None = None,
+    ) -> Table:
+        """A table of these rows or columns (or of some of the rows, each at its `index` among the
+        rows as read) with other cells (recoded, a column taken out), placed as these."""
+        return Table(
+            self.source,
+            columns,
+            rows,
+            index=self.index if index is None else index,
+            numbering=self.numbering,
+            data=data,
+        )
+
+    def taken(self, rows: Any) -> Table:
+        """The table of some of its rows (indices in order), each placed where it was read."""
+        import numpy as np
+
+        keep = np.asarray(rows, dtype=np.intp)
+        index = [self.index[i] for i in keep.tolist()] if self.index is not None else keep.tolist()
+        return self.derived(self.columns, index=index, data=[c.take(keep) for c in self.data])
 
 
 def row_place(source: str, i: int, index: Sequence[int] | None = None, numbering: Numbering = LINES) -> str:
@@ -109,9 +278,13 @@ def share(table: Table, part: Part) -> Table:
     a file read whole), each row placed as in the whole; its origin records every part's rows."""
     if part.alone:
         return table
-    n = len(table.rows)
+    n = table.size
     first, stop = n * part.rank // part.world, n * (part.rank + 1) // part.world
-    table.rows, table.index = table.rows[first:stop], range(first, stop)
+    if table._rows is not None:
+        table.rows = table.rows[first:stop]
+    else:
+        table._data = [c.take(slice(first, stop)) for c in table.data]
+    table.index = range(first, stop)
     counts = tuple(part.gather(stop - first))
     if table.origin is not None:
         table.origin = dataclasses.replace(table.origin, parts=counts)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from ..errors import DataError, describe_char, did_you_mean, escaped, listed, unprintable
 from ..errors import clip as _clip
@@ -24,7 +25,7 @@ def _column_index(table: Table, column: str, role: str) -> int:
 
 def _bad_number(cell: Cell) -> str:
     if cell == "":
-        return "is empty"
+        return "is empty (or a marker of a missing value, such as NA)"
     if isinstance(cell, str) and is_number(cell):
         return f"is '{_clip(cell)}', not a finite number"
     return f"is '{_clip(str(cell))}', not a number"
@@ -35,6 +36,12 @@ def select(table: Table, inputs: list[str], target: str | None) -> tuple[list[li
 
     With `target` None the target is the one column that is not an input.
     """
+    X, raw, target = select_arrays(table, inputs, target)
+    return X.tolist(), raw, target
+
+
+def select_arrays(table: Table, inputs: list[str], target: str | None) -> tuple[Any, list[Cell], str]:
+    """`select` with the inputs as one float64 array of shape (rows, inputs)."""
     idx = [_column_index(table, c, "input") for c in inputs]
     if target is None:
         rest = [c for c in table.columns if c not in inputs]
@@ -52,27 +59,38 @@ def select(table: Table, inputs: list[str], target: str | None) -> tuple[list[li
     elif target in inputs:
         raise DataError(f"column '{target}' of {table.source} is both an input and the target; remove it from one")
     t = _column_index(table, target, "target")
-    return _numbers(table, idx), [row[t] for row in table.rows], target
+    return _numbers(table, idx), table.column(t).cells(), target
 
 
 def input_rows(table: Table, inputs: list[str]) -> list[list[float]]:
     """The input columns only, in the order of `inputs` (for predicting; no target needed)."""
+    return input_array(table, inputs).tolist()  # type: ignore[no-any-return]
+
+
+def input_array(table: Table, inputs: list[str]) -> Any:
+    """`input_rows` as one float64 array of shape (rows, inputs)."""
     return _numbers(table, [_column_index(table, c, "input") for c in inputs])
 
 
-def _numbers(table: Table, idx: list[int]) -> list[list[float]]:
-    """Columns `idx` of every row as floats, or a DataError naming the first bad cell."""
-    X: list[list[float]] = []
-    for i, row in enumerate(table.rows):
-        x: list[float] = []
-        for j in idx:
-            v = row[j]
-            if isinstance(v, str) or not math.isfinite(v):
-                raise DataError(
-                    f"{table.place(i)}, column '{table.columns[j]}': the input {_bad_number(v)}; fix or remove that row"
-                )
-            x.append(float(v))
-        X.append(x)
+def _numbers(table: Table, idx: list[int]) -> Any:
+    """Columns `idx` as one float64 array (rows, columns), or a DataError naming the first bad
+    cell (the first row that has one, and in it the first of `idx`)."""
+    import numpy as np
+
+    X = np.empty((table.size, len(idx)))
+    first: tuple[int, int] | None = None  # (row, position in idx) of the first bad cell
+    for k, j in enumerate(idx):
+        column = table.column(j)
+        X[:, k] = column.numbers
+        bad = np.flatnonzero(~np.isfinite(column.numbers))
+        if len(bad) and (first is None or int(bad[0]) < first[0]):
+            first = (int(bad[0]), k)
+    if first is not None:
+        i, k = first
+        v = table.column(idx[k]).cell(i)
+        raise DataError(
+            f"{table.place(i)}, column '{table.columns[idx[k]]}': the input {_bad_number(v)}; fix or remove that row"
+        )
     return X
 
 
@@ -97,16 +115,20 @@ def label_texts(raw: list[Cell], place: Callable[[int], str]) -> list[str]:
     """Each target cell's label text (`label_text`); an empty or unprintable one is refused
     where it is (`place(i)`), before any class is counted or looked up."""
     out: list[str] = []
+    checked: dict[Cell, str] = {}  # each distinct cell checked once: labels repeat
     for i, v in enumerate(raw):
-        text = label_text(v)
-        if text == "":
-            raise DataError(f"{place(i)}: the target is empty; give every row a label")
-        bad = unprintable(text)
-        if bad is not None:
-            raise DataError(
-                f"{place(i)}: the label {escaped(_clip(text))!r} holds {describe_char(bad)}; "
-                "labels are printed, so remove it"
-            )
+        text = checked.get(v)
+        if text is None:
+            text = label_text(v)
+            if text == "":
+                raise DataError(f"{place(i)}: the target is empty; give every row a label")
+            bad = unprintable(text)
+            if bad is not None:
+                raise DataError(
+                    f"{place(i)}: the label {escaped(_clip(text))!r} holds {describe_char(bad)}; "
+                    "labels are printed, so remove it"
+                )
+            checked[v] = text
         out.append(text)
     return out
 

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import DataError, SpecError, did_you_mean, listed
 from .parts import WHOLE, Part
 from .table import Table
-from .targets import input_rows
+from .targets import input_array
 
 
 def class_weights(
@@ -66,7 +66,7 @@ def take_weight_column(table: Table, column: str | None, part: Part = WHOLE) -> 
                 f"{did_you_mean(column, table.columns)} Its columns are: {listed(table.columns)}"
             )
         )
-    values = [row[0] for row in part.agree(lambda: input_rows(table, [column]))]
+    values = part.agree(lambda: input_array(table, [column]))[:, 0].tolist()
 
     def check() -> None:
         bad = next((i for i, w in enumerate(values) if not (math.isfinite(w) and w >= 0)), None)
@@ -77,7 +77,7 @@ def take_weight_column(table: Table, column: str | None, part: Part = WHOLE) -> 
 
     part.agree(check)
     j = table.columns.index(column)
-    rest = table.derived([c for c in table.columns if c != column], [r[:j] + r[j + 1 :] for r in table.rows])
+    rest = table.derived([c for c in table.columns if c != column], data=table.data[:j] + table.data[j + 1 :])
     return rest, values
 
 

@@ -74,6 +74,69 @@ def write_epoch(
     return src, len(body)
 
 
+def write_rows(low: Lowering, order: list[Unit], graph: Graph, loss: Loss | None, watched: Sequence[Node]) -> str:
+    """The source of `array_rows(P, C, Xp, Tp, bounds)`: the model on every row of `Xp` (in chunks,
+    `bounds`), no training: (each row's output, a (rows,) or (rows, k) array; each row's loss
+    `loss` against `Tp`, or None without a loss; for each of the `watched` nodes, whether it is
+    above 0 on some row). Parameters and constants as the epoch function has them."""
+    blocks, scalars = _layout(low, order, graph)
+    start = sum(len(ks) for _, ks, _ in blocks)
+    head = ["F = np.array(P, dtype=DT)[perm]", "G = np.zeros(len(F), DT)"]  # G: the loss code's views need it
+    at = 0
+    for v, ks, shape in blocks:
+        view = f"[{at}:{at + len(ks)}]" + (f".reshape{shape}" if len(shape) > 1 else "")
+        head += [f"{v} = F{view}", f"g{v} = G{view}"]
+        at += len(ks)
+    if graph.constants:
+        head.append(f"{', '.join(f'c{k}' for k in range(len(graph.constants)))}, = as_numbers(C)")
+    head += ["total = np.float64(0.0)", "outs, losses = [], []", f"alive = np.zeros({len(watched)}, bool)"]
+    body = ["nb = e - s"]
+    if scalars:
+        body.append(f"{''.join(f'p{k}, ' for k in scalars)}= as_numbers(F[{start}:])")
+    if graph.input_names:
+        body.append("Xb = Xp[s:e]")
+    forward, _, _ = _forward(low, order)
+    body += forward
+    k = len(graph.elements)
+    if graph.is_softmax:
+        lines, z, _ = low.columns(graph.elements, "Zo")
+        body += lines + softmax_array_code(z, "Out", "_so")
+    else:
+        cols = [low.expr(e) if low.batched(e) else f"np.full(nb, {low.expr(e)}, DT)" for e in graph.elements]
+        body.append(f"Out = np.stack(({', '.join(cols)},), axis=1)" if graph.is_list else f"Out = {cols[0]} + 0.0")
+    body.append("outs.append(Out)")
+    if loss is not None:
+        body.append("Tb = Tp[s:e].T" if graph.is_list and not graph.is_softmax else "Tb = Tp[s:e]")
+        body += _loss(low, graph, loss, False, Backward(low))
+        body.append("losses.append(L + np.zeros(nb))")
+    body += _alive(low, watched)
+    tail = [
+        f"Outs = np.concatenate(outs) if outs else np.zeros((0, {k}) if {graph.is_list} else 0)",
+        "return Outs, (np.concatenate(losses) if losses else np.zeros(0)) if Tp is not None else None, alive",
+    ]
+    lines = head + ["for s, e in bounds:"] + [f"    {line}" for line in body] + tail
+    return "def array_rows(P, C, Xp, Tp, bounds):\n" + "\n".join(f"    {line}" for line in lines) + "\n"
+
+
+def _alive(low: Lowering, watched: Sequence[Node]) -> list[str]:
+    """Statements marking each watched node seen above 0 in the batch: the nodes that are columns
+    of one unit's array in one statement (index arrays in `low.arrays`), any other node alone."""
+    by_unit: dict[str, tuple[list[int], list[int]]] = {}
+    lines = []
+    for j, n in enumerate(watched):
+        if id(n) in low.where:
+            unit, col = low.where[id(n)]
+            slots, cols = by_unit.setdefault(unit.name, ([], []))
+            slots.append(j)
+            cols.append(col)
+        else:
+            lines.append(f"alive[{j}] |= bool(np.any({low.expr(n)} > 0.0))")
+    for name, (slots, cols) in by_unit.items():
+        low.arrays[f"ix_alive{name}"], low.arrays[f"ix_cols{name}"] = slots, cols
+        lines.append(f"alive[ix_alive{name}] |= ({name}[:, ix_cols{name}] > 0.0).any(axis=0)")
+    return lines
+
+
 def _layout(low: Lowering, order: list[Unit], graph: Graph) -> tuple[list[Block], list[int]]:
     """The blocks of F (each dense layer's weights, then its biases) and the indices of the other
     parameters, which follow them in F; `perm` (F's order of the parameters) joins the arrays."""

@@ -25,7 +25,7 @@ from .optim import OPTIMIZERS, Optimizer
 from .penalties import StepRules, weight_mask
 from .schedules import Scheduler
 from .settings import Training, with_keywords
-from .vectorized import VectorizedEpoch, limit_blas_threads, vectorized_epoch_fn
+from .vectorized import VectorizedEpoch, array_rows_fn, limit_blas_threads, vectorized_epoch_fn
 
 # callback(epoch, train_loss, validation_loss or None, current parameter values) -> False to stop
 Callback = Callable[[int, float, "float | None", list[float]], "bool | None"]
@@ -70,6 +70,15 @@ def resolve_loss(graph: Graph, loss: str | Loss) -> Loss:
 def check_targets(graph: Graph, loss: Loss, targets: Sequence[Any]) -> list[Any]:
     """Targets in the form the generated code expects, or a TrainingError saying why not."""
     k = len(graph.elements)
+    if not graph.is_softmax and not graph.is_list and len(targets) > 1000:
+        import numpy as np
+
+        # Many numbers at once; where one is not fine, the loop below says which and why.
+        if all(type(t) is float for t in targets):  # noqa: E721 - exactly floats: kept as they are
+            a = np.array(targets, dtype=np.float64)
+            fine = np.isfinite(a).all() and (loss.task != "binary" or ((a >= 0.0) & (a <= 1.0)).all())
+            if fine:
+                return list(targets)
     out: list[Any] = []
     for i, t in enumerate(targets):
         if graph.is_softmax:
@@ -100,8 +109,16 @@ def _finite(v: Any, i: int) -> float:
     return f
 
 
-def _check_rows(graph: Graph, rows: Sequence[Sequence[float]]) -> list[list[float]]:
+def _check_rows(graph: Graph, rows: Sequence[Sequence[float]]) -> Any:
+    """The rows as the trainers take them: lists of floats, or a 2-D array kept as one (float64)."""
     n = len(graph.input_names)
+    shape = getattr(rows, "shape", None)
+    if shape is not None and len(shape) == 2:  # an array: every row is as long
+        if len(rows) and shape[1] != n:
+            raise TrainingError(f"sample 0 has {shape[1]} value(s), the model has {n} input(s)")
+        import numpy as np
+
+        return np.asarray(rows, dtype=np.float64)
     out = []
     for i, r in enumerate(rows):
         if len(r) != n:
@@ -115,10 +132,20 @@ class Samples:
     """What a trainer trains on, checked: the rows and targets in the form the generated code
     takes, one weight per sample (None: 1 each), and the validation set (None: none)."""
 
-    X: list[list[float]]
+    X: Any  # rows: lists of floats, or one float64 array (rows, inputs), which the NumPy trainer keeps
     T: list[Any]
     W: list[float] | None
-    validation: tuple[list[list[float]], list[Any]] | None
+    validation: tuple[Any, list[Any]] | None
+
+    def as_lists(self) -> Samples:
+        """These samples with their rows as lists of floats, as the scalar code reads them."""
+        val = None if self.validation is None else (_listed(self.validation[0]), self.validation[1])
+        return Samples(_listed(self.X), self.T, self.W, val)
+
+
+def _listed(rows: Any) -> Any:
+    """Rows as lists of floats (an array's converted at once)."""
+    return rows.tolist() if hasattr(rows, "tolist") else rows
 
 
 def check_samples(
@@ -140,7 +167,7 @@ def check_samples(
     T = check_targets(graph, loss, targets)
     if len(X) != len(T):
         raise TrainingError(f"{len(X)} input rows but {len(T)} targets")
-    if not X and not part:
+    if not len(X) and not part:
         raise TrainingError("no training samples")
     W = None if sample_weight is None else check_weights(sample_weight, len(X), all_zero=part)
     val = None
@@ -348,12 +375,14 @@ class _Run:
         self.H = self.rules.values
         self.validating = samples.validation is not None
         self.val_loss = self.prog.loss_fn(loss) if self.validating else None
+        self._val_arrays: tuple[Any, Any] | None = None
         weighted = samples.W is not None
         batched = self.batch_size > 1
         # Batches, of one sample too, run on NumPy arrays where the graph has dense layers that pay
         # for it (wide ones, or in large batches), else as scalar code; in float32 on arrays always.
         self.run_epoch: Callable[..., float]
         if engine == "reference":
+            self.samples = samples.as_lists()
             self.run_epoch = _reference_epoch(graph, loss, self.opt, batched, self.rules, weighted)
             return
         dtype = settings.dtype
@@ -365,6 +394,8 @@ class _Run:
                 "layers, or sums of weight * input); this model trains on the scalar engine, which computes "
                 "in float64 only: use dtype float64, the default (training.dtype in a spec)"
             )
+        if vec is None:
+            self.samples = samples.as_lists()
         self.run_epoch = vec or self.scalar_epoch()
 
     def scalar_epoch(self) -> Callable[..., float]:
@@ -386,9 +417,21 @@ class _Run:
         return self.P
 
     def validation_loss(self, params: list[float]) -> float:
-        """The mean validation loss at `params`; inf where it cannot be computed."""
+        """The mean validation loss at `params`; inf where it cannot be computed. On NumPy arrays
+        where the epochs are (the sum in another order: equal to rounding), else by the scalar code."""
         assert self.val_loss is not None and self.samples.validation is not None
         Xv, Tv = self.samples.validation
+        if isinstance(self.run_epoch, VectorizedEpoch):
+            if self._val_arrays is None:
+                import numpy as np
+
+                self._val_arrays = (np.asarray(Xv, dtype=np.float64).reshape(len(Xv), -1), Tv)
+            rows = array_rows_fn(self.graph, self.loss)
+            if rows is not None:
+                Xa, Ta = self._val_arrays
+                _, losses, _ = rows(Xa, Ta, P=params)
+                total = float(losses.sum())
+                return total / len(Xv) if math.isfinite(total) else math.inf
         try:
             return float(self.val_loss(params, self.C, Xv, Tv) / len(Xv))
         except (ArithmeticError, ValueError):
@@ -417,7 +460,8 @@ class _Run:
         if start is not None:
             P[:], S[:], STEP[:] = start
             try:
-                self.scalar_epoch()(list(P), self.C, [list(s) for s in S], list(STEP), X, T, idx, lr, self.H, W)
+                rows = _listed(X)
+                self.scalar_epoch()(list(P), self.C, [list(s) for s in S], list(STEP), rows, T, idx, lr, self.H, W)
             except SampleFailure as failure:
                 raise _failure_error(self.graph, epoch, failure, X, self.describe_sample) from None
         raise _diverged(epoch, "the loss became NaN or infinite")
@@ -445,7 +489,7 @@ def _failure_error(
     error = failure.error
     # The reference evaluator reports the math error as a ModelError raised while handling it.
     cause = error.__context__ if isinstance(error, ModelError) and error.__context__ is not None else error
-    found = _find_failing_op(graph, failure.params, X[failure.index])
+    found = _find_failing_op(graph, failure.params, _listed(X[failure.index]))
     where = describe_sample(failure.index) if describe_sample else f"sample {failure.index}"
     detail = found[0] if found else str(cause)
     finite = all(math.isfinite(v) for v in failure.params + (found[2] if found else []))

@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from itertools import accumulate, chain
 from typing import Any, Literal, cast, get_args
 
-from ..core.nodes import Graph
+from ..core.nodes import Graph, Node
 from ..core.ops import NAMESPACE
-from .arraycode import write_epoch
+from .arraycode import write_epoch, write_rows
 from .compiled import program
 from .losses import Loss, array_clamps
 from .lowering import lower
@@ -209,3 +209,53 @@ def _build(src: str, arrays: dict[str, Any], graph: Graph, dtype: str) -> Vector
     ns.update({name: np.array(v, dtype=np.intp) for name, v in arrays.items()})
     exec(compile(src, "<treegrad vectorized epoch>", "exec"), ns)  # noqa: S102 - generated from treegrad's tables only
     return VectorizedEpoch(ns["epoch"], src, graph, dtype)  # type: ignore[arg-type]
+
+
+ROWS_CHUNK = 4096  # rows evaluated at a time: a few layers' arrays of this many rows stay small
+
+
+class ArrayRows:
+    """A model evaluated on many rows at once on NumPy arrays, in float64: each row's output, its
+    loss against a target, and whether each watched node (a ReLU unit) is above 0 on some row."""
+
+    def __init__(self, core: Callable[..., Any], source: str, graph: Graph) -> None:
+        self.core = core
+        self.source = source  # the generated text, for reading and for tests
+        self.graph = graph
+
+    def __call__(self, X: Any, T: Any = None, P: Sequence[float] | None = None) -> tuple[Any, Any, Any]:
+        """(outputs, per-row losses or None without targets `T`, watched nodes alive) on rows `X`
+        (a 2-D array or rows of numbers) at parameters `P` (default: the graph's)."""
+        import numpy as np
+
+        graph = self.graph
+        Xa = np.asarray(X, dtype=np.float64).reshape(len(X), len(graph.input_names))
+        Ta = None
+        if T is not None:
+            Ta = np.asarray(T, dtype=np.intp if graph.is_softmax else np.float64)
+        n = len(Xa)
+        bounds = [(s, min(s + ROWS_CHUNK, n)) for s in range(0, n, ROWS_CHUNK)]
+        params = graph.param_values() if P is None else list(P)
+        with np.errstate(all="ignore"):  # overflow and NaN: the caller looks at the results
+            return self.core(params, program(graph).constant_values(), Xa, Ta, bounds)  # type: ignore[no-any-return]
+
+
+def array_rows_fn(graph: Graph, loss: Loss | None = None, watched: Sequence[Node] = ()) -> ArrayRows | None:
+    """The model of `graph` on whole arrays of rows (ArrayRows), with `loss` per row and the
+    `watched` nodes' signs; None for a graph without dense layers, which the scalar code evaluates."""
+    prog = program(graph)
+    low = prog.cached(("lowering",), lambda: lower(graph))
+    if low is None:
+        return None
+    key = ("array rows", loss, tuple(id(n) for n in watched))
+
+    def build() -> ArrayRows:
+        import numpy as np
+
+        src = write_rows(low[0], low[1], graph, loss, list(watched))
+        ns = array_namespace("float64")
+        ns.update({name: np.array(v, dtype=np.intp) for name, v in low[0].arrays.items()})
+        exec(compile(src, "<treegrad array rows>", "exec"), ns)  # noqa: S102 - generated from treegrad's tables only
+        return ArrayRows(ns["array_rows"], src, graph)  # type: ignore[arg-type]
+
+    return prog.cached(key, build)  # type: ignore[no-any-return]

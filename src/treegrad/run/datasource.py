@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ from ..data.missing import fill, first_missing, said
 from ..data.parts import WHOLE, Part
 from ..data.readers import BY_SUFFIX, load_data
 from ..data.split import split_indices
-from ..data.table import Table
+from ..data.table import MISSING_VALUES, Table
 from ..data.targets import encode_targets, select
 from ..data.weighting import class_weights, row_weights, take_weight_column
-from ..errors import DataError
+from ..errors import DataError, TreegradError
 from .modelfile import ModelRecord
 from .tasks import class_labels
 
@@ -37,13 +38,16 @@ def pick_table(
     missing: str,
     named_in: str | None = None,
     part: Part = WHOLE,
+    markers: Collection[str] = MISSING_VALUES,
+    progress: Callable[[str, int], None] | None = None,
 ) -> Table:
     """The table `data` names (from the current folder), else `default` read from the first
     of `folders` where it exists; `missing` is the message when neither is given. `named_in`
-    is the file that names `default` when the user may not trust it (see `load_data`)."""
+    is the file that names `default` when the user may not trust it (see `load_data`);
+    `markers`, the texts of a missing cell (a spec's `missing_values:`); `progress` as `load_data`'s."""
     if data is not None:
         try:
-            return load_data(data, base_dir=Path.cwd(), part=part)
+            return load_data(data, base_dir=Path.cwd(), part=part, missing=markers, progress=progress)
         except DataError as e:
             _suggest_csv(e, data, Path.cwd(), "--data ")
             raise
@@ -51,17 +55,23 @@ def pick_table(
         part.fail(DataError(missing))  # every process finds it: rank 0 reports it
     first, *others = folders
     try:
-        return load_data(default, base_dir=first, named_in=named_in, part=part)
+        return load_data(default, base_dir=first, named_in=named_in, part=part, missing=markers, progress=progress)
     except DataError:
         for folder in others:
             if not Path(default).is_absolute() and (folder / default).exists():
-                return load_data(default, base_dir=folder, named_in=named_in, part=part)
+                return load_data(default, base_dir=folder, named_in=named_in, part=part, missing=markers)
         raise
 
 
-def spec_table(spec: Any, spec_path: Path, data: str | None, part: Part = WHOLE) -> Table:
+def spec_table(
+    spec: Any,
+    spec_path: Path,
+    data: str | None,
+    part: Part = WHOLE,
+    progress: Callable[[str, int], None] | None = None,
+) -> Table:
     """The data for a spec: `data`, else the spec's own `data:` (a path from the spec's folder);
-    with `part`, this process's part of it."""
+    with `part`, this process's part of it; `progress(source, rows)` hears of the rows read so far."""
     try:
         return pick_table(
             data,
@@ -70,11 +80,29 @@ def spec_table(spec: Any, spec_path: Path, data: str | None, part: Part = WHOLE)
             f"{spec_path} names no data: pass --data NAME or --data FILE.csv "
             "(see `treegrad datasets`), or add `data:` to the spec",
             part=part,
+            markers=missing_values(spec),
+            progress=progress,
         )
     except DataError as e:
         if data is None and spec.data:
             _suggest_csv(e, spec.data, spec_path.parent, "data: ")
         raise
+
+
+def missing_values(spec: Any) -> Collection[str]:
+    """The texts a spec reads as a missing cell: its `missing_values:`, else MISSING_VALUES."""
+    given = getattr(spec, "missing_values", None)
+    return MISSING_VALUES if given is None else tuple(given)
+
+
+def recorded_missing_values(record: ModelRecord) -> Collection[str]:
+    """The texts the spec inside a model file reads as a missing cell (`missing_values`)."""
+    from ..spec.models import parse_spec
+
+    try:
+        return missing_values(parse_spec(record.spec_text))
+    except TreegradError:  # the model's load reports a spec that no longer validates
+        return MISSING_VALUES
 
 
 def _suggest_csv(error: DataError, name: str, base: Path, option: str) -> None:
@@ -169,6 +197,7 @@ def _model_table(record: ModelRecord, data: str | None = None) -> Table:
         [Path.cwd(), Path(record.spec_file).parent],
         "the model names no training data: pass --data NAME or --data FILE.csv",
         named_in,
+        markers=recorded_missing_values(record),
     )
     if data is not None:
         return table

@@ -7,12 +7,13 @@ article's classifier fails this way on about half of the seeds, and nothing else
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from ..core.nodes import Graph, Node
 from ..core.printers import funcify
 from ..data.parts import WHOLE, Part
 from ..engine.compiled import _def, _indent, program
+from ..engine.vectorized import array_rows_fn
 
 MAX_SHOWN_CHARS = 80  # a dead unit is named by its formula, cut to this length
 
@@ -22,7 +23,7 @@ def relu_units(graph: Graph) -> list[Node]:
     return [n for n in graph.order if n.op is not None and n.op.name == "relu"]
 
 
-def dead_units(graph: Graph, rows: Sequence[Sequence[float]], part: Part = WHOLE) -> list[Node]:
+def dead_units(graph: Graph, rows: Any, part: Part = WHOLE) -> list[Node]:
     """The ReLU units that output 0 on every one of `rows` (of every part; none if there are no rows)."""
     units = relu_units(graph)
     if not units:
@@ -30,16 +31,25 @@ def dead_units(graph: Graph, rows: Sequence[Sequence[float]], part: Part = WHOLE
     if not part.alone:
         alive = [any(seen) for seen in zip(*part.gather(_alive(graph, units, rows)))]
         return [u for u, a in zip(units, alive, strict=True) if not a]
-    if not rows:
+    if not len(rows):
         return []
     return [u for u, a in zip(units, _alive(graph, units, rows), strict=True) if not a]
 
 
-def _alive(graph: Graph, units: list[Node], rows: Sequence[Sequence[float]]) -> list[bool]:
+def _alive(graph: Graph, units: list[Node], rows: Any) -> list[bool]:
     """For each unit, whether it is above zero on some row (True for all where the model
-    cannot be evaluated on the rows: that has other problems to report)."""
-    if not rows:
+    cannot be evaluated on the rows: that has other problems to report). Whole arrays where the
+    model has dense layers, else one pass of its generated code."""
+    if not len(rows):
         return [False] * len(units)
+    arrays = array_rows_fn(graph, None, units)
+    if arrays is not None:
+        import numpy as np
+
+        outs, _, alive = arrays(rows)
+        # an output that is not finite: the scalar code would have met a math error there
+        return [bool(a) for a in alive] if bool(np.isfinite(outs).all()) else [True] * len(units)
+    rows = rows.tolist() if hasattr(rows, "tolist") else rows
     prog = program(graph)
     names = [prog.names[id(u)] for u in units]
     # One pass of the generated forward code, marking each unit seen above zero.
@@ -64,9 +74,7 @@ def describe_unit(graph: Graph, unit: Node) -> str:
     return f"ReLU {k + 1} of {len(units)}, {formula}"
 
 
-def dead_unit_warning(
-    graph: Graph, rows: Sequence[Sequence[float]], part: Part = WHOLE, normalized: bool = False
-) -> str | None:
+def dead_unit_warning(graph: Graph, rows: Any, part: Part = WHOLE, normalized: bool = False) -> str | None:
     """A warning naming the dead ReLU units after training, or None if every unit is alive; its advice
     leaves out standardising the inputs when the run did (`normalized`)."""
     dead = dead_units(graph, rows, part)

@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from ..data.columns import model_inputs
 from ..data.readers import is_data_file_name, load_data
+from ..data.table import MISSING_VALUES
 from ..engine.settings import Training
 from ..errors import ModelFileError, SpecError, describe_char, escaped, listed, unprintable
 from ..files import Kind, note_read, what_is, write_atomic
@@ -446,7 +447,9 @@ def open_model(path: Path) -> Opened:
     spec = load_spec(path)
     if spec.selection is not None and spec.data:
         # Inputs selected from a header: read the spec's own data to know them.
-        spec, _, _ = model_inputs(spec, load_data(spec.data, base_dir=path.parent), spec.target, spec.training)
+        markers = MISSING_VALUES if spec.missing_values is None else spec.missing_values
+        table = load_data(spec.data, base_dir=path.parent, missing=markers)
+        spec, _, _ = model_inputs(spec, table, spec.target, spec.training)
     return Opened(build_model(spec), spec.name or path.stem, task_kind(spec), spec.classes)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..data.csvfile import to_csv
 from ..data.table import Table
-from ..data.targets import encode_targets, input_rows, select
+from ..data.targets import encode_targets, input_array, select_arrays
 from ..data.weighting import class_weights, row_weights, take_weight_column
 from ..engine.compiled import predict_many
 from ..errors import OptionError
@@ -20,15 +20,17 @@ from ..files import PREDICTIONS, write_atomic
 from .datasource import model_views
 from .modelfile import Loaded, load
 from .provenance import range_warnings, table_range_warnings
-from .tasks import check_finite, check_finite_metrics, class_labels, decode, evaluate_rows
+from .tasks import check_finite, check_finite_metrics, class_labels, decode, evaluate_rows, scored_rows
 from .values import one_value_per_input, read_sample
 
 
-def predict(
-    loaded: Loaded, rows: Sequence[Sequence[float]], describe_row: Callable[[int], str] | None = None
-) -> list[dict[str, Any]]:
-    """Decoded predictions for rows of raw input values (in input order)."""
+def predict(loaded: Loaded, rows: Any, describe_row: Callable[[int], str] | None = None) -> list[dict[str, Any]]:
+    """Decoded predictions for rows of raw input values (in input order): rows of numbers, or one
+    array of shape (rows, inputs), which a model with dense layers computes as whole arrays."""
     rec = loaded.record
+    if hasattr(rows, "shape"):
+        outs, _ = scored_rows(loaded.root, rec.loss, rows, None, describe_row)
+        return [decode(rec.task, rec.classes, o) for o in outs.tolist()]
     return [decode(rec.task, rec.classes, o) for o in predict_many(loaded.root, rows, describe_row)]
 
 
@@ -51,7 +53,7 @@ def evaluate(loaded: Loaded, table: Any, target: str | None = None) -> dict[str,
     column = None
     if settings.weight_column is not None and settings.weight_column in table.columns:
         table, column = take_weight_column(table, settings.weight_column)
-    X, raw, _ = select(table, list(rec.inputs), target or rec.data.target)
+    X, raw, _ = select_arrays(table, list(rec.inputs), target or rec.data.target)
     y, _ = encode_targets(raw, rec.task, rec.classes, source=table.source, training=False, place=table.place)
     labels = class_labels(rec.task, rec.classes, len(loaded.root.compiled_graph.elements))
     per_class = None
@@ -100,7 +102,7 @@ def predict_file(
         return Predicted(predict(loaded, [read_sample(rec, values, warn)]), lambda i: "these inputs")
     views = model_views(rec, data)
     table = views.table
-    rows = input_rows(table, list(rec.inputs))
+    rows = input_array(table, list(rec.inputs))
     for warning in range_warnings(rec.input_ranges, list(rec.inputs), rows, table.place):
         warn(warning)
     results = predict(loaded, rows, table.place)

@@ -10,7 +10,7 @@ the model, and what the model file will record of the run's making).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from ..data.columns import Recoding, model_inputs
 from ..data.parts import WHOLE, Part
 from ..data.split import split_indices, standardize_stats
 from ..data.table import Numbering, Table, row_place
-from ..data.targets import check_varies, class_order, encode_targets, label_texts, select
+from ..data.targets import check_varies, class_order, encode_targets, label_texts, select_arrays
 from ..data.weighting import check_weight_role, class_weights, row_weights, take_weight_column
 from ..engine.settings import Training, with_options
 from ..errors import DataError, SpecError, TrainingError
@@ -69,7 +69,7 @@ def build_on(
     trace and check build a model from a spec and its data."""
     from ..spec.build import build_model
 
-    stats = standardize_stats(X, list(spec.inputs), part) if (X or not part.alone) and normalize else None
+    stats = standardize_stats(X, list(spec.inputs), part) if (len(X) or not part.alone) and normalize else None
     return build_model(spec, seed=seed, stats=stats), stats
 
 
@@ -82,8 +82,8 @@ class Dataset:
     kind: Task
     classes: list[str] | None
     rows: int
-    train: tuple[list[list[float]], list[Any]]
-    validation: tuple[list[list[float]], list[Any]]
+    train: tuple[Any, list[Any]]  # (inputs, one float64 array of shape (rows, inputs); targets)
+    validation: tuple[Any, list[Any]]
     train_rows: list[int]  # for each training sample, its row in the table (to name it in errors)
     validation_rows: list[int]
     row_index: Sequence[int] | None  # each row's index among the rows read (Table.index), to place it
@@ -157,8 +157,10 @@ def prepare(
     table: Table | None = None,
     command: Sequence[str] | None = None,
     part: Part = WHOLE,
+    reading: Callable[[str, int], None] | None = None,
 ) -> Prepared:
-    """Load and check a spec and its data, split it, and build the model.
+    """Load and check a spec and its data, split it, and build the model; `reading(source, rows)`
+    hears how many rows of the data are read so far.
 
     A recorded run (resume) gives its spec's text, its settings and its table. `command` is
     the command line to record in the model file (argv). With `part` of several processes (a
@@ -177,7 +179,7 @@ def prepare(
         settings = part.agree(lambda: training_settings(spec, overrides or {}, sets))
     part.same((text, settings.model_dump_json(), target), _runs_differ)  # before the data's exchanges
     if table is None:
-        table = spec_table(spec, spec_path, data, part)
+        table = spec_table(spec, spec_path, data, part, reading)
     origin = table.origin  # the table as read: derived tables (recoded, weights taken) have none
     spec, dataset = _dataset(spec, table, target or spec.target, settings, part)
     root, dataset.stats = build_on(spec, dataset.train[0], seed=settings.seed, normalize=settings.normalize, part=part)
@@ -220,7 +222,7 @@ def _dataset(spec: Any, table: Table, target: str, settings: Training, part: Par
     spec, table, recoding = model_inputs(spec, table, target, settings, part)
     kind = task_kind(spec)
     table, column = take_weight_column(table, settings.weight_column, part)
-    X, raw, tname = part.agree(lambda: select(table, list(spec.inputs), target))
+    X, raw, tname = part.agree(lambda: select_arrays(table, list(spec.inputs), target))
     y, classes = _targets(spec, kind, raw, table, spec.classes, part)
     first, rows = part.offset(len(X))
     train_rows, val_rows = split_indices(rows, settings.validation_split, settings.seed)
@@ -243,8 +245,8 @@ def _dataset(spec: Any, table: Table, target: str, settings: Training, part: Par
         kind=kind,
         classes=classes,
         rows=rows,
-        train=([X[i] for i in train_rows], ytr),
-        validation=([X[i] for i in val_rows], [y[i] for i in val_rows]),
+        train=(X[train_rows], ytr),
+        validation=(X[val_rows], [y[i] for i in val_rows]),
         train_rows=train_rows,
         validation_rows=val_rows,
         row_index=table.index,
@@ -338,12 +340,18 @@ def prepare_resume(
 
 
 def start(
-    asked: Asked, *, data: str | None = None, part: Part = WHOLE, command: Sequence[str] | None = None
+    asked: Asked,
+    *,
+    data: str | None = None,
+    part: Part = WHOLE,
+    command: Sequence[str] | None = None,
+    reading: Callable[[str, int], None] | None = None,
 ) -> Prepared:
     """The run `treegrad train` was asked for (options.Asked, checked by options.check_train), ready
     to train: a recorded run going on (--resume, for --epochs more), or the spec's with the options
     and the `--set KEY=VALUE` settings applied, begun from another model's parameters (--init-from).
-    With `part`, this process's part of a data-parallel run; `command` (argv) is recorded."""
+    With `part`, this process's part of a data-parallel run; `command` (argv) is recorded;
+    `reading(source, rows)` hears of the rows of the data read so far."""
     from ..spec.settings import parse_assignment
 
     if asked.resume is not None:
@@ -358,6 +366,7 @@ def start(
         sets=sets,
         command=command,
         part=part,
+        reading=reading,
     )
     if asked.init_from is not None:
         init_from = asked.init_from

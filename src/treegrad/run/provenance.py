@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from ..data.columns import drop_missing
 from ..data.parts import WHOLE, Part
 from ..data.table import Origin, Table
-from ..data.targets import input_rows
+from ..data.targets import input_array
 from ..errors import UNPRINTABLE
 
 FAR = 0.5  # beyond the training range by more than this fraction of its width (see the docstring)
@@ -150,11 +150,13 @@ def quoted(argv: Sequence[str]) -> str:
 # ----------------------------------------------------------------- input ranges
 
 
-def input_ranges(
-    rows: Sequence[Sequence[float]], names: Sequence[str], part: Part = WHOLE
-) -> dict[str, tuple[float, float]] | None:
-    """Per input: (smallest, largest) value over `rows` (of every part; None for no rows)."""
-    mine = [(min(row[j] for row in rows), max(row[j] for row in rows)) for j in range(len(names))] if rows else None
+def input_ranges(rows: Any, names: Sequence[str], part: Part = WHOLE) -> dict[str, tuple[float, float]] | None:
+    """Per input: (smallest, largest) value over `rows` (rows of numbers, or an array of shape
+    (rows, inputs); of every part; None for no rows)."""
+    import numpy as np
+
+    A = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
+    mine = list(zip(A.min(axis=0).tolist(), A.max(axis=0).tolist())) if len(A) else None
     ends = [e for e in part.gather(mine) if e is not None]
     if not ends:
         return None
@@ -179,10 +181,9 @@ class Outside:
     row: int  # its row (0-based)
 
 
-def outside(
-    ranges: dict[str, tuple[float, float]] | None, names: Sequence[str], rows: Sequence[Sequence[float]]
-) -> list[Outside]:
-    """Per input (in input order), the rows far outside its training range; none without ranges."""
+def outside(ranges: dict[str, tuple[float, float]] | None, names: Sequence[str], rows: Any) -> list[Outside]:
+    """Per input (in input order), the rows far outside its training range; none without ranges.
+    `rows`: rows of numbers (one sample, say: no NumPy needed), or an array (rows, inputs), whole."""
     if not ranges:
         return []
     found = []
@@ -190,6 +191,10 @@ def outside(
         if name not in ranges:
             continue
         low, high = ranges[name]
+        if hasattr(rows, "shape"):
+            o = _outside_array(rows[:, j], name, low, high)
+            found += [o] if o is not None else []
+            continue
         count, farthest, where, distance = 0, 0.0, 0, -1.0
         for i, row in enumerate(rows):
             v = row[j]
@@ -203,10 +208,23 @@ def outside(
     return found
 
 
+def _outside_array(values: Any, name: str, low: float, high: float) -> Outside | None:
+    """`outside` for one input's values as an array: as far_outside says, the farthest first found."""
+    import numpy as np
+
+    margin = FAR * (high - low)
+    far = (values < low - margin) | (values > high + margin)
+    if not far.any():
+        return None
+    distance = np.where(far, np.where(values < low, low - values, values - high), -1.0)
+    i = int(np.argmax(distance))
+    return Outside(name, low, high, int(far.sum()), float(values[i]), i)
+
+
 def range_warnings(
     ranges: dict[str, tuple[float, float]] | None,
     names: Sequence[str],
-    rows: Sequence[Sequence[float]],
+    rows: Any,
     describe_row: Callable[[int], str] | None = None,
 ) -> list[str]:
     """Warnings for inputs far outside their training ranges: one line per input, at most
@@ -237,4 +255,4 @@ def table_range_warnings(record: Any, table: Table, also: Sequence[str | None] =
     named by its line in the file: a row with an empty cell in an input or in the columns `also`
     (which `missing: drop` left out) is left out here too."""
     kept, _ = drop_missing(table, [*record.inputs, *(c for c in also if c is not None)])
-    return range_warnings(record.input_ranges, list(record.inputs), input_rows(kept, list(record.inputs)), kept.place)
+    return range_warnings(record.input_ranges, list(record.inputs), input_array(kept, list(record.inputs)), kept.place)

@@ -72,7 +72,8 @@ def rows_digest(
     for part in (*train, *validation, weights or []):
         h.update(b"[")
         for i in range(0, len(part), 4096):
-            h.update(json.dumps(list(part[i : i + 4096])).encode())
+            chunk: Any = part[i : i + 4096]
+            h.update(json.dumps(chunk.tolist() if hasattr(chunk, "tolist") else list(chunk)).encode())
         h.update(b"]")
     return h.hexdigest()
 

@@ -71,10 +71,13 @@ def check_finite_metrics(metrics: dict[str, Any], source: str) -> None:
         )
 
 
-def accuracy(task: str, outputs: Sequence[Any], y: Sequence[Any]) -> float:
-    """Fraction of samples classified right (binary: output >= 0.5 means class 1)."""
-    if not y:
+def accuracy(task: str, outputs: Any, y: Sequence[Any]) -> float:
+    """Fraction of samples classified right (binary: output >= 0.5 means class 1); `outputs`: one
+    per sample, or an array of them (rows, or rows by outputs)."""
+    if not len(y):
         return math.nan
+    if hasattr(outputs, "shape"):
+        return int(_right(task, outputs, y).sum()) / len(y)
     if task == "binary":
         right = sum((float(o) >= 0.5) == (t >= 0.5) for o, t in zip(outputs, y))
     else:
@@ -82,11 +85,51 @@ def accuracy(task: str, outputs: Sequence[Any], y: Sequence[Any]) -> float:
     return right / len(y)
 
 
+def _predicted(task: str, outputs: Any) -> Any:
+    """Each row's predicted class index, from an array of outputs (the first largest for a softmax)."""
+    return (outputs >= 0.5).astype(int) if task == "binary" else outputs.argmax(axis=1)
+
+
+def _right(task: str, outputs: Any, y: Any) -> Any:
+    """Whether each row is classified right, from an array of outputs (binary: target >= 0.5 is class 1)."""
+    import numpy as np
+
+    t = np.asarray(y, dtype=np.float64)
+    return _predicted(task, outputs) == ((t >= 0.5).astype(int) if task == "binary" else t)
+
+
+def scored_rows(
+    root: Any, loss: str, X: Any, y: Sequence[Any] | None, describe_row: Callable[[int], str] | None = None
+) -> tuple[Any, Any]:
+    """(each row's output, each row's loss against `y` or None without it) as arrays, of a model on
+    rows `X` (rows of numbers, or one array): whole arrays where the model has dense layers, else
+    (and where an output is not finite, to name the row that cannot be evaluated) its generated code."""
+    import numpy as np
+
+    from ..engine.vectorized import array_rows_fn  # not on predict's path for one sample
+
+    graph = root.compiled_graph
+    k = len(graph.elements)
+    lossobj = LOSSES[loss] if y is not None else None
+    fn = array_rows_fn(graph, lossobj)
+    if fn is not None and len(X):
+        outs, losses, _ = fn(X, y)
+        if np.isfinite(outs).all():
+            return outs, losses
+    rows = X.tolist() if hasattr(X, "tolist") else X
+    scalar = predict_many(root, rows, describe_row)
+    outs = np.array(scalar, dtype=np.float64).reshape(len(rows), k) if graph.is_list else np.array(scalar, float)
+    if y is None:
+        return outs, None
+    fnl = LOSSES[loss].fn(k)
+    return outs, np.array([fnl(o if isinstance(o, list) else [o], t)[0] for o, t in zip(scalar, y)], dtype=float)
+
+
 def evaluate_rows(
     root: Any,
     task: str,
     loss: str,
-    X: Sequence[Sequence[float]],
+    X: Any,
     y: Sequence[Any],
     describe_row: Callable[[int], str] | None = None,
     weights: Sequence[float] | None = None,
@@ -102,39 +145,39 @@ def evaluate_rows(
     file's order) report the same numbers for the same rows. With `part`, the rows of every
     part: each scores its own, and the outputs and targets are gathered (a few numbers a row).
     """
-    outs = part.agree(lambda: predict_many(root, X, describe_row))
+    import numpy as np
+
+    outs, losses = part.agree(lambda: scored_rows(root, loss, X, y, describe_row))
     if not part.alone:  # the rows of every part, as one process would score them (fsum: in any order)
-        outs, y = part.concat(list(outs)), part.concat(list(y))
+        k = outs.shape[1:]
+        outs = np.array(part.concat(outs.tolist()), dtype=float).reshape(-1, *k)
+        losses = np.array(part.concat(losses.tolist()), dtype=float)
+        y = part.concat(list(y))
         weights = None if weights is None else part.concat(list(weights))
-    k = len(root.compiled_graph.elements)
-    fn = LOSSES[loss].fn(k)
-    losses = [fn(o if isinstance(o, list) else [o], t)[0] for o, t in zip(outs, y)]
-    result: dict[str, Any] = {"loss": math.fsum(losses) / len(y) if y else math.nan, "rows": len(y)}
-    if weights is not None and y:
-        result["weighted_loss"] = math.fsum(w * v for w, v in zip(weights, losses, strict=True)) / math.fsum(weights)
+    n = len(y)
+    t = np.asarray(y, dtype=np.float64)
+    result: dict[str, Any] = {"loss": math.fsum(losses.tolist()) / n if n else math.nan, "rows": n}
+    w = None if weights is None or not n else np.asarray(weights, dtype=np.float64)
+    if w is not None:
+        result["weighted_loss"] = math.fsum((w * losses).tolist()) / math.fsum(w.tolist())
     if task == "regression":
-        errs = [float(o) - t for o, t in zip(outs, y)]
-        mean_y = math.fsum(y) / len(y)
-        ss_tot = math.fsum((t - mean_y) ** 2 for t in y)
-        sse = math.fsum(e * e for e in errs)
-        result["mse"] = sse / len(y)
-        result["mae"] = math.fsum(abs(e) for e in errs) / len(y)
+        errs = outs - t
+        mean_y = math.fsum(t.tolist()) / n
+        sse = math.fsum((errs * errs).tolist())
+        result["mse"] = sse / n
+        result["mae"] = math.fsum(np.abs(errs).tolist()) / n
+        ss_tot = math.fsum(((t - mean_y) ** 2).tolist())
         result["r2"] = 1.0 - sse / ss_tot if ss_tot > 0 else math.nan
-    else:
-        result["accuracy"] = accuracy(task, outs, y)
-        n = 2 if task == "binary" else k
-        matrix = [[0] * n for _ in range(n)]
-        for o, t in zip(outs, y):
-            pred = int(float(o) >= 0.5) if task == "binary" else max(range(k), key=o.__getitem__)
-            matrix[int(t)][pred] += 1
-        result["confusion"] = matrix
-        if weights is not None and y:
-            right = [
-                int(float(o) >= 0.5) == int(t) if task == "binary" else max(range(k), key=o.__getitem__) == t
-                for o, t in zip(outs, y)
-            ]
-            result["weighted_accuracy"] = math.fsum(w for w, r in zip(weights, right) if r) / math.fsum(weights)
-        result["per_class"] = class_report(matrix, list(labels or [str(c) for c in range(n)]))
+        return result
+    k = 2 if task == "binary" else len(root.compiled_graph.elements)
+    right = _right(task, outs, t) if n else np.zeros(0, bool)
+    result["accuracy"] = int(right.sum()) / n if n else math.nan
+    pred = _predicted(task, outs) if n else np.zeros(0, int)
+    matrix = np.bincount(t.astype(int) * k + pred, minlength=k * k).reshape(k, k).tolist()
+    result["confusion"] = matrix
+    if w is not None:
+        result["weighted_accuracy"] = math.fsum(w[right].tolist()) / math.fsum(w.tolist())
+    result["per_class"] = class_report(matrix, list(labels or [str(c) for c in range(k)]))
     return result
 
 

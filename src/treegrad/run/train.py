@@ -20,6 +20,7 @@ from ..data.missing import said
 from ..data.parts import Part
 from ..engine.compiled import program
 from ..engine.fit import DIVERGED_ADVICE, Callback, History, check_weights, fit
+from ..engine.vectorized import array_rows_fn
 from ..errors import TrainingError
 from ..files import check_output
 from .diagnose import dead_unit_warning
@@ -60,8 +61,11 @@ def run(
     log: RunLog | None = None,
     trainer: Callable[..., History] | None = None,
     watch: Watch | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> Trained:
-    """Train a prepared model and (if `out`) save it atomically; `watch` sees each epoch's parameters.
+    """Train a prepared model and (if `out`) save it atomically; `watch` sees each epoch's parameters;
+    `stage(name)` hears what comes after the epochs ("metrics": the final model scored on every row,
+    checked and saved).
 
     `trainer` replaces `fit.fit` (same arguments and result): `torch.trainer.trainer` trains with PyTorch.
 
@@ -96,6 +100,8 @@ def run(
     if hist.interrupted and not (checkpoint and hist):
         # With no complete epoch there is no trained model to keep, checkpoint or not.
         raise KeyboardInterrupt
+    if stage is not None:
+        stage("metrics")
     root = prep.root
     if prep.data.target_stats is not None:
         root = _answering_in_raw_units(prep, root)
@@ -198,14 +204,13 @@ def _reporter(
     graph = prep.root.compiled_graph
     validating = data.validation_count > 0
     watch_X, watch_y = data.validation if validating else data.train
-    pred_fn = program(graph).predict_fn() if progress or log else None
-    consts = program(graph).constant_values()
+    watching = bool(progress or log)
     watched = "validation" if validating else "train"
 
     def on_epoch(epoch: int, train_loss: float, val_loss: float | None, params: list[float]) -> None:
         if watch is not None:
             watch(epoch, params)
-        if pred_fn is None:
+        if not watching:
             return
         extra: dict[str, float] = {}
         if settings.lr_schedule is not None:
@@ -218,7 +223,7 @@ def _reporter(
             log is not None or epoch == settings.epochs or epoch % max(1, settings.epochs // 100) == 0
         ):
             try:
-                extra["accuracy"] = accuracy(kind, pred_fn(params, consts, watch_X), watch_y)
+                extra["accuracy"] = accuracy(kind, _outputs(graph, params, watch_X), watch_y)
             except (ArithmeticError, ValueError):
                 pass
         tl, vl = train_loss * unscale, None if val_loss is None else val_loss * unscale
@@ -236,6 +241,16 @@ def _reporter(
         columns += ["learning_rate"] + (["penalty"] if settings.l1 or settings.l2 else [])
         log.start(dump(prep.resolved), columns)
     return on_epoch
+
+
+def _outputs(graph: Any, params: list[float], X: Any) -> Any:
+    """The model's outputs on rows `X` at `params`: an array from whole arrays where the model has
+    dense layers, else a list from the generated code (which raises where a row cannot be evaluated)."""
+    fn = array_rows_fn(graph)
+    if fn is not None:
+        return fn(X, P=params)[0]
+    prog = program(graph)
+    return prog.predict_fn()(params, prog.constant_values(), X.tolist() if hasattr(X, "tolist") else X)
 
 
 def _record(prep: Prepared, root: Any, hist: History, names: list[str]) -> ModelRecord:

@@ -132,6 +132,9 @@ class Spec(_Strict):
     """The CSV column to learn."""
     classes: list[str] | None = None
     """For classifiers: the labels, in output order."""
+    missing_values: list[str] | None = None
+    """The texts of a cell that read as missing (besides an empty cell), replacing the default
+    list: NA, N/A, NaN, nan, null, NULL, None, #N/A, - and ? (quote null and ~ in YAML)."""
     training: Training = Field(default_factory=Training)
     """How to train; every key has a default."""
 

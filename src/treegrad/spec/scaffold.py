@@ -28,7 +28,8 @@ from ..files import check_output, write_atomic
 MODELS = ("linear", "mlp")
 HIDDEN = 32  # units of the mlp's hidden layer
 MAX_CLASSES = 20  # whole-number targets with at most this many values are read as class labels
-# Cells other tools write for "no value": treegrad reads only an empty cell as missing.
+# Cells other tools write for "no value", in any case: those not in the spec's missing_values
+# (data/table.MISSING_VALUES by default: NA, nan, ...) are text to the reader, and init says so.
 MISSING_MARKERS = {"na", "n/a", "nan", "null", "none", "?", "-", "."}
 # Column names that say "this is what to learn" (compared lower-cased, spaces trimmed): without
 # --target, init takes the one column so named, and no other.
@@ -84,8 +85,9 @@ def _stray(table: Table, columns: list[_Column]) -> list[str]:
         out.append(
             f"{'column ' + names + ' holds' if len(marked) == 1 else 'columns ' + names + ' hold'} numbers, and "
             f"{cells} {'cell' if cells == 1 else 'cells'} like '{first}' ({table.place(i)}), which marks a missing "
-            "value in other tools; treegrad reads only an empty cell as missing, so empty those cells (find and "
-            "replace) and training.missing: drop, set here, leaves out their rows"
+            "value in other tools; treegrad reads it as missing once it is listed in the spec's missing_values: "
+            "(which replaces the default list, NA, N/A, NaN, nan, null, NULL, None, #N/A, - and ?), and "
+            "training.missing: drop, set here, leaves out their rows"
         )
     for c in columns:
         if c not in marked:
