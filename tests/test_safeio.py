@@ -425,7 +425,7 @@ def test_a_data_source_named_by_a_model_file_is_not_quoted(work: Path, source: s
     for args in (("eval", "evil.json"), ("predict", "evil.json", "--data", "d.csv", "--json")):
         result = invoke(*args)
         if args[0] == "eval":
-            refused(result, "not a .csv file", "--data FILE.csv")
+            refused(result, "not a .csv or .parquet file", "--data FILE.csv")  # every reader's suffix
         assert "root:" not in result.output and "TOP SECRET" not in result.output
 
 

@@ -3,7 +3,7 @@
 
 READERS has one entry per kind of file: its suffixes, how messages name its rows, and its
 function. A file whose suffix no reader claims is read as CSV (data.txt, a file without a
-suffix). Adding a kind (Parquet, say) is its module and one entry here;
+suffix). Adding a kind (Parquet was the second) is its module and one entry here;
 tests/test_readers.py takes every entry through the same checks.
 """
 
@@ -18,8 +18,9 @@ from ..errors import DataError, escaped
 from ..errors import clip as _clip
 from .csvfile import read_csv
 from .generated import bare_word, generate, generated_name, unknown
+from .parquetfile import read_parquet
 from .parts import WHOLE, Part
-from .table import LINES, MISSING_VALUES, Numbering, Table
+from .table import LINES, MISSING_VALUES, ROWS, Numbering, Table
 
 
 class ReadFn(Protocol):
@@ -57,7 +58,10 @@ class Reader:
     numbering: Numbering
 
 
-READERS: tuple[Reader, ...] = (Reader("CSV", (".csv",), read_csv, LINES),)
+READERS: tuple[Reader, ...] = (
+    Reader("CSV", (".csv",), read_csv, LINES),
+    Reader("Parquet", (".parquet",), read_parquet, ROWS),
+)
 
 BY_SUFFIX: dict[str, Reader] = {suffix: r for r in READERS for suffix in r.suffixes}
 
