@@ -314,7 +314,7 @@ def test_missing_cells_filled_in_parts_with_the_training_rows_values(tmp_path: P
     write(tmp_path, TABLE, "shop.csv")
     spec = write(tmp_path, SPEC.replace("missing: drop", "missing: fill"), "shop.yaml")
     whole, preps = _prepared_in_parts(world, spec)
-    assert _training_order(preps) == list(zip(*whole.data.train))
+    assert _training_order(preps) == list(zip(*rows(whole.data.train)))
     assert set(whole.data.recoding.fill) == {"size", "colour"} and whole.data.recoding.filled == 2
     for p in preps:
         assert (p.data.rows, p.data.train_count, p.data.validation_count) == (11, 8, 3)

@@ -364,7 +364,7 @@ def test_check_and_trace_resolve_inputs_all_from_the_specs_data(tmp_path: Path) 
 def test_init_reads_missing_value_markers_as_missing_and_warns_of_typos_in_number_columns(tmp_path: Path) -> None:
     """`NA` in number columns (R writes them) is a missing cell (issue 26: it was text that stopped
     training), and one typo does not make the column text to one-hot: init says where it is and
-    training stops there, naming it, after dropping the row with missing cells."""
+    training stops there, naming it (line 6's missing cells are filled)."""
     rows = [f"{i},{i * 1.5},{'red' if i % 2 else 'blue'},{i % 3}" for i in range(20)]
     rows[4] = "NA,NA,red,1"
     rows[9] = "9,1O.5,blue,2"
@@ -375,7 +375,7 @@ def test_init_reads_missing_value_markers_as_missing_and_warns_of_typos_in_numbe
     assert "column 'a'" not in out and "'NA'" not in out
     assert "column 'b' holds numbers, but '1O.5' (" in out and "t.csv, line 11) is text:" in out
     spec = (tmp_path / "t.yaml").read_text()
-    assert "text_inputs: one_hot   # text columns: colour\n" in spec and "missing: drop" in spec
+    assert "text_inputs: one_hot   # text columns: colour\n" in spec and "missing: fill" in spec
     r = run("train", str(tmp_path / "t.yaml"), "-o", str(tmp_path / "m.json"))
     assert r.exit_code == 1 and "t.csv, line 11, column 'b': the input is '1O.5', not a number" in r.output
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from ..errors import DataError
 from .parts import WHOLE, Part
-from .table import Cell, Table
+from .table import Cell, Column, Table
 
 POLICIES = ("error", "drop", "fill")
 Fill = dict[str, float | str]  # column -> the value its missing cells take
@@ -33,35 +34,51 @@ def is_missing(cell: Cell) -> bool:
 
 def missing_rows(table: Table, columns: Sequence[str]) -> list[int]:
     """The rows of `table` (indices) with a missing cell in any of `columns` present in it."""
-    idx = [table.columns.index(c) for c in dict.fromkeys(columns) if c in table.columns]
-    return [i for i, row in enumerate(table.rows) if any(is_missing(row[j]) for j in idx)]
+    return _missing(table, columns).nonzero()[0].tolist()  # type: ignore[no-any-return]
+
+
+def _missing(table: Table, columns: Sequence[str]) -> Any:
+    """A boolean array: the rows with a missing cell in any of `columns` present in `table`."""
+    import numpy as np
+
+    mask = np.zeros(table.size, bool)
+    for c in dict.fromkeys(columns):
+        if c in table.columns:
+            mask |= table.column(table.columns.index(c)).missing()
+    return mask
 
 
 def first_missing(table: Table, columns: Sequence[str]) -> tuple[int, str] | None:
     """(row, column) of the first missing cell of `columns` in `table`, in reading order, or None."""
-    idx = [(table.columns.index(c), c) for c in dict.fromkeys(columns) if c in table.columns]
-    for i, row in enumerate(table.rows):
-        for j, c in idx:
-            if is_missing(row[j]):
-                return i, c
-    return None
+    first: tuple[int, str] | None = None
+    for c in dict.fromkeys(columns):
+        if c in table.columns:
+            rows = table.column(table.columns.index(c)).missing().nonzero()[0]
+            if len(rows) and (first is None or int(rows[0]) < first[0]):
+                first = (int(rows[0]), c)
+    return first
 
 
 def fill_values(table: Table, columns: Sequence[str], text: set[str], rows: Sequence[int], part: Part = WHOLE) -> Fill:
     """The value each of `columns` fills its missing cells with: over `rows` (the training rows,
-    indices into `table.rows`) of every part, the mean of a column's numbers, or for a column in
+    indices into the table's rows) of every part, the mean of a column's numbers, or for a column in
     `text` its most frequent value (of equally frequent ones, the first in sorted order)."""
+    import numpy as np
+
+    at = np.asarray(rows, dtype=np.intp)
     values: Fill = {}
     for c in columns:
-        j = table.columns.index(c)
-        cells = [table.rows[i][j] for i in rows if not is_missing(table.rows[i][j])]
+        column = table.column(table.columns.index(c)).take(at)
+        texts = column.text_mask()
         if c in text:
-            counts = part.counts(str(v) for v in cells if isinstance(v, str))
+            found = column.texts[texts & ~column.missing()].tolist() if column.texts is not None else []
+            counts = part.counts(str(v) for v in found)
             if counts:
                 values[c] = min(counts, key=lambda v: (-counts[v], v))
         else:
-            numbers = [float(v) for v in cells if not isinstance(v, str) and math.isfinite(v)]
-            sums = part.gather((math.fsum(numbers), len(numbers)))
+            numbers = column.numbers[~texts]
+            numbers = numbers[np.isfinite(numbers)]
+            sums = part.gather((math.fsum(numbers.tolist()), len(numbers)))
             count = sum(n for _, n in sums)
             if count:
                 mean = math.fsum(s for s, _ in sums) / count
@@ -80,18 +97,23 @@ def fill_values(table: Table, columns: Sequence[str], text: set[str], rows: Sequ
 def fill(table: Table, values: Fill) -> tuple[Table, int]:
     """(`table` with each missing cell of a column in `values` set to that column's value, how many
     cells were filled). Columns of `values` that the table lacks are left to the column checks."""
-    idx = [(table.columns.index(c), v) for c, v in values.items() if c in table.columns]
+    data = list(table.data)
     filled = 0
-    rows: list[list[Cell]] = []
-    for row in table.rows:
-        gaps = [(j, v) for j, v in idx if is_missing(row[j])]
-        if gaps:
-            row = list(row)
-            for j, v in gaps:
-                row[j] = v
-            filled += len(gaps)
-        rows.append(row)
-    return (table.derived(table.columns, rows, table.index) if filled else table), filled
+    for c, v in values.items():
+        if c not in table.columns:
+            continue
+        j = table.columns.index(c)
+        gaps = data[j].missing()
+        if not gaps.any():
+            continue
+        filled += int(gaps.sum())
+        numbers, texts = data[j].numbers.copy(), data[j].texts.copy()
+        if isinstance(v, str):
+            texts[gaps] = v
+        else:
+            numbers[gaps], texts[gaps] = v, None
+        data[j] = Column(numbers, texts if Column._any_text(texts) else None)
+    return (table.derived(table.columns, index=table.index, data=data) if filled else table), filled
 
 
 def said(source: str, kept: int, dropped: int, filled: int, policy: str) -> list[str]:

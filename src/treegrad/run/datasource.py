@@ -59,7 +59,9 @@ def pick_table(
     except DataError:
         for folder in others:
             if not Path(default).is_absolute() and (folder / default).exists():
-                return load_data(default, base_dir=folder, named_in=named_in, part=part, missing=markers)
+                return load_data(
+                    default, base_dir=folder, named_in=named_in, part=part, missing=markers, progress=progress
+                )
         raise
 
 
@@ -139,7 +141,7 @@ class Views:
 
     def notes(self) -> list[str]:
         """What the policy did to the rows read, in words (nothing when it did nothing)."""
-        return said(self.raw.source, len(self.raw.rows), self.dropped, self.filled, self.policy)
+        return said(self.raw.source, self.raw.size, self.dropped, self.filled, self.policy)
 
 
 def model_table(record: ModelRecord, data: str | None = None) -> Table:

@@ -244,7 +244,7 @@ def plan(
     # By position: looking each column up by name was quadratic in the columns (60,000: 16-28 s).
     at = {c: j for j, c in enumerate(table.columns)}
     columns = [_column(table, j) for j, c in enumerate(table.columns) if c != target]
-    ids = [c.name for c in columns if c.identifier(len(table.rows))]
+    ids = [c.name for c in columns if c.identifier(table.size)]
     inputs = [c.name for c in columns if c.name not in ids]
     text_inputs = [c.name for c in columns if c.is_text and c.name not in ids]
     strays = [c for c in columns if c.texts and not c.is_text]  # numbers with a few text cells
@@ -267,7 +267,7 @@ def plan(
     n_classes = len(classes) if classes else 1
     model_file = model_file_of(spec_file)
     lines = [
-        f"# A spec written by `treegrad init` from {table.source}: {len(table.rows)} rows, {len(inputs)} inputs.",
+        f"# A spec written by `treegrad init` from {table.source}: {table.size} rows, {len(inputs)} inputs.",
         f"# Train it with: treegrad train {spec_file}   (it writes {model_file}, named after this file)",
         f"# then: treegrad eval {model_file} --data NEW_ROWS.csv",
         *(f"# Look first: {w}." for w in warnings),
