@@ -322,7 +322,10 @@ def test_a_wide_layer_costs_work_in_proportion_to_its_width(tmp_path: Path, monk
     _one_epoch(250)  # imports, caches and the array code's first build, once
     (c1, m1), (c2, m2), (c4, m4) = (_one_epoch(n) for n in (250, 500, 1000))
     assert (c4 - c2) / (c2 - c1) < 2.3, (c1, c2, c4)
-    assert (m4 - m2) / (m2 - m1) < 2.5, (m1, m2, m4)
+    # Peak memory grows in steps (each dict and set of the graph's nodes doubles its table when it
+    # fills): the same linear code measures 1.5 to 2.6 here depending on the widths chosen (200,
+    # 250, 300 or 400 to start), so the bound sits between that and a quadratic step's 4.
+    assert (m4 - m2) / (m2 - m1) < 3.0, (m1, m2, m4)
 
 
 @pytest.mark.slow
