@@ -52,7 +52,7 @@ class LiveView:
         if prep.data.target_stats is not None and target is not None:
             mean, std = prep.data.target_stats
             target = (target - mean) / std  # the loss of training is on the standardised target
-        self.sample = ([X[0]], [target]) if X else ([], [])
+        self.sample = ([[float(v) for v in X[0]]], [target]) if len(X) else ([], [])  # X: an array of rows
         self.names = list(root.compiled_graph.param_names)
         self.history: dict[str, list[float]] = {"train": [], "validation": []}
         self.metrics: list[dict[str, str]] = []
