@@ -7,6 +7,7 @@ test_robustness.py; these tests call `modelfile.read` and `load_graph` directly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -268,3 +269,41 @@ def test_the_embedded_spec_file_name_is_quoted_safely(trained: Path, tmp_path: P
 
     message = refused(rewrite(trained, tmp_path, change), "no longer validates", "\\x1b[31mstop.yaml", "frob")
     assert "\x1b" not in message
+
+
+# ----------------------------------------------------------------- an edited spec
+
+
+def test_a_spec_edited_after_training_is_refused_with_the_reason(trained: Path, tmp_path: Path) -> None:
+    """Issue 24: a model file's spec_text edited (sigmoid to tanh: the same parameters, another
+    model) was predicted, shown and resumed silently. Every writer records the spec's SHA-256, so
+    the edit is refused, saying why and how to go on; deleting the record takes the file as edited."""
+    record = json.loads(trained.read_text())
+    assert record["spec_sha256"] == hashlib.sha256(record["spec_text"].encode()).hexdigest()
+
+    def edit(r: dict[str, Any]) -> None:
+        r["spec_text"] = r["spec_text"].replace("sigmoid", "tanh")
+
+    edited = rewrite(trained, tmp_path, edit)
+    refused(edited, "its spec_text was edited after treegrad wrote it", "delete its spec_sha256 line")
+    for command in (["predict", str(edited), "1"], ["train", "--resume", str(edited), "-o", str(tmp_path / "r.json")]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 1 and "its spec_text was edited" in result.output, result.output
+
+    def accepted(r: dict[str, Any]) -> None:
+        edit(r)
+        del r["spec_sha256"]
+
+    as_edited = rewrite(trained, tmp_path, accepted)
+    load_graph(as_edited, read(as_edited))
+
+
+def test_every_writer_records_the_spec_it_wrote(trained: Path, tmp_path: Path) -> None:
+    """The digest is written by the record itself, whatever the writer set: a record copied with
+    another spec (as simplify makes its candidates) is saved with that spec's digest."""
+    from treegrad.run.modelfile import save
+
+    record = read(trained)
+    other = record.model_copy(update={"spec_text": record.spec_text.replace("sigmoid", "tanh")})
+    save(tmp_path / "other.model.json", other)
+    load_graph(tmp_path / "other.model.json", read(tmp_path / "other.model.json"))

@@ -373,3 +373,22 @@ def test_resume_in_a_real_process(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "m.resumed.json"
     assert json.loads((tmp_path / "m.resumed.json").read_text())["parameters"] == whole["parameters"]
+
+
+def test_a_tampered_optimizer_state_is_named_not_blamed_on_the_data(tmp_path: Path) -> None:
+    """Issue 24: Adam's mean of squares set below 0 in a model file was resumed, and the first step's
+    square root failed as 'math domain error' at a line of the CSV. A step from the recorded state is
+    tried before the run goes on: the state is refused as the file's damage."""
+    spec = tmp_path / "m.yaml"
+    spec.write_text(MLP + "data: f2c:30\ntarget: c\ntraining: {epochs: 3, optimizer: adam}\n")
+    spec.write_text(spec.read_text().replace("inputs: [x, y]", "inputs: [f]"))
+    first = CliRunner().invoke(app, ["train", str(spec), "-o", str(tmp_path / "a.json"), "-q"])
+    assert first.exit_code == 0, first.output
+    record = json.loads((tmp_path / "a.json").read_text())
+    v = record["resume"]["moments"]["v"]
+    v[next(iter(v))] = -1.0
+    (tmp_path / "b.json").write_text(json.dumps(record))
+    result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "b.json"), "-o", str(tmp_path / "c.json")])
+    assert result.exit_code == 1, result.output
+    assert "its optimizer state is none a run can reach" in result.output and "math domain error" in result.output
+    assert "line" not in result.output.split("math domain error")[0] and "edited or damaged" in result.output

@@ -17,13 +17,22 @@ file or a spec (`open_model`), and a file that must not be replaced (`check_repl
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictFloat, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StrictFloat,
+    StringConstraints,
+    ValidationError,
+    field_serializer,
+)
 from pydantic_core import PydanticCustomError
 
 from ..data.columns import model_inputs
@@ -137,6 +146,9 @@ class ModelRecord(BaseModel):
     name: PrintedText
     spec_file: str
     spec_text: str
+    # The SHA-256 of spec_text, written with every file (whatever the writer put here): the
+    # parameters were learned for that spec, and one edited since is refused (`check_spec_text`).
+    spec_sha256: str | None = None
     inputs: list[PrintedText]
     task: Task
     loss: str
@@ -165,6 +177,15 @@ class ModelRecord(BaseModel):
     provenance: Provenance | None = None
     input_ranges: dict[PrintedText, tuple[StrictFloat, StrictFloat]] | None = None
     lineage: Lineage | None = None  # a run begun from another model file's parameters, or resumed
+
+    @field_serializer("spec_sha256")
+    def _spec_digest(self, value: str | None) -> str:
+        return spec_digest(self.spec_text)
+
+
+def spec_digest(text: str) -> str:
+    """The SHA-256 (hex) of a model file's spec text, as its `spec_sha256` records it."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def save(path: Path, record: ModelRecord, *, force: bool = False) -> None:
@@ -313,6 +334,20 @@ def _check_record(path: Path, record: ModelRecord, spec: Any) -> None:
         raise damaged("its input_ranges do not fit the model's inputs (one finite [min, max] per input)")
 
 
+def check_spec_text(path: Path, record: ModelRecord) -> None:
+    """Refuse a model file whose spec_text was edited after treegrad wrote it (it no longer has the
+    SHA-256 the file records): its parameters, history and optimizer state are those of the spec
+    as it was, so predicting, showing or resuming the edited one (another activation, say) would
+    silently be another model. A file without the record (older versions) is taken as it is."""
+    if record.spec_sha256 is not None and record.spec_sha256 != spec_digest(record.spec_text):
+        raise ModelFileError(
+            f"{path}: its spec_text was edited after treegrad wrote it (it no longer has the SHA-256 in "
+            "spec_sha256), and its parameters were learned for the spec as it was: undo the edit, or save the "
+            "edited spec to a file and train it; to use the file as edited all the same, delete its "
+            "spec_sha256 line"
+        )
+
+
 def load_graph(path: Path, record: ModelRecord) -> Any:
     """Rebuild the model graph from the record's spec and set its learned parameters."""
     from ..spec.build import build_model
@@ -352,6 +387,7 @@ def load_graph(path: Path, record: ModelRecord) -> Any:
     if list(graph.input_names) != list(record.inputs):
         theirs, ours = _names(record.inputs, quoted=True), _names(graph.input_names, quoted=True)
         raise ModelFileError(f"{path}: its inputs [{theirs}] do not match its spec's [{ours}]; {AGAIN}")
+    check_spec_text(path, record)  # last: an edit the checks above meet is named by them
     graph.set_param_values([record.parameters[n] for n in names])
     return root
 

@@ -154,6 +154,25 @@ def _best(history: HistoryInfo) -> float:
     return history.validation[history.best_epoch - 1]
 
 
+def _first_step_fails(settings: Training, params: dict[str, float], state: ResumeState) -> str | None:
+    """Why the optimizer cannot take one step from the recorded state (with no gradient), or None.
+
+    A state no run reaches (Adam's mean of squares below 0), or one whose step overflows, would fail
+    at the resumed run's first step, where the message blamed a row of the data ("math domain
+    error at line 43") or the learning rate. Each parameter steps alone: the optimizer's statements
+    are per parameter."""
+    step = OPTIMIZERS[settings.optimizer].step_fn(1)
+    for name, p in params.items():
+        P, S = [p], [[values[name]] for values in state.moments.values()]
+        try:
+            step(P, [0.0], S, [state.steps], settings.learning_rate)
+        except (ArithmeticError, ValueError) as e:
+            return f"a step of {name} from it fails: {e}"
+        if not all(math.isfinite(v) for v in [*P, *(s[0] for s in S)]):
+            return f"a step of {name} from it gives a number that is not finite"
+    return None
+
+
 def continuation(path: Path, record: ModelRecord, more: int | None) -> Continuation:
     """The run recorded in the model file at `path`, checked to go on for `more` epochs (default:
     as many again as it has done); a ResumeError says why it cannot."""
@@ -181,6 +200,9 @@ def continuation(path: Path, record: ModelRecord, more: int | None) -> Continuat
             raise ResumeError(f"{shown}: its optimizer state '{kind}' does not match its parameters{damaged}")
     if settings.early_stopping is not None and (state.last is None) != (history.best_epoch is None):
         raise ResumeError(f"{shown}: its early stopping state does not fit its history{damaged}")
+    failed = _first_step_fails(settings, state.last or record.parameters, state)
+    if failed is not None:
+        raise ResumeError(f"{shown}: its optimizer state is none a run can reach ({failed}){damaged}")
     if more is None:
         more = state.epochs
     if more < 1 or state.epochs + more > MAX_EPOCHS:
