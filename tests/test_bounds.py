@@ -491,3 +491,18 @@ def test_a_page_has_a_bound_on_its_steps(xor: Path, command: list[str]) -> None:
     r = run(command[0], str(xor), *command[1:], "--steps", str(MAX_PAGE_STEPS + 1))
     assert r.exit_code == 2 and f"a page walks through at most {MAX_PAGE_STEPS:,} steps" in said(r), r.output
     assert not Path("page.html").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "xor.yaml", "--data", "f2c:" + "9" * 100_000],
+        ["train", "xor.yaml", "--target", "9" * 100_000],
+        ["train", "9" * 100_000],
+        ["train", "xor.yaml", "--set", "epochs=" + "9" * 100_000],
+    ],
+)
+def test_a_message_quotes_a_huge_value_cut(xor: Path, args: list[str]) -> None:
+    # A 100,000-digit value came back whole in the message that refused it.
+    r = run(*args)
+    assert r.exit_code in (1, 2) and len(r.output) < 1500 and "9" * 30 in r.output, r.output[:500]

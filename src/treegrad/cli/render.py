@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -100,15 +101,29 @@ def num(v: Any, precision: int) -> str:
 # ----------------------------------------------------------------- what the error boundary prints
 
 
+# Longer than this, one word of a message (a path or a value as the user typed it, quoted by
+# the library) is cut: a message stays a paragraph, whatever it quotes.
+LONGEST_WORD = 300
+
+
+def cut_words(text: str) -> str:
+    """`text` with each run of characters without a space longer than LONGEST_WORD cut, saying how long it was."""
+    return re.sub(
+        rf"\S{{{LONGEST_WORD + 1},}}",
+        lambda m: f"{m.group()[: LONGEST_WORD // 2]}... ({len(m.group()):,} characters)",
+        text,
+    )
+
+
 def user_error(e: BaseException) -> str:
     """A TreegradError as printed: its message is the whole story."""
-    return f"[bold red]error:[/] {escape(str(e))}"
+    return f"[bold red]error:[/] {escape(cut_words(str(e)))}"
 
 
 def internal_error(e: BaseException) -> str:
     """Any other exception as printed: a bug in treegrad, and how to report it."""
     return (
-        f"[bold red]internal error[/] ({type(e).__name__}: {escape(str(e))}). This is a bug in treegrad, "
+        f"[bold red]internal error[/] ({type(e).__name__}: {escape(cut_words(str(e)))}). This is a bug in treegrad, "
         "not in your input: run again with --debug to see the traceback, and report it."
     )
 

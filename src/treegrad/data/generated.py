@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError, did_you_mean
+from ..errors import DataError, clip, did_you_mean
 from ..limits import MAX_GENERATED
 from .parts import WHOLE, Part
 from .table import ROWS, Cell, Origin, Table, share
@@ -174,7 +174,7 @@ def generate(source: str, seed: int = 0, part: Part = WHOLE) -> Table:
         if not re.fullmatch(r"[0-9]{1,9}", count) or not 1 <= int(count) <= MAX_GENERATED:
             part.fail(
                 DataError(
-                    f"dataset '{source}': the sample count '{count}' must be a whole number "
+                    f"dataset '{clip(source)}': the sample count '{clip(count)}' must be a whole number "
                     f"from 1 to {MAX_GENERATED:,}, e.g. '{gen.name}:500'"
                 )
             )
