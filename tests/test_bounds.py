@@ -289,38 +289,49 @@ training: {epochs: 1}
 FIVE = "x,y,t\n1,2,3\n2,3,4\n3,4,5\n4,5,6\n5,6,7\n"
 
 
-def _one_epoch(units: int) -> tuple[int, int]:
-    """(function calls, peak bytes allocated) of a whole run at `units` wide: the spec read and
-    checked, the model built and compiled, its array code written, one epoch, the model saved."""
-    import cProfile
-    import pstats
-    import tracemalloc
+# Run in an interpreter of its own: what other tests left in this one (Optuna's modules, a cache
+# of a 3,000-way softmax) moved the peak of the largest run by 15%.
+MEASURE = """
+import cProfile, gc, pstats, sys, tracemalloc
+from pathlib import Path
+from treegrad.run.prepare import prepare
+from treegrad.run.train import run as train
 
-    from treegrad.run.prepare import prepare
-    from treegrad.run.train import run as train
-
+def one_epoch(units):
     spec = Path(f"w{units}.yaml")
-    spec.write_text(WIDE.replace("UNITS", str(units)))
+    spec.write_text(sys.argv[1].replace("UNITS", str(units)))
     profile = cProfile.Profile()
+    gc.collect()
+    gc.disable()  # the peak then does not depend on when the cycle collector ran
     tracemalloc.start()
     profile.enable()
-    try:
-        train(prepare(spec, data="five.csv"), out=Path(f"w{units}.model.json"))
-    finally:
-        profile.disable()
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return sum(s[1] for s in pstats.Stats(profile).stats.values()), peak  # type: ignore[attr-defined]
+    train(prepare(spec, data="five.csv"), out=Path(f"w{units}.model.json"))
+    profile.disable()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    gc.enable()
+    return sum(s[1] for s in pstats.Stats(profile).stats.values()), peak
+
+one_epoch(250)  # imports, caches and the array code's first build, once
+print(*(n for units in (250, 500, 1000) for n in one_epoch(units)))
+"""
 
 
-def test_a_wide_layer_costs_work_in_proportion_to_its_width(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Doubling the width from 500 to 1,000 units adds twice what doubling it from 250 to 500 did,
-    # in calls and in memory: what is fixed cancels out, a step that is quadratic in the width
-    # (an epoch was 4 s at 15,000 units, 229 s at 150,000) adds four times as much.
-    monkeypatch.chdir(tmp_path)
-    Path("five.csv").write_text(FIVE)
-    _one_epoch(250)  # imports, caches and the array code's first build, once
-    (c1, m1), (c2, m2), (c4, m4) = (_one_epoch(n) for n in (250, 500, 1000))
+def test_a_wide_layer_costs_work_in_proportion_to_its_width(tmp_path: Path) -> None:
+    # A whole run (the spec read and checked, the model built and compiled, its array code
+    # written, one epoch, the model saved) at 250, 500 and 1,000 units: doubling the width from
+    # 500 to 1,000 adds twice what doubling it from 250 to 500 did, in calls and in memory. What
+    # is fixed cancels out; a step quadratic in the width (an epoch was 4 s at 15,000 units, 229 s
+    # at 150,000) adds four times as much.
+    import subprocess
+    import sys
+
+    (tmp_path / "five.csv").write_text(FIVE)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, WIDE], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    c1, m1, c2, m2, c4, m4 = map(int, proc.stdout.split())
     assert (c4 - c2) / (c2 - c1) < 2.3, (c1, c2, c4)
     # Peak memory grows in steps (each dict and set of the graph's nodes doubles its table when it
     # fills): the same linear code measures 1.5 to 2.6 here depending on the widths chosen (200,
