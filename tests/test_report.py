@@ -213,6 +213,47 @@ def test_a_page_keeps_the_steps_that_fit_and_refuses_a_model_too_large_for_one(t
         page_data(spec, steps=1, max_bytes=BASE_BYTES + n * NODE_BYTES)
 
 
+WIDE = "inputs: [x, y]\nlayers: [{linear: %d, activation: relu}, {linear: 1}]\ndata: xor:16\ntarget: label\n"
+
+
+def test_a_page_at_few_digits_stays_within_its_bytes(tmp_path: Path) -> None:
+    """At 1 digit a node's step takes about 40 bytes, not the 22 the estimate counted: a page of 1,000
+    steps asked for was 1.4 MB against a bound of 1 MB (8.6 MB against 5 MB by default)."""
+    spec = tmp_path / "wide.yaml"
+    spec.write_text(WIDE % 25)
+    data = page_data(spec, steps=1000, precision=1, max_bytes=1_000_000)
+    html = render(data)
+    assert 10 < len(data["steps"]) < 1000 and f"{len(data['steps'])} of the 1000 steps asked for" in html
+    assert len(html.encode("utf-8")) <= 1_000_000
+
+
+def test_the_steps_a_page_keeps_are_counted_not_estimated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from treegrad.outputs import report
+
+    spec = ROOT / "models" / "line.yaml"
+    one, forty = (len(render(page_data(spec, steps=k)).encode("utf-8")) for k in (1, 40))
+    budget = (one + forty) // 2
+    monkeypatch.setattr(report, "steps_that_fit", lambda nodes, asked, precision, max_bytes: asked)  # no estimate
+    kept = page_data(spec, steps=40, max_bytes=budget)
+    k = len(kept["steps"])
+    assert 1 < k < 40 and len(render(kept).encode("utf-8")) <= budget
+    assert len(render(page_data(spec, steps=k + 1)).encode("utf-8")) > budget  # one more would not fit
+    with pytest.raises(ModelError, match="even with one step"):
+        page_data(spec, steps=2, max_bytes=one - 100)
+
+
+@pytest.mark.slow
+def test_report_keeps_a_page_under_5_mb_by_default(tmp_path: Path) -> None:
+    spec = tmp_path / "wide.yaml"
+    spec.write_text(WIDE % 60)
+    out = tmp_path / "wide.html"
+    result = runner.invoke(app, ["report", str(spec), "-o", str(out), "--steps", "1000", "--precision", "1"])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    kept = len(payload(html)["steps"])
+    assert f"{kept} of the 1000 steps asked for" in html and 0.6 * 5e6 < len(html.encode("utf-8")) <= 5e6
+
+
 def test_the_formulas_mathml_is_stored_once_and_the_page_reads_without_scripts(tmp_path: Path) -> None:
     model = ROOT / "models" / "iris.yaml"
     data = page_data(model, steps=1)

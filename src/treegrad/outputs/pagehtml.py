@@ -41,12 +41,7 @@ def render(data: dict[str, Any]) -> str:
     style, code = _asset("report.css"), script()
     mathml = data["formula"]["mathml"] or ""
     data = {**data, "formula": {**data["formula"], "mathml": bool(mathml)}}  # the MathML is in the body, once
-    payload = (
-        json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-    )
+    payload = as_json(data)
     live = "; connect-src 'self'" if data.get("live") else ""
     csp = (
         f"default-src 'none'; script-src {_csp_hash(code)}; style-src {_csp_hash(style)}; "
@@ -71,6 +66,16 @@ def render(data: dict[str, Any]) -> str:
     }
     # One pass, so that text filled in (a label reading "{{script}}") is never filled again.
     return re.sub(r"\{\{(\w+)\}\}", lambda m: fill[m.group(1)], _asset("report.html"))
+
+
+def as_json(data: Any) -> str:
+    """`data` as the page holds it: compact JSON that cannot close its script element."""
+    return (
+        json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
 
 
 def meta(data: dict[str, Any]) -> str:
