@@ -6,9 +6,11 @@ itself, at phone and desktop widths (a screenshot of each goes to test-artifacts
 to look at); clicking a node shows the trace's numbers for the step shown, and only what the
 pass has reached; the step control walks to the last update; labels made of markup stay text;
 a 64-input MLP opens by its layers, keeps focus when a layer opens, and is searched and
-zoomed; the learning curve has a log scale, ticks and a readout; the page reads without
-JavaScript; axe-core finds no serious violation; `train --live` serves a page that updates
-while it trains and refuses requests without its token.
+zoomed; a layer opens all the way (Shift), the view pans by dragging, a node is found by its
+number; edges carry the gradient's sign and size in the legend's colours, and a gradient of 0
+says why; the learning curve has a log scale, ticks and a readout; the page reads without
+JavaScript; axe-core finds no serious violation; `train --live` serves a page, on 127.0.0.1
+alone, whose curve, metrics and layers follow the run, and refuses requests without its token.
 
 Without Playwright (pip install -e '.[browser]') or a Chromium (apt-get install chromium,
 or TREEGRAD_CHROMIUM=/path/to/chrome), these tests skip and say why; without axe-core (the
@@ -485,6 +487,21 @@ def test_the_node_panel_is_announced_and_a_skip_link_passes_the_graph(browser: A
     opened.page.context.close()
 
 
+def listening(port: int) -> list[str]:
+    """The local addresses with a socket listening on `port`, from Linux's /proc/net/tcp and tcp6."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not Path(table).exists():  # not Linux: the address cannot be read this way
+            return ["127.0.0.1"]
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, hexport = local.split(":")
+            if int(hexport, 16) == port and state == "0A":  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                found.append(".".join(str(b) for b in raw[::-1]) if len(raw) == 4 else raw.hex())
+    return found
+
+
 def test_train_live_serves_a_page_that_updates_and_refuses_requests_without_its_token(
     browser: Any, tmp_path: Path
 ) -> None:
@@ -500,6 +517,7 @@ def test_train_live_serves_a_page_that_updates_and_refuses_requests_without_its_
         assert line.startswith("live view") and url.startswith("http://127.0.0.1:") and url.endswith("/")
         base, token = url.rstrip("/").rsplit("/", 1)
         assert len(token) >= 32
+        assert listening(int(base.rsplit(":", 1)[1])) == ["127.0.0.1"]  # no other address of this host
         refused = []
         for probe in (base + "/", base + "/state.json", f"{base}/{token[:-1]}x/", f"{base}/{token}x/state.json"):
             try:
@@ -521,7 +539,16 @@ def test_train_live_serves_a_page_that_updates_and_refuses_requests_without_its_
         first = int(tab.get_attribute("body", "data-epoch") or 0)
         until(lambda: int(tab.get_attribute("body", "data-epoch") or 0) > first, 30)
         assert tab.locator("#curve polyline").count() >= 1
+        # The metrics and the layers' boxes follow too: the metrics name the epoch shown, and the
+        # layers' values and gradients (one trace step with the epoch's parameters) change with it.
+        shown = "() => [document.body.dataset.epoch, document.getElementById('metrics').textContent, "
+        shown += "[...document.querySelectorAll('#graph g.node')].map(g => g.textContent).join('|')]"
+        epoch, metrics, boxes = tab.evaluate(shown)
+        assert f"training rows, epoch {epoch}" in metrics
         until(lambda: (tab.text_content("#live") or "").startswith("Training finished"), 60)
+        last_epoch, last_metrics, last_boxes = tab.evaluate(shown)
+        assert last_epoch == "800" and "training rows, epoch 800" in last_metrics
+        assert "hidden" not in boxes and "layer 1" in boxes and "v ·" not in last_boxes and last_boxes != boxes
         assert (
             tab.text_content("#live")
             == f"Training finished after 800 epochs; this page is saved as {out.with_suffix('.html')}."
@@ -536,3 +563,118 @@ def test_train_live_serves_a_page_that_updates_and_refuses_requests_without_its_
     assert report.is_file() and '"trained":true' in report.read_text()
     with pytest.raises(urllib.error.URLError):  # the server stopped with the command
         urllib.request.urlopen(url, timeout=2)
+
+
+# A ReLU whose input is about -100 is off for every sample: the weights below it get no gradient.
+# The second term (-2 × p × x) sends a negative gradient back, so both edge colours are drawn.
+OFF = """name: off
+inputs: [x, y]
+output:
+  sigmoid:
+    add:
+      - mul: [param, {relu: {add: [{mul: [param, x]}, {mul: [param, y]}, -100]}}]
+      - mul: [-2, {mul: [param, x]}]
+      - param
+loss: bce
+data: line
+target: label
+"""
+
+
+def test_edges_carry_the_gradient_as_the_legend_says_and_a_zero_gradient_says_why(browser: Any, tmp_path: Path) -> None:
+    spec = tmp_path / "off.yaml"
+    spec.write_text(OFF)
+    data = page_data(spec, steps=1)
+    path = tmp_path / "off.html"
+    path.write_text(render(data), encoding="utf-8")
+    opened = open_page(browser, path)
+    tab = opened.page
+    tab.click('button[data-phase="backward"]')
+    # Each edge is the gradient one node sends another (a model this small shows every node):
+    # its colour is the sign, its width grows with the size, and a gradient of 0 has neither.
+    step = data["steps"][0]
+    loss = step["lossGrad"] if isinstance(step["lossGrad"], list) else [step["lossGrad"]]
+    sent = [float(a) for arrivals in step["arrivals"] for a in arrivals] + [max(float(g) for g in loss)]
+    most = max(abs(x) for x in sent)
+    edges = tab.locator("#graph path.edge").evaluate_all(
+        "ps => ps.map(p => [p.classList.contains('pos') - p.classList.contains('neg'), p.style.strokeWidth])"
+    )
+    assert sorted(sign for sign, _ in edges) == sorted((x > 0) - (x < 0) for x in sent)
+    assert {-1, 0, 1} <= {sign for sign, _ in edges}
+    widths = sorted(float(w) for sign, w in edges if sign)
+    assert widths == sorted(round(1.2 + 4.8 * (abs(x) / most) ** 0.5, 2) for x in sent if x)
+    # The legend draws each node kind and edge sign in the colours of the graph's own boxes and edges.
+    drawn = tab.evaluate(
+        """() => { const s = (q, p) => getComputedStyle(document.querySelector(q))[p];
+           const kinds = ['input', 'parameter', 'constant', 'op'].map(k =>
+             [s('#legend .key.kind-' + k, 'borderTopColor'), s('#graph g.kind-' + k + ' rect', 'stroke')]);
+           return kinds.concat([[s('#legend .line.pos', 'borderTopColor'), s('#graph path.edge.pos', 'stroke')],
+                                [s('#legend .line.neg', 'borderTopColor'), s('#graph path.edge.neg', 'stroke')]]); }"""
+    )
+    assert all(key == graph for key, graph in drawn) and len({key for key, _ in drawn}) == len(drawn), drawn
+    # A weight under the ReLU: its gradient is 0, and the panel says which ReLU is off and why.
+    relu = data["nodes"]["op"].index("relu")
+    below = data["nodes"]["children"][relu][0]
+    weight = data["paramNodes"][1]
+    pick(tab, weight)
+    assert tab.text_content('#detail [data-role="grad"]') == "0"
+    why = tab.text_content("#detail .why") or ""
+    assert f"relu {data['nodes']['label'][relu]} is off: its input {step['value'][below]} is ≤ 0" in why, why
+    pick(tab, len(data["nodes"]["label"]) - 1)  # the output's gradient is not 0: no note
+    assert tab.locator("#detail .why").count() == 0
+    screenshot(opened, "relu-off-1920")
+    check_clean(opened, path)
+    opened.page.context.close()
+
+
+def test_a_layer_opens_all_the_way_the_view_pans_and_a_node_is_found_by_its_number(
+    browser: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "iris.html"
+    data = page_data(ROOT / "models" / "iris.yaml", steps=1)
+    path.write_text(render(data), encoding="utf-8")
+    opened = open_page(browser, path)
+    tab = opened.page
+    groups = data["groups"]
+    hidden = groups["name"].index("hidden")
+
+    def inside(k: int) -> bool:
+        while k != -1 and k != hidden:
+            k = groups["parent"][k]
+        return k == hidden
+
+    # Shift+Enter opens the layer all the way: every node in it, and focus on the first of them.
+    tab.locator('g.node[aria-label^="hidden"]').focus()
+    tab.keyboard.press("Shift+Enter")
+    shown = tab.locator("#graph g.node[data-node]").evaluate_all("gs => gs.map(g => Number(g.dataset.node))")
+    assert sorted(shown) == [i for i, k in enumerate(groups["owner"]) if inside(k)]
+    assert tab.evaluate("document.activeElement.dataset.node") == str(min(shown))
+
+    # Dragging pans the view by as much as the pointer moved, at the same zoom.
+    def view() -> list[float]:
+        t = tab.get_attribute("#graph > g", "transform") or ""
+        x, y = t.split("translate(")[1].split(")")[0].split(",")
+        return [float(x), float(y), float(t.split("scale(")[1].rstrip(")"))]
+
+    before = view()
+    box = tab.locator("#graph-wrap").bounding_box()
+    assert box
+    x, y = box["x"] + 40, box["y"] + box["height"] - 40
+    tab.mouse.move(x, y)
+    tab.mouse.down()
+    tab.mouse.move(x + 60, y - 30, steps=4)
+    tab.mouse.move(x + 120, y - 50, steps=4)
+    tab.mouse.up()
+    after = view()
+    assert [round(after[0] - before[0]), round(after[1] - before[1]), after[2]] == [120, -50, before[2]]
+    # Search by a node's number opens what holds it, selects it and moves focus to it.
+    kinds = data["nodes"]["kind"]
+    target = max(i for i, k in enumerate(groups["owner"]) if kinds[i] == "op" and not inside(k))
+    label = data["nodes"]["label"][target]
+    assert label == f"#{target}"
+    tab.fill("#search", label)
+    tab.press("#search", "Enter")
+    assert tab.evaluate("document.activeElement.dataset.node") == str(target), label
+    assert f"node {target})" in (tab.text_content("#detail-title") or "")
+    check_clean(opened, path)
+    opened.page.context.close()
