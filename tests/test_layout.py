@@ -7,6 +7,7 @@ each with its reason."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -19,7 +20,8 @@ SRC = ROOT / "src" / "treegrad"
 UPWARD_ON_PURPOSE: set[tuple[str, str]] = set()
 
 
-def layout() -> list[str]:
+@functools.cache
+def _layout() -> tuple[str, ...]:
     """The modules in the README's Layout, in order, dotted below `treegrad` ('errors', 'core.ops')."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Layout") :]
@@ -30,7 +32,12 @@ def layout() -> list[str]:
             folder = m.group(1) or ""
         elif m := re.match(r"^  - `(\w+)\.py`", line):
             order.append(f"{folder}.{m.group(1)}" if folder else m.group(1))
-    return order
+    return tuple(order)
+
+
+def layout() -> list[str]:
+    """The modules in the README's Layout, in order (read once: every test walks it)."""
+    return list(_layout())
 
 
 def layers() -> list[str]:
@@ -50,6 +57,12 @@ def path_of(module: str) -> Path:
 
 
 def imports(path: Path, package: str) -> list[tuple[str, int, bool]]:
+    """(name, line, run later) of every import in a file of `package`; see `_imports`."""
+    return list(_imports(path, package))
+
+
+@functools.cache  # the tests ask for each file's imports many times (400 parses in one of them)
+def _imports(path: Path, package: str) -> tuple[tuple[str, int, bool], ...]:
     """(name, line, run later) of every import in a file of `package` ('' for the top, 'core', ...):
     treegrad's own (relative) imports as '.' and their place below treegrad ('.core.ops'), others as written."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -74,7 +87,7 @@ def imports(path: Path, package: str) -> list[tuple[str, int, bool]]:
             found.append((node.module, node.lineno, inner))
         elif isinstance(node, ast.Import):
             found += [(a.name, node.lineno, inner) for a in node.names]
-    return found
+    return tuple(found)
 
 
 def module_imports(module: str) -> list[tuple[str, int, bool]]:
