@@ -494,52 +494,6 @@ SETS: dict[tuple[str, ...], Any] = {
 }
 
 
-@torch_tests
-def test_two_processes_under_torchrun_equal_one(tmp_path: Path) -> None:
-    """DistributedDataParallel over gloo on localhost, with penalties, clipping, a schedule and
-    class weights: the same losses and parameters as one process."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_gloo_available()):
-        pytest.skip("torch.distributed with gloo is not available")
-    out = tmp_path / "two.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes=1",
-        "--nproc-per-node=2",
-        "--master-addr=127.0.0.1",
-        f"--master-port={free_port()}",
-        "-m",
-        "treegrad",
-        "train",
-        str(MODELS / "xor.yaml"),
-        "--engine",
-        "torch",
-        "--epochs",
-        "3",
-        *OPTIONS,
-        "-o",
-        str(out),
-        "-q",
-    ]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
-    except subprocess.TimeoutExpired:
-        pytest.fail("torchrun with 2 processes did not finish in 240 s")
-    assert done.returncode == 0, done.stderr[-3000:]
-    from treegrad.torch.trainer import fit as torch_fit
-
-    prep = prepare(MODELS / "xor.yaml", overrides={"epochs": 3}, sets=list(SETS.items()))
-    one = run_prepared(prep, trainer=torch_fit)
-    rec = json.loads(out.read_text())
-    assert rec["history"]["learning_rates"] == [0.05, 0.025, 0.0125] and rec["history"]["penalty"]
-    assert max_diff(rec["history"]["train"], list(one.history)) <= 1e-12
-    assert max_diff(list(rec["parameters"].values()), list(one.record.parameters.values())) <= 1e-12
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.json"]  # rank 1 wrote nothing
-
-
 def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`treegrad ARGS` in two processes under torchrun (gloo on localhost), bounded in time."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2"]
@@ -551,34 +505,42 @@ def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @torch_tests
-def test_under_torchrun_each_process_reads_its_part_of_the_csv(tmp_path: Path) -> None:
-    """iris from its CSV with a validation split and standardised inputs: each process parses
-    about half the lines, and the run is the one a single process makes of all of them."""
+def test_two_processes_under_torchrun_equal_one(tmp_path: Path) -> None:
+    """DistributedDataParallel over gloo on localhost, iris from its CSV with a validation split,
+    standardised inputs, penalties, clipping, a schedule and class weights: each process parses
+    about half the lines, and the run is the one a single process makes of all of them (the same
+    losses, parameters, metrics and statistics). One torchrun for all of it: each costs three
+    processes that import torch."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_gloo_available()):
         pytest.skip("torch.distributed with gloo is not available")
-    sets = ["--set", "training.validation_split=0.2", "--set", "training.class_weight=balanced"]
+    split = ["--set", "training.validation_split=0.2"]
     done = torchrun(
-        ["train", str(MODELS / "iris.yaml"), "--engine", "torch", "--epochs", "4", *sets, "-o", "two.json", "-q"],
+        ["train", str(MODELS / "iris.yaml"), "--engine", "torch", "--epochs", "4", *OPTIONS, *split]
+        + ["-o", "two.json", "-q"],
         tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.json"]  # rank 1 wrote nothing
     rec = json.loads((tmp_path / "two.json").read_text())
     parts = rec["provenance"]["data"]["parts"]
     assert sum(parts) == 150 and len(parts) == 2 and max(parts) < 100, parts
     from treegrad.torch.trainer import fit as torch_fit
 
-    settings = [(("training", "validation_split"), 0.2), (("training", "class_weight"), "balanced")]
+    settings = [*SETS.items(), (("training", "validation_split"), 0.2)]
     one = run_prepared(prepare(MODELS / "iris.yaml", overrides={"epochs": 4}, sets=settings), trainer=torch_fit)
+    rates = rec["history"]["learning_rates"]
+    assert rates == one.history.learning_rates and [b / a for a, b in zip(rates, rates[1:])] == [0.5] * 3
+    assert rec["history"]["penalty"]
     assert rec["provenance"]["data"]["sha256"] == one.record.provenance.data.sha256
     assert rec["data"] == one.record.data.model_dump()
     assert max_diff(rec["history"]["train"], list(one.history)) <= 1e-12
     assert max_diff(rec["history"]["validation"], one.history.validation) <= 1e-12
     assert max_diff(list(rec["parameters"].values()), list(one.record.parameters.values())) <= 1e-12
-    for split in ("train", "validation"):
-        assert rec["metrics"][split]["confusion"] == one.record.metrics[split]["confusion"]
-        assert math.isclose(rec["metrics"][split]["loss"], one.record.metrics[split]["loss"], rel_tol=1e-12)
+    for part in ("train", "validation"):
+        assert rec["metrics"][part]["confusion"] == one.record.metrics[part]["confusion"]
+        assert math.isclose(rec["metrics"][part]["loss"], one.record.metrics[part]["loss"], rel_tol=1e-12)
     assert one.record.normalization is not None
     assert flat(list(rec["normalization"].values())) == pytest.approx(
         flat([list(v) for v in one.record.normalization.values()]), rel=1e-13
