@@ -56,3 +56,12 @@ def test_the_engines() -> None:
 def test_the_output_formats() -> None:
     assert choices(r"SPEC \[--format ([\w\\|]+)\]") == [f.name for f in offered("show")]
     assert choices(r"export MODEL\.json --format ([\w\\|]+) -o") == [f.name for f in offered("export")]
+
+
+def test_ci_runs_exactly_the_readmes_test_command() -> None:
+    """`.ci/run` is the README's second set-up command, word for word, so CI checks what a new
+    contributor runs (an extra added to one and not the other made CI skip what the README ran)."""
+    commands = re.findall(r"```sh\n(python3 -m venv .venv && .+)\n```", README)
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert len(commands) == 2 and "pytest" in commands[1], commands
+    assert ci[-1] == commands[1]
