@@ -248,18 +248,7 @@ def plan(
     inputs = [c.name for c in columns if c.name not in ids]
     text_inputs = [c.name for c in columns if c.is_text and c.name not in ids]
     strays = [c for c in columns if c.texts and not c.is_text]  # numbers with a few text cells
-    warnings = _stray(table, strays)
-    if ids:
-        warnings.append(
-            f"left out of the inputs: {listed(ids)}, text with a value of its own in (nearly) every row "
-            "(a name or an id, which a model cannot learn from); add it to `inputs:` if it is a category"
-        )
-    if classes is not None and len(table.rows) >= 10 and len(classes) >= 0.9 * len(table.rows):
-        warnings.append(
-            f"the target '{target}' has a label of its own in (nearly) every row ({len(classes):,} labels in "
-            f"{len(table.rows):,} rows), and a classifier learns a class from its rows: is it a name or an id? "
-            "Give the column to learn with --target"
-        )
+    warnings = _look_first(table, target, classes, ids, strays)
     read = [at[c] for c in [*inputs, target]]
     missing_rows = sum(1 for row in table.rows if any(is_missing(row[j]) for j in read))
     t = at[target]
@@ -285,6 +274,42 @@ def plan(
     if classes is not None:
         lines.append(f"# The labels found in '{target}', in output order.")
         lines.append(f"classes: [{', '.join(_yaml(c) for c in classes)}]")
+    lines += _layers(model, kind, n_classes)
+    lines += [
+        "training:",
+        *schedule_lines(len(table.rows)),
+        "  normalize: true   # standardise the inputs" + (" and the target" if kind == "regression" else ""),
+        "  seed: 0",
+    ]
+    lines += _missing_policy(missing_rows, no_target, strays)
+    if text_inputs:
+        lines.append(f"  text_inputs: one_hot   # text columns: {', '.join(text_inputs[:5])}")
+    text = "\n".join(lines) + "\n"
+    return Plan(target, kind, classes, text_inputs, missing_rows, text, warnings, by_name, model_file)
+
+
+def _look_first(
+    table: Table, target: str, classes: list[str] | None, ids: list[str], strays: list[_Column]
+) -> list[str]:
+    """What the user should look at before training: stray text in number columns, columns left
+    out as ids, a target that is an id."""
+    warnings = _stray(table, strays)
+    if ids:
+        warnings.append(
+            f"left out of the inputs: {listed(ids)}, text with a value of its own in (nearly) every row "
+            "(a name or an id, which a model cannot learn from); add it to `inputs:` if it is a category"
+        )
+    if classes is not None and len(table.rows) >= 10 and len(classes) >= 0.9 * len(table.rows):
+        warnings.append(
+            f"the target '{target}' has a label of its own in (nearly) every row ({len(classes):,} labels in "
+            f"{len(table.rows):,} rows), and a classifier learns a class from its rows: is it a name or an id? "
+            "Give the column to learn with --target"
+        )
+    return warnings
+
+
+def _layers(model: str, kind: str, n_classes: int) -> list[str]:
+    """The spec's `layers:` and `loss:` lines for a target of this kind."""
     hidden = (
         [f"  - {{name: hidden, linear: {HIDDEN}, activation: relu}}   # a hidden layer; its name is how pages show it"]
         if model == "mlp"
@@ -299,28 +324,23 @@ def plan(
     else:
         out = ["  - {name: output, linear: 1}   # the predicted number"]
         loss = "mse"
-    lines += ["layers:", *hidden, *out, f"loss: {loss}"]
-    lines += [
-        "training:",
-        *schedule_lines(len(table.rows)),
-        "  normalize: true   # standardise the inputs" + (" and the target" if kind == "regression" else ""),
-        "  seed: 0",
-    ]
+    return ["layers:", *hidden, *out, f"loss: {loss}"]
+
+
+def _missing_policy(missing_rows: int, no_target: int, strays: list[_Column]) -> list[str]:
+    """The `training.missing:` line (with its comment) a table with missing cells needs to train."""
     if missing_rows > no_target:
         rows = "1 row lacks" if missing_rows - no_target == 1 else f"{missing_rows - no_target} rows lack"
-        lines.append(f"  # {rows} an input: each missing input takes the training rows' mean (numbers) or most")
-        lines.append("  # frequent value (text), kept in the model for predict; or drop: leave such rows out")
-        lines.append(
-            "  missing: fill" + (f"   # and the {no_target} rows without a target are left out" if no_target else "")
-        )
-    elif no_target:
-        lines.append(f"  missing: drop   # {no_target} row{'s' if no_target != 1 else ''} without a target")
-    elif any(c.marks_missing for c in strays):
-        lines.append("  missing: drop   # for the cells you empty (see above)")
-    if text_inputs:
-        lines.append(f"  text_inputs: one_hot   # text columns: {', '.join(text_inputs[:5])}")
-    text = "\n".join(lines) + "\n"
-    return Plan(target, kind, classes, text_inputs, missing_rows, text, warnings, by_name, model_file)
+        return [
+            f"  # {rows} an input: each missing input takes the training rows' mean (numbers) or most",
+            "  # frequent value (text), kept in the model for predict; or drop: leave such rows out",
+            "  missing: fill" + (f"   # and the {no_target} rows without a target are left out" if no_target else ""),
+        ]
+    if no_target:
+        return [f"  missing: drop   # {no_target} row{'s' if no_target != 1 else ''} without a target"]
+    if any(c.marks_missing for c in strays):
+        return ["  missing: drop   # for the cells you empty (see above)"]
+    return []
 
 
 def model_file_of(spec_file: str) -> str:
