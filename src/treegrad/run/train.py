@@ -19,7 +19,8 @@ from .. import __version__
 from ..data.missing import said
 from ..data.parts import Part
 from ..engine.compiled import program
-from ..engine.fit import DIVERGED_ADVICE, Callback, History, check_weights, fit
+from ..engine.failures import DIVERGED_ADVICE
+from ..engine.fit import Callback, History, check_weights, fit
 from ..engine.vectorized import array_rows_fn
 from ..errors import TrainingError
 from ..files import check_output
@@ -118,20 +119,26 @@ def run(
         warnings.append(dead)
     if out is not None:
         save(out, record, force=force)
-    if len(hist) > 1 and not hist[-1] < hist[0]:
-        warnings.append(
-            f"the training loss did not go down (epoch 1: {hist[0]:.4g}, last: {hist[-1]:.4g}): "
-            "try a smaller learning rate" + ("" if prep.data.stats is not None else ", or normalize the inputs")
-        )
-    if not hist:
-        warnings.append(
-            "0 epochs: nothing was trained; the model saved has its starting parameters "
-            "(give --epochs N, or training.epochs, to train it)"
-        )
+    warnings += _loss_warnings(hist, normalized=prep.data.stats is not None)
     coding = prep.data.recoding
     notes = said(prep.data.source, prep.data.rows, coding.dropped, coding.filled, prep.settings.missing)
     count = (len(graph.params), len(graph.order))
     return Trained(root, record, hist, seconds, out, *count, hist.interrupted, warnings, notes)
+
+
+def _loss_warnings(hist: History, *, normalized: bool) -> list[str]:
+    """What the losses of the run say is wrong with it: no epoch, or a loss that did not go down."""
+    if not hist:
+        return [
+            "0 epochs: nothing was trained; the model saved has its starting parameters "
+            "(give --epochs N, or training.epochs, to train it)"
+        ]
+    if len(hist) > 1 and not hist[-1] < hist[0]:
+        return [
+            f"the training loss did not go down (epoch 1: {hist[0]:.4g}, last: {hist[-1]:.4g}): "
+            "try a smaller learning rate" + ("" if normalized else ", or normalize the inputs")
+        ]
+    return []
 
 
 def _log_stopped(log: RunLog) -> str:
