@@ -190,6 +190,15 @@ def _keep_another_sweep(path: Path, grid: Grid) -> None:
         )
 
 
+def _check_search(search: str, **given: object) -> None:
+    """--search names a search, and the options of Optuna's come with --search optuna."""
+    if search not in SEARCHES:
+        raise OptionError(f"--search is {' or '.join(SEARCHES)}, not {search!r}", "--search")
+    for option, value in given.items():
+        if value is not None and search != "optuna":
+            raise OptionError(f"--{option} is for --search optuna; add --search optuna, or leave it out", f"--{option}")
+
+
 def sweep_files(
     spec_path: Path,
     grid: Grid,
@@ -221,11 +230,7 @@ def sweep_files(
     from ..spec.models import load_spec
     from .modelfile import output_kind
 
-    if search not in SEARCHES:
-        raise OptionError(f"--search is {' or '.join(SEARCHES)}, not {search!r}", "--search")
-    for option, given in (("--trials", trials), ("--storage", storage), ("--study", study)):
-        if given is not None and search != "optuna":
-            raise OptionError(f"{option} is for --search optuna; add --search optuna, or leave it out", option)
+    _check_search(search, trials=trials, storage=storage, study=study)
     check_workers(workers, oversubscribe)
     name = load_spec(spec_path).name or spec_path.stem
     csv_path = csv_path or Path(f"{name}.sweep.csv")
@@ -234,38 +239,16 @@ def sweep_files(
         _keep_another_sweep(csv_path, grid)
     if best_out is not None:
         check_output(best_out, force=force, kind=output_kind(name), option="--best-out")
-    if search == "optuna":
-        study = name if storage is not None and study is None else study
+    if search == "optuna" and storage is not None and study is None:
+        study = name
 
-        def search_all(each: Callable[[int, int, RunResult], None]) -> SweepResult:
-            return optuna_search(
-                spec_path,
-                grid,
-                seeds,
-                20 if trials is None else trials,
-                storage=storage,
-                study_name=study,
-                workers=workers,
-                oversubscribe=oversubscribe,
-                data=data,
-                target=target,
-                on_result=each,
-                warn=warn,
-            )
-    else:
-
-        def search_all(each: Callable[[int, int, RunResult], None]) -> SweepResult:
-            return sweep(
-                spec_path,
-                grid,
-                seeds,
-                workers=workers,
-                oversubscribe=oversubscribe,
-                data=data,
-                target=target,
-                on_result=each,
-                warn=warn,
-            )
+    def search_all(each: Callable[[int, int, RunResult], None]) -> SweepResult:
+        how: dict[str, Any] = {"workers": workers, "oversubscribe": oversubscribe, "data": data, "target": target}
+        how.update(on_result=each, warn=warn)
+        if search == "optuna":
+            count = 20 if trials is None else trials
+            return optuna_search(spec_path, grid, seeds, count, storage=storage, study_name=study, **how)
+        return sweep(spec_path, grid, seeds, **how)
 
     result, stopped, planned = _searched(search_all, grid, search == "grid", on_result)
     write_atomic(csv_path, runs_csv(result), force=force, kind=SWEEP, option="--csv")
