@@ -551,7 +551,7 @@ def test_a_mistake_found_in_the_data_read_in_parts_is_reported_by_rank_0_alone(
 def test_training_that_diverges_in_every_part_is_reported_by_rank_0_alone(world: int) -> None:
     """The torch trainer's losses and parameters are all-reduced, so each process finds the
     divergence in the same epoch; rank 0 says it once, with run/train.py's advice."""
-    from treegrad.engine.fit import DIVERGED_ADVICE
+    from treegrad.engine.failures import DIVERGED_ADVICE
 
     def diverging(*args: Any, **kwargs: Any) -> Any:
         raise TrainingError(f"training diverged in epoch 3: the loss became NaN or infinite. {DIVERGED_ADVICE}")
