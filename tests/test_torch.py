@@ -280,6 +280,32 @@ def test_import_params_checks_names_shapes_and_files(tmp_path: Path) -> None:
     assert json.loads(new.read_text())["parameters"] == {"p0": 0.5, "p1": -3.0}
 
 
+@torch_tests
+def test_import_params_says_what_a_file_refers_to_in_its_own_words(tmp_path: Path) -> None:
+    """Issue 24: import-params quoted torch's advice to load the file with weights_only=False
+    (which runs whatever code it holds), and torch warned, with its source path, of a file saved
+    with another pickle protocol. It names the code the file refers to, and says no more of torch's."""
+    import warnings
+
+    import torch
+
+    model = tmp_path / "f2c.model.json"
+    trained = runner.invoke(app, ["train", str(MODELS / "f2c.yaml"), "-o", str(model), "--epochs", "1", "-q"])
+    assert trained.exit_code == 0, trained.output
+    torch.save({"p0": torch.tensor(1.0), "p1": Path("/")}, tmp_path / "obj.pt")
+    r = runner.invoke(app, ["import-params", str(model), "--from", str(tmp_path / "obj.pt"), "-o", "x.json"])
+    assert r.exit_code == 1 and "it names pathlib.PosixPath, code that unpickling would run" in r.output, r.output
+    assert "weights_only" not in r.output and "trust" not in r.output, r.output
+    torch.save({"p0": torch.tensor(0.5), "p1": torch.tensor(-3.0)}, tmp_path / "p4.pt", pickle_protocol=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = runner.invoke(app, ["import-params", str(model), "--from", str(tmp_path / "p4.pt"), "-o", "p4.json"])
+    # torch's safe reader does not take protocol 4's instructions: refused, saying how it was written
+    assert r.exit_code == 1 and "torch.save with a pickle_protocol other than its default, 2" in r.output, r.output
+    assert [str(w.message) for w in caught if "pickle protocol" in str(w.message)] == []
+    assert "weights_only" not in r.output and "site-packages" not in r.output and not Path("p4.json").exists()
+
+
 def curves(name: str, engine: str, epochs: int) -> tuple[list[float], list[float], list[float]]:
     """(training losses, validation losses, final parameters) of an example model."""
     from treegrad.torch import trainer as torch_trainer

@@ -47,6 +47,11 @@ def _unreadable(e: Exception) -> str:
             f"is not a state dict torch can read safely: it names {clip(found.group(1))}, code that unpickling "
             "would run, and treegrad reads only tensors and plain containers (it never runs a file's code)"
         )
+    if "Unsupported operand" in str(e):  # an instruction of a newer pickle protocol than torch's safe reader's
+        return (
+            "is not a state dict torch can read safely: it was pickled with an instruction torch's safe reader "
+            "does not take (torch.save with a pickle_protocol other than its default, 2, writes them), or is damaged"
+        )
     return "is not a state dict torch can read safely: it is damaged, or not a file torch.save wrote"
 
 
