@@ -136,7 +136,7 @@ def test_predict_out_is_written_atomically_and_escapes_nothing_numeric(work: Pat
     assert result.exit_code == 0, result.output
     lines = (work / "p.csv").read_text().splitlines()
     assert lines[0] == "f,c,prediction"
-    assert lines[1].startswith("1.0,-17.2,-")  # negative numbers stay numbers
+    assert lines[1].startswith("1,-17.2,-")  # negative numbers stay numbers, a whole one as written
 
 
 def test_empty_data_is_named_as_empty_not_as_a_directory(work: Path) -> None:

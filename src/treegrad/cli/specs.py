@@ -43,7 +43,7 @@ def datasets() -> None:
 
 @app.command()
 def init(
-    data: Annotated[Path, typer.Argument(help="The CSV file to read the header and cells of.")],
+    data: Annotated[Path, typer.Argument(help="The CSV file to read the header and cells of.", metavar="DATA.csv")],
     out_path: Annotated[
         Path | None,
         typer.Option("--out", "-o", parser=file_name, help="The spec file to write (default: the CSV's stem.yaml)."),

@@ -434,12 +434,26 @@ def spreadsheet_safe(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
+def _whole(v: float) -> bool:
+    """Whether `v` is a whole number a CSV writes without a point (below 2**53: exact as an int)."""
+    return v.is_integer() and abs(v) < 2**53
+
+
 def to_csv(table: Table) -> str:
-    """A table as CSV text; numbers as the shortest text that reads back to the same float, text
-    cells and column names made spreadsheet-safe (see `spreadsheet_safe`)."""
+    """A table as CSV text; numbers as the shortest text that reads back to the same float, and in
+    a column whose numbers are all whole, without a point (a table keeps numbers as floats: the
+    user wrote 3800, not 3800.0); text cells and column names made spreadsheet-safe
+    (see `spreadsheet_safe`)."""
+    rows = table.rows
+    whole = [all(_whole(c) for c in col if isinstance(c, float)) for col in zip(*rows)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([spreadsheet_safe(c) for c in table.columns])
-    for row in table.rows:
-        w.writerow([repr(c) if isinstance(c, float) else spreadsheet_safe(c) for c in row])
+    for row in rows:
+        w.writerow(
+            [
+                (str(int(c)) if whole[j] else repr(c)) if isinstance(c, float) else spreadsheet_safe(c)
+                for j, c in enumerate(row)
+            ]
+        )
     return buf.getvalue()

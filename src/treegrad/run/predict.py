@@ -19,7 +19,7 @@ from ..errors import OptionError
 from ..files import PREDICTIONS, write_atomic
 from .datasource import model_views
 from .modelfile import Loaded, load
-from .provenance import range_warnings, table_range_warnings
+from .provenance import column_names, range_warnings, table_range_warnings
 from .tasks import check_finite, check_finite_metrics, class_labels, decode, evaluate_rows, scored_rows
 from .values import one_value_per_input, read_sample
 
@@ -103,7 +103,7 @@ def predict_file(
     views = model_views(rec, data)
     table = views.table
     rows = input_array(table, list(rec.inputs))
-    for warning in range_warnings(rec.input_ranges, list(rec.inputs), rows, table.place):
+    for warning in range_warnings(rec.input_ranges, list(rec.inputs), rows, table.place, column_names(rec)):
         warn(warning)
     results = predict(loaded, rows, table.place)
     # Beside the user's own columns, for the rows kept.

@@ -21,7 +21,7 @@ from __future__ import annotations
 import platform
 import shlex
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -226,28 +226,38 @@ def range_warnings(
     names: Sequence[str],
     rows: Any,
     describe_row: Callable[[int], str] | None = None,
+    shown: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Warnings for inputs far outside their training ranges: one line per input, at most
-    MAX_WARNINGS of them and a line counting the rest, however many rows there are."""
+    MAX_WARNINGS of them and a line counting the rest, however many rows there are. An input is
+    named as `shown` maps it (`column_names`: the CSV's name of a renamed column), else by itself."""
     found = outside(ranges, names, rows)
+    shown = shown or {}
     lines = []
     for o in found[:MAX_WARNINGS]:
         span = f"its training range [{o.low:.6g}, {o.high:.6g}]"
+        name = shown.get(o.input, o.input)
         if len(rows) == 1:
-            lines.append(f"input '{o.input}' is {o.farthest:.6g}, far outside {span}: the prediction extrapolates")
+            lines.append(f"input '{name}' is {o.farthest:.6g}, far outside {span}: the prediction extrapolates")
         else:
             where = f" ({describe_row(o.row)})" if describe_row is not None else ""
             lines.append(
-                f"input '{o.input}': {o.rows} of {len(rows)} rows far outside {span}, the farthest "
+                f"input '{name}': {o.rows} of {len(rows)} rows far outside {span}, the farthest "
                 f"{o.farthest:.6g}{where}: those predictions extrapolate"
             )
     if len(found) > MAX_WARNINGS:
-        rest = found[MAX_WARNINGS:]
+        rest = [shown.get(o.input, o.input) for o in found[MAX_WARNINGS:]]
         lines.append(
             f"and {len(rest)} more inputs far outside their training ranges "
-            f"({', '.join(o.input for o in rest[:5])}{', ...' if len(rest) > 5 else ''})"
+            f"({', '.join(rest[:5])}{', ...' if len(rest) > 5 else ''})"
         )
     return lines
+
+
+def column_names(record: Any) -> dict[str, str]:
+    """A model file's renamed inputs by the names of their columns in the CSV (`renamed` undone),
+    for messages to speak the user's columns."""
+    return {name: column for column, name in (record.renamed or {}).items()}
 
 
 def table_range_warnings(record: Any, table: Table, also: Sequence[str | None] = ()) -> list[str]:
@@ -255,4 +265,5 @@ def table_range_warnings(record: Any, table: Table, also: Sequence[str | None] =
     named by its line in the file: a row with an empty cell in an input or in the columns `also`
     (which `missing: drop` left out) is left out here too."""
     kept, _ = drop_missing(table, [*record.inputs, *(c for c in also if c is not None)])
-    return range_warnings(record.input_ranges, list(record.inputs), input_array(kept, list(record.inputs)), kept.place)
+    inputs = list(record.inputs)
+    return range_warnings(record.input_ranges, inputs, input_array(kept, inputs), kept.place, column_names(record))

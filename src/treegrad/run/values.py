@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MAX_LISTED, DataError, clip, did_you_mean, escaped, listed
-from .provenance import range_warnings
+from .provenance import column_names, range_warnings
 
 MAX_HINTED_INPUTS = 8  # inputs named one by one in a hint; more are no hint: a CSV of them is
 
@@ -45,7 +45,7 @@ def read_sample(record: Any, values: Sequence[str], warn: Callable[[str], None])
     far outside its training range said through `warn` (provenance.range_warnings)."""
     inputs = list(record.inputs)
     row = parse_values(inputs, values, record)
-    for warning in range_warnings(record.input_ranges, inputs, [row]):
+    for warning in range_warnings(record.input_ranges, inputs, [row], shown=column_names(record)):
         warn(warning)
     return row
 

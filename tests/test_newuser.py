@@ -1,0 +1,80 @@
+"""What a new user of `init`, `train` and `predict` met on a table of their own (penguins-like:
+a column name with spaces, a text column, whole numbers, NA cells): predictions written beside
+their cells as they wrote them, warnings that name their columns, `init --help` that names its
+argument, and a value left empty on the command line filled as the model fills a missing cell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+ROWS = [
+    ("Biscoe", 39.1, 181, 3750, "male"),
+    ("Dream", 39.5, 186, 3800, "female"),
+    ("Biscoe", 40.3, 195, 3250, "female"),
+    ("Torgersen", 36.7, 193, 3450, "NA"),
+    ("Dream", 39.3, 190, 3650, "male"),
+    ("Biscoe", 38.9, 181, 3625, "female"),
+    ("Torgersen", 39.2, 195, 4675, "male"),
+    ("Dream", 41.1, 182, 3200, "female"),
+]
+HEADER = "island,bill length (mm),flipper_length_mm,body_mass_g,sex"
+
+
+def run(*args: str) -> Any:
+    from treegrad.cli import app
+
+    return runner.invoke(app, list(args))
+
+
+def flat(text: str) -> str:
+    """A message as one line, whatever box or width it was printed in."""
+    return " ".join(text.replace("│", " ").split())
+
+
+@pytest.fixture()
+def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A regression of body_mass_g on the other columns, trained as init writes it (3 epochs)."""
+    monkeypatch.chdir(tmp_path)
+    lines = [HEADER.replace(",body_mass_g", "") + ",body_mass_g"]
+    lines += [f"{i},{b},{f},{s},{m}" for i, b, f, m, s in ROWS]
+    (tmp_path / "birds.csv").write_text("\n".join(lines) + "\n")
+    assert run("init", "birds.csv", "--target", "body_mass_g", "-o", "birds.yaml").exit_code == 0
+    r = run("train", "birds.yaml", "--epochs", "3", "-q")
+    assert r.exit_code == 0, r.output
+    return tmp_path / "birds.model.json"
+
+
+def test_predict_writes_whole_numbers_of_the_csv_as_written(model: Path) -> None:
+    new = model.parent / "new.csv"
+    new.write_text("island,bill length (mm),flipper_length_mm,sex,body_mass_g\nDream,39.5,186,female,3800\n")
+    r = run("predict", str(model), "--data", "new.csv", "--out", "out.csv")
+    assert r.exit_code == 0, r.output
+    header, row = (model.parent / "out.csv").read_text().splitlines()
+    assert row.startswith("Dream,39.5,186,female,3800,"), row  # not 186.0 and 3800.0
+    printed = run("predict", str(model), "--data", "new.csv").stdout.splitlines()
+    assert printed == [header, row]  # the same text on stdout
+
+
+def test_range_warnings_name_the_csv_column_not_the_renamed_input(model: Path) -> None:
+    r = run("predict", str(model), "island=Dream", "bill length (mm)=400", "flipper_length_mm=186", "sex=male")
+    assert r.exit_code == 0, r.output
+    assert "input 'bill length (mm)' is 400, far outside its training range" in r.stderr, r.stderr
+    assert "bill_length_mm" not in r.stderr
+    new = model.parent / "new.csv"
+    new.write_text("island,bill length (mm),flipper_length_mm,sex,body_mass_g\n" + "Dream,400,186,female,3800\n" * 2)
+    for command in ("predict", "eval"):
+        r = run(command, str(model), "--data", "new.csv")
+        assert r.exit_code == 0, r.output
+        assert "input 'bill length (mm)': 2 of 2 rows far outside" in r.stderr, r.stderr
+
+
+def test_init_help_names_its_argument() -> None:
+    r = run("init", "--help")
+    assert r.exit_code == 0
+    assert "{data}" not in r.output and "DATA" in r.output, r.output
