@@ -78,3 +78,48 @@ def test_init_help_names_its_argument() -> None:
     r = run("init", "--help")
     assert r.exit_code == 0
     assert "{data}" not in r.output and "DATA" in r.output, r.output
+
+
+@pytest.mark.parametrize("empty", ["sex=", "sex=NA", "sex= "])
+def test_an_empty_value_is_filled_as_the_model_fills_a_missing_cell(model: Path, empty: str) -> None:
+    import json
+
+    fill = json.loads(model.read_text())["fill"]
+    typed = ["island=Dream", "bill length (mm)=39.5", "flipper_length_mm=186"]
+    r = run("predict", str(model), *typed, empty)
+    assert r.exit_code == 0, r.output
+    same = run("predict", str(model), *typed, f"sex={fill['sex']}")
+    assert r.stdout == same.stdout
+    assert f"'sex' is missing: filled with '{fill['sex']}'" in flat(r.stderr), r.stderr
+    r = run("predict", str(model), "island=Dream", "bill length (mm)=", "flipper_length_mm=186", "sex=male")
+    assert r.exit_code == 0, r.output
+    assert f"filled with {fill['bill length (mm)']:.6g}" in flat(r.stderr), r.stderr
+
+
+def test_an_empty_value_without_a_fill_policy_says_what_to_give(model: Path) -> None:
+    spec = model.parent / "birds.yaml"
+    spec.write_text(spec.read_text().replace("missing: fill", "missing: drop"))
+    assert run("train", "birds.yaml", "--epochs", "1", "-q", "-o", "drop.model.json").exit_code == 0
+    r = run("predict", "drop.model.json", "island=Dream", "bill length (mm)=39.5", "flipper_length_mm=186", "sex=")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    message = flat(r.output)
+    assert "the value for 'sex' is missing" in message and "training.missing: drop" in message, message
+
+
+def test_values_in_column_order_for_a_model_with_text_columns(model: Path) -> None:
+    named = run("predict", str(model), "island=Dream", "bill length (mm)=39.5", "flipper_length_mm=186", "sex=male")
+    r = run("predict", str(model), "Dream", "39.5", "186", "male")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == named.stdout
+
+
+@pytest.mark.parametrize(("command", "typo", "meant"), [("predict", "--dta", "--data"), ("explain", "--jsn", "--json")])
+def test_a_mistyped_option_after_the_model_is_a_usage_error(model: Path, command: str, typo: str, meant: str) -> None:
+    """Unknown options pass through as values (so that -40 is a number): `--dta new.csv` was two
+    values, and the message counted them against the model's inputs."""
+    r = run(command, str(model), typo, "new.csv")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    message = flat(r.output)
+    assert f"{typo} is not an option of {command}; did you mean {meant}?" in message, message
+    negative = run(command, str(model), "island=Dream", "bill length (mm)=-4", "flipper_length_mm=186", "sex=male")
+    assert negative.exit_code == 0, negative.output

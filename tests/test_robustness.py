@@ -763,7 +763,14 @@ def test_negative_values_are_values_not_options(work: Path) -> None:
     by_name = succeeds("predict", "line.model.json", "x=-40", "--json")
     assert by_position.stdout == by_name.stdout
     assert succeeds("predict", "line.model.json", "-1.5e-3").stdout.strip()
-    fails(work, ["predict", "line.model.json", "--jsno"], "'--jsno', not a number")
+    # A mistyped option is said to be one (it was "the value for 'x' is '--jsno', not a number", exit 1).
+    fails(
+        work,
+        ["predict", "line.model.json", "--jsno"],
+        "--jsno is not an option of predict",
+        "--json?",
+        code=2,
+    )
 
 
 def test_json_output_is_strict_json(work: Path) -> None:

@@ -13,9 +13,33 @@ from . import program, views
 from .program import AsJson, Force, ModelFile, Precision, app, file_name, usage_errors
 from .render import err, escape, print_json, warn
 
+
+def _no_options(ctx: typer.Context, values: list[str] | None) -> list[str] | None:
+    """Values after MODEL, with none that is a mistyped option (`--dta x.csv`): unknown options
+    pass through as values so that `-40` is a number, and were then counted as values."""
+    import difflib
+    import re
+
+    for v in values or []:
+        if re.fullmatch(r"--?[A-Za-z][\w-]*", v):
+            options = [o for p in ctx.command.params for o in p.opts if o.startswith("-")]
+            close = difflib.get_close_matches(v, options, n=1)
+            hint = f"; did you mean {close[0]}?" if close else "."
+            raise typer.BadParameter(
+                f"{escape(v)} is not an option of {ctx.info_name}{hint} Its options are {', '.join(options)}; "
+                "a value (a number such as -4, or name=value) comes after the model file",
+                param_hint="VALUES",
+            )
+    return values
+
+
 Values = Annotated[
     list[str] | None,
-    typer.Argument(help="One sample: values in input order, or name=value.", metavar="VALUES"),
+    typer.Argument(
+        help="One sample: values in the order of the data's columns, or name=value.",
+        metavar="VALUES",
+        callback=_no_options,
+    ),
 ]
 
 
