@@ -113,6 +113,37 @@ def test_values_in_column_order_for_a_model_with_text_columns(model: Path) -> No
     assert r.stdout == named.stdout
 
 
+def test_init_leaving_out_an_id_column_writes_inputs_that_train(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An Auto MPG-like table (UCI): a car's name in every row is left out, and the list of the
+    other columns held 'model year', which train refused as no usable input name."""
+    monkeypatch.chdir(tmp_path)
+    rows = [f"{20 + i % 7},{4 + 2 * (i % 3)},{2000 + 37 * i},{70 + i % 13},{1 + i % 3},car {i}" for i in range(40)]
+    (tmp_path / "auto.csv").write_text("mpg,cylinders,weight,model year,origin,car name\n" + "\n".join(rows) + "\n")
+    r = run("init", "auto.csv", "--target", "mpg")
+    assert r.exit_code == 0, r.output
+    assert "car name" in flat(r.stderr)  # said to be left out
+    r = run("train", "auto.yaml", "--epochs", "2", "-q")
+    assert r.exit_code == 0, r.output
+    import json
+
+    assert json.loads((tmp_path / "auto.model.json").read_text())["inputs"] == [
+        "cylinders",
+        "weight",
+        "model_year",
+        "origin",
+    ]
+    # A left-out column between inputs splits them; the target and the id are not read.
+    (tmp_path / "mid.csv").write_text(
+        "a b,car name,mpg,c\n" + "".join(f"{i},car {i},{i % 5},{i * 2}\n" for i in range(40))
+    )
+    assert run("init", "mid.csv", "--target", "mpg").exit_code == 0
+    r = run("train", "mid.yaml", "--epochs", "2", "-q")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "mid.model.json").read_text())["inputs"] == ["a_b", "c"]
+
+
 @pytest.mark.parametrize(("command", "typo", "meant"), [("predict", "--dta", "--data"), ("explain", "--jsn", "--json")])
 def test_a_mistyped_option_after_the_model_is_a_usage_error(model: Path, command: str, typo: str, meant: str) -> None:
     """Unknown options pass through as values (so that -40 is a number): `--dta new.csv` was two

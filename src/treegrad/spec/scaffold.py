@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.columns import cell_kinds, is_text
+from ..data.columns import cell_kinds, input_name, is_text
 from ..data.missing import is_missing
 from ..data.readers import load_data
 from ..data.table import Table, number
@@ -65,6 +65,29 @@ class _Column:
     def identifier(self, rows: int) -> bool:
         """A text column with a value of its own in (nearly) every row: a name or an id, no feature."""
         return self.is_text and rows >= 10 and self.distinct >= 0.9 * rows
+
+
+def _input_list(header: list[str], inputs: list[str]) -> str:
+    """`inputs` as a YAML list that trains: their names, unless one is no usable input name
+    (`model year`), which a list of names refuses; then the same columns selected from the header
+    (where names become usable), each run of neighbours a {range: [first, last]}."""
+    if all(input_name(c) == c for c in inputs):
+        return f"[{', '.join(_yaml(c) for c in inputs)}]"
+    chosen, runs = set(inputs), []
+    run: list[str] = []
+    for c in [*header, None]:
+        if c is not None and c in chosen:
+            run.append(c)
+        elif run:
+            runs.append(run)
+            run = []
+    # A list with a {range: ...} is resolved against the header: a run of one is its name, but
+    # the first run is a range even then, so that the list is one.
+    items = [
+        f"{{range: [{_yaml(r[0])}, {_yaml(r[-1])}]}}" if len(r) > 1 or i == 0 else _yaml(r[0])
+        for i, r in enumerate(runs)
+    ]
+    return f"[{', '.join(items)}]"
 
 
 def _column(table: Table, j: int) -> _Column:
@@ -267,7 +290,7 @@ def plan(
         lines.append(
             f"# Every column but the target and {', '.join(ids)}; or `all`, names, {{match: 'px_*'}}, {{range: [a, b]}}"
         )
-        lines.append(f"inputs: [{', '.join(_yaml(c) for c in inputs)}]")
+        lines.append(f"inputs: {_input_list(table.columns, inputs)}")
     else:
         lines.append("# Every column but the target; or list names, {match: 'px_*'} and {range: [first, last]}.")
         lines.append("inputs: all")
