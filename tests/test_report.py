@@ -386,3 +386,14 @@ def test_node_kinds_and_edges_stand_out_from_the_graphs_background() -> None:
         for k in marks
         if _contrast(colour[k], background.group(1)) < 3
     } == {}
+
+
+def test_the_live_page_says_it_shows_the_model_as_it_trains() -> None:
+    """The live page's line under the title called it 'spec with its initial parameters' while it
+    showed each epoch's trained parameters."""
+    from treegrad.outputs.live import LiveView
+    from treegrad.run.prepare import prepare
+
+    view = LiveView(prepare(ROOT / "models" / "xor.yaml"), None)
+    text = view.page.decode("utf-8")
+    assert "the model as it trains, at its latest epoch ·" in text and "spec with its initial parameters ·" not in text

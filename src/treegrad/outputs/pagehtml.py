@@ -81,8 +81,12 @@ def as_json(data: Any) -> str:
 def meta(data: dict[str, Any]) -> str:
     """The line under the title: what the page shows and how its numbers are printed."""
     nodes = len(data["nodes"]["kind"])
+    if data.get("live"):
+        shown = "the model as it trains, at its latest epoch"
+    else:
+        shown = "trained model" if data["trained"] else "spec with its initial parameters"
     return (
-        f"{'trained model' if data['trained'] else 'spec with its initial parameters'} · {data['task']} · "
+        f"{shown} · {data['task']} · "
         f"loss {data['loss']} · learning rate {data['learningRate']} · data {data['source']} · "
         f"{nodes:,} nodes, {len(data['paramNodes']):,} parameters · numbers at {data['precision']} "
         "significant digits, as `treegrad trace` prints them"
