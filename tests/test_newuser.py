@@ -154,3 +154,16 @@ def test_a_mistyped_option_after_the_model_is_a_usage_error(model: Path, command
     assert f"{typo} is not an option of {command}; did you mean {meant}?" in message, message
     negative = run(command, str(model), "island=Dream", "bill length (mm)=-4", "flipper_length_mm=186", "sex=male")
     assert negative.exit_code == 0, negative.output
+
+
+def test_asking_for_values_names_the_columns_of_the_data(model: Path) -> None:
+    """A model with text and renamed columns asked for values by its inputs (island_Biscoe, ...,
+    bill_length_mm, sex_female), which a user of the CSV does not have."""
+    columns = "island, bill length (mm), flipper_length_mm, sex"
+    for command in ("predict", "explain"):
+        r = run(command, str(model))
+        assert r.exit_code == 2
+        assert f"give one value per input ({columns})" in flat(r.output), r.output
+    r = run("predict", str(model), "island=Dream", "flipper_length_mm=186")
+    assert r.exit_code == 1
+    assert f"missing value(s) for bill length (mm), sex; the model's inputs are {columns}" in flat(r.output), r.output

@@ -442,7 +442,7 @@ def explain_file(
     from ..run.datasource import model_table
     from ..run.modelfile import load
     from ..run.provenance import table_range_warnings
-    from ..run.values import one_value_per_input, read_sample
+    from ..run.values import data_columns, one_value_per_input, read_sample
 
     if values and data:
         raise OptionError("give either VALUES (one sample) or --data (every row), not both", "VALUES")
@@ -454,7 +454,7 @@ def explain_file(
     rec = loaded.record
     if not data:
         if not values:
-            raise OptionError(one_value_per_input(rec.inputs), "VALUES")
+            raise OptionError(one_value_per_input(data_columns(rec)), "VALUES")
         row = read_sample(rec, values, warn)
         return Explained(rec.name, explain_model(loaded, row, baseline=baseline, class_label=class_label), None)
     table = model_table(rec, data)

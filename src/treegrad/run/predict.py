@@ -21,7 +21,7 @@ from .datasource import model_views
 from .modelfile import Loaded, load
 from .provenance import column_names, range_warnings, table_range_warnings
 from .tasks import check_finite, check_finite_metrics, class_labels, decode, evaluate_rows, scored_rows
-from .values import one_value_per_input, read_sample
+from .values import data_columns, one_value_per_input, read_sample
 
 
 def predict(loaded: Loaded, rows: Any, describe_row: Callable[[int], str] | None = None) -> list[dict[str, Any]]:
@@ -98,7 +98,7 @@ def predict_file(
         raise OptionError("give either VALUES or --data, not both", "VALUES")
     if data is None:
         if not values:
-            raise OptionError(one_value_per_input(rec.inputs), "VALUES")
+            raise OptionError(one_value_per_input(data_columns(rec)), "VALUES")
         return Predicted(predict(loaded, [read_sample(rec, values, warn)]), lambda i: "these inputs")
     views = model_views(rec, data)
     table = views.table

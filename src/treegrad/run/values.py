@@ -119,10 +119,21 @@ def _named_values(
         row[name] = _number(text, name)
     missing = [n for n in inputs if n not in row]
     if missing:
+        # Named as the user names them: by the CSV's column, unless one of its inputs was given apart.
+        source = {n: s.column for s in sources(inputs, renamed, encodings) for n in s.inputs}
+        apart = {source[n] for n in row}
+        missing = list(dict.fromkeys(n if source[n] in apart else source[n] for n in missing))
+        columns = data_columns(rec) if rec is not None else inputs
         raise DataError(
-            f"missing value(s) for {listed(missing)}; the model's inputs are {listed(inputs)}{all_listed(inputs)}"
+            f"missing value(s) for {listed(missing)}; the model's inputs are {listed(columns)}{all_listed(columns)}"
         )
     return [row[n] for n in inputs]
+
+
+def data_columns(record: Any) -> list[str]:
+    """The columns of a model's data that its inputs are read from, in order: what a user types values for."""
+    inputs = list(record.inputs)
+    return [s.column for s in sources(inputs, dict(record.renamed or {}), dict(record.encodings or {}))]
 
 
 def _filled(name: str, text: str, rec: Any, warn: Callable[[str], None]) -> str:
