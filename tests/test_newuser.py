@@ -167,3 +167,15 @@ def test_asking_for_values_names_the_columns_of_the_data(model: Path) -> None:
     r = run("predict", str(model), "island=Dream", "flipper_length_mm=186")
     assert r.exit_code == 1
     assert f"missing value(s) for bill length (mm), sex; the model's inputs are {columns}" in flat(r.output), r.output
+
+
+def test_init_counts_one_row_without_a_target_in_the_singular(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    lines = [f"{i % 4},{'NA' if i == 3 else i * 0.5},{'NA' if i == 5 else i % 3}" for i in range(30)]
+    (tmp_path / "t.csv").write_text("a,b,label\n" + "\n".join(lines) + "\n")
+    r = run("init", "t.csv")
+    assert r.exit_code == 0, r.output
+    spec = (tmp_path / "t.yaml").read_text()
+    assert "missing: fill   # and the row without a target is left out" in spec, spec  # was 'the 1 rows ... are'
+    r = run("train", "t.yaml", "--epochs", "1", "-q")
+    assert r.exit_code == 0, r.output

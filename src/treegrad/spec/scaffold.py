@@ -354,10 +354,11 @@ def _missing_policy(missing_rows: int, no_target: int, strays: list[_Column]) ->
     """The `training.missing:` line (with its comment) a table with missing cells needs to train."""
     if missing_rows > no_target:
         rows = "1 row lacks" if missing_rows - no_target == 1 else f"{missing_rows - no_target} rows lack"
+        untargeted = "the row without a target is" if no_target == 1 else f"the {no_target} rows without a target are"
         return [
             f"  # {rows} an input: each missing input takes the training rows' mean (numbers) or most",
             "  # frequent value (text), kept in the model for predict; or drop: leave such rows out",
-            "  missing: fill" + (f"   # and the {no_target} rows without a target are left out" if no_target else ""),
+            "  missing: fill" + (f"   # and {untargeted} left out" if no_target else ""),
         ]
     if no_target:
         return [f"  missing: drop   # {no_target} row{'s' if no_target != 1 else ''} without a target"]
