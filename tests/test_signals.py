@@ -352,3 +352,32 @@ def test_a_worker_killed_by_the_system_is_a_message_and_the_finished_runs_are_ke
     assert "error: a worker process of the sweep ended without its result" in err and "Traceback" not in err
     assert "Stopped after 2 of 3 runs: those finished are in runs.csv." in err
     assert len((work / "runs.csv").read_text().splitlines()) == 3
+
+
+def test_a_second_ctrl_c_while_the_pool_ends_does_not_leave_its_workers_running() -> None:
+    """A second SIGINT while a sweep was ending its workers (test_a_sweep_stops_at_a_signal sends
+    two, to the group and to the sweep) stopped the ending halfway: the workers, which ignore
+    SIGINT, went on with a run of a million epochs, and the test waited for them with no end. The
+    second one now comes after the workers are ended."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from treegrad.run.pool import _end, _worker_signals
+
+    pool = ProcessPoolExecutor(max_workers=1, initializer=_worker_signals)
+    pool.submit(time.sleep, 120)
+    time.sleep(0.5)  # the worker under way
+    workers = list(pool._processes.values())
+    shutdown = pool.shutdown
+
+    def interrupted_shutdown(*args: Any, **kwargs: Any) -> None:
+        signal.raise_signal(signal.SIGINT)  # the second Ctrl-C, in the middle of the ending
+        shutdown(*args, **kwargs)
+
+    pool.shutdown = interrupted_shutdown  # type: ignore[method-assign]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _end(pool)
+        assert workers and not any(p.is_alive() for p in workers), "a worker was left running"
+    finally:
+        for p in workers:
+            p.kill()

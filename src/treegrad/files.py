@@ -320,7 +320,7 @@ def _temp_prefix(name: str) -> str:
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM wait until the block is done (then their handlers run).
 
     They are held back in Python, not masked: a process-wide signal may go to any thread that
@@ -387,7 +387,7 @@ def _place(path: Path, data: bytes, *, keep: bool) -> int | None:
         if not keep:
             os.close(fd)
             fd = -1
-        with _signals_held():
+        with signals_held():
             os.replace(tmp, path)
     except BaseException as e:
         if fd >= 0:

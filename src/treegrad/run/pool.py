@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import TypeVar
 
 from ..errors import OptionError
+from ..files import signals_held
 from ..limits import MAX_WORKERS
 
 T = TypeVar("T")
@@ -92,10 +93,13 @@ def _end(pool: ProcessPoolExecutor) -> None:
     # The executor has no public way to end its workers before Python 3.14 (terminate_workers);
     # its list of them is taken before shutdown, which forgets it.
     workers = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in workers:
-        with contextlib.suppress(Exception):
-            process.terminate()
-    for process in workers:
-        with contextlib.suppress(Exception):
-            process.join(5)
+    # A second Ctrl-C (a user's, or a terminal's to the group) in here stopped the ending halfway,
+    # and the workers, which ignore it, went on alone: it is held until they are ended.
+    with signals_held():
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers:
+            with contextlib.suppress(Exception):
+                process.terminate()
+        for process in workers:
+            with contextlib.suppress(Exception):
+                process.join(5)
