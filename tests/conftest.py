@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,13 @@ import pytest
 from treegrad import Add, Constant, Input, Multiply, Node, Parameter, Tanh
 from treegrad.core.nodes import OPERATIONS
 from treegrad.core.ops import OPS
+
+# pytest started in the background of a shell without job control (`cmd &`, as a script runs it)
+# inherits SIGINT ignored, and so would every command the tests start: the tests of Ctrl-C then
+# saw commands that could not be interrupted, and one waited for a sweep's orphaned workers
+# for ever. The tests start their commands with Ctrl-C as a terminal gives it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Every op of the table; an op added there is drawn here too. Ops defined on part of the
 # numbers, or with a kink, get their guard below; any other op takes plain arguments.
