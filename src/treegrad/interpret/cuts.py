@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.ops import OPS, softmax_fns
+from ..core.ops import OPS, softmax_array_code
 from ..engine.losses import LOSSES
 from .canonical import Aff, Atom, Form, affs, atoms, scaled
 
@@ -54,6 +54,28 @@ class Values:
                     vals[atom.key] = np.asarray(self._fn(atom.op, len(args))(*args), dtype=float) * np.ones(self.rows)
             return [self.aff(a, vals) for a in form.outputs], vals
 
+    def losses(self, loss: str, outs: list[Any], y: Sequence[Any], *, softmax: bool) -> Any:
+        """Each row's loss `loss` of the outputs `outs` (one array per output element) against `y`."""
+        k = len(outs)
+        key = (f"loss {loss}", k)
+        if key not in self._fns:
+            p, t = [f"p{i}" for i in range(k)], "t"
+            body = [f"{', '.join(p)}, = P"]
+            if softmax:
+                body += softmax_array_code("stack(P, 1)", "_sm", "_s") + [f"{', '.join(p)}, = _sm.T"]
+            body += LOSSES[loss].code(p, t, "L", [f"g{i}" for i in range(k)], "_", vectorized=True)
+            exec("def loss(P, t):\n " + "\n ".join([*body, "return L"]), self.ns)  # noqa: S102 - treegrad's own text
+            self._fns[key] = self.ns.pop("loss")  # type: ignore[assignment]
+        fn = self._fns[key]
+        np = self.np
+        if softmax:
+            t = np.asarray(y, dtype=int)
+        elif k > 1:
+            t = np.asarray(y, dtype=float).T  # t[i]: the i-th target element of every row
+        else:
+            t = np.asarray(y, dtype=float).reshape(-1)
+        return np.asarray(fn(outs, t), dtype=float) * np.ones(self.rows)
+
     def aff(self, a: Aff, vals: dict[int, Any]) -> Any:
         total = self.np.full(self.rows, a.const)
         for k, (_, c) in a.terms.items():
@@ -62,21 +84,20 @@ class Values:
 
 
 def form_loss(form: Form, values: Values, loss: str, y: Sequence[Any]) -> float:
-    """The mean loss of a form on the rows of `values`, by the loss table's own functions."""
-    outs, _ = values.of(form)
-    k = len(outs)
-    fn = LOSSES[loss].fn(k)
-    smax = softmax_fns(k)[0] if form.kind == "softmax" else None
-    total = 0.0
-    try:
-        for i, t in enumerate(y):
-            row = [float(o[i]) for o in outs]
-            if not all(math.isfinite(v) for v in row):
-                return math.inf
-            total += fn(smax(*row) if smax else row, t)[0]
-    except (ArithmeticError, ValueError):
+    """The mean loss of a form on the rows of `values`, by the loss table's array statements over
+    every row at once (a row at a time in Python was most of simplify's time); inf where a row's
+    output or loss is not finite."""
+    if not y:
         return math.inf
-    return total / len(y) if y else math.inf
+    outs, _ = values.of(form)
+    np = values.np
+    with np.errstate(all="ignore"):
+        if not all(np.isfinite(o).all() for o in outs):
+            return math.inf
+        losses = values.losses(loss, outs, y, softmax=form.kind == "softmax")
+        if not np.isfinite(losses).all():
+            return math.inf
+    return math.fsum(losses.tolist()) / len(y)
 
 
 # ----------------------------------------------------------------- cuts
