@@ -144,3 +144,24 @@ def mounted(folder: Path, options: str) -> Iterator[Path]:
 def tmpfs() -> Callable[[Path, str], contextlib.AbstractContextManager[Path]]:
     """`mounted` as a fixture, so test modules need not import conftest."""
     return mounted
+
+
+# The files that take longest run first. pytest-xdist (`--dist loadfile`) hands whole files to the
+# workers in collection order, so a long file handed out last (test_torch.py, near the end of the
+# alphabet) ran alone while the other worker sat idle: the longest first leaves only short files
+# for the end. Only the order changes; within a file it stays as written.
+LONGEST_FIRST = (
+    "test_torch.py",
+    "test_report_browser.py",
+    "test_agreement.py",
+    "test_signals.py",
+    "test_polish3.py",
+    "test_safeio.py",
+    "test_robustness.py",
+    "test_simplify.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))  # stable
