@@ -185,7 +185,9 @@ def backward(root: Vertex, seed: Any = 1.0) -> None:
     """
     root = _target(root)
     evaluate(root)
-    order = topological_order([root])
+    # A compiled graph's order is this walk, done once: explain runs a backward pass per point.
+    compiled = root.graph
+    order = compiled.order if compiled is not None and compiled.output is root else topological_order([root])
     for n in order:
         n.grad = [0.0] * len(n.children) if n.kind in LISTS else 0.0
     if root.kind in LISTS:
