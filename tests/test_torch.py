@@ -574,6 +574,9 @@ def test_two_processes_under_torchrun_equal_one(tmp_path: Path) -> None:
     )
 
 
+# Slow (three processes importing torch, about 4 s): the same promise is checked in the test
+# command, in one process, by test_parts.py::test_a_bad_cell_in_any_part_stops_every_part_with_its_line.
+@pytest.mark.slow
 @torch_tests
 def test_under_torchrun_a_bad_cell_stops_both_processes_and_is_reported_once(tmp_path: Path) -> None:
     import torch.distributed as dist
@@ -594,6 +597,9 @@ def test_under_torchrun_a_bad_cell_stops_both_processes_and_is_reported_once(tmp
     assert package not in done.stderr and not (tmp_path / "m.json").exists(), done.stderr[-3000:]
 
 
+# Slow (two processes importing torch, about 3 s): the same promise is checked in the test
+# command, in one process, by test_parts.py::test_processes_given_different_data_files_stop_before_they_train.
+@pytest.mark.slow
 @torch_tests
 def test_processes_of_one_run_given_different_files_stop_with_one_message(tmp_path: Path) -> None:
     """Two processes of one data-parallel run, as torchrun starts them on two machines (RANK,
