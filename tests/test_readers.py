@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,3 +154,23 @@ def test_missing_values_are_the_missing_cell_in_number_and_text_columns(
     assert [r[1] for r in load_data(f"t{suffix}", base_dir=tmp_path).rows] == ["", "", "ok"]
     own = load_data(path.name, base_dir=tmp_path, missing=["?"])
     assert own.rows[0][:2] == ["NA", "NA"] and own.rows[9][:2] == ["", ""] and own.rows[10][:2] == ["", ""]
+
+
+def test_pyarrow_reads_a_parquet_file_in_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With its thread pool, pyarrow ended about one process in four with SIGABRT at exit (exit 134,
+    'terminate called without an active exception') after treegrad had said its message, even for
+    an empty file: the file is read in the calling thread."""
+    pq = pytest.importorskip("pyarrow.parquet", reason="the Parquet reader needs pyarrow (pip install -e '.[parquet]')")
+    from treegrad.data.parquetfile import read_parquet
+
+    write_parquet(tmp_path / "t.parquet", ["x", "y"], [[1.0, 2.0], [3.0, 4.0]])
+    asked: list[dict[str, Any]] = []
+    real = pq.read_table
+
+    def read_table(source: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs)
+        return real(source, **kwargs)
+
+    monkeypatch.setattr(pq, "read_table", read_table)
+    table = read_parquet(tmp_path / "t.parquet")
+    assert table.size == 2 and asked == [{"use_threads": False}]

@@ -48,7 +48,9 @@ def read_parquet(
         data = f.read()  # unbuffered: read(-1) reads to the end
     digest = hashlib.sha256(data).hexdigest()
     try:
-        arrow = pq.read_table(io.BytesIO(data))
+        # One thread: with its pool, pyarrow ended some processes with SIGABRT at exit ("terminate
+        # called without an active exception", exit 134) after treegrad had said its message.
+        arrow = pq.read_table(io.BytesIO(data), use_threads=False)
     except Exception as e:  # pyarrow's errors (ArrowInvalid, OSError, ...) share no narrower base
         raise DataError(
             f"{name} is not a Parquet file pyarrow can read ({e}); check that it is the file you meant"
