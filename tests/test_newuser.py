@@ -179,3 +179,14 @@ def test_init_counts_one_row_without_a_target_in_the_singular(tmp_path: Path, mo
     assert "missing: fill   # and the row without a target is left out" in spec, spec  # was 'the 1 rows ... are'
     r = run("train", "t.yaml", "--epochs", "1", "-q")
     assert r.exit_code == 0, r.output
+
+
+def test_the_most_frequent_value_of_a_text_column_counts_categories_that_look_like_numbers() -> None:
+    """missing: fill counted only the cells that were not numbers, so a grade '10' given five
+    times lost to 'a', given once: the missing grade was filled with 'a'."""
+    from treegrad.data.missing import fill_values
+    from treegrad.data.table import Table
+
+    grades: list[Any] = [10.0] * 5 + list("abcdefghij") + [""]
+    table = Table("g.csv", ["x", "grade"], rows=[[float(i), g] for i, g in enumerate(grades)])
+    assert fill_values(table, ["grade"], {"grade"}, range(len(grades))) == {"grade": "10"}

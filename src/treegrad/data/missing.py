@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import DataError
 from .parts import WHOLE, Part
 from .table import Cell, Column, Table
+from .targets import label_text
 
 POLICIES = ("error", "drop", "fill")
 Fill = dict[str, float | str]  # column -> the value its missing cells take
@@ -71,8 +72,11 @@ def fill_values(table: Table, columns: Sequence[str], text: set[str], rows: Sequ
         column = table.column(table.columns.index(c)).take(at)
         texts = column.text_mask()
         if c in text:
-            found = column.texts[texts & ~column.missing()].tolist() if column.texts is not None else []
-            counts = part.counts(str(v) for v in found)
+            # Every present cell as the one-hot encoding reads it (label_text): a category that
+            # looks like a number ("10") counts as much as one that does not.
+            present = ~column.missing()
+            found = [label_text(v) for v, keep in zip(column.cells(), present.tolist()) if keep]
+            counts = part.counts(found)
             if counts:
                 values[c] = min(counts, key=lambda v: (-counts[v], v))
         else:
