@@ -168,3 +168,12 @@ def test_optuna_search_with_sqlite_storage(tiny: Path, tmp_path: Path) -> None:
     study = optuna.load_study(study_name="tiny", storage=url)
     assert len(study.trials) == 4
     assert all(t.params["training.learning_rate"] in ("0.1", "0.03", "0.01") for t in study.trials)
+    # The same study asked to search other values is refused before any run: Optuna fixes a key's
+    # values for a study, and its first trial ended in 'internal error (... dynamic value space)'.
+    other = [*args[:3], "learning_rate=0.5,0.2", *args[4:], "--trials", "2", "--storage", url]
+    result = runner.invoke(app, [*other, "--csv", str(tmp_path / "p.csv")])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())  # the panel's words
+    assert "searched other values of training.learning_rate (0.1, 0.03, 0.01)" in said, said
+    assert "internal error" not in result.output and not (tmp_path / "p.csv").exists()
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 4

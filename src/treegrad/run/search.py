@@ -98,9 +98,26 @@ def optuna_search(
         sampler = optuna.samplers.GridSampler(dict(zip(grid.names(), choices, strict=True)), seed=0)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is treegrad's to report
     study = open_study(storage, study_name, warn, direction="minimize", sampler=sampler)
+    _same_choices(study, dict(zip(grid.names(), choices, strict=True)))
     with faults(storage or ""):
         study.optimize(objective, n_trials=trials)
     return sweep_result(grid, runs)
+
+
+def _same_choices(study: Any, choices: dict[str, list[Any]]) -> None:
+    """Refuse, before any run, to continue a stored study that chose other values of a key: Optuna
+    takes a key's values as fixed for a study, and failed at the first trial with 'internal error
+    (CategoricalDistribution does not support dynamic value space)'."""
+    for trial in study.get_trials(deepcopy=False):
+        for name, distribution in trial.distributions.items():
+            had = list(getattr(distribution, "choices", ()))
+            if name in choices and had != choices[name]:
+                shown = ", ".join(map(str, had[:10])) + (", ..." if len(had) > 10 else "")
+                raise OptionError(
+                    f"the study '{study.study_name}' in --storage searched other values of {name} ({shown}); "
+                    "give another --study to search these, or the same values to continue it",
+                    "--study",
+                )
 
 
 def _nothing_trained(result: SweepResult, csv_path: Path, best_out: Path | None) -> str:
