@@ -190,3 +190,30 @@ def test_the_most_frequent_value_of_a_text_column_counts_categories_that_look_li
     grades: list[Any] = [10.0] * 5 + list("abcdefghij") + [""]
     table = Table("g.csv", ["x", "grade"], rows=[[float(i), g] for i, g in enumerate(grades)])
     assert fill_values(table, ["grade"], {"grade"}, range(len(grades))) == {"grade": "10"}
+
+
+def test_the_exported_module_fills_a_missing_cell_as_predict_does(model: Path) -> None:
+    """The Python module raised on the rows predict fills ("could not convert string to float:
+    'NA'", "'' is not one of the values"): it now reads a missing cell as the model file says."""
+    import csv
+    import importlib.util
+
+    rows = list(csv.DictReader((model.parent / "birds.csv").open()))
+    rows[1]["bill length (mm)"] = ""  # a number column's missing cell beside the text column's NA
+    with (model.parent / "gaps.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    r = run("predict", str(model), "--data", "gaps.csv", "--out", "out.csv")
+    assert r.exit_code == 0, r.output
+    written = list(csv.DictReader((model.parent / "out.csv").open()))  # body_mass_g: init made it classes
+    assert run("export", str(model), "--format", "python", "-o", "birds_model.py").exit_code == 0
+    spec = importlib.util.spec_from_file_location("birds_model", model.parent / "birds_model.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    probabilities = [module.predict_row(row) for row in rows]
+    assert [max(p) for p in probabilities] == pytest.approx([float(w["probability"]) for w in written], rel=1e-9)
+    best = [module.CLASSES[p.index(max(p))] for p in probabilities]
+    assert best == [w["prediction"] for w in written]
+    assert {"sex", "bill length (mm)"} <= set(module.FILL) and "NA" in module.MISSING

@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from .. import __version__
 from ..core.ops import NAMESPACE
 from ..data.columns import Source
+from ..data.table import MISSING_VALUES
 from ..errors import ModelError
+from ..run.datasource import recorded_missing_values
 from ..run.modelfile import Opened
 from .export import column_arguments, columns, model_labels, python_body
 
@@ -62,20 +64,34 @@ def _about(source: Source, argument: str) -> str:
     return f"{argument}: the column {source.column!r}, text: one of {', '.join(repr(v) for v in values)}"
 
 
-def _reading(found: Sequence[Source], arguments: list[str]) -> list[str]:
-    """predict's first statements: each argument as the model's inputs (_x0, _x1, ...)."""
+def _reading(found: Sequence[Source], arguments: list[str], filled: bool) -> list[str]:
+    """predict's first statements: each argument as the model's inputs (_x0, _x1, ...); in a model
+    that fills missing cells (`filled`), a missing cell first takes its fill value (`_cell`)."""
     out, j = [], 0
     for k, (source, argument) in enumerate(zip(found, arguments)):
+        cell = f"_cell({argument}, {source.column!r})" if filled else argument
         if source.values is None:
-            out.append(f"_x{j} = float({argument})")
+            out.append(f"_x{j} = float({cell})")
             j += 1
             continue
-        out.append(f"_t{k} = _text({argument}, {source.column!r})")
+        out.append(f"_t{k} = _text({cell}, {source.column!r})")
         for value in source.values:
             out.append(f"_x{j} = 1.0 if _t{k} == {value!r} else 0.0")
             j += 1
     return out
 
+
+_CELL_HELPER = [
+    "def _cell(value, column):",
+    '    """A cell as treegrad reads it: None, an empty text or one read as missing (MISSING) takes the',
+    '    value the model fills that column with (FILL, from training.missing: fill), as `treegrad predict` does."""',
+    "    text = None if value is None else str(value).strip()",
+    "    if text and text not in MISSING:",
+    "        return value",
+    "    if column in FILL:",
+    "        return FILL[column]",
+    '    raise ValueError("column %r is missing, and the model fills no missing cell of it: give a value" % column)',
+]
 
 _TEXT_HELPER = [
     "def _text(value, column):",
@@ -113,6 +129,7 @@ def python_module(model: Opened) -> str:
         "arguments are the columns of the model's data, in the order of COLUMNS, as `treegrad predict`",
         "takes them: numbers in their own units, text as written (this module encodes both as the",
         "model's INPUTS). predict_row takes a row as a dict by column name, as csv.DictReader reads it.",
+        "Where the model fills missing cells, a missing one (None, empty, or in MISSING) takes FILL's value.",
         "Import it and call predict, e.g. from a shell: python3 -c 'import THIS_MODULE as m;",
         "print(m.predict(...))'. It runs nothing when run as a script, and imports nothing but math.",
         '"""',
@@ -133,17 +150,39 @@ def python_module(model: Opened) -> str:
         out.append(f"CLASSES = {labels!r}")
     out.append("# The learned values by name, for reading (predict has them written in).")
     out.append(f"PARAMETERS = {dict((p.name, float(p.value)) for p in g.params)!r}")
+    missing = _missing_constants(model, found)
+    out += missing
+    if missing:
+        out += ["", "", *_CELL_HELPER]
     if text_columns:
         out += ["", "", *_TEXT_HELPER]
     about = "\n".join(_about(s, a) for s, a in zip(found, args))
     out += ["", "", f"def predict({signature}):", *docstring(f"The model's output: {returns}.\n\n{about}", "    ")]
-    out += [f"    {line}" for line in _reading(found, args)]
+    out += [f"    {line}" for line in _reading(found, args, bool(missing))]
     out += [f"    {line}" for line in body]
     out.append(f"    return {result}")
     out += _row_function(found)
     if labels is not None and (g.is_softmax or model.task == "binary"):
         out += _label_function(signature, g.is_softmax)
     return "\n".join(out) + "\n"
+
+
+def _missing_constants(model: Opened, found: Sequence[Source]) -> list[str]:
+    """MISSING (the texts read as a missing cell) and FILL (each column's fill value), as the model
+    file records them; none for a model that fills nothing (a missing cell is then refused, as a
+    text that is not a number)."""
+    record = model.loaded.record if model.loaded is not None else None
+    markers = sorted(recorded_missing_values(record)) if record is not None else sorted(MISSING_VALUES)
+    wanted = {s.column for s in found}
+    fill = {c: v for c, v in (record.fill or {}).items() if c in wanted} if record is not None else {}
+    if not fill:
+        return []
+    return [
+        "# The texts read as a missing cell, and the value a column's missing cell takes (training.missing:",
+        "# fill; a column not here must be given).",
+        f"MISSING = {markers!r}",
+        f"FILL = {fill!r}",
+    ]
 
 
 def _row_function(found: Sequence[Source]) -> list[str]:
