@@ -14,6 +14,7 @@ system killed it) is BrokenProcessPool, as the standard library says it.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Sequence
@@ -97,9 +98,14 @@ def _end(pool: ProcessPoolExecutor) -> None:
     # and the workers, which ignore it, went on alone: it is held until they are ended.
     with signals_held():
         pool.shutdown(wait=False, cancel_futures=True)
+        # Every child still alive too: a worker missing from the pool's list (a signal that came as
+        # the pool changed it) ran on alone, a million epochs, holding the command's output open.
+        workers += [p for p in multiprocessing.active_children() if p not in workers]
         for process in workers:
             with contextlib.suppress(Exception):
                 process.terminate()
         for process in workers:
             with contextlib.suppress(Exception):
                 process.join(5)
+                if process.is_alive():
+                    process.kill()
