@@ -26,7 +26,7 @@ from .missing import Fill, fill, fill_values
 from .parts import WHOLE, Part
 from .split import split_indices
 from .table import Column, Table
-from .targets import label_text, select
+from .targets import label_counts, label_text, select
 
 ALL = "all"
 MAX_CATEGORIES = 100  # distinct values of a one-hot column: more is an identifier or free text
@@ -233,11 +233,7 @@ def text_columns(table: Table, columns: list[str], part: Part = WHOLE) -> set[st
 
 def _values(column: Column) -> set[str]:
     """The distinct values of a column, as label texts (`label_text`; a missing cell is "")."""
-    import numpy as np
-
-    found = set(column.texts[column.text_mask()].tolist()) if column.texts is not None else set()
-    numbers = column.numbers[~column.text_mask()]
-    return found | {label_text(v) for v in np.unique(numbers).tolist()}
+    return set(label_counts(column))
 
 
 def _no_empty_text(table: Table, j: int, c: str) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import DataError
 from .parts import WHOLE, Part
 from .table import Cell, Column, Table
-from .targets import label_text
+from .targets import label_counts
 
 POLICIES = ("error", "drop", "fill")
 Fill = dict[str, float | str]  # column -> the value its missing cells take
@@ -74,9 +74,9 @@ def fill_values(table: Table, columns: Sequence[str], text: set[str], rows: Sequ
         if c in text:
             # Every present cell as the one-hot encoding reads it (label_text): a category that
             # looks like a number ("10") counts as much as one that does not.
-            present = ~column.missing()
-            found = [label_text(v) for v, keep in zip(column.cells(), present.tolist()) if keep]
-            counts = part.counts(found)
+            mine = label_counts(column)
+            del mine[""]  # the missing cells
+            counts = part.counts(mine)  # a Counter of a Counter keeps its counts
             if counts:
                 values[c] = min(counts, key=lambda v: (-counts[v], v))
         else:

@@ -5,13 +5,14 @@ numbers, target cells as numbers (regression) or class indices, each bad cell re
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..errors import DataError, describe_char, did_you_mean, escaped, listed, unprintable
 from ..errors import clip as _clip
 from ..limits import MAX_CLASSES
-from .table import Cell, Table, is_number, number, row_place
+from .table import Cell, Column, Table, is_number, number, row_place
 
 
 def _column_index(table: Table, column: str, role: str) -> int:
@@ -103,6 +104,19 @@ def label_text(v: Cell) -> str:
     if math.isfinite(v) and v.is_integer():
         return str(int(v))
     return repr(v)
+
+
+def label_counts(column: Column) -> Counter[str]:
+    """How many cells of a column have each label text (`label_text`; a missing cell is ""), by
+    whole arrays: its text cells as they are, its numbers by their distinct values."""
+    import numpy as np
+
+    texts = column.text_mask()
+    counts: Counter[str] = Counter(column.texts[texts].tolist() if column.texts is not None else ())
+    values, times = np.unique(column.numbers[~texts], return_counts=True)
+    for v, k in zip(values.tolist(), times.tolist()):
+        counts[label_text(v)] += k
+    return counts
 
 
 def _label_order(text: str) -> tuple[int, float, str]:
