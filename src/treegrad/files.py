@@ -320,14 +320,15 @@ def _temp_prefix(name: str) -> str:
 
 
 @contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the block is done (then their handlers run).
+def signals_held() -> Iterator[list[tuple[int, FrameType | None]]]:
+    """SIGINT and SIGTERM wait until the block is done (then their handlers run); the block sees
+    the ones held so far in the list it is given, and may end early for them.
 
     They are held back in Python, not masked: a process-wide signal may go to any thread that
     does not mask it (NumPy's BLAS threads, once NumPy is loaded), and Python then runs its
     handler in the main thread at once, which a mask of the main thread alone does not stop."""
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield []
         return
     held = (signal.SIGINT, signal.SIGTERM)
     old: dict[int, Any] = {int(s): signal.getsignal(s) for s in held}
@@ -335,7 +336,7 @@ def signals_held() -> Iterator[None]:
     for s in held:
         signal.signal(s, lambda number, frame: caught.append((number, frame)))
     try:
-        yield
+        yield caught
     finally:
         for s in held:
             signal.signal(s, old[int(s)])

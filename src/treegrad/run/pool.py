@@ -69,14 +69,19 @@ def run_in_pool(work: Callable[[T], R], items: Sequence[T], workers: int, finish
     """`work(item)` for every item in `workers` processes, `finished(i, result)` called here as each ends."""
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_signals)
     try:
-        futures = {pool.submit(work, item): i for i, item in enumerate(items)}
-        pending = set(futures)
-        while pending:
-            # Not one long wait: the kernel may hand the signal to another thread (the pool's own),
-            # and the main thread, which alone raises KeyboardInterrupt, sees it on waking.
-            done, pending = wait(pending, timeout=_WAKE, return_when=FIRST_COMPLETED)
-            for future in done:
-                finished(futures[future], future.result())
+        # Ctrl-C and SIGTERM are held and looked at between waits, never raised inside the pool's
+        # own code: raised there (amid its locks and queues), they left the workers running and
+        # the command waiting for them at exit, now and then, after it had said it stopped.
+        with signals_held() as caught:
+            futures = {pool.submit(work, item): i for i, item in enumerate(items)}
+            pending = set(futures)
+            while pending and not caught:
+                # Short waits: the main thread sees a held signal on waking.
+                done, pending = wait(pending, timeout=_WAKE, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finished(futures[future], future.result())
+            if caught:
+                _end(pool)  # the workers ended before the signal is raised, as the block ends
     except BaseException:
         _end(pool)
         raise
